@@ -1,0 +1,1 @@
+//! Compiled packet classifiers (placeholder).

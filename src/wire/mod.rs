@@ -1,0 +1,2 @@
+//! Wire formats.
+pub mod geneve;
