@@ -1,1 +1,194 @@
-fn main() {}
+//! The `sgplane` command line.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use sgplane::policy::{self, Flow, IpProto, Policy, Verdict};
+
+/// sgplane enforces cloud security-group semantics (AWS, Alibaba Cloud, Azure,
+/// OpenStack) on real traffic and tells you, flow by flow, which rule allowed or
+/// blocked it.
+///
+/// Without -c it uses the policy built into the binary (config/default.toml).
+#[derive(Parser, Debug)]
+#[command(name = "sgplane", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Examples:\n  \
+    sgplane check -c config/aws-default-sg.toml\n  \
+    sgplane explain --src 10.0.1.10 --dst 10.0.2.20 --proto tcp --dport 80\n  \
+    sgplane explain -c my-policy.toml --src 10.0.0.5 --dst 10.0.1.9 --proto icmp --json\n\n\
+    Exit codes: 0 success (explain: allowed), 1 explain: denied, 2 bad usage, bad policy or unreadable input.\n\
+    Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=sgplane=debug) or pass -v, -vv, -vvv.")]
+struct Cli {
+    /// Policy file (TOML, see the README); default: the built-in config/default.toml.
+    #[arg(short, long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the policy, print a summary and warnings (shadowed rules, SG
+    /// references to unattached groups, ports = "0", interfaces without SGs,
+    /// allow and deny overlapping at one priority).
+    Check(CheckArgs),
+    /// Say which verdict a new flow gets and why: the deciding rule, or for a
+    /// deny every blocking interface and direction with the nearest misses.
+    /// Exit 0 when allowed, 1 when denied.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Exit 1 when there are warnings.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    /// Source address of the flow's first packet.
+    #[arg(long, value_name = "IP")]
+    src: IpAddr,
+    /// Destination address.
+    #[arg(long, value_name = "IP")]
+    dst: IpAddr,
+    /// Protocol: tcp, udp, icmp, icmpv6 or a number 0-255.
+    #[arg(long, value_name = "P", default_value = "tcp")]
+    proto: IpProto,
+    /// Source port (tcp/udp); when absent, only rules that allow every source port match.
+    #[arg(long, value_name = "N")]
+    sport: Option<u16>,
+    /// Destination port (tcp/udp); when absent, only rules that allow every port match.
+    #[arg(long, value_name = "N")]
+    dport: Option<u16>,
+    /// ICMP type (icmp/icmpv6); default 8 (echo request) for icmp, 128 for icmpv6.
+    #[arg(long, value_name = "T")]
+    icmp_type: Option<u8>,
+    /// ICMP code; default 0.
+    #[arg(long, value_name = "C")]
+    icmp_code: Option<u8>,
+    /// The GWLB endpoint the flow comes through (vpce-…), for zoned policies.
+    #[arg(long, value_name = "VPCE", value_parser = parse_zone_arg)]
+    zone: Option<u64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_zone_arg(s: &str) -> Result<u64, String> {
+    policy::parse_zone(s)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn load_policy(path: &Option<PathBuf>) -> Result<Policy> {
+    match path {
+        Some(p) => {
+            let policy = Policy::load(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(file = %p.display(), rules = policy.rules.len(), "policy loaded");
+            Ok(policy)
+        }
+        None => Ok(Policy::builtin()),
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Check(a) => check(&cli.config, a),
+        Command::Explain(a) => explain(&cli.config, a),
+    }
+}
+
+fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
+    let policy = load_policy(config)?;
+    println!("{}", policy.summary());
+    let warnings = policy.warnings();
+    if warnings.is_empty() {
+        println!("no warnings");
+        return Ok(0);
+    }
+    println!("{} warning{}:", warnings.len(), if warnings.len() == 1 { "" } else { "s" });
+    for w in &warnings {
+        if w.line > 0 {
+            println!("  {}:{}: warning[{}]: {}", policy.source, w.line, w.kind, w.message);
+        } else {
+            println!("  {}: warning[{}]: {}", policy.source, w.kind, w.message);
+        }
+    }
+    Ok(if args.strict { 1 } else { 0 })
+}
+
+fn explain(config: &Option<PathBuf>, a: ExplainArgs) -> Result<u8> {
+    let policy = load_policy(config)?;
+    if a.src.is_ipv4() != a.dst.is_ipv4() {
+        bail!("--src {} and --dst {} are of different IP versions", a.src, a.dst);
+    }
+    let proto = a.proto;
+    if proto == IpProto::ICMP && a.src.is_ipv6() {
+        bail!("--proto icmp is ICMP for IPv4; for IPv6 addresses use --proto icmpv6");
+    }
+    if proto == IpProto::ICMPV6 && a.src.is_ipv4() {
+        bail!("--proto icmpv6 is for IPv6; for IPv4 addresses use --proto icmp");
+    }
+    if !proto.has_ports() && (a.sport.is_some() || a.dport.is_some()) {
+        bail!("--sport/--dport apply to tcp and udp, not {proto}");
+    }
+    if !proto.is_icmp() && (a.icmp_type.is_some() || a.icmp_code.is_some()) {
+        bail!("--icmp-type/--icmp-code apply to icmp and icmpv6, not {proto}");
+    }
+    let mut flow = Flow::other(a.src, a.dst, proto);
+    if proto.has_ports() {
+        flow.sport = a.sport;
+        flow.dport = a.dport;
+    }
+    if proto.is_icmp() {
+        let echo = if proto == IpProto::ICMP { 8 } else { 128 };
+        flow.icmp = Some((a.icmp_type.unwrap_or(echo), a.icmp_code.unwrap_or(0)));
+    }
+    flow.zone = a.zone;
+    let ex = policy.explain(&flow);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&ex).context("encoding JSON")?);
+    } else {
+        print!("{}", ex.to_text());
+    }
+    Ok(if ex.verdict == Verdict::Allow { 0 } else { 1 })
+}

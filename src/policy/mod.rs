@@ -1,1 +1,401 @@
-//! Policy (placeholder).
+//! Security-group policy: the TOML format (SPEC §1), its compiled immutable
+//! form, and the linear reference evaluator of SPEC §2 steps 3-4.
+//!
+//! [`Policy::from_toml`] parses and validates a policy file strictly (unknown
+//! keys, bad values and dangling references are errors naming file:line:column)
+//! and compiles it: every interface's address, every SG's members, prefix lists
+//! and SG references resolved, and each interface's ingress and egress rules in
+//! decision order. The result never changes; live modes swap in a new one.
+//!
+//! [`Policy::evaluate`] is the oracle: a plain scan that the fast classifier is
+//! tested against, and the engine of `sgplane explain`.
+
+mod compile;
+mod diag;
+mod raw;
+pub mod check;
+pub mod explain;
+pub mod reference;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnet::IpNet;
+
+pub use diag::{Diagnostic, PolicyError};
+pub use reference::{Decision, Evaluation};
+pub use types::*;
+
+/// The policy built into the binary, used when no `-c` is given.
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../../config/default.toml");
+/// How the built-in policy is named in messages.
+pub const DEFAULT_POLICY_NAME: &str = "config/default.toml (built in)";
+
+/// Index of a security group in [`Policy::security_groups`].
+pub type SgId = u32;
+/// Index of a rule in [`Policy::rules`].
+pub type RuleId = u32;
+/// Index of an interface in [`Policy::interfaces`].
+pub type IfaceId = u32;
+/// Index of a prefix list in [`Policy::prefix_lists`].
+pub type PrefixListId = u32;
+
+/// `[settings]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Verdict for a packet whose two ends belong to no interface. Default deny.
+    pub unknown_address: Verdict,
+    /// ARP frames pass. Default true.
+    pub allow_arp: bool,
+    /// ICMPv6 types 133-137 pass. Default true.
+    pub allow_neighbor_discovery: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { unknown_address: Verdict::Deny, allow_arp: true, allow_neighbor_discovery: true }
+    }
+}
+
+/// `[conntrack]`: table size and inactivity timeouts in seconds (AWS's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConntrackSettings {
+    pub max_entries: u32,
+    pub tcp_established: u32,
+    pub tcp_transitory: u32,
+    pub udp: u32,
+    pub udp_stream: u32,
+    pub icmp: u32,
+    pub other: u32,
+}
+
+impl Default for ConntrackSettings {
+    fn default() -> Self {
+        ConntrackSettings {
+            max_entries: 1_000_000,
+            tcp_established: 432_000,
+            tcp_transitory: 120,
+            udp: 30,
+            udp_stream: 180,
+            icmp: 30,
+            other: 600,
+        }
+    }
+}
+
+/// A named list of CIDRs (`pl-…`).
+#[derive(Debug, Clone)]
+pub struct PrefixList {
+    pub name: String,
+    pub entries: Vec<IpNet>,
+}
+
+/// A security group: its rules and the addresses of the interfaces it is attached to.
+#[derive(Debug, Clone)]
+pub struct SecurityGroup {
+    pub name: String,
+    pub description: Option<String>,
+    /// Members reach each other on everything, above every rule.
+    pub intra_group: bool,
+    /// Explicit rules, in file order (their index is the rule name's INDEX).
+    pub ingress: Vec<RuleId>,
+    pub egress: Vec<RuleId>,
+    /// The implicit `intra_group` rules (ingress, egress), when enabled.
+    pub intra_rules: Option<(RuleId, RuleId)>,
+    /// The interfaces this group is attached to.
+    pub interfaces: Vec<IfaceId>,
+    /// Every address block of every interface this group is attached to.
+    pub members: Vec<Member>,
+}
+
+/// One address block of an interface that has a given SG.
+#[derive(Debug, Clone, Copy)]
+pub struct Member {
+    pub net: IpNet,
+    pub interface: IfaceId,
+    pub zone: Option<ZoneId>,
+}
+
+/// What a rule's `from`/`to` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remote {
+    Net(IpNet),
+    Sg(SgId),
+    PrefixList(PrefixListId),
+}
+
+/// A compiled rule. Implicit `intra_group` rules have `index == None` and priority 0.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub sg: SgId,
+    pub direction: Direction,
+    pub index: Option<u32>,
+    pub proto: ProtoMatch,
+    /// Destination ports (all ports for protocols without ports).
+    pub ports: PortSet,
+    /// Source ports (all by default).
+    pub source_ports: PortSet,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
+    pub remote: Vec<Remote>,
+    /// The local address must be in this block.
+    pub local: Option<IpNet>,
+    pub action: Action,
+    /// 0 for intra-group rules, else 1-65535.
+    pub priority: u16,
+    pub description: Option<String>,
+    /// Line in the policy file (0 for implicit rules).
+    pub line: u32,
+    /// Written with port 0 alone, which `check` warns about.
+    pub ports_zero: bool,
+}
+
+/// A network interface (ENI, NIC, node) that SGs attach to.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    pub name: String,
+    pub description: Option<String>,
+    pub addresses: Vec<IpNet>,
+    pub security_groups: Vec<SgId>,
+    pub zone: Option<ZoneId>,
+    /// Index into [`Policy::policy_sets`].
+    pub policy_set: u32,
+}
+
+/// The merged rules of one distinct list of SGs, in decision order: priority,
+/// then deny before allow, then the order of SGs and rules in the file.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    pub security_groups: Vec<SgId>,
+    pub ingress: Vec<RuleId>,
+    pub egress: Vec<RuleId>,
+}
+
+impl PolicySet {
+    pub fn rules(&self, direction: Direction) -> &[RuleId] {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
+/// Address → interface, per zone.
+#[derive(Debug, Clone, Default)]
+struct AddressIndex {
+    hosts: HashMap<(Option<ZoneId>, IpAddr), IfaceId, foldhash::fast::FixedState>,
+    /// Non-host blocks: (zone, first address) → (last address, interface).
+    blocks: BTreeMap<(Option<ZoneId>, u128), (u128, IfaceId)>,
+}
+
+/// Maps an address onto one 128-bit space (IPv4 as `::ffff:a.b.c.d`).
+pub fn addr_key(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The first and last address of a block on the [`addr_key`] line.
+pub fn net_bounds(n: &IpNet) -> (u128, u128) {
+    (addr_key(n.network()), addr_key(n.broadcast()))
+}
+
+impl AddressIndex {
+    fn find(&self, zone: Option<ZoneId>, addr: IpAddr) -> Option<IfaceId> {
+        if let Some(&i) = self.hosts.get(&(zone, addr)) {
+            return Some(i);
+        }
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let k = addr_key(addr);
+        let (&(z, _), &(last, iface)) = self.blocks.range(..=(zone, k)).next_back()?;
+        (z == zone && k <= last).then_some(iface)
+    }
+}
+
+/// A compiled, immutable policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Where it came from (file name), for messages.
+    pub source: String,
+    pub settings: Settings,
+    pub conntrack: ConntrackSettings,
+    pub prefix_lists: Vec<PrefixList>,
+    pub security_groups: Vec<SecurityGroup>,
+    pub rules: Vec<Rule>,
+    pub interfaces: Vec<Interface>,
+    pub policy_sets: Vec<PolicySet>,
+    index: AddressIndex,
+    sg_by_name: HashMap<String, SgId>,
+    iface_by_name: HashMap<String, IfaceId>,
+}
+
+impl Policy {
+    /// Parses, validates and compiles a policy; `source` names it in errors.
+    pub fn from_toml(text: &str, source: &str) -> Result<Policy, PolicyError> {
+        compile::compile(text, source)
+    }
+
+    /// Reads and compiles a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError::Io { path: path.display().to_string(), source: e })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The policy built into the binary from `config/default.toml`.
+    pub fn builtin() -> Policy {
+        Self::from_toml(DEFAULT_POLICY_TOML, DEFAULT_POLICY_NAME)
+            .expect("config/default.toml is checked by the test suite")
+    }
+
+    /// The interface that owns `addr` as seen from `zone` (a zoned interface
+    /// wins over a zoneless one).
+    pub fn interface_of(&self, addr: IpAddr, zone: Option<ZoneId>) -> Option<IfaceId> {
+        zone.and_then(|z| self.index.find(Some(z), addr))
+            .or_else(|| self.index.find(None, addr))
+    }
+
+    /// Whether `addr` belongs to a member of `sg` visible from `zone`.
+    pub fn sg_contains(&self, sg: SgId, addr: IpAddr, zone: Option<ZoneId>) -> bool {
+        self.security_groups[sg as usize]
+            .members
+            .iter()
+            .any(|m| (m.zone.is_none() || m.zone == zone) && m.net.contains(&addr))
+    }
+
+    /// Whether a rule's `from`/`to` admits the remote address.
+    pub fn remote_matches(&self, rule: &Rule, addr: IpAddr, zone: Option<ZoneId>) -> bool {
+        rule.remote.iter().any(|r| match *r {
+            Remote::Net(n) => n.contains(&addr),
+            Remote::Sg(sg) => self.sg_contains(sg, addr, zone),
+            Remote::PrefixList(pl) => self.prefix_lists[pl as usize].entries.iter().any(|n| n.contains(&addr)),
+        })
+    }
+
+    pub fn sg_id(&self, name: &str) -> Option<SgId> {
+        self.sg_by_name.get(name).copied()
+    }
+
+    pub fn interface_id(&self, name: &str) -> Option<IfaceId> {
+        self.iface_by_name.get(name).copied()
+    }
+
+    pub fn interface(&self, id: IfaceId) -> &Interface {
+        &self.interfaces[id as usize]
+    }
+
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.rules[id as usize]
+    }
+
+    /// The rules an interface applies in one direction, in decision order.
+    pub fn interface_rules(&self, iface: IfaceId, direction: Direction) -> &[RuleId] {
+        self.policy_sets[self.interface(iface).policy_set as usize].rules(direction)
+    }
+
+    /// The rule's name, `SG/DIRECTION/INDEX` or `SG/intra_group`.
+    pub fn rule_name(&self, id: RuleId) -> RuleName<'_> {
+        RuleName { policy: self, rule: id }
+    }
+
+    /// Number of explicit rules.
+    pub fn explicit_rule_count(&self) -> usize {
+        self.rules.iter().filter(|r| r.index.is_some()).count()
+    }
+
+    /// Every distinct zone named by an interface.
+    pub fn zones(&self) -> Vec<ZoneId> {
+        let mut z: Vec<ZoneId> = self.interfaces.iter().filter_map(|i| i.zone).collect();
+        z.sort_unstable();
+        z.dedup();
+        z
+    }
+}
+
+/// Displays a rule's name.
+#[derive(Clone, Copy)]
+pub struct RuleName<'a> {
+    policy: &'a Policy,
+    rule: RuleId,
+}
+
+impl fmt::Display for RuleName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.policy.rule(self.rule);
+        let sg = &self.policy.security_groups[r.sg as usize].name;
+        match r.index {
+            Some(i) => write!(f, "{sg}/{}/{i}", r.direction),
+            None => write!(f, "{sg}/intra_group"),
+        }
+    }
+}
+
+impl fmt::Display for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Remote::Net(n) => write!(f, "{n}"),
+            Remote::Sg(i) => write!(f, "sg#{i}"),
+            Remote::PrefixList(i) => write!(f, "pl#{i}"),
+        }
+    }
+}
+
+impl Policy {
+    /// A remote spec as written in the file (`10.0.0.0/8`, `sg-web`, `pl-office`).
+    pub fn remote_name(&self, r: &Remote) -> String {
+        match *r {
+            Remote::Net(n) => n.to_string(),
+            Remote::Sg(i) => self.security_groups[i as usize].name.clone(),
+            Remote::PrefixList(i) => self.prefix_lists[i as usize].name.clone(),
+        }
+    }
+
+    /// A one-line summary of what a rule matches: `allow tcp/443 from 0.0.0.0/0`.
+    pub fn describe_rule(&self, id: RuleId) -> String {
+        let r = self.rule(id);
+        let mut s = format!("{} {}", r.action, r.proto);
+        if r.proto.has_ports() {
+            s.push('/');
+            if r.ports.is_all() {
+                s.push_str("all-ports");
+            } else {
+                s.push_str(&r.ports.to_string());
+            }
+        }
+        if r.proto.is_icmp() {
+            match (r.icmp_type, r.icmp_code) {
+                (None, None) => {}
+                (Some(t), None) => s.push_str(&format!(" type {t}")),
+                (t, Some(c)) => s.push_str(&format!(
+                    " type {} code {c}",
+                    t.map_or("any".to_string(), |t| t.to_string())
+                )),
+            }
+        }
+        if !r.source_ports.is_all() {
+            s.push_str(&format!(" source-ports {}", r.source_ports));
+        }
+        let word = match r.direction {
+            Direction::Ingress => "from",
+            Direction::Egress => "to",
+        };
+        let remotes: Vec<String> = r.remote.iter().map(|x| self.remote_name(x)).collect();
+        s.push_str(&format!(" {word} {}", remotes.join(",")));
+        if let Some(l) = r.local {
+            s.push_str(&format!(" local {l}"));
+        }
+        if r.index.is_some() && r.priority != 1 {
+            s.push_str(&format!(" priority {}", r.priority));
+        }
+        s
+    }
+}

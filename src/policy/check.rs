@@ -1,0 +1,231 @@
+//! `sgplane check`: a summary of a compiled policy and the warnings of SPEC §3 —
+//! rules that can never decide (shadowed), SG references to groups attached to
+//! nothing, `ports = "0"`, interfaces without SGs, and allow/deny rules that
+//! overlap at one priority.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+/// Something legal but probably not what the author meant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Warning {
+    /// Line in the policy file, 0 when there is none.
+    pub line: u32,
+    /// A short stable tag: `shadowed`, `unattached-sg`, `port-zero`, `no-sg`,
+    /// `allow-deny-overlap`, `never-matches`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// The largest number of rule pairs compared per policy set and direction.
+const MAX_PAIRS: usize = 4_000_000;
+
+impl Policy {
+    /// Every warning, in file order.
+    pub fn warnings(&self) -> Vec<Warning> {
+        let mut w = BTreeSet::new();
+        for (id, r) in self.rules.iter().enumerate() {
+            let id = id as RuleId;
+            if r.index.is_none() {
+                continue;
+            }
+            let name = self.rule_name(id);
+            if r.ports_zero {
+                w.insert(Warning {
+                    line: r.line,
+                    kind: "port-zero",
+                    message: format!("{name}: `ports` includes port 0, which no normal TCP or UDP traffic uses; \"-1/-1\" or leaving `ports` out means all ports"),
+                });
+            }
+            for rem in &r.remote {
+                if let Remote::Sg(sg) = rem {
+                    if self.security_groups[*sg as usize].interfaces.is_empty() {
+                        w.insert(Warning {
+                            line: r.line,
+                            kind: "unattached-sg",
+                            message: format!(
+                                "{name}: refers to {} which is attached to no interface, so that reference matches no address",
+                                self.security_groups[*sg as usize].name
+                            ),
+                        });
+                    }
+                }
+            }
+            if let Some(fam) = self.family_mismatch(r) {
+                w.insert(Warning { line: r.line, kind: "never-matches", message: format!("{name}: can never match: {fam}") });
+            }
+        }
+        for iface in &self.interfaces {
+            if iface.security_groups.is_empty() {
+                w.insert(Warning {
+                    line: 0,
+                    kind: "no-sg",
+                    message: format!("interface {} has no security group: every flow to or from it is denied (no-rule)", iface.name),
+                });
+            }
+        }
+        for set in &self.policy_sets {
+            for dir in [Direction::Ingress, Direction::Egress] {
+                self.pair_warnings(set, dir, &mut w);
+            }
+        }
+        w.into_iter().collect()
+    }
+
+    fn family_mismatch(&self, r: &Rule) -> Option<&'static str> {
+        let nets = self.remote_nets(r);
+        let (v4, v6) = (nets.iter().any(|n| n.addr().is_ipv4()), nets.iter().any(|n| n.addr().is_ipv6()));
+        match r.proto {
+            ProtoMatch::Is(IpProto::ICMP) if !v4 && v6 => Some("protocol icmp is IPv4 but every remote address is IPv6 (use icmpv6)"),
+            ProtoMatch::Is(IpProto::ICMPV6) if v4 && !v6 => Some("protocol icmpv6 is IPv6 but every remote address is IPv4 (use icmp)"),
+            _ => None,
+        }
+    }
+
+    /// Every address block a rule's remote end names (SG members expanded).
+    fn remote_nets(&self, r: &Rule) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for rem in &r.remote {
+            match *rem {
+                Remote::Net(n) => out.push(n),
+                Remote::Sg(sg) => out.extend(self.security_groups[sg as usize].members.iter().map(|m| m.net)),
+                Remote::PrefixList(pl) => out.extend(self.prefix_lists[pl as usize].entries.iter().copied()),
+            }
+        }
+        out
+    }
+
+    fn pair_warnings(&self, set: &PolicySet, dir: Direction, w: &mut BTreeSet<Warning>) {
+        let rules = set.rules(dir);
+        let mut pairs = 0usize;
+        let with = |sgs: &[SgId]| -> String {
+            if sgs.len() <= 1 {
+                String::new()
+            } else {
+                let names: Vec<&str> = sgs.iter().map(|&g| self.security_groups[g as usize].name.as_str()).collect();
+                format!(" on interfaces with {}", names.join(" + "))
+            }
+        };
+        for (j, &later) in rules.iter().enumerate() {
+            let rl = self.rule(later);
+            for &earlier in &rules[..j] {
+                pairs += 1;
+                if pairs > MAX_PAIRS {
+                    return;
+                }
+                let re = self.rule(earlier);
+                let ctx = if re.sg == rl.sg { String::new() } else { with(&set.security_groups) };
+                if rl.index.is_some() && self.covers(earlier, later) {
+                    w.insert(Warning {
+                        line: rl.line,
+                        kind: "shadowed",
+                        message: format!(
+                            "{} can never decide{ctx}: {} comes first in decision order and matches everything it matches",
+                            self.rule_name(later),
+                            self.rule_name(earlier)
+                        ),
+                    });
+                } else if re.priority == rl.priority
+                    && re.action != rl.action
+                    && re.index.is_some()
+                    && rl.index.is_some()
+                    && self.overlap(earlier, later)
+                {
+                    let (allow, deny) = if re.action == Action::Allow { (earlier, later) } else { (later, earlier) };
+                    w.insert(Warning {
+                        line: self.rule(allow).line.max(self.rule(deny).line),
+                        kind: "allow-deny-overlap",
+                        message: format!(
+                            "{} (allow) and {} (deny) overlap at priority {}{ctx}: the deny wins where both match",
+                            self.rule_name(allow),
+                            self.rule_name(deny),
+                            re.priority
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether rule `a` matches every flow rule `b` matches.
+    pub fn covers(&self, a: RuleId, b: RuleId) -> bool {
+        let (ra, rb) = (self.rule(a), self.rule(b));
+        let field = |x: Option<u8>, y: Option<u8>| x.is_none() || x == y;
+        rb.proto.covered_by(ra.proto)
+            && rb.ports.is_subset_of(&ra.ports)
+            && rb.source_ports.is_subset_of(&ra.source_ports)
+            && field(ra.icmp_type, rb.icmp_type)
+            && field(ra.icmp_code, rb.icmp_code)
+            && match (ra.local, rb.local) {
+                (None, _) => true,
+                (Some(la), Some(lb)) => la.contains(&lb),
+                (Some(_), None) => false,
+            }
+            && rb.remote.iter().all(|x| self.remote_covered(x, ra))
+    }
+
+    fn remote_covered(&self, x: &Remote, by: &Rule) -> bool {
+        if by.remote.contains(x) {
+            return true;
+        }
+        let nets: Vec<IpNet> = match *x {
+            Remote::Net(n) => vec![n],
+            // An SG's membership can only be judged by its current members when it has some.
+            Remote::Sg(sg) if self.security_groups[sg as usize].members.is_empty() => return false,
+            Remote::Sg(sg) => self.security_groups[sg as usize].members.iter().map(|m| m.net).collect(),
+            Remote::PrefixList(pl) => self.prefix_lists[pl as usize].entries.clone(),
+        };
+        let cover: Vec<IpNet> = by.remote.iter().filter_map(|r| if let Remote::Net(n) = r { Some(*n) } else { None }).collect();
+        nets.iter().all(|n| cover.iter().any(|c| c.contains(n)))
+    }
+
+    /// Whether some flow matches both rules.
+    pub fn overlap(&self, a: RuleId, b: RuleId) -> bool {
+        let (ra, rb) = (self.rule(a), self.rule(b));
+        let proto = match (ra.proto, rb.proto) {
+            (ProtoMatch::Any, _) | (_, ProtoMatch::Any) => true,
+            (x, y) => x == y,
+        };
+        let field = |x: Option<u8>, y: Option<u8>| x.is_none() || y.is_none() || x == y;
+        let local = match (ra.local, rb.local) {
+            (Some(x), Some(y)) => x.contains(&y) || y.contains(&x),
+            _ => true,
+        };
+        let (na, nb) = (self.remote_nets(ra), self.remote_nets(rb));
+        proto
+            && ra.ports.intersects(&rb.ports)
+            && ra.source_ports.intersects(&rb.source_ports)
+            && field(ra.icmp_type, rb.icmp_type)
+            && field(ra.icmp_code, rb.icmp_code)
+            && local
+            && na.iter().any(|x| nb.iter().any(|y| x.contains(y) || y.contains(x)))
+    }
+
+    /// A one-paragraph summary for `check`.
+    pub fn summary(&self) -> String {
+        let explicit: Vec<&Rule> = self.rules.iter().filter(|r| r.index.is_some()).collect();
+        let ingress = explicit.iter().filter(|r| r.direction == Direction::Ingress).count();
+        let addresses: usize = self.interfaces.iter().map(|i| i.addresses.len()).sum();
+        let entries: usize = self.prefix_lists.iter().map(|p| p.entries.len()).sum();
+        let intra = self.security_groups.iter().filter(|g| g.intra_group).count();
+        let refs: usize = self.policy_sets.iter().map(|s| s.ingress.len() + s.egress.len()).sum();
+        let zones = self.zones().len();
+        format!(
+            "policy {}\n  security groups: {} ({} with intra_group)\n  rules:           {} ({} ingress, {} egress)\n  interfaces:      {} with {} addresses{}\n  prefix lists:    {} with {} entries\n  compiled:        {} distinct SG sets, {} rules in decision order",
+            self.source,
+            self.security_groups.len(),
+            intra,
+            explicit.len(),
+            ingress,
+            explicit.len() - ingress,
+            self.interfaces.len(),
+            addresses,
+            if zones > 0 { format!(" in {zones} zones") } else { String::new() },
+            self.prefix_lists.len(),
+            entries,
+            self.policy_sets.len(),
+            refs
+        )
+    }
+}

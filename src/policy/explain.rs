@@ -1,0 +1,344 @@
+//! `sgplane explain`: why a new flow is allowed or denied, as data (for
+//! `--json`) and as text. For a deny it names every blocking interface and
+//! direction, the SGs evaluated, and the nearest misses: rules that would
+//! have allowed the flow but for one field.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::reference::ends;
+use super::*;
+
+/// The field in which a rule misses a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Field {
+    Protocol,
+    Port,
+    SourcePort,
+    IcmpType,
+    IcmpCode,
+    /// The remote end: the source on ingress, the destination on egress.
+    Source,
+    Destination,
+    /// The rule's `local` block.
+    Local,
+    /// The rule matches, but a deny rule decides first.
+    Priority,
+}
+
+/// A rule that matches the flow on all fields but one.
+#[derive(Debug, Clone, Serialize)]
+pub struct NearMiss {
+    pub rule: String,
+    pub field: Field,
+    /// What the rule allows, e.g. `allow tcp/443 from 0.0.0.0/0`.
+    pub rule_allows: String,
+    /// One sentence naming the field, e.g. `sg-web/ingress/0 allows tcp/443, packet is tcp/80`.
+    pub message: String,
+}
+
+/// One interface's decision in one direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionReport {
+    pub interface: String,
+    pub direction: Direction,
+    pub zone: Option<String>,
+    pub security_groups: Vec<String>,
+    pub rules_evaluated: usize,
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub rule: Option<String>,
+    pub rule_description: Option<String>,
+    pub rule_summary: Option<String>,
+    pub nearest_misses: Vec<NearMiss>,
+}
+
+/// The whole answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub flow: FlowReport,
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub rule: Option<String>,
+    pub interface: Option<String>,
+    pub direction: Option<Direction>,
+    /// Egress first, then ingress.
+    pub decisions: Vec<DecisionReport>,
+    /// Set when neither end is an interface.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowReport {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: String,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
+    pub zone: Option<String>,
+    pub src_interface: Option<String>,
+    pub dst_interface: Option<String>,
+}
+
+impl Serialize for Direction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The most nearest misses listed per decision.
+const MAX_MISSES: usize = 12;
+
+impl Policy {
+    /// Explains the verdict of a new flow.
+    pub fn explain(&self, flow: &Flow) -> Explanation {
+        let e = self.evaluate(flow);
+        let name = |i: Option<IfaceId>| i.map(|i| self.interface(i).name.clone());
+        let deciding = e.deciding().copied();
+        let decisions = e.decisions().map(|d| self.report(d, flow)).collect();
+        let note = (e.reason == Reason::UnknownAddress).then(|| {
+            format!(
+                "neither {} nor {} belongs to an interface of this policy{}; settings.unknown_address = \"{}\"",
+                flow.src,
+                flow.dst,
+                flow.zone.map(|z| format!(" in zone {}", zone_name(z))).unwrap_or_default(),
+                self.settings.unknown_address
+            )
+        });
+        Explanation {
+            flow: FlowReport {
+                src: flow.src,
+                dst: flow.dst,
+                proto: flow.proto.to_string(),
+                sport: flow.sport,
+                dport: flow.dport,
+                icmp_type: flow.icmp.map(|i| i.0),
+                icmp_code: flow.icmp.map(|i| i.1),
+                zone: flow.zone.map(zone_name),
+                src_interface: name(self.interface_of(flow.src, flow.zone)),
+                dst_interface: name(self.interface_of(flow.dst, flow.zone)),
+            },
+            verdict: e.verdict,
+            reason: e.reason,
+            rule: e.rule().map(|r| self.rule_name(r).to_string()),
+            interface: deciding.map(|d| self.interface(d.interface).name.clone()),
+            direction: deciding.map(|d| d.direction),
+            decisions,
+            note,
+        }
+    }
+
+    fn report(&self, d: &Decision, flow: &Flow) -> DecisionReport {
+        let iface = self.interface(d.interface);
+        let rules = self.interface_rules(d.interface, d.direction);
+        DecisionReport {
+            interface: iface.name.clone(),
+            direction: d.direction,
+            zone: iface.zone.map(zone_name),
+            security_groups: iface.security_groups.iter().map(|&g| self.security_groups[g as usize].name.clone()).collect(),
+            rules_evaluated: rules.len(),
+            verdict: d.verdict,
+            reason: d.reason(),
+            rule: d.rule.map(|r| self.rule_name(r).to_string()),
+            rule_description: d.rule.and_then(|r| self.rule(r).description.clone()),
+            rule_summary: d.rule.map(|r| self.describe_rule(r)),
+            nearest_misses: if d.verdict == Verdict::Deny { self.nearest_misses(d, flow) } else { Vec::new() },
+        }
+    }
+
+    /// Allow rules of the denying policy that fail on exactly one field, or that
+    /// match but lose to a deny rule of higher (or equal) priority.
+    fn nearest_misses(&self, d: &Decision, flow: &Flow) -> Vec<NearMiss> {
+        let mut out = Vec::new();
+        for &id in self.interface_rules(d.interface, d.direction) {
+            let r = self.rule(id);
+            if r.action != Action::Allow || out.len() >= MAX_MISSES {
+                continue;
+            }
+            let failed = self.failed_fields(id, flow);
+            let field = match failed.as_slice() {
+                [] => Field::Priority,
+                [one] => *one,
+                _ => continue,
+            };
+            let name = self.rule_name(id).to_string();
+            let message = self.miss_message(&name, id, field, flow, d.rule);
+            out.push(NearMiss { rule: name, field, rule_allows: self.describe_rule(id), message });
+        }
+        out
+    }
+
+    /// The fields in which a rule fails to match a flow.
+    pub fn failed_fields(&self, id: RuleId, flow: &Flow) -> Vec<Field> {
+        let r = self.rule(id);
+        let (local, remote) = ends(flow, r.direction);
+        let mut f = Vec::new();
+        if !r.proto.matches(flow.proto) {
+            f.push(Field::Protocol);
+        } else {
+            if !r.ports.contains_opt(flow.dport) {
+                f.push(Field::Port);
+            }
+            if !r.source_ports.contains_opt(flow.sport) {
+                f.push(Field::SourcePort);
+            }
+            if r.icmp_type.is_some() && r.icmp_type != flow.icmp.map(|i| i.0) {
+                f.push(Field::IcmpType);
+            }
+            if r.icmp_code.is_some() && r.icmp_code != flow.icmp.map(|i| i.1) {
+                f.push(Field::IcmpCode);
+            }
+        }
+        if r.local.is_some_and(|l| !l.contains(&local)) {
+            f.push(Field::Local);
+        }
+        if !self.remote_matches(r, remote, flow.zone) {
+            f.push(match r.direction {
+                Direction::Ingress => Field::Source,
+                Direction::Egress => Field::Destination,
+            });
+        }
+        f
+    }
+
+    fn miss_message(&self, name: &str, id: RuleId, field: Field, flow: &Flow, decider: Option<RuleId>) -> String {
+        let r = self.rule(id);
+        let proto = |p: u8| IpProto(p).to_string();
+        let port = |p: Option<u16>| p.map_or("an unknown port".to_string(), |p| p.to_string());
+        let (_, remote) = ends(flow, r.direction);
+        match field {
+            Field::Protocol => format!("{name} allows {}, packet is {}", r.proto, flow.proto),
+            Field::Port => format!(
+                "{name} allows {}/{}, packet is {}/{}",
+                r.proto,
+                r.ports,
+                flow.proto,
+                port(flow.dport)
+            ),
+            Field::SourcePort => format!(
+                "{name} allows source ports {}, packet's source port is {}",
+                r.source_ports,
+                port(flow.sport)
+            ),
+            Field::IcmpType => format!(
+                "{name} allows {} type {}, packet is {} type {}",
+                r.proto,
+                r.icmp_type.map_or("any".into(), |t| t.to_string()),
+                proto(flow.proto.0),
+                flow.icmp.map_or("unknown".into(), |i| i.0.to_string())
+            ),
+            Field::IcmpCode => format!(
+                "{name} allows {} code {}, packet is {} code {}",
+                r.proto,
+                r.icmp_code.map_or("any".into(), |t| t.to_string()),
+                proto(flow.proto.0),
+                flow.icmp.map_or("unknown".into(), |i| i.1.to_string())
+            ),
+            Field::Source | Field::Destination => {
+                let word = if field == Field::Source { "source" } else { "destination" };
+                let whose = match self.interface_of(remote, flow.zone) {
+                    Some(i) => {
+                        let iface = self.interface(i);
+                        let sgs: Vec<&str> =
+                            iface.security_groups.iter().map(|&g| self.security_groups[g as usize].name.as_str()).collect();
+                        format!(" ({} has {})", iface.name, if sgs.is_empty() { "no SG".into() } else { sgs.join(", ") })
+                    }
+                    None => String::new(),
+                };
+                let what = self.describe_rule(id);
+                let what = what.strip_prefix("allow ").unwrap_or(&what);
+                format!("{name} allows {what}, packet {word} {remote}{whose} is not in it")
+            }
+            Field::Local => format!(
+                "{name} allows local addresses in {}, packet's local address is {}",
+                r.local.map(|l| l.to_string()).unwrap_or_default(),
+                ends(flow, r.direction).0
+            ),
+            Field::Priority => match decider {
+                Some(dr) => {
+                    let d = self.rule(dr);
+                    format!(
+                        "{name} allows this flow, but {} (deny, priority {}) decides first{}",
+                        self.rule_name(dr),
+                        d.priority,
+                        if d.priority == r.priority { ": at equal priority deny wins" } else { "" }
+                    )
+                }
+                None => format!("{name} allows this flow"),
+            },
+        }
+    }
+}
+
+impl Explanation {
+    /// Human-readable text, one decision per paragraph.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let f = &self.flow;
+        let ports = match (f.sport, f.dport) {
+            (_, Some(d)) => format!("{}:{} -> {}:{}", f.src, f.sport.map_or("*".into(), |p| p.to_string()), f.dst, d),
+            _ => format!("{} -> {}", f.src, f.dst),
+        };
+        let icmp = f
+            .icmp_type
+            .map(|t| format!(" type {t} code {}", f.icmp_code.map_or("*".into(), |c| c.to_string())))
+            .unwrap_or_default();
+        let _ = writeln!(s, "flow:    {} {ports}{icmp}{}", f.proto, f.zone.as_ref().map(|z| format!(" (zone {z})")).unwrap_or_default());
+        let side = |i: &Option<String>| i.clone().unwrap_or_else(|| "no interface".into());
+        let _ = writeln!(s, "         source {}, destination {}", side(&f.src_interface), side(&f.dst_interface));
+        let verdict = match self.verdict {
+            Verdict::Allow => "ALLOW",
+            Verdict::Deny => "DENY",
+        };
+        let by = match (&self.rule, &self.interface, &self.direction) {
+            (Some(r), Some(i), Some(d)) => format!(" by {r} ({i} {d})"),
+            (None, Some(i), Some(d)) => format!(": no rule of {i} {d} matches"),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "verdict: {verdict} ({}){by}", self.reason);
+        if let Some(n) = &self.note {
+            let _ = writeln!(s, "         {n}");
+        }
+        for d in &self.decisions {
+            let _ = writeln!(s);
+            let sgs = if d.security_groups.is_empty() { "no security groups".into() } else { d.security_groups.join(", ") };
+            let _ = writeln!(s, "{} {} [{sgs}]: {} rules evaluated", d.interface, d.direction, d.rules_evaluated);
+            match (&d.rule, d.verdict) {
+                (Some(r), v) => {
+                    let _ = writeln!(s, "  {} by {r}: {}", v.as_str().to_uppercase(), d.rule_summary.clone().unwrap_or_default());
+                    if let Some(desc) = &d.rule_description {
+                        let _ = writeln!(s, "    \"{desc}\"");
+                    }
+                }
+                (None, _) => {
+                    let _ = writeln!(s, "  DENY: no rule matches");
+                }
+            }
+            if d.verdict == Verdict::Deny {
+                if d.nearest_misses.is_empty() {
+                    let _ = writeln!(s, "  no allow rule comes within one field of this flow");
+                } else {
+                    let _ = writeln!(s, "  nearest misses:");
+                    for m in &d.nearest_misses {
+                        let _ = writeln!(s, "    - {}", m.message);
+                    }
+                }
+            }
+        }
+        s
+    }
+}
