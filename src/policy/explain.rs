@@ -32,7 +32,11 @@ pub enum Field {
 #[derive(Debug, Clone, Serialize)]
 pub struct NearMiss {
     pub rule: String,
+    /// The (first) field that fails.
     pub field: Field,
+    /// Every field that fails: one for a nearest miss; two when no rule comes
+    /// within one field and the closest rules are shown instead.
+    pub fields: Vec<Field>,
     /// What the rule allows, e.g. `allow tcp/443 from 0.0.0.0/0`.
     pub rule_allows: String,
     /// One sentence naming the field, e.g. `sg-web/ingress/0 allows tcp/443, packet is tcp/80`.
@@ -161,25 +165,69 @@ impl Policy {
     }
 
     /// Allow rules of the denying policy that fail on exactly one field, or that
-    /// match but lose to a deny rule of higher (or equal) priority.
+    /// match but lose to a deny rule of higher (or equal) priority. When there
+    /// are none, the rules that fail on two fields, naming both.
     fn nearest_misses(&self, d: &Decision, flow: &Flow) -> Vec<NearMiss> {
-        let mut out = Vec::new();
-        for &id in self.interface_rules(d.interface, d.direction) {
-            let r = self.rule(id);
-            if r.action != Action::Allow || out.len() >= MAX_MISSES {
-                continue;
+        let candidates: Vec<(RuleId, Vec<Field>)> = self
+            .interface_rules(d.interface, d.direction)
+            .iter()
+            .filter(|&&id| self.rule(id).action == Action::Allow)
+            .map(|&id| (id, self.failed_fields(id, flow)))
+            .filter(|(_, f)| f.len() <= 2)
+            .collect();
+        let within_one = candidates.iter().any(|(_, f)| f.len() <= 1);
+        candidates
+            .into_iter()
+            .filter(|(_, f)| f.len() <= 1 || !within_one)
+            .take(MAX_MISSES)
+            .map(|(id, failed)| {
+                let name = self.rule_name(id).to_string();
+                let field = failed.first().copied().unwrap_or(Field::Priority);
+                let message = match failed.as_slice() {
+                    [_, _] => self.two_field_message(&name, id, &failed, flow),
+                    _ => self.miss_message(&name, id, field, flow, d.rule),
+                };
+                let fields = if failed.is_empty() { vec![Field::Priority] } else { failed };
+                NearMiss { rule: name, field, fields, rule_allows: self.describe_rule(id), message }
+            })
+            .collect()
+    }
+
+    fn two_field_message(&self, name: &str, id: RuleId, failed: &[Field], flow: &Flow) -> String {
+        let what = self.describe_rule(id);
+        let what = what.strip_prefix("allow ").unwrap_or(&what);
+        let got: Vec<String> = failed.iter().map(|&f| self.packet_field(f, flow, self.rule(id).direction)).collect();
+        format!("{name} allows {what}; packet differs in two fields: {}", got.join(" and "))
+    }
+
+    /// ` (eni-x has sg-a, sg-b)` for an address that belongs to an interface.
+    fn whose(&self, addr: IpAddr, zone: Option<ZoneId>) -> String {
+        match self.interface_of(addr, zone) {
+            Some(i) => {
+                let iface = self.interface(i);
+                let sgs: Vec<&str> =
+                    iface.security_groups.iter().map(|&g| self.security_groups[g as usize].name.as_str()).collect();
+                format!(" ({} has {})", iface.name, if sgs.is_empty() { "no SG".into() } else { sgs.join(", ") })
             }
-            let failed = self.failed_fields(id, flow);
-            let field = match failed.as_slice() {
-                [] => Field::Priority,
-                [one] => *one,
-                _ => continue,
-            };
-            let name = self.rule_name(id).to_string();
-            let message = self.miss_message(&name, id, field, flow, d.rule);
-            out.push(NearMiss { rule: name, field, rule_allows: self.describe_rule(id), message });
+            None => String::new(),
         }
-        out
+    }
+
+    /// How the packet looks in one field, e.g. `port 80` or `source 10.0.0.5`.
+    fn packet_field(&self, f: Field, flow: &Flow, dir: Direction) -> String {
+        let opt = |v: Option<u16>| v.map_or("unknown".to_string(), |p| p.to_string());
+        let (local, remote) = ends(flow, dir);
+        match f {
+            Field::Protocol => format!("protocol {}", flow.proto),
+            Field::Port => format!("port {}", opt(flow.dport)),
+            Field::SourcePort => format!("source port {}", opt(flow.sport)),
+            Field::IcmpType => format!("icmp type {}", flow.icmp.map_or("unknown".into(), |i| i.0.to_string())),
+            Field::IcmpCode => format!("icmp code {}", flow.icmp.map_or("unknown".into(), |i| i.1.to_string())),
+            Field::Source => format!("source {remote}{}", self.whose(remote, flow.zone)),
+            Field::Destination => format!("destination {remote}{}", self.whose(remote, flow.zone)),
+            Field::Local => format!("local address {local}"),
+            Field::Priority => "priority".to_string(),
+        }
     }
 
     /// The fields in which a rule fails to match a flow.
@@ -250,15 +298,7 @@ impl Policy {
             ),
             Field::Source | Field::Destination => {
                 let word = if field == Field::Source { "source" } else { "destination" };
-                let whose = match self.interface_of(remote, flow.zone) {
-                    Some(i) => {
-                        let iface = self.interface(i);
-                        let sgs: Vec<&str> =
-                            iface.security_groups.iter().map(|&g| self.security_groups[g as usize].name.as_str()).collect();
-                        format!(" ({} has {})", iface.name, if sgs.is_empty() { "no SG".into() } else { sgs.join(", ") })
-                    }
-                    None => String::new(),
-                };
+                let whose = self.whose(remote, flow.zone);
                 let what = self.describe_rule(id);
                 let what = what.strip_prefix("allow ").unwrap_or(&what);
                 format!("{name} allows {what}, packet {word} {remote}{whose} is not in it")
@@ -330,9 +370,10 @@ impl Explanation {
             }
             if d.verdict == Verdict::Deny {
                 if d.nearest_misses.is_empty() {
-                    let _ = writeln!(s, "  no allow rule comes within one field of this flow");
+                    let _ = writeln!(s, "  no allow rule comes within two fields of this flow");
                 } else {
-                    let _ = writeln!(s, "  nearest misses:");
+                    let close = d.nearest_misses.iter().all(|m| m.fields.len() <= 1);
+                    let _ = writeln!(s, "  {}:", if close { "nearest misses" } else { "no allow rule comes within one field; closest rules" });
                     for m in &d.nearest_misses {
                         let _ = writeln!(s, "    - {}", m.message);
                     }
