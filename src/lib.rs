@@ -7,5 +7,7 @@
 //! - [`wire`]: zero-copy views that parse packets (Ethernet, IP, L4, GENEVE).
 //! - [`classify`]: compiled lookup tables for new-flow decisions.
 pub mod classify;
+pub mod conntrack;
+pub mod engine;
 pub mod policy;
 pub mod wire;

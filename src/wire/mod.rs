@@ -5,6 +5,7 @@
 //!   BSD loopback) down to the fields the rules and conntrack need.
 //! - [`geneve`]: the GENEVE header and its options (RFC 8926), with AWS GWLB's.
 pub mod geneve;
+pub mod build;
 pub mod packet;
 
 pub use packet::{parse, Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, Quoted, Tunnel, L4};

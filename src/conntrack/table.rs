@@ -1,0 +1,309 @@
+//! The flow table: open addressing with linear probing and backward-shift
+//! deletion, one table per address family so an IPv4 entry is 32 bytes and an
+//! IPv6 entry 56. The key is stored in a canonical order, so both directions
+//! of a flow hash to the same slot and a packet costs one hash.
+//!
+//! Written by hand rather than with hashbrown so the engine can prefetch a
+//! packet's slot before it needs it (`benches/conntrack.rs` compares them).
+
+use std::hash::{BuildHasher, Hasher};
+
+/// An address as the table stores it.
+pub trait Addr: Copy + Default + Eq + Ord {
+    fn write(&self, h: &mut impl Hasher);
+}
+
+impl Addr for u32 {
+    #[inline]
+    fn write(&self, h: &mut impl Hasher) {
+        h.write_u32(*self);
+    }
+}
+
+impl Addr for [u64; 2] {
+    #[inline]
+    fn write(&self, h: &mut impl Hasher) {
+        h.write_u64(self[0]);
+        h.write_u64(self[1]);
+    }
+}
+
+/// A flow's key with its two ends in canonical order (`(a, pa) <= (b, pb)`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Key<A> {
+    pub zone: u64,
+    pub a: A,
+    pub b: A,
+    pub pa: u16,
+    pub pb: u16,
+    pub proto: u8,
+}
+
+impl<A: Addr> Key<A> {
+    /// The canonical key of a packet from (src, sport) to (dst, dport), and
+    /// whether the source is end `a`.
+    #[inline]
+    pub fn canonical(zone: u64, src: A, dst: A, sport: u16, dport: u16, proto: u8) -> (Key<A>, bool) {
+        if (src, sport) <= (dst, dport) {
+            (Key { zone, a: src, b: dst, pa: sport, pb: dport, proto }, true)
+        } else {
+            (Key { zone, a: dst, b: src, pa: dport, pb: sport, proto }, false)
+        }
+    }
+}
+
+/// Flag bits of a slot.
+pub mod flag {
+    pub const OCCUPIED: u8 = 1;
+    /// The flow's originator is end `a` of the key.
+    pub const ORIG_IS_A: u8 = 2;
+    /// A packet was seen in the reply direction.
+    pub const SEEN_REPLY: u8 = 4;
+}
+
+/// One entry: the key and the flow's state. All zero is an empty slot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Slot<A> {
+    pub key: Key<A>,
+    /// Last packet, in milliseconds since the table's epoch.
+    pub last: u32,
+    /// TCP state (see `tcp::TcpState`); 0 for other protocols.
+    pub tcp: u8,
+    pub flags: u8,
+    /// Packets seen from the originator (low nibble) and the replier (high
+    /// nibble), saturating at 15.
+    pub counts: u8,
+}
+
+impl<A> Slot<A> {
+    #[inline]
+    pub fn occupied(&self) -> bool {
+        self.flags & flag::OCCUPIED != 0
+    }
+}
+
+/// The smallest table; it grows by doubling.
+const MIN_SLOTS: usize = 1024;
+
+pub struct Table<A> {
+    slots: Vec<Slot<A>>,
+    mask: usize,
+    len: usize,
+    /// The most slots the table may grow to.
+    max_slots: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl<A: Addr> Table<A> {
+    /// A table that will hold up to `max_entries` at a load of at most 3/4.
+    pub fn new(max_entries: usize) -> Table<A> {
+        let max_slots = (max_entries.max(1) * 4 / 3 + 1).next_power_of_two().max(MIN_SLOTS);
+        let n = MIN_SLOTS.min(max_slots);
+        Table {
+            slots: vec![Slot::default(); n],
+            mask: n - 1,
+            len: 0,
+            max_slots,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    #[inline]
+    pub fn hash(&self, k: &Key<A>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(k.zone);
+        k.a.write(&mut h);
+        k.b.write(&mut h);
+        h.write_u64(u64::from(k.pa) << 24 | u64::from(k.pb) << 8 | u64::from(k.proto));
+        h.finish()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Heap bytes used.
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot<A>>()
+    }
+
+    /// Brings the home slot of `hash` into the cache ahead of a lookup.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        let i = hash as usize & self.mask;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `i` is masked into range, and a prefetch never faults anyway.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch(self.slots.as_ptr().add(i) as *const i8, _MM_HINT_T0);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+
+    /// The slot holding `key`, if any.
+    #[inline]
+    pub fn find(&self, hash: u64, key: &Key<A>) -> Option<usize> {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let s = &self.slots[i];
+            if !s.occupied() {
+                return None;
+            }
+            if s.key == *key {
+                return Some(i);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    #[inline]
+    pub fn slot(&self, i: usize) -> &Slot<A> {
+        &self.slots[i]
+    }
+
+    #[inline]
+    pub fn slot_mut(&mut self, i: usize) -> &mut Slot<A> {
+        &mut self.slots[i]
+    }
+
+    /// Whether one more entry fits without growing past the maximum.
+    pub fn has_room(&self) -> bool {
+        (self.len + 1) * 4 <= self.slots.len() * 3 || self.slots.len() < self.max_slots
+    }
+
+    /// Inserts an entry whose key is not present. The caller checks `has_room`.
+    pub fn insert(&mut self, hash: u64, slot: Slot<A>) -> usize {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let mut i = hash as usize & self.mask;
+        while self.slots[i].occupied() {
+            i = (i + 1) & self.mask;
+        }
+        self.slots[i] = Slot { flags: slot.flags | flag::OCCUPIED, ..slot };
+        self.len += 1;
+        i
+    }
+
+    /// Removes the entry in slot `i`, shifting later entries of its probe run
+    /// back so no tombstone is left.
+    pub fn remove(&mut self, mut i: usize) {
+        self.slots[i] = Slot::default();
+        self.len -= 1;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            if !self.slots[j].occupied() {
+                return;
+            }
+            let home = self.hash(&self.slots[j].key) as usize & self.mask;
+            // Move j back to i unless its home lies cyclically in (i, j].
+            let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
+            if !stays {
+                self.slots[i] = self.slots[j];
+                self.slots[j] = Slot::default();
+                i = j;
+            }
+        }
+    }
+
+    /// Removes every entry for which `expired` is true; returns how many.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Slot<A>) -> bool) -> usize {
+        let before = self.len;
+        let mut i = 0;
+        while i < self.slots.len() {
+            if self.slots[i].occupied() && !keep(&self.slots[i]) {
+                // The shift may move another entry into `i`: look at it again.
+                self.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        before - self.len
+    }
+
+    /// Applies `f` to every entry.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Slot<A>)) {
+        for s in self.slots.iter_mut().filter(|s| s.occupied()) {
+            f(s);
+        }
+    }
+
+    fn grow(&mut self) {
+        let n = self.slots.len() * 2;
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); n]);
+        self.mask = n - 1;
+        for s in old.into_iter().filter(|s| s.occupied()) {
+            let mut i = self.hash(&s.key) as usize & self.mask;
+            while self.slots[i].occupied() {
+                i = (i + 1) & self.mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> Key<u32> {
+        Key::canonical(0, n, n.wrapping_mul(7) ^ 0x5555, (n % 1000) as u16, 80, 6).0
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(std::mem::size_of::<Slot<u32>>(), 32);
+        assert_eq!(std::mem::size_of::<Slot<[u64; 2]>>(), 56);
+    }
+
+    #[test]
+    fn canonical_order_is_symmetric() {
+        let (k1, a1) = Key::canonical(3, 10u32, 20, 1000, 80, 6);
+        let (k2, a2) = Key::canonical(3, 20u32, 10, 80, 1000, 6);
+        assert_eq!(k1, k2);
+        assert!(a1 && !a2);
+    }
+
+    #[test]
+    fn insert_find_remove_many() {
+        let mut t: Table<u32> = Table::new(100_000);
+        for n in 0..50_000 {
+            let k = key(n);
+            let h = t.hash(&k);
+            assert!(t.find(h, &k).is_none());
+            t.insert(h, Slot { key: k, last: n, ..Default::default() });
+        }
+        assert_eq!(t.len(), 50_000);
+        // Remove every third entry; the rest stay findable (backward shift is right).
+        let removed = t.retain(|s| s.last % 3 != 0);
+        assert_eq!(removed, (0..50_000).filter(|n| n % 3 == 0).count());
+        for n in 0..50_000 {
+            let k = key(n);
+            let found = t.find(t.hash(&k), &k).map(|i| t.slot(i).last);
+            assert_eq!(found, (n % 3 != 0).then_some(n), "entry {n}");
+        }
+    }
+
+    #[test]
+    fn room_is_bounded_by_max_entries() {
+        let mut t: Table<u32> = Table::new(3000);
+        let mut n = 0;
+        while t.has_room() {
+            let k = key(n);
+            t.insert(t.hash(&k), Slot { key: k, ..Default::default() });
+            n += 1;
+        }
+        assert!(t.len() >= 3000, "{}", t.len());
+        assert!(t.capacity() <= 4096);
+    }
+}

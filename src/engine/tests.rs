@@ -1,0 +1,360 @@
+//! The engine on synthetic packets with synthetic timestamps: every conntrack
+//! transition and timeout of SPEC §2, without sleeping.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::*;
+use crate::conntrack::tcp::{ACK, FIN, PSH, RST, SYN};
+use crate::wire::build;
+
+const POLICY: &str = r#"
+[conntrack]
+max_entries = 100
+tcp_established = 3600
+tcp_transitory = 120
+udp = 30
+udp_stream = 180
+icmp = 30
+other = 600
+
+[security_groups.sg-client]
+egress = [ { proto = "all", to = ["0.0.0.0/0", "::/0"] } ]
+
+[security_groups.sg-server]
+ingress = [
+  { proto = "tcp", ports = "80", from = "10.0.0.0/24" },
+  { proto = "udp", ports = "53", from = "10.0.0.0/24" },
+  { proto = "icmp", icmp_type = 8, from = "10.0.0.0/24" },
+  { proto = 47, from = "10.0.0.0/24" },
+  { proto = "tcp", ports = "80", from = "2001:db8::/64" },
+  { proto = "udp", from = "10.0.0.0/24" , source_ports = "7000" },
+]
+egress = [ { proto = "udp", ports = "9999", to = "0.0.0.0/0" } ]
+
+[interfaces.client]
+addresses = ["10.0.0.1", "2001:db8::1"]
+security_groups = ["sg-client"]
+
+[interfaces.server]
+addresses = ["10.0.0.2", "2001:db8::2"]
+security_groups = ["sg-server"]
+"#;
+
+const C: &str = "10.0.0.1";
+const S: &str = "10.0.0.2";
+const SEC: Nanos = 1_000_000_000;
+const T0: Nanos = 1_700_000_000 * SEC;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn engine_with(text: &str) -> Engine {
+    Engine::with_policy(Policy::from_toml(text, "test.toml").unwrap())
+}
+
+fn engine() -> Engine {
+    engine_with(POLICY)
+}
+
+fn run(e: &mut Engine, frame: &[u8], t: Nanos) -> (Verdict, Reason) {
+    let j = e.process(LinkType::Ethernet, frame, frame.len(), t);
+    (j.verdict, j.reason)
+}
+
+fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    build::tcp(ip(src), ip(dst), sport, dport, flags, 1, 1, b"")
+}
+
+const ALLOW_RULE: (Verdict, Reason) = (Verdict::Allow, Reason::Rule);
+const EST: (Verdict, Reason) = (Verdict::Allow, Reason::Established);
+const INVALID: (Verdict, Reason) = (Verdict::Deny, Reason::Invalid);
+const NO_RULE: (Verdict, Reason) = (Verdict::Deny, Reason::NoRule);
+
+#[test]
+fn tcp_handshake_data_and_close() {
+    let mut e = engine();
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, SYN), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0 + 1), EST);
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 2), EST);
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK | PSH), T0 + 3), EST);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK | PSH), T0 + 4), EST);
+    assert_eq!(e.conntrack().entries(), vec![(6, tcp::TcpState::Established, true)]);
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, FIN | ACK), T0 + 5), EST);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, FIN | ACK), T0 + 6), EST);
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 7), EST);
+    assert_eq!(e.conntrack().entries()[0].1, tcp::TcpState::TimeWait);
+    // A new SYN on the closed connection is a new flow, judged by the rules.
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, SYN), T0 + 8), ALLOW_RULE);
+    assert_eq!(e.conntrack().entries()[0].1, tcp::TcpState::SynSent);
+}
+
+#[test]
+fn replies_pass_by_conntrack_not_rules() {
+    let mut e = engine();
+    // The server's SG allows no inbound tcp/40000 and no outbound tcp at all.
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0), INVALID);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0), NO_RULE);
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, SYN), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0), EST);
+}
+
+#[test]
+fn denied_syn_opens_nothing() {
+    let mut e = engine();
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 81, SYN), T0), NO_RULE);
+    assert!(e.conntrack().is_empty());
+    assert_eq!(run(&mut e, &tcp(S, C, 81, 40000, SYN | ACK), T0), INVALID);
+}
+
+#[test]
+fn loose_pickup_of_established_flows() {
+    let mut e = engine();
+    assert_eq!(run(&mut e, &tcp(C, S, 40001, 80, ACK | PSH), T0), ALLOW_RULE);
+    assert_eq!(e.conntrack().entries()[0].1, tcp::TcpState::Established);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40001, ACK), T0 + 1), EST);
+}
+
+#[test]
+fn invalid_first_packets() {
+    for flags in [SYN | ACK, FIN, FIN | ACK, RST, RST | ACK, 0, SYN | FIN, SYN | RST] {
+        let mut e = engine();
+        assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, flags), T0), INVALID, "flags {flags:#x}");
+        assert!(e.conntrack().is_empty());
+    }
+}
+
+#[test]
+fn invalid_packets_inside_a_flow() {
+    let mut e = engine();
+    run(&mut e, &tcp(C, S, 40000, 80, SYN), T0);
+    // Client can't send SYN and then SYN/ACK; nor ACK before the SYN/ACK.
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, SYN | ACK), T0 + 1), INVALID);
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 1), INVALID);
+    // A reply ACK in SYN_SENT is ignored by Linux: it passes, the state stays.
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 1), EST);
+    assert_eq!(e.conntrack().entries()[0].1, tcp::TcpState::SynSent);
+    // Simultaneous open.
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, SYN), T0 + 1), EST);
+    assert_eq!(e.conntrack().entries()[0].1, tcp::TcpState::SynSent2);
+}
+
+#[test]
+fn rst_closes_with_the_transitory_timeout() {
+    let mut e = engine();
+    run(&mut e, &tcp(C, S, 40000, 80, SYN), T0);
+    run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0);
+    run(&mut e, &tcp(C, S, 40000, 80, ACK), T0);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, RST), T0 + SEC), EST);
+    assert_eq!(e.conntrack().entries()[0].1, tcp::TcpState::Close);
+    // Within tcp_transitory (120 s) of the RST a stray ACK still matches...
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 100 * SEC), EST);
+    // ...and 120 s after the last packet the entry is gone: the reply is judged by rules.
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 220 * SEC), NO_RULE);
+}
+
+#[test]
+fn tcp_timeouts_by_state() {
+    let mut e = engine();
+    run(&mut e, &tcp(C, S, 40000, 80, SYN), T0);
+    // SYN_SENT uses tcp_transitory (120 s).
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0 + 119 * SEC), EST);
+    run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 119 * SEC);
+    // ESTABLISHED uses tcp_established (3600 s here).
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 3600 * SEC), EST);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 7200 * SEC), NO_RULE);
+
+    let mut e = engine();
+    run(&mut e, &tcp(C, S, 40002, 80, SYN), T0);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40002, SYN | ACK), T0 + 120 * SEC), INVALID);
+}
+
+#[test]
+fn udp_timeouts_and_streams() {
+    let udp = |src: &str, dst: &str, sp, dp| build::udp(ip(src), ip(dst), sp, dp, b"q");
+    let mut e = engine();
+    assert_eq!(run(&mut e, &udp(C, S, 5353, 53), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &udp(S, C, 53, 5353), T0 + 29 * SEC), EST);
+    // One packet each way: the udp timeout (30 s) applies.
+    assert_eq!(run(&mut e, &udp(S, C, 53, 5353), T0 + 60 * SEC), NO_RULE);
+
+    let mut e = engine();
+    run(&mut e, &udp(C, S, 5354, 53), T0);
+    run(&mut e, &udp(S, C, 53, 5354), T0 + SEC);
+    run(&mut e, &udp(C, S, 5354, 53), T0 + 2 * SEC);
+    run(&mut e, &udp(S, C, 53, 5354), T0 + 3 * SEC);
+    // More than one packet each way: udp_stream (180 s).
+    assert_eq!(run(&mut e, &udp(S, C, 53, 5354), T0 + 150 * SEC), EST);
+    assert_eq!(run(&mut e, &udp(S, C, 53, 5354), T0 + 331 * SEC), NO_RULE);
+}
+
+#[test]
+fn icmp_echo_by_identifier() {
+    let mut e = engine();
+    let req = build::echo(ip(C), ip(S), true, 7, 1);
+    let rep = build::echo(ip(S), ip(C), false, 7, 1);
+    assert_eq!(run(&mut e, &rep, T0), NO_RULE, "a reply without a request is judged by rules");
+    assert!(e.conntrack().is_empty());
+    assert_eq!(run(&mut e, &req, T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &rep, T0 + SEC), EST);
+    // Another identifier is another flow.
+    assert_eq!(run(&mut e, &build::echo(ip(S), ip(C), false, 8, 1), T0 + SEC), NO_RULE);
+    // A request from the server with the requester's identifier does not ride on the entry.
+    assert_eq!(run(&mut e, &build::echo(ip(S), ip(C), true, 7, 2), T0 + SEC), NO_RULE);
+    // icmp timeout 30 s.
+    assert_eq!(run(&mut e, &rep, T0 + 40 * SEC), NO_RULE);
+}
+
+#[test]
+fn icmp_errors_relate_to_tracked_flows() {
+    let mut e = engine();
+    let query = build::udp(ip(C), ip(S), 5353, 53, b"q");
+    let unreachable = build::icmp_error(ip(S), ip(C), 3, 3, &query);
+    assert_eq!(run(&mut e, &unreachable, T0), NO_RULE, "no flow yet: judged by rules");
+    assert!(e.conntrack().is_empty());
+    run(&mut e, &query, T0);
+    assert_eq!(run(&mut e, &unreachable, T0 + SEC), (Verdict::Allow, Reason::Related));
+    // From a router on the path: still related.
+    let ttl = build::icmp_error(ip("10.0.0.254"), ip(C), 11, 0, &query);
+    assert_eq!(run(&mut e, &ttl, T0 + SEC), (Verdict::Allow, Reason::Related));
+    // An error quoting another flow is not.
+    let other = build::icmp_error(ip(S), ip(C), 3, 3, &build::udp(ip(C), ip(S), 5353, 54, b"q"));
+    assert_eq!(run(&mut e, &other, T0 + SEC), NO_RULE);
+}
+
+#[test]
+fn other_protocols_by_address_pair() {
+    let mut e = engine();
+    let gre = build::ip_other(ip(C), ip(S), 47, b"gre");
+    let back = build::ip_other(ip(S), ip(C), 47, b"gre");
+    assert_eq!(run(&mut e, &back, T0), NO_RULE);
+    assert_eq!(run(&mut e, &gre, T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &back, T0 + 599 * SEC), EST);
+    assert_eq!(run(&mut e, &back, T0 + 1200 * SEC), NO_RULE);
+}
+
+#[test]
+fn fragments_take_the_first_fragments_verdict() {
+    let mut e = engine();
+    let big = build::udp(ip(C), ip(S), 5353, 53, &[7u8; 100]);
+    let frags = build::fragment_v4(&big, 32, 99);
+    assert_eq!(frags.len(), 4);
+    assert_eq!(run(&mut e, &frags[0], T0), ALLOW_RULE);
+    for f in &frags[1..] {
+        assert_eq!(run(&mut e, f, T0), (Verdict::Allow, Reason::Fragment));
+    }
+    // A denied first fragment: the rest are denied too.
+    let denied = build::fragment_v4(&build::udp(ip(C), ip(S), 5353, 54, &[7u8; 100]), 32, 100);
+    assert_eq!(run(&mut e, &denied[0], T0), NO_RULE);
+    assert_eq!(run(&mut e, &denied[1], T0), (Verdict::Deny, Reason::Fragment));
+    // A later fragment with no first: unknown ports, only a rule covering every
+    // port could allow it. The one udp rule without ports needs source port 7000.
+    let orphan = build::fragment_v4(&build::udp(ip(C), ip(S), 7000, 53, &[7u8; 100]), 32, 101);
+    assert_eq!(run(&mut e, &orphan[2], T0), NO_RULE);
+}
+
+#[test]
+fn zones_keep_equal_flows_apart() {
+    let mut e = engine_with(
+        r#"
+[security_groups.sg-web]
+ingress = [ { proto = "tcp", ports = "80", from = "0.0.0.0/0" } ]
+[interfaces.web-a]
+addresses = ["10.9.0.2"]
+security_groups = ["sg-web"]
+zone = "vpce-0000000000000000a"
+[interfaces.web-b]
+addresses = ["10.9.0.2"]
+zone = "vpce-0000000000000000b"
+"#,
+    );
+    let gw = |inner: &[u8], endpoint: u64| {
+        build::geneve_wrap(ip("192.168.1.1"), ip("192.168.1.2"), 33333, inner, &build::aws_options(endpoint, 1, 5))
+    };
+    let syn = tcp("10.9.0.1", "10.9.0.2", 40000, 80, SYN);
+    let synack = tcp("10.9.0.2", "10.9.0.1", 80, 40000, SYN | ACK);
+    let j = e.process(LinkType::Ethernet, &gw(&syn, 0xa), 0, T0);
+    assert_eq!((j.verdict, j.reason, j.zone()), (Verdict::Allow, Reason::Rule, Some(0xa)));
+    assert_eq!(j.packet.unwrap().dst, ip("10.9.0.2"), "the inner packet is judged");
+    assert_eq!(run(&mut e, &gw(&synack, 0xa), T0), EST);
+    // The same 5-tuple behind endpoint b is another flow, and web-b has no SG.
+    assert_eq!(run(&mut e, &gw(&synack, 0xb), T0), INVALID);
+    assert_eq!(run(&mut e, &gw(&syn, 0xb), T0), NO_RULE);
+}
+
+#[test]
+fn a_full_table_denies_new_flows() {
+    let mut e = engine_with(&POLICY.replace("max_entries = 100", "max_entries = 2"));
+    assert_eq!(run(&mut e, &tcp(C, S, 1, 80, SYN), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp(C, S, 2, 80, SYN), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp(C, S, 3, 80, SYN), T0), (Verdict::Deny, Reason::ConntrackFull));
+    // Tracked flows still pass.
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 1, SYN | ACK), T0), EST);
+    // Once entries expire there is room again.
+    assert_eq!(run(&mut e, &tcp(C, S, 3, 80, SYN), T0 + 121 * SEC), ALLOW_RULE);
+    assert_eq!(e.stats().reason(Reason::ConntrackFull), 1);
+}
+
+#[test]
+fn non_ip_arp_neighbor_discovery_and_malformed() {
+    let mut e = engine();
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&build::SRC_MAC);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    assert_eq!(run(&mut e, &arp, T0), (Verdict::Allow, Reason::Arp));
+    let mut lldp = arp.clone();
+    lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
+    assert_eq!(run(&mut e, &lldp, T0), (Verdict::Deny, Reason::NotIp));
+    let ns = build::icmp(ip("2001:db8::1"), ip("2001:db8::2"), 135, 0, [0; 4], &[0; 20]);
+    assert_eq!(run(&mut e, &ns, T0), (Verdict::Allow, Reason::NeighborDiscovery));
+    let syn = tcp(C, S, 1, 80, SYN);
+    assert_eq!(run(&mut e, &syn[..40], T0), (Verdict::Deny, Reason::Malformed));
+
+    let mut strict = engine_with(&format!("[settings]\nallow_arp = false\nallow_neighbor_discovery = false\n{}", &POLICY));
+    assert_eq!(run(&mut strict, &arp, T0), (Verdict::Deny, Reason::NotIp));
+    assert_eq!(run(&mut strict, &ns, T0), NO_RULE);
+}
+
+#[test]
+fn snap_length_cuts_are_not_malformed() {
+    let mut e = engine();
+    let syn = build::tcp(ip(C), ip(S), 1, 80, SYN, 1, 0, &[1u8; 200]);
+    let j = e.process(LinkType::Ethernet, &syn[..80], syn.len(), T0);
+    assert_eq!((j.verdict, j.reason), ALLOW_RULE);
+    // But a length field beyond what was on the wire is.
+    let j = e.process(LinkType::Ethernet, &syn[..80], 80, T0);
+    assert_eq!(j.reason, Reason::Malformed);
+}
+
+#[test]
+fn ipv6_flows() {
+    let mut e = engine();
+    assert_eq!(run(&mut e, &tcp("2001:db8::1", "2001:db8::2", 5000, 80, SYN), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp("2001:db8::2", "2001:db8::1", 80, 5000, SYN | ACK), T0), EST);
+}
+
+#[test]
+fn a_new_policy_keeps_established_flows() {
+    let mut e = engine();
+    run(&mut e, &tcp(C, S, 40000, 80, SYN), T0);
+    let closed = POLICY.replace(r#"{ proto = "tcp", ports = "80", from = "10.0.0.0/24" },"#, "");
+    e.set_rules(Arc::new(Ruleset::reference(Policy::from_toml(&closed, "new.toml").unwrap())));
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0 + 1), EST);
+    assert_eq!(run(&mut e, &tcp(C, S, 40001, 80, SYN), T0 + 1), NO_RULE);
+}
+
+#[test]
+fn every_packet_is_counted_once() {
+    let mut e = engine();
+    let frames = [tcp(C, S, 1, 80, SYN), tcp(C, S, 2, 81, SYN), vec![1, 2, 3], build::echo(ip(C), ip(S), true, 1, 1)];
+    for f in &frames {
+        run(&mut e, f, T0);
+    }
+    let s = e.stats();
+    assert_eq!(s.packets, 4);
+    assert_eq!(s.allowed + s.denied, 4);
+    assert_eq!(s.by_reason.iter().sum::<u64>(), 4);
+    assert_eq!((s.allowed, s.denied), (2, 2));
+}

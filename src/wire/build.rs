@@ -1,0 +1,161 @@
+//! Building frames: for the capture generator, tests, benches and fuzzing.
+//! Ethernet II frames with valid checksums, built with etherparse's
+//! `PacketBuilder`, plus fragmentation and GENEVE encapsulation it lacks.
+
+use std::net::IpAddr;
+
+use etherparse::{IpNumber, PacketBuilder, PacketBuilderStep, TcpHeader};
+
+use super::geneve;
+use super::packet::checksum;
+
+/// The MAC addresses the generator puts on frames.
+pub const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+fn ip_step(src: IpAddr, dst: IpAddr) -> PacketBuilderStep<etherparse::IpHeaders> {
+    let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("source and destination must be of one IP version"),
+    }
+}
+
+/// A TCP segment with the given flags byte (FIN=1 SYN=2 RST=4 PSH=8 ACK=16 URG=32).
+///
+/// # Panics
+/// If the addresses are of different IP versions.
+pub fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+    let mut h = TcpHeader::new(sport, dport, seq, 64240);
+    h.fin = flags & 0x01 != 0;
+    h.syn = flags & 0x02 != 0;
+    h.rst = flags & 0x04 != 0;
+    h.psh = flags & 0x08 != 0;
+    h.ack = flags & 0x10 != 0;
+    h.urg = flags & 0x20 != 0;
+    h.ece = flags & 0x40 != 0;
+    h.cwr = flags & 0x80 != 0;
+    h.acknowledgment_number = ack;
+    let b = ip_step(src, dst).tcp_header(h);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("writing to a Vec");
+    out
+}
+
+/// A UDP datagram.
+///
+/// # Panics
+/// If the addresses are of different IP versions.
+pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = ip_step(src, dst).udp(sport, dport);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("writing to a Vec");
+    out
+}
+
+/// An ICMP (IPv4) or ICMPv6 message with raw type, code and bytes 5-8.
+///
+/// # Panics
+/// If the addresses are of different IP versions.
+pub fn icmp(src: IpAddr, dst: IpAddr, typ: u8, code: u8, rest: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let step = ip_step(src, dst);
+    let mut out = Vec::new();
+    if src.is_ipv4() {
+        let b = step.icmpv4_raw(typ, code, rest);
+        b.write(&mut out, payload).expect("writing to a Vec");
+    } else {
+        let b = step.icmpv6_raw(typ, code, rest);
+        b.write(&mut out, payload).expect("writing to a Vec");
+    }
+    out
+}
+
+/// An ICMP echo request or reply (ICMPv6 for IPv6 addresses).
+pub fn echo(src: IpAddr, dst: IpAddr, request: bool, ident: u16, seq: u16) -> Vec<u8> {
+    let typ = match (src.is_ipv4(), request) {
+        (true, true) => 8,
+        (true, false) => 0,
+        (false, true) => 128,
+        (false, false) => 129,
+    };
+    let i = ident.to_be_bytes();
+    let s = seq.to_be_bytes();
+    icmp(src, dst, typ, 0, [i[0], i[1], s[0], s[1]], b"sgplane-echo-payload")
+}
+
+/// An ICMP error from `src` to `dst` quoting `quoted_frame`'s IP packet (its
+/// Ethernet header is dropped; the first 28/48 bytes are quoted).
+pub fn icmp_error(src: IpAddr, dst: IpAddr, typ: u8, code: u8, quoted_frame: &[u8]) -> Vec<u8> {
+    let ip = &quoted_frame[14..];
+    let keep = if src.is_ipv4() { 28 } else { 48 };
+    icmp(src, dst, typ, code, [0; 4], &ip[..ip.len().min(keep)])
+}
+
+/// An IP packet of another protocol number.
+pub fn ip_other(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let b = ip_step(src, dst);
+    let mut out = Vec::new();
+    b.write(&mut out, IpNumber(proto), payload).expect("writing to a Vec");
+    out
+}
+
+/// Splits an Ethernet + IPv4 frame into fragments carrying at most `chunk`
+/// payload bytes each (a multiple of 8), with identification `id`.
+///
+/// # Panics
+/// If the frame is not Ethernet + IPv4 without options, or `chunk` is not a
+/// positive multiple of 8.
+pub fn fragment_v4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
+    assert!(chunk > 0 && chunk % 8 == 0, "fragment payload size must be a multiple of 8");
+    assert_eq!(frame[14] & 0x0f, 5, "IPv4 without options");
+    let (eth, ip) = frame.split_at(14);
+    let (hdr, payload) = ip.split_at(20);
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < payload.len() {
+        let end = (off + chunk).min(payload.len());
+        let more = end < payload.len();
+        let mut h = hdr.to_vec();
+        let total = (20 + end - off) as u16;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h[4..6].copy_from_slice(&id.to_be_bytes());
+        let ff = ((off / 8) as u16) | if more { 0x2000 } else { 0 };
+        h[6..8].copy_from_slice(&ff.to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut f = eth.to_vec();
+        f.extend_from_slice(&h);
+        f.extend_from_slice(&payload[off..end]);
+        out.push(f);
+        off = end;
+    }
+    out
+}
+
+/// The AWS GWLB GENEVE options: endpoint id, attachment id, flow cookie.
+pub fn aws_options(endpoint: u64, attachment: u64, cookie: u32) -> Vec<u8> {
+    let mut o = Vec::with_capacity(32);
+    o.extend_from_slice(&geneve::AWS_OPTION_CLASS.to_be_bytes());
+    o.extend_from_slice(&[geneve::AWS_TYPE_ENDPOINT_ID, 2]);
+    o.extend_from_slice(&endpoint.to_be_bytes());
+    o.extend_from_slice(&geneve::AWS_OPTION_CLASS.to_be_bytes());
+    o.extend_from_slice(&[geneve::AWS_TYPE_ATTACHMENT_ID, 2]);
+    o.extend_from_slice(&attachment.to_be_bytes());
+    o.extend_from_slice(&geneve::AWS_OPTION_CLASS.to_be_bytes());
+    o.extend_from_slice(&[geneve::AWS_TYPE_FLOW_COOKIE, 1]);
+    o.extend_from_slice(&cookie.to_be_bytes());
+    o
+}
+
+/// Wraps an inner Ethernet frame's IP packet in GENEVE over UDP/6081 from
+/// `outer_src` (the GWLB node) to `outer_dst` (the appliance), as GWLB sends it.
+pub fn geneve_wrap(outer_src: IpAddr, outer_dst: IpAddr, sport: u16, inner_frame: &[u8], options: &[u8]) -> Vec<u8> {
+    let inner_ip = &inner_frame[14..];
+    let proto = if inner_ip[0] >> 4 == 4 { geneve::ETHER_TYPE_IPV4 } else { geneve::ETHER_TYPE_IPV6 };
+    let mut payload = vec![0u8; geneve::HEADER_LEN + options.len() + inner_ip.len()];
+    let n = geneve::emit(&mut payload, 0, proto, options).expect("options of a valid length");
+    payload[n..].copy_from_slice(inner_ip);
+    udp(outer_src, outer_dst, sport, geneve::UDP_PORT, &payload)
+}
