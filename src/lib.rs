@@ -9,5 +9,7 @@
 pub mod classify;
 pub mod conntrack;
 pub mod engine;
+pub mod io;
 pub mod policy;
+pub mod replay;
 pub mod wire;

@@ -44,6 +44,39 @@ enum Command {
     /// deny every blocking interface and direction with the nearest misses.
     /// Exit 0 when allowed, 1 when denied.
     Explain(ExplainArgs),
+    /// Replay a pcap or pcapng capture through the security groups: a verdict
+    /// and reason for every packet, with connection tracking on capture time.
+    /// Prints a summary; exit 2 if the capture is unreadable or ends early
+    /// (after summarising what was read).
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// pcap or pcapng file, or - for standard input.
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// Write one verdict line per packet: JSON lines, or CSV if FILE ends in .csv; - for stdout.
+    #[arg(long, value_name = "FILE")]
+    verdicts: Option<PathBuf>,
+    /// Write the allowed packets to this capture (same format, link type and timestamps).
+    #[arg(long, value_name = "FILE")]
+    allowed: Option<PathBuf>,
+    /// Write the denied packets to this capture.
+    #[arg(long, value_name = "FILE")]
+    denied: Option<PathBuf>,
+    /// Write AWS VPC Flow Logs (version 2) lines, one per flow and interface; - for stdout.
+    #[arg(long, value_name = "FILE")]
+    flow_log: Option<PathBuf>,
+    /// The account id written in flow log lines.
+    #[arg(long, value_name = "ID", default_value = "123456789012")]
+    account_id: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +167,7 @@ fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(a) => check(&cli.config, a),
         Command::Explain(a) => explain(&cli.config, a),
+        Command::Replay(a) => replay(&cli.config, a),
     }
 }
 
@@ -191,4 +225,67 @@ fn explain(config: &Option<PathBuf>, a: ExplainArgs) -> Result<u8> {
         print!("{}", ex.to_text());
     }
     Ok(if ex.verdict == Verdict::Allow { 0 } else { 1 })
+}
+
+fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
+    use std::io::IsTerminal;
+    use sgplane::engine::Engine;
+    use sgplane::replay::{self, Outputs};
+
+    let policy = load_policy(config)?;
+    let mut engine = Engine::with_policy(policy);
+    let stdin = a.input.as_os_str() == "-";
+    let name = if stdin { "stdin".to_string() } else { a.input.display().to_string() };
+    let (input, size): (Box<dyn std::io::Read>, Option<u64>) = if stdin {
+        (Box::new(std::io::stdin().lock()), None)
+    } else {
+        let f = std::fs::File::open(&a.input).with_context(|| format!("cannot open {name}"))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), size)
+    };
+    let to_stdout = [&a.verdicts, &a.flow_log].iter().any(|p| p.as_ref().is_some_and(|p| p.as_os_str() == "-"));
+    let outputs = Outputs {
+        verdicts: a.verdicts,
+        allowed: a.allowed,
+        denied: a.denied,
+        flow_log: a.flow_log,
+        account_id: a.account_id,
+    };
+    let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| progress_bar(size));
+    let mut tick = |bytes: u64, packets: u64| {
+        if let Some(b) = &bar {
+            if size.is_some() {
+                b.set_position(bytes);
+            } else {
+                b.set_position(packets);
+            }
+        }
+    };
+    let report = replay::replay(&mut engine, input, &name, &outputs, bar.is_some().then_some(&mut tick as _))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let text = if a.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.to_text() };
+    if to_stdout {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if let Some(st) = &report.stopped {
+        eprintln!("error: {name} {}", st.error);
+        return Ok(2);
+    }
+    Ok(0)
+}
+
+fn progress_bar(size: Option<u64>) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    match size {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} {pos} packets {per_sec}").expect("valid template")),
+    }
 }

@@ -75,8 +75,9 @@ pub struct Stats {
     pub denied: u64,
     pub bytes_allowed: u64,
     pub bytes_denied: u64,
-    /// Packets by reason, indexed by [`Reason::index`].
-    pub by_reason: [u64; 12],
+    /// Allowed and denied packets by reason, indexed by [`Reason::index`].
+    pub allowed_by_reason: [u64; 12],
+    pub denied_by_reason: [u64; 12],
     /// New flows decided by the rules.
     pub new_flows: u64,
     /// Entries opened.
@@ -86,8 +87,9 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Packets with this reason, whatever their verdict.
     pub fn reason(&self, r: Reason) -> u64 {
-        self.by_reason[r.index()]
+        self.allowed_by_reason[r.index()] + self.denied_by_reason[r.index()]
     }
 }
 
@@ -156,16 +158,24 @@ impl Engine {
         j
     }
 
+    /// Judges a frame of a link type sgplane cannot parse: not IP, as far as it can tell.
+    pub fn process_unknown_link(&mut self, orig_len: usize) -> Judgement {
+        let j = Judgement::new(Verdict::Deny, Reason::NotIp);
+        self.count(&j, orig_len as u64);
+        j
+    }
+
     fn count(&mut self, j: &Judgement, bytes: u64) {
         let s = &mut self.stats;
         s.packets += 1;
-        s.by_reason[j.reason.index()] += 1;
         match j.verdict {
             Verdict::Allow => {
+                s.allowed_by_reason[j.reason.index()] += 1;
                 s.allowed += 1;
                 s.bytes_allowed += bytes;
             }
             Verdict::Deny => {
+                s.denied_by_reason[j.reason.index()] += 1;
                 s.denied += 1;
                 s.bytes_denied += bytes;
             }

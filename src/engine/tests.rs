@@ -355,6 +355,6 @@ fn every_packet_is_counted_once() {
     let s = e.stats();
     assert_eq!(s.packets, 4);
     assert_eq!(s.allowed + s.denied, 4);
-    assert_eq!(s.by_reason.iter().sum::<u64>(), 4);
+    assert_eq!(s.allowed_by_reason.iter().sum::<u64>() + s.denied_by_reason.iter().sum::<u64>(), 4);
     assert_eq!((s.allowed, s.denied), (2, 2));
 }

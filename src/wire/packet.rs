@@ -33,6 +33,10 @@ pub enum LinkType {
     Ipv4,
     /// LINKTYPE_IPV6 (229).
     Ipv6,
+    /// LINKTYPE_PPP (9) and LINKTYPE_PPP_HDLC (50).
+    Ppp,
+    /// LINKTYPE_C_HDLC (104): Cisco HDLC with an EtherType.
+    CiscoHdlc,
 }
 
 impl LinkType {
@@ -46,6 +50,8 @@ impl LinkType {
             12 | 14 | 101 => LinkType::RawIp,
             228 => LinkType::Ipv4,
             229 => LinkType::Ipv6,
+            9 | 50 => LinkType::Ppp,
+            104 => LinkType::CiscoHdlc,
             _ => return None,
         })
     }
@@ -60,6 +66,8 @@ impl LinkType {
             LinkType::RawIp => 101,
             LinkType::Ipv4 => 228,
             LinkType::Ipv6 => 229,
+            LinkType::Ppp => 9,
+            LinkType::CiscoHdlc => 104,
         }
     }
 }
@@ -259,6 +267,28 @@ impl Cx {
             }
             LinkType::Ipv4 => self.ipv4(d),
             LinkType::Ipv6 => self.ipv6(d),
+            LinkType::Ppp => {
+                // Address and control (0xff 0x03) may be absent; the protocol
+                // field may be compressed to one (odd) byte.
+                let off = if d.starts_with(&[0xff, 0x03]) { 2 } else { 0 };
+                need("PPP", d, off + 1)?;
+                let (proto, len) = if d[off] & 1 == 1 {
+                    (u16::from(d[off]), 1)
+                } else {
+                    need("PPP", d, off + 2)?;
+                    (be16(d, off), 2)
+                };
+                let rest = &d[off + len..];
+                match proto {
+                    0x21 => self.at(off + len).ipv4(rest),
+                    0x57 => self.at(off + len).ipv6(rest),
+                    other => Ok(Frame::NotIp(other)),
+                }
+            }
+            LinkType::CiscoHdlc => {
+                need("Cisco HDLC", d, 4)?;
+                self.at(4).ethertype(be16(d, 2), &d[4..])
+            }
         }
     }
 

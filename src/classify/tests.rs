@@ -1,0 +1,201 @@
+//! The compiled classifier against the linear first-match scan.
+
+use super::*;
+use proptest::prelude::*;
+
+/// Knob settings that stress different tree shapes.
+fn option_sets() -> Vec<BuildOptions> {
+    vec![
+        BuildOptions::default(),
+        BuildOptions { leaf_size: 1, redundancy_limit: 0, ..BuildOptions::default() },
+        BuildOptions { small_prefix: 0, leaf_size: 2, ..BuildOptions::default() },
+        BuildOptions { small_prefix: 32, max_depth: 3, ..BuildOptions::default() },
+        BuildOptions { entries_per_rule: 0, leaf_size: 2, ..BuildOptions::default() },
+    ]
+}
+
+fn check_all(rules: &[ClassRule], keys: &[Key]) -> Result<(), TestCaseError> {
+    for options in option_sets() {
+        let c = Classifier::build_with(rules, &options);
+        prop_assert_eq!(c.len(), rules.len());
+        let mut batch = vec![None; keys.len()];
+        c.lookup_batch(keys, &mut batch);
+        for (key, got_batch) in keys.iter().zip(&batch) {
+            let want = linear_lookup(rules, key);
+            prop_assert_eq!(c.lookup(key), want, "key {:?} options {:?}", key, options);
+            prop_assert_eq!(*got_batch, want, "batch, key {:?}", key);
+        }
+    }
+    Ok(())
+}
+
+/// Addresses clustered around a few bases so prefixes and ranges overlap.
+fn address() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        4 => (prop::sample::select(vec![0u32, 0x0a00_0000, 0x0a00_0100, 0xc0a8_0000, 0xffff_ff00]), 0u32..600)
+            .prop_map(|(base, off)| base.wrapping_add(off)),
+        1 => any::<u32>(),
+        1 => Just(u32::MAX),
+    ]
+}
+
+fn address_set() -> impl Strategy<Value = RangeSet> {
+    let prefix = || (address(), prop_oneof![0u8..=32, 22u8..=32]).prop_map(|(a, l)| RangeSet::prefix(a, l));
+    prop_oneof![
+        2 => Just(RangeSet::any()),
+        6 => prefix(),
+        2 => (address(), address()).prop_map(|(a, b)| RangeSet::single(a.min(b), a.max(b))),
+        2 => prop::collection::vec(prefix(), 1..6).prop_map(|sets| {
+            RangeSet::from_ranges(sets.iter().flat_map(|s| s.ranges().to_vec()).collect())
+        }),
+    ]
+}
+
+fn port() -> impl Strategy<Value = u32> {
+    prop_oneof![0u32..40, prop::sample::select(vec![0u32, 22, 53, 80, 443, 1023, 1024, 65535])]
+}
+
+fn port_set() -> impl Strategy<Value = RangeSet> {
+    prop_oneof![
+        3 => Just(RangeSet::single(0, 65535)),
+        4 => port().prop_map(|p| RangeSet::single(p, p)),
+        3 => (port(), port()).prop_map(|(a, b)| RangeSet::single(a.min(b), a.max(b))),
+        1 => prop::collection::vec((port(), 0u32..4), 1..4)
+            .prop_map(|v| RangeSet::from_ranges(v.into_iter().map(|(p, w)| (p, p.saturating_add(w))).collect())),
+        1 => Just(RangeSet::any()),
+    ]
+}
+
+fn proto_set() -> impl Strategy<Value = RangeSet> {
+    prop_oneof![
+        2 => Just(RangeSet::single(0, 255)),
+        4 => prop::sample::select(vec![1u32, 6, 17, 47, 255]).prop_map(|p| RangeSet::single(p, p)),
+        1 => Just(RangeSet::from_ranges(vec![(6, 6), (17, 17)])),
+        1 => Just(RangeSet::empty()),
+    ]
+}
+
+fn rule() -> impl Strategy<Value = ClassRule> {
+    (address_set(), address_set(), port_set(), port_set(), proto_set())
+        .prop_map(|(a, b, c, d, e)| ClassRule { fields: [a, b, c, d, e] })
+}
+
+fn rules() -> impl Strategy<Value = Vec<ClassRule>> {
+    prop::collection::vec(rule(), 0..300).prop_flat_map(|rules| {
+        // Duplicates: repeat a few rules at other positions.
+        let n = rules.len();
+        (Just(rules), prop::collection::vec((0..n.max(1), 0..n.max(1)), 0..10)).prop_map(|(mut rules, dups)| {
+            for (from, to) in dups {
+                if from < rules.len() && to <= rules.len() {
+                    let r = rules[from].clone();
+                    rules.insert(to, r);
+                }
+            }
+            rules
+        })
+    })
+}
+
+/// A value near a boundary of `set`, or anywhere.
+fn near(set: &RangeSet, pick: usize, delta: i8) -> u32 {
+    let ranges = set.ranges();
+    if ranges.is_empty() {
+        return pick as u32;
+    }
+    let (lo, hi) = ranges[pick % ranges.len()];
+    let edge = if pick & 1 == 0 { lo } else { hi };
+    edge.wrapping_add_signed(i32::from(delta))
+}
+
+fn keys(rules: &[ClassRule]) -> impl Strategy<Value = Vec<Key>> {
+    let rules = rules.to_vec();
+    let from_rule = (any::<usize>(), prop::array::uniform5((any::<usize>(), -1i8..=1)))
+        .prop_map(move |(r, picks)| {
+            if rules.is_empty() {
+                return [0; DIMS];
+            }
+            let rule = &rules[r % rules.len()];
+            std::array::from_fn(|d| near(&rule.fields[d], picks[d].0, picks[d].1))
+        });
+    let random = (address(), address(), port(), port(), prop::sample::select(vec![0u32, 1, 6, 17, 47, 255]))
+        .prop_map(|(a, b, c, d, e)| [a, b, c, d, e]);
+    prop::collection::vec(prop_oneof![3 => from_rule, 1 => random], 1..200)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn classifier_equals_linear_scan((rules, keys) in rules().prop_flat_map(|r| { let k = keys(&r); (Just(r), k) })) {
+        check_all(&rules, &keys)?;
+    }
+}
+
+/// A small deterministic generator for the exhaustive tests.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: u32) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % u64::from(bound)) as u32
+    }
+}
+
+/// Every key of a 4-value domain per dimension (1024 keys), mapped onto values at
+/// both ends of `u32` so wrap-around bugs show, against many random rule sets.
+#[test]
+fn exhaustive_small_domain() {
+    let value = [0u32, 1, u32::MAX - 1, u32::MAX];
+    let mut rng = Lcg(7);
+    let all_keys: Vec<Key> = (0..1024u32).map(|i| std::array::from_fn(|d| value[(i >> (2 * d) & 3) as usize])).collect();
+    for round in 0..300 {
+        let n = 1 + rng.next(if round < 100 { 8 } else { 60 });
+        let rules: Vec<ClassRule> = (0..n)
+            .map(|_| ClassRule {
+                fields: std::array::from_fn(|_| {
+                    let picked: Vec<(u32, u32)> = (0..4)
+                        .filter(|_| rng.next(3) != 0)
+                        .map(|i| (value[i], value[i]))
+                        .collect();
+                    match rng.next(4) {
+                        0 => RangeSet::any(),
+                        _ => RangeSet::from_ranges(picked),
+                    }
+                }),
+            })
+            .collect();
+        check_all(&rules, &all_keys).unwrap();
+    }
+}
+
+#[test]
+fn empty_and_wildcard_sets() {
+    let c = Classifier::build(&[]);
+    assert_eq!(c.lookup(&[1, 2, 3, 4, 5]), None);
+    assert!(c.is_empty());
+    let rules = vec![ClassRule::any(), ClassRule::any()];
+    let c = Classifier::build(&rules);
+    assert_eq!(c.lookup(&[u32::MAX; DIMS]), Some(0));
+}
+
+/// An SG reference with many member addresses stays one rule, not one per member.
+#[test]
+fn multi_range_source_is_not_multiplied() {
+    let members: Vec<(u32, u32)> = (0..2000u32).map(|i| (0x0a00_0000 + 7 * i, 0x0a00_0000 + 7 * i)).collect();
+    let mut rules = vec![ClassRule {
+        fields: [
+            RangeSet::from_ranges(members),
+            RangeSet::prefix(0x0a01_0000, 16),
+            RangeSet::any(),
+            RangeSet::single(443, 443),
+            RangeSet::single(6, 6),
+        ],
+    }];
+    rules.push(ClassRule { fields: [RangeSet::any(), RangeSet::any(), RangeSet::any(), RangeSet::any(), RangeSet::single(6, 6)] });
+    let c = Classifier::build(&rules);
+    for i in 0..20_000u32 {
+        let key = [0x0a00_0000 + i, 0x0a01_0203, 1234, 443, 6];
+        assert_eq!(c.lookup(&key), linear_lookup(&rules, &key), "{key:?}");
+    }
+    assert!(c.memory_bytes() < 64 * 1024, "{} bytes", c.memory_bytes());
+}

@@ -1,0 +1,146 @@
+//! Per-packet verdict lines (SPEC §4): JSON lines, or CSV with the same columns.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::engine::Judgement;
+use crate::policy::{zone_name, Policy};
+use crate::wire::L4;
+
+/// JSON lines or CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictFormat {
+    JsonLines,
+    Csv,
+}
+
+impl VerdictFormat {
+    /// CSV for a `.csv` file name, JSON lines otherwise.
+    pub fn for_path(p: &Path) -> VerdictFormat {
+        match p.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("csv") => VerdictFormat::Csv,
+            _ => VerdictFormat::JsonLines,
+        }
+    }
+}
+
+/// The columns, in order.
+pub const COLUMNS: [&str; 13] =
+    ["index", "ts", "verdict", "reason", "rule", "interface", "direction", "proto", "src", "dst", "sport", "dport", "zone"];
+
+/// Writes one line per packet.
+pub struct VerdictWriter {
+    w: Box<dyn Write>,
+    format: VerdictFormat,
+    /// Timestamps with 9 decimals instead of 6.
+    nanos: bool,
+}
+
+impl VerdictWriter {
+    pub fn new(mut w: Box<dyn Write>, format: VerdictFormat, nanos: bool) -> io::Result<VerdictWriter> {
+        if format == VerdictFormat::Csv {
+            writeln!(w, "{}", COLUMNS.join(","))?;
+        }
+        Ok(VerdictWriter { w, format, nanos })
+    }
+
+    pub fn write(&mut self, index: u64, ts: u64, j: &Judgement, policy: &Policy) -> io::Result<()> {
+        let secs = ts / 1_000_000_000;
+        let frac = ts % 1_000_000_000;
+        let rule = j.rule.map(|r| policy.rule_name(r));
+        let iface = j.decision.map(|(i, _)| policy.interface(i).name.as_str());
+        let dir = j.decision.map(|(_, d)| d.as_str());
+        let pkt = j.packet.as_ref();
+        let proto = pkt.map(|p| p.proto);
+        let ports = pkt.and_then(|p| match p.l4 {
+            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => Some((sport, dport)),
+            _ => None,
+        });
+        let zone = j.zone().map(zone_name);
+        let w = &mut self.w;
+        match self.format {
+            VerdictFormat::JsonLines => {
+                write!(w, "{{\"index\":{index},\"ts\":{secs}.")?;
+                if self.nanos {
+                    write!(w, "{frac:09}")?;
+                } else {
+                    write!(w, "{:06}", frac / 1000)?;
+                }
+                write!(w, ",\"verdict\":\"{}\",\"reason\":\"{}\",\"rule\":", j.verdict, j.reason)?;
+                json_opt(w, rule)?;
+                w.write_all(b",\"interface\":")?;
+                json_opt(w, iface)?;
+                w.write_all(b",\"direction\":")?;
+                json_opt(w, dir)?;
+                w.write_all(b",\"proto\":")?;
+                json_opt(w, proto)?;
+                w.write_all(b",\"src\":")?;
+                json_opt(w, pkt.map(|p| p.src))?;
+                w.write_all(b",\"dst\":")?;
+                json_opt(w, pkt.map(|p| p.dst))?;
+                match ports {
+                    Some((s, d)) => write!(w, ",\"sport\":{s},\"dport\":{d}")?,
+                    None => w.write_all(b",\"sport\":null,\"dport\":null")?,
+                }
+                w.write_all(b",\"zone\":")?;
+                json_opt(w, zone)?;
+                w.write_all(b"}\n")
+            }
+            VerdictFormat::Csv => {
+                write!(w, "{index},{secs}.")?;
+                if self.nanos {
+                    write!(w, "{frac:09}")?;
+                } else {
+                    write!(w, "{:06}", frac / 1000)?;
+                }
+                write!(w, ",{},{},", j.verdict, j.reason)?;
+                csv_opt(w, rule)?;
+                csv_opt(w, iface)?;
+                csv_opt(w, dir)?;
+                csv_opt(w, proto)?;
+                csv_opt(w, pkt.map(|p| p.src))?;
+                csv_opt(w, pkt.map(|p| p.dst))?;
+                match ports {
+                    Some((s, d)) => write!(w, "{s},{d},")?,
+                    None => w.write_all(b",,")?,
+                }
+                if let Some(z) = zone {
+                    w.write_all(z.as_bytes())?;
+                }
+                w.write_all(b"\n")
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// Names, addresses and protocol names never need JSON escaping except for
+/// rule names built from the policy file, which are checked here.
+fn json_opt(w: &mut dyn Write, v: Option<impl std::fmt::Display>) -> io::Result<()> {
+    match v {
+        None => w.write_all(b"null"),
+        Some(v) => {
+            let s = v.to_string();
+            if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+                write!(w, "\"{s}\"")
+            } else {
+                write!(w, "{}", serde_json::Value::String(s))
+            }
+        }
+    }
+}
+
+fn csv_opt(w: &mut dyn Write, v: Option<impl std::fmt::Display>) -> io::Result<()> {
+    if let Some(v) = v {
+        let s = v.to_string();
+        if s.contains([',', '"', '\n']) {
+            write!(w, "\"{}\"", s.replace('"', "\"\""))?;
+        } else {
+            w.write_all(s.as_bytes())?;
+        }
+    }
+    w.write_all(b",")
+}
