@@ -83,10 +83,11 @@ impl PolicyError {
 fn display_all(d: &[Diagnostic]) -> String {
     let mut s = String::new();
     for (i, x) in d.iter().enumerate() {
+        // The first line is prefixed by whoever prints the error.
         if i > 0 {
-            s.push_str("\n\n");
+            s.push_str("\n\nerror: ");
         }
-        s.push_str(&format!("error: {x}"));
+        s.push_str(&x.to_string());
     }
     if d.len() > 1 {
         s.push_str(&format!("\n\n{} errors; the policy was not loaded", d.len()));
