@@ -285,15 +285,35 @@ impl<R: Read> CaptureReader<R> {
     fn ng_record(&mut self, start: usize, end: usize, at: u64) -> Result<Option<Record<'_>>, CaptureError> {
         let corrupt = |e: PcapError| CaptureError::Corrupt { offset: at, what: format!("pcapng: {e}") };
         let raw = &self.buf[start..end];
+        // Some writers end the options without opt_endofopt, which the pcapng
+        // spec allows and pcap-file 2.0 rejects: retry with one added.
+        let repaired: Vec<u8>;
         if self.ng.is_none() || raw[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
-            let (_, parser) = PcapNgParser::new(raw).map_err(corrupt)?;
+            let endian = if raw.get(8..12) == Some(&[0x1a, 0x2b, 0x3c, 0x4d]) { Endianness::Big } else { Endianness::Little };
+            let parser = match PcapNgParser::new(raw) {
+                Ok((_, p)) => p,
+                Err(e) => {
+                    repaired = with_end_of_options(raw, endian);
+                    PcapNgParser::new(&repaired).map_err(|_| corrupt(e))?.1
+                }
+            };
             self.ng_endian = parser.section().endianness;
             self.ng = Some(parser);
             self.interfaces.clear();
             return Ok(Some(Record { raw, packet: None }));
         }
+        let endian = self.ng_endian;
         let parser = self.ng.as_mut().expect("set above");
-        let (_, block) = parser.next_block(raw).map_err(corrupt)?;
+        let (src, block) = match parser.next_block(raw) {
+            Ok((_, b)) => (raw, b),
+            Err(e) => {
+                repaired = with_end_of_options(raw, endian);
+                match parser.next_block(&repaired) {
+                    Ok((_, b)) => (&repaired[..], b),
+                    Err(_) => return Err(corrupt(e)),
+                }
+            }
+        };
         let (interface, raw_ts, orig_len, data) = match block {
             Block::InterfaceDescription(idb) => {
                 let mut i = Interface { linktype: u32::from(idb.linktype), tsresol: 6, tsoffset: 0 };
@@ -307,11 +327,12 @@ impl<R: Read> CaptureReader<R> {
                 self.interfaces.push(i);
                 return Ok(Some(Record { raw, packet: None }));
             }
+            // Packet data precedes the options, so its offsets are the same in `raw`.
             Block::EnhancedPacket(epb) => {
-                (epb.interface_id, Some(epb.timestamp.as_nanos() as u64), epb.original_len, data_range(raw, &epb.data))
+                (epb.interface_id, Some(epb.timestamp.as_nanos() as u64), epb.original_len, data_range(src, &epb.data))
             }
-            Block::SimplePacket(spb) => (0, None, spb.original_len, data_range(raw, &spb.data)),
-            Block::Packet(pb) => (u32::from(pb.interface_id), Some(pb.timestamp), pb.original_len, data_range(raw, &pb.data)),
+            Block::SimplePacket(spb) => (0, None, spb.original_len, data_range(src, &spb.data)),
+            Block::Packet(pb) => (u32::from(pb.interface_id), Some(pb.timestamp), pb.original_len, data_range(src, &pb.data)),
             _ => return Ok(Some(Record { raw, packet: None })),
         };
         let Some(iface) = self.interfaces.get(interface as usize) else {
@@ -336,6 +357,23 @@ impl<R: Read> CaptureReader<R> {
         };
         Ok(Some(Record { raw, packet: Some(packet) }))
     }
+}
+
+/// A copy of a pcapng block with an opt_endofopt added after its options.
+fn with_end_of_options(raw: &[u8], endian: Endianness) -> Vec<u8> {
+    let len = raw.len() + 4;
+    let l = match endian {
+        Endianness::Big => (len as u32).to_be_bytes(),
+        Endianness::Little => (len as u32).to_le_bytes(),
+    };
+    let mut v = Vec::with_capacity(len);
+    v.extend_from_slice(&raw[..raw.len().saturating_sub(4)]);
+    v.extend_from_slice(&[0; 4]);
+    v.extend_from_slice(&l);
+    if v.len() >= 8 {
+        v[4..8].copy_from_slice(&l);
+    }
+    v
 }
 
 /// Where `part` (borrowed from `whole`) lies in `whole`.
