@@ -100,7 +100,7 @@ impl<A: Addr> Table<A> {
         let max_slots = (max_entries.max(1) * 4 / 3 + 1).next_power_of_two().max(MIN_SLOTS);
         let n = MIN_SLOTS.min(max_slots);
         Table {
-            slots: vec![Slot::default(); n],
+            slots: alloc_slots(n),
             mask: n - 1,
             len: 0,
             max_slots,
@@ -240,7 +240,7 @@ impl<A: Addr> Table<A> {
 
     fn grow(&mut self) {
         let n = self.slots.len() * 2;
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); n]);
+        let old = std::mem::replace(&mut self.slots, alloc_slots(n));
         self.mask = n - 1;
         for s in old.into_iter().filter(|s| s.occupied()) {
             let mut i = self.hash(&s.key) as usize & self.mask;
@@ -250,6 +250,24 @@ impl<A: Addr> Table<A> {
             self.slots[i] = s;
         }
     }
+}
+
+/// `n` empty slots. A large table is backed by transparent huge pages where
+/// the kernel offers them (random lookups in a table of many megabytes would
+/// otherwise miss the TLB on nearly every packet).
+fn alloc_slots<A: Addr>(n: usize) -> Vec<Slot<A>> {
+    let mut v: Vec<Slot<A>> = Vec::with_capacity(n);
+    let bytes = n * std::mem::size_of::<Slot<A>>();
+    #[cfg(target_os = "linux")]
+    if bytes >= 4 << 20 {
+        // SAFETY: the range is the vector's own allocation, not yet touched;
+        // madvise only changes how the kernel backs it, and failure is harmless.
+        unsafe {
+            libc::madvise(v.as_mut_ptr() as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
+        }
+    }
+    v.resize(n, Slot::default());
+    v
 }
 
 #[cfg(test)]

@@ -128,7 +128,8 @@ pub enum L4 {
     Tcp { sport: u16, dport: u16, flags: u8 },
     Udp { sport: u16, dport: u16 },
     /// ICMP or ICMPv6. `ident` is the echo identifier (0 for other types).
-    Icmp { typ: u8, code: u8, ident: u16, quoted: Option<Quoted> },
+    /// For an error, [`IpPacket::quoted`] reads the packet it quotes.
+    Icmp { typ: u8, code: u8, ident: u16 },
     /// Another protocol, or a later fragment.
     None,
 }
@@ -169,9 +170,22 @@ pub struct IpPacket {
     pub l4: L4,
     /// Set when this is the inner packet of a GENEVE tunnel.
     pub tunnel: Option<Tunnel>,
+    /// Offset of the transport header in the frame.
+    pub l4_offset: u32,
 }
 
 impl IpPacket {
+    /// The packet an ICMP error quotes, read from the frame this packet was
+    /// parsed from; `None` if this is not an ICMP error or the quote is short.
+    pub fn quoted(&self, frame: &[u8]) -> Option<Quoted> {
+        let L4::Icmp { typ, .. } = self.l4 else { return None };
+        let v6 = self.proto == IpProto::ICMPV6;
+        if !is_icmp_error(v6, typ) {
+            return None;
+        }
+        quoted(v6, frame.get(self.l4_offset as usize + 8..)?)
+    }
+
     pub fn ports(&self) -> Option<(u16, u16)> {
         match self.l4 {
             L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => Some((sport, dport)),
@@ -426,7 +440,7 @@ impl Cx {
         p: &[u8],
         wire_len: usize,
     ) -> Result<Frame, ParseError> {
-        let mut pkt = IpPacket { src, dst, proto, ip_len, fragment, l4: L4::None, tunnel: None };
+        let mut pkt = IpPacket { src, dst, proto, ip_len, fragment, l4: L4::None, tunnel: None, l4_offset: self.base as u32 };
         if let Fragment::Later { .. } = fragment {
             return Ok(Frame::Ip(pkt));
         }
@@ -466,8 +480,7 @@ impl Cx {
                 } else {
                     0
                 };
-                let quoted = if is_icmp_error(v6, typ) { quoted(v6, p.get(8..).unwrap_or(&[])) } else { None };
-                pkt.l4 = L4::Icmp { typ, code, ident, quoted };
+                pkt.l4 = L4::Icmp { typ, code, ident };
             }
             _ => {}
         }
