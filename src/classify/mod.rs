@@ -11,7 +11,7 @@ pub use tree::TreeStats;
 use tree::{pad, ComplexRules, Tree, TreeParams, NO_MATCH};
 
 /// Keys a batch lookup walks in lockstep.
-const LANES: usize = 16;
+const LANES: usize = 8;
 
 /// Number of dimensions of a rule and a key: `[src_or_remote, dst_or_local, sport, dport, proto]`.
 pub const DIMS: usize = 5;
@@ -61,11 +61,17 @@ pub struct BuildOptions {
     /// outgrows it is split further by prefix length (rules whose address fields
     /// cross each other replicate), and as a last resort gets bigger leaves.
     pub entries_per_rule: usize,
+    /// How many unions of two subsets the builder may try to fit in one tree
+    /// (fewer trees, fewer walks per lookup).
+    pub merge_attempts: usize,
+    /// A union is taken while the leaf entries of all trees stay within this many
+    /// per rule of the whole set.
+    pub merged_entries_per_rule: usize,
 }
 
 impl Default for BuildOptions {
     fn default() -> BuildOptions {
-        BuildOptions { small_prefix: 16, leaf_size: 8, max_depth: 64, redundancy_limit: 64, entries_per_rule: 6 }
+        BuildOptions { small_prefix: 16, leaf_size: 8, max_depth: 64, redundancy_limit: 64, entries_per_rule: 6, merge_attempts: 16, merged_entries_per_rule: 8 }
     }
 }
 
@@ -102,13 +108,14 @@ impl Classifier {
         let ids: Vec<u32> =
             (0..rules.len() as u32).filter(|&i| !rules[i as usize].fields.iter().any(RangeSet::is_empty)).collect();
         let lens: Vec<[u8; 2]> = rules.iter().map(|r| [prefix_len(&r.fields[0]), prefix_len(&r.fields[1])]).collect();
-        let mut partitioner = Partitioner { rules, lens: &lens, options, params, trees: Vec::new() };
+        let mut partitioner = Partitioner { rules, lens: &lens, options, params, parts: Vec::new() };
         let all = [(0, 32); 2];
         match options.small_prefix.min(32) {
             0 => partitioner.build(ids, all),
             first => partitioner.split(ids, all, [first; 2]),
         }
-        let mut trees = partitioner.trees;
+        partitioner.merge();
+        let mut trees: Vec<Tree> = partitioner.parts.into_iter().map(|(_, tree)| tree).collect();
         trees.sort_by_key(|t| t.min_rule);
         Classifier { trees, complex: ComplexRules::new(rules), len: rules.len() }
     }
@@ -193,17 +200,36 @@ struct Partitioner<'a> {
     lens: &'a [[u8; 2]],
     options: &'a BuildOptions,
     params: TreeParams,
-    trees: Vec<Tree>,
+    /// Each subset (ascending rule indices) and its tree.
+    parts: Vec<(Vec<u32>, Tree)>,
 }
 
 type LenBounds = [(u8, u8); 2];
 
+/// The union of two ascending lists of distinct rule indices, ascending.
+fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] < b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
 impl Partitioner<'_> {
     /// One tree for `ids` if it fits the budget, else a split of the subset.
     fn build(&mut self, ids: Vec<u32>, bounds: LenBounds) {
-        let budget = self.options.entries_per_rule.saturating_mul(ids.len()).saturating_add(64);
+        let budget = self.budget(ids.len());
         if let Some(tree) = Tree::build(self.rules, ids.clone(), &self.params, budget) {
-            self.trees.push(tree);
+            self.parts.push((ids, tree));
             return;
         }
         let mid = bounds.map(|(lo, hi)| if lo < hi { (lo + hi).div_ceil(2) } else { 0 });
@@ -242,9 +268,53 @@ impl Partitioner<'_> {
         loop {
             params.leaf_size = params.leaf_size.saturating_mul(2);
             if let Some(tree) = Tree::build(self.rules, ids.clone(), &params, budget) {
-                self.trees.push(tree);
+                self.parts.push((ids, tree));
                 return;
             }
+        }
+    }
+
+    /// Leaf entries a tree over `rules` rules may hold.
+    fn budget(&self, rules: usize) -> usize {
+        self.options.entries_per_rule.saturating_mul(rules).saturating_add(64)
+    }
+
+    /// Greedily replaces two subsets by their union wherever its tree fits the
+    /// budget, smallest subsets first.
+    fn merge(&mut self) {
+        let mut attempts = self.options.merge_attempts;
+        let mut failed: Vec<[(u32, usize); 2]> = Vec::new();
+        let sign = |ids: &[u32]| (ids[0], ids.len());
+        'again: loop {
+            self.parts.sort_by_key(|(ids, _)| ids.len());
+            for i in 0..self.parts.len() {
+                for j in (i + 1..self.parts.len()).rev() {
+                    let pair = [sign(&self.parts[i].0), sign(&self.parts[j].0)];
+                    if failed.contains(&pair) {
+                        continue;
+                    }
+                    if attempts == 0 {
+                        return;
+                    }
+                    attempts -= 1;
+                    let ids = merge_sorted(&self.parts[i].0, &self.parts[j].0);
+                    let others: usize = self.parts.iter().map(|(_, t)| t.entry_count()).sum::<usize>()
+                        - self.parts[i].1.entry_count()
+                        - self.parts[j].1.entry_count();
+                    let global = self.options.merged_entries_per_rule.saturating_mul(self.rules.len());
+                    let budget = self.budget(ids.len()).max(global.saturating_sub(others));
+                    match Tree::build(self.rules, ids.clone(), &self.params, budget) {
+                        Some(tree) => {
+                            self.parts.remove(j);
+                            self.parts.remove(i);
+                            self.parts.push((ids, tree));
+                            continue 'again;
+                        }
+                        None => failed.push(pair),
+                    }
+                }
+            }
+            return;
         }
     }
 }

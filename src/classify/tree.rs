@@ -159,6 +159,11 @@ impl Tree {
         best
     }
 
+    /// Leaf entries, sentinels included.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.nodes.capacity() * size_of::<Node>() + self.entries.capacity() * size_of::<Entry>()
     }

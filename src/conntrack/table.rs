@@ -260,10 +260,16 @@ fn alloc_slots<A: Addr>(n: usize) -> Vec<Slot<A>> {
     let bytes = n * std::mem::size_of::<Slot<A>>();
     #[cfg(target_os = "linux")]
     if bytes >= 4 << 20 {
-        // SAFETY: the range is the vector's own allocation, not yet touched;
-        // madvise only changes how the kernel backs it, and failure is harmless.
+        // madvise wants a page-aligned start: advise the aligned interior.
+        const PAGE: usize = 4096;
+        let start = v.as_mut_ptr() as usize;
+        let aligned = start.next_multiple_of(PAGE);
+        let len = (bytes - (aligned - start)) / PAGE * PAGE;
+        // SAFETY: the range lies inside the vector's own allocation, not yet
+        // touched; madvise only changes how the kernel backs it, and failure
+        // is harmless.
         unsafe {
-            libc::madvise(v.as_mut_ptr() as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
+            libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
         }
     }
     v.resize(n, Slot::default());

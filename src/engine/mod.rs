@@ -63,13 +63,11 @@ pub struct Judgement {
     pub decision: Option<(IfaceId, Direction)>,
     /// The packet, when it is IP (the inner one for GENEVE).
     pub packet: Option<IpPacket>,
-    /// Why it could not be parsed (reason `malformed`).
-    pub error: Option<ParseError>,
 }
 
 impl Judgement {
     fn new(verdict: Verdict, reason: Reason) -> Judgement {
-        Judgement { verdict, reason, rule: None, decision: None, packet: None, error: None }
+        Judgement { verdict, reason, rule: None, decision: None, packet: None }
     }
 
     pub fn zone(&self) -> Option<ZoneId> {
@@ -94,6 +92,8 @@ pub struct Stats {
     pub flows_opened: u64,
     /// Hits of each rule as the deciding rule of a new flow, by rule id.
     pub rule_hits: Vec<u64>,
+    /// Malformed frames by what was wrong ([`ParseError::kind`]).
+    pub malformed: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
@@ -221,7 +221,11 @@ impl Engine {
 
     fn judge(&mut self, r: Result<Frame, ParseError>, data: &[u8], now: Nanos) -> Judgement {
         match r {
-            Err(e) => Judgement { error: Some(e), ..Judgement::new(Verdict::Deny, Reason::Malformed) },
+            Err(e) => {
+                tracing::trace!(error = %e, "malformed frame");
+                *self.stats.malformed.entry(e.kind()).or_default() += 1;
+                Judgement::new(Verdict::Deny, Reason::Malformed)
+            }
             Ok(Frame::Arp) if self.rules.policy.settings.allow_arp => Judgement::new(Verdict::Allow, Reason::Arp),
             Ok(Frame::Arp) | Ok(Frame::NotIp(_)) => Judgement::new(Verdict::Deny, Reason::NotIp),
             Ok(Frame::Ip(p)) => self.ip(p, data, now),
@@ -286,11 +290,13 @@ impl Engine {
             };
             let prepared = self.conntrack.prepare(&k);
             if self.conntrack.is_tracked(&prepared, now) {
-                return self.remember(p, with(Verdict::Allow, Reason::Related), now);
+                self.remember(&p, Verdict::Allow, now);
+                return with(Verdict::Allow, Reason::Related);
             }
         }
         let j = self.by_rules(p, zone, false, Class::Other, None, now);
-        self.remember(p, j, now)
+        self.remember(&p, j.verdict, now);
+        j
     }
 
     /// A packet with a flow key: conntrack first, then the rules for a new flow.
@@ -316,17 +322,18 @@ impl Engine {
                 }
             }
         };
-        self.remember(p, j, now)
+        self.remember(&p, j.verdict, now);
+        j
     }
 
     /// Remembers a first fragment's verdict for the fragments that follow.
-    fn remember(&mut self, p: IpPacket, j: Judgement, now: Nanos) -> Judgement {
+    #[inline]
+    fn remember(&mut self, p: &IpPacket, verdict: Verdict, now: Nanos) {
         if let Fragment::First { id } = p.fragment {
             let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
             let k = FragmentKey { zone, src: p.src, dst: p.dst, proto: p.proto.0, id };
-            self.fragments.remember(k, j.verdict == Verdict::Allow, now);
+            self.fragments.remember(k, verdict == Verdict::Allow, now);
         }
-        j
     }
 
     /// SPEC §2 steps 3-4 for a new flow; opens an entry when allowed and `opens`.
@@ -354,7 +361,6 @@ impl Engine {
             rule: e.rule(),
             decision: deciding.map(|d| (d.interface, d.direction)),
             packet: Some(p),
-            error: None,
         };
         if e.verdict == Verdict::Allow && opens {
             if let Some(prep) = prepared {

@@ -21,7 +21,7 @@ use crate::wire::LinkType;
 
 /// The largest record accepted (a pcap record or a pcapng block).
 pub const MAX_RECORD: usize = 16 << 20;
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 
 /// Why a capture could not be read to its end.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,41 @@ pub struct Record<'a> {
     /// `None` for pcapng blocks that are not packets (section and interface
     /// descriptions, statistics, name resolution…).
     pub packet: Option<CapPacket<'a>>,
+}
+
+/// A record located in the reader's buffer (see [`CaptureReader::fill_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordInfo {
+    pub raw: (usize, usize),
+    pub packet: Option<PacketInfo>,
+}
+
+/// A packet located in the reader's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketInfo {
+    pub ts: Nanos,
+    pub orig_len: u32,
+    pub data: (usize, usize),
+    pub linktype: u32,
+    pub link: Option<LinkType>,
+    pub interface: u32,
+}
+
+impl RecordInfo {
+    /// The record, borrowing `buf` (the reader's [`CaptureReader::buffer`]).
+    pub fn resolve<'a>(&self, buf: &'a [u8]) -> Record<'a> {
+        Record {
+            raw: &buf[self.raw.0..self.raw.1],
+            packet: self.packet.map(|p| CapPacket {
+                ts: p.ts,
+                orig_len: p.orig_len,
+                data: &buf[p.data.0..p.data.1],
+                linktype: p.linktype,
+                link: p.link,
+                interface: p.interface,
+            }),
+        }
+    }
 }
 
 /// The capture's format.
@@ -232,31 +267,72 @@ impl<R: Read> CaptureReader<R> {
 
     /// The next record, or `None` at a clean end of the stream.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
-        let len = loop {
-            let avail = self.end - self.start;
-            match self.record_len() {
-                Some(n) if n > MAX_RECORD => {
-                    return Err(CaptureError::Corrupt {
-                        offset: self.offset,
-                        what: format!("a record claims {n} bytes (at most {MAX_RECORD} are accepted)"),
-                    })
-                }
-                Some(n) if matches!(self.format, Format::PcapNg) && (n < 12 || n % 4 != 0) => {
-                    return Err(CaptureError::Corrupt { offset: self.offset, what: format!("pcapng block length {n}") })
-                }
-                Some(n) if n <= avail => break n,
-                needed => {
-                    if self.eof {
-                        if avail == 0 {
-                            return Ok(None);
-                        }
-                        let needed = needed.unwrap_or(16);
-                        return Err(CaptureError::Truncated { offset: self.offset, needed, have: avail });
-                    }
-                    self.refill()?;
-                }
+        if !self.wait_for_record()? {
+            return Ok(None);
+        }
+        let info = self.take_record()?;
+        Ok(Some(info.resolve(&self.buf)))
+    }
+
+    /// Appends the records that are complete in the buffer (reading more only
+    /// when none is) to `out`, at most `max`. The ranges stay valid until the
+    /// next call. An error comes after the records read before it; `out`
+    /// stays empty only at the end of the stream.
+    pub fn fill_batch(&mut self, max: usize, out: &mut Vec<RecordInfo>) -> Result<(), CaptureError> {
+        out.clear();
+        if !self.wait_for_record()? {
+            return Ok(());
+        }
+        while out.len() < max {
+            out.push(self.take_record()?);
+            if !matches!(self.complete_len(), Ok(Some(_))) {
+                break;
             }
-        };
+        }
+        Ok(())
+    }
+
+    /// The bytes the ranges of [`RecordInfo`] point into.
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The length of the record at the head of the buffer if all of it is there.
+    fn complete_len(&self) -> Result<Option<usize>, CaptureError> {
+        match self.record_len() {
+            Some(n) if n > MAX_RECORD => Err(CaptureError::Corrupt {
+                offset: self.offset,
+                what: format!("a record claims {n} bytes (at most {MAX_RECORD} are accepted)"),
+            }),
+            Some(n) if matches!(self.format, Format::PcapNg) && (n < 12 || n % 4 != 0) => {
+                Err(CaptureError::Corrupt { offset: self.offset, what: format!("pcapng block length {n}") })
+            }
+            Some(n) if n <= self.end - self.start => Ok(Some(n)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads until a whole record is buffered; false at a clean end.
+    fn wait_for_record(&mut self) -> Result<bool, CaptureError> {
+        loop {
+            if self.complete_len()?.is_some() {
+                return Ok(true);
+            }
+            let avail = self.end - self.start;
+            if self.eof {
+                if avail == 0 {
+                    return Ok(false);
+                }
+                let needed = self.record_len().unwrap_or(16);
+                return Err(CaptureError::Truncated { offset: self.offset, needed, have: avail });
+            }
+            self.refill()?;
+        }
+    }
+
+    /// Consumes the whole record at the head of the buffer.
+    fn take_record(&mut self) -> Result<RecordInfo, CaptureError> {
+        let len = self.complete_len()?.expect("a whole record is buffered");
         let at = self.offset;
         let (start, end) = (self.start, self.start + len);
         self.start = end;
@@ -266,23 +342,22 @@ impl<R: Read> CaptureReader<R> {
             Format::Pcap { header } => {
                 let raw = &self.buf[start..end];
                 let (_, p) = self.pcap.as_ref().expect("pcap parser").next_raw_packet(raw).map_err(corrupt)?;
-                let ts = pcap_ts(&p, header.ts_resolution);
                 let linktype = u32::from(header.datalink);
-                let packet = CapPacket {
-                    ts,
+                let packet = PacketInfo {
+                    ts: pcap_ts(&p, header.ts_resolution),
                     orig_len: p.orig_len.max(p.incl_len),
-                    data: &raw[16..],
+                    data: (start + 16, end),
                     linktype,
                     link: LinkType::from_pcap(linktype),
                     interface: 0,
                 };
-                Ok(Some(Record { raw, packet: Some(packet) }))
+                Ok(RecordInfo { raw: (start, end), packet: Some(packet) })
             }
             Format::PcapNg => self.ng_record(start, end, at),
         }
     }
 
-    fn ng_record(&mut self, start: usize, end: usize, at: u64) -> Result<Option<Record<'_>>, CaptureError> {
+    fn ng_record(&mut self, start: usize, end: usize, at: u64) -> Result<RecordInfo, CaptureError> {
         let corrupt = |e: PcapError| CaptureError::Corrupt { offset: at, what: format!("pcapng: {e}") };
         let raw = &self.buf[start..end];
         // Some writers end the options without opt_endofopt, which the pcapng
@@ -300,7 +375,7 @@ impl<R: Read> CaptureReader<R> {
             self.ng_endian = parser.section().endianness;
             self.ng = Some(parser);
             self.interfaces.clear();
-            return Ok(Some(Record { raw, packet: None }));
+            return Ok(RecordInfo { raw: (start, end), packet: None });
         }
         let endian = self.ng_endian;
         let parser = self.ng.as_mut().expect("set above");
@@ -325,7 +400,7 @@ impl<R: Read> CaptureReader<R> {
                     }
                 }
                 self.interfaces.push(i);
-                return Ok(Some(Record { raw, packet: None }));
+                return Ok(RecordInfo { raw: (start, end), packet: None });
             }
             // Packet data precedes the options, so its offsets are the same in `raw`.
             Block::EnhancedPacket(epb) => {
@@ -333,7 +408,7 @@ impl<R: Read> CaptureReader<R> {
             }
             Block::SimplePacket(spb) => (0, None, spb.original_len, data_range(src, &spb.data)),
             Block::Packet(pb) => (u32::from(pb.interface_id), Some(pb.timestamp), pb.original_len, data_range(src, &pb.data)),
-            _ => return Ok(Some(Record { raw, packet: None })),
+            _ => return Ok(RecordInfo { raw: (start, end), packet: None }),
         };
         let Some(iface) = self.interfaces.get(interface as usize) else {
             return Err(CaptureError::Corrupt {
@@ -347,15 +422,15 @@ impl<R: Read> CaptureReader<R> {
         };
         self.last_ts = ts;
         let (lo, hi) = data.ok_or_else(|| CaptureError::Corrupt { offset: at, what: "packet data outside its block".into() })?;
-        let packet = CapPacket {
+        let packet = PacketInfo {
             ts,
             orig_len: orig_len.max((hi - lo) as u32),
-            data: &raw[lo..hi],
+            data: (start + lo, start + hi),
             linktype: iface.linktype,
             link: LinkType::from_pcap(iface.linktype),
             interface,
         };
-        Ok(Some(Record { raw, packet: Some(packet) }))
+        Ok(RecordInfo { raw: (start, end), packet: Some(packet) })
     }
 }
 

@@ -20,8 +20,8 @@ pub use flowlog::FlowLog;
 pub use summary::{DeniedFlow, Report, RuleHit};
 pub use verdicts::{VerdictFormat, VerdictWriter};
 
-use crate::engine::{Engine, Judgement};
-use crate::io::capture::{CaptureError, CaptureReader, Format};
+use crate::engine::{Engine, Input, Judgement};
+use crate::io::capture::{CaptureError, CaptureReader, Format, RecordInfo};
 use crate::policy::Verdict;
 
 /// What to write besides the summary.
@@ -99,48 +99,51 @@ pub fn replay<R: Read>(
     let mut progress = progress;
     let mut index: u64 = 0;
 
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut judged = Vec::with_capacity(BATCH);
+    let mut next_tick = PROGRESS_EVERY;
     let stopped = loop {
-        let rec = match reader.next_record() {
-            Ok(Some(r)) => r,
-            Ok(None) => break None,
-            Err(e) => break Some(e),
-        };
-        let Some(p) = rec.packet else {
-            // pcapng section and interface blocks go to both outputs.
-            if let Some(o) = allowed_out.as_mut() {
+        let status = reader.fill_batch(BATCH, &mut batch);
+        if batch.is_empty() {
+            break status.err();
+        }
+        let buf = reader.buffer();
+        judge_batch(engine, buf, &batch, &mut judged, &mut report);
+        let mut judgements = judged.iter();
+        for info in &batch {
+            let rec = info.resolve(buf);
+            let Some(p) = rec.packet else {
+                // pcapng section and interface blocks go to both outputs.
+                for o in [allowed_out.as_mut(), denied_out.as_mut()].into_iter().flatten() {
+                    o.write(rec.raw)?;
+                }
+                continue;
+            };
+            let j = judgements.next().expect("one judgement per packet");
+            report.observe(j, p.ts, engine.policy());
+            if let Some(v) = verdict_out.as_mut() {
+                v.write(index, p.ts, j, engine.policy())?;
+            }
+            if let Some(f) = flow_log.as_mut() {
+                f.observe(j, p.orig_len, p.ts, engine.policy());
+            }
+            let sink = match j.verdict {
+                Verdict::Allow => allowed_out.as_mut(),
+                Verdict::Deny => denied_out.as_mut(),
+            };
+            if let Some(o) = sink {
                 o.write(rec.raw)?;
             }
-            if let Some(o) = denied_out.as_mut() {
-                o.write(rec.raw)?;
-            }
-            continue;
-        };
-        let j: Judgement = match p.link {
-            Some(link) => engine.process(link, p.data, p.orig_len as usize, p.ts),
-            None => {
-                report.unsupported_link(p.linktype);
-                engine.process_unknown_link(p.orig_len as usize)
-            }
-        };
-        report.observe(&j, p.ts, engine.policy());
-        if let Some(v) = verdict_out.as_mut() {
-            v.write(index, p.ts, &j, engine.policy())?;
+            index += 1;
         }
-        if let Some(f) = flow_log.as_mut() {
-            f.observe(&j, p.orig_len, p.ts, engine.policy());
-        }
-        let sink = match j.verdict {
-            Verdict::Allow => allowed_out.as_mut(),
-            Verdict::Deny => denied_out.as_mut(),
-        };
-        if let Some(o) = sink {
-            o.write(rec.raw)?;
-        }
-        index += 1;
-        if index % 65_536 == 0 {
+        if index >= next_tick {
+            next_tick = index + PROGRESS_EVERY;
             if let Some(cb) = progress.as_mut() {
                 cb(reader.offset(), index);
             }
+        }
+        if let Err(e) = status {
+            break Some(e);
         }
     };
     if let Some(cb) = progress.as_mut() {
@@ -159,6 +162,35 @@ pub fn replay<R: Read>(
     }
     report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
     Ok(report)
+}
+
+/// Records read and judged at a time.
+const BATCH: usize = 256;
+/// Packets between progress updates.
+const PROGRESS_EVERY: u64 = 65_536;
+
+/// Judges the packets of a batch, in order, into `out`.
+fn judge_batch(engine: &mut Engine, buf: &[u8], batch: &[RecordInfo], out: &mut Vec<Judgement>, report: &mut Report) {
+    out.clear();
+    let mut inputs: Vec<Input> = Vec::with_capacity(batch.len());
+    let flush = |engine: &mut Engine, inputs: &mut Vec<Input>, out: &mut Vec<Judgement>| {
+        engine.process_batch(inputs, out);
+        inputs.clear();
+    };
+    for info in batch {
+        let Some(p) = info.packet else { continue };
+        let data = &buf[p.data.0..p.data.1];
+        match p.link {
+            Some(link) => inputs.push(Input { link, data, orig_len: p.orig_len as usize, ts: p.ts }),
+            None => {
+                // Keep the order: judge what is queued before this packet.
+                flush(engine, &mut inputs, out);
+                report.unsupported_link(p.linktype);
+                out.push(engine.process_unknown_link(p.orig_len as usize));
+            }
+        }
+    }
+    flush(engine, &mut inputs, out);
 }
 
 fn stop_note(e: &CaptureError) -> (u64, String) {

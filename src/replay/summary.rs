@@ -80,6 +80,8 @@ pub struct Report {
     /// pcap LINKTYPE values sgplane cannot parse, with their packet counts
     /// (counted as not-ip).
     pub unsupported_link_types: BTreeMap<u32, u64>,
+    /// Malformed frames by what was wrong with them.
+    pub malformed: BTreeMap<String, u64>,
     /// Set when the capture ended early: where, and why.
     pub stopped: Option<Stopped>,
     #[serde(skip)]
@@ -112,6 +114,7 @@ impl Report {
             elapsed_seconds: 0.0,
             packets_per_second: 0.0,
             unsupported_link_types: BTreeMap::new(),
+            malformed: BTreeMap::new(),
             stopped: None,
             denied_flows: HashMap::new(),
             deny_order: Vec::new(),
@@ -164,6 +167,7 @@ impl Report {
                 self.denied_by_reason.insert(r, d);
             }
         }
+        self.malformed = s.malformed.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         self.new_flows = s.new_flows;
         self.flows_opened = s.flows_opened;
         self.conntrack_entries = engine.conntrack().len();
@@ -218,6 +222,11 @@ impl Report {
         let _ = writeln!(s, "  denied          {:>10}  {:5.1}%", self.denied, pct(self.denied));
         for (r, n) in &self.denied_by_reason {
             let _ = writeln!(s, "    {:<20}{:>8}", r.as_str(), n);
+            if *r == Reason::Malformed {
+                for (what, n) in &self.malformed {
+                    let _ = writeln!(s, "      {:<18}{:>8}", what, n);
+                }
+            }
         }
         let _ = writeln!(
             s,

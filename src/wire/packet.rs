@@ -102,6 +102,23 @@ pub enum ParseError {
     TooManyVlans,
 }
 
+impl ParseError {
+    /// A short stable name of what was wrong, for counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::Truncated { layer, .. } => layer,
+            ParseError::BadIpVersion(..) => "IP version",
+            ParseError::BadIhl(_) => "IPv4 header length",
+            ParseError::BadIpv4Checksum => "IPv4 header checksum",
+            ParseError::BadLength { layer, .. } => layer,
+            ParseError::BadTcpOffset(_) => "TCP data offset",
+            ParseError::BadIpv6Extension => "IPv6 extension header",
+            ParseError::Geneve(_) => "GENEVE",
+            ParseError::TooManyVlans => "VLAN tags",
+        }
+    }
+}
+
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame {
@@ -150,9 +167,9 @@ pub struct Quoted {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tunnel {
     /// Offset of the GENEVE header in the frame.
-    pub geneve_offset: usize,
+    pub geneve_offset: u32,
     /// Offset of the inner packet in the frame.
-    pub inner_offset: usize,
+    pub inner_offset: u32,
     /// The GWLB endpoint id, when the AWS option is present.
     pub zone: Option<ZoneId>,
 }
@@ -212,6 +229,7 @@ impl Default for ParseOptions {
 
 /// Parses one captured frame. `orig_len` is its length on the wire (at least
 /// `data.len()`; pass `data.len()` when nothing was cut).
+#[inline]
 pub fn parse(link: LinkType, data: &[u8], orig_len: usize, opts: ParseOptions) -> Result<Frame, ParseError> {
     // Bytes missing from the end of the capture, which headers may not need.
     let cut = orig_len.saturating_sub(data.len());
@@ -250,6 +268,7 @@ impl Cx {
         Cx { base: self.base + offset, ..self }
     }
 
+    #[inline]
     fn link(self, link: LinkType, d: &[u8]) -> Result<Frame, ParseError> {
         match link {
             LinkType::Ethernet => self.ethernet(d),
@@ -306,6 +325,7 @@ impl Cx {
         }
     }
 
+    #[inline]
     fn ethernet(self, d: &[u8]) -> Result<Frame, ParseError> {
         need("Ethernet", d, 14)?;
         let mut ethertype = be16(d, 12);
@@ -323,6 +343,7 @@ impl Cx {
         self.at(off).ethertype(ethertype, &d[off..])
     }
 
+    #[inline]
     fn ethertype(self, ethertype: u16, d: &[u8]) -> Result<Frame, ParseError> {
         match ethertype {
             ETHERTYPE_IPV4 => self.ipv4(d),
@@ -333,6 +354,7 @@ impl Cx {
     }
 
     /// The bytes of a packet that claims `claimed` bytes, given `d` captured.
+    #[inline]
     fn check_len(self, layer: &'static str, d: &[u8], claimed: usize, min: usize) -> Result<usize, ParseError> {
         let on_wire = d.len() + self.cut;
         if claimed < min || claimed > on_wire {
@@ -341,6 +363,7 @@ impl Cx {
         Ok(claimed.min(d.len()))
     }
 
+    #[inline]
     fn ipv4(self, d: &[u8]) -> Result<Frame, ParseError> {
         need("IPv4", d, 20)?;
         let version = d[0] >> 4;
@@ -374,6 +397,7 @@ impl Cx {
         inner.transport(src, dst, proto, total as u32, fragment, payload, total - ihl)
     }
 
+    #[inline]
     fn ipv6(self, d: &[u8]) -> Result<Frame, ParseError> {
         need("IPv6", d, 40)?;
         let version = d[0] >> 4;
@@ -430,6 +454,7 @@ impl Cx {
 
     /// `wire_len` is how long the payload was on the wire.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn transport(
         self,
         src: IpAddr,
@@ -505,7 +530,7 @@ impl Cx {
         };
         Ok(match frame {
             Frame::Ip(mut p) => {
-                p.tunnel = Some(Tunnel { geneve_offset: self.base, inner_offset: inner.base, zone });
+                p.tunnel = Some(Tunnel { geneve_offset: self.base as u32, inner_offset: inner.base as u32, zone });
                 Frame::Ip(p)
             }
             other => other,
