@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use etherparse::{IpNumber, PacketBuilder, PacketBuilderStep, TcpHeader};
+use etherparse::{PacketBuilder, PacketBuilderStep, TcpHeader};
 
 use super::geneve;
 use super::packet::checksum;
@@ -92,12 +92,44 @@ pub fn icmp_error(src: IpAddr, dst: IpAddr, typ: u8, code: u8, quoted_frame: &[u
     icmp(src, dst, typ, code, [0; 4], &ip[..ip.len().min(keep)])
 }
 
-/// An IP packet of another protocol number.
+/// An IP packet of another protocol number (any number: the payload is not
+/// interpreted, even when the number names an IPv6 extension header).
+///
+/// # Panics
+/// If the addresses are of different IP versions.
 pub fn ip_other(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let b = ip_step(src, dst);
-    let mut out = Vec::new();
-    b.write(&mut out, IpNumber(proto), payload).expect("writing to a Vec");
-    out
+    let mut f = Vec::with_capacity(14 + 40 + payload.len());
+    f.extend_from_slice(&DST_MAC);
+    f.extend_from_slice(&SRC_MAC);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            f.extend_from_slice(&[0x08, 0x00]);
+            let mut h = [0u8; 20];
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+            h[8] = 64;
+            h[9] = proto;
+            h[12..16].copy_from_slice(&s.octets());
+            h[16..20].copy_from_slice(&d.octets());
+            let c = checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&h);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            f.extend_from_slice(&[0x86, 0xdd]);
+            let mut h = [0u8; 40];
+            h[0] = 0x60;
+            h[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+            h[6] = proto;
+            h[7] = 64;
+            h[8..24].copy_from_slice(&s.octets());
+            h[24..40].copy_from_slice(&d.octets());
+            f.extend_from_slice(&h);
+        }
+        _ => panic!("source and destination must be of one IP version"),
+    }
+    f.extend_from_slice(payload);
+    f
 }
 
 /// Splits an Ethernet + IPv4 frame into fragments carrying at most `chunk`
