@@ -84,6 +84,9 @@ struct CheckArgs {
     /// Exit 1 when there are warnings.
     #[arg(long)]
     strict: bool,
+    /// Print every warning (by default the first 50, then a count by kind).
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Args, Debug)]
@@ -192,12 +195,22 @@ fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
         return Ok(0);
     }
     println!("{} warning{}:", warnings.len(), if warnings.len() == 1 { "" } else { "s" });
-    for w in &warnings {
+    const SHOWN: usize = 50;
+    let shown = if args.all { warnings.len() } else { SHOWN.min(warnings.len()) };
+    for w in &warnings[..shown] {
         if w.line > 0 {
             println!("  {}:{}: warning[{}]: {}", policy.source, w.line, w.kind, w.message);
         } else {
             println!("  {}: warning[{}]: {}", policy.source, w.kind, w.message);
         }
+    }
+    if shown < warnings.len() {
+        let mut by_kind = std::collections::BTreeMap::new();
+        for w in &warnings[shown..] {
+            *by_kind.entry(w.kind).or_insert(0usize) += 1;
+        }
+        let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!("  … and {} more ({}); --all prints them", warnings.len() - shown, kinds.join(", "));
     }
     Ok(if args.strict { 1 } else { 0 })
 }

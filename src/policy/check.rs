@@ -65,9 +65,11 @@ impl Policy {
                 });
             }
         }
+        // Each pair of rules is judged once, in the first SG set that has both.
+        let mut seen = std::collections::HashSet::new();
         for set in &self.policy_sets {
             for dir in [Direction::Ingress, Direction::Egress] {
-                self.pair_warnings(set, dir, &mut w);
+                self.pair_warnings(set, dir, &mut seen, &mut w);
             }
         }
         w.into_iter().collect()
@@ -96,7 +98,17 @@ impl Policy {
         out
     }
 
-    fn pair_warnings(&self, set: &PolicySet, dir: Direction, w: &mut BTreeSet<Warning>) {
+    /// Shadowing and allow/deny overlaps among one SG set's rules. Across two
+    /// SGs, shadowing is only reported when the actions differ: the same rule
+    /// in two groups is common and harmless, a deny that silences another
+    /// group's allow is not.
+    fn pair_warnings(
+        &self,
+        set: &PolicySet,
+        dir: Direction,
+        seen: &mut std::collections::HashSet<(RuleId, RuleId)>,
+        w: &mut BTreeSet<Warning>,
+    ) {
         let rules = set.rules(dir);
         let mut pairs = 0usize;
         let with = |sgs: &[SgId]| -> String {
@@ -114,9 +126,13 @@ impl Policy {
                 if pairs > MAX_PAIRS {
                     return;
                 }
+                if !seen.insert((earlier, later)) {
+                    continue;
+                }
                 let re = self.rule(earlier);
-                let ctx = if re.sg == rl.sg { String::new() } else { with(&set.security_groups) };
-                if rl.index.is_some() && self.covers(earlier, later) {
+                let same_sg = re.sg == rl.sg;
+                let ctx = if same_sg { String::new() } else { with(&set.security_groups) };
+                if rl.index.is_some() && (same_sg || re.action != rl.action) && self.covers(earlier, later) {
                     w.insert(Warning {
                         line: rl.line,
                         kind: "shadowed",

@@ -16,6 +16,8 @@ struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
     errors: Vec<Diagnostic>,
+    /// Byte offsets where lines start, for finding a rule's line quickly.
+    line_starts: Vec<usize>,
 }
 
 impl Ctx<'_> {
@@ -24,8 +26,7 @@ impl Ctx<'_> {
     }
 
     fn line_of(&self, span: &Range<usize>) -> u32 {
-        let end = span.start.min(self.text.len());
-        (self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1) as u32
+        self.line_starts.partition_point(|&s| s <= span.start) as u32
     }
 }
 
@@ -34,7 +35,8 @@ pub(super) fn compile(text: &str, file: &str) -> Result<Policy, PolicyError> {
         let msg = e.message().trim_end().to_string();
         PolicyError::Invalid(vec![Diagnostic::at(file, text, e.span(), msg)])
     })?;
-    let mut cx = Ctx { file, text, errors: Vec::new() };
+    let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let mut cx = Ctx { file, text, errors: Vec::new(), line_starts };
     let policy = build(&mut cx, raw, file);
     if cx.errors.is_empty() {
         Ok(policy)
