@@ -189,6 +189,15 @@ fn run(cli: Cli) -> Result<u8> {
 fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
     let policy = load_policy(config)?;
     println!("{}", policy.summary());
+    let started = std::time::Instant::now();
+    let fast = sgplane::classify::sg::SgClassifier::build(&policy);
+    println!(
+        "  fast path:       {} lookup tables, {} address intervals, {} KiB, built in {:.1} ms",
+        fast.tables(),
+        fast.intervals(),
+        fast.memory_bytes().div_ceil(1024),
+        started.elapsed().as_secs_f64() * 1e3
+    );
     let warnings = policy.warnings();
     if warnings.is_empty() {
         println!("no warnings");

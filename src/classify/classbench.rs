@@ -39,7 +39,11 @@ pub enum ParseErrorKind {
     #[error("bad {what} {text:?}: expected value/mask in hex like 0x06/0xFF")]
     BadValueMask { what: &'static str, text: String },
     #[error("bad {what} {text:?}: expected a decimal number up to {max}")]
-    BadNumber { what: &'static str, text: String, max: u64 },
+    BadNumber {
+        what: &'static str,
+        text: String,
+        max: u64,
+    },
 }
 
 /// Reads a ClassBench filter set; blank lines are skipped.
@@ -69,13 +73,24 @@ pub fn parse_trace(text: &str) -> Result<Vec<(Key, i64)>, ParseError> {
 
 /// Parses one rule line.
 pub fn parse_rule(line: &str) -> Result<ClassRule, ParseErrorKind> {
-    let body = line.trim_start().strip_prefix('@').ok_or(ParseErrorKind::MissingAt)?;
+    let body = line
+        .trim_start()
+        .strip_prefix('@')
+        .ok_or(ParseErrorKind::MissingAt)?;
     let mut fields = body.split_whitespace();
     let mut next = |name| fields.next().ok_or(ParseErrorKind::MissingField(name));
     let src = parse_prefix(next("source address")?)?;
     let dst = parse_prefix(next("destination address")?)?;
-    let sport = parse_port_range(next("source port low")?, next(":")?, next("source port high")?)?;
-    let dport = parse_port_range(next("destination port low")?, next(":")?, next("destination port high")?)?;
+    let sport = parse_port_range(
+        next("source port low")?,
+        next(":")?,
+        next("source port high")?,
+    )?;
+    let dport = parse_port_range(
+        next("destination port low")?,
+        next(":")?,
+        next("destination port high")?,
+    )?;
     let (proto, proto_mask) = parse_value_mask("protocol", next("protocol")?, 0xff)?;
     if let Ok(flags) = next("flags") {
         parse_value_mask("flags", flags, 0xffff)?;
@@ -83,7 +98,9 @@ pub fn parse_rule(line: &str) -> Result<ClassRule, ParseErrorKind> {
     if let Some(extra) = fields.next() {
         return Err(ParseErrorKind::ExtraField(extra.to_owned()));
     }
-    Ok(ClassRule { fields: [src, dst, sport, dport, masked_byte(proto, proto_mask)] })
+    Ok(ClassRule {
+        fields: [src, dst, sport, dport, masked_byte(proto, proto_mask)],
+    })
 }
 
 /// Parses one trace line.
@@ -94,7 +111,11 @@ pub fn parse_header(line: &str) -> Result<(Key, i64), ParseErrorKind> {
         text.parse::<u64>()
             .ok()
             .filter(|&v| v <= max)
-            .ok_or_else(|| ParseErrorKind::BadNumber { what: name, text: text.to_owned(), max })
+            .ok_or_else(|| ParseErrorKind::BadNumber {
+                what: name,
+                text: text.to_owned(),
+                max,
+            })
     };
     let max32 = u64::from(u32::MAX);
     let key = [
@@ -107,10 +128,15 @@ pub fn parse_header(line: &str) -> Result<(Key, i64), ParseErrorKind> {
     next("flags", max32)?;
     let filter = match fields.next() {
         None => -1,
-        Some(text) => text
-            .parse::<u32>()
-            .map(i64::from)
-            .map_err(|_| ParseErrorKind::BadNumber { what: "filter", text: text.to_owned(), max: max32 })?,
+        Some(text) => {
+            text.parse::<u32>()
+                .map(i64::from)
+                .map_err(|_| ParseErrorKind::BadNumber {
+                    what: "filter",
+                    text: text.to_owned(),
+                    max: max32,
+                })?
+        }
     };
     if let Some(extra) = fields.next() {
         return Err(ParseErrorKind::ExtraField(extra.to_owned()));
@@ -130,7 +156,10 @@ fn parse_port_range(lo: &str, colon: &str, hi: &str) -> Result<RangeSet, ParseEr
     if colon != ":" {
         return Err(ParseErrorKind::MissingColon(colon.to_owned()));
     }
-    let port = |t: &str| t.parse::<u16>().map_err(|_| ParseErrorKind::BadPort(t.to_owned()));
+    let port = |t: &str| {
+        t.parse::<u16>()
+            .map_err(|_| ParseErrorKind::BadPort(t.to_owned()))
+    };
     let (lo, hi) = (port(lo)?, port(hi)?);
     if lo > hi {
         return Err(ParseErrorKind::InvertedPorts { lo, hi });
@@ -139,11 +168,24 @@ fn parse_port_range(lo: &str, colon: &str, hi: &str) -> Result<RangeSet, ParseEr
 }
 
 /// `0xVV/0xMM`, both at most `max`.
-fn parse_value_mask(what: &'static str, text: &str, max: u32) -> Result<(u32, u32), ParseErrorKind> {
-    let bad = || ParseErrorKind::BadValueMask { what, text: text.to_owned() };
+fn parse_value_mask(
+    what: &'static str,
+    text: &str,
+    max: u32,
+) -> Result<(u32, u32), ParseErrorKind> {
+    let bad = || ParseErrorKind::BadValueMask {
+        what,
+        text: text.to_owned(),
+    };
     let hex = |t: &str| {
-        let digits = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).ok_or_else(bad)?;
-        u32::from_str_radix(digits, 16).ok().filter(|&v| v <= max).ok_or_else(bad)
+        let digits = t
+            .strip_prefix("0x")
+            .or_else(|| t.strip_prefix("0X"))
+            .ok_or_else(bad)?;
+        u32::from_str_radix(digits, 16)
+            .ok()
+            .filter(|&v| v <= max)
+            .ok_or_else(bad)
     };
     let (value, mask) = text.split_once('/').ok_or_else(bad)?;
     Ok((hex(value)?, hex(mask)?))
@@ -152,14 +194,20 @@ fn parse_value_mask(what: &'static str, text: &str, max: u32) -> Result<(u32, u3
 /// The bytes `v` with `v & mask == value & mask`: mask 0xFF is one value, 0x00 is
 /// every byte, anything else a few ranges.
 fn masked_byte(value: u32, mask: u32) -> RangeSet {
-    RangeSet::from_ranges((0..=255u32).filter(|v| v & mask == value & mask).map(|v| (v, v)).collect())
+    RangeSet::from_ranges(
+        (0..=255u32)
+            .filter(|v| v & mask == value & mask)
+            .map(|v| (v, v))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const RULES: &str = "@237.73.3.4/32\t67.236.63.210/32\t0 : 65535\t1711 : 1711\t0x06/0xFF\t0x0000/0x0200\t\n\
+    const RULES: &str =
+        "@237.73.3.4/32\t67.236.63.210/32\t0 : 65535\t1711 : 1711\t0x06/0xFF\t0x0000/0x0200\t\n\
                          @0.0.0.0/0\t10.1.0.0/16\t1024 : 65535\t80 : 80\t0x00/0x00\t0x0000/0x0000\n\
                          \n\
                          @192.168.1.77/24 0.0.0.0/0 53 : 53 0 : 65535 0x11/0xFF\n";
@@ -171,7 +219,7 @@ mod tests {
         let r = &rules[0];
         assert_eq!(r.fields[0].ranges(), &[(0xed49_0304, 0xed49_0304)]);
         assert_eq!(r.fields[1].ranges(), &[(0x43ec_3fd2, 0x43ec_3fd2)]);
-        assert!(r.fields[2].is_any() == false && r.fields[2].ranges() == [(0, 65535)]);
+        assert!(!r.fields[2].is_any() && r.fields[2].ranges() == [(0, 65535)]);
         assert_eq!(r.fields[3].ranges(), &[(1711, 1711)]);
         assert_eq!(r.fields[4].ranges(), &[(6, 6)]);
         assert!(rules[1].fields[0].is_any());
@@ -191,22 +239,48 @@ mod tests {
     #[test]
     fn bad_rule_lines_name_the_line() {
         let good = "@1.2.3.4/32\t5.6.7.8/32\t0 : 65535\t80 : 80\t0x06/0xFF\t0x0000/0x0000";
-        let cases: &[(&str, fn(&ParseErrorKind) -> bool)] = &[
-            ("1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF", |k| *k == ParseErrorKind::MissingAt),
-            ("@1.2.3.4/32", |k| matches!(k, ParseErrorKind::MissingField("destination address"))),
-            ("@1.2.3.4/33 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF", |k| matches!(k, ParseErrorKind::BadPrefix(_))),
-            ("@1.2.3/8 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF", |k| matches!(k, ParseErrorKind::BadPrefix(_))),
-            ("@1.2.3.4 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF", |k| matches!(k, ParseErrorKind::BadPrefix(_))),
-            ("@1.2.3.4/32 5.6.7.8/32 0 : 65536 0 : 1 0x06/0xFF", |k| matches!(k, ParseErrorKind::BadPort(_))),
+        type Check = fn(&ParseErrorKind) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF", |k| {
+                *k == ParseErrorKind::MissingAt
+            }),
+            ("@1.2.3.4/32", |k| {
+                matches!(k, ParseErrorKind::MissingField("destination address"))
+            }),
+            ("@1.2.3.4/33 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF", |k| {
+                matches!(k, ParseErrorKind::BadPrefix(_))
+            }),
+            ("@1.2.3/8 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF", |k| {
+                matches!(k, ParseErrorKind::BadPrefix(_))
+            }),
+            ("@1.2.3.4 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF", |k| {
+                matches!(k, ParseErrorKind::BadPrefix(_))
+            }),
+            ("@1.2.3.4/32 5.6.7.8/32 0 : 65536 0 : 1 0x06/0xFF", |k| {
+                matches!(k, ParseErrorKind::BadPort(_))
+            }),
             ("@1.2.3.4/32 5.6.7.8/32 9 : 1 0 : 1 0x06/0xFF", |k| {
                 *k == ParseErrorKind::InvertedPorts { lo: 9, hi: 1 }
             }),
-            ("@1.2.3.4/32 5.6.7.8/32 0 - 1 0 : 1 0x06/0xFF", |k| matches!(k, ParseErrorKind::MissingColon(_))),
-            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1", |k| matches!(k, ParseErrorKind::MissingField("protocol"))),
-            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 6/0xFF", |k| matches!(k, ParseErrorKind::BadValueMask { .. })),
-            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 0x100/0xFF", |k| matches!(k, ParseErrorKind::BadValueMask { .. })),
-            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF 0x00", |k| matches!(k, ParseErrorKind::BadValueMask { .. })),
-            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF 0x0/0x0 x", |k| matches!(k, ParseErrorKind::ExtraField(_))),
+            ("@1.2.3.4/32 5.6.7.8/32 0 - 1 0 : 1 0x06/0xFF", |k| {
+                matches!(k, ParseErrorKind::MissingColon(_))
+            }),
+            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1", |k| {
+                matches!(k, ParseErrorKind::MissingField("protocol"))
+            }),
+            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 6/0xFF", |k| {
+                matches!(k, ParseErrorKind::BadValueMask { .. })
+            }),
+            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 0x100/0xFF", |k| {
+                matches!(k, ParseErrorKind::BadValueMask { .. })
+            }),
+            ("@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF 0x00", |k| {
+                matches!(k, ParseErrorKind::BadValueMask { .. })
+            }),
+            (
+                "@1.2.3.4/32 5.6.7.8/32 0 : 1 0 : 1 0x06/0xFF 0x0/0x0 x",
+                |k| matches!(k, ParseErrorKind::ExtraField(_)),
+            ),
         ];
         for (bad, check) in cases {
             let text = format!("{good}\n\n{bad}\n{good}\n");
@@ -219,8 +293,16 @@ mod tests {
 
     #[test]
     fn reads_traces() {
-        let trace = parse_trace("0\t4114795065\t0\t123\t6\t33559040\t238\n\n4294967295 0 69 65535 17 0\n").unwrap();
-        assert_eq!(trace, vec![([0, 4114795065, 0, 123, 6], 238), ([u32::MAX, 0, 69, 65535, 17], -1)]);
+        let trace =
+            parse_trace("0\t4114795065\t0\t123\t6\t33559040\t238\n\n4294967295 0 69 65535 17 0\n")
+                .unwrap();
+        assert_eq!(
+            trace,
+            vec![
+                ([0, 4114795065, 0, 123, 6], 238),
+                ([u32::MAX, 0, 69, 65535, 17], -1)
+            ]
+        );
         let bad = [
             ("1 2 3", "destination port"),
             ("4294967296 0 0 0 0 0 0", "source address"),
@@ -235,12 +317,26 @@ mod tests {
             assert!(err.to_string().contains(what), "{line}: {err}");
         }
         let err = parse_trace("1 2 3 4 6 0 0 9\n").unwrap_err();
-        assert_eq!(err, ParseError { line: 1, kind: ParseErrorKind::ExtraField("9".into()) });
+        assert_eq!(
+            err,
+            ParseError {
+                line: 1,
+                kind: ParseErrorKind::ExtraField("9".into())
+            }
+        );
     }
 
     #[test]
     fn garbage_never_panics() {
-        for text in ["@", "@/", "@1.2.3.4/ /", "@ : : :", "\u{feff}@1", "@1.2.3.4/32 1.2.3.4/32 : : :", "0x"] {
+        for text in [
+            "@",
+            "@/",
+            "@1.2.3.4/ /",
+            "@ : : :",
+            "\u{feff}@1",
+            "@1.2.3.4/32 1.2.3.4/32 : : :",
+            "0x",
+        ] {
             assert!(parse_rules(text).is_err(), "{text}");
             let _ = parse_trace(text);
         }

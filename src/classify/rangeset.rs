@@ -18,7 +18,9 @@ pub struct RangeSet {
 impl RangeSet {
     /// Every value: `0..=u32::MAX`.
     pub fn any() -> RangeSet {
-        RangeSet { ranges: vec![(0, u32::MAX)] }
+        RangeSet {
+            ranges: vec![(0, u32::MAX)],
+        }
     }
 
     /// No value at all: a rule holding an empty dimension never matches.
@@ -32,7 +34,9 @@ impl RangeSet {
     /// If `lo > hi`.
     pub fn single(lo: u32, hi: u32) -> RangeSet {
         assert!(lo <= hi, "RangeSet::single: lo {lo} > hi {hi}");
-        RangeSet { ranges: vec![(lo, hi)] }
+        RangeSet {
+            ranges: vec![(lo, hi)],
+        }
     }
 
     /// The values of the prefix `addr/len` (host bits of `addr` are ignored).
@@ -43,7 +47,9 @@ impl RangeSet {
         assert!(len <= 32, "RangeSet::prefix: length {len} > 32");
         let host_mask = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
         let lo = addr & !host_mask;
-        RangeSet { ranges: vec![(lo, lo | host_mask)] }
+        RangeSet {
+            ranges: vec![(lo, lo | host_mask)],
+        }
     }
 
     /// The union of `ranges`, in any order, overlapping or adjacent.
@@ -96,7 +102,10 @@ impl RangeSet {
 
     /// How many values the set holds (up to 2^32).
     pub fn size(&self) -> u64 {
-        self.ranges.iter().map(|&(lo, hi)| u64::from(hi - lo) + 1).sum()
+        self.ranges
+            .iter()
+            .map(|&(lo, hi)| u64::from(hi - lo) + 1)
+            .sum()
     }
 
     /// The smallest range holding the whole set, or `None` if it is empty.
@@ -127,13 +136,6 @@ impl RangeSet {
             pieces += 1;
         }
         Some(((first_lo, last_hi), pieces > 1))
-    }
-
-    /// Whether the set holds every value of `lo..=hi`.
-    pub(crate) fn covers(&self, lo: u32, hi: u32) -> bool {
-        // Adjacent ranges are merged, so one range must hold the whole window.
-        let i = self.ranges.partition_point(|&(l, _)| l <= lo);
-        i > 0 && self.ranges[i - 1].1 >= hi
     }
 
     /// Heap bytes held.
@@ -174,7 +176,10 @@ mod tests {
 
     #[test]
     fn prefix_ranges() {
-        assert_eq!(RangeSet::prefix(0x0a00_0105, 24).ranges(), &[(0x0a00_0100, 0x0a00_01ff)]);
+        assert_eq!(
+            RangeSet::prefix(0x0a00_0105, 24).ranges(),
+            &[(0x0a00_0100, 0x0a00_01ff)]
+        );
         assert!(RangeSet::prefix(0x1234_5678, 0).is_any());
         assert_eq!(RangeSet::prefix(7, 32).ranges(), &[(7, 7)]);
     }
@@ -186,11 +191,13 @@ mod tests {
             let want = (10..=20).contains(&v) || (30..=40).contains(&v) || v == 50;
             assert_eq!(set.contains(v), want, "{v}");
         }
-        assert_eq!(set.clipped(15, 35).collect::<Vec<_>>(), vec![(15, 20), (30, 35)]);
+        assert_eq!(
+            set.clipped(15, 35).collect::<Vec<_>>(),
+            vec![(15, 20), (30, 35)]
+        );
         assert_eq!(set.clipped_hull(15, 35), Some(((15, 35), true)));
         assert_eq!(set.clipped_hull(21, 29), None);
         assert_eq!(set.clipped_hull(45, 60), Some(((50, 50), false)));
-        assert!(set.covers(31, 40) && !set.covers(20, 30) && set.covers(50, 50));
         assert_eq!(set.size(), 11 + 11 + 1);
     }
 }

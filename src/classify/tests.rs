@@ -7,10 +7,26 @@ use proptest::prelude::*;
 fn option_sets() -> Vec<BuildOptions> {
     vec![
         BuildOptions::default(),
-        BuildOptions { leaf_size: 1, redundancy_limit: 0, ..BuildOptions::default() },
-        BuildOptions { small_prefix: 0, leaf_size: 2, ..BuildOptions::default() },
-        BuildOptions { small_prefix: 32, max_depth: 3, ..BuildOptions::default() },
-        BuildOptions { entries_per_rule: 0, leaf_size: 2, ..BuildOptions::default() },
+        BuildOptions {
+            leaf_size: 1,
+            redundancy_limit: 0,
+            ..BuildOptions::default()
+        },
+        BuildOptions {
+            small_prefix: 0,
+            leaf_size: 2,
+            ..BuildOptions::default()
+        },
+        BuildOptions {
+            small_prefix: 32,
+            max_depth: 3,
+            ..BuildOptions::default()
+        },
+        BuildOptions {
+            entries_per_rule: 0,
+            leaf_size: 2,
+            ..BuildOptions::default()
+        },
     ]
 }
 
@@ -40,7 +56,8 @@ fn address() -> impl Strategy<Value = u32> {
 }
 
 fn address_set() -> impl Strategy<Value = RangeSet> {
-    let prefix = || (address(), prop_oneof![0u8..=32, 22u8..=32]).prop_map(|(a, l)| RangeSet::prefix(a, l));
+    let prefix =
+        || (address(), prop_oneof![0u8..=32, 22u8..=32]).prop_map(|(a, l)| RangeSet::prefix(a, l));
     prop_oneof![
         2 => Just(RangeSet::any()),
         6 => prefix(),
@@ -52,7 +69,10 @@ fn address_set() -> impl Strategy<Value = RangeSet> {
 }
 
 fn port() -> impl Strategy<Value = u32> {
-    prop_oneof![0u32..40, prop::sample::select(vec![0u32, 22, 53, 80, 443, 1023, 1024, 65535])]
+    prop_oneof![
+        0u32..40,
+        prop::sample::select(vec![0u32, 22, 53, 80, 443, 1023, 1024, 65535])
+    ]
 }
 
 fn port_set() -> impl Strategy<Value = RangeSet> {
@@ -76,23 +96,35 @@ fn proto_set() -> impl Strategy<Value = RangeSet> {
 }
 
 fn rule() -> impl Strategy<Value = ClassRule> {
-    (address_set(), address_set(), port_set(), port_set(), proto_set())
-        .prop_map(|(a, b, c, d, e)| ClassRule { fields: [a, b, c, d, e] })
+    (
+        address_set(),
+        address_set(),
+        port_set(),
+        port_set(),
+        proto_set(),
+    )
+        .prop_map(|(a, b, c, d, e)| ClassRule {
+            fields: [a, b, c, d, e],
+        })
 }
 
 fn rules() -> impl Strategy<Value = Vec<ClassRule>> {
     prop::collection::vec(rule(), 0..300).prop_flat_map(|rules| {
         // Duplicates: repeat a few rules at other positions.
         let n = rules.len();
-        (Just(rules), prop::collection::vec((0..n.max(1), 0..n.max(1)), 0..10)).prop_map(|(mut rules, dups)| {
-            for (from, to) in dups {
-                if from < rules.len() && to <= rules.len() {
-                    let r = rules[from].clone();
-                    rules.insert(to, r);
+        (
+            Just(rules),
+            prop::collection::vec((0..n.max(1), 0..n.max(1)), 0..10),
+        )
+            .prop_map(|(mut rules, dups)| {
+                for (from, to) in dups {
+                    if from < rules.len() && to <= rules.len() {
+                        let r = rules[from].clone();
+                        rules.insert(to, r);
+                    }
                 }
-            }
-            rules
-        })
+                rules
+            })
     })
 }
 
@@ -109,7 +141,10 @@ fn near(set: &RangeSet, pick: usize, delta: i8) -> u32 {
 
 fn keys(rules: &[ClassRule]) -> impl Strategy<Value = Vec<Key>> {
     let rules = rules.to_vec();
-    let from_rule = (any::<usize>(), prop::array::uniform5((any::<usize>(), -1i8..=1)))
+    let from_rule = (
+        any::<usize>(),
+        prop::array::uniform5((any::<usize>(), -1i8..=1)),
+    )
         .prop_map(move |(r, picks)| {
             if rules.is_empty() {
                 return [0; DIMS];
@@ -117,7 +152,13 @@ fn keys(rules: &[ClassRule]) -> impl Strategy<Value = Vec<Key>> {
             let rule = &rules[r % rules.len()];
             std::array::from_fn(|d| near(&rule.fields[d], picks[d].0, picks[d].1))
         });
-    let random = (address(), address(), port(), port(), prop::sample::select(vec![0u32, 1, 6, 17, 47, 255]))
+    let random = (
+        address(),
+        address(),
+        port(),
+        port(),
+        prop::sample::select(vec![0u32, 1, 6, 17, 47, 255]),
+    )
         .prop_map(|(a, b, c, d, e)| [a, b, c, d, e]);
     prop::collection::vec(prop_oneof![3 => from_rule, 1 => random], 1..200)
 }
@@ -136,7 +177,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, bound: u32) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) % u64::from(bound)) as u32
     }
 }
@@ -147,7 +191,9 @@ impl Lcg {
 fn exhaustive_small_domain() {
     let value = [0u32, 1, u32::MAX - 1, u32::MAX];
     let mut rng = Lcg(7);
-    let all_keys: Vec<Key> = (0..1024u32).map(|i| std::array::from_fn(|d| value[(i >> (2 * d) & 3) as usize])).collect();
+    let all_keys: Vec<Key> = (0..1024u32)
+        .map(|i| std::array::from_fn(|d| value[(i >> (2 * d) & 3) as usize]))
+        .collect();
     for round in 0..300 {
         let n = 1 + rng.next(if round < 100 { 8 } else { 60 });
         let rules: Vec<ClassRule> = (0..n)
@@ -181,7 +227,9 @@ fn empty_and_wildcard_sets() {
 /// An SG reference with many member addresses stays one rule, not one per member.
 #[test]
 fn multi_range_source_is_not_multiplied() {
-    let members: Vec<(u32, u32)> = (0..2000u32).map(|i| (0x0a00_0000 + 7 * i, 0x0a00_0000 + 7 * i)).collect();
+    let members: Vec<(u32, u32)> = (0..2000u32)
+        .map(|i| (0x0a00_0000 + 7 * i, 0x0a00_0000 + 7 * i))
+        .collect();
     let mut rules = vec![ClassRule {
         fields: [
             RangeSet::from_ranges(members),
@@ -191,7 +239,15 @@ fn multi_range_source_is_not_multiplied() {
             RangeSet::single(6, 6),
         ],
     }];
-    rules.push(ClassRule { fields: [RangeSet::any(), RangeSet::any(), RangeSet::any(), RangeSet::any(), RangeSet::single(6, 6)] });
+    rules.push(ClassRule {
+        fields: [
+            RangeSet::any(),
+            RangeSet::any(),
+            RangeSet::any(),
+            RangeSet::any(),
+            RangeSet::single(6, 6),
+        ],
+    });
     let c = Classifier::build(&rules);
     for i in 0..20_000u32 {
         let key = [0x0a00_0000 + i, 0x0a01_0203, 1234, 443, 6];

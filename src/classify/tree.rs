@@ -51,7 +51,8 @@ impl Node {
     /// The node a key goes to next (itself for a leaf).
     #[inline(always)]
     fn next(self, key: &PaddedKey) -> usize {
-        (self.meta >> DIM_BITS) as usize + usize::from(key[(self.meta & DIM_MASK) as usize] > self.thresh)
+        (self.meta >> DIM_BITS) as usize
+            + usize::from(key[(self.meta & DIM_MASK) as usize] > self.thresh)
     }
 }
 
@@ -65,13 +66,17 @@ struct Entry {
 }
 
 impl Entry {
-    const SENTINEL: Entry = Entry { lo: [0; DIMS], span: [0; DIMS], rule: NO_MATCH };
+    const SENTINEL: Entry = Entry {
+        lo: [0; DIMS],
+        span: [0; DIMS],
+        rule: NO_MATCH,
+    };
 
     #[inline(always)]
     fn hit(&self, key: &PaddedKey) -> bool {
         let mut ok = true;
-        for d in 0..DIMS {
-            ok &= key[d].wrapping_sub(self.lo[d]) <= self.span[d];
+        for ((k, lo), span) in key.iter().zip(&self.lo).zip(&self.span) {
+            ok &= k.wrapping_sub(*lo) <= *span;
         }
         ok
     }
@@ -94,23 +99,42 @@ pub(crate) struct Tree {
 impl Tree {
     /// Builds the tree for `ids` (indices into `rules`, ascending), or gives up
     /// with `None` as soon as the leaves hold more than `max_entries` entries.
-    pub fn build(rules: &[ClassRule], ids: Vec<u32>, params: &TreeParams, max_entries: usize) -> Option<Tree> {
+    pub fn build(
+        rules: &[ClassRule],
+        ids: Vec<u32>,
+        params: &TreeParams,
+        max_entries: usize,
+    ) -> Option<Tree> {
         let min_rule = ids.first().copied().unwrap_or(NO_MATCH);
         let count = ids.len();
         let mut builder = Builder {
             rules,
             params,
-            nodes: vec![Node { thresh: 0, meta: LEAF }],
+            nodes: vec![Node {
+                thresh: 0,
+                meta: LEAF,
+            }],
             entries: Vec::new(),
             max_entries,
             depth: 0,
         };
         let region = [(0, u32::MAX); DIMS];
         builder.node(0, ids, &region, 0).ok()?;
-        let Builder { mut nodes, mut entries, depth, .. } = builder;
+        let Builder {
+            mut nodes,
+            mut entries,
+            depth,
+            ..
+        } = builder;
         nodes.shrink_to_fit();
         entries.shrink_to_fit();
-        Some(Tree { nodes, entries, min_rule, depth, rules: count })
+        Some(Tree {
+            nodes,
+            entries,
+            min_rule,
+            depth,
+            rules: count,
+        })
     }
 
     /// First rule matching `key` with an index below `best`, or `best`.
@@ -159,6 +183,11 @@ impl Tree {
         best
     }
 
+    /// Longest root-to-leaf path.
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
     /// Leaf entries, sentinels included.
     pub fn entry_count(&self) -> usize {
         self.entries.len()
@@ -169,7 +198,11 @@ impl Tree {
     }
 
     pub fn stats(&self) -> TreeStats {
-        let leaves = self.nodes.iter().filter(|n| n.meta & DIM_MASK == LEAF).count();
+        let leaves = self
+            .nodes
+            .iter()
+            .filter(|n| n.meta & DIM_MASK == LEAF)
+            .count();
         TreeStats {
             rules: self.rules,
             nodes: self.nodes.len(),
@@ -211,7 +244,9 @@ impl ComplexRules {
 
     #[cold]
     fn matches(&self, rule: u32, key: &PaddedKey) -> bool {
-        let key: &Key = key[..DIMS].try_into().expect("a padded key holds DIMS fields");
+        let key: &Key = key[..DIMS]
+            .try_into()
+            .expect("a padded key holds DIMS fields");
         match self.rules.binary_search_by_key(&rule, |(i, _)| *i) {
             Ok(i) => self.rules[i].1.matches(key),
             Err(_) => unreachable!("complex entry for rule {rule} has no range sets"),
@@ -220,7 +255,12 @@ impl ComplexRules {
 
     pub fn memory_bytes(&self) -> usize {
         self.rules.capacity() * size_of::<(u32, ClassRule)>()
-            + self.rules.iter().flat_map(|(_, r)| r.fields.iter()).map(|f| f.heap_bytes()).sum::<usize>()
+            + self
+                .rules
+                .iter()
+                .flat_map(|(_, r)| r.fields.iter())
+                .map(|f| f.heap_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -249,7 +289,13 @@ struct OverBudget;
 
 impl Builder<'_> {
     /// Fills `nodes[slot]` with the subtree for the rules `ids` inside `region`.
-    fn node(&mut self, slot: usize, ids: Vec<u32>, region: &Region, depth: u32) -> Result<(), OverBudget> {
+    fn node(
+        &mut self,
+        slot: usize,
+        ids: Vec<u32>,
+        region: &Region,
+        depth: u32,
+    ) -> Result<(), OverBudget> {
         let cuts = self.live_rules(&ids, region);
         drop(ids);
         if cuts.len() <= self.params.leaf_size || depth >= self.params.max_depth {
@@ -258,13 +304,30 @@ impl Builder<'_> {
         let Some((dim, t)) = best_split(&cuts, region) else {
             return self.leaf(slot, &cuts, depth);
         };
-        let left: Vec<u32> = cuts.iter().filter(|c| c.hull[dim].0 < t).map(|c| c.id).collect();
-        let right: Vec<u32> = cuts.iter().filter(|c| c.hull[dim].1 >= t).map(|c| c.id).collect();
+        let left: Vec<u32> = cuts
+            .iter()
+            .filter(|c| c.hull[dim].0 < t)
+            .map(|c| c.id)
+            .collect();
+        let right: Vec<u32> = cuts
+            .iter()
+            .filter(|c| c.hull[dim].1 >= t)
+            .map(|c| c.id)
+            .collect();
         drop(cuts);
         let base = self.nodes.len();
-        self.nodes.push(Node { thresh: 0, meta: LEAF });
-        self.nodes.push(Node { thresh: 0, meta: LEAF });
-        self.nodes[slot] = Node { thresh: t - 1, meta: (base as u32) << DIM_BITS | dim as u32 };
+        self.nodes.push(Node {
+            thresh: 0,
+            meta: LEAF,
+        });
+        self.nodes.push(Node {
+            thresh: 0,
+            meta: LEAF,
+        });
+        self.nodes[slot] = Node {
+            thresh: t - 1,
+            meta: (base as u32) << DIM_BITS | dim as u32,
+        };
         let mut left_region = *region;
         left_region[dim].1 = t - 1;
         self.node(base, left, &left_region, depth + 1)?;
@@ -281,12 +344,16 @@ impl Builder<'_> {
         let mut cuts = Vec::with_capacity(ids.len());
         'rules: for &id in ids {
             let rule = &self.rules[id as usize];
-            let mut cut = Cut { id, hull: *region, complex: false };
-            for d in 0..DIMS {
-                let Some((hull, several)) = rule.fields[d].clipped_hull(region[d].0, region[d].1) else {
+            let mut cut = Cut {
+                id,
+                hull: *region,
+                complex: false,
+            };
+            for ((field, &(lo, hi)), hull) in rule.fields.iter().zip(region).zip(&mut cut.hull) {
+                let Some((clipped, several)) = field.clipped_hull(lo, hi) else {
                     continue 'rules;
                 };
-                cut.hull[d] = hull;
+                *hull = clipped;
                 cut.complex |= several;
             }
             cuts.push(cut);
@@ -298,7 +365,9 @@ impl Builder<'_> {
             let mut kept: Vec<Cut> = Vec::with_capacity(cuts.len());
             for cut in cuts {
                 let shadowed = kept.iter().any(|k| {
-                    !k.complex && (0..DIMS).all(|d| k.hull[d].0 <= cut.hull[d].0 && cut.hull[d].1 <= k.hull[d].1)
+                    !k.complex
+                        && (0..DIMS)
+                            .all(|d| k.hull[d].0 <= cut.hull[d].0 && cut.hull[d].1 <= k.hull[d].1)
                 });
                 if !shadowed {
                     kept.push(cut);
@@ -316,7 +385,11 @@ impl Builder<'_> {
         self.depth = self.depth.max(depth);
         let start = self.entries.len() as u32;
         for c in cuts {
-            let mut e = Entry { lo: [0; DIMS], span: [0; DIMS], rule: c.id | if c.complex { COMPLEX } else { 0 } };
+            let mut e = Entry {
+                lo: [0; DIMS],
+                span: [0; DIMS],
+                rule: c.id | if c.complex { COMPLEX } else { 0 },
+            };
             for d in 0..DIMS {
                 e.lo[d] = c.hull[d].0;
                 e.span[d] = c.hull[d].1 - c.hull[d].0;
@@ -324,7 +397,10 @@ impl Builder<'_> {
             self.entries.push(e);
         }
         self.entries.push(Entry::SENTINEL);
-        self.nodes[slot] = Node { thresh: start, meta: (slot as u32) << DIM_BITS | LEAF };
+        self.nodes[slot] = Node {
+            thresh: start,
+            meta: (slot as u32) << DIM_BITS | LEAF,
+        };
         Ok(())
     }
 }
@@ -337,39 +413,48 @@ fn best_split(cuts: &[Cut], region: &Region) -> Option<(usize, u32)> {
     let mut best: Option<((usize, usize), usize, u32)> = None;
     let mut los = Vec::with_capacity(n);
     let mut his = Vec::with_capacity(n);
-    let mut candidates = Vec::with_capacity(2 * n);
-    for d in 0..DIMS {
-        let (rlo, rhi) = region[d];
+    for (d, &(rlo, rhi)) in region.iter().enumerate() {
         if rlo == rhi {
             continue;
         }
         los.clear();
         his.clear();
-        candidates.clear();
-        for c in cuts {
-            let (lo, hi) = c.hull[d];
-            los.push(lo);
-            his.push(hi);
-            if lo > rlo {
-                candidates.push(lo);
-            }
-            if hi < rhi {
-                candidates.push(hi + 1);
-            }
-        }
-        if candidates.is_empty() {
-            continue;
-        }
+        los.extend(cuts.iter().map(|c| c.hull[d].0));
+        his.extend(cuts.iter().map(|c| c.hull[d].1));
         los.sort_unstable();
         his.sort_unstable();
-        candidates.sort_unstable();
-        candidates.dedup();
-        for &t in &candidates {
-            let left = los.partition_point(|&lo| lo < t);
-            let right = n - his.partition_point(|&hi| hi < t);
+        // Candidates are the starts above the region's start and the ends below its
+        // end (plus one), visited in increasing order by merging the two sorted
+        // lists; `below_lo` and `below_hi` count the starts and ends below the
+        // candidate, so the children hold `below_lo` and `n - below_hi` rules.
+        let (mut i, mut j) = (los.partition_point(|&lo| lo <= rlo), 0);
+        let mut below_lo = i;
+        let mut below_hi = 0;
+        loop {
+            let from_lo = los.get(i).copied();
+            let from_hi = his.get(j).filter(|&&hi| hi < rhi).map(|&hi| hi + 1);
+            let t = match (from_lo, from_hi) {
+                (None, None) => break,
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+            };
+            while below_lo < n && los[below_lo] < t {
+                below_lo += 1;
+            }
+            while below_hi < n && his[below_hi] < t {
+                below_hi += 1;
+            }
+            let (left, right) = (below_lo, n - below_hi);
             let cost = (left.max(right), left + right);
             if best.is_none_or(|(c, _, _)| cost < c) {
                 best = Some((cost, d, t));
+            }
+            while i < n && los[i] <= t {
+                i += 1;
+            }
+            while j < n && his[j] < t {
+                j += 1;
             }
         }
     }

@@ -37,6 +37,13 @@ pub struct Ruleset {
 }
 
 impl Ruleset {
+    /// The policy with its rules compiled into lookup tables (the fast path).
+    pub fn compile(policy: Policy) -> Ruleset {
+        let decider = Box::new(crate::classify::sg::SgClassifier::build(&policy));
+        Ruleset { policy, decider }
+    }
+
+    /// The policy decided by the linear reference evaluator (the oracle).
     pub fn reference(policy: Policy) -> Ruleset {
         Ruleset { policy, decider: Box::new(Reference) }
     }
@@ -119,9 +126,9 @@ impl Engine {
         Engine { rules, conntrack, fragments: FragmentMemory::default(), parse: ParseOptions::default(), stats }
     }
 
-    /// An engine deciding with the reference evaluator.
+    /// An engine deciding with the compiled classifier.
     pub fn with_policy(policy: Policy) -> Engine {
-        Engine::new(Arc::new(Ruleset::reference(policy)))
+        Engine::new(Arc::new(Ruleset::compile(policy)))
     }
 
     pub fn set_parse_options(&mut self, o: ParseOptions) {

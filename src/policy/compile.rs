@@ -415,7 +415,7 @@ fn intra_rule(sg: SgId, direction: Direction) -> Rule {
 
 fn address_index(cx: &mut Ctx, interfaces: &[Interface], spans: &[(IfaceId, IpNet, Range<usize>)]) -> AddressIndex {
     let mut idx = AddressIndex::default();
-    let mut blocks: Vec<(Option<ZoneId>, u128, u128, IfaceId, IpNet, &Range<usize>)> = spans
+    let mut blocks: Vec<(Option<ZoneId>, AddrKey, AddrKey, IfaceId, IpNet, &Range<usize>)> = spans
         .iter()
         .map(|(id, n, span)| {
             let (lo, hi) = net_bounds(n);
@@ -423,7 +423,7 @@ fn address_index(cx: &mut Ctx, interfaces: &[Interface], spans: &[(IfaceId, IpNe
         })
         .collect();
     blocks.sort_by_key(|b| (b.0, b.1, b.2));
-    let mut reach: Option<(Option<ZoneId>, u128, IfaceId)> = None;
+    let mut reach: Option<(Option<ZoneId>, AddrKey, IfaceId)> = None;
     for &(zone, lo, hi, id, _, span) in &blocks {
         if let Some((z, end, owner)) = reach {
             if z == zone && lo <= end {

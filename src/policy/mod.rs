@@ -191,19 +191,23 @@ impl PolicySet {
 struct AddressIndex {
     hosts: HashMap<(Option<ZoneId>, IpAddr), IfaceId, foldhash::fast::FixedState>,
     /// Non-host blocks: (zone, first address) → (last address, interface).
-    blocks: BTreeMap<(Option<ZoneId>, u128), (u128, IfaceId)>,
+    blocks: BTreeMap<(Option<ZoneId>, AddrKey), (AddrKey, IfaceId)>,
 }
 
-/// Maps an address onto one 128-bit space (IPv4 as `::ffff:a.b.c.d`).
-pub fn addr_key(a: IpAddr) -> u128 {
+/// An address as an ordered key: IPv4 addresses sort before IPv6 ones, and
+/// no IPv6 block (not even `::/0`) contains an IPv4 address.
+pub type AddrKey = (bool, u128);
+
+/// The key of an address: (is IPv6, the address as a number).
+pub fn addr_key(a: IpAddr) -> AddrKey {
     match a {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6),
+        IpAddr::V4(v4) => (false, u128::from(u32::from(v4))),
+        IpAddr::V6(v6) => (true, u128::from(v6)),
     }
 }
 
-/// The first and last address of a block on the [`addr_key`] line.
-pub fn net_bounds(n: &IpNet) -> (u128, u128) {
+/// The first and last address of a block, as keys.
+pub fn net_bounds(n: &IpNet) -> (AddrKey, AddrKey) {
     (addr_key(n.network()), addr_key(n.broadcast()))
 }
 

@@ -1,0 +1,345 @@
+//! Security-group rules compiled into [`Classifier`]s: the fast path for
+//! new-flow decisions, equal to [`Policy::evaluate`] on every flow (proptest in
+//! `tests.rs` beside this file).
+//!
+//! Each distinct SG set (and direction) gets one classifier over its rules in
+//! decision order, so the first match is the deciding rule. Its five
+//! dimensions are the remote address, the local address, the source port, the
+//! destination port or ICMP type/code, and the protocol:
+//!
+//! - Addresses of both families are mapped onto one line (IPv4 as
+//!   `::ffff:a.b.c.d`) and cut into the elementary intervals that the policy's
+//!   CIDRs, prefix-list entries and SG members bound; a packet's address
+//!   becomes its interval's index (a binary search) and a CIDR a range of
+//!   indices. An SG reference becomes a set of ranges, one per member block —
+//!   membership, not one rule per member.
+//! - A port that is not known (a later fragment) is the value 65536, which only
+//!   a rule covering all ports 0-65535 contains; likewise an unknown ICMP
+//!   type/code. ICMP type and code are `type << 8 | code`.
+//! - SG members depend on the zone (a zoned member is visible only in its
+//!   zone), so a set whose rules reference SGs with zoned members gets one
+//!   classifier per named zone; every other set shares one for all zones.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::{ClassRule, Classifier, Key, RangeSet};
+use crate::engine::Decide;
+use crate::policy::reference::Decision;
+use crate::policy::{
+    addr_key, net_bounds, Action, AddrKey, Direction, Evaluation, Flow, IfaceId, IpProto, Policy,
+    ProtoMatch, Reason, Remote, Rule, RuleId, Verdict, ZoneId,
+};
+
+/// The value of an unknown port or ICMP type/code.
+const UNKNOWN: u32 = 65_536;
+
+/// The compiled fast path of one policy.
+pub struct SgClassifier {
+    /// Starts of the elementary address intervals, sorted; the first is the
+    /// first IPv4 address, and one starts at the first IPv6 address.
+    bounds: Vec<AddrKey>,
+    tables: Vec<Classifier>,
+    /// `[zone context][policy set * 2 + direction]` → index into `tables`.
+    index: Vec<Vec<u32>>,
+    /// Named zones → zone context (0 is "no named zone").
+    zones: HashMap<ZoneId, usize>,
+}
+
+impl SgClassifier {
+    /// Compiles every SG set of `policy`.
+    pub fn build(policy: &Policy) -> SgClassifier {
+        let bounds = interval_bounds(policy);
+        let zones: Vec<ZoneId> = policy.zones();
+        let zone_ctx: HashMap<ZoneId, usize> =
+            zones.iter().enumerate().map(|(i, &z)| (z, i + 1)).collect();
+        let zoned_sg: Vec<bool> = policy
+            .security_groups
+            .iter()
+            .map(|g| g.members.iter().any(|m| m.zone.is_some()))
+            .collect();
+        let mut tables = Vec::new();
+        let mut index = vec![Vec::with_capacity(policy.policy_sets.len() * 2); zones.len() + 1];
+        let cx = Compiler {
+            policy,
+            bounds: &bounds,
+        };
+        for set in &policy.policy_sets {
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let rules = set.rules(dir);
+                let by_zone = rules.iter().any(|&r| {
+                    policy
+                        .rule(r)
+                        .remote
+                        .iter()
+                        .any(|x| matches!(x, Remote::Sg(g) if zoned_sg[*g as usize]))
+                });
+                let shared = tables.len() as u32;
+                tables.push(Classifier::build(&cx.rules(rules, None)));
+                index[0].push(shared);
+                for (i, &z) in zones.iter().enumerate() {
+                    if by_zone {
+                        index[i + 1].push(tables.len() as u32);
+                        tables.push(Classifier::build(&cx.rules(rules, Some(z))));
+                    } else {
+                        index[i + 1].push(shared);
+                    }
+                }
+            }
+        }
+        SgClassifier {
+            bounds,
+            tables,
+            index,
+            zones: zone_ctx,
+        }
+    }
+
+    /// Heap bytes of the compiled tables and the address intervals.
+    pub fn memory_bytes(&self) -> usize {
+        self.tables
+            .iter()
+            .map(Classifier::memory_bytes)
+            .sum::<usize>()
+            + self.bounds.len() * 16
+    }
+
+    /// Number of classifiers (one per SG set and direction, more with zones).
+    pub fn tables(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Number of elementary address intervals.
+    pub fn intervals(&self) -> usize {
+        self.bounds.len()
+    }
+
+    #[inline]
+    fn interval(&self, a: IpAddr) -> u32 {
+        (self.bounds.partition_point(|&b| b <= addr_key(a)) - 1) as u32
+    }
+
+    fn decide_one(
+        &self,
+        policy: &Policy,
+        iface: IfaceId,
+        dir: Direction,
+        key: &Key,
+        zone: Option<ZoneId>,
+    ) -> Decision {
+        let ctx = zone.and_then(|z| self.zones.get(&z).copied()).unwrap_or(0);
+        let set = policy.interface(iface).policy_set as usize;
+        let table = &self.tables[self.index[ctx][set * 2 + dir_index(dir)] as usize];
+        let rule = table
+            .lookup(key)
+            .map(|i| policy.policy_sets[set].rules(dir)[i as usize]);
+        let verdict = match rule.map(|r| policy.rule(r).action) {
+            Some(Action::Allow) => Verdict::Allow,
+            _ => Verdict::Deny,
+        };
+        Decision {
+            interface: iface,
+            direction: dir,
+            verdict,
+            rule,
+        }
+    }
+}
+
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+impl Decide for SgClassifier {
+    fn decide(&self, policy: &Policy, flow: &Flow) -> Evaluation {
+        let s = policy.interface_of(flow.src, flow.zone);
+        let d = policy.interface_of(flow.dst, flow.zone);
+        if s.is_none() && d.is_none() {
+            return Evaluation {
+                verdict: policy.settings.unknown_address,
+                reason: Reason::UnknownAddress,
+                egress: None,
+                ingress: None,
+            };
+        }
+        let (src, dst) = (self.interval(flow.src), self.interval(flow.dst));
+        let sport = flow.sport.map_or(UNKNOWN, u32::from);
+        let last = match (flow.dport, flow.icmp) {
+            (Some(p), _) => u32::from(p),
+            (None, Some((t, c))) => u32::from(t) << 8 | u32::from(c),
+            (None, None) => UNKNOWN,
+        };
+        let proto = u32::from(flow.proto.0);
+        let egress = s.map(|i| {
+            self.decide_one(
+                policy,
+                i,
+                Direction::Egress,
+                &[dst, src, sport, last, proto],
+                flow.zone,
+            )
+        });
+        let ingress = d.map(|i| {
+            self.decide_one(
+                policy,
+                i,
+                Direction::Ingress,
+                &[src, dst, sport, last, proto],
+                flow.zone,
+            )
+        });
+        let mut e = Evaluation {
+            verdict: Verdict::Allow,
+            reason: Reason::Rule,
+            egress,
+            ingress,
+        };
+        let deciding = *e.deciding().expect("at least one end is an interface");
+        e.verdict = deciding.verdict;
+        e.reason = deciding.reason();
+        e
+    }
+}
+
+/// Every boundary of every address block the policy names.
+fn interval_bounds(policy: &Policy) -> Vec<AddrKey> {
+    let mut b: Vec<AddrKey> = vec![(false, 0), (true, 0)];
+    let mut add = |n: &ipnet::IpNet| {
+        let (lo, (v6, hi)) = net_bounds(n);
+        b.push(lo);
+        let last = if v6 { u128::MAX } else { u128::from(u32::MAX) };
+        if hi < last {
+            b.push((v6, hi + 1));
+        }
+    };
+    for r in &policy.rules {
+        for x in &r.remote {
+            if let Remote::Net(n) = x {
+                add(n);
+            }
+        }
+        if let Some(l) = &r.local {
+            add(l);
+        }
+    }
+    for pl in &policy.prefix_lists {
+        pl.entries.iter().for_each(&mut add);
+    }
+    for g in &policy.security_groups {
+        g.members.iter().for_each(|m| add(&m.net));
+    }
+    b.sort_unstable();
+    b.dedup();
+    b
+}
+
+struct Compiler<'a> {
+    policy: &'a Policy,
+    bounds: &'a [AddrKey],
+}
+
+impl Compiler<'_> {
+    fn interval(&self, k: AddrKey) -> u32 {
+        (self.bounds.partition_point(|&b| b <= k) - 1) as u32
+    }
+
+    fn net(&self, n: &ipnet::IpNet) -> (u32, u32) {
+        let (lo, hi) = net_bounds(n);
+        (self.interval(lo), self.interval(hi))
+    }
+
+    fn rules(&self, ids: &[RuleId], zone: Option<ZoneId>) -> Vec<ClassRule> {
+        ids.iter()
+            .map(|&r| self.rule(self.policy.rule(r), zone))
+            .collect()
+    }
+
+    fn rule(&self, r: &Rule, zone: Option<ZoneId>) -> ClassRule {
+        let mut remote = Vec::new();
+        for x in &r.remote {
+            match *x {
+                Remote::Net(n) => remote.push(self.net(&n)),
+                Remote::PrefixList(pl) => remote.extend(
+                    self.policy.prefix_lists[pl as usize]
+                        .entries
+                        .iter()
+                        .map(|n| self.net(n)),
+                ),
+                Remote::Sg(g) => remote.extend(
+                    self.policy.security_groups[g as usize]
+                        .members
+                        .iter()
+                        .filter(|m| m.zone.is_none() || m.zone == zone)
+                        .map(|m| self.net(&m.net)),
+                ),
+            }
+        }
+        let remote = if remote.is_empty() {
+            RangeSet::empty()
+        } else {
+            RangeSet::from_ranges(remote)
+        };
+        let local = match &r.local {
+            Some(l) => {
+                let (lo, hi) = self.net(l);
+                RangeSet::single(lo, hi)
+            }
+            None => RangeSet::any(),
+        };
+        ClassRule {
+            fields: [
+                remote,
+                local,
+                ports(&r.source_ports),
+                last_field(r),
+                proto(r.proto),
+            ],
+        }
+    }
+}
+
+/// A port set; one covering every port also holds the unknown port.
+fn ports(p: &crate::policy::PortSet) -> RangeSet {
+    if p.is_all() {
+        RangeSet::single(0, UNKNOWN)
+    } else {
+        RangeSet::from_ranges(
+            p.ranges()
+                .iter()
+                .map(|r| (u32::from(r.lo), u32::from(r.hi)))
+                .collect(),
+        )
+    }
+}
+
+/// Destination ports for tcp/udp rules, type/code for ICMP rules, anything otherwise.
+fn last_field(r: &Rule) -> RangeSet {
+    if r.proto.has_ports() {
+        return ports(&r.ports);
+    }
+    match (r.proto, r.icmp_type, r.icmp_code) {
+        (ProtoMatch::Is(p), Some(t), code) if p.is_icmp() => {
+            let t = u32::from(t) << 8;
+            match code {
+                Some(c) => RangeSet::single(t | u32::from(c), t | u32::from(c)),
+                None => RangeSet::single(t, t | 0xff),
+            }
+        }
+        (ProtoMatch::Is(p), None, Some(c)) if p.is_icmp() => RangeSet::from_ranges(
+            (0..=255u32)
+                .map(|t| (t << 8 | u32::from(c), t << 8 | u32::from(c)))
+                .collect(),
+        ),
+        _ => RangeSet::single(0, UNKNOWN),
+    }
+}
+
+fn proto(p: ProtoMatch) -> RangeSet {
+    match p {
+        ProtoMatch::Any => RangeSet::single(0, 255),
+        ProtoMatch::Is(IpProto(n)) => RangeSet::single(u32::from(n), u32::from(n)),
+    }
+}
