@@ -49,6 +49,74 @@ enum Command {
     /// Prints a summary; exit 2 if the capture is unreadable or ends early
     /// (after summarising what was read).
     Replay(ReplayArgs),
+    /// Run inline as a bump in the wire: frames entering one side leave the
+    /// other if the security groups allow them, in both directions. Needs root.
+    Run(RunArgs),
+    /// Run as a Gateway Load Balancer appliance: receive GENEVE on UDP 6081,
+    /// judge the inner packets, return the allowed ones to the GWLB. Needs root.
+    Gwlb(GwlbArgs),
+    /// Print the policy in another system's terms.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportCommand {
+    /// An nftables ruleset (forward chain with conntrack, per-interface chains,
+    /// sets for SG members and prefix lists) enforcing the same policy in the
+    /// Linux kernel: `sgplane export nftables | nft -f -`.
+    Nftables {
+        /// The nftables table name.
+        #[arg(long, default_value = "sgplane")]
+        table: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct LiveArgs {
+    /// Serve Prometheus metrics on ADDR:PORT (path /metrics).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Worker threads (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Reload the policy when its file changes (SIGHUP always reloads).
+    #[arg(long)]
+    watch: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("sides").required(true).args(["tap", "iface"])))]
+struct RunArgs {
+    /// A TAP device (created if missing); give two.
+    #[arg(long, value_name = "NAME", num_args = 1, action = clap::ArgAction::Append)]
+    tap: Vec<String>,
+    /// An existing interface (veth, physical), through AF_PACKET; give two.
+    #[arg(long, value_name = "NAME", num_args = 1, action = clap::ArgAction::Append)]
+    iface: Vec<String>,
+    /// Write one verdict line per packet (JSON lines, or CSV if FILE ends in .csv).
+    #[arg(long, value_name = "FILE")]
+    verdicts: Option<PathBuf>,
+    /// Write VPC Flow Log lines when stopping.
+    #[arg(long, value_name = "FILE")]
+    flow_log: Option<PathBuf>,
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+#[derive(Args, Debug)]
+struct GwlbArgs {
+    /// Where GENEVE arrives.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6081")]
+    listen: std::net::SocketAddr,
+    /// Answer health checks on ADDR:PORT: HTTP 200 while serving, 503 while draining.
+    #[arg(long, value_name = "ADDR:PORT")]
+    health: Option<std::net::SocketAddr>,
+    /// After SIGTERM, keep serving established flows this long, then exit 0.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    drain_seconds: u64,
+    #[command(flatten)]
+    live: LiveArgs,
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +251,14 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Check(a) => check(&cli.config, a),
         Command::Explain(a) => explain(&cli.config, a),
         Command::Replay(a) => replay(&cli.config, a),
+        Command::Run(a) => run_inline(&cli.config, a),
+        Command::Gwlb(a) => gwlb(&cli.config, a),
+        Command::Export(ExportCommand::Nftables { table }) => {
+            let policy = load_policy(&cli.config)?;
+            let text = sgplane::export::nftables::ruleset(&policy, &table).map_err(|e| anyhow::anyhow!(e))?;
+            print!("{text}");
+            Ok(0)
+        }
     }
 }
 
@@ -322,4 +398,68 @@ fn progress_bar(size: Option<u64>) -> indicatif::ProgressBar {
         None => ProgressBar::new_spinner()
             .with_style(ProgressStyle::with_template("{spinner} {pos} packets {per_sec}").expect("valid template")),
     }
+}
+
+fn workers(n: Option<usize>) -> Result<usize> {
+    match n {
+        Some(0) => bail!("--workers must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+fn live_control(config: &Option<PathBuf>) -> Result<std::sync::Arc<sgplane::live::control::Control>> {
+    let policy = load_policy(config)?;
+    Ok(sgplane::live::control::Control::new(policy, config.clone()))
+}
+
+fn run_inline(config: &Option<PathBuf>, a: RunArgs) -> Result<u8> {
+    use sgplane::live::control::OnTerm;
+    use sgplane::live::inline::{self, InlineOptions, Port};
+    let ports: Vec<Port> = if !a.tap.is_empty() {
+        a.tap.iter().cloned().map(Port::Tap).collect()
+    } else {
+        a.iface.iter().cloned().map(Port::Iface).collect()
+    };
+    if !a.tap.is_empty() && !a.iface.is_empty() {
+        bail!("give two --tap or two --iface, not a mix");
+    }
+    let Ok(ports) = <[Port; 2]>::try_from(ports) else {
+        bail!("give exactly two sides: --tap A --tap B, or --iface A --iface B");
+    };
+    if ports[0] == ports[1] {
+        bail!("the two sides must be different devices");
+    }
+    let control = live_control(config)?;
+    control.spawn_signal_thread(OnTerm::Stop).context("installing signal handlers")?;
+    let opts = InlineOptions {
+        ports,
+        workers: workers(a.live.workers)?,
+        metrics: a.live.metrics,
+        watch: a.live.watch,
+        verdicts: a.verdicts,
+        flow_log: a.flow_log,
+    };
+    let summary = inline::run(control, opts)?;
+    print!("{summary}");
+    Ok(0)
+}
+
+fn gwlb(config: &Option<PathBuf>, a: GwlbArgs) -> Result<u8> {
+    use sgplane::live::control::OnTerm;
+    use sgplane::live::gwlb::{self, GwlbOptions};
+    let control = live_control(config)?;
+    let drain = std::time::Duration::from_secs(a.drain_seconds);
+    control.spawn_signal_thread(OnTerm::Drain(drain)).context("installing signal handlers")?;
+    let opts = GwlbOptions {
+        listen: a.listen,
+        health: a.health,
+        metrics: a.live.metrics,
+        workers: workers(a.live.workers)?,
+        drain,
+        watch: a.live.watch,
+    };
+    let summary = gwlb::run(control, opts)?;
+    print!("{summary}");
+    Ok(0)
 }

@@ -1,0 +1,2 @@
+//! The policy in other systems' terms.
+pub mod nftables;
