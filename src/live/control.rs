@@ -204,7 +204,7 @@ mod tests {
         std::fs::write(&path, GOOD).unwrap();
         let c = Control::new(Policy::load(&path).unwrap(), Some(path.clone()));
         assert_eq!(c.rules().policy.rules.len(), 1);
-        std::fs::write(&path, GOOD.replace("]\n", "]\negress = [ { proto = \"all\", to = \"0.0.0.0/0\" } ]\n")).unwrap();
+        std::fs::write(&path, format!("{GOOD}egress = [ {{ proto = \"all\", to = \"0.0.0.0/0\" }} ]\n")).unwrap();
         c.reload().unwrap();
         assert_eq!((c.rules().policy.rules.len(), c.generation()), (2, 1));
         std::fs::write(&path, "[security_groups.sg-a\n").unwrap();
