@@ -23,6 +23,7 @@ pub use verdicts::{VerdictFormat, VerdictWriter};
 use crate::engine::{Engine, Input, Judgement};
 use crate::io::capture::{CaptureError, CaptureReader, Format, RecordInfo};
 use crate::policy::Verdict;
+use crate::wire::packet::geneve_return;
 
 /// What to write besides the summary.
 #[derive(Debug, Default, Clone)]
@@ -127,12 +128,19 @@ pub fn replay<R: Read>(
             if let Some(f) = flow_log.as_mut() {
                 f.observe(j, p.orig_len, p.ts, engine.policy());
             }
-            let sink = match j.verdict {
-                Verdict::Allow => allowed_out.as_mut(),
-                Verdict::Deny => denied_out.as_mut(),
-            };
-            if let Some(o) = sink {
-                o.write(rec.raw)?;
+            match (j.verdict, allowed_out.as_mut(), denied_out.as_mut()) {
+                (Verdict::Allow, Some(o), _) => match (j.packet.and_then(|p| p.tunnel), p.link) {
+                    // An allowed GENEVE packet is written as the appliance returns it.
+                    (Some(t), Some(link)) => {
+                        let at = p.data.as_ptr() as usize - rec.raw.as_ptr() as usize;
+                        let mut back = rec.raw.to_vec();
+                        geneve_return(&mut back[at..at + p.data.len()], link, &t);
+                        o.write(&back)?;
+                    }
+                    _ => o.write(rec.raw)?,
+                },
+                (Verdict::Deny, _, Some(o)) => o.write(rec.raw)?,
+                _ => {}
             }
             index += 1;
         }

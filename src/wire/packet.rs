@@ -166,6 +166,8 @@ pub struct Quoted {
 /// The encapsulation a packet arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tunnel {
+    /// Offset of the outer IP header in the frame.
+    pub outer_ip_offset: u32,
     /// Offset of the GENEVE header in the frame.
     pub geneve_offset: u32,
     /// Offset of the inner packet in the frame.
@@ -233,7 +235,7 @@ impl Default for ParseOptions {
 pub fn parse(link: LinkType, data: &[u8], orig_len: usize, opts: ParseOptions) -> Result<Frame, ParseError> {
     // Bytes missing from the end of the capture, which headers may not need.
     let cut = orig_len.saturating_sub(data.len());
-    let cx = Cx { cut, opts, depth: 0, base: 0 };
+    let cx = Cx { cut, opts, depth: 0, base: 0, ip: 0 };
     cx.link(link, data)
 }
 
@@ -245,6 +247,8 @@ struct Cx {
     depth: u8,
     /// Offset of the current buffer in the frame.
     base: usize,
+    /// Offset of the IP header being parsed.
+    ip: usize,
 }
 
 fn need(layer: &'static str, data: &[u8], n: usize) -> Result<(), ParseError> {
@@ -393,7 +397,7 @@ impl Cx {
         let dst = IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19]));
         let proto = IpProto(d[9]);
         let payload = &d[ihl..len];
-        let inner = Cx { cut: self.cut.saturating_sub(d.len() - len), ..self.at(ihl) };
+        let inner = Cx { cut: self.cut.saturating_sub(d.len() - len), ip: self.base, ..self.at(ihl) };
         inner.transport(src, dst, proto, total as u32, fragment, payload, total - ihl)
     }
 
@@ -448,7 +452,7 @@ impl Cx {
                 _ => break,
             }
         }
-        let inner = Cx { cut: self.cut.saturating_sub(d.len() - len), ..self.at(off) };
+        let inner = Cx { cut: self.cut.saturating_sub(d.len() - len), ip: self.base, ..self.at(off) };
         inner.transport(src, dst, IpProto(next), (40 + payload_len) as u32, fragment, &d[off..len], 40 + payload_len - off)
     }
 
@@ -530,12 +534,41 @@ impl Cx {
         };
         Ok(match frame {
             Frame::Ip(mut p) => {
-                p.tunnel = Some(Tunnel { geneve_offset: self.base as u32, inner_offset: inner.base as u32, zone });
+                p.tunnel = Some(Tunnel {
+                    outer_ip_offset: self.ip as u32,
+                    geneve_offset: self.base as u32,
+                    inner_offset: inner.base as u32,
+                    zone,
+                });
                 Frame::Ip(p)
             }
             other => other,
         })
     }
+}
+
+/// Turns a GENEVE frame as received by an appliance into the frame it sends
+/// back (SPEC §5): the outer IP addresses swapped (and the Ethernet addresses,
+/// for Ethernet frames), the UDP ports and GENEVE header and options as
+/// received. Swapping keeps every checksum valid, as the Internet checksum is
+/// a sum. Returns false when the frame is too short for the tunnel's offsets.
+pub fn geneve_return(frame: &mut [u8], link: LinkType, tunnel: &Tunnel) -> bool {
+    let ip = tunnel.outer_ip_offset as usize;
+    let (src, len) = match frame.get(ip).map(|b| b >> 4) {
+        Some(4) => (ip + 12, 4),
+        Some(6) => (ip + 8, 16),
+        _ => return false,
+    };
+    if frame.len() < src + 2 * len {
+        return false;
+    }
+    let (a, b) = frame[src..src + 2 * len].split_at_mut(len);
+    a.swap_with_slice(b);
+    if link == LinkType::Ethernet && frame.len() >= 12 {
+        let (dst_mac, src_mac) = frame[..12].split_at_mut(6);
+        dst_mac.swap_with_slice(src_mac);
+    }
+    true
 }
 
 /// ICMP error types whose payload quotes the offending packet.
