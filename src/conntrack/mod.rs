@@ -377,6 +377,7 @@ pub struct FragmentKey {
 }
 
 /// Verdicts of first fragments, for the fragments that follow (SPEC §2.7).
+#[derive(Default)]
 pub struct FragmentMemory {
     map: HashMap<FragmentKey, (bool, Nanos), foldhash::fast::RandomState>,
 }
@@ -385,12 +386,6 @@ pub struct FragmentMemory {
 pub const FRAGMENT_TIMEOUT: Nanos = 30_000_000_000;
 /// The most verdicts remembered at once.
 pub const FRAGMENT_CAPACITY: usize = 65_536;
-
-impl Default for FragmentMemory {
-    fn default() -> Self {
-        FragmentMemory { map: HashMap::default() }
-    }
-}
 
 impl FragmentMemory {
     pub fn remember(&mut self, k: FragmentKey, allowed: bool, now: Nanos) {

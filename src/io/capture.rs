@@ -168,7 +168,7 @@ impl<R: Read> CaptureReader<R> {
                 // The section header is the first record; the parser is made from it below.
                 r.format = Format::PcapNg;
             }
-            Some(m) if matches!(m, [0xa1, 0xb2, 0xc3, 0xd4] | [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] | [0x4d, 0x3c, 0xb2, 0xa1]) => {
+            Some([0xa1, 0xb2, 0xc3, 0xd4] | [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] | [0x4d, 0x3c, 0xb2, 0xa1]) => {
                 if head.len() < 24 {
                     return Err(CaptureError::Truncated { offset: 0, needed: 24, have: head.len() });
                 }

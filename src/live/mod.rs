@@ -27,7 +27,7 @@ pub fn dispatch_hash(link: LinkType, data: &[u8], opts: ParseOptions) -> u64 {
         None => (p.src, p.dst),
     };
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let mut h = foldhash::fast::FixedState::with_seed(0x5347_504c_414e_45).build_hasher();
+    let mut h = foldhash::fast::FixedState::with_seed(0x0053_4750_4c41_4e45).build_hasher();
     h.write_u64(p.tunnel.and_then(|t| t.zone).unwrap_or(0));
     write_addr(&mut h, lo);
     write_addr(&mut h, hi);

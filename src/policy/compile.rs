@@ -309,7 +309,7 @@ fn compile_rule(
 fn port_field(cx: &mut Ctx, proto: ProtoMatch, key: &str, v: &Option<Spanned<RawPorts>>) -> PortSet {
     let Some(v) = v else { return PortSet::all() };
     let p = v.get_ref();
-    if !proto.has_ports() && !(p.all_form || p.set.is_all()) {
+    if !proto.has_ports() && !p.all_form && !p.set.is_all() {
         cx.err(
             Some(v.span()),
             format!(
@@ -413,9 +413,12 @@ fn intra_rule(sg: SgId, direction: Direction) -> Rule {
     }
 }
 
+/// An interface's address block with where it is written: (zone, first, last, interface, block, span).
+type Block<'a> = (Option<ZoneId>, AddrKey, AddrKey, IfaceId, IpNet, &'a Range<usize>);
+
 fn address_index(cx: &mut Ctx, interfaces: &[Interface], spans: &[(IfaceId, IpNet, Range<usize>)]) -> AddressIndex {
     let mut idx = AddressIndex::default();
-    let mut blocks: Vec<(Option<ZoneId>, AddrKey, AddrKey, IfaceId, IpNet, &Range<usize>)> = spans
+    let mut blocks: Vec<Block> = spans
         .iter()
         .map(|(id, n, span)| {
             let (lo, hi) = net_bounds(n);

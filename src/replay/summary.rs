@@ -183,7 +183,7 @@ impl Report {
         let mut flows: Vec<(DenyKey, u64, Judgement)> =
             self.deny_order.iter().map(|k| (*k, self.denied_flows[k].0, self.denied_flows[k].1)).collect();
         // Most packets first; the first seen first among equals.
-        flows.sort_by(|a, b| b.1.cmp(&a.1));
+        flows.sort_by_key(|f| std::cmp::Reverse(f.1));
         self.top_denied = flows
             .into_iter()
             .take(TOP_DENIED)

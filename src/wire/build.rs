@@ -26,6 +26,7 @@ fn ip_step(src: IpAddr, dst: IpAddr) -> PacketBuilderStep<etherparse::IpHeaders>
 ///
 /// # Panics
 /// If the addresses are of different IP versions.
+#[allow(clippy::too_many_arguments)] // one argument per header field a test wants to set
 pub fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
     let mut h = TcpHeader::new(sport, dport, seq, 64240);
     h.fin = flags & 0x01 != 0;
