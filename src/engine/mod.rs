@@ -117,13 +117,22 @@ pub struct Engine {
     fragments: FragmentMemory,
     parse: ParseOptions,
     stats: Stats,
+    /// Parsed frames and their flow keys of the batch being judged.
+    scratch: Vec<(Result<Frame, ParseError>, Option<(Prepared, Class)>)>,
 }
 
 impl Engine {
     pub fn new(rules: Arc<Ruleset>) -> Engine {
         let conntrack = Conntrack::new(&rules.policy.conntrack);
         let stats = Stats { rule_hits: vec![0; rules.policy.rules.len()], ..Default::default() };
-        Engine { rules, conntrack, fragments: FragmentMemory::default(), parse: ParseOptions::default(), stats }
+        Engine {
+            rules,
+            conntrack,
+            fragments: FragmentMemory::default(),
+            parse: ParseOptions::default(),
+            stats,
+            scratch: Vec::with_capacity(32),
+        }
     }
 
     /// An engine deciding with the compiled classifier.
@@ -200,23 +209,23 @@ impl Engine {
     /// of a whole batch are fetched into the cache before any is needed.
     pub fn process_batch(&mut self, frames: &[Input], out: &mut Vec<Judgement>) {
         const BATCH: usize = 32;
+        let mut scratch = std::mem::take(&mut self.scratch);
         for chunk in frames.chunks(BATCH) {
-            let mut parsed: [Option<Result<Frame, ParseError>>; BATCH] = [None; BATCH];
-            let mut keys: [Option<(Prepared, Class)>; BATCH] = [None; BATCH];
-            for (i, f) in chunk.iter().enumerate() {
+            scratch.clear();
+            for f in chunk {
                 let r = parse(f.link, f.data, f.orig_len.max(f.data.len()), self.parse);
-                if let Ok(Frame::Ip(p)) = &r {
-                    if let Some((k, class)) = self.flow_key(p) {
+                let key = match &r {
+                    Ok(Frame::Ip(p)) => self.flow_key(p).map(|(k, class)| {
                         let prep = self.conntrack.prepare(&k);
                         self.conntrack.prefetch(&prep);
-                        keys[i] = Some((prep, class));
-                    }
-                }
-                parsed[i] = Some(r);
+                        (prep, class)
+                    }),
+                    _ => None,
+                };
+                scratch.push((r, key));
             }
-            for (i, f) in chunk.iter().enumerate() {
-                let r = parsed[i].take().expect("parsed above");
-                let j = match (r, keys[i]) {
+            for (f, &(r, key)) in chunk.iter().zip(&scratch) {
+                let j = match (r, key) {
                     (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, f.ts),
                     (r, _) => self.judge(r, f.data, f.ts),
                 };
@@ -224,6 +233,7 @@ impl Engine {
                 out.push(j);
             }
         }
+        self.scratch = scratch;
     }
 
     fn judge(&mut self, r: Result<Frame, ParseError>, data: &[u8], now: Nanos) -> Judgement {

@@ -233,10 +233,68 @@ impl Default for ParseOptions {
 /// `data.len()`; pass `data.len()` when nothing was cut).
 #[inline]
 pub fn parse(link: LinkType, data: &[u8], orig_len: usize, opts: ParseOptions) -> Result<Frame, ParseError> {
+    if link == LinkType::Ethernet {
+        if let Some(p) = fast_ipv4(data, orig_len, opts) {
+            return Ok(Frame::Ip(p));
+        }
+    }
+    parse_general(link, data, orig_len, opts)
+}
+
+/// [`parse`] without the fast path: every frame through the layered parser.
+pub fn parse_general(link: LinkType, data: &[u8], orig_len: usize, opts: ParseOptions) -> Result<Frame, ParseError> {
     // Bytes missing from the end of the capture, which headers may not need.
     let cut = orig_len.saturating_sub(data.len());
     let cx = Cx { cut, opts, depth: 0, base: 0, ip: 0 };
     cx.link(link, data)
+}
+
+/// The most common frame in straight-line code: Ethernet without VLAN tags,
+/// IPv4 without options or fragmentation, TCP or UDP (not GENEVE). `None`
+/// for anything else, including anything malformed: the general parser then
+/// decides, so both paths always agree (`tests::fast_path_agrees`).
+#[inline]
+fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
+    if d.len() < 14 + 20 + 8 || be16(d, 12) != ETHERTYPE_IPV4 || d[14] != 0x45 {
+        return None;
+    }
+    let ip = &d[14..];
+    let total = usize::from(be16(ip, 2));
+    let on_wire = orig_len.max(d.len()) - 14;
+    if be16(ip, 6) & 0x3fff != 0 || total < 28 || total > on_wire || !header_checksum_ok(&ip[..20]) {
+        return None;
+    }
+    let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+    let l4 = &ip[20..];
+    let l4 = match ip[9] {
+        6 => {
+            let doff = l4.get(12)? >> 4;
+            if l4.len() < 20 || doff < 5 || usize::from(doff) * 4 > total - 20 {
+                return None;
+            }
+            L4::Tcp { sport: be16(l4, 0), dport: be16(l4, 2), flags: l4[13] }
+        }
+        17 => {
+            let ulen = usize::from(be16(l4, 4));
+            let dport = be16(l4, 2);
+            if ulen < 8 || ulen > total - 20 || (dport == geneve::UDP_PORT && opts.decap_geneve) {
+                return None;
+            }
+            L4::Udp { sport: be16(l4, 0), dport }
+        }
+        _ => return None,
+    };
+    Some(IpPacket {
+        src,
+        dst,
+        proto: IpProto(ip[9]),
+        ip_len: total as u32,
+        fragment: Fragment::Whole,
+        l4,
+        tunnel: None,
+        l4_offset: 34,
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -379,7 +437,7 @@ impl Cx {
             return Err(ParseError::BadIhl(ihl));
         }
         need("IPv4 options", d, ihl)?;
-        if checksum(&d[..ihl]) != 0 {
+        if !header_checksum_ok(&d[..ihl]) {
             return Err(ParseError::BadIpv4Checksum);
         }
         let total = usize::from(be16(d, 2));
@@ -611,6 +669,21 @@ fn quoted(v6: bool, d: &[u8]) -> Option<Quoted> {
     Some(Quoted { src, dst, proto, ports, icmp_type })
 }
 
+/// Whether an IPv4 header (a multiple of 4 bytes long) sums to all ones, as
+/// an intact one does; 32 bits at a time, which folds to the same sum.
+#[inline]
+fn header_checksum_ok(h: &[u8]) -> bool {
+    let mut sum: u64 = 0;
+    for w in h.chunks_exact(4) {
+        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum == 0xffff
+}
+
 /// The Internet checksum (RFC 1071) of `data`: 0 when a header that includes
 /// its checksum is intact.
 pub fn checksum(data: &[u8]) -> u16 {
@@ -626,4 +699,57 @@ pub fn checksum(data: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::build;
+    use proptest::prelude::*;
+
+    fn frames() -> Vec<Vec<u8>> {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        vec![
+            build::tcp(ip("10.0.0.1"), ip("10.0.0.2"), 40000, 443, 0x12, 7, 9, b"hello"),
+            build::udp(ip("10.0.0.1"), ip("10.0.0.2"), 5353, 53, b"query"),
+            build::udp(ip("10.0.0.1"), ip("10.0.0.2"), 5353, 6081, &[0u8; 40]),
+            build::tcp(ip("2001:db8::1"), ip("2001:db8::2"), 1, 2, 0x02, 0, 0, b""),
+            build::echo(ip("10.0.0.1"), ip("10.0.0.2"), true, 3, 4),
+        ]
+    }
+
+    #[test]
+    fn fast_path_takes_the_common_frames() {
+        let f = &frames();
+        for (i, taken) in [(0, true), (1, true), (2, false), (3, false), (4, false)] {
+            let fast = fast_ipv4(&f[i], f[i].len(), ParseOptions::default());
+            assert_eq!(fast.is_some(), taken, "frame {i}");
+            if let Some(p) = fast {
+                assert_eq!(Ok(Frame::Ip(p)), parse_general(LinkType::Ethernet, &f[i], f[i].len(), ParseOptions::default()));
+            }
+        }
+    }
+
+    proptest! {
+        /// Mutated and cut frames: whenever the fast path answers, the general
+        /// parser gives the same answer.
+        #[test]
+        fn fast_path_agrees(which in 0usize..5, flips in prop::collection::vec((0usize..80, any::<u8>()), 0..4),
+                            cut in 0usize..100, extra in 0usize..3000, decap in any::<bool>()) {
+            let mut f = frames()[which].clone();
+            for (at, v) in flips {
+                if at < f.len() {
+                    f[at] = v;
+                }
+            }
+            let len = f.len().saturating_sub(cut);
+            let orig = len + extra;
+            let opts = ParseOptions { decap_geneve: decap, gwlb_strict: false };
+            if let Some(p) = fast_ipv4(&f[..len], orig, opts) {
+                prop_assert_eq!(Ok(Frame::Ip(p)), parse_general(LinkType::Ethernet, &f[..len], orig, opts));
+            }
+            // And the public entry point never disagrees with the general parser.
+            prop_assert_eq!(parse(LinkType::Ethernet, &f[..len], orig, opts), parse_general(LinkType::Ethernet, &f[..len], orig, opts));
+        }
+    }
 }
