@@ -1,9 +1,630 @@
-//! `sgplane export nftables`: the same policy as an nftables ruleset.
+//! `sgplane export nftables`: the same policy as an nftables ruleset, for a
+//! Linux box that forwards between the interfaces (a router, or a bridge with
+//! `br_netfilter`).
+//!
+//! The ruleset is one table, `inet NAME`:
+//!
+//! - sets of every SG's members and every prefix list (`sg-web_v4`,
+//!   `pl-office_v6`), and of every interface's addresses (`interfaces_v4`);
+//! - a chain per interface and direction (`eg_NAME`, `in_NAME`) holding its
+//!   rules in decision order (priority, deny before allow, file order), each
+//!   with a counter and the rule's name as comment, ending in `drop` (`no-rule`);
+//! - verdict maps from an address to its interface's chain (`egress_v4`, …);
+//! - the `forward` chain (policy drop): `ct state established,related accept`,
+//!   `ct state invalid drop`, neighbour discovery per the settings, then
+//!   "both must allow" in two stages: the source's egress chain, whose allow
+//!   rules `return` to `forward`, then the destination's ingress chain, whose
+//!   allow rules `accept`; a packet whose destination is no interface and
+//!   whose source passed its egress chain is accepted; one whose two ends
+//!   are no interface gets `unknown_address`.
+//!
+//! What has no kernel counterpart is said in the ruleset's header comment:
+//! ARP (not in the `inet` family), zones (only zoneless interfaces are
+//! exported: the kernel sees traffic from no GWLB endpoint, as `sgplane run`
+//! does), conntrack timeouts and table size (sysctls), GENEVE decapsulation.
 
-use crate::policy::Policy;
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use ipnet::IpNet;
+
+use crate::policy::{Action, Direction, IfaceId, IpProto, Policy, PortSet, ProtoMatch, Remote, RuleId, Verdict};
+
+/// IPv4 or IPv6, as nftables spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    fn of(n: &IpNet) -> Family {
+        match n {
+            IpNet::V4(_) => Family::V4,
+            IpNet::V6(_) => Family::V6,
+        }
+    }
+
+    /// The address expression prefix: `ip` or `ip6`.
+    fn ip(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+
+    fn addr_type(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        }
+    }
+
+    fn nfproto(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+}
 
 /// The ruleset text for `nft -f`.
 pub fn ruleset(policy: &Policy, table: &str) -> Result<String, String> {
-    let _ = (policy, table);
-    Err("sgplane export nftables is not built yet".into())
+    check_name(table)?;
+    Export::new(policy).write(table)
+}
+
+/// nftables identifiers: a letter, then letters, digits, `_` and `-`.
+fn check_name(table: &str) -> Result<(), String> {
+    let ok = table.len() <= 64
+        && table.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "table name `{table}` is not a plain nftables identifier: use a letter, then letters, digits, _ or - (at most 64)"
+        ))
+    }
+}
+
+/// Names chosen for the ruleset's sets and chains, unique and safe to write bare.
+struct Names {
+    used: HashSet<String>,
+}
+
+impl Names {
+    fn unique(&mut self, wanted: &str) -> String {
+        let mut base: String =
+            wanted.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+        if !base.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            base.insert_str(0, "x_");
+        }
+        base.truncate(200);
+        let mut name = base.clone();
+        let mut n = 2;
+        while !self.used.insert(name.clone()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        name
+    }
+}
+
+/// Everything named before the text is written.
+struct Export<'a> {
+    policy: &'a Policy,
+    /// The interfaces exported (zoneless ones) and those left out.
+    ifaces: Vec<IfaceId>,
+    zoned: Vec<IfaceId>,
+    /// Chain names by interface id: (egress, ingress).
+    chains: Vec<Option<(String, String)>>,
+    /// Set names of SG members and prefix lists, by id and family (None: empty).
+    sg_sets: Vec<[Option<String>; 2]>,
+    pl_sets: Vec<[Option<String>; 2]>,
+    sg_members: Vec<[Vec<IpNet>; 2]>,
+    pl_entries: Vec<[Vec<IpNet>; 2]>,
+}
+
+fn fam_index(f: Family) -> usize {
+    match f {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
+/// Split by family, with blocks inside other blocks removed (two CIDR blocks
+/// are nested or disjoint, so what is left never overlaps, as interval sets
+/// require).
+fn by_family(nets: impl IntoIterator<Item = IpNet>) -> [Vec<IpNet>; 2] {
+    let mut out: [Vec<IpNet>; 2] = Default::default();
+    for n in nets {
+        out[fam_index(Family::of(&n))].push(n.trunc());
+    }
+    for v in &mut out {
+        v.sort_by_key(|n| (n.network(), n.prefix_len()));
+        let mut kept: Vec<IpNet> = Vec::with_capacity(v.len());
+        for n in v.drain(..) {
+            if !kept.last().is_some_and(|k| k.contains(&n)) {
+                kept.push(n);
+            }
+        }
+        *v = kept;
+    }
+    out
+}
+
+impl<'a> Export<'a> {
+    fn new(policy: &'a Policy) -> Export<'a> {
+        let mut names = Names {
+            used: ["forward", "interfaces_v4", "interfaces_v6", "egress_v4", "egress_v6", "ingress_v4", "ingress_v6"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        let (ifaces, zoned): (Vec<IfaceId>, Vec<IfaceId>) =
+            (0..policy.interfaces.len() as IfaceId).partition(|&i| policy.interface(i).zone.is_none());
+        let mut chains = vec![None; policy.interfaces.len()];
+        for &i in &ifaces {
+            let n = &policy.interface(i).name;
+            chains[i as usize] = Some((names.unique(&format!("eg_{n}")), names.unique(&format!("in_{n}"))));
+        }
+        let sg_members: Vec<[Vec<IpNet>; 2]> = policy
+            .security_groups
+            .iter()
+            .map(|sg| by_family(sg.members.iter().filter(|m| m.zone.is_none()).map(|m| m.net)))
+            .collect();
+        let pl_entries: Vec<[Vec<IpNet>; 2]> =
+            policy.prefix_lists.iter().map(|pl| by_family(pl.entries.iter().copied())).collect();
+        let mut set_names = |base: &str, nets: &[Vec<IpNet>; 2]| -> [Option<String>; 2] {
+            Family::BOTH
+                .map(|f| (!nets[fam_index(f)].is_empty()).then(|| names.unique(&format!("{base}_{}", f.suffix()))))
+        };
+        let sg_sets = policy.security_groups.iter().zip(&sg_members).map(|(sg, m)| set_names(&sg.name, m)).collect();
+        let pl_sets = policy.prefix_lists.iter().zip(&pl_entries).map(|(pl, e)| set_names(&pl.name, e)).collect();
+        Export { policy, ifaces, zoned, chains, sg_sets, pl_sets, sg_members, pl_entries }
+    }
+
+    fn write(&self, table: &str) -> Result<String, String> {
+        let p = self.policy;
+        let mut o = String::new();
+        self.header(&mut o, table);
+        let _ = writeln!(o, "table inet {table}\ndelete table inet {table}\n\ntable inet {table} {{");
+
+        // Sets.
+        let _ = writeln!(o, "\t# Addresses of every interface sgplane knows (zoneless ones).");
+        let iface_nets = by_family(self.ifaces.iter().flat_map(|&i| p.interface(i).addresses.iter().copied()));
+        for f in Family::BOTH {
+            write_set(&mut o, &format!("interfaces_{}", f.suffix()), f, &iface_nets[fam_index(f)]);
+        }
+        for (i, (sg, names)) in p.security_groups.iter().zip(&self.sg_sets).enumerate() {
+            for f in Family::BOTH {
+                if let Some(n) = &names[fam_index(f)] {
+                    let _ = writeln!(o, "\t# Members of {} ({}).", comment_text(&sg.name), f.nfproto());
+                    write_set(&mut o, n, f, &self.sg_members[i][fam_index(f)]);
+                }
+            }
+        }
+        for (i, (pl, names)) in p.prefix_lists.iter().zip(&self.pl_sets).enumerate() {
+            for f in Family::BOTH {
+                if let Some(n) = &names[fam_index(f)] {
+                    let _ = writeln!(o, "\t# Prefix list {} ({}).", comment_text(&pl.name), f.nfproto());
+                    write_set(&mut o, n, f, &self.pl_entries[i][fam_index(f)]);
+                }
+            }
+        }
+
+        // Per-interface chains.
+        for &i in &self.ifaces {
+            let iface = p.interface(i);
+            let (eg, ing) = self.chains[i as usize].as_ref().expect("named for every exported interface");
+            for (dir, chain) in [(Direction::Egress, eg), (Direction::Ingress, ing)] {
+                let sgs: Vec<&str> =
+                    iface.security_groups.iter().map(|&s| p.security_groups[s as usize].name.as_str()).collect();
+                let _ = writeln!(
+                    o,
+                    "\n\t# {} {dir}: {}; allow {}.",
+                    comment_text(&iface.name),
+                    if sgs.is_empty() { "no security groups".to_string() } else { comment_text(&sgs.join(", ")) },
+                    match dir {
+                        Direction::Egress => "returns to `forward` for the destination's ingress check",
+                        Direction::Ingress => "accepts",
+                    }
+                );
+                let _ = writeln!(o, "\tchain {chain} {{");
+                for &r in p.interface_rules(i, dir) {
+                    for line in self.rule_lines(r, dir) {
+                        let _ = writeln!(o, "\t\t{line}");
+                    }
+                }
+                let _ = writeln!(o, "\t\tcounter drop comment \"no-rule: {} {dir}\"", comment_text(&iface.name));
+                let _ = writeln!(o, "\t}}");
+            }
+        }
+
+        // Address -> chain maps.
+        for (dir, base) in [(Direction::Egress, "egress"), (Direction::Ingress, "ingress")] {
+            for f in Family::BOTH {
+                let mut elems: Vec<(IpNet, &str)> = Vec::new();
+                for &i in &self.ifaces {
+                    let (eg, ing) = self.chains[i as usize].as_ref().expect("named");
+                    let chain = if dir == Direction::Egress { eg } else { ing };
+                    for a in &p.interface(i).addresses {
+                        if Family::of(a) == f {
+                            elems.push((a.trunc(), chain.as_str()));
+                        }
+                    }
+                }
+                elems.sort_by_key(|(n, _)| (n.network(), n.prefix_len()));
+                let _ = writeln!(o, "\n\tmap {base}_{} {{", f.suffix());
+                let _ = writeln!(o, "\t\ttype {} : verdict", f.addr_type());
+                let _ = writeln!(o, "\t\tflags interval");
+                if !elems.is_empty() {
+                    let list: Vec<String> = elems.iter().map(|(n, c)| format!("{} : jump {c}", net_text(n))).collect();
+                    let _ = writeln!(o, "\t\telements = {{\n\t\t\t{}\n\t\t}}", list.join(",\n\t\t\t"));
+                }
+                let _ = writeln!(o, "\t}}");
+            }
+        }
+
+        // The forward hook.
+        let s = &p.settings;
+        let _ = writeln!(o, "\n\tchain forward {{");
+        let _ = writeln!(o, "\t\ttype filter hook forward priority filter; policy drop;");
+        let _ = writeln!(o, "\t\tct state established,related counter accept comment \"established, related\"");
+        if s.allow_neighbor_discovery {
+            let _ = writeln!(o, "\t\ticmpv6 type 133-137 counter accept comment \"neighbor-discovery\"");
+        }
+        let _ = writeln!(o, "\t\tct state invalid counter drop comment \"invalid\"");
+        let _ = writeln!(o, "\t\t# The source's egress rules: allow returns here, deny drops.");
+        let _ = writeln!(o, "\t\tip saddr vmap @egress_v4\n\t\tip6 saddr vmap @egress_v6");
+        let _ = writeln!(o, "\t\t# The destination's ingress rules: allow accepts, deny drops.");
+        let _ = writeln!(o, "\t\tip daddr vmap @ingress_v4\n\t\tip6 daddr vmap @ingress_v6");
+        let _ = writeln!(o, "\t\t# The destination is no interface: the source's egress allowed it.");
+        let _ = writeln!(o, "\t\tip saddr @interfaces_v4 accept\n\t\tip6 saddr @interfaces_v6 accept");
+        let verdict = match s.unknown_address {
+            Verdict::Allow => "accept",
+            Verdict::Deny => "drop",
+        };
+        let _ = writeln!(o, "\t\tcounter {verdict} comment \"unknown-address\"");
+        let _ = writeln!(o, "\t}}\n}}");
+        Ok(o)
+    }
+
+    fn header(&self, o: &mut String, table: &str) {
+        let p = self.policy;
+        let s = &p.settings;
+        let _ = writeln!(o, "#!/usr/sbin/nft -f");
+        let _ = writeln!(o, "# Generated by `sgplane export nftables` from {}.", comment_text(&p.source));
+        let _ = writeln!(o, "# Load with `nft -f FILE`: it replaces table inet {table} in one transaction.");
+        let _ = writeln!(o, "#");
+        let _ = writeln!(o, "# Filters forwarded traffic (hook forward), as `sgplane run` does between its two");
+        let _ = writeln!(o, "# sides; traffic to and from this host itself is not filtered. Each rule counts");
+        let _ = writeln!(o, "# its hits (`nft list table inet {table}`) and names its sgplane rule.");
+        let _ = writeln!(o, "#");
+        let _ = writeln!(o, "# Where the kernel differs from sgplane:");
+        let _ =
+            writeln!(o, "# - ARP is not in the inet family: a router answers it itself (allow_arp = {}).", s.allow_arp);
+        let _ = writeln!(o, "# - Zones have no kernel equivalent: only interfaces without a zone are exported,");
+        let _ = writeln!(o, "#   as traffic that comes through no GWLB endpoint sees them; GENEVE is not opened.");
+        if !self.zoned.is_empty() {
+            let names: Vec<String> = self.zoned.iter().take(20).map(|&i| comment_text(&p.interface(i).name)).collect();
+            let more =
+                if self.zoned.len() > 20 { format!(" and {} more", self.zoned.len() - 20) } else { String::new() };
+            let _ = writeln!(o, "#   Left out (zoned): {}{more}.", names.join(", "));
+        }
+        let c = &p.conntrack;
+        let _ = writeln!(o, "# - Conntrack timeouts and size are the kernel's sysctls; this policy's would be:");
+        let _ = writeln!(
+            o,
+            "#   net.netfilter.nf_conntrack_max={} nf_conntrack_tcp_timeout_established={}",
+            c.max_entries, c.tcp_established
+        );
+        let _ = writeln!(
+            o,
+            "#   nf_conntrack_udp_timeout={} nf_conntrack_udp_timeout_stream={} nf_conntrack_icmp_timeout={}",
+            c.udp, c.udp_stream, c.icmp
+        );
+        let _ = writeln!(
+            o,
+            "#   nf_conntrack_generic_timeout={}; nf_conntrack_tcp_be_liberal=1 (sgplane tracks no TCP windows).",
+            c.other
+        );
+        let _ = writeln!(o, "# - The kernel reassembles fragments before judging; an ICMP error about no tracked");
+        let _ = writeln!(o, "#   flow and an echo reply without a request are `invalid` there (sgplane judges them");
+        let _ = writeln!(o, "#   by the rules).");
+        let _ = writeln!(o);
+    }
+
+    /// The nftables rules for one sgplane rule in a chain of `dir`: one per
+    /// family and kind of remote (CIDRs, each SG, each prefix list), all with
+    /// the same verdict, so first-match order is kept.
+    fn rule_lines(&self, id: RuleId, dir: Direction) -> Vec<String> {
+        let p = self.policy;
+        let r = p.rule(id);
+        let verdict = match (r.action, dir) {
+            (Action::Deny, _) => "drop",
+            (Action::Allow, Direction::Egress) => "return",
+            (Action::Allow, Direction::Ingress) => "accept",
+        };
+        let tail = format!("counter {verdict} comment \"{}\"", comment_text(&p.rule_name(id).to_string()));
+        // Egress: the local end is the source; ingress: the destination.
+        let (local_dir, remote_dir) = match dir {
+            Direction::Egress => ("saddr", "daddr"),
+            Direction::Ingress => ("daddr", "saddr"),
+        };
+        let mut lines = Vec::new();
+        for f in Family::BOTH {
+            if r.local.is_some_and(|l| Family::of(&l) != f) {
+                continue;
+            }
+            let Some(l4) = l4_match(r.proto, f, &r.ports, &r.source_ports, r.icmp_type, r.icmp_code) else {
+                continue;
+            };
+            let local = r.local.map(|l| format!("{} {local_dir} {}", f.ip(), net_text(&l.trunc())));
+            for remote in self.remote_matches(&r.remote, f) {
+                let addr = remote.map(|m| format!("{} {remote_dir} {m}", f.ip()));
+                let mut parts: Vec<String> = Vec::new();
+                if addr.is_none() && local.is_none() {
+                    parts.push(format!("meta nfproto {}", f.nfproto()));
+                }
+                parts.extend(local.clone());
+                parts.extend(addr);
+                parts.extend(l4.clone());
+                parts.push(tail.clone());
+                lines.push(parts.join(" "));
+            }
+        }
+        lines
+    }
+
+    /// The remote-address matches of a rule for one family: `None` is "any
+    /// address" (a /0 among the CIDRs); an empty list, nothing of this family.
+    fn remote_matches(&self, remotes: &[Remote], f: Family) -> Vec<Option<String>> {
+        let nets = by_family(remotes.iter().filter_map(|r| match r {
+            Remote::Net(n) => Some(*n),
+            _ => None,
+        }));
+        let nets = &nets[fam_index(f)];
+        if nets.iter().any(|n| n.prefix_len() == 0) {
+            return vec![None];
+        }
+        let mut out = Vec::new();
+        match nets.len() {
+            0 => {}
+            1 => out.push(Some(net_text(&nets[0]))),
+            _ => out.push(Some(format!("{{ {} }}", nets.iter().map(net_text).collect::<Vec<_>>().join(", ")))),
+        }
+        for r in remotes {
+            let set = match *r {
+                Remote::Net(_) => continue,
+                Remote::Sg(sg) => &self.sg_sets[sg as usize][fam_index(f)],
+                Remote::PrefixList(pl) => &self.pl_sets[pl as usize][fam_index(f)],
+            };
+            if let Some(name) = set {
+                let m = Some(format!("@{name}"));
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The protocol, port and ICMP matches, or `None` when the rule cannot match
+/// this family at all.
+fn l4_match(
+    proto: ProtoMatch,
+    f: Family,
+    ports: &PortSet,
+    source_ports: &PortSet,
+    icmp_type: Option<u8>,
+    icmp_code: Option<u8>,
+) -> Option<Vec<String>> {
+    let mut m = Vec::new();
+    let ProtoMatch::Is(p) = proto else { return Some(m) };
+    let name = match p {
+        IpProto::TCP => Some("tcp"),
+        IpProto::UDP => Some("udp"),
+        _ => None,
+    };
+    match name {
+        Some(n) => {
+            if ports.is_all() && source_ports.is_all() {
+                m.push(format!("meta l4proto {n}"));
+            }
+            if !source_ports.is_all() {
+                m.push(format!("{n} sport {}", ports_text(source_ports)));
+            }
+            if !ports.is_all() {
+                m.push(format!("{n} dport {}", ports_text(ports)));
+            }
+        }
+        None => {
+            // `icmp type` implies IPv4 and `icmpv6 type` IPv6 in nftables; any
+            // other pairing (ICMP in IPv6, say) is matched on the raw header.
+            let native = match (p, f) {
+                (IpProto::ICMP, Family::V4) => Some("icmp"),
+                (IpProto::ICMPV6, Family::V6) => Some("icmpv6"),
+                _ => None,
+            };
+            match (native, icmp_type, icmp_code) {
+                (_, None, None) => m.push(format!("meta l4proto {}", proto_text(p))),
+                (Some(n), t, c) => {
+                    if let Some(t) = t {
+                        m.push(format!("{n} type {t}"));
+                    }
+                    if let Some(c) = c {
+                        m.push(format!("{n} code {c}"));
+                    }
+                }
+                (None, t, c) => {
+                    m.push(format!("meta l4proto {}", proto_text(p)));
+                    if let Some(t) = t {
+                        m.push(format!("@th,0,8 {t}"));
+                    }
+                    if let Some(c) = c {
+                        m.push(format!("@th,8,8 {c}"));
+                    }
+                }
+            }
+        }
+    }
+    Some(m)
+}
+
+fn proto_text(p: IpProto) -> String {
+    match p {
+        IpProto::TCP => "tcp".into(),
+        IpProto::UDP => "udp".into(),
+        IpProto::ICMP => "icmp".into(),
+        IpProto::ICMPV6 => "ipv6-icmp".into(),
+        IpProto(n) => n.to_string(),
+    }
+}
+
+fn ports_text(s: &PortSet) -> String {
+    let r = s.ranges();
+    if r.len() == 1 {
+        return r[0].to_string();
+    }
+    format!("{{ {} }}", r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+/// A block as nftables writes it: a host address bare, else CIDR.
+fn net_text(n: &IpNet) -> String {
+    if n.prefix_len() == n.max_prefix_len() {
+        n.addr().to_string()
+    } else {
+        n.to_string()
+    }
+}
+
+/// Text safe inside an nftables comment string (no quotes, no line breaks,
+/// at most 120 bytes).
+fn comment_text(s: &str) -> String {
+    let mut t: String = s.chars().map(|c| if c == '"' || c == '\\' || c.is_control() { '_' } else { c }).collect();
+    if t.len() > 120 {
+        let mut cut = 117;
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        t.truncate(cut);
+        t.push_str("...");
+    }
+    t
+}
+
+fn write_set(o: &mut String, name: &str, f: Family, nets: &[IpNet]) {
+    let _ = writeln!(o, "\tset {name} {{\n\t\ttype {}\n\t\tflags interval", f.addr_type());
+    if !nets.is_empty() {
+        let list: Vec<String> = nets.iter().map(net_text).collect();
+        let _ = writeln!(o, "\t\telements = {{ {} }}", list.join(", "));
+    }
+    let _ = writeln!(o, "\t}}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export(toml: &str) -> String {
+        let p = Policy::from_toml(toml, "t.toml").unwrap();
+        ruleset(&p, "sgplane").unwrap()
+    }
+
+    #[test]
+    fn rules_keep_decision_order_and_both_stages() {
+        let t = export(
+            r#"
+[prefix_lists]
+pl-office = ["198.51.100.0/24", "198.51.100.128/25", "2001:db8:ff00::/48"]
+[security_groups.sg-web]
+ingress = [
+  { proto = "tcp", ports = ["80", "8080-8090"], from = ["sg-web", "10.9.0.0/16", "pl-office"] },
+  { proto = "tcp", ports = "22", from = "0.0.0.0/0", action = "deny", priority = 1 },
+  { proto = "icmp", icmp_type = 8, from = "0.0.0.0/0" },
+]
+egress = [ { proto = "all", to = "0.0.0.0/0" } ]
+[interfaces.eni-web-1]
+addresses = ["10.0.1.10", "2001:db8:1::10"]
+security_groups = ["sg-web"]
+"#,
+        );
+        let chain = t.split("chain in_eni-web-1 {").nth(1).unwrap().split("\n\t}").next().unwrap();
+        let lines: Vec<&str> = chain.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines[0], "meta nfproto ipv4 tcp dport 22 counter drop comment \"sg-web/ingress/1\"", "{chain}");
+        assert!(lines[1].starts_with("ip saddr 10.9.0.0/16 tcp dport { 80, 8080-8090 } counter accept"), "{chain}");
+        assert!(lines[2].starts_with("ip saddr @sg-web_v4 tcp dport"), "{chain}");
+        assert!(lines[3].starts_with("ip saddr @pl-office_v4 tcp dport"), "{chain}");
+        assert!(lines[4].starts_with("ip6 saddr @sg-web_v6 tcp dport"), "{chain}");
+        assert!(lines[5].starts_with("ip6 saddr @pl-office_v6 tcp dport"), "{chain}");
+        assert!(lines[6].starts_with("meta nfproto ipv4 icmp type 8 counter accept"), "{chain}");
+        assert_eq!(lines[7], "counter drop comment \"no-rule: eni-web-1 ingress\"");
+        // The nested /25 is left out of the interval set.
+        assert!(t.contains("elements = { 198.51.100.0/24 }"), "{t}");
+        // Egress allows return to `forward` for the ingress stage.
+        assert!(t.contains("meta nfproto ipv4 counter return comment \"sg-web/egress/0\""), "{t}");
+        assert!(t.contains("10.0.1.10 : jump eg_eni-web-1"), "{t}");
+        assert!(t.contains("2001:db8:1::10 : jump in_eni-web-1"), "{t}");
+        assert!(t.contains("counter drop comment \"unknown-address\""), "{t}");
+    }
+
+    #[test]
+    fn settings_and_zones() {
+        let t = export(
+            r#"
+[settings]
+unknown_address = "allow"
+allow_neighbor_discovery = false
+[security_groups.sg-a]
+ingress = [ { proto = "udp", ports = "53", source_ports = "1024-65535", from = "sg-a", local = "10.0.0.0/24" } ]
+[interfaces.a]
+addresses = ["10.0.0.5"]
+security_groups = ["sg-a"]
+[interfaces.z]
+addresses = ["10.0.0.5"]
+security_groups = ["sg-a"]
+zone = "vpce-0123456789abcdef0"
+"#,
+        );
+        assert!(t.contains("counter accept comment \"unknown-address\""));
+        assert!(!t.contains("icmpv6 type 133-137"));
+        assert!(t.contains("Left out (zoned): z."));
+        assert!(!t.contains("chain eg_z"));
+        assert!(
+            t.contains("ip daddr 10.0.0.0/24 ip saddr @sg-a_v4 udp sport 1024-65535 udp dport 53 counter accept"),
+            "{t}"
+        );
+        assert!(!t.contains("sg-a_v6"), "no IPv6 members, no IPv6 set: {t}");
+    }
+
+    #[test]
+    fn odd_names_become_identifiers() {
+        let t = export(
+            r#"
+[security_groups."sg-a b"]
+ingress = [ { proto = "47", from = "::/0" }, { proto = "icmp", icmp_type = 3, icmp_code = 4, from = "::/0" } ]
+[interfaces."1st nic"]
+addresses = ["2001:db8::/64"]
+security_groups = ["sg-a b"]
+"#,
+        );
+        assert!(t.contains("chain eg_1st_nic {") && t.contains("chain in_1st_nic {"), "{t}");
+        assert!(t.contains("meta nfproto ipv6 meta l4proto 47 counter accept comment \"sg-a b/ingress/0\""), "{t}");
+        assert!(t.contains("meta l4proto icmp @th,0,8 3 @th,8,8 4"), "{t}");
+        assert!(t.contains("2001:db8::/64 : jump"), "{t}");
+        assert!(ruleset(&Policy::builtin(), "bad name").is_err());
+        assert!(ruleset(&Policy::builtin(), "9x").is_err());
+    }
 }

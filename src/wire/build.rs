@@ -134,7 +134,8 @@ pub fn ip_other(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> 
 }
 
 /// Splits an Ethernet + IPv4 frame into fragments carrying at most `chunk`
-/// payload bytes each (a multiple of 8), with identification `id`.
+/// payload bytes each (a multiple of 8), with identification `id`. A frame
+/// with no payload gives no fragments.
 ///
 /// # Panics
 /// If the frame is not Ethernet + IPv4 without options, or `chunk` is not a

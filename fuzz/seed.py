@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Builds the seed corpora of sgplane's fuzz targets under fuzz/corpus/<target>/.
+
+Frames come from the tcpdump test captures in pcaps/tcpdump-tests (or
+shared/pcaps/tcpdump-tests); policies from config/*.toml. The corpus directory is not committed:
+run this (via seed.sh) before fuzzing. Only the standard library is used.
+
+Input layouts (see fuzz/src/invariants.rs and fuzz/src/scenario.rs):
+  parse    link index, flags, orig_len - len (u16 LE), frame
+  engine   mode byte, then per frame: link index, dt, len (u16 LE), extra (u16 LE), frame
+  geneve   the UDP payload of packets to port 6081
+  capture  whole capture files
+  policy   policy files
+"""
+
+import hashlib
+import os
+import struct
+import sys
+
+# pcap LINKTYPE -> index in invariants::LINK_TYPES
+LINK_INDEX = {1: 0, 0: 1, 108: 2, 113: 3, 276: 4, 12: 5, 14: 5, 101: 5, 228: 6, 229: 7, 9: 8, 50: 8, 104: 9}
+
+
+def read_capture(path):
+    """Yields (linktype, orig_len, data) for each packet; stops quietly at anything odd."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    if len(buf) < 24:
+        return
+    magic = buf[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        e = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        linktype = struct.unpack(e + "I", buf[20:24])[0] & 0x0FFFFFFF
+        off = 24
+        while off + 16 <= len(buf):
+            _, _, incl, orig = struct.unpack(e + "IIII", buf[off : off + 16])
+            data = buf[off + 16 : off + 16 + incl]
+            if len(data) < incl:
+                return
+            yield linktype, max(orig, incl), data
+            off += 16 + incl
+    elif magic == b"\x0a\x0d\x0d\x0a":
+        e = "<"
+        links = []
+        off = 0
+        while off + 12 <= len(buf):
+            if buf[off : off + 4] == b"\x0a\x0d\x0d\x0a":
+                e = ">" if buf[off + 8 : off + 12] == b"\x1a\x2b\x3c\x4d" else "<"
+                links = []
+            btype, blen = struct.unpack(e + "II", buf[off : off + 8])
+            if blen < 12 or off + blen > len(buf):
+                return
+            body = buf[off : off + blen]
+            if btype == 1 and blen >= 20:
+                links.append(struct.unpack(e + "H", body[8:10])[0])
+            elif btype == 6 and blen >= 32:
+                iface, _, _, cap, orig = struct.unpack(e + "IIIII", body[8:28])
+                if iface < len(links):
+                    yield links[iface], max(orig, cap), body[28 : 28 + cap]
+            elif btype == 3 and blen >= 16 and links:
+                orig = struct.unpack(e + "I", body[8:12])[0]
+                cap = min(orig, blen - 16)
+                yield links[0], max(orig, cap), body[12 : 12 + cap]
+            off += blen
+
+
+def udp_payload_to(frame, linktype, port):
+    """The UDP payload of an Ethernet/raw IPv4 or IPv6 frame to `port`, if it is one."""
+    off = 0
+    if linktype == 1:
+        if len(frame) < 14:
+            return None
+        et, off = struct.unpack(">H", frame[12:14])[0], 14
+        while et in (0x8100, 0x88A8) and len(frame) >= off + 4:
+            et, off = struct.unpack(">H", frame[off + 2 : off + 4])[0], off + 4
+    elif linktype not in (12, 14, 101):
+        return None
+    ip = frame[off:]
+    if len(ip) >= 20 and ip[0] >> 4 == 4:
+        hl, proto = (ip[0] & 15) * 4, ip[9]
+    elif len(ip) >= 40 and ip[0] >> 4 == 6:
+        hl, proto = 40, ip[6]
+    else:
+        return None
+    udp = ip[hl:]
+    if proto != 17 or len(udp) < 8 or struct.unpack(">H", udp[2:4])[0] != port:
+        return None
+    return udp[8:]
+
+
+def write(directory, data):
+    name = hashlib.sha1(data).hexdigest()
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return 1
+    return 0
+
+
+def main():
+    fuzz = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(fuzz)
+    shared = os.environ.get("SGPLANE_SHARED") or next(
+        (d for d in (os.path.join(os.path.dirname(root), "shared"), "/work/shared") if os.path.isdir(d)), None
+    )
+    corpus = os.path.join(fuzz, "corpus")
+    dirs = {t: os.path.join(corpus, t) for t in ("parse", "engine", "geneve", "capture", "policy", "policy_structured")}
+    for d in dirs.values():
+        os.makedirs(d, exist_ok=True)
+    counts = dict.fromkeys(dirs, 0)
+
+    # policy: the config files; policy_structured: one empty edit per seed policy.
+    configs = os.path.join(root, "config")
+    for name in sorted(os.listdir(configs)):
+        if name.endswith(".toml"):
+            with open(os.path.join(configs, name), "rb") as f:
+                counts["policy"] += write(dirs["policy"], f.read())
+    for i in range(7):
+        counts["policy_structured"] += write(dirs["policy_structured"], bytes([i]))
+
+    # geneve: a GWLB header with the three AWS options, and one without options.
+    aws = b"".join(
+        [
+            b"\x01\x08\x01\x02" + struct.pack(">Q", 0x0123456789ABCDEF),
+            b"\x01\x08\x02\x02" + struct.pack(">Q", 7),
+            b"\x01\x08\x03\x01" + struct.pack(">I", 0xC00C1E),
+        ]
+    )
+    inner = bytes.fromhex("450000140000000040060000c0a80001c0a80002")
+    counts["geneve"] += write(dirs["geneve"], bytes([len(aws) // 4, 0, 0x08, 0x00, 0, 0, 0, 0]) + aws + inner)
+    counts["geneve"] += write(dirs["geneve"], bytes([0, 0, 0x65, 0x58, 0, 0, 1, 0]) + b"\x00" * 14)
+
+    # The project's own copy of the tcpdump captures, else shared/'s.
+    candidates = [os.path.join(root, "pcaps", "tcpdump-tests")]
+    if shared:
+        candidates.append(os.path.join(shared, "pcaps", "tcpdump-tests"))
+    pcaps = next((c for c in candidates if os.path.isdir(c)), None)
+    if not pcaps or not os.path.isdir(pcaps):
+        print("seed.py: no pcaps/tcpdump-tests; only policy and GENEVE seeds written", file=sys.stderr)
+    else:
+        files = sorted(f for f in os.listdir(pcaps) if f.endswith((".pcap", ".pcapng", ".cap")))
+        sized = sorted(files, key=lambda f: os.path.getsize(os.path.join(pcaps, f)))
+        # capture: the smallest files, which keep executions fast, and every pcapng among the small.
+        for f in sized[:40] + [f for f in sized[:300] if f.endswith(".pcapng")][:20]:
+            with open(os.path.join(pcaps, f), "rb") as fh:
+                counts["capture"] += write(dirs["capture"], fh.read())
+        per_file = {}
+        for f in files:
+            try:
+                per_file[f] = [(lt, o, d) for lt, o, d in read_capture(os.path.join(pcaps, f)) if lt in LINK_INDEX]
+            except (struct.error, OSError):
+                continue
+        # parse: round-robin over files, so every link type and protocol gets in; GENEVE files whole.
+        parse_budget = 600
+        for rnd in range(8):
+            for f in files:
+                pkts = per_file.get(f, [])
+                if rnd < len(pkts) and counts["parse"] < parse_budget:
+                    lt, orig, data = pkts[rnd]
+                    head = bytes([LINK_INDEX[lt], 0]) + struct.pack("<H", min(orig - len(data), 0xFFFF))
+                    counts["parse"] += write(dirs["parse"], head + data)
+        for f in files:
+            if "geneve" in f:
+                for lt, orig, data in per_file.get(f, [])[:50]:
+                    head = bytes([LINK_INDEX[lt], 0]) + struct.pack("<H", min(orig - len(data), 0xFFFF))
+                    counts["parse"] += write(dirs["parse"], head + data)
+                    payload = udp_payload_to(data, lt, 6081)
+                    if payload:
+                        counts["geneve"] += write(dirs["geneve"], payload)
+        # engine: the first frames of a file as one sequence, 1 ms apart.
+        for f in files:
+            pkts = per_file.get(f, [])[:24]
+            if not pkts or counts["engine"] >= 300:
+                continue
+            seq = bytearray([0])
+            for lt, orig, data in pkts:
+                data = data[:0xFFFF]
+                seq += bytes([LINK_INDEX[lt], 1]) + struct.pack("<HH", len(data), min(orig - len(data), 0xFFFF)) + data
+            counts["engine"] += write(dirs["engine"], bytes(seq))
+
+    print("seed.py: " + ", ".join(f"{t} {n}" for t, n in counts.items()) + f" new seed files in {corpus}")
+
+
+if __name__ == "__main__":
+    main()

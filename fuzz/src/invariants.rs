@@ -1,0 +1,802 @@
+//! What the fuzz targets assert, beyond "no panic". Shared with
+//! `tests/fuzz_regressions.rs`, which includes this file by path, so a
+//! reproducer is replayed through the very same checks in `cargo test`.
+//!
+//! Depends on sgplane and std only (no `arbitrary`, no libFuzzer): every
+//! check takes plain bytes or plain values.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use sgplane::engine::{Engine, Input, Judgement};
+use sgplane::io::capture::CaptureReader;
+use sgplane::policy::{Direction, Flow, IpProto, Policy, Reason, Verdict};
+use sgplane::wire::geneve::{self, GeneveError, GenevePacket};
+use sgplane::wire::packet::{is_icmp_error, parse, Fragment, Frame, IpPacket, LinkType, ParseOptions, L4};
+
+/// Every link type the parser knows, in the order the `parse` target's first
+/// byte selects them.
+pub const LINK_TYPES: [LinkType; 10] = [
+    LinkType::Ethernet,
+    LinkType::Null { big_endian: false },
+    LinkType::Null { big_endian: true },
+    LinkType::LinuxSll,
+    LinkType::LinuxSll2,
+    LinkType::RawIp,
+    LinkType::Ipv4,
+    LinkType::Ipv6,
+    LinkType::Ppp,
+    LinkType::CiscoHdlc,
+];
+
+/// The index of a link type in [`LINK_TYPES`].
+pub fn link_index(link: LinkType) -> u8 {
+    LINK_TYPES.iter().position(|l| *l == link).expect("every link type is listed") as u8
+}
+
+// ---------------------------------------------------------------- parse
+
+/// The `parse` target's input: byte 0 picks the link type (mod 10), byte 1
+/// the parse options (bit 0: do not decapsulate GENEVE, bit 1: GWLB strict),
+/// bytes 2-3 (little-endian) how many bytes the wire had beyond the capture
+/// (`orig_len - len`); the rest is the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseInput<'a> {
+    pub link: LinkType,
+    pub opts: ParseOptions,
+    pub orig_len: usize,
+    pub frame: &'a [u8],
+}
+
+impl<'a> ParseInput<'a> {
+    pub const HEADER: usize = 4;
+
+    pub fn decode(data: &'a [u8]) -> Option<ParseInput<'a>> {
+        let (head, frame) = data.split_first_chunk::<4>()?;
+        let link = LINK_TYPES[usize::from(head[0]) % LINK_TYPES.len()];
+        let opts = ParseOptions { decap_geneve: head[1] & 1 == 0, gwlb_strict: head[1] & 2 != 0 };
+        let extra = usize::from(u16::from_le_bytes([head[2], head[3]]));
+        Some(ParseInput { link, opts, orig_len: frame.len() + extra, frame })
+    }
+
+    /// The input bytes that decode to this frame (what `seed.py` writes).
+    pub fn encode(link: LinkType, opts: ParseOptions, frame: &[u8], orig_len: usize) -> Vec<u8> {
+        let extra = orig_len.saturating_sub(frame.len()).min(usize::from(u16::MAX)) as u16;
+        let flags = u8::from(!opts.decap_geneve) | u8::from(opts.gwlb_strict) << 1;
+        let mut out = vec![link_index(link), flags];
+        out.extend_from_slice(&extra.to_le_bytes());
+        out.extend_from_slice(frame);
+        out
+    }
+}
+
+/// `parse` never panics; what it returns is consistent with the bytes.
+pub fn check_parse(data: &[u8]) {
+    let Some(input) = ParseInput::decode(data) else { return };
+    let ParseInput { link, opts, orig_len, frame } = input;
+    let result = parse(link, frame, orig_len, opts);
+    match &result {
+        Ok(Frame::Ip(p)) => check_ip_packet(&input, p),
+        Ok(_) => {}
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    // Bytes missing from the end of a capture never matter to a frame whose
+    // length fields all fit the bytes that are there: a longer wire neither
+    // rejects it nor changes what it says.
+    if orig_len == frame.len() {
+        if let Ok(whole) = result {
+            let longer = parse(link, frame, frame.len() + 1500, opts);
+            assert_eq!(longer, Ok(whole), "the same frame cut by a snap length parses differently");
+        }
+    }
+}
+
+fn check_ip_packet(input: &ParseInput<'_>, p: &IpPacket) {
+    let ParseInput { link, opts, orig_len, frame } = *input;
+    assert_eq!(p.src.is_ipv4(), p.dst.is_ipv4(), "source and destination of one IP version: {p:?}");
+    let min_ip = if p.src.is_ipv4() { 20 } else { 40 };
+    assert!(p.ip_len as usize >= min_ip, "ip_len {} below the header size: {p:?}", p.ip_len);
+    assert!(p.ip_len as usize <= orig_len, "ip_len {} past the {orig_len} bytes on the wire: {p:?}", p.ip_len);
+
+    let v6_icmp = p.proto == IpProto::ICMPV6;
+    match (p.fragment, p.l4) {
+        (Fragment::Later { .. }, l4) => assert_eq!(l4, L4::None, "a later fragment has no transport header: {p:?}"),
+        (_, L4::Tcp { .. }) => assert_eq!(p.proto, IpProto::TCP, "{p:?}"),
+        (_, L4::Udp { .. }) => assert_eq!(p.proto, IpProto::UDP, "{p:?}"),
+        (_, L4::Icmp { typ, ident, .. }) => {
+            assert!(p.proto == IpProto::ICMP || v6_icmp, "{p:?}");
+            let echo = if v6_icmp { matches!(typ, 128 | 129) } else { matches!(typ, 0 | 8) };
+            assert!(echo || ident == 0, "only echo carries an identifier: {p:?}");
+        }
+        (_, L4::None) => assert!(
+            !matches!(p.proto, IpProto::TCP | IpProto::UDP | IpProto::ICMP | IpProto::ICMPV6),
+            "a whole or first packet of a known transport carries its header: {p:?}"
+        ),
+    }
+    let has_ports = matches!(p.proto, IpProto::TCP | IpProto::UDP) && !matches!(p.fragment, Fragment::Later { .. });
+    assert_eq!(p.ports().is_some(), has_ports, "ports present iff TCP/UDP: {p:?}");
+
+    // The transport header is where `l4_offset` says, and says what `l4` says.
+    let l4 = p.l4_offset as usize;
+    let be16 = |at: usize| u16::from_be_bytes([frame[at], frame[at + 1]]);
+    assert!(l4 <= frame.len(), "l4_offset {l4} outside the {}-byte frame", frame.len());
+    match p.l4 {
+        L4::Tcp { sport, dport, flags } => {
+            assert!(l4 + 20 <= frame.len(), "TCP header at {l4} past the frame");
+            assert_eq!((be16(l4), be16(l4 + 2), frame[l4 + 13]), (sport, dport, flags), "{p:?}");
+        }
+        L4::Udp { sport, dport } => {
+            assert!(l4 + 8 <= frame.len(), "UDP header at {l4} past the frame");
+            assert_eq!((be16(l4), be16(l4 + 2)), (sport, dport), "{p:?}");
+        }
+        L4::Icmp { typ, code, ident } => {
+            assert!(l4 + 4 <= frame.len(), "ICMP header at {l4} past the frame");
+            assert_eq!((frame[l4], frame[l4 + 1]), (typ, code), "{p:?}");
+            if ident != 0 {
+                assert_eq!(be16(l4 + 4), ident, "{p:?}");
+            }
+        }
+        L4::None => {}
+    }
+    if let Some(q) = p.quoted(frame) {
+        let L4::Icmp { typ, .. } = p.l4 else { panic!("a quote in a packet that is not ICMP: {p:?}") };
+        assert!(is_icmp_error(v6_icmp, typ), "only ICMP errors quote a packet: {p:?}");
+        assert_eq!(q.src.is_ipv4(), q.dst.is_ipv4(), "{q:?}");
+        match q.proto {
+            IpProto::TCP | IpProto::UDP => assert_eq!(q.icmp_type, None, "{q:?}"),
+            IpProto::ICMP | IpProto::ICMPV6 => assert!(q.icmp_type.is_some(), "{q:?}"),
+            _ => assert_eq!((q.ports, q.icmp_type), ((0, 0), None), "{q:?}"),
+        }
+    }
+
+    if let Some(t) = p.tunnel {
+        check_tunnel(link, opts, orig_len, frame, p, t);
+    }
+}
+
+fn check_tunnel(
+    link: LinkType,
+    opts: ParseOptions,
+    orig_len: usize,
+    frame: &[u8],
+    p: &IpPacket,
+    t: sgplane::wire::Tunnel,
+) {
+    // Offsets as usize, whatever width the struct stores them in.
+    let (geneve_offset, inner_offset) = (t.geneve_offset as usize, t.inner_offset as usize);
+    assert!(opts.decap_geneve, "decapsulated with decap_geneve off: {p:?}");
+    assert!(geneve_offset >= 8, "GENEVE follows a UDP header: {t:?}");
+    assert!(geneve_offset + geneve::HEADER_LEN <= inner_offset, "inner packet before the GENEVE header ends: {t:?}");
+    assert!(inner_offset < frame.len(), "inner offset {inner_offset} outside the {}-byte frame", frame.len());
+    let udp = &frame[geneve_offset - 8..geneve_offset];
+    assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), geneve::UDP_PORT, "GENEVE opened off port 6081: {t:?}");
+
+    // The GENEVE header is where the tunnel says, and says what the packet says.
+    let g = GenevePacket::new_checked(&frame[geneve_offset..]).expect("the tunnel's GENEVE header is valid");
+    assert_eq!(geneve_offset + g.header_len(), inner_offset, "{t:?}");
+    let zone = if opts.gwlb_strict {
+        Some(g.aws_options().expect("strict mode accepted the AWS options").endpoint_id)
+    } else {
+        g.aws_endpoint_id()
+    };
+    assert_eq!(t.zone, zone, "zone of {t:?}");
+
+    // Parsed on its own, the inner packet is the same packet.
+    let inner_link = match g.protocol_type() {
+        geneve::ETHER_TYPE_IPV4 | geneve::ETHER_TYPE_IPV6 => LinkType::RawIp,
+        geneve::ETHER_TYPE_TRANS_ETHER => LinkType::Ethernet,
+        other => panic!("decapsulated an unsupported protocol type {other:#06x}"),
+    };
+    let inner_opts = ParseOptions { decap_geneve: false, ..opts };
+    let alone = parse(inner_link, &frame[inner_offset..], orig_len - inner_offset, inner_opts);
+    let l4_offset =
+        (p.l4_offset as usize).checked_sub(inner_offset).expect("the transport header is inside the inner packet");
+    let expected = IpPacket { tunnel: None, l4_offset: l4_offset.try_into().expect("offset fits"), ..*p };
+    assert_eq!(alone, Ok(Frame::Ip(expected)), "the inner packet parsed alone differs (outer link {link:?})");
+}
+
+// ---------------------------------------------------------------- geneve
+
+/// `GenevePacket::new_checked` never panics; an accepted header's option walk
+/// covers the option area exactly, no byte is lost between header and
+/// payload, and writing the header again gives the same header.
+pub fn check_geneve(data: &[u8]) {
+    let g = match GenevePacket::new_checked(data) {
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            if data.len() < geneve::HEADER_LEN {
+                assert!(matches!(e, GeneveError::Truncated { .. }), "{e:?}");
+            }
+            return;
+        }
+        Ok(g) => g,
+    };
+    let hl = g.header_len();
+    assert_eq!(hl, geneve::HEADER_LEN + usize::from(g.opt_len_words()) * 4);
+    assert!(hl <= data.len(), "header of {hl} bytes accepted in {} bytes", data.len());
+    assert_eq!(g.version(), 0);
+    assert_eq!(g.header_bytes().len() + g.payload().len(), data.len(), "payload + header == buffer");
+    assert_eq!([g.header_bytes(), g.payload()].concat(), data);
+    let (h, p) = GenevePacket::new_unchecked(data).into_header_and_payload();
+    assert_eq!((h, p), (g.header_bytes(), g.payload()));
+    assert!(g.vni() <= 0x00ff_ffff);
+
+    let mut walked = 0;
+    let mut critical = false;
+    for o in g.options() {
+        assert!(o.data.len() % 4 == 0 && o.data.len() <= 124, "{o:?}");
+        assert_eq!(o.raw_type() & 0x7f, o.typ);
+        assert_eq!(o.raw_type() & 0x80 != 0, o.critical);
+        let at = geneve::HEADER_LEN + walked;
+        assert_eq!(&data[at..at + 2], &o.class.to_be_bytes(), "option class at {at}");
+        critical |= o.critical;
+        walked += o.wire_len();
+    }
+    assert_eq!(walked, hl - geneve::HEADER_LEN, "the option walk covers exactly the option area");
+
+    match g.aws_options() {
+        Ok(a) => {
+            assert!(!g.oam());
+            assert!(matches!(g.protocol_type(), geneve::ETHER_TYPE_IPV4 | geneve::ETHER_TYPE_IPV6));
+            assert_eq!(g.aws_endpoint_id(), Some(a.endpoint_id));
+            assert_eq!(g.aws_attachment_id(), Some(a.attachment_id));
+            assert_eq!(g.aws_flow_cookie(), Some(a.flow_cookie));
+            assert_eq!(a.zone().to_string().len(), "vpce-".len() + 17);
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+
+    // Emit the same header again: byte-for-byte the same but for the flags
+    // and reserved bytes, which emit writes from scratch.
+    let mut buf = vec![0xa5; hl];
+    let n =
+        geneve::emit(&mut buf, g.vni(), g.protocol_type(), g.options_bytes()).expect("re-emitting an accepted header");
+    assert_eq!(n, hl);
+    let e = GenevePacket::new_checked(&buf[..]).expect("an emitted header parses");
+    assert_eq!((e.version(), e.oam(), e.critical()), (0, false, critical));
+    assert_eq!((e.vni(), e.protocol_type(), e.options_bytes()), (g.vni(), g.protocol_type(), g.options_bytes()));
+    assert_eq!(buf[0], data[0] & 0x3f, "version 0 and the same option length");
+    assert_eq!(&buf[2..7], &data[2..7]);
+    if hl > 0 {
+        let short = geneve::emit(&mut buf[..hl - 1], g.vni(), g.protocol_type(), g.options_bytes());
+        assert!(matches!(short, Err(GeneveError::BufferTooSmall { .. })), "{short:?}");
+    }
+}
+
+/// One option TLV to write.
+#[derive(Debug, Clone)]
+pub struct OptionSpec {
+    pub class: u16,
+    /// 7-bit type.
+    pub typ: u8,
+    pub critical: bool,
+    /// A multiple of 4, at most 124 bytes.
+    pub data: Vec<u8>,
+}
+
+impl OptionSpec {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut o = self.class.to_be_bytes().to_vec();
+        o.push(self.typ & 0x7f | if self.critical { 0x80 } else { 0 });
+        o.push((self.data.len() / 4) as u8);
+        o.extend_from_slice(&self.data);
+        o
+    }
+}
+
+/// What `aws_options` should say about these options (SPEC §5), by a plain
+/// walk written from the doc comment rather than the code.
+fn expected_aws(protocol: u16, options: &[OptionSpec]) -> Result<(u64, u64, u32), &'static str> {
+    if protocol != geneve::ETHER_TYPE_IPV4 && protocol != geneve::ETHER_TYPE_IPV6 {
+        return Err("unsupported protocol");
+    }
+    let (mut e, mut a, mut c): (Option<u64>, Option<u64>, Option<u32>) = (None, None, None);
+    for o in options {
+        let be = |d: &[u8]| d.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+        match (o.class, o.typ & 0x7f) {
+            (geneve::AWS_OPTION_CLASS, t @ 1..=3) => {
+                let (seen, want) = match t {
+                    1 => (e.is_some(), 8),
+                    2 => (a.is_some(), 8),
+                    _ => (c.is_some(), 4),
+                };
+                if seen {
+                    return Err("duplicate");
+                }
+                if o.data.len() != want {
+                    return Err("bad length");
+                }
+                match t {
+                    1 => e = Some(be(&o.data)),
+                    2 => a = Some(be(&o.data)),
+                    _ => c = Some(be(&o.data) as u32),
+                }
+            }
+            _ if o.critical => return Err("unknown critical"),
+            _ => {}
+        }
+    }
+    match (e, a, c) {
+        (Some(e), Some(a), Some(c)) => Ok((e, a, c)),
+        _ => Err("missing"),
+    }
+}
+
+/// `emit` then `new_checked` gives back the options, VNI, protocol and
+/// payload; `aws_options` agrees with a model of SPEC §5.
+pub fn check_geneve_roundtrip(vni: u32, protocol: u16, options: &[OptionSpec], payload: &[u8]) {
+    let raw: Vec<u8> = options.iter().flat_map(OptionSpec::to_bytes).collect();
+    let mut buf = vec![0u8; geneve::HEADER_LEN + raw.len() + payload.len()];
+    let result = geneve::emit(&mut buf, vni, protocol, &raw);
+    if vni > 0x00ff_ffff {
+        assert_eq!(result, Err(GeneveError::VniTooLarge(vni)));
+        return;
+    }
+    if raw.len() > geneve::MAX_OPTIONS_LEN {
+        assert!(matches!(result, Err(GeneveError::OptionsTooLong { .. })), "{result:?}");
+        return;
+    }
+    let n = result.expect("valid options are written");
+    assert_eq!(n, geneve::HEADER_LEN + raw.len());
+    buf[n..].copy_from_slice(payload);
+    check_geneve(&buf);
+    let g = GenevePacket::new_checked(&buf[..]).expect("an emitted packet parses");
+    assert_eq!((g.vni(), g.protocol_type(), g.payload()), (vni, protocol, payload));
+    assert_eq!(g.critical(), options.iter().any(|o| o.critical));
+    let back: Vec<(u16, u8, bool, &[u8])> = g.options().map(|o| (o.class, o.typ, o.critical, o.data)).collect();
+    let want: Vec<(u16, u8, bool, &[u8])> =
+        options.iter().map(|o| (o.class, o.typ & 0x7f, o.critical, &o.data[..])).collect();
+    assert_eq!(back, want, "options round-trip");
+    let got = g.aws_options().map(|a| (a.endpoint_id, a.attachment_id, a.flow_cookie));
+    match (got, expected_aws(protocol, options)) {
+        (Ok(g), Ok(w)) => assert_eq!(g, w),
+        (Err(_), Err(_)) => {}
+        (g, w) => panic!("aws_options says {g:?}, the model says {w:?} for {options:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- capture
+
+/// Reads records until the end or an error: no panic, offsets strictly
+/// increase and stay inside the input, each record's bytes are the input's
+/// bytes at its offset, and a clean end is the end of the input.
+pub fn check_capture(data: &[u8]) {
+    let len = data.len() as u64;
+    let mut r = match CaptureReader::new(data) {
+        Ok(r) => r,
+        Err(e) => {
+            assert!(e.offset() <= len, "{e}");
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    let mut last = r.offset();
+    assert!(last <= len);
+    // A record is at least 12 bytes, so this bounds the loop without cutting it short.
+    for _ in 0..=data.len() / 12 + 1 {
+        let raw_len = match r.next_record() {
+            Ok(None) => {
+                assert_eq!(r.offset(), len, "a clean end leaves no bytes unread");
+                return;
+            }
+            Err(e) => {
+                assert!(
+                    e.offset() >= last && e.offset() <= len,
+                    "error offset {} (last record at {last}, {len} bytes): {e}",
+                    e.offset()
+                );
+                assert!(!e.to_string().is_empty());
+                return;
+            }
+            Ok(Some(rec)) => {
+                let at = last as usize;
+                assert!(at + rec.raw.len() <= data.len(), "a record past the end of the input");
+                assert_eq!(rec.raw, &data[at..at + rec.raw.len()], "record bytes at offset {at}");
+                if let Some(p) = rec.packet {
+                    let lo = p.data.as_ptr() as usize - rec.raw.as_ptr() as usize;
+                    assert!(lo + p.data.len() <= rec.raw.len(), "packet data outside its record");
+                    assert!(p.data.len() <= p.orig_len as usize, "orig_len {} < captured {}", p.orig_len, p.data.len());
+                    if let Some(link) = p.link {
+                        assert_eq!(link.to_pcap(), LinkType::from_pcap(p.linktype).map_or(u32::MAX, |l| l.to_pcap()));
+                        let _ = parse(link, p.data, p.orig_len as usize, ParseOptions::default());
+                    }
+                }
+                rec.raw.len() as u64
+            }
+        };
+        let now = r.offset();
+        assert!(now > last, "offset did not advance: {last} -> {now}");
+        assert_eq!(now, last + raw_len);
+        assert!(now <= len, "offset {now} past the {len}-byte input");
+        last = now;
+    }
+    panic!("more records than the input can hold");
+}
+
+// ---------------------------------------------------------------- policy
+
+/// `Policy::from_toml` never panics; errors are positioned and say something;
+/// an accepted policy can be checked, explained and run.
+pub fn check_policy_text(text: &str) {
+    match Policy::from_toml(text, "fuzz.toml") {
+        Err(e) => {
+            let lines = text.split('\n').count();
+            let d = e.diagnostics();
+            assert!(!d.is_empty(), "a rejected policy says why");
+            for x in d {
+                assert!(!x.message.trim().is_empty(), "empty message: {x:?}");
+                assert!(x.line <= lines, "line {} of a {lines}-line file: {x:?}", x.line);
+                assert!(x.line == 0 || x.column >= 1, "{x:?}");
+                assert!(!x.to_string().is_empty());
+            }
+            assert!(!e.to_string().is_empty());
+        }
+        Ok(p) => check_policy(&p, text),
+    }
+}
+
+/// A handful of flows an accepted policy is asked about: fixed ones and ones
+/// between its own interfaces.
+fn probe_flows(p: &Policy) -> Vec<Flow> {
+    let ip = |s: &str| s.parse::<IpAddr>().expect("literal address");
+    let mut addrs: Vec<IpAddr> = vec![ip("10.0.0.1"), ip("203.0.113.50"), ip("2001:db8::1")];
+    addrs.extend(p.interfaces.iter().take(6).filter_map(|i| i.addresses.first()).map(|n| n.addr()));
+    let mut zones: Vec<Option<u64>> = vec![None];
+    zones.extend(p.zones().into_iter().take(2).map(Some));
+    let mut flows = Vec::new();
+    for (i, &src) in addrs.iter().enumerate() {
+        for &dst in addrs.iter().skip(i + 1).chain(addrs.iter().take(1)) {
+            if src.is_ipv4() != dst.is_ipv4() {
+                continue;
+            }
+            let icmp = if src.is_ipv4() { IpProto::ICMP } else { IpProto::ICMPV6 };
+            let echo = if src.is_ipv4() { 8 } else { 128 };
+            for &zone in &zones {
+                flows.push(Flow::ports(src, dst, IpProto::TCP, 40000, 443).in_zone(zone));
+                flows.push(Flow::ports(dst, src, IpProto::UDP, 53, 0).in_zone(zone));
+                flows.push(Flow::icmp(src, dst, icmp, echo, 0).in_zone(zone));
+                flows.push(Flow::other(src, dst, IpProto(47)).in_zone(zone));
+                flows.push(Flow::other(dst, src, IpProto::TCP).in_zone(zone));
+            }
+        }
+    }
+    flows.truncate(64);
+    flows
+}
+
+/// `check` and `explain` on an accepted policy never panic and agree with
+/// the evaluator; an engine runs on it.
+pub fn check_policy(p: &Policy, text: &str) {
+    let lines = text.split('\n').count();
+    for w in p.warnings() {
+        assert!(!w.message.is_empty() && !w.kind.is_empty(), "{w:?}");
+        assert!(w.line as usize <= lines, "warning on line {} of {lines}: {w:?}", w.line);
+    }
+    assert!(!p.summary().is_empty());
+    for (id, r) in p.rules.iter().enumerate() {
+        assert!((r.sg as usize) < p.security_groups.len());
+        assert!(!p.describe_rule(id as u32).is_empty());
+        assert!(r.index.is_some() == (r.priority != 0), "only implicit intra_group rules have priority 0");
+    }
+    for f in probe_flows(p) {
+        let e = p.evaluate(&f);
+        let x = p.explain(&f);
+        assert_eq!((x.verdict, x.reason), (e.verdict, e.reason), "explain and evaluate disagree on {f}");
+        assert_eq!(x.rule, e.rule().map(|r| p.rule_name(r).to_string()), "{f}");
+        match e.reason {
+            Reason::Rule => assert!(e.rule().is_some(), "{f}: {e:?}"),
+            Reason::NoRule => assert_eq!(e.verdict, Verdict::Deny, "{f}: {e:?}"),
+            Reason::UnknownAddress => assert!(e.egress.is_none() && e.ingress.is_none(), "{f}: {e:?}"),
+            other => panic!("a new flow decided with reason {other}"),
+        }
+        for d in e.decisions() {
+            let rules = p.interface_rules(d.interface, d.direction);
+            if let Some(r) = d.rule {
+                assert!(rules.contains(&r), "deciding rule {r} is not the interface's: {f}");
+                assert_eq!(p.rule(r).direction, d.direction);
+            }
+        }
+        assert!(!x.to_text().is_empty());
+    }
+    // The engine takes any accepted conntrack settings.
+    let mut h = EngineHarness::new(p.clone());
+    let addrs: Vec<IpAddr> =
+        p.interfaces.iter().filter_map(|i| i.addresses.first()).map(|n| n.addr()).take(3).collect();
+    let mut frames = Vec::new();
+    for (i, w) in addrs.windows(2).enumerate() {
+        if w[0].is_ipv4() != w[1].is_ipv4() {
+            continue;
+        }
+        let t = i as u64 * 1_000_000_000;
+        let syn = sgplane::wire::build::tcp(w[0], w[1], 40000, 443, 0x02, 1, 0, b"");
+        let back = sgplane::wire::build::tcp(w[1], w[0], 443, 40000, 0x12, 1, 2, b"");
+        for (frame, ts) in [(syn.clone(), t), (back, t + 1), (syn, u64::MAX / 2)] {
+            frames.push(Fed { link: LinkType::Ethernet, orig_len: frame.len(), frame, ts });
+        }
+    }
+    h.run(&frames);
+}
+
+// ---------------------------------------------------------------- engine
+
+/// The policy the `engine` target runs: intra-group, a deny rule, zones that
+/// reuse one address, an interface without SG, and conntrack limits and
+/// timeouts small enough that capacity and expiry are hit.
+pub const ENGINE_POLICY: &str = r#"
+[settings]
+unknown_address = "deny"
+allow_arp = true
+allow_neighbor_discovery = true
+
+[conntrack]
+max_entries = 8
+tcp_established = 5
+tcp_transitory = 2
+udp = 1
+udp_stream = 3
+icmp = 1
+other = 2
+
+[prefix_lists]
+pl-ops = ["192.0.2.0/24", "2001:db8:ff::/48"]
+
+[security_groups.sg-web]
+intra_group = "allow"
+ingress = [
+  { proto = "tcp", ports = ["80", "443"], from = ["0.0.0.0/0", "::/0"] },
+  { proto = "tcp", ports = "22", from = "pl-ops", priority = 10 },
+  { proto = "tcp", ports = "22", from = "192.0.2.66/32", action = "deny", priority = 1 },
+  { proto = "icmp", icmp_type = 8, from = "pl-ops" },
+  { proto = "icmpv6", icmp_type = 128, from = "pl-ops" },
+  { proto = "udp", ports = "53", source_ports = "1024-65535", from = "sg-db" },
+]
+egress = [ { proto = "all", to = ["0.0.0.0/0", "::/0"] } ]
+
+[security_groups.sg-db]
+ingress = [
+  { proto = "tcp", ports = "5432", from = "sg-web" },
+  { proto = "udp", ports = "9000-9100", from = "10.0.0.0/8" },
+  { proto = 47, from = "sg-web" },
+  { proto = "icmp", from = "0.0.0.0/0", local = "10.0.2.0/24" },
+]
+egress = [
+  { proto = "udp", ports = "53", to = "sg-web" },
+  { proto = "tcp", ports = "1024-65535", to = "sg-web", action = "deny", priority = 5 },
+  { proto = "all", to = "10.0.0.0/8", priority = 10 },
+]
+
+[interfaces.web-1]
+addresses = ["10.0.1.10", "2001:db8:1::10"]
+security_groups = ["sg-web"]
+
+[interfaces.web-2]
+addresses = ["10.0.1.11"]
+security_groups = ["sg-web"]
+
+[interfaces.db-a]
+addresses = ["10.0.2.20", "2001:db8:2::20"]
+security_groups = ["sg-db"]
+zone = "vpce-00000000000000001"
+
+[interfaces.db-b]
+addresses = ["10.0.2.20"]
+security_groups = ["sg-db", "sg-web"]
+zone = "vpce-00000000000000002"
+
+[interfaces.bare]
+addresses = ["10.0.3.30"]
+security_groups = []
+"#;
+
+/// A flow as conntrack keys it, the same in both directions.
+type SymKey = (u64, u8, (IpAddr, u16), (IpAddr, u16));
+
+fn sym_key(zone: u64, proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> SymKey {
+    if a <= b {
+        (zone, proto, a, b)
+    } else {
+        (zone, proto, b, a)
+    }
+}
+
+/// The key the engine looks a packet up by (SPEC §2.6).
+fn packet_key(p: &IpPacket) -> SymKey {
+    let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
+    let (sp, dp) = match p.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+        L4::Icmp { typ, ident, .. } => {
+            let echo = if p.proto == IpProto::ICMPV6 { matches!(typ, 128 | 129) } else { matches!(typ, 0 | 8) };
+            if echo {
+                (ident, ident)
+            } else {
+                (0, 0)
+            }
+        }
+        L4::None => (0, 0),
+    };
+    sym_key(zone, p.proto.0, (p.src, sp), (p.dst, dp))
+}
+
+/// One frame for the engine, owning its bytes.
+#[derive(Debug, Clone)]
+pub struct Fed {
+    pub link: LinkType,
+    pub frame: Vec<u8>,
+    /// Length on the wire (at least `frame.len()`).
+    pub orig_len: usize,
+    pub ts: u64,
+}
+
+/// An engine and a model of what it may say: packets are counted exactly,
+/// the table stays within its limit, and `established` or `related` is only
+/// ever said of a flow that some earlier packet was allowed in, and (while
+/// time has not gone backwards) not after that flow's longest timeout has
+/// passed since. A second engine judges the same frames with
+/// `process_batch`, which must agree.
+pub struct EngineHarness {
+    pub engine: Engine,
+    batch: Engine,
+    /// Flows some packet was allowed in, with the last time one was.
+    allowed: HashMap<SymKey, u64>,
+    /// The previous packet's time, and whether times never went back.
+    prev_ts: Option<u64>,
+    monotone: bool,
+    packets: u64,
+    bytes: u64,
+    with_rule: u64,
+    parse: ParseOptions,
+    pub judgements: Vec<(Verdict, Reason)>,
+}
+
+impl EngineHarness {
+    pub fn new(policy: Policy) -> EngineHarness {
+        EngineHarness {
+            engine: Engine::with_policy(policy.clone()),
+            batch: Engine::with_policy(policy),
+            allowed: HashMap::new(),
+            prev_ts: None,
+            monotone: true,
+            packets: 0,
+            bytes: 0,
+            with_rule: 0,
+            parse: ParseOptions::default(),
+            judgements: Vec::new(),
+        }
+    }
+
+    /// The harness on [`ENGINE_POLICY`] (compiled once per process).
+    pub fn standard() -> EngineHarness {
+        static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+        let p = POLICY.get_or_init(|| {
+            Policy::from_toml(ENGINE_POLICY, "engine-fuzz.toml").expect("the engine fuzz policy loads")
+        });
+        EngineHarness::new(p.clone())
+    }
+
+    pub fn set_parse_options(&mut self, o: ParseOptions) {
+        self.parse = o;
+        self.engine.set_parse_options(o);
+        self.batch.set_parse_options(o);
+    }
+
+    /// Judges frames one by one with `process`, checking every invariant
+    /// after each, and all at once with `process_batch` on the second
+    /// engine: both say the same of every frame.
+    pub fn run(&mut self, frames: &[Fed]) -> Vec<Judgement> {
+        let one_by_one: Vec<Judgement> =
+            frames.iter().map(|f| self.process(f.link, &f.frame, f.orig_len, f.ts)).collect();
+        let inputs: Vec<Input<'_>> =
+            frames.iter().map(|f| Input { link: f.link, data: &f.frame, orig_len: f.orig_len, ts: f.ts }).collect();
+        let mut batched = Vec::with_capacity(frames.len());
+        self.batch.process_batch(&inputs, &mut batched);
+        assert_eq!(batched.len(), frames.len(), "one judgement per frame");
+        for (i, (a, b)) in one_by_one.iter().zip(&batched).enumerate() {
+            assert_eq!(a, b, "process and process_batch disagree on frame {i} of {}", frames.len());
+        }
+        let (s, b) = (self.engine.stats(), self.batch.stats());
+        assert_eq!((s.packets, s.allowed, s.denied, s.flows_opened), (b.packets, b.allowed, b.denied, b.flows_opened));
+        assert_eq!(self.engine.conntrack().len(), self.batch.conntrack().len());
+        one_by_one
+    }
+
+    /// Judges one frame with `process` and checks every invariant.
+    pub fn process(&mut self, link: LinkType, data: &[u8], orig_len: usize, now: u64) -> Judgement {
+        let j = self.engine.process(link, data, orig_len, now);
+        let parsed = parse(link, data, orig_len.max(data.len()), self.parse);
+        assert_eq!(parsed.is_err(), j.reason == Reason::Malformed, "malformed iff the parser rejects the frame: {j:?}");
+        self.packets += 1;
+        self.bytes += orig_len.max(data.len()) as u64;
+        self.with_rule += u64::from(j.rule.is_some());
+        self.judgements.push((j.verdict, j.reason));
+        self.monotone &= self.prev_ts.is_none_or(|t| t <= now);
+        self.prev_ts = Some(now);
+        self.check_judgement(&j, data, now);
+        self.check_stats();
+        j
+    }
+
+    /// The longest inactivity timeout an entry of this protocol can have, in ns.
+    fn longest_timeout(&self, proto: u8) -> u64 {
+        let c = &self.engine.policy().conntrack;
+        let s = match proto {
+            6 => c.tcp_established.max(c.tcp_transitory),
+            17 => c.udp.max(c.udp_stream),
+            1 | 58 => c.icmp,
+            _ => c.other,
+        };
+        u64::from(s) * 1_000_000_000
+    }
+
+    /// A flow said to be tracked at `now` was allowed before, and recently enough.
+    fn check_tracked(&self, key: &SymKey, now: u64, what: &str, j: &Judgement) {
+        let Some(&last) = self.allowed.get(key) else {
+            panic!("`{what}` for a flow no earlier packet was allowed in: {key:?} ({j:?})");
+        };
+        // Conntrack counts whole milliseconds: allow one of slack.
+        let limit = self.longest_timeout(key.1) + 1_000_000;
+        assert!(
+            !self.monotone || now.saturating_sub(last) <= limit,
+            "`{what}` {} ms after the flow's last allowed packet, past its longest timeout: {key:?} ({j:?})",
+            (now - last) / 1_000_000
+        );
+    }
+
+    fn check_judgement(&mut self, j: &Judgement, frame: &[u8], now: u64) {
+        use Reason::*;
+        let policy = self.engine.policy();
+        let always = match j.reason {
+            Established | Related | Arp | NeighborDiscovery => Some(Verdict::Allow),
+            NoRule | Invalid | Malformed | NotIp | ConntrackFull => Some(Verdict::Deny),
+            UnknownAddress => Some(policy.settings.unknown_address),
+            Rule | Fragment => None,
+        };
+        if let Some(v) = always {
+            assert_eq!(j.verdict, v, "reason {} with verdict {}", j.reason, j.verdict);
+        }
+        assert_eq!(j.packet.is_none(), matches!(j.reason, Malformed | NotIp | Arp), "{j:?}");
+        if j.reason == Rule {
+            assert!(j.rule.is_some(), "reason rule names its rule: {j:?}");
+        }
+        if let Some(r) = j.rule {
+            assert!((r as usize) < policy.rules.len(), "{j:?}");
+            let (iface, dir) = j.decision.expect("a deciding rule has a deciding interface");
+            assert!(policy.interface_rules(iface, dir).contains(&r), "{j:?}");
+            assert!(matches!(dir, Direction::Ingress | Direction::Egress));
+        }
+        let Some(p) = j.packet else { return };
+        let key = packet_key(&p);
+        match j.reason {
+            Established => self.check_tracked(&key, now, "established", j),
+            Related => {
+                let q = p.quoted(frame).unwrap_or_else(|| panic!("`related` for a packet that quotes nothing: {j:?}"));
+                let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
+                let quoted = sym_key(zone, q.proto.0, (q.src, q.ports.0), (q.dst, q.ports.1));
+                self.check_tracked(&quoted, now, "related", j);
+            }
+            _ => {}
+        }
+        if j.reason == ConntrackFull {
+            let ct = self.engine.conntrack();
+            assert_eq!(ct.len(), ct.max_entries(), "conntrack-full with room in the table: {j:?}");
+        }
+        if j.verdict == Verdict::Allow {
+            let last = self.allowed.entry(key).or_insert(now);
+            *last = (*last).max(now);
+        }
+    }
+
+    fn check_stats(&self) {
+        let s = self.engine.stats();
+        assert_eq!(s.packets, self.packets, "every packet is counted once");
+        assert_eq!(s.allowed + s.denied, s.packets, "allowed + denied == packets");
+        let by_reason: u64 = s.allowed_by_reason.iter().chain(&s.denied_by_reason).sum();
+        assert_eq!(by_reason, s.packets, "every packet has one reason");
+        assert_eq!(s.allowed_by_reason.iter().sum::<u64>(), s.allowed);
+        assert_eq!(s.bytes_allowed + s.bytes_denied, self.bytes, "bytes are counted once");
+        assert_eq!(s.rule_hits.iter().sum::<u64>(), self.with_rule, "rule hits == judgements naming a rule");
+        assert!(s.flows_opened <= s.new_flows);
+        let ct = self.engine.conntrack();
+        assert!(ct.len() <= ct.max_entries(), "conntrack holds {} > max_entries {}", ct.len(), ct.max_entries());
+        assert_eq!(ct.max_entries(), self.engine.policy().conntrack.max_entries as usize);
+    }
+}

@@ -1,0 +1,594 @@
+//! `sgplane run` between real hosts: network namespaces made (and removed) by
+//! each test, a TAP device or a veth in each, addresses configured, and real
+//! traffic: ping (when iputils' `ping` is installed) and TCP through a small
+//! echo server and client that are this test binary run again inside a
+//! namespace (`SGPLANE_TEST_HELPER`).
+//!
+//! Needs root (CI runs as root); without it every test says it is skipped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SGPLANE: &str = env!("CARGO_BIN_EXE_sgplane");
+
+/// The policy of every test: `client` may reach `server` on TCP 8080 and ping
+/// it; nothing may reach the client unasked.
+fn policy(extra_server_rule: &str) -> String {
+    format!(
+        r#"
+[security_groups.sg-client]
+egress = [ {{ proto = "all", to = "0.0.0.0/0" }}, {{ proto = "all", to = "::/0" }} ]
+
+[security_groups.sg-server]
+ingress = [
+  {{ proto = "icmp", icmp_type = 8, from = "sg-client" }},
+  {{ proto = "icmpv6", icmp_type = 128, from = "sg-client" }},
+  {extra_server_rule}
+]
+egress = [ {{ proto = "all", to = "0.0.0.0/0" }}, {{ proto = "all", to = "::/0" }} ]
+
+[interfaces.client]
+addresses = ["10.77.0.10", "fd77::10"]
+security_groups = ["sg-client"]
+
+[interfaces.server]
+addresses = ["10.77.0.20", "fd77::20"]
+security_groups = ["sg-server"]
+"#
+    )
+}
+
+const TCP_8080: &str = r#"{ proto = "tcp", ports = "8080", from = "sg-client" },"#;
+
+// ---------------------------------------------------------------- helpers run inside namespaces
+
+/// Not a test of its own: the echo server and clients the tests run inside
+/// their namespaces (`ip netns exec NS <this binary> helper --exact`).
+#[test]
+fn helper() {
+    let Ok(role) = std::env::var("SGPLANE_TEST_HELPER") else { return };
+    let args: Vec<&str> = role.split_whitespace().collect();
+    match args.as_slice() {
+        ["serve", port] => serve(port.parse().unwrap()),
+        ["connect", addr, port] => {
+            let r = connect(addr, port.parse().unwrap()).and_then(|mut s| exchange(&mut s));
+            say(&match r {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("fail {e}"),
+            });
+        }
+        ["hold", addr, port] => hold(addr, port.parse().unwrap()),
+        _ => panic!("unknown helper role {role}"),
+    }
+}
+
+fn say(line: &str) {
+    println!("HELPER {line}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Echoes lines on every connection, for at most two minutes.
+fn serve(port: u16) {
+    let l = TcpListener::bind(("::", port)).expect("bind the echo server");
+    say("ready");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    l.set_nonblocking(true).unwrap();
+    while Instant::now() < deadline {
+        match l.accept() {
+            Ok((s, _)) => {
+                std::thread::spawn(move || {
+                    s.set_nonblocking(false).unwrap();
+                    let mut w = s.try_clone().unwrap();
+                    for line in BufReader::new(s).lines() {
+                        let Ok(line) = line else { break };
+                        if writeln!(w, "{line}").is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn connect(addr: &str, port: u16) -> std::io::Result<TcpStream> {
+    let sa: SocketAddr = (addr, port).to_socket_addrs()?.next().expect("an address");
+    let s = TcpStream::connect_timeout(&sa, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    Ok(s)
+}
+
+/// Sends a line and expects it back.
+fn exchange(s: &mut TcpStream) -> std::io::Result<()> {
+    s.write_all(b"hello through sgplane\n")?;
+    let mut buf = [0u8; 22];
+    s.read_exact(&mut buf)?;
+    if &buf != b"hello through sgplane\n" {
+        return Err(std::io::Error::other("echo differs"));
+    }
+    Ok(())
+}
+
+/// Keeps one connection; answers "ok"/"fail" for every line read on stdin.
+fn hold(addr: &str, port: u16) {
+    let mut s = match connect(addr, port) {
+        Ok(s) => s,
+        Err(e) => return say(&format!("fail {e}")),
+    };
+    say("connected");
+    for _ in std::io::stdin().lines() {
+        say(&match exchange(&mut s) {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("fail {e}"),
+        });
+    }
+}
+
+// ---------------------------------------------------------------- the lab
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+}
+
+/// Skips (visibly) unless root with `ip` available.
+fn skip_unless_root(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("SKIPPED {test}: needs root (network namespaces, TAP devices)");
+        return true;
+    }
+    if !have("ip") {
+        eprintln!("SKIPPED {test}: needs `ip` (iproute2)");
+        return true;
+    }
+    false
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// A child process whose output lines arrive on a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stdin: Option<ChildStdin>,
+    /// Every line seen so far (for failure messages).
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, read_stderr: bool) -> Proc {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let (tx, rx) = mpsc::channel();
+        for out in [
+            child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || read_stderr)
+        .map(|(_, o)| o)
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Proc { child, lines: rx, stdin, seen: Vec::new() }
+    }
+
+    /// Waits for a line containing `needle`; returns it.
+    fn expect(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no line with `{needle}` within {within:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// The next helper answer.
+    fn answer(&mut self) -> String {
+        let line = self.expect("HELPER ", Duration::from_secs(10));
+        // libtest may have printed "test helper ... " on the same line.
+        line.split_once("HELPER ").map(|(_, a)| a.to_string()).unwrap_or(line)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to end (bounded) and returns everything it printed.
+    fn finish(mut self, within: Duration) -> (bool, String) {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break Some(st);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = self.child.wait();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(l);
+        }
+        (status.is_some_and(|s| s.success()), self.seen.join("\n"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Namespaces and links made by one test, removed when it ends, even by a
+/// panic. Processes it started are stopped first.
+struct Lab {
+    tag: String,
+    /// Tells apart the devices of tests running at once in this process.
+    n: usize,
+    namespaces: Vec<String>,
+    procs: Vec<Proc>,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new(test: &str) -> Lab {
+        static LABS: AtomicUsize = AtomicUsize::new(0);
+        let tag = format!("{test}-{}", std::process::id());
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        Lab { tag, n, namespaces: Vec::new(), procs: Vec::new(), dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn netns(&mut self, role: &str) -> String {
+        let name = format!("sgp-{}-{role}", self.tag);
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        name
+    }
+
+    /// A device name of at most 15 characters, unique to this process.
+    fn dev(&self, role: &str) -> String {
+        format!("sg{}-{}{role}", std::process::id() % 100_000, self.n)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs a helper role inside a namespace.
+    fn helper(&mut self, ns: &str, role: &str) -> usize {
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(exe).args(["helper", "--exact", "--nocapture", "--test-threads=1"]);
+        cmd.env("SGPLANE_TEST_HELPER", role);
+        self.procs.push(Proc::spawn(cmd, false));
+        self.procs.len() - 1
+    }
+
+    /// One TCP exchange from `ns` to `addr`: "ok" or "fail …".
+    fn tcp(&mut self, ns: &str, addr: &str, port: u16) -> String {
+        let i = self.helper(ns, &format!("connect {addr} {port}"));
+        self.procs[i].answer()
+    }
+
+    fn server(&mut self, ns: &str, port: u16) {
+        let i = self.helper(ns, &format!("serve {port}"));
+        assert_eq!(self.procs[i].answer(), "ready");
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.procs.clear();
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Puts `dev` (already in `ns`) up with the host's addresses.
+fn configure(ns: &str, dev: &str, v4: &str, v6: &str) {
+    ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev]);
+    ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+    ip(&["-n", ns, "link", "set", dev, "up"]);
+}
+
+/// One ping from `ns`; `None` when iputils' ping is not installed.
+fn ping(ns: &str, addr: &str) -> Option<bool> {
+    if !have("ping") {
+        return None;
+    }
+    let ok = Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", addr])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    Some(ok)
+}
+
+/// Pings, retrying a few times for the allowed case (the first ARP exchange
+/// can take a moment), once for the denied case.
+fn assert_ping(ns: &str, addr: &str, allowed: bool) {
+    let tries = if allowed { 5 } else { 1 };
+    for i in 0..tries {
+        match ping(ns, addr) {
+            None => {
+                eprintln!("NOTE: `ping` (iputils-ping) is not installed: ICMP checks skipped");
+                return;
+            }
+            Some(ok) if ok == allowed => return,
+            Some(_) if i + 1 < tries => std::thread::sleep(Duration::from_millis(200)),
+            Some(ok) => panic!(
+                "ping {addr} from {ns}: {} but the policy {}",
+                if ok { "answered" } else { "failed" },
+                if allowed { "allows it" } else { "denies it" }
+            ),
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn metrics(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn sgplane_run(lab: &Lab, policy: &Path, args: &[&str]) -> Proc {
+    let mut cmd = Command::new(SGPLANE);
+    cmd.arg("-c").arg(policy).arg("run").args(args);
+    let _ = lab;
+    let mut p = Proc::spawn(cmd, true);
+    p.expect("sgplane: forwarding between", Duration::from_secs(10));
+    p
+}
+
+/// Waits until `f` holds, polling; false after `within`.
+fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+// ---------------------------------------------------------------- tests
+
+/// Two TAP devices made by sgplane, one moved into each host's namespace.
+fn tap_lab(test: &str, policy_text: &str, extra: &[&str]) -> Option<(Lab, Proc, String, String, PathBuf)> {
+    if skip_unless_root(test) {
+        return None;
+    }
+    let mut lab = Lab::new(test);
+    let client = lab.netns("c");
+    let server = lab.netns("s");
+    let (tc, ts) = (lab.dev("c"), lab.dev("s"));
+    let policy = lab.path("policy.toml");
+    std::fs::write(&policy, policy_text).unwrap();
+    let mut args = vec!["--tap", &tc, "--tap", &ts, "--workers", "2"];
+    args.extend_from_slice(extra);
+    let sg = sgplane_run(&lab, &policy, &args);
+    ip(&["link", "set", &tc, "netns", &client]);
+    ip(&["link", "set", &ts, "netns", &server]);
+    configure(&client, &tc, "10.77.0.10", "fd77::10");
+    configure(&server, &ts, "10.77.0.20", "fd77::20");
+    Some((lab, sg, client, server, policy))
+}
+
+#[test]
+fn tap_forwards_what_the_policy_allows_in_both_directions() {
+    let mport = free_port();
+    let mp = mport.to_string();
+    let Some((mut lab, sg, client, server, _)) =
+        tap_lab("tapfwd", &policy(TCP_8080), &["--metrics", &format!("127.0.0.1:{mp}")])
+    else {
+        return;
+    };
+    lab.server(&server, 8080);
+    lab.server(&server, 8081);
+    lab.server(&client, 9000);
+
+    // Allowed: TCP 8080 over IPv4 and IPv6, replies included (the echo comes back).
+    assert_eq!(lab.tcp(&client, "10.77.0.20", 8080), "ok");
+    assert_eq!(lab.tcp(&client, "fd77::20", 8080), "ok");
+    // Denied: another port, and anything the server starts towards the client.
+    assert!(lab.tcp(&client, "10.77.0.20", 8081).starts_with("fail"));
+    assert!(lab.tcp(&server, "10.77.0.10", 9000).starts_with("fail"));
+    assert_ping(&client, "10.77.0.20", true);
+    assert_ping(&client, "fd77::20", true);
+    assert_ping(&server, "10.77.0.10", false);
+
+    // The counters show it.
+    let seen = eventually(Duration::from_secs(3), || {
+        let m = metrics(mport);
+        metric(&m, "sgplane_rule_hits_total{rule=\"sg-server/ingress/2\"}") >= 2
+            && metric(&m, "sgplane_packets_total{verdict=\"deny\",reason=\"no-rule\"}") >= 2
+            && metric(&m, "sgplane_packets_total{verdict=\"allow\",reason=\"established\"}") >= 4
+            && metric(&m, "sgplane_packets_total{verdict=\"allow\",reason=\"arp\"}") >= 1
+            && metric(&m, "sgplane_forwarded_frames") > 0
+    });
+    assert!(seen, "metrics:\n{}", metrics(mport));
+
+    // SIGTERM: a clean stop with the final summary.
+    sg.signal("TERM");
+    let (ok, out) = sg.finish(Duration::from_secs(5));
+    assert!(ok, "{out}");
+    assert!(out.contains("packets ") && out.contains("allowed: ") && out.contains("forwarded_frames"), "{out}");
+}
+
+#[test]
+fn reload_keeps_established_connections_and_blocks_new_ones() {
+    let mport = free_port();
+    let mp = format!("127.0.0.1:{mport}");
+    let Some((mut lab, sg, client, server, policy_path)) = tap_lab("reload", &policy(TCP_8080), &["--metrics", &mp])
+    else {
+        return;
+    };
+    lab.server(&server, 8080);
+    let h = lab.helper(&client, "hold 10.77.0.20 8080");
+    assert_eq!(lab.procs[h].answer(), "connected");
+    let send = |lab: &mut Lab| -> String {
+        let p = &mut lab.procs[h];
+        writeln!(p.stdin.as_mut().unwrap(), "go").unwrap();
+        p.answer()
+    };
+    assert_eq!(send(&mut lab), "ok");
+
+    // The rule goes; SIGHUP reloads.
+    std::fs::write(&policy_path, policy("")).unwrap();
+    sg.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || metric(&metrics(mport), "sgplane_policy_reloads_total{result=\"ok\"}")
+            == 1),
+        "no reload seen:\n{}",
+        metrics(mport)
+    );
+    // Give every worker a batch or a tick to pick up the new rules.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(send(&mut lab), "ok", "the established connection must keep flowing");
+    assert!(lab.tcp(&client, "10.77.0.20", 8080).starts_with("fail"), "a new connection must be blocked");
+
+    // A broken file is reported and the policy in force stays.
+    std::fs::write(&policy_path, "[security_groups.sg-client\n").unwrap();
+    sg.signal("HUP");
+    assert!(eventually(Duration::from_secs(5), || metric(
+        &metrics(mport),
+        "sgplane_policy_reloads_total{result=\"error\"}"
+    ) == 1));
+    assert_eq!(send(&mut lab), "ok");
+    assert_ping(&client, "10.77.0.20", true);
+
+    sg.signal("INT");
+    let (ok, out) = sg.finish(Duration::from_secs(5));
+    assert!(ok, "{out}");
+    assert!(out.contains("policy not reloaded, the old one stays"), "{out}");
+}
+
+#[test]
+fn afpacket_between_veths_with_watch_and_logs() {
+    if skip_unless_root("afpacket") {
+        return;
+    }
+    let mut lab = Lab::new("afp");
+    let client = lab.netns("c");
+    let server = lab.netns("s");
+    let dut = lab.netns("d");
+    ip(&["link", "add", "eth0", "netns", &client, "type", "veth", "peer", "name", "side-c", "netns", &dut]);
+    ip(&["link", "add", "eth0", "netns", &server, "type", "veth", "peer", "name", "side-s", "netns", &dut]);
+    for d in ["side-c", "side-s"] {
+        // A wire port carries no address of its own.
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &dut, "sysctl", "-qw", &format!("net.ipv6.conf.{d}.disable_ipv6=1")])
+            .output();
+        ip(&["-n", &dut, "link", "set", d, "up"]);
+    }
+    configure(&client, "eth0", "10.77.0.10", "fd77::10");
+    configure(&server, "eth0", "10.77.0.20", "fd77::20");
+    let policy_path = lab.path("policy.toml");
+    std::fs::write(&policy_path, policy(TCP_8080)).unwrap();
+    let verdicts = lab.path("verdicts.jsonl");
+    let flows = lab.path("flows.txt");
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &dut, SGPLANE, "-c"]).arg(&policy_path);
+    cmd.args(["run", "--iface", "side-c", "--iface", "side-s", "--workers", "2", "--watch", "--verdicts"]);
+    cmd.arg(&verdicts).arg("--flow-log").arg(&flows);
+    let mut sg = Proc::spawn(cmd, true);
+    sg.expect("sgplane: forwarding between side-c and side-s", Duration::from_secs(10));
+
+    lab.server(&server, 8080);
+    assert_eq!(lab.tcp(&client, "10.77.0.20", 8080), "ok");
+    assert_eq!(lab.tcp(&client, "fd77::20", 8080), "ok");
+    assert!(lab.tcp(&server, "10.77.0.10", 8080).starts_with("fail"));
+    assert_ping(&client, "10.77.0.20", true);
+    assert_ping(&server, "10.77.0.10", false);
+
+    // --watch: the file changes, new connections see it (mtime granularity:
+    // make sure the change is visible as a change).
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&policy_path, policy("")).unwrap();
+    assert!(
+        eventually(Duration::from_secs(6), || lab.tcp(&client, "10.77.0.20", 8080).starts_with("fail")),
+        "the watched policy was not reloaded"
+    );
+
+    sg.signal("TERM");
+    let (ok, out) = sg.finish(Duration::from_secs(5));
+    assert!(ok, "{out}");
+    assert!(out.contains("forwarded_frames"), "{out}");
+    let v = std::fs::read_to_string(&verdicts).unwrap();
+    assert!(
+        v.lines().any(|l| l.contains("\"reason\":\"rule\"") && l.contains("\"rule\":\"sg-server/ingress/2\"")),
+        "{v}"
+    );
+    assert!(v.lines().any(|l| l.contains("\"verdict\":\"deny\"") && l.contains("\"dport\":8080")), "{v}");
+    let f = std::fs::read_to_string(&flows).unwrap();
+    assert!(f.starts_with("version account-id interface-id"), "{f}");
+    assert!(f.lines().any(|l| l.contains(" server 10.77.0.10 10.77.0.20 ") && l.ends_with("ACCEPT OK")), "{f}");
+    assert!(f.lines().any(|l| l.contains(" 10.77.0.20 10.77.0.10 ") && l.contains("REJECT")), "{f}");
+}
+
+#[test]
+fn bad_sides_are_reported_without_a_panic() {
+    let out = Command::new(SGPLANE).args(["run", "--iface", "no-such-if0", "--iface", "no-such-if1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-if0"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let out = Command::new(SGPLANE).args(["run", "--tap", "bad/name", "--tap", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid interface name"));
+}
