@@ -110,6 +110,9 @@ impl Stats {
     }
 }
 
+/// A frame of a batch, parsed, with its flow key when it has one.
+type Parsed = (Result<Frame, ParseError>, Option<(Prepared, Class)>);
+
 /// The data plane's decision core.
 pub struct Engine {
     rules: Arc<Ruleset>,
@@ -118,7 +121,7 @@ pub struct Engine {
     parse: ParseOptions,
     stats: Stats,
     /// Parsed frames and their flow keys of the batch being judged.
-    scratch: Vec<(Result<Frame, ParseError>, Option<(Prepared, Class)>)>,
+    scratch: Vec<Parsed>,
 }
 
 impl Engine {
