@@ -1,0 +1,497 @@
+//! `sgplane gwlb`: the Gateway Load Balancer appliance (SPEC §5).
+//!
+//! The load balancer sends each packet it inspects to the appliance in GENEVE
+//! over UDP 6081; the appliance judges the inner packet and sends an allowed
+//! one back with the outer addresses swapped, the UDP ports and the GENEVE
+//! header as received. Denied and malformed packets are dropped silently,
+//! with counters. The appliance never originates a packet.
+//!
+//! How it is built:
+//!
+//! - Workers, one per core, each with its own [`Engine`] (conntrack,
+//!   counters), its own UDP socket on the listen address (one
+//!   `SO_REUSEPORT` group) read with `recvmmsg` and UDP GRO, and its own raw
+//!   socket for the returns, written with `sendmmsg` ([`socket`]).
+//! - Both directions of an inner flow must meet one worker's conntrack, but
+//!   the kernel spreads datagrams by their *outer* addresses and ports. A
+//!   classic BPF program on the socket group makes the kernel deliver each
+//!   datagram to the worker that owns its inner flow ([`steer`]); a worker
+//!   checks every datagram with the same function and hands one that still
+//!   reached the wrong worker to its owner over a channel. (Measured against
+//!   a conntrack shared by all workers in a concurrent map, and against the
+//!   hand-off alone: `benches/gwlb_sharing.rs`, figures in the README.)
+//! - Each datagram becomes a frame with an outer IP and UDP header in front
+//!   ([`frame`]): the engine judges it like any captured GENEVE packet (zone
+//!   from the endpoint id, malformed GENEVE counted), and an allowed frame
+//!   already is the return.
+//! - Every packet goes back with its own GENEVE header, byte for byte: that
+//!   is the header last received for its flow, so a new cookie is reflected
+//!   at once, and no per-flow header needs keeping.
+//! - The policy is read once per batch and swapped when it was reloaded;
+//!   counters are published every 100 ms; expired flows swept every second.
+//! - Draining (SIGTERM): health checks answer 503 and the workers keep
+//!   serving for the drain period, then stop. New flows are still judged by
+//!   the rules while draining: the load balancer keeps sending new flows
+//!   until its health checks have failed, and dropping them would cut those
+//!   connections for nothing.
+
+mod frame;
+pub mod socket;
+pub mod steer;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crossbeam::channel::{self, Receiver, Sender};
+
+use self::frame::{make_return, FrameBatch, Outer};
+use self::socket::{RawSocket, RecvBatch, SendBatch, UdpSocket, Waker};
+use super::control::{self, Control};
+use super::metrics::{self, Metrics};
+use crate::engine::{Engine, Input, Judgement};
+use crate::policy::Verdict;
+use crate::wire::{LinkType, ParseOptions};
+
+/// `sgplane gwlb` options.
+#[derive(Debug, Clone)]
+pub struct GwlbOptions {
+    /// Where GENEVE arrives (default 0.0.0.0:6081).
+    pub listen: SocketAddr,
+    /// Health-check endpoint: 200 while serving, 503 while draining.
+    pub health: Option<SocketAddr>,
+    /// Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+    /// Worker threads (default: the number of cores).
+    pub workers: usize,
+    /// How long established flows keep being served after SIGTERM.
+    pub drain: Duration,
+    /// Reload the policy when its file changes.
+    pub watch: bool,
+}
+
+/// Knobs the command line does not show, for measurements.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Datagrams per `recvmmsg` (default 64).
+    pub batch: usize,
+    /// Receive coalesced datagrams (UDP GRO; default on).
+    pub gro: bool,
+    /// Let the kernel deliver each datagram to its owner (default on);
+    /// without it, half the datagrams of two workers are handed over.
+    pub kernel_steering: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning { batch: 64, gro: true, kernel_steering: true }
+    }
+}
+
+/// The engine's parsing in this mode: GENEVE only as AWS sends it (SPEC §5).
+pub const PARSE: ParseOptions = ParseOptions { decap_geneve: true, gwlb_strict: true };
+
+/// The largest UDP datagram (or coalesced run) one receive slot takes.
+const SLOT: usize = 65_535;
+const SOCKET_BUFFER: usize = 16 << 20;
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// Batches that may wait for one worker before more are dropped.
+const MAILBOX: usize = 256;
+/// The engine judges this many frames per call.
+const CHUNK: usize = 64;
+
+/// Runs the appliance until stopped; returns the final summary.
+pub fn run(control: Arc<Control>, opts: GwlbOptions) -> anyhow::Result<String> {
+    run_tuned(control, opts, &Tuning::default())
+}
+
+/// [`run`] with explicit [`Tuning`].
+pub fn run_tuned(control: Arc<Control>, opts: GwlbOptions, tuning: &Tuning) -> anyhow::Result<String> {
+    let n = opts.workers.max(1);
+    let sockets = bind_group(opts.listen, n, tuning.gro)?;
+    let bound = sockets[0].local_addr()?;
+    let mut steering = false;
+    if n > 1 && tuning.kernel_steering {
+        match sockets[0].attach_steering(&steer::program(n)) {
+            Ok(()) => steering = true,
+            Err(e) => {
+                tracing::warn!(error = %e, "no kernel steering: datagrams that reach the wrong worker are handed over")
+            }
+        }
+    }
+    let raws = (0..n)
+        .map(|_| RawSocket::open(bound.is_ipv6(), SOCKET_BUFFER, Duration::from_millis(100)))
+        .collect::<io::Result<Vec<_>>>()
+        .context("opening the raw socket that returns packets (sgplane gwlb needs root or CAP_NET_RAW)")?;
+    let metrics = Metrics::new(n, Arc::clone(&control), "gwlb");
+    if let Some(addr) = opts.metrics {
+        metrics::serve_metrics(addr, Arc::clone(&metrics))?;
+    }
+    if let Some(addr) = opts.health {
+        metrics::serve_health(addr, Arc::clone(&control))?;
+    }
+    if opts.watch {
+        control.spawn_watch_thread(Duration::from_secs(1))?;
+    }
+    let mesh = Mesh::new(n)?;
+    let gro = sockets[0].gro();
+    tracing::info!(listen = %bound, workers = n, steering, gro, "serving as a GWLB target");
+
+    let failure = std::thread::scope(|s| -> anyhow::Result<Option<anyhow::Error>> {
+        let mut handles = Vec::new();
+        for (id, (udp, raw)) in sockets.into_iter().zip(raws).enumerate() {
+            let shared = Shared {
+                id,
+                mesh: &mesh,
+                control: &control,
+                metrics: &metrics,
+                port: bound.port(),
+                listen: opts.listen,
+            };
+            let batch = tuning.batch;
+            let h = std::thread::Builder::new().name(format!("gwlb-{id}")).spawn_scoped(s, move || {
+                // A worker that fails or panics stops the others: the
+                // appliance exits rather than serving a share of the flows.
+                let _stop = StopOnDrop(shared.control);
+                Worker::new(shared, udp, raw, batch).run()
+            });
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    control.stop();
+                    return Err(e).context("starting a worker");
+                }
+            }
+        }
+        let mut failure = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(_) => failure = failure.or(Some(anyhow::anyhow!("a worker panicked"))),
+            }
+        }
+        Ok(failure)
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(metrics::summary(&metrics))
+}
+
+/// Stops every worker when dropped: at the end of a worker, however it ends.
+struct StopOnDrop<'a>(&'a Control);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// `n` sockets on `listen`, in one `SO_REUSEPORT` group (port 0: one port
+/// the kernel picks for all).
+fn bind_group(listen: SocketAddr, n: usize, gro: bool) -> anyhow::Result<Vec<UdpSocket>> {
+    // Another process in the group would silently take a share of the
+    // datagrams, and of the flows' packets: the address must be free.
+    if listen.port() != 0 {
+        std::net::UdpSocket::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    }
+    let mut sockets: Vec<UdpSocket> = Vec::with_capacity(n);
+    let mut addr = listen;
+    for _ in 0..n {
+        let s = UdpSocket::bind(addr, gro, SOCKET_BUFFER).with_context(|| format!("cannot listen on {listen}"))?;
+        addr.set_port(s.local_addr()?.port());
+        sockets.push(s);
+    }
+    Ok(sockets)
+}
+
+/// How workers hand frames to each other, and wake each other up.
+struct Mesh {
+    mailboxes: Vec<Mailbox>,
+    /// Spare batches, so handing over allocates nothing once warm.
+    spare: (Sender<FrameBatch>, Receiver<FrameBatch>),
+}
+
+struct Mailbox {
+    tx: Sender<FrameBatch>,
+    rx: Receiver<FrameBatch>,
+    waker: Waker,
+    /// The worker is (about to be) blocked in `wait`.
+    parked: AtomicBool,
+}
+
+impl Mesh {
+    fn new(n: usize) -> io::Result<Mesh> {
+        let mailboxes = (0..n)
+            .map(|_| {
+                let (tx, rx) = channel::bounded(MAILBOX);
+                Ok(Mailbox { tx, rx, waker: Waker::new()?, parked: AtomicBool::new(false) })
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Mesh { mailboxes, spare: channel::bounded(MAILBOX * n) })
+    }
+
+    fn spare(&self) -> FrameBatch {
+        self.spare.1.try_recv().unwrap_or_else(|_| FrameBatch::with_capacity(16 << 10, CHUNK))
+    }
+
+    fn recycle(&self, mut b: FrameBatch) {
+        b.clear();
+        let _ = self.spare.0.try_send(b);
+    }
+
+    /// Gives `to` a batch; `false` (and the batch recycled) if its mailbox is full.
+    fn hand_over(&self, to: usize, b: FrameBatch) -> bool {
+        let m = &self.mailboxes[to];
+        let sent = match m.tx.try_send(b) {
+            Ok(()) => true,
+            Err(e) => {
+                self.recycle(e.into_inner());
+                false
+            }
+        };
+        // Pairs with the fence in `park`: either the owner sees the batch
+        // before it sleeps, or we see it parked and wake it.
+        fence(Ordering::SeqCst);
+        if m.parked.load(Ordering::Relaxed) {
+            m.waker.wake();
+        }
+        sent
+    }
+}
+
+/// What every worker shares.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    id: usize,
+    mesh: &'a Mesh,
+    control: &'a Control,
+    metrics: &'a Metrics,
+    /// The port datagrams arrive on: the returns' destination port.
+    port: u16,
+    listen: SocketAddr,
+}
+
+/// A worker's own counters, published with the engine's.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    received: u64,
+    returned: u64,
+    returned_bytes: u64,
+    handed_over: u64,
+    handover_dropped: u64,
+    send_errors: u64,
+    unusable: u64,
+}
+
+struct Worker<'a> {
+    sh: Shared<'a>,
+    udp: UdpSocket,
+    raw: RawSocket,
+    engine: Engine,
+    generation: u64,
+    rx: RecvBatch,
+    tx: SendBatch,
+    own: FrameBatch,
+    outbox: Vec<Option<FrameBatch>>,
+    inbox: Vec<FrameBatch>,
+    judgements: Vec<Judgement>,
+    allowed: Vec<u32>,
+    c: Counters,
+}
+
+impl<'a> Worker<'a> {
+    fn new(sh: Shared<'a>, udp: UdpSocket, raw: RawSocket, batch: usize) -> Worker<'a> {
+        let generation = sh.control.generation();
+        let mut engine = Engine::new(sh.control.rules());
+        engine.set_parse_options(PARSE);
+        let n = sh.mesh.mailboxes.len();
+        let mut w = Worker {
+            sh,
+            udp,
+            raw,
+            engine,
+            generation,
+            rx: RecvBatch::new(batch, SLOT),
+            tx: SendBatch::new(),
+            own: FrameBatch::with_capacity(64 << 10, batch),
+            outbox: (0..n).map(|_| None).collect(),
+            inbox: Vec::new(),
+            judgements: Vec::with_capacity(CHUNK),
+            allowed: Vec::with_capacity(batch),
+            c: Counters::default(),
+        };
+        w.share_conntrack();
+        w
+    }
+
+    /// Each worker holds its share of `max_entries`: flows spread evenly
+    /// over the owners, so the appliance as a whole holds about that many.
+    fn share_conntrack(&mut self) {
+        let n = self.sh.mesh.mailboxes.len() as u32;
+        let mut settings = self.engine.policy().conntrack;
+        settings.max_entries = settings.max_entries.div_ceil(n).max(1);
+        self.engine.conntrack_mut().reconfigure(&settings);
+    }
+
+    fn run(mut self) -> anyhow::Result<()> {
+        let (mut published, mut expired) = (Instant::now(), Instant::now());
+        while !self.sh.control.should_stop() {
+            let g = self.sh.control.generation();
+            if g != self.generation {
+                self.generation = g;
+                self.engine.set_rules(self.sh.control.rules());
+                self.share_conntrack();
+            }
+            let received = self.rx.recv(self.udp.as_fd()).context("receiving GENEVE")?;
+            self.route();
+            self.take_inbox();
+            if received == 0 && self.inbox.is_empty() {
+                self.park()?;
+            } else {
+                let now = control::now();
+                let mut own = std::mem::take(&mut self.own);
+                self.judge(&mut own, now);
+                own.clear();
+                self.own = own;
+                while let Some(mut b) = self.inbox.pop() {
+                    self.judge(&mut b, now);
+                    self.sh.mesh.recycle(b);
+                }
+            }
+            if published.elapsed() >= PUBLISH_EVERY {
+                published = Instant::now();
+                self.publish();
+            }
+            if expired.elapsed() >= EXPIRE_EVERY {
+                expired = Instant::now();
+                self.engine.conntrack_mut().expire(control::now());
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Blocks until a datagram or a handed-over batch arrives, or a while passes.
+    fn park(&mut self) -> anyhow::Result<()> {
+        let m = &self.sh.mesh.mailboxes[self.sh.id];
+        m.parked.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let r = if m.rx.is_empty() { socket::wait(self.udp.as_fd(), &m.waker, IDLE_WAIT) } else { Ok(()) };
+        m.parked.store(false, Ordering::Relaxed);
+        r.context("waiting for GENEVE")
+    }
+
+    /// Turns the datagrams just received into frames: this worker's own, or
+    /// handed to their owner.
+    fn route(&mut self) {
+        let n = self.outbox.len();
+        for i in 0..self.rx.len() {
+            let (d, bytes) = self.rx.get(i);
+            let outer = match (d.peer, d.local.or(Some(self.sh.listen.ip()).filter(|a| !a.is_unspecified()))) {
+                (Some(peer), Some(local)) if !d.truncated => Outer { peer, local },
+                _ => {
+                    self.c.unusable += 1;
+                    continue;
+                }
+            };
+            // A coalesced run is cut back into its datagrams; an empty
+            // datagram is one (malformed) frame too.
+            let seg = if d.segment == 0 { bytes.len().max(1) } else { d.segment };
+            let mut chunks = bytes.chunks(seg);
+            let first = chunks.next().unwrap_or(&[]);
+            for payload in std::iter::once(first).chain(chunks) {
+                self.c.received += 1;
+                let owner = steer::owner(payload, n);
+                let batch = if owner == self.sh.id {
+                    &mut self.own
+                } else {
+                    self.outbox[owner].get_or_insert_with(|| self.sh.mesh.spare())
+                };
+                if !batch.push(&outer, payload) {
+                    self.c.unusable += 1;
+                }
+            }
+        }
+        for (to, slot) in self.outbox.iter_mut().enumerate() {
+            if let Some(b) = slot.take() {
+                let k = b.len() as u64;
+                if self.sh.mesh.hand_over(to, b) {
+                    self.c.handed_over += k;
+                } else {
+                    self.c.handover_dropped += k;
+                }
+            }
+        }
+    }
+
+    fn take_inbox(&mut self) {
+        let rx = &self.sh.mesh.mailboxes[self.sh.id].rx;
+        self.inbox.extend(rx.try_iter());
+    }
+
+    /// Judges a batch of frames and returns the allowed ones.
+    fn judge(&mut self, batch: &mut FrameBatch, now: u64) {
+        self.allowed.clear();
+        if batch.is_empty() {
+            return;
+        }
+        let mut start = 0;
+        while start < batch.len() {
+            let end = (start + CHUNK).min(batch.len());
+            let empty = Input { link: LinkType::RawIp, data: &[], orig_len: 0, ts: now };
+            let mut inputs = [empty; CHUNK];
+            for (slot, i) in inputs.iter_mut().zip(start..end) {
+                let f = batch.frame(i);
+                *slot = Input { link: LinkType::RawIp, data: f, orig_len: f.len(), ts: now };
+            }
+            self.judgements.clear();
+            self.engine.process_batch(&inputs[..end - start], &mut self.judgements);
+            for (k, j) in self.judgements.iter().enumerate() {
+                if j.verdict == Verdict::Allow {
+                    self.allowed.push((start + k) as u32);
+                }
+            }
+            start = end;
+        }
+        if self.allowed.is_empty() {
+            return;
+        }
+        let port = self.sh.port;
+        let mut dsts = [SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0); CHUNK];
+        for group in self.allowed.chunks(CHUNK) {
+            for (d, &i) in dsts.iter_mut().zip(group) {
+                *d = make_return(batch.frame_mut(i as usize), port);
+            }
+            let packets = group.iter().zip(dsts).map(|(&i, d)| (batch.frame(i as usize), d));
+            let r = self.tx.send(self.raw.as_fd(), packets);
+            self.c.returned += r.sent as u64;
+            self.c.returned_bytes += r.sent_bytes as u64;
+            self.c.send_errors += r.failed as u64;
+        }
+    }
+
+    fn publish(&self) {
+        let c = &self.c;
+        self.sh.metrics.publish(
+            self.sh.id,
+            &self.engine,
+            &[
+                ("gwlb_received_packets_total", c.received),
+                ("gwlb_returned_packets_total", c.returned),
+                ("gwlb_returned_bytes_total", c.returned_bytes),
+                ("gwlb_handed_over_packets_total", c.handed_over),
+                ("gwlb_handover_dropped_packets_total", c.handover_dropped),
+                ("gwlb_send_errors_total", c.send_errors),
+                ("gwlb_unusable_datagrams_total", c.unusable),
+            ],
+        );
+    }
+}

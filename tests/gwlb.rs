@@ -1,0 +1,700 @@
+//! `sgplane gwlb` played over loopback: a small GWLB simulator sends GENEVE
+//! from a "load balancer node" address to the appliance and receives the
+//! returns on the node's port 6081, as AWS does.
+//!
+//! Each test has its own pair of loopback addresses 127.N.0.1 (node) and
+//! 127.N.0.2 (appliance, health on :8080, metrics on :9100), so tests run in
+//! parallel. The appliance needs a raw socket: without root the tests say so
+//! and pass. The IPv6-outer test runs in a network namespace of its own.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sgplane::live::control::Control;
+use sgplane::live::gwlb::{self, GwlbOptions, Tuning};
+use sgplane::policy::Policy;
+use sgplane::wire::build;
+
+const GENEVE_PORT: u16 = 6081;
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+const SYN_ACK: u8 = 0x12;
+const FIN_ACK: u8 = 0x11;
+
+/// Web servers in 10.0.1.10 and 2001:db8:1::10 take TCP 443 and pings; they
+/// may send nothing (no egress rules), so replies pass only by conntrack.
+const POLICY: &str = r#"
+[security_groups.sg-web]
+ingress = [
+  { proto = "tcp", ports = "443", from = ["0.0.0.0/0", "::/0"] },
+  { proto = "icmp", icmp_type = 8, from = "0.0.0.0/0" },
+  { proto = "icmpv6", icmp_type = 128, from = "::/0" },
+]
+[interfaces.web]
+addresses = ["10.0.1.10", "2001:db8:1::10"]
+security_groups = ["sg-web"]
+"#;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+macro_rules! need_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIPPED: sgplane gwlb needs root (a raw socket); run the tests as root");
+            return;
+        }
+    };
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An HTTP GET: (status, body), or None if nothing answers.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: sgplane\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    Some((status, body))
+}
+
+/// The value of a metric line (exact name with labels), 0 if absent.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// The UDP payload GWLB sends: GENEVE with the AWS options, and the inner packet.
+fn geneve(inner_frame: &[u8], endpoint: u64, cookie: u32) -> Vec<u8> {
+    let outer = build::geneve_wrap(
+        ip("192.0.2.1"),
+        ip("192.0.2.2"),
+        1,
+        inner_frame,
+        &build::aws_options(endpoint, 0x77, cookie),
+    );
+    outer[14 + 20 + 8..].to_vec()
+}
+
+/// A running `sgplane gwlb` on 127.N.0.2.
+struct Appliance {
+    child: Child,
+    dir: tempfile::TempDir,
+    net: u8,
+}
+
+impl Appliance {
+    fn start(net: u8, policy: &str, args: &[&str]) -> Appliance {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+        let a = |port: u16| format!("127.{net}.0.2:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_sgplane"))
+            .arg("-c")
+            .arg(dir.path().join("policy.toml"))
+            .args(["gwlb", "--listen", &a(GENEVE_PORT), "--health", &a(8080), "--metrics", &a(9100)])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut me = Appliance { child, dir, net };
+        let health = me.health_addr();
+        wait_until("the health check to answer", Duration::from_secs(10), || {
+            if let Ok(Some(status)) = me.child.try_wait() {
+                panic!("sgplane gwlb exited with {status}: {}", me.stderr());
+            }
+            http_get(health, "/").is_some_and(|(s, _)| s == 200)
+        });
+        me
+    }
+
+    fn addr(&self) -> IpAddr {
+        format!("127.{}.0.2", self.net).parse().unwrap()
+    }
+
+    fn health_addr(&self) -> SocketAddr {
+        format!("127.{}.0.2:8080", self.net).parse().unwrap()
+    }
+
+    fn metrics(&self) -> String {
+        let addr = format!("127.{}.0.2:9100", self.net).parse().unwrap();
+        let (status, body) = http_get(addr, "/metrics").expect("metrics answer");
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// Waits until a metric reaches `want` (counters are published every 100 ms).
+    fn wait_metric(&self, name: &str, want: u64) {
+        let mut last = String::new();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            last = self.metrics();
+            if metric(&last, name) == want {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{name} is {} not {want}:\n{last}", metric(&last, name));
+    }
+
+    fn policy_path(&self) -> PathBuf {
+        self.dir.path().join("policy.toml")
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < until, "sgplane gwlb did not exit: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The load balancer node: sends from its own ports, receives returns on 6081.
+struct Gwlb {
+    node: IpAddr,
+    appliance: SocketAddr,
+    rx: UdpSocket,
+}
+
+impl Gwlb {
+    fn new(node: IpAddr, appliance: IpAddr) -> Gwlb {
+        let rx = UdpSocket::bind(SocketAddr::new(node, GENEVE_PORT)).unwrap();
+        Gwlb { node, appliance: SocketAddr::new(appliance, GENEVE_PORT), rx }
+    }
+
+    fn for_test(a: &Appliance) -> Gwlb {
+        Gwlb::new(format!("127.{}.0.1", a.net).parse().unwrap(), a.addr())
+    }
+
+    /// A sending socket: one source port, as GWLB uses one per flow direction.
+    fn port(&self) -> UdpSocket {
+        UdpSocket::bind(SocketAddr::new(self.node, 0)).unwrap()
+    }
+
+    fn send(&self, from: &UdpSocket, payload: &[u8]) {
+        from.send_to(payload, self.appliance).unwrap();
+    }
+
+    /// The next return within `timeout`: (sender, UDP payload).
+    fn recv(&self, timeout: Duration) -> Option<(SocketAddr, Vec<u8>)> {
+        self.rx.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.rx.recv_from(&mut buf) {
+            Ok((n, from)) => Some((from, buf[..n].to_vec())),
+            Err(_) => None,
+        }
+    }
+
+    /// Sends a packet and checks it comes back as SPEC §5 says: from the
+    /// appliance, the sender's source port, the UDP payload byte for byte.
+    fn round_trip(&self, from: &UdpSocket, payload: &[u8]) {
+        self.send(from, payload);
+        let (src, got) = self.recv(Duration::from_secs(3)).expect("the packet to come back");
+        assert_eq!(src, SocketAddr::new(self.appliance.ip(), from.local_addr().unwrap().port()));
+        assert_eq!(got, payload, "returned with the GENEVE header and packet as sent");
+    }
+
+    /// Sends packets that must not come back, then an allowed probe that must.
+    fn dropped(&self, from: &UdpSocket, payloads: &[Vec<u8>], probe_from: &UdpSocket, probe: &[u8]) {
+        for p in payloads {
+            self.send(from, p);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        self.round_trip(probe_from, probe);
+        assert!(self.recv(Duration::from_millis(200)).is_none(), "nothing else comes back");
+    }
+}
+
+/// A TCP conversation between a client and a server through the appliance,
+/// each direction from its own GWLB source port.
+struct Tcp<'a> {
+    g: &'a Gwlb,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    fwd: UdpSocket,
+    rev: UdpSocket,
+    endpoint: u64,
+}
+
+impl<'a> Tcp<'a> {
+    fn new(g: &'a Gwlb, client: &str, cport: u16, server: &str, sport: u16, endpoint: u64) -> Tcp<'a> {
+        Tcp { g, client: (ip(client), cport), server: (ip(server), sport), fwd: g.port(), rev: g.port(), endpoint }
+    }
+
+    fn to_server(&self, flags: u8, data: &[u8]) -> Vec<u8> {
+        let f = build::tcp(self.client.0, self.server.0, self.client.1, self.server.1, flags, 1000, 2000, data);
+        geneve(&f, self.endpoint, 0xc0c0)
+    }
+
+    fn to_client(&self, flags: u8, data: &[u8]) -> Vec<u8> {
+        let f = build::tcp(self.server.0, self.client.0, self.server.1, self.client.1, flags, 2000, 1001, data);
+        geneve(&f, self.endpoint, 0xc0c1)
+    }
+
+    fn handshake(&self) {
+        self.g.round_trip(&self.fwd, &self.to_server(SYN, b""));
+        self.g.round_trip(&self.rev, &self.to_client(SYN_ACK, b""));
+        self.g.round_trip(&self.fwd, &self.to_server(ACK, b""));
+    }
+}
+
+#[test]
+fn a_tcp_handshake_and_data_pass_and_replies_ride_conntrack() {
+    need_root!();
+    let a = Appliance::start(61, POLICY, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    // The server may not open connections: its replies pass only as `established`.
+    let t = Tcp::new(&g, "198.51.100.7", 40001, "10.0.1.10", 443, 0xe1);
+    let unsolicited = t.g.port();
+    g.dropped(&unsolicited, &[t.to_client(SYN, b"")], &t.fwd, &t.to_server(SYN, b""));
+    g.round_trip(&t.rev, &t.to_client(SYN_ACK, b""));
+    g.round_trip(&t.fwd, &t.to_server(ACK, b""));
+    for i in 0..20u8 {
+        g.round_trip(&t.fwd, &t.to_server(PSH_ACK, &[i; 100]));
+        g.round_trip(&t.rev, &t.to_client(PSH_ACK, &[i; 1400]));
+    }
+    g.round_trip(&t.fwd, &t.to_server(FIN_ACK, b""));
+    g.round_trip(&t.rev, &t.to_client(FIN_ACK, b""));
+    g.round_trip(&t.fwd, &t.to_server(ACK, b""));
+    a.wait_metric(r#"sgplane_packets_total{verdict="allow",reason="established"}"#, 45);
+    a.wait_metric(r#"sgplane_packets_total{verdict="allow",reason="rule"}"#, 1);
+    a.wait_metric(r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#, 1);
+}
+
+#[test]
+fn denied_ports_are_not_returned() {
+    need_root!();
+    let a = Appliance::start(62, POLICY, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    let ssh = Tcp::new(&g, "198.51.100.7", 40002, "10.0.1.10", 22, 0xe1);
+    let web = Tcp::new(&g, "198.51.100.7", 40003, "10.0.1.10", 443, 0xe1);
+    let udp = geneve(&build::udp(ip("198.51.100.7"), ip("10.0.1.10"), 5000, 53, b"q"), 0xe1, 1);
+    // Data with no connection is picked up only if the rules allow it.
+    g.dropped(
+        &ssh.fwd,
+        &[ssh.to_server(SYN, b""), ssh.to_server(PSH_ACK, b"x"), udp],
+        &web.fwd,
+        &web.to_server(SYN, b""),
+    );
+    a.wait_metric(r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#, 3);
+    a.wait_metric("sgplane_gwlb_returned_packets_total", 1);
+}
+
+#[test]
+fn icmp_echo_requests_pass_and_their_replies_follow() {
+    need_root!();
+    let a = Appliance::start(63, POLICY, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    let (client, server) = (ip("198.51.100.9"), ip("10.0.1.10"));
+    let (fwd, rev) = (g.port(), g.port());
+    let stray = geneve(&build::echo(server, client, false, 99, 1), 0xe1, 1);
+    let request = geneve(&build::echo(client, server, true, 7, 1), 0xe1, 1);
+    g.dropped(&rev, &[stray], &fwd, &request);
+    g.round_trip(&rev, &geneve(&build::echo(server, client, false, 7, 1), 0xe1, 1));
+    // A server's own ping is not allowed out.
+    let out = geneve(&build::echo(server, client, true, 8, 1), 0xe1, 1);
+    g.dropped(&rev, &[out], &fwd, &geneve(&build::echo(client, server, true, 7, 2), 0xe1, 1));
+}
+
+#[test]
+fn each_return_carries_the_latest_cookie_of_its_flow() {
+    need_root!();
+    let a = Appliance::start(64, POLICY, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    let (c, s) = (ip("198.51.100.10"), ip("10.0.1.10"));
+    let (fwd, rev) = (g.port(), g.port());
+    let syn = build::tcp(c, s, 40010, 443, SYN, 1, 0, b"");
+    let syn_ack = build::tcp(s, c, 443, 40010, SYN_ACK, 1, 2, b"");
+    let data = build::tcp(c, s, 40010, 443, PSH_ACK, 2, 2, b"hello");
+    g.round_trip(&fwd, &geneve(&syn, 0xe1, 0x1111_1111));
+    g.round_trip(&rev, &geneve(&syn_ack, 0xe1, 0x2222_2222));
+    for cookie in [0x1111_1111, 0x3333_3333, 0x4444_4444] {
+        let sent = geneve(&data, 0xe1, cookie);
+        g.send(&fwd, &sent);
+        let (_, got) = g.recv(Duration::from_secs(3)).expect("returned");
+        assert_eq!(&got[8..40], &build::aws_options(0xe1, 0x77, cookie)[..], "options as last received");
+        assert_eq!(got, sent);
+    }
+}
+
+const ZONES: &str = r#"
+[security_groups.sg-a]
+ingress = [ { proto = "tcp", ports = "443", from = "0.0.0.0/0" } ]
+[security_groups.sg-b]
+ingress = [ { proto = "tcp", ports = "80", from = "0.0.0.0/0" } ]
+[interfaces.web-a]
+addresses = ["10.9.0.2"]
+security_groups = ["sg-a"]
+zone = "vpce-0000000000000000a"
+[interfaces.web-b]
+addresses = ["10.9.0.2"]
+security_groups = ["sg-b"]
+zone = "vpce-0000000000000000b"
+"#;
+
+#[test]
+fn zones_keep_overlapping_addresses_apart() {
+    need_root!();
+    let a = Appliance::start(65, ZONES, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    let in_a = Tcp::new(&g, "10.9.0.1", 40020, "10.9.0.2", 443, 0xa);
+    let in_b = Tcp::new(&g, "10.9.0.1", 40020, "10.9.0.2", 443, 0xb);
+    in_a.handshake();
+    // The same addresses and ports behind the other endpoint: another flow,
+    // other rules, and the reply is not established there.
+    g.dropped(
+        &in_b.fwd,
+        &[in_b.to_server(SYN, b""), in_b.to_client(PSH_ACK, b"")],
+        &in_a.fwd,
+        &in_a.to_server(PSH_ACK, b"a"),
+    );
+    Tcp::new(&g, "10.9.0.1", 40021, "10.9.0.2", 80, 0xb).handshake();
+    let a80 = Tcp::new(&g, "10.9.0.1", 40022, "10.9.0.2", 80, 0xa);
+    g.dropped(&a80.fwd, &[a80.to_server(SYN, b"")], &in_a.rev, &in_a.to_client(PSH_ACK, b"b"));
+}
+
+#[test]
+fn ipv6_inner_packets_are_judged() {
+    need_root!();
+    let a = Appliance::start(66, POLICY, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    let t = Tcp::new(&g, "2001:db8:ff::7", 40030, "2001:db8:1::10", 443, 0xe1);
+    t.handshake();
+    g.round_trip(&t.rev, &t.to_client(PSH_ACK, &[7; 1000]));
+    let denied = Tcp::new(&g, "2001:db8:ff::7", 40031, "2001:db8:1::10", 80, 0xe1);
+    g.dropped(&denied.fwd, &[denied.to_server(SYN, b"")], &t.fwd, &t.to_server(PSH_ACK, b"x"));
+    let (c, s) = (ip("2001:db8:ff::7"), ip("2001:db8:1::10"));
+    g.round_trip(&t.fwd, &geneve(&build::echo(c, s, true, 5, 1), 0xe1, 1));
+    g.round_trip(&t.rev, &geneve(&build::echo(s, c, false, 5, 1), 0xe1, 1));
+}
+
+/// GENEVE with the given option TLVs and protocol type around `inner_ip`.
+fn geneve_raw(options: &[u8], protocol: u16, inner_ip: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 8 + options.len()];
+    sgplane::wire::geneve::emit(&mut p, 0, protocol, options).unwrap();
+    p.extend_from_slice(inner_ip);
+    p
+}
+
+#[test]
+fn malformed_geneve_is_dropped_and_counted_while_serving_goes_on() {
+    need_root!();
+    let a = Appliance::start(67, POLICY, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    let t = Tcp::new(&g, "198.51.100.7", 40040, "10.0.1.10", 443, 0xe1);
+    t.handshake();
+    let good = t.to_server(PSH_ACK, b"ok");
+    let inner = &build::tcp(ip("198.51.100.7"), ip("10.0.1.10"), 40040, 443, PSH_ACK, 1, 1, b"x")[14..];
+    let aws = build::aws_options(0xe1, 0x77, 1);
+    let mut bad: Vec<Vec<u8>> = Vec::new();
+    let mut v1 = good.clone();
+    v1[0] |= 0x40; // version 1
+    bad.push(v1);
+    let mut past_end = good[..60].to_vec();
+    past_end[0] = 0x3f; // 252 bytes of options, 52 present
+    bad.push(past_end);
+    bad.push(good[..5].to_vec()); // shorter than the fixed header
+    bad.push(good[..20].to_vec()); // options cut short
+    bad.push(geneve_raw(&aws, 0x6558, inner)); // inner Ethernet: not what GWLB sends
+    bad.push(geneve_raw(&aws, 0x1234, inner)); // unknown protocol type
+    bad.push(geneve_raw(&[], 0x0800, inner)); // no AWS options
+    let mut oam = good.clone();
+    oam[1] |= 0x80; // O bit
+    bad.push(oam);
+    let mut critical = aws.clone();
+    critical.extend_from_slice(&[0x09, 0x99, 0x81, 0x00]); // unknown critical option
+    bad.push(geneve_raw(&critical, 0x0800, inner));
+    bad.extend([vec![], vec![0], vec![0; 7]]); // tiny datagrams
+    g.dropped(&t.fwd, &bad, &t.fwd, &good);
+    a.wait_metric(r#"sgplane_malformed_total{cause="GENEVE"}"#, bad.len() as u64);
+    a.wait_metric(r#"sgplane_packets_total{verdict="deny",reason="malformed"}"#, bad.len() as u64);
+    g.round_trip(&t.rev, &t.to_client(PSH_ACK, b"still serving"));
+}
+
+#[test]
+fn health_fails_on_sigterm_established_flows_drain_then_exit_0() {
+    need_root!();
+    let mut a = Appliance::start(68, POLICY, &["--workers", "2", "--drain-seconds", "2"]);
+    let g = Gwlb::for_test(&a);
+    let t = Tcp::new(&g, "198.51.100.7", 40050, "10.0.1.10", 443, 0xe1);
+    t.handshake();
+    let started = Instant::now();
+    a.signal("TERM");
+    wait_until("health checks to answer 503", Duration::from_secs(2), || {
+        http_get(a.health_addr(), "/health").is_some_and(|(s, _)| s == 503)
+    });
+    g.round_trip(&t.fwd, &t.to_server(PSH_ACK, b"while draining"));
+    g.round_trip(&t.rev, &t.to_client(PSH_ACK, b"reply while draining"));
+    assert_eq!(metric(&a.metrics(), "sgplane_draining"), 1);
+    let status = a.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status}: {}", a.stderr());
+    assert!(started.elapsed() >= Duration::from_millis(1900), "served for the drain period");
+    assert!(a.stdout().contains("packets 5 (allowed 5, denied 0)"), "summary: {}", a.stdout());
+}
+
+#[test]
+fn sighup_reloads_a_good_policy_and_keeps_the_old_one_on_error() {
+    need_root!();
+    let a = Appliance::start(69, POLICY, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    let web = Tcp::new(&g, "198.51.100.7", 40060, "10.0.1.10", 443, 0xe1);
+    web.handshake();
+    let alt = Tcp::new(&g, "198.51.100.7", 40061, "10.0.1.10", 8443, 0xe1);
+    g.dropped(&alt.fwd, &[alt.to_server(SYN, b"")], &web.fwd, &web.to_server(ACK, b""));
+
+    std::fs::write(a.policy_path(), POLICY.replace("ports = \"443\"", "ports = \"8443\"")).unwrap();
+    a.signal("HUP");
+    a.wait_metric(r#"sgplane_policy_reloads_total{result="ok"}"#, 1);
+    alt.handshake();
+    // The established flow keeps flowing though its port is no longer allowed.
+    g.round_trip(&web.fwd, &web.to_server(PSH_ACK, b"still established"));
+    let web2 = Tcp::new(&g, "198.51.100.7", 40062, "10.0.1.10", 443, 0xe1);
+    g.dropped(&web2.fwd, &[web2.to_server(SYN, b"")], &alt.fwd, &alt.to_server(ACK, b""));
+
+    std::fs::write(a.policy_path(), "[security_groups.sg-web\n").unwrap();
+    a.signal("HUP");
+    a.wait_metric(r#"sgplane_policy_reloads_total{result="error"}"#, 1);
+    assert!(a.stderr().contains("policy not reloaded, the old one stays"), "{}", a.stderr());
+    assert!(a.stderr().contains("policy.toml:1:"), "the error names the place: {}", a.stderr());
+    Tcp::new(&g, "198.51.100.7", 40063, "10.0.1.10", 8443, 0xe1).handshake();
+}
+
+#[test]
+fn metrics_count_verdicts_reasons_bytes_rules_and_conntrack() {
+    need_root!();
+    let policy = format!("[conntrack]\nmax_entries = 2\n{POLICY}");
+    let a = Appliance::start(70, &policy, &["--workers", "1"]);
+    let g = Gwlb::for_test(&a);
+    let t1 = Tcp::new(&g, "198.51.100.7", 40070, "10.0.1.10", 443, 0xe1);
+    t1.handshake();
+    let (c, s) = (ip("198.51.100.8"), ip("10.0.1.10"));
+    g.round_trip(&t1.fwd, &geneve(&build::echo(c, s, true, 3, 1), 0xe1, 1));
+    let full = Tcp::new(&g, "198.51.100.7", 40071, "10.0.1.10", 443, 0xe1);
+    let ssh = Tcp::new(&g, "198.51.100.7", 40072, "10.0.1.10", 22, 0xe1);
+    g.dropped(
+        &full.fwd,
+        &[full.to_server(SYN, b""), ssh.to_server(SYN, b""), vec![0; 3]],
+        &t1.fwd,
+        &t1.to_server(ACK, b""),
+    );
+    a.wait_metric("sgplane_conntrack_full_total", 1);
+    let m = a.metrics();
+    let lines = [
+        (r#"sgplane_packets_total{verdict="allow",reason="rule"}"#, 2),
+        (r#"sgplane_packets_total{verdict="allow",reason="established"}"#, 3),
+        (r#"sgplane_packets_total{verdict="deny",reason="conntrack-full"}"#, 1),
+        (r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#, 1),
+        (r#"sgplane_packets_total{verdict="deny",reason="malformed"}"#, 1),
+        (r#"sgplane_malformed_total{cause="GENEVE"}"#, 1),
+        (r#"sgplane_rule_hits_total{rule="sg-web/ingress/0"}"#, 2),
+        (r#"sgplane_rule_hits_total{rule="sg-web/ingress/1"}"#, 1),
+        ("sgplane_conntrack_entries", 2),
+        ("sgplane_gwlb_returned_packets_total", 5),
+        ("sgplane_gwlb_received_packets_total", 8),
+        (r#"sgplane_workers{mode="gwlb"}"#, 1),
+    ];
+    for (name, want) in lines {
+        assert_eq!(metric(&m, name), want, "{name} in\n{m}");
+    }
+    assert!(metric(&m, r#"sgplane_bytes_total{verdict="allow"}"#) > 5 * 80, "{m}");
+    assert!(metric(&m, r#"sgplane_bytes_total{verdict="deny"}"#) > 2 * 80, "{m}");
+    assert!(m.contains("# TYPE sgplane_packets_total counter"), "{m}");
+}
+
+#[test]
+fn many_flows_meet_their_conntrack_whatever_worker_receives_them() {
+    need_root!();
+    let a = Appliance::start(71, POLICY, &["--workers", "4"]);
+    let g = Gwlb::for_test(&a);
+    let flows: Vec<Tcp> =
+        (0..24).map(|i| Tcp::new(&g, &format!("198.51.100.{}", 20 + i), 41000 + i, "10.0.1.10", 443, 0xe1)).collect();
+    for t in &flows {
+        t.handshake();
+        g.round_trip(&t.rev, &t.to_client(PSH_ACK, b"reply"));
+    }
+    a.wait_metric(r#"sgplane_packets_total{verdict="allow",reason="established"}"#, 24 * 3);
+}
+
+#[test]
+fn a_second_appliance_on_the_same_address_is_refused() {
+    need_root!();
+    let a = Appliance::start(73, POLICY, &["--workers", "2"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_sgplane"))
+        .arg("-c")
+        .arg(a.policy_path())
+        .args(["gwlb", "--listen", "127.73.0.2:6081"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot listen on 127.73.0.2:6081"), "{stderr}");
+    let g = Gwlb::for_test(&a);
+    Tcp::new(&g, "198.51.100.7", 40090, "10.0.1.10", 443, 0xe1).handshake();
+}
+
+/// The appliance in this process, with the kernel's steering turned off so
+/// workers must hand datagrams to each other.
+#[test]
+fn workers_hand_datagrams_to_the_owner_of_their_flow() {
+    need_root!();
+    let control = Control::new(Policy::from_toml(POLICY, "policy.toml").unwrap(), None);
+    let opts = GwlbOptions {
+        listen: "127.72.0.2:6081".parse().unwrap(),
+        health: None,
+        metrics: None,
+        workers: 2,
+        drain: Duration::ZERO,
+        watch: false,
+    };
+    let c = Arc::clone(&control);
+    let tuning = Tuning { kernel_steering: false, ..Tuning::default() };
+    let appliance = std::thread::spawn(move || gwlb::run_tuned(c, opts, &tuning));
+    let g = Gwlb::new(ip("127.72.0.1"), ip("127.72.0.2"));
+    // Bound once a plain socket can no longer take the address.
+    wait_until("the appliance to listen", Duration::from_secs(5), || UdpSocket::bind("127.72.0.2:6081").is_err());
+    let flows: Vec<Tcp> =
+        (0..16).map(|i| Tcp::new(&g, &format!("198.51.100.{}", 40 + i), 42000 + i, "10.0.1.10", 443, 0xe1)).collect();
+    for t in &flows {
+        t.handshake();
+    }
+    control.stop();
+    let summary = appliance.join().unwrap().unwrap();
+    let handed: u64 = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("gwlb_handed_over_packets_total "))
+        .map_or(0, |v| v.parse().unwrap());
+    assert!(handed > 0, "some datagrams reached the other worker: {summary}");
+    assert!(summary.contains("packets 48 (allowed 48, denied 0)"), "{summary}");
+}
+
+/// IPv6 outside too, in a network namespace of its own (loopback has one
+/// IPv6 address; the namespace gets two). The test runs itself inside it.
+#[test]
+fn ipv6_outer_addresses_work_in_a_namespace() {
+    need_root!();
+    if std::env::var_os("SGPLANE_GWLB_IN_NETNS").is_some() {
+        return ipv6_outer_inside();
+    }
+    let ns = Netns::new("v6outer");
+    for cmd in [
+        vec!["link", "set", "lo", "up"],
+        vec!["-6", "addr", "add", "fd00:6081::1/128", "dev", "lo"],
+        vec!["-6", "addr", "add", "fd00:6081::2/128", "dev", "lo"],
+    ] {
+        ns.ip(&cmd);
+    }
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "ipv6_outer_addresses_work_in_a_namespace", "--nocapture", "--test-threads", "1"])
+        .env("SGPLANE_GWLB_IN_NETNS", "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+fn ipv6_outer_inside() {
+    std::thread::sleep(Duration::from_millis(200)); // addresses leave tentative state (DAD is off on lo)
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, POLICY).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sgplane"))
+        .arg("-c")
+        .arg(&path)
+        .args(["gwlb", "--listen", "[fd00:6081::2]:6081", "--health", "127.0.0.1:8080", "--workers", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let health: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let ready = (0..250).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        http_get(health, "/").is_some()
+    });
+    let result = std::panic::catch_unwind(|| {
+        assert!(ready, "the appliance answers health checks");
+        let g = Gwlb::new(ip("fd00:6081::1"), ip("fd00:6081::2"));
+        let t = Tcp::new(&g, "198.51.100.7", 40080, "10.0.1.10", 443, 0xe1);
+        t.handshake();
+        let t6 = Tcp::new(&g, "2001:db8:ff::7", 40081, "2001:db8:1::10", 443, 0xe1);
+        t6.handshake();
+        g.dropped(&t6.fwd, &[t6.to_server(SYN, b"")[..3].to_vec()], &t6.rev, &t6.to_client(PSH_ACK, b"v6"));
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// A network namespace, deleted when dropped (even when the test fails).
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("sgplane-gwlb-{tag}-{}", std::process::id());
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        assert!(ok.success(), "ip netns add {name}");
+        Netns { name }
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let ok = Command::new("ip").args(["-n", &self.name]).args(args).status().unwrap();
+        assert!(ok.success(), "ip -n {} {}", self.name, args.join(" "));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "delete", &self.name]).status();
+    }
+}
