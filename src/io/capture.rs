@@ -267,10 +267,8 @@ impl<R: Read> CaptureReader<R> {
 
     /// The next record, or `None` at a clean end of the stream.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
-        if !self.wait_for_record()? {
-            return Ok(None);
-        }
-        let info = self.take_record()?;
+        let Some(len) = self.wait_for_record()? else { return Ok(None) };
+        let info = self.take_record(len)?;
         Ok(Some(info.resolve(&self.buf)))
     }
 
@@ -280,14 +278,13 @@ impl<R: Read> CaptureReader<R> {
     /// stays empty only at the end of the stream.
     pub fn fill_batch(&mut self, max: usize, out: &mut Vec<RecordInfo>) -> Result<(), CaptureError> {
         out.clear();
-        if !self.wait_for_record()? {
-            return Ok(());
-        }
-        while out.len() < max {
-            out.push(self.take_record()?);
-            if !matches!(self.complete_len(), Ok(Some(_))) {
+        let mut next = self.wait_for_record()?;
+        while let Some(len) = next {
+            out.push(self.take_record(len)?);
+            if out.len() == max {
                 break;
             }
+            next = self.complete_len()?;
         }
         Ok(())
     }
@@ -312,16 +309,17 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
-    /// Reads until a whole record is buffered; false at a clean end.
-    fn wait_for_record(&mut self) -> Result<bool, CaptureError> {
+    /// Reads until a whole record is buffered and returns its length; `None`
+    /// at a clean end.
+    fn wait_for_record(&mut self) -> Result<Option<usize>, CaptureError> {
         loop {
-            if self.complete_len()?.is_some() {
-                return Ok(true);
+            if let Some(len) = self.complete_len()? {
+                return Ok(Some(len));
             }
             let avail = self.end - self.start;
             if self.eof {
                 if avail == 0 {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 let needed = self.record_len().unwrap_or(16);
                 return Err(CaptureError::Truncated { offset: self.offset, needed, have: avail });
@@ -330,9 +328,8 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
-    /// Consumes the whole record at the head of the buffer.
-    fn take_record(&mut self) -> Result<RecordInfo, CaptureError> {
-        let len = self.complete_len()?.expect("a whole record is buffered");
+    /// Consumes the whole record of `len` bytes at the head of the buffer.
+    fn take_record(&mut self, len: usize) -> Result<RecordInfo, CaptureError> {
         let at = self.offset;
         let (start, end) = (self.start, self.start + len);
         self.start = end;

@@ -88,6 +88,10 @@ pub struct Report {
     denied_flows: HashMap<DenyKey, (u64, Judgement)>,
     #[serde(skip)]
     deny_order: Vec<DenyKey>,
+    #[serde(skip)]
+    first_ns: u64,
+    #[serde(skip)]
+    last_ns: u64,
 }
 
 /// The most distinct denied flows remembered for the top list.
@@ -118,6 +122,8 @@ impl Report {
             stopped: None,
             denied_flows: HashMap::new(),
             deny_order: Vec::new(),
+            first_ns: 0,
+            last_ns: 0,
         }
     }
 
@@ -127,11 +133,10 @@ impl Report {
 
     /// Notes one packet's judgement (the engine counts verdicts itself).
     pub fn observe(&mut self, j: &Judgement, ts: u64, _policy: &Policy) {
-        let t = ts as f64 / 1e9;
-        if self.first_ts.is_none() {
-            self.first_ts = Some(t);
+        if self.first_ns == 0 {
+            self.first_ns = ts.max(1);
         }
-        self.last_ts = Some(t);
+        self.last_ns = ts;
         if j.verdict != Verdict::Deny {
             return;
         }
@@ -166,6 +171,10 @@ impl Report {
             if d > 0 {
                 self.denied_by_reason.insert(r, d);
             }
+        }
+        if self.first_ns != 0 {
+            self.first_ts = Some(self.first_ns as f64 / 1e9);
+            self.last_ts = Some(self.last_ns as f64 / 1e9);
         }
         self.malformed = s.malformed.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         self.new_flows = s.new_flows;
