@@ -49,6 +49,48 @@ const APPLIANCE: &str = "127.90.0.2:6081";
 const NODE: &str = "127.90.0.1";
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
+/// Plays a Gateway Load Balancer against `sgplane gwlb` over loopback.
+#[derive(clap::Parser)]
+struct Cli {
+    /// An appliance already running at ADDR:PORT (default: one in this process).
+    #[arg(long, value_name = "ADDR:PORT")]
+    connect: Option<SocketAddr>,
+    /// The GWLB node's address, where the returns arrive on port 6081.
+    #[arg(long, value_name = "ADDR", default_value = NODE)]
+    node: IpAddr,
+    /// Workers of the in-process appliance.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Established TCP flows to send data on.
+    #[arg(long, default_value_t = 64)]
+    flows: usize,
+    /// TCP payload bytes per packet.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Datagrams per send (1-64).
+    #[arg(long, default_value_t = 32)]
+    burst: usize,
+    /// Most packets in flight.
+    #[arg(long, default_value_t = 8192)]
+    window: u64,
+    /// How long to measure.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Send with sendmmsg instead of UDP GSO.
+    #[arg(long)]
+    no_gso: bool,
+    /// Appliance tuning: no UDP GRO.
+    #[arg(long)]
+    no_gro: bool,
+    /// Appliance tuning: no kernel BPF steering (hand-off between workers only).
+    #[arg(long)]
+    no_steering: bool,
+    /// No appliance: this many threads send the returns themselves through raw
+    /// sockets, to measure what loopback allows.
+    #[arg(long, value_name = "THREADS")]
+    raw_baseline: Option<usize>,
+}
+
 struct Args {
     connect: Option<SocketAddr>,
     node: IpAddr,
@@ -60,46 +102,27 @@ struct Args {
     seconds: u64,
     gso: bool,
     tuning: Tuning,
-    /// No appliance: this many threads send the returns themselves through
-    /// raw sockets, to measure what loopback allows.
     raw_baseline: Option<usize>,
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        connect: None,
-        node: NODE.parse().unwrap(),
-        workers: 2,
-        flows: 64,
-        size: 64,
-        burst: 32,
-        window: 8192,
-        seconds: 5,
-        gso: true,
-        tuning: Tuning::default(),
-        raw_baseline: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--connect" => a.connect = Some(value().parse().expect("--connect ADDR:PORT")),
-            "--node" => a.node = value().parse().expect("--node ADDR"),
-            "--workers" => a.workers = value().parse().expect("--workers N"),
-            "--flows" => a.flows = value().parse().expect("--flows N"),
-            "--size" => a.size = value().parse().expect("--size BYTES"),
-            "--burst" => a.burst = value().parse().expect("--burst N"),
-            "--window" => a.window = value().parse().expect("--window N"),
-            "--seconds" => a.seconds = value().parse().expect("--seconds S"),
-            "--no-gso" => a.gso = false,
-            "--no-gro" => a.tuning.gro = false,
-            "--no-steering" => a.tuning.kernel_steering = false,
-            "--raw-baseline" => a.raw_baseline = Some(value().parse().expect("--raw-baseline THREADS")),
-            other => panic!("unknown option {other}; see the doc comment of examples/gwlb_load.rs"),
-        }
+    let c = <Cli as clap::Parser>::parse();
+    let mut tuning = Tuning::default();
+    tuning.gro = !c.no_gro;
+    tuning.kernel_steering = !c.no_steering;
+    Args {
+        connect: c.connect,
+        node: c.node,
+        workers: c.workers.max(1),
+        flows: c.flows.max(1),
+        size: c.size,
+        burst: c.burst.clamp(1, 64),
+        window: c.window.max(1),
+        seconds: c.seconds,
+        gso: !c.no_gso,
+        tuning,
+        raw_baseline: c.raw_baseline,
     }
-    a.burst = a.burst.clamp(1, 64);
-    a
 }
 
 /// The UDP payload GWLB sends for an inner frame.
