@@ -103,5 +103,22 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Bytes per tracked flow with a million IPv6 flows (IPv4's are printed by `bench`).
+fn ipv6_memory(_: &mut Criterion) {
+    let n = 1_000_000u32;
+    let mut ct = Conntrack::new(&ConntrackSettings { max_entries: n + 16, ..Default::default() });
+    for i in 0..n {
+        let k = FlowKey {
+            src: IpAddr::V6(std::net::Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i))),
+            dst: IpAddr::V6(std::net::Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0002u128 << 16)),
+            ..key(i)
+        };
+        let p = ct.prepare(&k);
+        ct.track(&p, Class::Udp, T);
+        ct.open(&p, Class::Udp, T).unwrap();
+    }
+    eprintln!("conntrack/ipv6: {n} flows, {:.1} bytes/flow", ct.memory_bytes() as f64 / f64::from(n));
+}
+
+criterion_group!(benches, bench, ipv6_memory);
 criterion_main!(benches);
