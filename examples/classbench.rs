@@ -34,6 +34,10 @@ struct Args {
     /// Time lookups over repeated passes of the trace for at least this long.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Time exactly this many passes over the trace instead of `--seconds`
+    /// (for instruction-counting tools such as cachegrind).
+    #[arg(long)]
+    passes: Option<u64>,
     /// Time one lookup at a time instead of `lookup_batch`.
     #[arg(long)]
     single: bool,
@@ -43,12 +47,18 @@ struct Args {
     /// Build knob: rules per leaf.
     #[arg(long)]
     leaf_size: Option<usize>,
+    /// Build knob: binary depth at which a node becomes a leaf whatever its size.
+    #[arg(long)]
+    max_depth: Option<u32>,
     /// Build knob: leaf entries allowed per rule before a subset is split.
     #[arg(long)]
     entries_per_rule: Option<usize>,
     /// Build knob: leaf entries per rule of the whole set that merging may use.
     #[arg(long)]
     merged_entries_per_rule: Option<usize>,
+    /// Build knob: bytes per rule the whole structure may take when merging.
+    #[arg(long)]
+    max_bytes_per_rule: Option<usize>,
     /// Build knob: unions of two subsets the builder may try.
     #[arg(long)]
     merge_attempts: Option<usize>,
@@ -89,8 +99,14 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     if let Some(l) = args.leaf_size {
         options.leaf_size = l;
     }
+    if let Some(d) = args.max_depth {
+        options.max_depth = d;
+    }
     if let Some(e) = args.entries_per_rule {
         options.entries_per_rule = e;
+    }
+    if let Some(b) = args.max_bytes_per_rule {
+        options.max_bytes_per_rule = b;
     }
     if let Some(m) = args.merge_attempts {
         options.merge_attempts = m;
@@ -109,8 +125,8 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     );
     for (i, s) in classifier.stats().iter().enumerate() {
         eprintln!(
-            "  tree {i}: {} rules, {} nodes, {} leaves, {} leaf entries, depth {}",
-            s.rules, s.nodes, s.leaves, s.entries, s.depth
+            "  tree {i}: {} rules, {} nodes, {} leaves, {} leaf entries, depth {}, {} steps",
+            s.rules, s.nodes, s.leaves, s.entries, s.depth, s.steps
         );
     }
 
@@ -142,7 +158,8 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     }
 
     let cpu_before = thread_cpu_ns();
-    let (lookups, elapsed) = time_lookups(&classifier, &keys, args.seconds, args.single);
+    let (lookups, elapsed) =
+        time_lookups(&classifier, &keys, args.seconds, args.passes, args.single);
     let cpu = thread_cpu_ns()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
@@ -186,12 +203,14 @@ fn thread_cpu_ns() -> Option<u64> {
     stat.split_whitespace().next()?.parse().ok()
 }
 
-/// Whole passes over the trace until `seconds` have gone by (after one warm-up
-/// pass): the number of lookups done and the time they took.
+/// Whole passes over the trace until `seconds` have gone by, or exactly
+/// `passes` passes (after one warm-up pass): the number of lookups done and the
+/// time they took.
 fn time_lookups(
     classifier: &Classifier,
     keys: &[Key],
     seconds: f64,
+    passes: Option<u64>,
     single: bool,
 ) -> (u64, Duration) {
     if keys.is_empty() {
@@ -216,7 +235,11 @@ fn time_lookups(
         pass(&mut out);
         lookups += keys.len() as u64;
         let elapsed = started.elapsed();
-        if elapsed >= budget {
+        let done = match passes {
+            Some(p) => lookups >= p * keys.len() as u64,
+            None => elapsed >= budget,
+        };
+        if done {
             return (lookups, elapsed);
         }
     }

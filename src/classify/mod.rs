@@ -35,15 +35,46 @@
 //!   8 entries per rule of the whole set, at most 3 levels deeper than the deeper
 //!   of the two, and the whole structure within 768 KiB (about a core's L2) or 2.5
 //!   times its size: fewer trees means fewer walks per lookup.
-//! - *Layout.* Per tree two flat arrays: 8-byte nodes (`thresh`, `left << 3 | dim`;
-//!   the right child is `left + 1`) and 44-byte leaf entries closed by a sentinel.
-//!   Indices are `u32`, nothing is boxed, a lookup allocates nothing. A leaf is a
-//!   node that leads back to itself (it reads a padding slot of the key that is
-//!   always 0), so [`Classifier::lookup_batch`] walks 8 keys in lockstep for the
-//!   tree's depth with no data-dependent branch, overlapping the 8 walks' loads;
-//!   then it scans the 8 leaves. Trees are searched in order of their best rule,
-//!   and [`Classifier::lookup`] skips a tree whose best rule cannot beat the match
-//!   in hand.
+//! - *Two layouts, one tree.* The builder makes a binary tree; it is laid out
+//!   for the lookup code the CPU runs, chosen once at build time:
+//!   - **AVX2** (`packed.rs`, `avx2.rs`; x86-64 with AVX2, detected at run
+//!     time): three binary levels packed into one 64-byte node, so a node's
+//!     seven tests are one permute of the key and one compare, and the outcome's
+//!     bit mask indexes the child; leaves are blocks of eight rules stored
+//!     field-major, so one key against eight rules is a subtract and a compare
+//!     per field, and the match is the minimum of the slots' rule indices (a
+//!     failing slot is `u32::MAX`). [`Classifier::lookup_batch`] walks 16 keys
+//!     in lockstep through two trees at a time, with no data-dependent branch,
+//!     then folds the leaves of eight keys at once in a transposing reduction.
+//!     Leaves of more than eight rules (depth-capped unions, below) are scanned
+//!     block by block until a block matches.
+//!   - **Portable** (`scalar.rs`, any CPU, and the reference the AVX2 path is
+//!     tested against): 8-byte binary nodes (`thresh`, `left << 3 | dim`, the
+//!     right child at `left + 1`) and 44-byte leaf entries scanned until the first
+//!     hit; batches of 8 keys walk in lockstep.
+//!
+//!   Both are flat arrays with `u32` or byte-offset indices; nothing is boxed and a
+//!   lookup allocates nothing. A leaf is a node that leads back to itself (it
+//!   reads a padding slot of the key that never goes right), which is what lets a
+//!   batch walk a fixed number of steps. Trees are searched in order of their
+//!   best rule, and a tree whose best rule cannot beat the match in hand (for
+//!   every key of the batch) is skipped. With the AVX2 layout the merge step also
+//!   tries unions capped to the depth of the deeper of the two trees (or one node
+//!   step less), whose bottom leaves hold several blocks, and takes one when its
+//!   estimated cost is clearly lower.
+//!
+//! # Unsafe
+//!
+//! The style guide keeps `unsafe` to the TAP and socket code; `avx2.rs` is the
+//! one exception, because 2x DPDK's rte_acl is out of reach without SIMD (the
+//! portable path stays at 1.2-1.4x on three of the five sets, below). It is contained there:
+//! `std::arch` intrinsics behind `#[target_feature(enable = "avx2")]`, entered
+//! only from a forest built after `is_x86_feature_detected!("avx2")`, and node
+//! and block reads by byte offset without bounds checks, which
+//! `packed::Tree::check_layout` makes sound when the tree is built (every
+//! node's children and blocks exist). Every block has a `SAFETY:` comment, and
+//! the tests run both paths against the linear scan (`simd_and_portable_paths_agree`
+//! and the proptests in `tests.rs`).
 //!
 //! # Measurements
 //!
@@ -52,69 +83,61 @@
 //! (`lookup_batch` over repeated passes of the trace for 2 s, every header checked
 //! against the linear scan: zero mismatches), rte_acl is DPDK 22.11
 //! `dpdk-test-acl --alg=avx2` on the same files for about 2 s (its build time is
-//! wall time less EAL start, its bytes its own runtime footprint).
+//! wall time less EAL start, its bytes its own runtime footprint). One run:
 //!
 //! | set | ours M/s | rte_acl M/s | ratio | build ms ours / rte_acl | bytes ours / rte_acl |
 //! |---|---|---|---|---|---|
-//! | acl1_1k  | 99.2 | 43.8 | 2.26 | 3 / ~16     | 112 K / 0.5 M |
-//! | fw1_1k   | 49.5 | 42.5 | 1.16 | 8 / ~159    | 142 K / 15 M |
-//! | ipc1_1k  | 58.0 | 42.2 | 1.38 | 6 / ~76     | 102 K / 3.5 M |
-//! | fw1_10k  | 21.5 | 4.88 | 4.40 | 192 / ~3029 | 1.3 M / 150 M |
-//! | ipc1_10k | 22.9 | 13.7 | 1.67 | 149 / ~384  | 1.1 M / 11 M |
+//! | acl1_1k  | 107.5 | 43.2 | 2.49 | 5 / ~0      | 147 K / 0.5 M |
+//! | fw1_1k   | 76.7  | 40.9 | 1.88 | 13 / ~118   | 192 K / 15 M |
+//! | ipc1_1k  | 115.8 | 41.8 | 2.77 | 17 / ~77    | 282 K / 3.5 M |
+//! | fw1_10k  | 43.5  | 4.6  | 9.39 | 263 / ~2893 | 4.1 M / 150 M |
+//! | ipc1_10k | 55.5  | 11.7 | 4.75 | 259 / ~293  | 1.5 M / 11 M |
 //!
-//! Bytes per rule: 128, 187, 111, 143, 126. So the 2x over rte_acl holds on
-//! acl1_1k and fw1_10k only: rte_acl does 42-44 M/s on the 1k sets here (about
-//! 60 TSC cycles per lookup), far above the 3.5-4.4 M/s the issue assumed, while
-//! the absolute targets (9 M/s on 1k sets, 4.5 M/s on 10k sets) hold with 5x
-//! margin.
-//!
-//! The machine was shared with other builds and fuzzers, which moves single runs
-//! by up to 2x; the best on-CPU rates (lookups per second of the thread's own CPU
-//! time, printed by the example) were acl1_1k 103, fw1_1k 52-56, ipc1_1k 62-66,
-//! fw1_10k 22.7, ipc1_10k 23.9. rte_acl measured 25-44 M/s on the 1k sets and
-//! 3.1-5.4 (fw1_10k), 5.2-11.8 (ipc1_10k) over several runs.
+//! Bytes per rule: 193, 252, 305, 438, 166. The portable layout on the same
+//! sets (the example's rates before the AVX2 path existed): 99, 50, 58, 21,
+//! 23 M/s. rte_acl does 40-44 M/s on the 1k sets here (about 60 TSC cycles per
+//! lookup), ten times the 3.5-4.4 M/s the issue assumed, so the 2x holds on
+//! four sets and fw1_1k stays just under it (1.88x; single runs move by up to
+//! 25% on this VM, both sides alike).
 //!
 //! Over 24 ClassBench sets (acl1-5, fw1-5, ipc1-2 at 1k and 10k; traces
-//! generated from the rules for the three 10k sets that have none), best on-CPU
-//! rates: 1k sets 33-98 M/s, 10k sets 17-59 M/s, 56-307 bytes per rule, builds
-//! 2-50 ms (1k) and 10-210 ms (10k), zero mismatches.
+//! generated from the rules for the three 10k sets that have none), on-CPU
+//! rates: 1k sets 57-143 M/s, 10k sets 29-86 M/s, 77-433 bytes per rule,
+//! builds 2-20 ms (1k) and 17-450 ms (10k), zero mismatches.
 //!
 //! # Alternatives tried (same machine, on-CPU M lookups/s unless noted)
 //!
 //! - One HyperSplit tree over all rules: fast where it fits (acl1_1k, acl4_1k use
-//!   one tree) but 1434 B/rule on fw1_1k and 3443 on fw5_1k.
+//!   one tree) but 1434 B/rule on fw1_1k and 3443 on fw5_1k. With the AVX2 layout
+//!   and big leaves one tree does fw1_1k at 95-120 M/s, but at 552 B/rule (leaves
+//!   of 24) or 630 (depth capped at 9): over the 512 B/rule bound; capped at
+//!   depth 8 (431 B/rule) 81-101 M/s, which the cost model does not pick over two
+//!   trees.
 //! - Fixed CutSplit split at /16 into four trees, no recursion: 817 B/rule on
 //!   acl2_10k and 1052 on fw4_10k, from the crossing described above.
-//! - Four-way split without merging, one key at a time: 1k sets 8-27 M/s, 10k
-//!   sets 6-18 (wall clock, quiet moments). Lockstep batches of 8 keys: x1.6
-//!   (fw1_1k 25, ipc1_1k 38, fw1_10k 13, ipc1_10k 14). Merging parts back:
-//!   fw1_1k 39-55, ipc1_1k 59-63, fw1_10k 22, ipc1_10k 23.
-//! - Leaf sizes 2, 4, 6, 12, 16: 8 was the best compromise (2 and 4 deepen the
-//!   trees, replicate more and force more subsets; 12 and 16 help acl1_1k a
-//!   little but slow fw1_1k and ipc1_1k by up to 2x).
-//! - 16 lanes instead of 8: equal within noise (more register spills). Stopping
-//!   the lockstep walk once all lanes reach leaves: 5-15% slower. A power-of-two
-//!   node array indexed with a mask to drop bounds checks: no measurable gain.
-//!   Split costs weighting replication more (`2 max + sum`, `max + sum`): no
-//!   better, builds up to 3x slower. Two binary levels per 16-byte node (half the
-//!   steps, a conditional second test): 25-30% slower than plain binary nodes
-//!   (acl1_1k 76 vs 103, fw1_1k 40 vs 52, ipc1_1k 51 vs 66, same run).
-//! - Leaf scans take about half the lookup time (without them the walks alone
-//!   do fw1_1k 94, ipc1_1k 109, fw1_10k 53 M/s). Branch-free leaves of 8 slots
-//!   stored field-major (all slots compared at once with SSE2, the first match
-//!   taken from the bit mask of matches): 35-45% slower than the early-exit scan
-//!   of the first entries (acl1_1k 55 vs 99, fw1_1k 31 vs 49, ipc1_1k 33 vs 61):
-//!   the early-exit scan mostly stops within the first entries. Loading all eight
-//!   lanes' first entries before scanning, to overlap their cache misses: no gain.
+//! - Portable layout: four-way split without merging, one key at a time: 1k sets
+//!   8-27 M/s, 10k sets 6-18 (wall clock, quiet moments). Lockstep batches of 8
+//!   keys: x1.6. Merging parts back: fw1_1k 39-55, ipc1_1k 59-63, fw1_10k 22,
+//!   ipc1_10k 23. Leaf sizes 2, 4, 6, 12, 16: 8 was the best compromise. 16
+//!   lanes instead of 8: equal within noise (register spills). Two binary levels
+//!   per 16-byte node with a conditional second test: 25-30% slower. Branch-free
+//!   SSE2 leaves: 35-45% slower than the early-exit scan (the AVX2 path's
+//!   8-wide blocks and 64-byte nodes are what made the branch-free form pay).
+//! - AVX2 leaves checking only the two address fields (wrong answers, to bound
+//!   the gain of a narrower layout): fw1_1k +25%, so 16-bit port and protocol
+//!   fields could gain about half of that; not done, because the SG adapter
+//!   needs 17-bit values there (65536 is an unknown port).
 //! - Not pursued: tuple-space search (TupleMerge, PartitionSort) probes one hash
 //!   table per tuple and is reported slower than decision trees on lookups; bit
 //!   vectors cost `O(rules)` bits per field per lookup; an rte_acl-style multibit
-//!   trie is what rte_acl already is (its 150 MB on fw1_10k). rte_acl walks 8
-//!   flows per AVX2 gather; the same for our trees needs `std::arch` with runtime
-//!   feature detection, i.e. `unsafe`, which the style guide keeps to the TAP and
-//!   socket code: it is the next step if the small sets must go faster.
+//!   trie is what rte_acl already is (its 150 MB on fw1_10k).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod packed;
 mod rangeset;
+mod scalar;
 mod tree;
 
 pub mod classbench;
@@ -123,10 +146,12 @@ pub mod sg;
 pub use rangeset::RangeSet;
 pub use tree::TreeStats;
 
-use tree::{pad, ComplexRules, Tree, TreeParams, NO_MATCH};
+use tree::{BinaryTree, ComplexRules, TreeParams, NO_MATCH};
 
-/// Keys a batch lookup walks in lockstep.
-const LANES: usize = 8;
+/// Keys an AVX2 batch lookup walks in lockstep (two result vectors)...
+const LANES: usize = 16;
+/// ...and a portable one (more spill out of the general registers).
+const SCALAR_LANES: usize = 8;
 
 /// Number of dimensions of a rule and a key: `[src_or_remote, dst_or_local, sport, dport, proto]`.
 pub const DIMS: usize = 5;
@@ -181,13 +206,13 @@ pub struct BuildOptions {
     /// How many unions of two subsets the builder may try to fit in one tree
     /// (fewer trees, fewer walks per lookup).
     pub merge_attempts: usize,
-    /// A union is taken while the leaf entries of all trees stay within this many
-    /// per rule of the whole set...
+    /// A union is built while the leaf entries of all trees stay within this many
+    /// per rule of the whole set, and taken if its estimated lookup cost is
+    /// below that of the two trees it replaces and...
     pub merged_entries_per_rule: usize,
-    /// ...and while the whole structure stays within this many bytes or at most
-    /// 2.5 times what it was: a structure that fits a core's L2 cache may trade
-    /// memory for fewer trees freely, a larger one within limits.
-    pub merge_memory_target: usize,
+    /// ...the whole structure stays within this many bytes per rule (or 64 KiB,
+    /// for small sets). The same bound holds when a tree is rebuilt shallower.
+    pub max_bytes_per_rule: usize,
 }
 
 impl Default for BuildOptions {
@@ -200,16 +225,52 @@ impl Default for BuildOptions {
             entries_per_rule: 6,
             merge_attempts: 16,
             merged_entries_per_rule: 8,
-            merge_memory_target: 768 << 10,
+            max_bytes_per_rule: 448,
         }
     }
+}
+
+/// The lookup code a classifier is built for, with its layout of the trees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// Plain Rust, any CPU: binary nodes, leaves scanned entry by entry.
+    Portable,
+    /// `std::arch` AVX2: packed nodes, leaves in blocks of eight; only
+    /// constructed once the CPU is known to have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Path {
+    /// The fastest path this CPU runs.
+    fn detect() -> Path {
+        Path::avx2().unwrap_or(Path::Portable)
+    }
+
+    /// The AVX2 path, if this CPU has AVX2.
+    fn avx2() -> Option<Path> {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            return Some(Path::Avx2);
+        }
+        None
+    }
+}
+
+/// The trees of a classifier, in search order, laid out for its path.
+#[derive(Clone, Debug)]
+enum Forest {
+    Portable(Vec<scalar::Tree>),
+    /// Built only by [`Path::Avx2`], so only on a CPU with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Vec<packed::Tree>),
 }
 
 /// The compiled classifier: a few decision trees over disjoint rule subsets,
 /// searched in order of their best rule with priority pruning.
 #[derive(Clone, Debug)]
 pub struct Classifier {
-    trees: Vec<Tree>,
+    forest: Forest,
     complex: ComplexRules,
     len: usize,
 }
@@ -229,44 +290,23 @@ impl Classifier {
     /// # Panics
     /// If there are 2^31 - 1 rules or more.
     pub fn build_with(rules: &[ClassRule], options: &BuildOptions) -> Classifier {
+        Classifier::build_for(rules, options, Path::detect())
+    }
+
+    /// [`Classifier::build_with`] for the lookup code `path`.
+    fn build_for(rules: &[ClassRule], options: &BuildOptions, path: Path) -> Classifier {
         assert!(
             rules.len() < NO_MATCH as usize,
             "too many rules: {}",
             rules.len()
         );
-        let params = TreeParams {
-            leaf_size: options.leaf_size.max(1),
-            max_depth: options.max_depth,
-            redundancy_limit: options.redundancy_limit,
+        let forest = match path {
+            Path::Portable => Forest::Portable(partition::<PortableLayout, _>(rules, options)),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => Forest::Avx2(partition::<packed::Tree, _>(rules, options)),
         };
-        let ids: Vec<u32> = (0..rules.len() as u32)
-            .filter(|&i| !rules[i as usize].fields.iter().any(RangeSet::is_empty))
-            .collect();
-        let lens: Vec<[u8; 2]> = rules
-            .iter()
-            .map(|r| [prefix_len(&r.fields[0]), prefix_len(&r.fields[1])])
-            .collect();
-        let mut partitioner = Partitioner {
-            rules,
-            lens: &lens,
-            options,
-            params,
-            parts: Vec::new(),
-        };
-        let all = [(0, 32); 2];
-        match options.small_prefix.min(32) {
-            0 => partitioner.build(ids, all),
-            first => partitioner.split(ids, all, [first; 2]),
-        }
-        partitioner.merge();
-        let mut trees: Vec<Tree> = partitioner
-            .parts
-            .into_iter()
-            .map(|(_, tree)| tree)
-            .collect();
-        trees.sort_by_key(|t| t.min_rule);
         Classifier {
-            trees,
+            forest,
             complex: ComplexRules::new(rules),
             len: rules.len(),
         }
@@ -275,14 +315,23 @@ impl Classifier {
     /// The index of the first rule matching `key`, or `None`.
     #[inline]
     pub fn lookup(&self, key: &Key) -> Option<u32> {
-        let key = pad(key);
-        let mut best = NO_MATCH;
-        for tree in &self.trees {
-            if tree.min_rule >= best {
-                break;
+        let best = match &self.forest {
+            Forest::Portable(trees) => {
+                let key = scalar::pad(key);
+                let mut best = NO_MATCH;
+                for tree in trees {
+                    if tree.min_rule >= best {
+                        break;
+                    }
+                    best = tree.lookup(&key, best, &self.complex);
+                }
+                best
             }
-            best = tree.lookup(&key, best, &self.complex);
-        }
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an AVX2 forest is built only once the CPU was found to
+            // have AVX2 (`Path::Avx2`).
+            Forest::Avx2(trees) => unsafe { avx2::lookup(trees, &self.complex, key) },
+        };
         (best != NO_MATCH).then_some(best)
     }
 
@@ -298,14 +347,37 @@ impl Classifier {
             keys.len(),
             out.len()
         );
-        let mut key_chunks = keys.chunks_exact(LANES);
-        let mut out_chunks = out.chunks_exact_mut(LANES);
+        match &self.forest {
+            Forest::Portable(trees) => self.batches::<SCALAR_LANES>(keys, out, |keys, best| {
+                let keys = keys.map(|k| scalar::pad(&k));
+                for tree in trees {
+                    tree.lookup_lanes(&keys, best, &self.complex);
+                }
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Forest::Avx2(trees) => self.batches::<LANES>(keys, out, |keys, best| {
+                // SAFETY: an AVX2 forest is built only once the CPU was found to
+                // have AVX2 (`Path::Avx2`).
+                unsafe { avx2::lookup_batch(trees, &self.complex, keys, best) }
+            }),
+        }
+    }
+
+    /// Runs `batch` on each whole batch of `B` keys, and single lookups on the
+    /// rest.
+    #[inline(always)]
+    fn batches<const B: usize>(
+        &self,
+        keys: &[Key],
+        out: &mut [Option<u32>],
+        mut batch: impl FnMut(&[Key; B], &mut [u32; B]),
+    ) {
+        let mut key_chunks = keys.chunks_exact(B);
+        let mut out_chunks = out.chunks_exact_mut(B);
         for (keys, out) in (&mut key_chunks).zip(&mut out_chunks) {
-            let keys: [_; LANES] = std::array::from_fn(|l| pad(&keys[l]));
-            let mut best = [NO_MATCH; LANES];
-            for tree in &self.trees {
-                tree.lookup_lanes(&keys, &mut best, &self.complex);
-            }
+            let keys: &[Key; B] = keys.try_into().expect("chunks of B keys");
+            let mut best = [NO_MATCH; B];
+            batch(keys, &mut best);
             for (slot, best) in out.iter_mut().zip(best) {
                 *slot = (best != NO_MATCH).then_some(best);
             }
@@ -321,9 +393,18 @@ impl Classifier {
 
     /// Heap bytes of the compiled structure.
     pub fn memory_bytes(&self) -> usize {
-        self.trees.capacity() * size_of::<Tree>()
-            + self.trees.iter().map(Tree::memory_bytes).sum::<usize>()
-            + self.complex.memory_bytes()
+        let trees = match &self.forest {
+            Forest::Portable(trees) => {
+                trees.capacity() * size_of::<scalar::Tree>()
+                    + trees.iter().map(scalar::Tree::memory_bytes).sum::<usize>()
+            }
+            #[cfg(target_arch = "x86_64")]
+            Forest::Avx2(trees) => {
+                trees.capacity() * size_of::<packed::Tree>()
+                    + trees.iter().map(packed::Tree::memory_bytes).sum::<usize>()
+            }
+        };
+        trees + self.complex.memory_bytes()
     }
 
     /// Number of rules the classifier was built from.
@@ -338,8 +419,143 @@ impl Classifier {
 
     /// Shape of each tree, in search order.
     pub fn stats(&self) -> Vec<TreeStats> {
-        self.trees.iter().map(Tree::stats).collect()
+        match &self.forest {
+            Forest::Portable(trees) => trees.iter().map(scalar::Tree::stats).collect(),
+            #[cfg(target_arch = "x86_64")]
+            Forest::Avx2(trees) => trees.iter().map(packed::Tree::stats).collect(),
+        }
     }
+}
+
+/// A tree as the partitioner builds and weighs it, in one layout.
+trait Layout: Sized {
+    /// Builds the tree for `ids`, or `None` if its leaves outgrow `max_entries`
+    /// (counting one more per leaf).
+    fn build(
+        rules: &[ClassRule],
+        ids: Vec<u32>,
+        params: &TreeParams,
+        max_entries: usize,
+    ) -> Option<Self>;
+    fn memory_bytes(&self) -> usize;
+    /// Leaf entries plus one per leaf.
+    fn entry_count(&self) -> usize;
+    /// Longest root-to-leaf path of the binary tree.
+    fn depth(&self) -> u32;
+    fn min_rule(&self) -> u32;
+    /// Node steps of a batch walk and estimated lookup cost, if the layout
+    /// takes depth-capped unions (see [`Partitioner::capped_union`]).
+    fn steps_and_cost(&self) -> Option<(u32, f64)>;
+}
+
+/// The portable layout, with what the partitioner weighs kept beside it.
+struct PortableLayout {
+    tree: scalar::Tree,
+    entries: usize,
+    depth: u32,
+}
+
+impl Layout for PortableLayout {
+    fn build(
+        rules: &[ClassRule],
+        ids: Vec<u32>,
+        params: &TreeParams,
+        max_entries: usize,
+    ) -> Option<Self> {
+        let binary = BinaryTree::build(rules, ids, params, max_entries)?;
+        Some(PortableLayout {
+            tree: scalar::Tree::new(&binary),
+            entries: binary.entry_count(),
+            depth: binary.depth,
+        })
+    }
+    fn memory_bytes(&self) -> usize {
+        self.tree.memory_bytes()
+    }
+    fn entry_count(&self) -> usize {
+        self.entries
+    }
+    fn depth(&self) -> u32 {
+        self.depth
+    }
+    fn min_rule(&self) -> u32 {
+        self.tree.min_rule
+    }
+    fn steps_and_cost(&self) -> Option<(u32, f64)> {
+        // A long leaf is a long scan here too, but the early-exit scan pays
+        // per entry anyway: the portable path keeps its plain merges.
+        None
+    }
+}
+
+impl From<PortableLayout> for scalar::Tree {
+    fn from(layout: PortableLayout) -> scalar::Tree {
+        layout.tree
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Layout for packed::Tree {
+    fn build(
+        rules: &[ClassRule],
+        ids: Vec<u32>,
+        params: &TreeParams,
+        max_entries: usize,
+    ) -> Option<Self> {
+        packed::Tree::build(rules, ids, params, max_entries)
+    }
+    fn memory_bytes(&self) -> usize {
+        packed::Tree::memory_bytes(self)
+    }
+    fn entry_count(&self) -> usize {
+        packed::Tree::entry_count(self)
+    }
+    fn depth(&self) -> u32 {
+        packed::Tree::depth(self)
+    }
+    fn min_rule(&self) -> u32 {
+        self.min_rule
+    }
+    fn steps_and_cost(&self) -> Option<(u32, f64)> {
+        Some((self.steps(), self.cost()))
+    }
+}
+
+/// The trees over `rules` in layout `T`, in search order (by best rule).
+fn partition<T: Layout, U: From<T>>(rules: &[ClassRule], options: &BuildOptions) -> Vec<U> {
+    let params = TreeParams {
+        leaf_size: options.leaf_size.max(1),
+        max_depth: options.max_depth,
+        redundancy_limit: options.redundancy_limit,
+    };
+    let ids: Vec<u32> = (0..rules.len() as u32)
+        .filter(|&i| !rules[i as usize].fields.iter().any(RangeSet::is_empty))
+        .collect();
+    let lens: Vec<[u8; 2]> = rules
+        .iter()
+        .map(|r| [prefix_len(&r.fields[0]), prefix_len(&r.fields[1])])
+        .collect();
+    let mut partitioner = Partitioner::<T> {
+        rules,
+        lens: &lens,
+        options,
+        params,
+        parts: Vec::new(),
+    };
+    let all = [(0, 32); 2];
+    match options.small_prefix.min(32) {
+        0 => partitioner.build(ids, all),
+        first => partitioner.split(ids, all, [first; 2]),
+    }
+    partitioner.merge(Partitioner::plain_union);
+    partitioner.merge(Partitioner::capped_union);
+    let mut trees: Vec<T> = partitioner
+        .parts
+        .into_iter()
+        .map(|(_, tree)| tree)
+        .collect();
+    trees.sort_by_key(|t| t.min_rule());
+    trees.into_iter().map(U::from).collect()
 }
 
 /// The prefix length a field is worth: `32 - ceil(log2(values held))`.
@@ -356,20 +572,16 @@ fn prefix_len(field: &RangeSet) -> u8 {
 /// cross rules of the opposite shape, and a tree over both replicates each into
 /// every region of the other (CutSplit's observation); splitting the intervals
 /// separates the shapes.
-struct Partitioner<'a> {
+struct Partitioner<'a, T> {
     rules: &'a [ClassRule],
     lens: &'a [[u8; 2]],
     options: &'a BuildOptions,
     params: TreeParams,
     /// Each subset (ascending rule indices) and its tree.
-    parts: Vec<(Vec<u32>, Tree)>,
+    parts: Vec<(Vec<u32>, T)>,
 }
 
 type LenBounds = [(u8, u8); 2];
-
-/// A union may be this many levels deeper than the deeper of its two trees: a
-/// lockstep batch walks every tree to its full depth.
-const MERGE_DEPTH_SLACK: u32 = 3;
 
 /// The union of two ascending lists of distinct rule indices, ascending.
 fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
@@ -389,11 +601,11 @@ fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-impl Partitioner<'_> {
+impl<T: Layout> Partitioner<'_, T> {
     /// One tree for `ids` if it fits the budget, else a split of the subset.
     fn build(&mut self, ids: Vec<u32>, bounds: LenBounds) {
         let budget = self.budget(ids.len());
-        if let Some(tree) = Tree::build(self.rules, ids.clone(), &self.params, budget) {
+        if let Some(tree) = T::build(self.rules, ids.clone(), &self.params, budget) {
             self.parts.push((ids, tree));
             return;
         }
@@ -434,7 +646,7 @@ impl Partitioner<'_> {
         let mut params = self.params.clone();
         loop {
             params.leaf_size = params.leaf_size.saturating_mul(2);
-            if let Some(tree) = Tree::build(self.rules, ids.clone(), &params, budget) {
+            if let Some(tree) = T::build(self.rules, ids.clone(), &params, budget) {
                 self.parts.push((ids, tree));
                 return;
             }
@@ -449,9 +661,9 @@ impl Partitioner<'_> {
             .saturating_add(64)
     }
 
-    /// Greedily replaces two subsets by their union wherever its tree fits the
-    /// budget, smallest subsets first.
-    fn merge(&mut self) {
+    /// Greedily replaces two subsets by their union wherever `union` builds one
+    /// that is worth it, smallest subsets first, within `merge_attempts`.
+    fn merge(&mut self, union: fn(&Self, usize, usize, &[u32]) -> Option<T>) {
         let mut attempts = self.options.merge_attempts;
         let mut failed: Vec<[(u32, usize); 2]> = Vec::new();
         let sign = |ids: &[u32]| (ids[0], ids.len());
@@ -468,28 +680,7 @@ impl Partitioner<'_> {
                     }
                     attempts -= 1;
                     let ids = merge_sorted(&self.parts[i].0, &self.parts[j].0);
-                    let others: usize = self
-                        .parts
-                        .iter()
-                        .map(|(_, t)| t.entry_count())
-                        .sum::<usize>()
-                        - self.parts[i].1.entry_count()
-                        - self.parts[j].1.entry_count();
-                    let global = self
-                        .options
-                        .merged_entries_per_rule
-                        .saturating_mul(self.rules.len());
-                    let budget = self.budget(ids.len()).max(global.saturating_sub(others));
-                    let (a, b) = (&self.parts[i].1, &self.parts[j].1);
-                    let bytes_before: usize =
-                        self.parts.iter().map(|(_, t)| t.memory_bytes()).sum();
-                    let bytes_limit = self.options.merge_memory_target.max(bytes_before * 5 / 2);
-                    let fits = |tree: &Tree| {
-                        bytes_before - a.memory_bytes() - b.memory_bytes() + tree.memory_bytes()
-                            <= bytes_limit
-                            && tree.depth() <= a.depth().max(b.depth()) + MERGE_DEPTH_SLACK
-                    };
-                    match Tree::build(self.rules, ids.clone(), &self.params, budget).filter(fits) {
+                    match union(self, i, j, &ids) {
                         Some(tree) => {
                             self.parts.remove(j);
                             self.parts.remove(i);
@@ -503,7 +694,100 @@ impl Partitioner<'_> {
             return;
         }
     }
+
+    /// First merge pass: the union as it comes, taken if it fits the merged
+    /// entry budget and the memory bound (growing the whole at most 2.5 times,
+    /// or freely below 768 KiB, about a core's L2), and is at most
+    /// [`MERGE_DEPTH_SLACK`] binary levels deeper than the deeper of the two.
+    fn plain_union(&self, i: usize, j: usize, ids: &[u32]) -> Option<T> {
+        let (a, b) = (&self.parts[i].1, &self.parts[j].1);
+        let budget = self.shared_budget(ids.len(), &[i, j]);
+        let free = self.memory_free(&[i, j], 5, 2);
+        T::build(self.rules, ids.to_vec(), &self.params, budget).filter(|t| {
+            t.memory_bytes() <= free && t.depth() <= a.depth().max(b.depth()) + MERGE_DEPTH_SLACK
+        })
+    }
+
+    /// Second merge pass: the union with its depth capped to walk no more steps
+    /// than the deeper of the two, or one step less (leaves at the cap hold more
+    /// than eight rules, in several blocks; a lower cap also means less
+    /// replication), the cheaper one taken if its estimated lookup cost is well
+    /// below that of the two and the whole grows at most by a quarter (or freely
+    /// below 768 KiB): large sets pay for memory in cache misses.
+    fn capped_union(&self, i: usize, j: usize, ids: &[u32]) -> Option<T> {
+        let (a, b) = (&self.parts[i].1, &self.parts[j].1);
+        let ((steps_a, cost_a), (steps_b, cost_b)) = (a.steps_and_cost()?, b.steps_and_cost()?);
+        let budget = self.shared_budget(ids.len(), &[i, j]);
+        let free = self.memory_free(&[i, j], 5, 4);
+        let steps = steps_a.max(steps_b);
+        let cost = |t: &T| t.steps_and_cost().map_or(f64::INFINITY, |(_, c)| c);
+        (steps.saturating_sub(1).max(1)..=steps)
+            .filter_map(|s| T::build(self.rules, ids.to_vec(), &self.capped(s), budget))
+            .filter(|t| t.memory_bytes() <= free && cost(t) < CAPPED_GAIN * (cost_a + cost_b))
+            .min_by(|x, y| cost(x).total_cmp(&cost(y)))
+    }
+
+    /// The build knobs with the binary depth capped so a tree walks at most
+    /// `steps` node steps.
+    fn capped(&self, steps: u32) -> TreeParams {
+        TreeParams {
+            max_depth: self.params.max_depth.min(steps * 3),
+            ..self.params.clone()
+        }
+    }
+
+    /// The entry budget of a tree replacing parts `replaced`: its own, or what
+    /// the other trees leave of the whole set's merged budget.
+    fn shared_budget(&self, rules: usize, replaced: &[usize]) -> usize {
+        let others: usize = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !replaced.contains(k))
+            .map(|(_, (_, t))| t.entry_count())
+            .sum();
+        let global = self
+            .options
+            .merged_entries_per_rule
+            .saturating_mul(self.rules.len());
+        self.budget(rules).max(global.saturating_sub(others))
+    }
+
+    /// Bytes a tree replacing parts `replaced` may take: what the other trees
+    /// leave of the memory bound, which is the whole at most `num / den` times
+    /// what it is now (or 768 KiB), and at most `max_bytes_per_rule` per rule
+    /// (or 64 KiB).
+    fn memory_free(&self, replaced: &[usize], num: usize, den: usize) -> usize {
+        let bytes = |(_, t): &(Vec<u32>, T)| t.memory_bytes();
+        let now: usize = self.parts.iter().map(bytes).sum();
+        let others: usize = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !replaced.contains(k))
+            .map(|(_, part)| bytes(part))
+            .sum();
+        let growth = (now.saturating_mul(num) / den).max(GROWTH_FLOOR);
+        let per_rule = (self.options.max_bytes_per_rule)
+            .saturating_mul(self.rules.len())
+            .max(MEMORY_FLOOR);
+        growth.min(per_rule).saturating_sub(others)
+    }
 }
+
+/// A union may be this many levels deeper than the deeper of its two trees: a
+/// batch walks every tree to its full depth.
+const MERGE_DEPTH_SLACK: u32 = 3;
+
+/// A depth-capped union must be estimated at most this fraction of the cost of
+/// its two trees: the estimate of its multi-block leaves is rough.
+const CAPPED_GAIN: f64 = 0.85;
+
+/// Below this many bytes a structure may grow freely (about a core's L2)...
+const GROWTH_FLOOR: usize = 768 << 10;
+
+/// ...and is small whatever its bytes per rule.
+const MEMORY_FLOOR: usize = 64 << 10;
 
 #[cfg(test)]
 mod tests;

@@ -27,19 +27,46 @@ fn option_sets() -> Vec<BuildOptions> {
             leaf_size: 2,
             ..BuildOptions::default()
         },
+        // Leaves of several blocks (depth capped), with and without a split.
+        BuildOptions {
+            max_depth: 2,
+            ..BuildOptions::default()
+        },
+        BuildOptions {
+            small_prefix: 0,
+            max_depth: 4,
+            leaf_size: 12,
+            ..BuildOptions::default()
+        },
     ]
+}
+
+/// Every lookup code this CPU runs: the portable one, and AVX2 if present.
+fn paths() -> Vec<Path> {
+    std::iter::once(Path::Portable)
+        .chain(Path::avx2())
+        .collect()
 }
 
 fn check_all(rules: &[ClassRule], keys: &[Key]) -> Result<(), TestCaseError> {
     for options in option_sets() {
-        let c = Classifier::build_with(rules, &options);
-        prop_assert_eq!(c.len(), rules.len());
-        let mut batch = vec![None; keys.len()];
-        c.lookup_batch(keys, &mut batch);
-        for (key, got_batch) in keys.iter().zip(&batch) {
-            let want = linear_lookup(rules, key);
-            prop_assert_eq!(c.lookup(key), want, "key {:?} options {:?}", key, options);
-            prop_assert_eq!(*got_batch, want, "batch, key {:?}", key);
+        for path in paths() {
+            let c = Classifier::build_for(rules, &options, path);
+            prop_assert_eq!(c.len(), rules.len());
+            let mut batch = vec![None; keys.len()];
+            c.lookup_batch(keys, &mut batch);
+            for (key, got_batch) in keys.iter().zip(&batch) {
+                let want = linear_lookup(rules, key);
+                prop_assert_eq!(
+                    c.lookup(key),
+                    want,
+                    "key {:?} options {:?} path {:?}",
+                    key,
+                    options,
+                    path
+                );
+                prop_assert_eq!(*got_batch, want, "batch, key {:?} path {:?}", key, path);
+            }
         }
     }
     Ok(())
@@ -170,6 +197,51 @@ proptest! {
     fn classifier_equals_linear_scan((rules, keys) in rules().prop_flat_map(|r| { let k = keys(&r); (Just(r), k) })) {
         check_all(&rules, &keys)?;
     }
+}
+
+/// Larger sets than `rules()`: enough rules for several trees, merges and
+/// depth-capped unions.
+fn many_rules() -> impl Strategy<Value = Vec<ClassRule>> {
+    prop::collection::vec(rule(), 200..900)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The AVX2 lookup and the portable one give the same answers, batch and
+    /// single, on every batch length (whole batches and remainders).
+    #[test]
+    fn simd_and_portable_paths_agree((rules, keys) in many_rules().prop_flat_map(|r| { let k = keys(&r); (Just(r), k) })) {
+        let Some(simd) = Path::avx2() else {
+            return Ok(());
+        };
+        for options in [BuildOptions::default(), BuildOptions { max_depth: 5, ..BuildOptions::default() }] {
+            let portable = Classifier::build_for(&rules, &options, Path::Portable);
+            let avx2 = Classifier::build_for(&rules, &options, simd);
+            let mut want = vec![None; keys.len()];
+            let mut got = vec![None; keys.len()];
+            portable.lookup_batch(&keys, &mut want);
+            avx2.lookup_batch(&keys, &mut got);
+            prop_assert_eq!(&want, &got);
+            for (key, want) in keys.iter().zip(&want) {
+                prop_assert_eq!(avx2.lookup(key), *want, "key {:?}", key);
+                prop_assert_eq!(portable.lookup(key), *want, "key {:?}", key);
+            }
+            prop_assert_eq!(want[0], linear_lookup(&rules, &keys[0]));
+        }
+    }
+}
+
+/// On an x86-64 CPU with AVX2 the SIMD path is the one `build` picks.
+#[test]
+fn avx2_is_used_where_available() {
+    let c = Classifier::build(&[ClassRule::any()]);
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        assert!(matches!(c.forest, Forest::Avx2(_)));
+        return;
+    }
+    assert!(matches!(c.forest, Forest::Portable(_)));
 }
 
 /// A small deterministic generator for the exhaustive tests.

@@ -1,6 +1,7 @@
-//! One decision tree over a subset of the rules: HyperSplit-style binary splits
-//! on rule boundaries, flattened into two arrays (nodes, leaf entries) that a
-//! lookup walks with `u32` indices and no allocation.
+//! The decision tree over one rule subset as built: HyperSplit-style binary
+//! splits on rule boundaries, leaves holding their rules cut to the leaf's
+//! region. `scalar.rs` lays it out for the portable lookup, `packed.rs` for the
+//! AVX2 one.
 
 use super::{ClassRule, Key, DIMS};
 
@@ -15,212 +16,23 @@ pub(crate) struct TreeParams {
     pub redundancy_limit: usize,
 }
 
-/// Dimension code of a leaf node. A leaf reads padding slot 5 of the key, which
-/// is always 0 and so never `> thresh`: a leaf's step leads back to itself, which
-/// lets a batch of lookups walk a fixed number of steps without branching.
-const LEAF: u32 = 5;
-const DIM_MASK: u32 = 7;
-const DIM_BITS: u32 = 3;
-/// Set in [`Entry::rule`] when the rule holds several ranges in some dimension
-/// inside the leaf's region, so the entry's hull is only a pre-filter.
-const COMPLEX: u32 = 1 << 31;
-/// "No match yet": above every rule index, so the sentinel entry closing each
-/// leaf (whose rule is this value) always stops the scan.
-pub(crate) const NO_MATCH: u32 = COMPLEX - 1;
-
-/// A key padded to eight fields (slots 5-7 are 0) so a node's 3-bit dimension
-/// indexes it without a bounds check.
-pub(crate) type PaddedKey = [u32; 8];
-
-pub(crate) fn pad(key: &Key) -> PaddedKey {
-    [key[0], key[1], key[2], key[3], key[4], 0, 0, 0]
-}
-
-/// A tree node, 8 bytes.
-///
-/// Inner node: `meta = left << 3 | dim`; the right child is `left + 1` and is taken
-/// when `key[dim] > thresh`. Leaf: `meta = self << 3 | LEAF` and `thresh` is the
-/// index of its first entry; the entries run up to a sentinel.
-#[derive(Clone, Copy, Debug)]
-struct Node {
-    thresh: u32,
-    meta: u32,
-}
-
-impl Node {
-    /// The node a key goes to next (itself for a leaf).
-    #[inline(always)]
-    fn next(self, key: &PaddedKey) -> usize {
-        (self.meta >> DIM_BITS) as usize
-            + usize::from(key[(self.meta & DIM_MASK) as usize] > self.thresh)
-    }
-}
-
-/// A rule as seen inside one leaf: its ranges cut to the leaf's region, stored as
-/// `lo` and `span = hi - lo`, so a field matches when `key - lo <= span` (wrapping).
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    lo: [u32; DIMS],
-    span: [u32; DIMS],
-    rule: u32,
-}
-
-impl Entry {
-    const SENTINEL: Entry = Entry {
-        lo: [0; DIMS],
-        span: [0; DIMS],
-        rule: NO_MATCH,
-    };
-
-    #[inline(always)]
-    fn hit(&self, key: &PaddedKey) -> bool {
-        let mut ok = true;
-        for ((k, lo), span) in key.iter().zip(&self.lo).zip(&self.span) {
-            ok &= k.wrapping_sub(*lo) <= *span;
-        }
-        ok
-    }
-}
-
-/// The compiled form of one rule subset.
-#[derive(Clone, Debug)]
-pub(crate) struct Tree {
-    nodes: Vec<Node>,
-    entries: Vec<Entry>,
-    /// Smallest rule index in the tree: a lookup that already holds a better match
-    /// skips the tree.
-    pub min_rule: u32,
-    /// Longest root-to-leaf path.
-    depth: u32,
-    /// Rules the tree was built from.
-    rules: usize,
-}
-
-impl Tree {
-    /// Builds the tree for `ids` (indices into `rules`, ascending), or gives up
-    /// with `None` as soon as the leaves hold more than `max_entries` entries.
-    pub fn build(
-        rules: &[ClassRule],
-        ids: Vec<u32>,
-        params: &TreeParams,
-        max_entries: usize,
-    ) -> Option<Tree> {
-        let min_rule = ids.first().copied().unwrap_or(NO_MATCH);
-        let count = ids.len();
-        let mut builder = Builder {
-            rules,
-            params,
-            nodes: vec![Node {
-                thresh: 0,
-                meta: LEAF,
-            }],
-            entries: Vec::new(),
-            max_entries,
-            depth: 0,
-        };
-        let region = [(0, u32::MAX); DIMS];
-        builder.node(0, ids, &region, 0).ok()?;
-        let Builder {
-            mut nodes,
-            mut entries,
-            depth,
-            ..
-        } = builder;
-        nodes.shrink_to_fit();
-        entries.shrink_to_fit();
-        Some(Tree {
-            nodes,
-            entries,
-            min_rule,
-            depth,
-            rules: count,
-        })
-    }
-
-    /// First rule matching `key` with an index below `best`, or `best`.
-    #[inline(always)]
-    pub fn lookup(&self, key: &PaddedKey, best: u32, complex: &ComplexRules) -> u32 {
-        let mut node = self.nodes[0];
-        while node.meta & DIM_MASK != LEAF {
-            node = self.nodes[node.next(key)];
-        }
-        self.scan(node.thresh, key, best, complex)
-    }
-
-    /// [`Tree::lookup`] for a batch of keys at once: the walks advance in lockstep,
-    /// one level per round, so the loads of different keys overlap.
-    #[inline(always)]
-    pub fn lookup_lanes<const L: usize>(
-        &self,
-        keys: &[PaddedKey; L],
-        best: &mut [u32; L],
-        complex: &ComplexRules,
-    ) {
-        let mut at = [0usize; L];
-        for _ in 0..self.depth {
-            for l in 0..L {
-                at[l] = self.nodes[at[l]].next(&keys[l]);
-            }
-        }
-        for l in 0..L {
-            best[l] = self.scan(self.nodes[at[l]].thresh, &keys[l], best[l], complex);
-        }
-    }
-
-    /// Scans the leaf starting at entry `start` for the first rule matching `key`
-    /// with an index below `best`.
-    #[inline(always)]
-    fn scan(&self, start: u32, key: &PaddedKey, best: u32, complex: &ComplexRules) -> u32 {
-        for e in &self.entries[start as usize..] {
-            let rule = e.rule & !COMPLEX;
-            if rule >= best {
-                break;
-            }
-            if e.hit(key) && (e.rule & COMPLEX == 0 || complex.matches(rule, key)) {
-                return rule;
-            }
-        }
-        best
-    }
-
-    /// Longest root-to-leaf path.
-    pub fn depth(&self) -> u32 {
-        self.depth
-    }
-
-    /// Leaf entries, sentinels included.
-    pub fn entry_count(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn memory_bytes(&self) -> usize {
-        self.nodes.capacity() * size_of::<Node>() + self.entries.capacity() * size_of::<Entry>()
-    }
-
-    pub fn stats(&self) -> TreeStats {
-        let leaves = self
-            .nodes
-            .iter()
-            .filter(|n| n.meta & DIM_MASK == LEAF)
-            .count();
-        TreeStats {
-            rules: self.rules,
-            nodes: self.nodes.len(),
-            leaves,
-            entries: self.entries.len() - leaves,
-            depth: self.depth as usize,
-        }
-    }
-}
+/// "No match yet": above every rule index (rules number below 2^31 - 1).
+pub(crate) const NO_MATCH: u32 = (1 << 31) - 1;
 
 /// Shape of a built tree, for reports.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TreeStats {
     pub rules: usize,
+    /// Nodes as laid out: binary nodes (portable lookup), or packed nodes of
+    /// three binary levels each, leaves included (AVX2 lookup).
     pub nodes: usize,
     pub leaves: usize,
     pub entries: usize,
+    /// Longest root-to-leaf path of the binary tree.
     pub depth: usize,
+    /// Node steps every batch lookup walks: the binary depth (portable) or the
+    /// packed depth (AVX2).
+    pub steps: usize,
 }
 
 /// The full range sets of the rules that hold several ranges in a dimension,
@@ -243,10 +55,7 @@ impl ComplexRules {
     }
 
     #[cold]
-    fn matches(&self, rule: u32, key: &PaddedKey) -> bool {
-        let key: &Key = key[..DIMS]
-            .try_into()
-            .expect("a padded key holds DIMS fields");
+    pub fn matches(&self, rule: u32, key: &Key) -> bool {
         match self.rules.binary_search_by_key(&rule, |(i, _)| *i) {
             Ok(i) => self.rules[i].1.matches(key),
             Err(_) => unreachable!("complex entry for rule {rule} has no range sets"),
@@ -266,20 +75,91 @@ impl ComplexRules {
 
 type Region = [(u32, u32); DIMS];
 
-/// A rule cut to a node's region: per dimension its clipped hull, and whether the
-/// cut holds several ranges anywhere.
+/// A rule cut to a leaf's region: per dimension its clipped hull, and whether
+/// the cut holds several ranges anywhere (the hull then only pre-filters).
 #[derive(Clone, Copy)]
-struct Cut {
-    id: u32,
-    hull: Region,
-    complex: bool,
+pub(crate) struct Cut {
+    pub id: u32,
+    pub hull: Region,
+    pub complex: bool,
 }
 
+/// A node of the binary tree. An inner node sends a key left when
+/// `key[dim] <= thresh`; a leaf holds `cuts[start..start + len]`, in rule order.
+#[derive(Clone, Copy)]
+pub(crate) enum BinaryNode {
+    Inner {
+        dim: u8,
+        thresh: u32,
+        left: u32,
+        right: u32,
+    },
+    Leaf {
+        start: u32,
+        len: u32,
+    },
+}
+
+/// A built binary tree. Node 0 is the root; children come after their parent,
+/// the right child right after the left one.
+pub(crate) struct BinaryTree {
+    pub nodes: Vec<BinaryNode>,
+    pub cuts: Vec<Cut>,
+    pub leaves: usize,
+    /// Longest root-to-leaf path.
+    pub depth: u32,
+    /// Smallest rule index in the tree ([`NO_MATCH`] if none).
+    pub min_rule: u32,
+    /// Rules the tree was built from.
+    pub rules: usize,
+}
+
+impl BinaryTree {
+    /// Builds the tree for `ids` (indices into `rules`, ascending), or gives up
+    /// with `None` as soon as the leaves hold more than `max_entries` entries
+    /// counting one more per leaf.
+    pub fn build(
+        rules: &[ClassRule],
+        ids: Vec<u32>,
+        params: &TreeParams,
+        max_entries: usize,
+    ) -> Option<BinaryTree> {
+        let min_rule = ids.first().copied().unwrap_or(NO_MATCH);
+        let count = ids.len();
+        let mut builder = Builder {
+            rules,
+            params,
+            nodes: vec![BinaryNode::Leaf { start: 0, len: 0 }],
+            cuts: Vec::new(),
+            leaves: 0,
+            max_entries,
+            depth: 0,
+        };
+        let region = [(0, u32::MAX); DIMS];
+        builder.node(0, ids, &region, 0).ok()?;
+        Some(BinaryTree {
+            nodes: builder.nodes,
+            cuts: builder.cuts,
+            leaves: builder.leaves,
+            depth: builder.depth,
+            min_rule,
+            rules: count,
+        })
+    }
+
+    /// Leaf entries plus one per leaf: the measure of the build budget.
+    pub fn entry_count(&self) -> usize {
+        self.cuts.len() + self.leaves
+    }
+}
+
+/// Grows a [`BinaryTree`] depth-first.
 struct Builder<'a> {
     rules: &'a [ClassRule],
     params: &'a TreeParams,
-    nodes: Vec<Node>,
-    entries: Vec<Entry>,
+    nodes: Vec<BinaryNode>,
+    cuts: Vec<Cut>,
+    leaves: usize,
     max_entries: usize,
     depth: u32,
 }
@@ -316,17 +196,13 @@ impl Builder<'_> {
             .collect();
         drop(cuts);
         let base = self.nodes.len();
-        self.nodes.push(Node {
-            thresh: 0,
-            meta: LEAF,
-        });
-        self.nodes.push(Node {
-            thresh: 0,
-            meta: LEAF,
-        });
-        self.nodes[slot] = Node {
+        let empty = BinaryNode::Leaf { start: 0, len: 0 };
+        self.nodes.extend([empty, empty]);
+        self.nodes[slot] = BinaryNode::Inner {
+            dim: dim as u8,
             thresh: t - 1,
-            meta: (base as u32) << DIM_BITS | dim as u32,
+            left: base as u32,
+            right: base as u32 + 1,
         };
         let mut left_region = *region;
         left_region[dim].1 = t - 1;
@@ -379,28 +255,16 @@ impl Builder<'_> {
     }
 
     fn leaf(&mut self, slot: usize, cuts: &[Cut], depth: u32) -> Result<(), OverBudget> {
-        if self.entries.len() + cuts.len() > self.max_entries {
+        if self.cuts.len() + self.leaves + cuts.len() > self.max_entries {
             return Err(OverBudget);
         }
+        self.leaves += 1;
         self.depth = self.depth.max(depth);
-        let start = self.entries.len() as u32;
-        for c in cuts {
-            let mut e = Entry {
-                lo: [0; DIMS],
-                span: [0; DIMS],
-                rule: c.id | if c.complex { COMPLEX } else { 0 },
-            };
-            for d in 0..DIMS {
-                e.lo[d] = c.hull[d].0;
-                e.span[d] = c.hull[d].1 - c.hull[d].0;
-            }
-            self.entries.push(e);
-        }
-        self.entries.push(Entry::SENTINEL);
-        self.nodes[slot] = Node {
-            thresh: start,
-            meta: (slot as u32) << DIM_BITS | LEAF,
+        self.nodes[slot] = BinaryNode::Leaf {
+            start: self.cuts.len() as u32,
+            len: cuts.len() as u32,
         };
+        self.cuts.extend_from_slice(cuts);
         Ok(())
     }
 }
