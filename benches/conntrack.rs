@@ -41,7 +41,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("conntrack/lookup");
     g.sample_size(10);
     for &n in &[1_000u32, 1_000_000] {
-        let settings = ConntrackSettings { max_entries: n + 16, ..Default::default() };
+        let settings = ConntrackSettings {
+            max_entries: n + 16,
+            ..Default::default()
+        };
         let mut ct = Conntrack::new(&settings);
         for i in 0..n {
             let p = ct.prepare(&key(i));
@@ -85,7 +88,8 @@ fn bench(c: &mut Criterion) {
         for i in 0..n {
             map.insert(canon(&key(i)), (0, 0));
         }
-        let bytes = map.capacity() * (std::mem::size_of::<((u64, IpAddr, IpAddr, u16, u16, u8), (u32, u8))>() + 1);
+        let bytes = map.capacity()
+            * (std::mem::size_of::<((u64, IpAddr, IpAddr, u16, u16, u8), (u32, u8))>() + 1);
         eprintln!(
             "conntrack/lookup/{n}: sgplane {:.1} bytes/flow, std HashMap {:.1} bytes/flow",
             ct.memory_bytes() as f64 / n as f64,
@@ -106,18 +110,28 @@ fn bench(c: &mut Criterion) {
 /// Bytes per tracked flow with a million IPv6 flows (IPv4's are printed by `bench`).
 fn ipv6_memory(_: &mut Criterion) {
     let n = 1_000_000u32;
-    let mut ct = Conntrack::new(&ConntrackSettings { max_entries: n + 16, ..Default::default() });
+    let mut ct = Conntrack::new(&ConntrackSettings {
+        max_entries: n + 16,
+        ..Default::default()
+    });
     for i in 0..n {
         let k = FlowKey {
-            src: IpAddr::V6(std::net::Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i))),
-            dst: IpAddr::V6(std::net::Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0002u128 << 16)),
+            src: IpAddr::V6(std::net::Ipv6Addr::from(
+                0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i),
+            )),
+            dst: IpAddr::V6(std::net::Ipv6Addr::from(
+                0x2001_0db8_0000_0000_0000_0000_0000_0002u128 << 16,
+            )),
             ..key(i)
         };
         let p = ct.prepare(&k);
         ct.track(&p, Class::Udp, T);
         ct.open(&p, Class::Udp, T).unwrap();
     }
-    eprintln!("conntrack/ipv6: {n} flows, {:.1} bytes/flow", ct.memory_bytes() as f64 / f64::from(n));
+    eprintln!(
+        "conntrack/ipv6: {n} flows, {:.1} bytes/flow",
+        ct.memory_bytes() as f64 / f64::from(n)
+    );
 }
 
 criterion_group!(benches, bench, ipv6_memory);

@@ -19,7 +19,9 @@ const T0: u64 = 1_700_000_000 * SEC;
 /// assorted prefixes), clients egress-all, capacity for `flows` entries.
 fn policy(rules: usize, flows: usize) -> Policy {
     let mut t = format!("[conntrack]\nmax_entries = {}\n", flows + 16);
-    t.push_str("[security_groups.sg-client]\negress = [ { proto = \"all\", to = \"0.0.0.0/0\" } ]\n");
+    t.push_str(
+        "[security_groups.sg-client]\negress = [ { proto = \"all\", to = \"0.0.0.0/0\" } ]\n",
+    );
     t.push_str("[security_groups.sg-server]\ningress = [\n");
     for i in 0..rules.saturating_sub(1) {
         t.push_str(&format!(
@@ -31,8 +33,12 @@ fn policy(rules: usize, flows: usize) -> Policy {
     }
     t.push_str("  { proto = \"udp\", ports = \"53\", from = \"10.0.0.0/8\" },\n");
     t.push_str("  { proto = \"tcp\", ports = \"80\", from = \"10.0.0.0/8\" },\n]\n");
-    t.push_str("[interfaces.clients]\naddresses = [\"10.1.0.0/16\"]\nsecurity_groups = [\"sg-client\"]\n");
-    t.push_str("[interfaces.server]\naddresses = [\"10.0.0.2\"]\nsecurity_groups = [\"sg-server\"]\n");
+    t.push_str(
+        "[interfaces.clients]\naddresses = [\"10.1.0.0/16\"]\nsecurity_groups = [\"sg-client\"]\n",
+    );
+    t.push_str(
+        "[interfaces.server]\naddresses = [\"10.0.0.2\"]\nsecurity_groups = [\"sg-server\"]\n",
+    );
     Policy::from_toml(&t, "bench").unwrap()
 }
 
@@ -48,7 +54,10 @@ struct Frames {
 
 impl Frames {
     fn new() -> Frames {
-        Frames { data: Vec::new(), spans: Vec::new() }
+        Frames {
+            data: Vec::new(),
+            spans: Vec::new(),
+        }
     }
     fn push(&mut self, f: &[u8]) {
         self.spans.push((self.data.len(), f.len()));
@@ -92,7 +101,10 @@ fn established(c: &mut Criterion) {
             frames.push(&build::tcp(server, client(i), 80, sport, 0x10, 1, 1, b""));
         }
         let per_flow = e.conntrack().memory_bytes() as f64 / flows as f64;
-        eprintln!("engine/established: {flows} flows, table {} bytes, {per_flow:.1} bytes/flow", e.conntrack().memory_bytes());
+        eprintln!(
+            "engine/established: {flows} flows, table {} bytes, {per_flow:.1} bytes/flow",
+            e.conntrack().memory_bytes()
+        );
         g.throughput(Throughput::Elements(flows as u64));
         g.bench_with_input(BenchmarkId::new("one-by-one", flows), &flows, |b, _| {
             b.iter(|| {
@@ -108,7 +120,12 @@ fn established(c: &mut Criterion) {
         let inputs: Vec<Input> = (0..frames.spans.len())
             .map(|i| {
                 let data = frames.get(i);
-                Input { link: LinkType::Ethernet, data, orig_len: data.len(), ts: T0 + SEC }
+                Input {
+                    link: LinkType::Ethernet,
+                    data,
+                    orig_len: data.len(),
+                    ts: T0 + SEC,
+                }
             })
             .collect();
         let mut out = Vec::with_capacity(256);
@@ -118,7 +135,10 @@ fn established(c: &mut Criterion) {
                 for chunk in inputs.chunks(256) {
                     out.clear();
                     e.process_batch(chunk, &mut out);
-                    allowed += out.iter().filter(|j| j.verdict == sgplane::policy::Verdict::Allow).count() as u64;
+                    allowed += out
+                        .iter()
+                        .filter(|j| j.verdict == sgplane::policy::Verdict::Allow)
+                        .count() as u64;
                 }
                 assert_eq!(allowed as usize, inputs.len());
             })
@@ -143,7 +163,12 @@ fn new_flows(c: &mut Criterion) {
         let inputs: Vec<Input> = (0..n)
             .map(|i| {
                 let data = frames.get(i);
-                Input { link: LinkType::Ethernet, data, orig_len: data.len(), ts: T0 }
+                Input {
+                    link: LinkType::Ethernet,
+                    data,
+                    orig_len: data.len(),
+                    ts: T0,
+                }
             })
             .collect();
         for (name, rs) in [

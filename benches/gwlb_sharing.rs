@@ -29,7 +29,10 @@ use sgplane::wire::{build, parse, Frame, LinkType, ParseOptions, L4};
 
 const WORKERS: usize = 2;
 const BATCH: usize = 64;
-const GWLB: ParseOptions = ParseOptions { decap_geneve: true, gwlb_strict: true };
+const GWLB: ParseOptions = ParseOptions {
+    decap_geneve: true,
+    gwlb_strict: true,
+};
 const T0: u64 = 1_700_000_000_000_000_000;
 
 fn policy(flows: usize) -> Policy {
@@ -43,7 +46,13 @@ fn policy(flows: usize) -> Policy {
 
 fn gwlb_frame(inner: &[u8]) -> Vec<u8> {
     let o = build::aws_options(0xe1, 7, 9);
-    build::geneve_wrap(IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]), 4242, inner, &o)
+    build::geneve_wrap(
+        IpAddr::from([192, 0, 2, 1]),
+        IpAddr::from([192, 0, 2, 2]),
+        4242,
+        inner,
+        &o,
+    )
 }
 
 /// Frames in one buffer.
@@ -108,8 +117,12 @@ fn workload(flows: usize, packets: usize) -> Workload {
         let syn = gwlb_frame(&build::tcp(client, server, port, 443, 0x02, 1, 0, b""));
         let h = &mut w.handshakes[owner(&syn)];
         h.push(&syn);
-        h.push(&gwlb_frame(&build::tcp(server, client, 443, port, 0x12, 1, 2, b"")));
-        h.push(&gwlb_frame(&build::tcp(client, server, port, 443, 0x10, 2, 2, b"")));
+        h.push(&gwlb_frame(&build::tcp(
+            server, client, 443, port, 0x12, 1, 2, b"",
+        )));
+        h.push(&gwlb_frame(&build::tcp(
+            client, server, port, 443, 0x10, 2, 2, b"",
+        )));
         for (s, d, sp, dp) in [(client, server, port, 443), (server, client, 443, port)] {
             let f = gwlb_frame(&build::tcp(s, d, sp, dp, 0x18, 2, 2, &[0x5a; 64]));
             dirs.push((f, rnd() as usize % WORKERS));
@@ -137,11 +150,21 @@ fn judge(e: &mut Engine, frames: &Frames, out: &mut Vec<Judgement>) -> usize {
     let mut i = 0;
     while i < frames.len() {
         let end = (i + BATCH).min(frames.len());
-        let empty = Input { link: LinkType::Ethernet, data: &[], orig_len: 0, ts: T0 };
+        let empty = Input {
+            link: LinkType::Ethernet,
+            data: &[],
+            orig_len: 0,
+            ts: T0,
+        };
         let mut inputs = [empty; BATCH];
         for (slot, k) in inputs.iter_mut().zip(i..end) {
             let f = frames.get(k);
-            *slot = Input { link: LinkType::Ethernet, data: f, orig_len: f.len(), ts: T0 + 1 };
+            *slot = Input {
+                link: LinkType::Ethernet,
+                data: f,
+                orig_len: f.len(),
+                ts: T0 + 1,
+            };
         }
         out.clear();
         e.process_batch(&inputs[..end - i], out);
@@ -193,11 +216,35 @@ struct Entry {
 }
 
 fn key_of(f: &[u8]) -> Option<(Key, bool)> {
-    let Ok(Frame::Ip(p)) = parse(LinkType::Ethernet, f, f.len(), GWLB) else { return None };
-    let L4::Tcp { sport, dport, .. } = p.l4 else { return None };
+    let Ok(Frame::Ip(p)) = parse(LinkType::Ethernet, f, f.len(), GWLB) else {
+        return None;
+    };
+    let L4::Tcp { sport, dport, .. } = p.l4 else {
+        return None;
+    };
     let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
     let (s, d) = ((p.src, sport), (p.dst, dport));
-    Some(if s <= d { (Key { zone, a: s, b: d, proto: 6 }, true) } else { (Key { zone, a: d, b: s, proto: 6 }, false) })
+    Some(if s <= d {
+        (
+            Key {
+                zone,
+                a: s,
+                b: d,
+                proto: 6,
+            },
+            true,
+        )
+    } else {
+        (
+            Key {
+                zone,
+                a: d,
+                b: s,
+                proto: 6,
+            },
+            false,
+        )
+    })
 }
 
 fn sharing(c: &mut Criterion) {
@@ -210,7 +257,9 @@ fn sharing(c: &mut Criterion) {
 
         g.bench_with_input(BenchmarkId::new("steered", flows), &flows, |b, &flows| {
             b.iter_custom(|rounds| {
-                let states: Vec<_> = (0..WORKERS).map(|i| (engine(flows, &w.handshakes[i]), Vec::new())).collect();
+                let states: Vec<_> = (0..WORKERS)
+                    .map(|i| (engine(flows, &w.handshakes[i]), Vec::new()))
+                    .collect();
                 parallel(states, rounds, |id, (e, out)| {
                     assert_eq!(judge(e, &w.owned[id], out), w.owned[id].len());
                 })
@@ -219,7 +268,9 @@ fn sharing(c: &mut Criterion) {
 
         g.bench_with_input(BenchmarkId::new("handoff", flows), &flows, |b, &flows| {
             b.iter_custom(|rounds| {
-                let chans: Vec<_> = (0..WORKERS).map(|_| channel::bounded::<Frames>(1024)).collect();
+                let chans: Vec<_> = (0..WORKERS)
+                    .map(|_| channel::bounded::<Frames>(1024))
+                    .collect();
                 let spare = channel::bounded::<Frames>(4096);
                 let states: Vec<_> = (0..WORKERS)
                     .map(|i| {
@@ -251,7 +302,9 @@ fn sharing(c: &mut Criterion) {
                             if owner(f) == id {
                                 own.push(f);
                             } else {
-                                out_batch.get_or_insert_with(|| spare.1.try_recv().unwrap_or_default()).push(f);
+                                out_batch
+                                    .get_or_insert_with(|| spare.1.try_recv().unwrap_or_default())
+                                    .push(f);
                             }
                         }
                         i = end;
@@ -273,7 +326,8 @@ fn sharing(c: &mut Criterion) {
 
         g.bench_with_input(BenchmarkId::new("shared_map", flows), &flows, |b, _| {
             b.iter_custom(|rounds| {
-                let map: Arc<DashMap<Key, Entry, foldhash::fast::RandomState>> = Arc::new(DashMap::default());
+                let map: Arc<DashMap<Key, Entry, foldhash::fast::RandomState>> =
+                    Arc::new(DashMap::default());
                 for h in &w.handshakes {
                     for i in 0..h.len() {
                         if let Some((k, _)) = key_of(h.get(i)) {

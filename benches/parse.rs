@@ -14,9 +14,33 @@ fn frames() -> Vec<Vec<u8>> {
     let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
     let mut out = Vec::new();
     for i in 0..64u16 {
-        out.push(build::tcp(v4("10.0.0.1"), v4("10.0.0.2"), 40000 + i, 443, 0x18, 1, 1, &[0u8; 100]));
-        out.push(build::udp(v4("10.0.0.1"), v4("10.0.0.3"), 5000 + i, 53, &[0u8; 40]));
-        out.push(build::tcp(v4("2001:db8::1"), v4("2001:db8::2"), 40000 + i, 80, 0x10, 1, 1, &[0u8; 60]));
+        out.push(build::tcp(
+            v4("10.0.0.1"),
+            v4("10.0.0.2"),
+            40000 + i,
+            443,
+            0x18,
+            1,
+            1,
+            &[0u8; 100],
+        ));
+        out.push(build::udp(
+            v4("10.0.0.1"),
+            v4("10.0.0.3"),
+            5000 + i,
+            53,
+            &[0u8; 40],
+        ));
+        out.push(build::tcp(
+            v4("2001:db8::1"),
+            v4("2001:db8::2"),
+            40000 + i,
+            80,
+            0x10,
+            1,
+            1,
+            &[0u8; 60],
+        ));
     }
     out
 }
@@ -27,11 +51,19 @@ fn with_etherparse(f: &[u8]) -> Option<(IpAddr, IpAddr, u8, u16, u16)> {
     let (src, dst, proto) = match p.net? {
         NetSlice::Ipv4(ip) => {
             let h = ip.header();
-            (IpAddr::from(h.source_addr()), IpAddr::from(h.destination_addr()), h.protocol().0)
+            (
+                IpAddr::from(h.source_addr()),
+                IpAddr::from(h.destination_addr()),
+                h.protocol().0,
+            )
         }
         NetSlice::Ipv6(ip) => {
             let h = ip.header();
-            (IpAddr::from(h.source_addr()), IpAddr::from(h.destination_addr()), ip.payload().ip_number.0)
+            (
+                IpAddr::from(h.source_addr()),
+                IpAddr::from(h.destination_addr()),
+                ip.payload().ip_number.0,
+            )
         }
         _ => return None,
     };
@@ -73,9 +105,15 @@ fn bench(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(frames.len() as u64));
-    g.bench_function("sgplane", |b| b.iter(|| frames.iter().filter_map(|f| with_sgplane(f)).count()));
-    g.bench_function("etherparse-sliced", |b| b.iter(|| frames.iter().filter_map(|f| with_etherparse(f)).count()));
-    g.bench_function("etherparse-lax", |b| b.iter(|| frames.iter().filter_map(|f| with_etherparse_lax(f)).count()));
+    g.bench_function("sgplane", |b| {
+        b.iter(|| frames.iter().filter_map(|f| with_sgplane(f)).count())
+    });
+    g.bench_function("etherparse-sliced", |b| {
+        b.iter(|| frames.iter().filter_map(|f| with_etherparse(f)).count())
+    });
+    g.bench_function("etherparse-lax", |b| {
+        b.iter(|| frames.iter().filter_map(|f| with_etherparse_lax(f)).count())
+    });
     g.finish();
 }
 

@@ -31,7 +31,9 @@ pub fn large_policy(interfaces: usize, sgs: usize, rules_per_sg: usize) -> Strin
         let a = 0x0a00_0000u32 + 0x0001_0000 + i as u32;
         let addr = std::net::Ipv4Addr::from(a);
         let n = 1 + i % 3;
-        let groups: Vec<String> = (0..n).map(|k| format!("\"sg-{:05}\"", (i * 7 + k * 13) % sgs)).collect();
+        let groups: Vec<String> = (0..n)
+            .map(|k| format!("\"sg-{:05}\"", (i * 7 + k * 13) % sgs))
+            .collect();
         t.push_str(&format!(
             "[interfaces.eni-{i:05}]\naddresses = [\"{addr}\"]\nsecurity_groups = [{}]\n",
             groups.join(", ")
@@ -54,9 +56,11 @@ fn load(c: &mut Criterion) {
             p.policy_sets.len()
         );
         g.throughput(Throughput::Elements(p.explicit_rule_count() as u64));
-        g.bench_with_input(BenchmarkId::new("interfaces-rules", format!("{ifaces}x{}", sgs * per)), &text, |b, t| {
-            b.iter(|| Policy::from_toml(t, "bench").unwrap())
-        });
+        g.bench_with_input(
+            BenchmarkId::new("interfaces-rules", format!("{ifaces}x{}", sgs * per)),
+            &text,
+            |b, t| b.iter(|| Policy::from_toml(t, "bench").unwrap()),
+        );
     }
     g.finish();
 }
@@ -67,7 +71,9 @@ fn reference(c: &mut Criterion) {
     let src: IpAddr = "10.1.0.5".parse().unwrap();
     let dst: IpAddr = "10.1.3.7".parse().unwrap();
     let flow = Flow::ports(src, dst, IpProto::TCP, 40000, 1005);
-    c.bench_function("policy/reference-evaluate/10k", |b| b.iter(|| p.evaluate(&flow)));
+    c.bench_function("policy/reference-evaluate/10k", |b| {
+        b.iter(|| p.evaluate(&flow))
+    });
 }
 
 criterion_group!(benches, load, reference);

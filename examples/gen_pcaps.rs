@@ -50,7 +50,11 @@ struct Expect {
 }
 
 const fn expect(verdict: &'static str, reason: &'static str) -> Expect {
-    Expect { verdict, reason, rule: "" }
+    Expect {
+        verdict,
+        reason,
+        rule: "",
+    }
 }
 
 const ESTABLISHED: Expect = expect("allow", "established");
@@ -65,7 +69,11 @@ const UNKNOWN_ADDRESS: Expect = expect("deny", "unknown-address");
 
 /// Denied by an explicit deny rule (the first denier; egress is checked first).
 const fn denied_by(rule: &'static str) -> Expect {
-    Expect { verdict: "deny", reason: "rule", rule }
+    Expect {
+        verdict: "deny",
+        reason: "rule",
+        rule,
+    }
 }
 
 /// The fate of one flow under one policy: what its packets get.
@@ -79,19 +87,31 @@ enum Fate {
     /// are judged as `to_server`, the server's as `to_client` (None: the
     /// server never answers). TCP packets that cannot open a flow (SYN-ACK,
     /// FIN, RST) are `invalid` before any rule is looked at.
-    Denied { to_server: Expect, to_client: Option<Expect> },
+    Denied {
+        to_server: Expect,
+        to_client: Option<Expect>,
+    },
 }
 
 impl Fate {
     /// A flow whose server never answers (refused connections, dropped queries).
     fn denied(to_server: Expect) -> Fate {
-        Fate::Denied { to_server, to_client: None }
+        Fate::Denied {
+            to_server,
+            to_client: None,
+        }
     }
 
     /// A flow both of whose ends keep talking although each packet is denied.
     fn denied_both_ways(to_server: Expect, to_client: Expect) -> Fate {
-        assert_eq!(to_client.verdict, "deny", "a reply allowed as a new flow would open an entry");
-        Fate::Denied { to_server, to_client: Some(to_client) }
+        assert_eq!(
+            to_client.verdict, "deny",
+            "a reply allowed as a new flow would open an entry"
+        );
+        Fate::Denied {
+            to_server,
+            to_client: Some(to_client),
+        }
     }
 
     /// The `nth` packet of the flow (0-based), sent by the client or the server.
@@ -99,10 +119,17 @@ impl Fate {
         match self {
             Fate::Allowed(rule) if nth == 0 => {
                 assert!(from_client, "the client speaks first");
-                Expect { verdict: "allow", reason: "rule", rule }
+                Expect {
+                    verdict: "allow",
+                    reason: "rule",
+                    rule,
+                }
             }
             Fate::Allowed(_) => ESTABLISHED,
-            Fate::Denied { to_server, to_client } => {
+            Fate::Denied {
+                to_server,
+                to_client,
+            } => {
                 // Only a SYN or a bare ACK (loose pick-up) may start a TCP flow.
                 if tcp_flags.is_some_and(|f| !matches!(f & !PSH, SYN | ACK)) {
                     return INVALID;
@@ -110,7 +137,9 @@ impl Fate {
                 if from_client {
                     to_server.clone()
                 } else {
-                    to_client.clone().expect("the story says this server never answers")
+                    to_client
+                        .clone()
+                        .expect("the story says this server never answers")
                 }
             }
         }
@@ -143,11 +172,19 @@ struct Capture {
 
 impl Capture {
     fn new(name: &'static str, replays: Vec<Replay>) -> Capture {
-        Capture { name, replays, packets: Vec::new() }
+        Capture {
+            name,
+            replays,
+            packets: Vec::new(),
+        }
     }
 
     fn push(&mut self, ts: Micros, frame: Vec<u8>, expect: Vec<Expect>) {
-        assert_eq!(expect.len(), self.replays.len(), "one expectation per policy");
+        assert_eq!(
+            expect.len(),
+            self.replays.len(),
+            "one expectation per policy"
+        );
         self.packets.push(Packet { ts, frame, expect });
     }
 
@@ -161,7 +198,11 @@ impl Capture {
     /// A conversation whose fate is `fates[i]` under the i-th policy.
     fn conv(&mut self, fates: &[Fate]) -> Conv<'_> {
         assert_eq!(fates.len(), self.replays.len(), "one fate per policy");
-        Conv { cap: self, fates: fates.to_vec(), sent: 0 }
+        Conv {
+            cap: self,
+            fates: fates.to_vec(),
+            sent: 0,
+        }
     }
 
     /// Sorts by time (stable: packets of one instant keep their order) and
@@ -181,7 +222,8 @@ impl Capture {
         let mut w = PcapWriter::with_header(Vec::new(), header).expect("writing to a Vec");
         for p in &self.packets {
             let pkt = PcapPacket::new(Duration::from_micros(p.ts), p.frame.len() as u32, &p.frame);
-            w.write_packet(&pkt).expect("a frame within the snap length");
+            w.write_packet(&pkt)
+                .expect("a frame within the snap length");
         }
         write_file(&dir.join(format!("{}.pcap", self.name)), &w.into_writer());
         for (i, r) in self.replays.iter().enumerate() {
@@ -209,7 +251,11 @@ struct Conv<'a> {
 
 impl Conv<'_> {
     fn send(&mut self, ts: Micros, from_client: bool, frame: Vec<u8>, tcp_flags: Option<u8>) {
-        let expect = self.fates.iter().map(|f| f.judge(self.sent, from_client, tcp_flags)).collect();
+        let expect = self
+            .fates
+            .iter()
+            .map(|f| f.judge(self.sent, from_client, tcp_flags))
+            .collect();
         self.cap.push(ts, frame, expect);
         self.sent += 1;
     }
@@ -217,10 +263,20 @@ impl Conv<'_> {
     /// The fragments of one datagram: the first is judged as a packet of the
     /// flow, the later ones take its verdict with reason `fragment`.
     fn send_fragments(&mut self, ts: Micros, from_client: bool, fragments: Vec<Vec<u8>>) {
-        let first: Vec<Expect> = self.fates.iter().map(|f| f.judge(self.sent, from_client, None)).collect();
+        let first: Vec<Expect> = self
+            .fates
+            .iter()
+            .map(|f| f.judge(self.sent, from_client, None))
+            .collect();
         for (i, frame) in fragments.into_iter().enumerate() {
-            let expect =
-                if i == 0 { first.clone() } else { first.iter().map(|e| expect(e.verdict, "fragment")).collect() };
+            let expect = if i == 0 {
+                first.clone()
+            } else {
+                first
+                    .iter()
+                    .map(|e| expect(e.verdict, "fragment"))
+                    .collect()
+            };
             // Back-to-back on a 10 Gb/s link: a few microseconds apart.
             self.cap.push(ts + 2 * i as Micros, frame, expect);
         }
@@ -235,7 +291,9 @@ impl Conv<'_> {
             .iter()
             .map(|f| match f {
                 Fate::Allowed(_) if self.sent > 0 => RELATED,
-                _ => unimplemented!("an ICMP error for an untracked flow is judged by the rules: say which"),
+                _ => unimplemented!(
+                    "an ICMP error for an untracked flow is judged by the rules: say which"
+                ),
             })
             .collect();
         self.cap.push(ts, frame, expect);
@@ -272,7 +330,13 @@ struct Flow {
 }
 
 fn flow(client: &str, cport: u16, server: &str, sport: u16, rtt: Micros) -> Flow {
-    Flow { client: ip(client), cport, server: ip(server), sport, rtt }
+    Flow {
+        client: ip(client),
+        cport,
+        server: ip(server),
+        sport,
+        rtt,
+    }
 }
 
 impl Flow {
@@ -283,7 +347,12 @@ impl Flow {
         } else {
             (self.server, self.sport, self.client, self.cport)
         };
-        fnv(&[&addr_bytes(a), &ap.to_be_bytes(), &addr_bytes(b), &bp.to_be_bytes()])
+        fnv(&[
+            &addr_bytes(a),
+            &ap.to_be_bytes(),
+            &addr_bytes(b),
+            &bp.to_be_bytes(),
+        ])
     }
 }
 
@@ -298,7 +367,12 @@ struct TcpConv<'a> {
 
 impl<'a> TcpConv<'a> {
     fn new(cap: &'a mut Capture, fates: &[Fate], c: Flow) -> TcpConv<'a> {
-        TcpConv { conv: cap.conv(fates), c, cseq: c.isn(true), sseq: c.isn(false) }
+        TcpConv {
+            conv: cap.conv(fates),
+            c,
+            cseq: c.isn(true),
+            sseq: c.isn(false),
+        }
     }
 
     /// Sends a segment; returns its frame (for an ICMP error to quote).
@@ -335,7 +409,14 @@ const GAP: Micros = 40;
 
 /// A whole connection: handshake, one request, its response 2 ms later, the
 /// client closes, FIN/ACK both ways, last ACK.
-fn tcp_session(cap: &mut Capture, fates: &[Fate], c: Flow, t: Micros, request: &[u8], response: &[u8]) {
+fn tcp_session(
+    cap: &mut Capture,
+    fates: &[Fate],
+    c: Flow,
+    t: Micros,
+    request: &[u8],
+    response: &[u8],
+) {
     tcp_session_think(cap, fates, c, t, request, response, 2 * MS);
 }
 
@@ -365,7 +446,16 @@ fn tcp_session_think(
 
 /// A connection nobody answers: the SYN and its retransmissions 1 s and 3 s later.
 fn tcp_unanswered(cap: &mut Capture, fates: &[Fate], c: Flow, t: Micros) {
-    let syn = build::tcp(c.client, c.server, c.cport, c.sport, SYN, c.isn(true), 0, b"");
+    let syn = build::tcp(
+        c.client,
+        c.server,
+        c.cport,
+        c.sport,
+        SYN,
+        c.isn(true),
+        0,
+        b"",
+    );
     let mut conv = cap.conv(fates);
     for after in [0, SEC, 3 * SEC] {
         conv.send(t + after, true, syn.clone(), Some(SYN));
@@ -374,7 +464,14 @@ fn tcp_unanswered(cap: &mut Capture, fates: &[Fate], c: Flow, t: Micros) {
 
 /// A connection opened before the capture started: the first packet seen is
 /// the client's data (loose pick-up), then the response and the client's ACK.
-fn tcp_midstream(cap: &mut Capture, fates: &[Fate], c: Flow, t: Micros, request: &[u8], response: &[u8]) {
+fn tcp_midstream(
+    cap: &mut Capture,
+    fates: &[Fate],
+    c: Flow,
+    t: Micros,
+    request: &[u8],
+    response: &[u8],
+) {
     let mut s = TcpConv::new(cap, fates, c);
     s.cseq = s.cseq.wrapping_add(48_213);
     s.sseq = s.sseq.wrapping_add(917_004);
@@ -384,10 +481,27 @@ fn tcp_midstream(cap: &mut Capture, fates: &[Fate], c: Flow, t: Micros, request:
 }
 
 /// A UDP request and its response `rtt` later.
-fn udp_exchange(cap: &mut Capture, fates: &[Fate], c: Flow, t: Micros, request: &[u8], response: &[u8]) {
+fn udp_exchange(
+    cap: &mut Capture,
+    fates: &[Fate],
+    c: Flow,
+    t: Micros,
+    request: &[u8],
+    response: &[u8],
+) {
     let mut conv = cap.conv(fates);
-    conv.send(t, true, build::udp(c.client, c.server, c.cport, c.sport, request), None);
-    conv.send(t + c.rtt, false, build::udp(c.server, c.client, c.sport, c.cport, response), None);
+    conv.send(
+        t,
+        true,
+        build::udp(c.client, c.server, c.cport, c.sport, request),
+        None,
+    );
+    conv.send(
+        t + c.rtt,
+        false,
+        build::udp(c.server, c.client, c.sport, c.cport, response),
+        None,
+    );
 }
 
 /// `count` echo requests a second apart, each answered `rtt` later.
@@ -462,7 +576,14 @@ fn ssh_banner(version: &str) -> Vec<u8> {
 /// A PostgreSQL StartupMessage (protocol 3.0).
 fn pg_startup(user: &str, database: &str, application: &str) -> Vec<u8> {
     let mut body = 196_608u32.to_be_bytes().to_vec();
-    for s in ["user", user, "database", database, "application_name", application] {
+    for s in [
+        "user",
+        user,
+        "database",
+        database,
+        "application_name",
+        application,
+    ] {
         body.extend_from_slice(s.as_bytes());
         body.push(0);
     }
@@ -545,7 +666,10 @@ fn dns_update(id: u16, zone: &str, name: &str, txt_len: usize) -> Vec<u8> {
     v.extend(dns_name(name));
     v.extend_from_slice(&[0, 16, 0, 1, 0, 0, 0x01, 0x2c]);
     const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let text: Vec<u8> = filler(0xd41d, txt_len).iter().map(|b| BASE64[usize::from(b & 63)]).collect();
+    let text: Vec<u8> = filler(0xd41d, txt_len)
+        .iter()
+        .map(|b| BASE64[usize::from(b & 63)])
+        .collect();
     let mut rdata = Vec::new();
     for chunk in text.chunks(255) {
         rdata.push(chunk.len() as u8);
@@ -577,7 +701,12 @@ fn ntp_request() -> Vec<u8> {
 
 /// A Dubbo 2 request or response frame around `body`.
 fn dubbo(request: bool, id: u64, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![0xda, 0xbb, if request { 0xc2 } else { 0x02 }, if request { 0 } else { 20 }];
+    let mut v = vec![
+        0xda,
+        0xbb,
+        if request { 0xc2 } else { 0x02 },
+        if request { 0 } else { 20 },
+    ];
     v.extend_from_slice(&id.to_be_bytes());
     v.extend_from_slice(&(body.len() as u32).to_be_bytes());
     v.extend_from_slice(body);
@@ -600,7 +729,9 @@ fn arp_request(sender: &str, target: &str) -> Vec<u8> {
 
 /// An LLDP advertisement from the top-of-rack switch.
 fn lldp(system: &str, port: &str) -> Vec<u8> {
-    let mut f = vec![0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e, 0x02, 0x00, 0x00, 0x00, 0x00, 0xfe, 0x88, 0xcc];
+    let mut f = vec![
+        0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e, 0x02, 0x00, 0x00, 0x00, 0x00, 0xfe, 0x88, 0xcc,
+    ];
     let mut tlv = |typ: u16, value: &[u8]| {
         f.extend_from_slice(&((typ << 9) | value.len() as u16).to_be_bytes());
         f.extend_from_slice(value);
@@ -634,7 +765,13 @@ fn neighbor_solicitation(src: &str, target: &str) -> Vec<u8> {
 /// The built-in policy (config/default.toml): its 12 demo flows and every
 /// other reason sgplane can give.
 fn demo() -> Capture {
-    let mut cap = Capture::new("demo", vec![Replay { config: None, golden: "demo.expected.csv" }]);
+    let mut cap = Capture::new(
+        "demo",
+        vec![Replay {
+            config: None,
+            golden: "demo.expected.csv",
+        }],
+    );
     demo_tiers(&mut cap, T0);
     demo_ssh_and_ping(&mut cap, T0);
     demo_conntrack_corners(&mut cap, T0);
@@ -651,20 +788,62 @@ fn allowed(rule: &'static str) -> [Fate; 1] {
 /// the name lookup on the way, and a web server pointed at the database.
 fn demo_tiers(c: &mut Capture, t: Micros) {
     let customer = flow("203.0.113.50", 51544, "10.0.0.10", 443, 24 * MS);
-    tcp_session(c, &allowed("sg-alb/ingress/0"), customer, t + 10 * MS, &client_hello(), &server_hello());
+    tcp_session(
+        c,
+        &allowed("sg-alb/ingress/0"),
+        customer,
+        t + 10 * MS,
+        &client_hello(),
+        &server_hello(),
+    );
     let q = dns_query(0x5a17, "api.internal.example.", DNS_A, false);
     let dns = flow("10.0.10.11", 40512, "10.0.40.10", 53, 400);
-    udp_exchange(c, &allowed("sg-resolver/ingress/0"), dns, t + 58 * MS, &q, &dns_a(&q, &["10.0.20.21"]));
+    udp_exchange(
+        c,
+        &allowed("sg-resolver/ingress/0"),
+        dns,
+        t + 58 * MS,
+        &q,
+        &dns_a(&q, &["10.0.20.21"]),
+    );
     let alb_web = flow("10.0.0.10", 39812, "10.0.10.11", 80, 400);
     let get = http_get("shop.example.com", "/api/orders/1042", "ELB-HTTP/2.0");
-    let orders = http_response("200 OK", "application/json", r#"{"order":1042,"status":"shipped"}"#);
-    tcp_session(c, &allowed("sg-web/ingress/0"), alb_web, t + 60 * MS, &get, &orders);
+    let orders = http_response(
+        "200 OK",
+        "application/json",
+        r#"{"order":1042,"status":"shipped"}"#,
+    );
+    tcp_session(
+        c,
+        &allowed("sg-web/ingress/0"),
+        alb_web,
+        t + 60 * MS,
+        &get,
+        &orders,
+    );
     let web_app = flow("10.0.10.11", 48200, "10.0.20.21", 8080, 300);
     let api = http_get("api.internal.example", "/v1/orders/1042", "nginx/1.24");
-    tcp_session(c, &allowed("sg-app/ingress/0"), web_app, t + 61 * MS, &api, &orders);
+    tcp_session(
+        c,
+        &allowed("sg-app/ingress/0"),
+        web_app,
+        t + 61 * MS,
+        &api,
+        &orders,
+    );
     let app_db = flow("10.0.20.21", 53002, "10.0.30.31", 5432, 300);
-    let (startup, auth) = (pg_startup("api", "shop", "orders-api"), pg_message(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0"));
-    tcp_session(c, &allowed("sg-db/ingress/0"), app_db, t + 62 * MS, &startup, &auth);
+    let (startup, auth) = (
+        pg_startup("api", "shop", "orders-api"),
+        pg_message(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0"),
+    );
+    tcp_session(
+        c,
+        &allowed("sg-db/ingress/0"),
+        app_db,
+        t + 62 * MS,
+        &startup,
+        &auth,
+    );
     // The common mistake: sg-db admits only sg-app.
     let web_db = flow("10.0.11.12", 45110, "10.0.30.31", 5432, 300);
     tcp_unanswered(c, &[Fate::denied(NO_RULE)], web_db, t + 200 * MS);
@@ -677,15 +856,50 @@ fn demo_ssh_and_ping(c: &mut Capture, t: Micros) {
     let internet = flow("203.0.113.50", 60222, "10.0.0.20", 22, 24 * MS);
     tcp_unanswered(c, &[Fate::denied(NO_RULE)], internet, t + 300 * MS);
     let guest = flow("198.51.100.230", 50110, "10.0.0.20", 22, 12 * MS);
-    tcp_unanswered(c, &[Fate::denied(denied_by("sg-bastion/ingress/0"))], guest, t + 350 * MS);
+    tcp_unanswered(
+        c,
+        &[Fate::denied(denied_by("sg-bastion/ingress/0"))],
+        guest,
+        t + 350 * MS,
+    );
     let (client_banner, server_banner) = (ssh_banner("OpenSSH_9.6"), ssh_banner("OpenSSH_8.7"));
     let office = flow("198.51.100.25", 50512, "10.0.0.20", 22, 12 * MS);
-    tcp_session(c, &allowed("sg-bastion/ingress/1"), office, t + 600 * MS, &client_banner, &server_banner);
+    tcp_session(
+        c,
+        &allowed("sg-bastion/ingress/1"),
+        office,
+        t + 600 * MS,
+        &client_banner,
+        &server_banner,
+    );
     let onward = flow("10.0.0.20", 41022, "10.0.10.11", 22, 300);
-    tcp_session(c, &allowed("sg-web/ingress/1"), onward, t + 700 * MS, &client_banner, &server_banner);
-    ping(c, &allowed("sg-bastion/ingress/2"), ("198.51.100.25", "10.0.0.20"), 0x1f2e, 2, t + 500 * MS, 12 * MS);
+    tcp_session(
+        c,
+        &allowed("sg-web/ingress/1"),
+        onward,
+        t + 700 * MS,
+        &client_banner,
+        &server_banner,
+    );
+    ping(
+        c,
+        &allowed("sg-bastion/ingress/2"),
+        ("198.51.100.25", "10.0.0.20"),
+        0x1f2e,
+        2,
+        t + 500 * MS,
+        12 * MS,
+    );
     let ping6 = allowed("sg-bastion/ingress/3");
-    ping(c, &ping6, ("2001:db8:ff00::25", "2001:db8:1234::20"), 0x2c01, 2, t + 520 * MS, 12 * MS);
+    ping(
+        c,
+        &ping6,
+        ("2001:db8:ff00::25", "2001:db8:1234::20"),
+        0x2c01,
+        2,
+        t + 520 * MS,
+        12 * MS,
+    );
 }
 
 /// Loose pick-up, ICMP errors with and without a flow, and fragments.
@@ -694,14 +908,27 @@ fn demo_conntrack_corners(c: &mut Capture, t: Micros) {
     // started: its first packet is data (loose pick-up), judged by the rules.
     let pool = flow("10.0.20.21", 52870, "10.0.30.31", 5432, 300);
     let rows = [pg_message(b'C', b"SELECT 1\0"), pg_message(b'Z', b"I")].concat();
-    tcp_midstream(c, &allowed("sg-db/ingress/0"), pool, t + 3 * MS, &pg_query("SELECT 1"), &rows);
+    tcp_midstream(
+        c,
+        &allowed("sg-db/ingress/0"),
+        pool,
+        t + 3 * MS,
+        &pg_query("SELECT 1"),
+        &rows,
+    );
 
     // A port unreachable for a DNS query sent before the capture started: it
     // relates to no tracked flow, so the rules judge it as ICMP, and no rule
     // admits ICMP into the web tier.
     let (web, resolver) = (ip("10.0.10.11"), ip("10.0.40.10"));
     let q = dns_query(0x5a16, "api.internal.example.", DNS_A, false);
-    let unreachable = build::icmp_error(resolver, web, 3, 3, &build::udp(web, resolver, 40001, 53, &q));
+    let unreachable = build::icmp_error(
+        resolver,
+        web,
+        3,
+        3,
+        &build::udp(web, resolver, 40001, 53, &q),
+    );
     c.single(t + 1700, unreachable, NO_RULE);
 
     // NTP to the resolver while chrony restarts: the port unreachable quotes
@@ -710,29 +937,71 @@ fn demo_conntrack_corners(c: &mut Capture, t: Micros) {
     let query = build::udp(ntp.client, ntp.server, ntp.cport, ntp.sport, &ntp_request());
     let mut conv = c.conv(&allowed("sg-resolver/ingress/2"));
     conv.send(t + 900 * MS, true, query.clone(), None);
-    conv.send_icmp_error(t + 900 * MS + 300, build::icmp_error(ntp.server, ntp.client, 3, 3, &query));
+    conv.send_icmp_error(
+        t + 900 * MS + 300,
+        build::icmp_error(ntp.server, ntp.client, 3, 3, &query),
+    );
 
     // A DNSSEC answer too big for one frame: the first fragment is the reply
     // of an allowed flow, the others follow it.
     let keys = dns_query(0x7c31, "example.com.", DNS_DNSKEY, true);
-    let rdatas: Vec<Vec<u8>> =
-        (0..13).map(|i| [&[1, if i < 2 { 1 } else { 0 }, 3, 8][..], &filler(i, 260)].concat()).collect();
+    let rdatas: Vec<Vec<u8>> = (0..13)
+        .map(|i| [&[1, if i < 2 { 1 } else { 0 }, 3, 8][..], &filler(i, 260)].concat())
+        .collect();
     let answer = dns_answer(&keys, DNS_DNSKEY, &rdatas);
     let dnssec = flow("10.0.0.20", 39001, "10.0.40.10", 53, 400);
     let mut conv = c.conv(&allowed("sg-resolver/ingress/0"));
-    conv.send(t + 950 * MS, true, build::udp(dnssec.client, dnssec.server, dnssec.cport, dnssec.sport, &keys), None);
-    let big = build::udp(dnssec.server, dnssec.client, dnssec.sport, dnssec.cport, &answer);
-    conv.send_fragments(t + 950 * MS + 400, false, build::fragment_v4(&big, 1480, 0x3a5c));
+    conv.send(
+        t + 950 * MS,
+        true,
+        build::udp(
+            dnssec.client,
+            dnssec.server,
+            dnssec.cport,
+            dnssec.sport,
+            &keys,
+        ),
+        None,
+    );
+    let big = build::udp(
+        dnssec.server,
+        dnssec.client,
+        dnssec.sport,
+        dnssec.cport,
+        &answer,
+    );
+    conv.send_fragments(
+        t + 950 * MS + 400,
+        false,
+        build::fragment_v4(&big, 1480, 0x3a5c),
+    );
 
     // A dynamic DNS update publishing the web server's DKIM key, too big for
     // one frame: its first fragment opens the flow (judged on its ports), the
     // second follows it, the short answer is the flow's reply.
-    let update = dns_update(0x0e5f, "internal.example.", "web-1a._domainkey.internal.example.", 1650);
+    let update = dns_update(
+        0x0e5f,
+        "internal.example.",
+        "web-1a._domainkey.internal.example.",
+        1650,
+    );
     let nsupdate = flow("10.0.10.11", 35111, "10.0.40.10", 53, 400);
     let mut conv = c.conv(&allowed("sg-resolver/ingress/0"));
-    let big = build::udp(nsupdate.client, nsupdate.server, nsupdate.cport, nsupdate.sport, &update);
+    let big = build::udp(
+        nsupdate.client,
+        nsupdate.server,
+        nsupdate.cport,
+        nsupdate.sport,
+        &update,
+    );
     conv.send_fragments(t + 970 * MS, true, build::fragment_v4(&big, 1480, 0x51f3));
-    let ok = build::udp(nsupdate.server, nsupdate.client, nsupdate.sport, nsupdate.cport, &dns_update_ok(&update));
+    let ok = build::udp(
+        nsupdate.server,
+        nsupdate.client,
+        nsupdate.sport,
+        nsupdate.cport,
+        &dns_update_ok(&update),
+    );
     conv.send(t + 970 * MS + 1100, false, ok, None);
 }
 
@@ -741,13 +1010,32 @@ fn demo_customers(c: &mut Capture, t: Micros) {
     ipv6_customer_with_pmtud(c, t);
     let plain = flow("203.0.113.50", 51710, "10.0.1.10", 80, 24 * MS);
     let home = http_get("shop.example.com", "/", "curl/8.4.0");
-    let redirect =
-        http_response("301 Moved Permanently", "text/html", "<a href=\"https://shop.example.com/\">moved</a>\n");
-    tcp_session(c, &allowed("sg-alb/ingress/1"), plain, t + 100 * MS, &home, &redirect);
+    let redirect = http_response(
+        "301 Moved Permanently",
+        "text/html",
+        "<a href=\"https://shop.example.com/\">moved</a>\n",
+    );
+    tcp_session(
+        c,
+        &allowed("sg-alb/ingress/1"),
+        plain,
+        t + 100 * MS,
+        &home,
+        &redirect,
+    );
     let health = flow("10.0.1.10", 40230, "10.0.11.12", 80, 400);
-    let (check, ok) =
-        (http_get("10.0.11.12", "/health", "ELB-HealthChecker/2.0"), http_response("200 OK", "text/plain", "ok\n"));
-    tcp_session(c, &allowed("sg-web/ingress/0"), health, t + 150 * MS, &check, &ok);
+    let (check, ok) = (
+        http_get("10.0.11.12", "/health", "ELB-HealthChecker/2.0"),
+        http_response("200 OK", "text/plain", "ok\n"),
+    );
+    tcp_session(
+        c,
+        &allowed("sg-web/ingress/0"),
+        health,
+        t + 150 * MS,
+        &check,
+        &ok,
+    );
 }
 
 /// What is not a flow of the policy: link-layer chatter, a packet between two
@@ -756,14 +1044,49 @@ fn demo_customers(c: &mut Capture, t: Micros) {
 fn demo_strays(c: &mut Capture, t: Micros) {
     // A web server asks for its gateway and its IPv6 router before talking.
     c.single(t, arp_request("10.0.10.11", "10.0.10.1"), ARP);
-    c.single(t + 900, neighbor_solicitation("fe80::11", "2001:db8:1234:10::1"), NEIGHBOR_DISCOVERY);
-    let stray = build::tcp(ip("203.0.113.50"), ip("192.0.2.77"), 40404, 80, SYN, 0x1234_5678, 0, b"");
+    c.single(
+        t + 900,
+        neighbor_solicitation("fe80::11", "2001:db8:1234:10::1"),
+        NEIGHBOR_DISCOVERY,
+    );
+    let stray = build::tcp(
+        ip("203.0.113.50"),
+        ip("192.0.2.77"),
+        40404,
+        80,
+        SYN,
+        0x1234_5678,
+        0,
+        b"",
+    );
     c.single(t + 1212 * MS + 345, stray, UNKNOWN_ADDRESS);
-    let synack = build::tcp(ip("203.0.113.99"), ip("10.0.0.10"), 443, 33012, SYN | ACK, 0x0bad_cafe, 0x1d2e_3f40, b"");
+    let synack = build::tcp(
+        ip("203.0.113.99"),
+        ip("10.0.0.10"),
+        443,
+        33012,
+        SYN | ACK,
+        0x0bad_cafe,
+        0x1d2e_3f40,
+        b"",
+    );
     let mut conv = c.conv(&[Fate::denied_both_ways(NO_RULE, NO_RULE)]);
     conv.send(t + 1263 * MS + 101, false, synack, Some(SYN | ACK));
-    c.single(t + 1318 * MS + 4, lldp("tor-use1-az1-07", "Ethernet1/12"), NOT_IP);
-    let mut runt = build::tcp(ip("203.0.113.50"), ip("10.0.0.10"), 51999, 443, SYN, 0x0a0b_0c0d, 0, b"");
+    c.single(
+        t + 1318 * MS + 4,
+        lldp("tor-use1-az1-07", "Ethernet1/12"),
+        NOT_IP,
+    );
+    let mut runt = build::tcp(
+        ip("203.0.113.50"),
+        ip("10.0.0.10"),
+        51999,
+        443,
+        SYN,
+        0x0a0b_0c0d,
+        0,
+        b"",
+    );
     runt.truncate(40);
     c.single(t + 1407 * MS + 250, runt, MALFORMED);
 }
@@ -772,7 +1095,13 @@ fn demo_strays(c: &mut Capture, t: Micros) {
 /// big, a router on the way says so (related: it quotes the flow), the ALB
 /// sends it again in two segments.
 fn ipv6_customer_with_pmtud(cap: &mut Capture, t: Micros) {
-    let v6 = flow("2001:db8:beef::50", 51700, "2001:db8:1234::10", 443, 26 * MS);
+    let v6 = flow(
+        "2001:db8:beef::50",
+        51700,
+        "2001:db8:1234::10",
+        443,
+        26 * MS,
+    );
     let router = ip("2001:db8:beef:ff::1");
     let (r, hello) = (v6.rtt, server_hello());
     let mut s = TcpConv::new(cap, &allowed("sg-alb/ingress/0"), v6);
@@ -805,40 +1134,108 @@ fn aws_default_sg() -> Capture {
     let mut cap = Capture::new(
         "aws-default-sg",
         vec![
-            Replay { config: Some("aws-default-sg"), golden: "aws-default-sg.expected.csv" },
-            Replay { config: Some("aws-default-sg-fixed"), golden: "aws-default-sg-fixed.expected.csv" },
+            Replay {
+                config: Some("aws-default-sg"),
+                golden: "aws-default-sg.expected.csv",
+            },
+            Replay {
+                config: Some("aws-default-sg-fixed"),
+                golden: "aws-default-sg-fixed.expected.csv",
+            },
         ],
     );
     let c = &mut cap;
     let t = T0;
-    let https = [Fate::Allowed("sg-public/ingress/0"), Fate::Allowed("sg-public/ingress/0")];
+    let https = [
+        Fate::Allowed("sg-public/ingress/0"),
+        Fate::Allowed("sg-public/ingress/0"),
+    ];
     // Inside the VPC: no rule in the broken file, in either direction (the
     // reply as a new flow meets sg-public's "443 from the office" too);
     // sg-default/ingress/0 once every tier is a member of sg-default.
-    let member = [Fate::denied_both_ways(NO_RULE, NO_RULE), Fate::Allowed("sg-default/ingress/0")];
+    let member = [
+        Fate::denied_both_ways(NO_RULE, NO_RULE),
+        Fate::Allowed("sg-default/ingress/0"),
+    ];
     // The office straight to the instance: denied before and after.
     let bypass = [Fate::denied(NO_RULE), Fate::denied(NO_RULE)];
     let health = http_get("10.0.10.20", "/up", "ELB-HealthChecker/2.0");
-    let up = http_response("200 OK", "text/html", "<html><body style=\"background-color: green\"></body></html>");
+    let up = http_response(
+        "200 OK",
+        "text/html",
+        "<html><body style=\"background-color: green\"></body></html>",
+    );
 
     // Before the fix: the office reaches the ALB; health checks from both ALB
     // nodes and Rails' connection to the database are never answered.
-    tcp_session(c, &https, flow("198.51.100.7", 52000, "10.0.0.10", 443, 9 * MS), t, &client_hello(), &server_hello());
-    tcp_unanswered(c, &member, flow("10.0.0.10", 41000, "10.0.10.20", 80, 400), t + 40 * MS);
-    tcp_unanswered(c, &member, flow("10.0.1.10", 41100, "10.0.10.20", 80, 500), t + 45 * MS);
-    tcp_unanswered(c, &member, flow("10.0.10.20", 50000, "10.0.20.30", 5432, 300), t + 300 * MS);
-    tcp_unanswered(c, &bypass, flow("198.51.100.7", 52010, "10.0.10.20", 80, 9 * MS), t + 1500 * MS);
+    tcp_session(
+        c,
+        &https,
+        flow("198.51.100.7", 52000, "10.0.0.10", 443, 9 * MS),
+        t,
+        &client_hello(),
+        &server_hello(),
+    );
+    tcp_unanswered(
+        c,
+        &member,
+        flow("10.0.0.10", 41000, "10.0.10.20", 80, 400),
+        t + 40 * MS,
+    );
+    tcp_unanswered(
+        c,
+        &member,
+        flow("10.0.1.10", 41100, "10.0.10.20", 80, 500),
+        t + 45 * MS,
+    );
+    tcp_unanswered(
+        c,
+        &member,
+        flow("10.0.10.20", 50000, "10.0.20.30", 5432, 300),
+        t + 300 * MS,
+    );
+    tcp_unanswered(
+        c,
+        &bypass,
+        flow("198.51.100.7", 52010, "10.0.10.20", 80, 9 * MS),
+        t + 1500 * MS,
+    );
 
     // sg-default is attached at t+20 s; the same flows now complete.
     let t = T0 + 20 * SEC;
-    tcp_session(c, &member, flow("10.0.0.10", 41200, "10.0.10.20", 80, 400), t, &health, &up);
-    tcp_session(c, &member, flow("10.0.1.10", 41210, "10.0.10.20", 80, 500), t + 5 * MS, &health, &up);
+    tcp_session(
+        c,
+        &member,
+        flow("10.0.0.10", 41200, "10.0.10.20", 80, 400),
+        t,
+        &health,
+        &up,
+    );
+    tcp_session(
+        c,
+        &member,
+        flow("10.0.1.10", 41210, "10.0.10.20", 80, 500),
+        t + 5 * MS,
+        &health,
+        &up,
+    );
     let startup = pg_startup("rails", "rails_production", "puma: cluster worker 0");
     let sasl = pg_message(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0");
-    tcp_session(c, &member, flow("10.0.10.20", 50010, "10.0.20.30", 5432, 300), t + 200 * MS, &startup, &sasl);
+    tcp_session(
+        c,
+        &member,
+        flow("10.0.10.20", 50010, "10.0.20.30", 5432, 300),
+        t + 200 * MS,
+        &startup,
+        &sasl,
+    );
     // A user's page: office -> ALB, then the ALB forwards it to the instance.
     let page = http_get("app.example.com", "/dashboard", "Mozilla/5.0");
-    let html = http_response("200 OK", "text/html; charset=utf-8", "<!DOCTYPE html><title>Dashboard</title>\n");
+    let html = http_response(
+        "200 OK",
+        "text/html; charset=utf-8",
+        "<!DOCTYPE html><title>Dashboard</title>\n",
+    );
     tcp_session(
         c,
         &https,
@@ -847,34 +1244,98 @@ fn aws_default_sg() -> Capture {
         &client_hello(),
         &server_hello(),
     );
-    tcp_session_think(c, &member, flow("10.0.0.10", 41300, "10.0.10.20", 80, 400), t + 520 * MS, &page, &html, 35 * MS);
-    tcp_unanswered(c, &bypass, flow("198.51.100.7", 52030, "10.0.10.20", 80, 9 * MS), t + 2 * SEC);
+    tcp_session_think(
+        c,
+        &member,
+        flow("10.0.0.10", 41300, "10.0.10.20", 80, 400),
+        t + 520 * MS,
+        &page,
+        &html,
+        35 * MS,
+    );
+    tcp_unanswered(
+        c,
+        &bypass,
+        flow("198.51.100.7", 52030, "10.0.10.20", 80, 9 * MS),
+        t + 2 * SEC,
+    );
     cap
 }
 
 /// config/ack-cluster.toml: a basic-SG cluster and a least-privilege one.
 fn ack_cluster() -> Capture {
-    let mut cap =
-        Capture::new("ack-cluster", vec![Replay { config: Some("ack-cluster"), golden: "ack-cluster.expected.csv" }]);
+    let mut cap = Capture::new(
+        "ack-cluster",
+        vec![Replay {
+            config: Some("ack-cluster"),
+            golden: "ack-cluster.expected.csv",
+        }],
+    );
     let c = &mut cap;
     let t = T0;
 
     // prod-basic: node -> node on anything, pods -> nodes, the internet pings.
     let n2n = flow("192.168.0.10", 43120, "192.168.0.11", 10250, 200);
-    tcp_session(c, &allowed("sg-ack-basic/intra_group"), n2n, t, &client_hello(), &server_hello());
+    tcp_session(
+        c,
+        &allowed("sg-ack-basic/intra_group"),
+        n2n,
+        t,
+        &client_hello(),
+        &server_hello(),
+    );
     let pod = flow("172.20.1.5", 38044, "192.168.0.11", 10250, 250);
-    tcp_session(c, &allowed("sg-ack-basic/ingress/1"), pod, t + 30 * MS, &client_hello(), &server_hello());
-    ping(c, &allowed("sg-ack-basic/ingress/0"), ("203.0.113.7", "192.168.0.10"), 0x0d11, 2, t + 100 * MS, 31 * MS);
-    tcp_unanswered(c, &[Fate::denied(NO_RULE)], flow("203.0.113.7", 58122, "192.168.0.10", 22, 31 * MS), t + 150 * MS);
+    tcp_session(
+        c,
+        &allowed("sg-ack-basic/ingress/1"),
+        pod,
+        t + 30 * MS,
+        &client_hello(),
+        &server_hello(),
+    );
+    ping(
+        c,
+        &allowed("sg-ack-basic/ingress/0"),
+        ("203.0.113.7", "192.168.0.10"),
+        0x0d11,
+        2,
+        t + 100 * MS,
+        31 * MS,
+    );
+    tcp_unanswered(
+        c,
+        &[Fate::denied(NO_RULE)],
+        flow("203.0.113.7", 58122, "192.168.0.10", 22, 31 * MS),
+        t + 150 * MS,
+    );
     let q = dns_query(0x41c2, "registry-1.docker.io.", DNS_A, false);
     let google = flow("192.168.0.10", 45873, "8.8.8.8", 53, 3 * MS);
-    udp_exchange(c, &allowed("sg-ack-basic/egress/0"), google, t + 200 * MS, &q, &dns_a(&q, &["54.236.113.205"]));
+    udp_exchange(
+        c,
+        &allowed("sg-ack-basic/egress/0"),
+        google,
+        t + 200 * MS,
+        &q,
+        &dns_a(&q, &["54.236.113.205"]),
+    );
 
     // prod-ent: only the listed ports, node -> node included.
     let ent = flow("192.168.2.10", 51200, "192.168.2.11", 10250, 200);
-    tcp_session(c, &allowed("sg-ack-enterprise/ingress/3"), ent, t + 400 * MS, &client_hello(), &server_hello());
+    tcp_session(
+        c,
+        &allowed("sg-ack-enterprise/ingress/3"),
+        ent,
+        t + 400 * MS,
+        &client_hello(),
+        &server_hello(),
+    );
     let ssh = [Fate::denied(denied_by("sg-ack-enterprise/egress/5"))];
-    tcp_unanswered(c, &ssh, flow("192.168.2.10", 51210, "192.168.2.11", 22, 200), t + 420 * MS);
+    tcp_unanswered(
+        c,
+        &ssh,
+        flow("192.168.2.10", 51210, "192.168.2.11", 22, 200),
+        t + 420 * MS,
+    );
     let api_kubelet = flow("192.168.2.250", 60412, "192.168.2.11", 10250, 200);
     tcp_session(
         c,
@@ -885,44 +1346,113 @@ fn ack_cluster() -> Capture {
         &server_hello(),
     );
     let node_api = flow("192.168.2.10", 51230, "192.168.2.250", 6443, 200);
-    tcp_session(c, &allowed("sg-ack-enterprise/ingress/6"), node_api, t + 480 * MS, &client_hello(), &server_hello());
-    ping(c, &allowed("sg-ack-enterprise/ingress/2"), ("192.168.2.10", "192.168.2.11"), 0x0e21, 1, t + 520 * MS, 200);
-    let q = dns_query(0x1a2b, "kubernetes.default.svc.cluster.local.", DNS_A, false);
+    tcp_session(
+        c,
+        &allowed("sg-ack-enterprise/ingress/6"),
+        node_api,
+        t + 480 * MS,
+        &client_hello(),
+        &server_hello(),
+    );
+    ping(
+        c,
+        &allowed("sg-ack-enterprise/ingress/2"),
+        ("192.168.2.10", "192.168.2.11"),
+        0x0e21,
+        1,
+        t + 520 * MS,
+        200,
+    );
+    let q = dns_query(
+        0x1a2b,
+        "kubernetes.default.svc.cluster.local.",
+        DNS_A,
+        false,
+    );
     let coredns = flow("172.22.3.4", 42213, "192.168.2.11", 53, 250);
-    udp_exchange(c, &allowed("sg-ack-enterprise/ingress/0"), coredns, t + 550 * MS, &q, &dns_a(&q, &["172.21.0.1"]));
-    let q = dns_query(0x2b3c, "registry-vpc.cn-hangzhou.aliyuncs.com.", DNS_A, false);
+    udp_exchange(
+        c,
+        &allowed("sg-ack-enterprise/ingress/0"),
+        coredns,
+        t + 550 * MS,
+        &q,
+        &dns_a(&q, &["172.21.0.1"]),
+    );
+    let q = dns_query(
+        0x2b3c,
+        "registry-vpc.cn-hangzhou.aliyuncs.com.",
+        DNS_A,
+        false,
+    );
     let vpc_dns = flow("192.168.2.10", 40871, "100.100.2.136", 53, 500);
-    udp_exchange(c, &allowed("sg-ack-enterprise/egress/0"), vpc_dns, t + 560 * MS, &q, &dns_a(&q, &["100.103.7.102"]));
+    udp_exchange(
+        c,
+        &allowed("sg-ack-enterprise/egress/0"),
+        vpc_dns,
+        t + 560 * MS,
+        &q,
+        &dns_a(&q, &["100.103.7.102"]),
+    );
     // A node's resolv.conf pointing at 8.8.8.8: the query and its retry 5 s
     // later hit the priority-100 deny.
     let q = dns_query(0x3c4d, "registry-1.docker.io.", DNS_A, false);
     let mut conv = c.conv(&[Fate::denied(denied_by("sg-ack-enterprise/egress/5"))]);
     for after in [0, 5 * SEC] {
-        conv.send(t + 600 * MS + after, true, build::udp(ip("192.168.2.10"), ip("8.8.8.8"), 40888, 53, &q), None);
+        conv.send(
+            t + 600 * MS + after,
+            true,
+            build::udp(ip("192.168.2.10"), ip("8.8.8.8"), 40888, 53, &q),
+            None,
+        );
     }
     // The other cluster's pod tries the enterprise kubelet.
-    tcp_unanswered(c, &[Fate::denied(NO_RULE)], flow("172.20.1.5", 38050, "192.168.2.11", 10250, 250), t + 700 * MS);
+    tcp_unanswered(
+        c,
+        &[Fate::denied(NO_RULE)],
+        flow("172.20.1.5", 38050, "192.168.2.11", 10250, 250),
+        t + 700 * MS,
+    );
     cap
 }
 
 /// config/mse-gateway.toml: the gateway's authorised port 8080 works, the
 /// redeployed service on 8081 does not, pod -> pod on 8081 does.
 fn mse_gateway() -> Capture {
-    let mut cap =
-        Capture::new("mse-gateway", vec![Replay { config: Some("mse-gateway"), golden: "mse-gateway.expected.csv" }]);
+    let mut cap = Capture::new(
+        "mse-gateway",
+        vec![Replay {
+            config: Some("mse-gateway"),
+            golden: "mse-gateway.expected.csv",
+        }],
+    );
     let c = &mut cap;
     let t = T0;
     let client_tls = allowed("sg-mse-gw-managed/ingress/1");
     let order = http_get("order-service.prod.svc", "/api/orders?user=88", "envoy");
-    let orders = http_response("200 OK", "application/json", r#"{"orders":[{"id":7001,"total":"129.00"}]}"#);
+    let orders = http_response(
+        "200 OK",
+        "application/json",
+        r#"{"orders":[{"id":7001,"total":"129.00"}]}"#,
+    );
 
     // Before the redeploy: client -> gateway -> order-service pod on 8080.
     let client = flow("203.0.113.80", 61001, "192.168.100.11", 443, 28 * MS);
     tcp_session(c, &client_tls, client, t, &client_hello(), &server_hello());
     let gw_pod = flow("192.168.100.11", 42001, "192.168.64.21", 8080, 200);
-    tcp_session(c, &allowed("sg-mse-auth/ingress/0"), gw_pod, t + 60 * MS, &order, &orders);
+    tcp_session(
+        c,
+        &allowed("sg-mse-auth/ingress/0"),
+        gw_pod,
+        t + 60 * MS,
+        &order,
+        &orders,
+    );
     let http = flow("203.0.113.80", 61005, "192.168.100.11", 80, 28 * MS);
-    let moved = http_response("301 Moved Permanently", "text/plain", "https://shop.example.cn/\n");
+    let moved = http_response(
+        "301 Moved Permanently",
+        "text/plain",
+        "https://shop.example.cn/\n",
+    );
     tcp_session(
         c,
         &allowed("sg-mse-gw-managed/ingress/0"),
@@ -932,10 +1462,21 @@ fn mse_gateway() -> Capture {
         &moved,
     );
     // Dubbo from the second gateway node to inventory-service.
-    let dubbo_call = dubbo(true, 1, b"\x052.0.2\x30\x2ecom.example.inventory.InventoryService\x051.0.0\x05stock");
+    let dubbo_call = dubbo(
+        true,
+        1,
+        b"\x052.0.2\x30\x2ecom.example.inventory.InventoryService\x051.0.0\x05stock",
+    );
     let dubbo_ret = dubbo(false, 1, b"\x91\xe1\x03\x2a");
     let inv = flow("192.168.101.11", 43010, "192.168.64.31", 20880, 250);
-    tcp_session(c, &allowed("sg-mse-auth/ingress/1"), inv, t + 150 * MS, &dubbo_call, &dubbo_ret);
+    tcp_session(
+        c,
+        &allowed("sg-mse-auth/ingress/1"),
+        inv,
+        t + 150 * MS,
+        &dubbo_call,
+        &dubbo_ret,
+    );
 
     // order-service now listens on 8081: a client's request reaches the
     // gateway, the gateway's connection to the pod is never answered (its 1 s
@@ -943,16 +1484,53 @@ fn mse_gateway() -> Capture {
     // retransmitted by the kernel all the same.
     let t = T0 + 10 * SEC;
     let client = flow("203.0.113.80", 61020, "192.168.100.11", 443, 28 * MS);
-    tcp_session_think(c, &client_tls, client, t, &client_hello(), &server_hello(), 1005 * MS);
-    tcp_unanswered(c, &[Fate::denied(NO_RULE)], flow("192.168.100.11", 42020, "192.168.64.21", 8081, 200), t + 60 * MS);
+    tcp_session_think(
+        c,
+        &client_tls,
+        client,
+        t,
+        &client_hello(),
+        &server_hello(),
+        1005 * MS,
+    );
+    tcp_unanswered(
+        c,
+        &[Fate::denied(NO_RULE)],
+        flow("192.168.100.11", 42020, "192.168.64.21", 8081, 200),
+        t + 60 * MS,
+    );
     // Debugging: the gateway can ping the pod (cluster SG: ICMP from anywhere)...
-    ping(c, &allowed("sg-ack-prod/ingress/0"), ("192.168.100.11", "192.168.64.21"), 0x4d3e, 2, t + 5 * SEC, 200);
+    ping(
+        c,
+        &allowed("sg-ack-prod/ingress/0"),
+        ("192.168.100.11", "192.168.64.21"),
+        0x4d3e,
+        2,
+        t + 5 * SEC,
+        200,
+    );
     // ...and inside the cluster 8081 works (intra_group), so the gateway is blamed.
     let pod_pod = flow("192.168.64.31", 47711, "192.168.64.21", 8081, 150);
-    let order8081 = http_get("order-service.prod.svc:8081", "/api/orders?user=88", "inventory-service/1.4");
-    tcp_session(c, &allowed("sg-ack-prod/intra_group"), pod_pod, t + 6 * SEC, &order8081, &orders);
+    let order8081 = http_get(
+        "order-service.prod.svc:8081",
+        "/api/orders?user=88",
+        "inventory-service/1.4",
+    );
+    tcp_session(
+        c,
+        &allowed("sg-ack-prod/intra_group"),
+        pod_pod,
+        t + 6 * SEC,
+        &order8081,
+        &orders,
+    );
     // Someone tries SSH from a gateway node to the worker: no rule.
-    tcp_unanswered(c, &[Fate::denied(NO_RULE)], flow("192.168.100.11", 42030, "192.168.1.20", 22, 200), t + 7 * SEC);
+    tcp_unanswered(
+        c,
+        &[Fate::denied(NO_RULE)],
+        flow("192.168.100.11", 42030, "192.168.1.20", 22, 200),
+        t + 7 * SEC,
+    );
     cap
 }
 
@@ -961,47 +1539,129 @@ fn mse_gateway() -> Capture {
 fn privatelink_nlb() -> Capture {
     let mut cap = Capture::new(
         "privatelink-nlb",
-        vec![Replay { config: Some("privatelink-nlb"), golden: "privatelink-nlb.expected.csv" }],
+        vec![Replay {
+            config: Some("privatelink-nlb"),
+            golden: "privatelink-nlb.expected.csv",
+        }],
     );
     let c = &mut cap;
     let t = T0;
     let no_rule = [Fate::denied(NO_RULE)];
     let order = http_get("orders.internal", "/v2/orders/5521", "checkout/3.2");
-    let body = http_response("200 OK", "application/json", r#"{"id":5521,"state":"paid"}"#);
+    let body = http_response(
+        "200 OK",
+        "application/json",
+        r#"{"id":5521,"state":"paid"}"#,
+    );
     let health = http_get("10.30.10.21", "/healthz", "ELB-HealthChecker/2.0");
     let ok = http_response("200 OK", "text/plain", "ok\n");
     let to_targets = allowed("sg-orders-app/ingress/0");
 
     // NLB health checks of both targets from both NLB nodes.
-    tcp_session(c, &to_targets, flow("10.30.1.50", 30101, "10.30.10.21", 80, 200), t, &health, &ok);
-    tcp_session(c, &to_targets, flow("10.30.1.50", 30102, "10.30.11.22", 80, 250), t + 3 * MS, &health, &ok);
-    tcp_session(c, &to_targets, flow("10.30.2.50", 30201, "10.30.10.21", 80, 300), t + 6 * MS, &health, &ok);
-    tcp_session(c, &to_targets, flow("10.30.2.50", 30202, "10.30.11.22", 80, 250), t + 9 * MS, &health, &ok);
+    tcp_session(
+        c,
+        &to_targets,
+        flow("10.30.1.50", 30101, "10.30.10.21", 80, 200),
+        t,
+        &health,
+        &ok,
+    );
+    tcp_session(
+        c,
+        &to_targets,
+        flow("10.30.1.50", 30102, "10.30.11.22", 80, 250),
+        t + 3 * MS,
+        &health,
+        &ok,
+    );
+    tcp_session(
+        c,
+        &to_targets,
+        flow("10.30.2.50", 30201, "10.30.10.21", 80, 300),
+        t + 6 * MS,
+        &health,
+        &ok,
+    );
+    tcp_session(
+        c,
+        &to_targets,
+        flow("10.30.2.50", 30202, "10.30.11.22", 80, 250),
+        t + 9 * MS,
+        &health,
+        &ok,
+    );
 
     // HTTPS through AZ a, hop by hop; the NLB's TLS listener forwards plain HTTP.
     let t = T0 + 100 * MS;
     let hop1 = flow("10.20.1.15", 49152, "10.20.1.100", 443, 150);
-    tcp_session_think(c, &allowed("sg-vpce-orders/ingress/0"), hop1, t, &client_hello(), &server_hello(), 4 * MS);
+    tcp_session_think(
+        c,
+        &allowed("sg-vpce-orders/ingress/0"),
+        hop1,
+        t,
+        &client_hello(),
+        &server_hello(),
+        4 * MS,
+    );
     let hop2 = flow("10.20.1.100", 15001, "10.30.1.50", 443, 600);
-    tcp_session_think(c, &allowed("sg-nlb-orders/ingress/0"), hop2, t + 400, &client_hello(), &server_hello(), 2500);
+    tcp_session_think(
+        c,
+        &allowed("sg-nlb-orders/ingress/0"),
+        hop2,
+        t + 400,
+        &client_hello(),
+        &server_hello(),
+        2500,
+    );
     let hop3 = flow("10.30.1.50", 30110, "10.30.10.21", 80, 200);
     tcp_session(c, &to_targets, hop3, t + 2 * MS, &order, &body);
 
     // HTTP through AZ b.
     let t = T0 + 300 * MS;
     let hop1 = flow("10.20.1.15", 49160, "10.20.3.100", 80, 900);
-    tcp_session_think(c, &allowed("sg-vpce-orders/ingress/1"), hop1, t, &order, &body, 5 * MS);
+    tcp_session_think(
+        c,
+        &allowed("sg-vpce-orders/ingress/1"),
+        hop1,
+        t,
+        &order,
+        &body,
+        5 * MS,
+    );
     let hop2 = flow("10.20.3.100", 15002, "10.30.2.50", 80, 700);
-    tcp_session_think(c, &allowed("sg-nlb-orders/ingress/1"), hop2, t + 1100, &order, &body, 3 * MS);
+    tcp_session_think(
+        c,
+        &allowed("sg-nlb-orders/ingress/1"),
+        hop2,
+        t + 1100,
+        &order,
+        &body,
+        3 * MS,
+    );
     let hop3 = flow("10.30.2.50", 30210, "10.30.11.22", 80, 250);
     tcp_session(c, &to_targets, hop3, t + 2 * MS, &order, &body);
 
     // Around the NLB: the consumer straight to a target (its own egress
     // blocks), the batch host to the endpoint (not in sg-consumer-app), and a
     // target group registered on 8080 (the NLB's egress allows only 80).
-    tcp_unanswered(c, &no_rule, flow("10.20.1.15", 49170, "10.30.10.21", 80, 1000), T0 + 500 * MS);
-    tcp_unanswered(c, &no_rule, flow("10.20.2.40", 55001, "10.20.1.100", 443, 150), T0 + 600 * MS);
-    tcp_unanswered(c, &no_rule, flow("10.30.1.50", 30120, "10.30.10.21", 8080, 200), T0 + 700 * MS);
+    tcp_unanswered(
+        c,
+        &no_rule,
+        flow("10.20.1.15", 49170, "10.30.10.21", 80, 1000),
+        T0 + 500 * MS,
+    );
+    tcp_unanswered(
+        c,
+        &no_rule,
+        flow("10.20.2.40", 55001, "10.20.1.100", 443, 150),
+        T0 + 600 * MS,
+    );
+    tcp_unanswered(
+        c,
+        &no_rule,
+        flow("10.30.1.50", 30120, "10.30.10.21", 8080, 200),
+        T0 + 700 * MS,
+    );
     cap
 }
 
@@ -1051,9 +1711,14 @@ fn readme(written: &[Written]) -> String {
     s.push_str("| capture | packets | policy | golden |\n|---|---|---|---|\n");
     for w in written {
         for (config, golden) in &w.replays {
-            let policy =
-                config.map_or("built-in (`config/default.toml`)".to_string(), |c| format!("`config/{c}.toml`"));
-            let _ = writeln!(s, "| `{}.pcap` | {} | {policy} | `{golden}` |", w.name, w.packets);
+            let policy = config.map_or("built-in (`config/default.toml`)".to_string(), |c| {
+                format!("`config/{c}.toml`")
+            });
+            let _ = writeln!(
+                s,
+                "| `{}.pcap` | {} | {policy} | `{golden}` |",
+                w.name, w.packets
+            );
         }
     }
     s.push_str(README_STORIES);
@@ -1124,14 +1789,25 @@ to a target, the batch host to the endpoint, the NLB to a target on 8080.
 
 fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pcaps");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     let mut written = Vec::new();
-    for cap in [demo(), aws_default_sg(), ack_cluster(), mse_gateway(), privatelink_nlb()] {
+    for cap in [
+        demo(),
+        aws_default_sg(),
+        ack_cluster(),
+        mse_gateway(),
+        privatelink_nlb(),
+    ] {
         let name = cap.name;
         let replays = cap.replays.iter().map(|r| (r.config, r.golden)).collect();
         let packets = cap.write(&dir);
         println!("pcaps/{name}.pcap: {packets} packets");
-        written.push(Written { name, packets, replays });
+        written.push(Written {
+            name,
+            packets,
+            replays,
+        });
     }
     write_file(&dir.join("README.md"), readme(&written).as_bytes());
 }

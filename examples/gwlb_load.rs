@@ -107,9 +107,11 @@ struct Args {
 
 fn args() -> Args {
     let c = <Cli as clap::Parser>::parse();
-    let mut tuning = Tuning::default();
-    tuning.gro = !c.no_gro;
-    tuning.kernel_steering = !c.no_steering;
+    let tuning = Tuning {
+        gro: !c.no_gro,
+        kernel_steering: !c.no_steering,
+        ..Tuning::default()
+    };
     Args {
         connect: c.connect,
         node: c.node,
@@ -171,7 +173,8 @@ fn main() {
         }
     };
 
-    let node = UdpSocket::bind(SocketAddr::new(a.node, 6081)).expect("binding the node's port 6081");
+    let node =
+        UdpSocket::bind(SocketAddr::new(a.node, 6081)).expect("binding the node's port 6081");
     socket::set_recv_buffer(node.as_fd(), 32 << 20);
     node.set_nonblocking(true).unwrap();
     let mut rx = RecvBatch::new(256, 2048);
@@ -187,20 +190,43 @@ fn main() {
         let (fwd, rev) = (dirs.len(), dirs.len() + 1);
         let payload = vec![0x5a; a.size];
         for (from_client, data) in [
-            (true, build::tcp(client, server, cport, 443, 0x18, 1, 1, &payload)),
-            (false, build::tcp(server, client, 443, cport, 0x18, 1, 1, &payload)),
+            (
+                true,
+                build::tcp(client, server, cport, 443, 0x18, 1, 1, &payload),
+            ),
+            (
+                false,
+                build::tcp(server, client, 443, cport, 0x18, 1, 1, &payload),
+            ),
         ] {
             let s = UdpSocket::bind(SocketAddr::new(a.node, 0)).unwrap();
             socket::set_send_buffer(s.as_fd(), 4 << 20);
             let data = geneve(&data, if from_client { 1 } else { 2 });
             let train = data.repeat(a.burst);
-            dirs.push(Direction { socket: s, data, train });
+            dirs.push(Direction {
+                socket: s,
+                data,
+                train,
+            });
         }
-        steps[0].push((fwd, geneve(&build::tcp(client, server, cport, 443, 0x02, 0, 0, b""), 1)));
-        steps[1].push((rev, geneve(&build::tcp(server, client, 443, cport, 0x12, 0, 1, b""), 2)));
-        steps[2].push((fwd, geneve(&build::tcp(client, server, cport, 443, 0x10, 1, 1, b""), 1)));
+        steps[0].push((
+            fwd,
+            geneve(&build::tcp(client, server, cport, 443, 0x02, 0, 0, b""), 1),
+        ));
+        steps[1].push((
+            rev,
+            geneve(&build::tcp(server, client, 443, cport, 0x12, 0, 1, b""), 2),
+        ));
+        steps[2].push((
+            fwd,
+            geneve(&build::tcp(client, server, cport, 443, 0x10, 1, 1, b""), 1),
+        ));
     }
-    for (n, step) in steps.iter().enumerate().filter(|_| a.raw_baseline.is_none()) {
+    for (n, step) in steps
+        .iter()
+        .enumerate()
+        .filter(|_| a.raw_baseline.is_none())
+    {
         for (d, p) in step {
             dirs[*d].socket.send_to(p, target).unwrap();
         }
@@ -210,7 +236,13 @@ fn main() {
             got += rx.recv(node.as_fd()).unwrap();
             let _ = socket::wait(node.as_fd(), &waker, Duration::from_millis(10));
         }
-        assert_eq!(got, step.len(), "handshake step {} came back for {got} of {} flows", n + 1, step.len());
+        assert_eq!(
+            got,
+            step.len(),
+            "handshake step {} came back for {got} of {} flows",
+            n + 1,
+            step.len()
+        );
     }
     println!(
         "{} established flows through {target} ({}), {} B datagrams, {} per send via {}",
@@ -226,7 +258,8 @@ fn main() {
     );
     if a.gso {
         for d in &dirs {
-            socket::set_udp_segment(d.socket.as_fd(), d.data.len() as u16).expect("UDP GSO (Linux 4.18 or later)");
+            socket::set_udp_segment(d.socket.as_fd(), d.data.len() as u16)
+                .expect("UDP GSO (Linux 4.18 or later)");
         }
     }
 
@@ -250,8 +283,12 @@ fn main() {
             })
             .unwrap()
     };
-    let f =
-        Flight { sent: AtomicU64::new(0), returned: &returned, lost: AtomicU64::new(0), done: AtomicBool::new(false) };
+    let f = Flight {
+        sent: AtomicU64::new(0),
+        returned: &returned,
+        lost: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+    };
     let m = match a.raw_baseline {
         None => {
             let mut tx = SendBatch::new();
@@ -262,7 +299,9 @@ fn main() {
                 if a.gso {
                     d.socket.send_to(&d.train, target).is_ok()
                 } else {
-                    tx.send(d.socket.as_fd(), (0..burst).map(|_| (&d.data[..], target))).sent == burst
+                    tx.send(d.socket.as_fd(), (0..burst).map(|_| (&d.data[..], target)))
+                        .sent
+                        == burst
                 }
             })
         }
@@ -270,11 +309,20 @@ fn main() {
             // The returns the appliance would send, sent without it.
             let returns: Vec<Vec<u8>> = dirs
                 .iter()
-                .map(|d| ipv4_udp(target.ip(), a.node, d.socket.local_addr().unwrap().port(), 6081, &d.data))
+                .map(|d| {
+                    ipv4_udp(
+                        target.ip(),
+                        a.node,
+                        d.socket.local_addr().unwrap().port(),
+                        6081,
+                        &d.data,
+                    )
+                })
                 .collect();
             let (to, returns) = (SocketAddr::new(a.node, 0), &returns);
             let sender = |first: usize| {
-                let raw = RawSocket::open(false, 4 << 20, Duration::from_millis(100)).expect("a raw socket (root)");
+                let raw = RawSocket::open(false, 4 << 20, Duration::from_millis(100))
+                    .expect("a raw socket (root)");
                 let mut tx = SendBatch::new();
                 let mut i = first;
                 move |burst: usize| {
@@ -363,9 +411,14 @@ fn blast(a: &Args, f: &Flight, mut send_burst: impl FnMut(usize) -> bool) -> Mea
     let mut stalled: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        let (s, back) = (f.sent.load(Ordering::Relaxed), f.returned.load(Ordering::Relaxed));
+        let (s, back) = (
+            f.sent.load(Ordering::Relaxed),
+            f.returned.load(Ordering::Relaxed),
+        );
         match &measured {
-            None if now - start >= Duration::from_secs(1) => measured = Some((now, s, back, thread_cpu())),
+            None if now - start >= Duration::from_secs(1) => {
+                measured = Some((now, s, back, thread_cpu()))
+            }
             Some((t0, s0, r0, cpu)) if now - *t0 >= Duration::from_secs(a.seconds) => {
                 f.done.store(true, Ordering::Relaxed);
                 return Measurement {
@@ -391,7 +444,10 @@ fn blast(a: &Args, f: &Flight, mut send_burst: impl FnMut(usize) -> bool) -> Mea
             // Returns stopped coming: count what is missing as lost and go on.
             let since = *stalled.get_or_insert(now);
             if now - since > Duration::from_millis(5) {
-                f.lost.store(f.sent.load(Ordering::Relaxed) - f.returned.load(Ordering::Relaxed), Ordering::Relaxed);
+                f.lost.store(
+                    f.sent.load(Ordering::Relaxed) - f.returned.load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
                 stalled = None;
             } else {
                 std::thread::sleep(Duration::from_micros(50));
@@ -407,7 +463,9 @@ fn blast(a: &Args, f: &Flight, mut send_burst: impl FnMut(usize) -> bool) -> Mea
 
 /// An IPv4 packet with a UDP header (checksum 0) around `payload`.
 fn ipv4_udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else { panic!("IPv4 only") };
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else {
+        panic!("IPv4 only")
+    };
     let mut p = vec![0u8; 28];
     p[0] = 0x45;
     p[2..4].copy_from_slice(&((28 + payload.len()) as u16).to_be_bytes());
@@ -427,9 +485,14 @@ fn ipv4_udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) ->
 /// The CPU times of this process's threads (nanoseconds on a CPU, from schedstat).
 fn thread_cpu() -> CpuTimes {
     let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
     for t in tasks.flatten() {
-        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim().to_string();
+        let name = std::fs::read_to_string(t.path().join("comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let ns = std::fs::read_to_string(t.path().join("schedstat"))
             .ok()
             .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
@@ -442,10 +505,17 @@ fn thread_cpu() -> CpuTimes {
 fn print_cpu(before: &CpuTimes, after: &CpuTimes, secs: f64) {
     let mut by: std::collections::BTreeMap<String, u64> = Default::default();
     for (name, t) in after {
-        let b = before.iter().filter(|(n, _)| n == name).map(|(_, t)| t).sum::<u64>();
+        let b = before
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, t)| t)
+            .sum::<u64>();
         *by.entry(name.clone()).or_default() += t.saturating_sub(b);
     }
-    let parts: Vec<String> =
-        by.iter().filter(|(_, &t)| t > 0).map(|(n, &t)| format!("{n} {:.0}%", 100.0 * t as f64 / 1e9 / secs)).collect();
+    let parts: Vec<String> = by
+        .iter()
+        .filter(|(_, &t)| t > 0)
+        .map(|(n, &t)| format!("{n} {:.0}%", 100.0 * t as f64 / 1e9 / secs))
+        .collect();
     println!("CPU by thread (of one core): {}", parts.join(", "));
 }

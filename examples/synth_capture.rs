@@ -91,13 +91,21 @@ fn main() {
         eprintln!("usage: synth_capture OUT.pcap [PACKETS]");
         std::process::exit(2);
     };
-    let target: usize = args.next().map(|n| n.parse().expect("PACKETS is a number")).unwrap_or(1_000_000);
+    let target: usize = args
+        .next()
+        .map(|n| n.parse().expect("PACKETS is a number"))
+        .unwrap_or(1_000_000);
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     // Sessions start every 50 µs; their packets are merged in time order.
-    let mut pending: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64, Vec<u8>)>> = Default::default();
-    let header = PcapHeader { datalink: DataLink::ETHERNET, ..Default::default() };
+    let mut pending: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64, Vec<u8>)>> =
+        Default::default();
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ..Default::default()
+    };
     let f = File::create(&path).expect("create the output file");
-    let mut w = PcapWriter::with_header(BufWriter::with_capacity(1 << 20, f), header).expect("write the header");
+    let mut w = PcapWriter::with_header(BufWriter::with_capacity(1 << 20, f), header)
+        .expect("write the header");
     let t0: u64 = 1_700_000_000_000_000_000;
     let (mut written, mut id, mut seq) = (0usize, 0u64, 0u64);
     while written < target {

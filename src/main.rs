@@ -14,7 +14,12 @@ use sgplane::policy::{self, Flow, IpProto, Policy, Verdict};
 ///
 /// Without -c it uses the policy built into the binary (config/default.toml).
 #[derive(Parser, Debug)]
-#[command(name = "sgplane", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "sgplane",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 #[command(after_help = "Examples:\n  \
     sgplane check -c config/aws-default-sg.toml\n  \
     sgplane explain --src 10.0.1.10 --dst 10.0.2.20 --proto tcp --dport 80\n  \
@@ -232,7 +237,10 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn load_policy(path: &Option<PathBuf>) -> Result<Policy> {
@@ -255,7 +263,8 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Gwlb(a) => gwlb(&cli.config, a),
         Command::Export(ExportCommand::Nftables { table }) => {
             let policy = load_policy(&cli.config)?;
-            let text = sgplane::export::nftables::ruleset(&policy, &table).map_err(|e| anyhow::anyhow!(e))?;
+            let text = sgplane::export::nftables::ruleset(&policy, &table)
+                .map_err(|e| anyhow::anyhow!(e))?;
             print!("{text}");
             Ok(0)
         }
@@ -279,12 +288,23 @@ fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
         println!("no warnings");
         return Ok(0);
     }
-    println!("{} warning{}:", warnings.len(), if warnings.len() == 1 { "" } else { "s" });
+    println!(
+        "{} warning{}:",
+        warnings.len(),
+        if warnings.len() == 1 { "" } else { "s" }
+    );
     const SHOWN: usize = 50;
-    let shown = if args.all { warnings.len() } else { SHOWN.min(warnings.len()) };
+    let shown = if args.all {
+        warnings.len()
+    } else {
+        SHOWN.min(warnings.len())
+    };
     for w in &warnings[..shown] {
         if w.line > 0 {
-            println!("  {}:{}: warning[{}]: {}", policy.source, w.line, w.kind, w.message);
+            println!(
+                "  {}:{}: warning[{}]: {}",
+                policy.source, w.line, w.kind, w.message
+            );
         } else {
             println!("  {}: warning[{}]: {}", policy.source, w.kind, w.message);
         }
@@ -295,7 +315,11 @@ fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
             *by_kind.entry(w.kind).or_insert(0usize) += 1;
         }
         let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        println!("  … and {} more ({}); --all prints them", warnings.len() - shown, kinds.join(", "));
+        println!(
+            "  … and {} more ({}); --all prints them",
+            warnings.len() - shown,
+            kinds.join(", ")
+        );
     }
     Ok(if args.strict { 1 } else { 0 })
 }
@@ -303,7 +327,11 @@ fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
 fn explain(config: &Option<PathBuf>, a: ExplainArgs) -> Result<u8> {
     let policy = load_policy(config)?;
     if a.src.is_ipv4() != a.dst.is_ipv4() {
-        bail!("--src {} and --dst {} are of different IP versions", a.src, a.dst);
+        bail!(
+            "--src {} and --dst {} are of different IP versions",
+            a.src,
+            a.dst
+        );
     }
     let proto = a.proto;
     if proto == IpProto::ICMP && a.src.is_ipv6() {
@@ -330,7 +358,10 @@ fn explain(config: &Option<PathBuf>, a: ExplainArgs) -> Result<u8> {
     flow.zone = a.zone;
     let ex = policy.explain(&flow);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&ex).context("encoding JSON")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&ex).context("encoding JSON")?
+        );
     } else {
         print!("{}", ex.to_text());
     }
@@ -338,14 +369,18 @@ fn explain(config: &Option<PathBuf>, a: ExplainArgs) -> Result<u8> {
 }
 
 fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
-    use std::io::IsTerminal;
     use sgplane::engine::Engine;
     use sgplane::replay::{self, Outputs};
+    use std::io::IsTerminal;
 
     let policy = load_policy(config)?;
     let mut engine = Engine::with_policy(policy);
     let stdin = a.input.as_os_str() == "-";
-    let name = if stdin { "stdin".to_string() } else { a.input.display().to_string() };
+    let name = if stdin {
+        "stdin".to_string()
+    } else {
+        a.input.display().to_string()
+    };
     let (input, size): (Box<dyn std::io::Read>, Option<u64>) = if stdin {
         (Box::new(std::io::stdin().lock()), None)
     } else {
@@ -353,7 +388,9 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
-    let to_stdout = [&a.verdicts, &a.flow_log].iter().any(|p| p.as_ref().is_some_and(|p| p.as_os_str() == "-"));
+    let to_stdout = [&a.verdicts, &a.flow_log]
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|p| p.as_os_str() == "-"));
     let outputs = Outputs {
         verdicts: a.verdicts,
         allowed: a.allowed,
@@ -371,11 +408,21 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
             }
         }
     };
-    let report = replay::replay(&mut engine, input, &name, &outputs, bar.is_some().then_some(&mut tick as _))?;
+    let report = replay::replay(
+        &mut engine,
+        input,
+        &name,
+        &outputs,
+        bar.is_some().then_some(&mut tick as _),
+    )?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let text = if a.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.to_text() };
+    let text = if a.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        report.to_text()
+    };
     if to_stdout {
         eprint!("{text}");
     } else {
@@ -392,11 +439,15 @@ fn progress_bar(size: Option<u64>) -> indicatif::ProgressBar {
     use indicatif::{ProgressBar, ProgressStyle};
     match size {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {pos} packets {per_sec}")
                 .expect("valid template"),
         ),
-        None => ProgressBar::new_spinner()
-            .with_style(ProgressStyle::with_template("{spinner} {pos} packets {per_sec}").expect("valid template")),
     }
 }
 
@@ -408,7 +459,9 @@ fn workers(n: Option<usize>) -> Result<usize> {
     }
 }
 
-fn live_control(config: &Option<PathBuf>) -> Result<std::sync::Arc<sgplane::live::control::Control>> {
+fn live_control(
+    config: &Option<PathBuf>,
+) -> Result<std::sync::Arc<sgplane::live::control::Control>> {
     let policy = load_policy(config)?;
     Ok(sgplane::live::control::Control::new(policy, config.clone()))
 }
@@ -431,7 +484,9 @@ fn run_inline(config: &Option<PathBuf>, a: RunArgs) -> Result<u8> {
         bail!("the two sides must be different devices");
     }
     let control = live_control(config)?;
-    control.spawn_signal_thread(OnTerm::Stop).context("installing signal handlers")?;
+    control
+        .spawn_signal_thread(OnTerm::Stop)
+        .context("installing signal handlers")?;
     let opts = InlineOptions {
         ports,
         workers: workers(a.live.workers)?,
@@ -450,7 +505,9 @@ fn gwlb(config: &Option<PathBuf>, a: GwlbArgs) -> Result<u8> {
     use sgplane::live::gwlb::{self, GwlbOptions};
     let control = live_control(config)?;
     let drain = std::time::Duration::from_secs(a.drain_seconds);
-    control.spawn_signal_thread(OnTerm::Drain(drain)).context("installing signal handlers")?;
+    control
+        .spawn_signal_thread(OnTerm::Drain(drain))
+        .context("installing signal handlers")?;
     let opts = GwlbOptions {
         listen: a.listen,
         health: a.health,

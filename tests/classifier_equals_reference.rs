@@ -11,17 +11,52 @@ use sgplane::engine::Decide;
 use sgplane::policy::{Flow, IpProto, Policy};
 
 const V4: [&str; 10] = [
-    "10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.1.1", "10.0.1.2", "192.0.2.9", "10.0.0.7",
+    "10.0.0.0",
+    "10.0.0.1",
+    "10.0.0.2",
+    "10.0.0.3",
+    "10.0.0.4",
+    "10.0.0.5",
+    "10.0.1.1",
+    "10.0.1.2",
+    "192.0.2.9",
+    "10.0.0.7",
 ];
-const V6: [&str; 6] = ["2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::8", "2001:db8:1::1", "2001:db8:ffff::9"];
+const V6: [&str; 6] = [
+    "2001:db8::1",
+    "2001:db8::2",
+    "2001:db8::3",
+    "2001:db8::8",
+    "2001:db8:1::1",
+    "2001:db8:ffff::9",
+];
 const REMOTES: [&str; 14] = [
-    "0.0.0.0/0", "::/0", "10.0.0.0/30", "10.0.0.4/31", "10.0.0.3", "10.0.0.0/24", "10.0.1.0/24", "192.0.2.0/24",
-    "2001:db8::/126", "2001:db8::/32", "2001:db8:1::/48", "pl-a", "pl-b", "10.0.0.2/31",
+    "0.0.0.0/0",
+    "::/0",
+    "10.0.0.0/30",
+    "10.0.0.4/31",
+    "10.0.0.3",
+    "10.0.0.0/24",
+    "10.0.1.0/24",
+    "192.0.2.0/24",
+    "2001:db8::/126",
+    "2001:db8::/32",
+    "2001:db8:1::/48",
+    "pl-a",
+    "pl-b",
+    "10.0.0.2/31",
 ];
 const ZONES: [&str; 2] = ["vpce-0000000000000000a", "vpce-0000000000000000b"];
 
 fn proto() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just("tcp"), Just("udp"), Just("icmp"), Just("icmpv6"), Just("all"), Just("47")]
+    prop_oneof![
+        Just("tcp"),
+        Just("udp"),
+        Just("icmp"),
+        Just("icmpv6"),
+        Just("all"),
+        Just("47")
+    ]
 }
 
 fn ports() -> impl Strategy<Value = Option<String>> {
@@ -116,14 +151,26 @@ struct PolicySpec {
 
 fn policy_spec() -> impl Strategy<Value = PolicySpec> {
     (1usize..4).prop_flat_map(|n| {
-        let sg = (prop::bool::weighted(0.3), prop::collection::vec(rule(n), 0..7), prop::collection::vec(rule(n), 0..5));
+        let sg = (
+            prop::bool::weighted(0.3),
+            prop::collection::vec(rule(n), 0..7),
+            prop::collection::vec(rule(n), 0..5),
+        );
         let iface = (
             prop::collection::vec(0usize..V4.len() + V6.len(), 1..3),
             prop::collection::vec(0..n, 0..3),
             prop::option::weighted(0.3, 0usize..2),
         );
-        (prop::collection::vec(sg, n), prop::collection::vec(iface, 1..6), any::<bool>())
-            .prop_map(|(sgs, ifaces, unknown_allow)| PolicySpec { sgs, ifaces, unknown_allow })
+        (
+            prop::collection::vec(sg, n),
+            prop::collection::vec(iface, 1..6),
+            any::<bool>(),
+        )
+            .prop_map(|(sgs, ifaces, unknown_allow)| PolicySpec {
+                sgs,
+                ifaces,
+                unknown_allow,
+            })
     })
 }
 
@@ -148,7 +195,11 @@ fn render(p: &PolicySpec) -> String {
         }
         let i: Vec<String> = ing.iter().map(|r| render_rule(r, "ingress")).collect();
         let e: Vec<String> = eg.iter().map(|r| render_rule(r, "egress")).collect();
-        t += &format!("ingress = [\n  {}\n]\negress = [\n  {}\n]\n", i.join(",\n  "), e.join(",\n  "));
+        t += &format!(
+            "ingress = [\n  {}\n]\negress = [\n  {}\n]\n",
+            i.join(",\n  "),
+            e.join(",\n  ")
+        );
     }
     for (n, (addrs, sgs, zone)) in p.ifaces.iter().enumerate() {
         let mut a: Vec<&str> = addrs.iter().map(|&i| addr(i)).collect();
@@ -157,7 +208,11 @@ fn render(p: &PolicySpec) -> String {
         g.sort();
         g.dedup();
         let a: Vec<String> = a.iter().map(|x| format!("\"{x}\"")).collect();
-        t += &format!("[interfaces.if-{n}]\naddresses = [{}]\nsecurity_groups = [{}]\n", a.join(", "), g.join(", "));
+        t += &format!(
+            "[interfaces.if-{n}]\naddresses = [{}]\nsecurity_groups = [{}]\n",
+            a.join(", "),
+            g.join(", ")
+        );
         if let Some(z) = zone {
             t += &format!("zone = \"{}\"\n", ZONES[*z]);
         }
@@ -167,16 +222,45 @@ fn render(p: &PolicySpec) -> String {
 
 fn flow() -> impl Strategy<Value = Flow> {
     let pair = prop_oneof![
-        (prop::sample::select(V4.to_vec()), prop::sample::select(V4.to_vec())),
-        (prop::sample::select(V6.to_vec()), prop::sample::select(V6.to_vec())),
+        (
+            prop::sample::select(V4.to_vec()),
+            prop::sample::select(V4.to_vec())
+        ),
+        (
+            prop::sample::select(V6.to_vec()),
+            prop::sample::select(V6.to_vec())
+        ),
     ];
     (
         pair,
         prop_oneof![Just(6u8), Just(17), Just(1), Just(58), Just(47)],
-        prop::option::of(prop_oneof![Just(7u16), Just(22), Just(80), Just(85), Just(443), Just(0), 0u16..1200, Just(40000)]),
-        prop::option::of(prop_oneof![Just(7u16), Just(80), Just(443), Just(0), Just(2000)]),
-        prop::option::of((prop_oneof![Just(0u8), Just(1), Just(3), Just(8), Just(128)], 0u8..4)),
-        prop_oneof![Just(None), Just(Some(0xa_u64)), Just(Some(0xb)), Just(Some(0xc))],
+        prop::option::of(prop_oneof![
+            Just(7u16),
+            Just(22),
+            Just(80),
+            Just(85),
+            Just(443),
+            Just(0),
+            0u16..1200,
+            Just(40000)
+        ]),
+        prop::option::of(prop_oneof![
+            Just(7u16),
+            Just(80),
+            Just(443),
+            Just(0),
+            Just(2000)
+        ]),
+        prop::option::of((
+            prop_oneof![Just(0u8), Just(1), Just(3), Just(8), Just(128)],
+            0u8..4,
+        )),
+        prop_oneof![
+            Just(None),
+            Just(Some(0xa_u64)),
+            Just(Some(0xb)),
+            Just(Some(0xc))
+        ],
     )
         .prop_map(|((s, d), proto, dport, sport, icmp, zone)| {
             let (src, dst): (IpAddr, IpAddr) = (s.parse().unwrap(), d.parse().unwrap());

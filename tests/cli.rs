@@ -13,7 +13,11 @@ fn sgplane(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn configs() -> Vec<PathBuf> {
@@ -30,7 +34,10 @@ fn configs() -> Vec<PathBuf> {
 #[test]
 fn every_shipped_policy_passes_check() {
     let all = configs();
-    assert!(all.len() >= 5, "config/ has the default policy and the scenarios");
+    assert!(
+        all.len() >= 5,
+        "config/ has the default policy and the scenarios"
+    );
     for p in all {
         let o = sgplane(&["check", "-c", p.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(0), "{}:\n{}", p.display(), text(&o));
@@ -59,8 +66,17 @@ fn misses(v: &serde_json::Value) -> Vec<(String, Vec<String>, String)> {
     let mut out = Vec::new();
     for d in v["decisions"].as_array().unwrap() {
         for m in d["nearest_misses"].as_array().unwrap() {
-            let fields = m["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect();
-            out.push((m["rule"].as_str().unwrap().to_string(), fields, m["message"].as_str().unwrap().to_string()));
+            let fields = m["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+            out.push((
+                m["rule"].as_str().unwrap().to_string(),
+                fields,
+                m["message"].as_str().unwrap().to_string(),
+            ));
         }
     }
     out
@@ -68,15 +84,29 @@ fn misses(v: &serde_json::Value) -> Vec<(String, Vec<String>, String)> {
 
 #[test]
 fn aws_default_sg_story() {
-    let flow = ["--src", "10.0.0.10", "--dst", "10.0.10.20", "--proto", "tcp", "--dport", "80"];
+    let flow = [
+        "--src",
+        "10.0.0.10",
+        "--dst",
+        "10.0.10.20",
+        "--proto",
+        "tcp",
+        "--dport",
+        "80",
+    ];
     let (code, v) = explain(Some("config/aws-default-sg.toml"), &flow);
     assert_eq!(code, 1);
-    assert_eq!((v["verdict"].as_str(), v["reason"].as_str()), (Some("deny"), Some("no-rule")));
+    assert_eq!(
+        (v["verdict"].as_str(), v["reason"].as_str()),
+        (Some("deny"), Some("no-rule"))
+    );
     assert_eq!(v["interface"], "i-rails-1");
     assert_eq!(v["direction"], "ingress");
     let m = misses(&v);
     assert!(
-        m.iter().any(|(r, f, msg)| r == "sg-public/ingress/0" && f.contains(&"port".to_string()) && msg.contains("443")),
+        m.iter().any(|(r, f, msg)| r == "sg-public/ingress/0"
+            && f.contains(&"port".to_string())
+            && msg.contains("443")),
         "the nearest miss names port 443: {m:#?}"
     );
     let (code, v) = explain(Some("config/aws-default-sg-fixed.toml"), &flow);
@@ -84,22 +114,65 @@ fn aws_default_sg_story() {
     assert_eq!(v["verdict"], "allow");
     assert_eq!(v["rule"], "sg-default/ingress/0");
     // The office still reaches the ALB on 443 in both.
-    for c in ["config/aws-default-sg.toml", "config/aws-default-sg-fixed.toml"] {
-        let (code, v) = explain(Some(c), &["--src", "198.51.100.7", "--dst", "10.0.0.10", "--dport", "443"]);
-        assert_eq!((code, v["rule"].as_str()), (0, Some("sg-public/ingress/0")), "{c}");
+    for c in [
+        "config/aws-default-sg.toml",
+        "config/aws-default-sg-fixed.toml",
+    ] {
+        let (code, v) = explain(
+            Some(c),
+            &[
+                "--src",
+                "198.51.100.7",
+                "--dst",
+                "10.0.0.10",
+                "--dport",
+                "443",
+            ],
+        );
+        assert_eq!(
+            (code, v["rule"].as_str()),
+            (0, Some("sg-public/ingress/0")),
+            "{c}"
+        );
     }
 }
 
 #[test]
 fn mse_gateway_story() {
     let c = Some("config/mse-gateway.toml");
-    let (code, v) = explain(c, &["--src", "192.168.100.11", "--dst", "192.168.64.21", "--dport", "8080"]);
-    assert_eq!((code, v["rule"].as_str()), (0, Some("sg-mse-auth/ingress/0")));
-    let (code, v) = explain(c, &["--src", "192.168.100.11", "--dst", "192.168.64.21", "--dport", "8081"]);
+    let (code, v) = explain(
+        c,
+        &[
+            "--src",
+            "192.168.100.11",
+            "--dst",
+            "192.168.64.21",
+            "--dport",
+            "8080",
+        ],
+    );
+    assert_eq!(
+        (code, v["rule"].as_str()),
+        (0, Some("sg-mse-auth/ingress/0"))
+    );
+    let (code, v) = explain(
+        c,
+        &[
+            "--src",
+            "192.168.100.11",
+            "--dst",
+            "192.168.64.21",
+            "--dport",
+            "8081",
+        ],
+    );
     assert_eq!((code, v["reason"].as_str()), (1, Some("no-rule")));
     let m = misses(&v);
     assert!(
-        m.iter().any(|(r, f, msg)| r == "sg-mse-auth/ingress/0" && f == &["port"] && msg.contains("8080") && msg.contains("8081")),
+        m.iter().any(|(r, f, msg)| r == "sg-mse-auth/ingress/0"
+            && f == &["port"]
+            && msg.contains("8080")
+            && msg.contains("8081")),
         "{m:#?}"
     );
 }
@@ -107,35 +180,136 @@ fn mse_gateway_story() {
 #[test]
 fn ack_cluster_story() {
     let c = Some("config/ack-cluster.toml");
-    let (code, v) = explain(c, &["--src", "192.168.0.10", "--dst", "192.168.0.11", "--dport", "10250"]);
-    assert_eq!((code, v["rule"].as_str()), (0, Some("sg-ack-basic/intra_group")));
-    let (code, v) = explain(c, &["--src", "172.20.1.5", "--dst", "192.168.0.11", "--dport", "10250"]);
-    assert_eq!((code, v["rule"].as_str()), (0, Some("sg-ack-basic/ingress/1")));
-    let (code, _) = explain(c, &["--src", "203.0.113.7", "--dst", "192.168.0.10", "--proto", "icmp"]);
+    let (code, v) = explain(
+        c,
+        &[
+            "--src",
+            "192.168.0.10",
+            "--dst",
+            "192.168.0.11",
+            "--dport",
+            "10250",
+        ],
+    );
+    assert_eq!(
+        (code, v["rule"].as_str()),
+        (0, Some("sg-ack-basic/intra_group"))
+    );
+    let (code, v) = explain(
+        c,
+        &[
+            "--src",
+            "172.20.1.5",
+            "--dst",
+            "192.168.0.11",
+            "--dport",
+            "10250",
+        ],
+    );
+    assert_eq!(
+        (code, v["rule"].as_str()),
+        (0, Some("sg-ack-basic/ingress/1"))
+    );
+    let (code, _) = explain(
+        c,
+        &[
+            "--src",
+            "203.0.113.7",
+            "--dst",
+            "192.168.0.10",
+            "--proto",
+            "icmp",
+        ],
+    );
     assert_eq!(code, 0);
-    let (code, v) = explain(c, &["--src", "192.168.2.10", "--dst", "8.8.8.8", "--proto", "udp", "--dport", "53"]);
-    assert_eq!((code, v["reason"].as_str(), v["direction"].as_str()), (1, Some("rule"), Some("egress")));
-    let (code, _) = explain(c, &["--src", "192.168.2.10", "--dst", "100.100.2.136", "--proto", "udp", "--dport", "53"]);
+    let (code, v) = explain(
+        c,
+        &[
+            "--src",
+            "192.168.2.10",
+            "--dst",
+            "8.8.8.8",
+            "--proto",
+            "udp",
+            "--dport",
+            "53",
+        ],
+    );
+    assert_eq!(
+        (code, v["reason"].as_str(), v["direction"].as_str()),
+        (1, Some("rule"), Some("egress"))
+    );
+    let (code, _) = explain(
+        c,
+        &[
+            "--src",
+            "192.168.2.10",
+            "--dst",
+            "100.100.2.136",
+            "--proto",
+            "udp",
+            "--dport",
+            "53",
+        ],
+    );
     assert_eq!(code, 0);
 }
 
 #[test]
 fn privatelink_story() {
     let c = Some("config/privatelink-nlb.toml");
-    let (code, v) = explain(c, &["--src", "10.30.1.50", "--dst", "10.30.10.21", "--dport", "80"]);
-    assert_eq!((code, v["rule"].as_str()), (0, Some("sg-orders-app/ingress/0")));
-    let (code, v) = explain(c, &["--src", "10.20.1.15", "--dst", "10.30.10.21", "--dport", "80"]);
+    let (code, v) = explain(
+        c,
+        &[
+            "--src",
+            "10.30.1.50",
+            "--dst",
+            "10.30.10.21",
+            "--dport",
+            "80",
+        ],
+    );
+    assert_eq!(
+        (code, v["rule"].as_str()),
+        (0, Some("sg-orders-app/ingress/0"))
+    );
+    let (code, v) = explain(
+        c,
+        &[
+            "--src",
+            "10.20.1.15",
+            "--dst",
+            "10.30.10.21",
+            "--dport",
+            "80",
+        ],
+    );
     assert_eq!(code, 1);
     let m = misses(&v);
-    assert!(m.iter().any(|(r, f, _)| r == "sg-orders-app/ingress/0" && f == &["source"]), "{m:#?}");
+    assert!(
+        m.iter()
+            .any(|(r, f, _)| r == "sg-orders-app/ingress/0" && f == &["source"]),
+        "{m:#?}"
+    );
 }
 
 #[test]
 fn explain_text_names_the_rule_and_the_misses() {
-    let o = sgplane(&["explain", "--src", "10.0.11.12", "--dst", "10.0.30.31", "--dport", "5432"]);
+    let o = sgplane(&[
+        "explain",
+        "--src",
+        "10.0.11.12",
+        "--dst",
+        "10.0.30.31",
+        "--dport",
+        "5432",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let t = text(&o);
-    assert!(t.contains("DENY") && t.contains("eni-rds-primary") && t.contains("nearest misses"), "{t}");
+    assert!(
+        t.contains("DENY") && t.contains("eni-rds-primary") && t.contains("nearest misses"),
+        "{t}"
+    );
     assert!(t.contains("sg-db/ingress/0"), "{t}");
 }
 
@@ -143,12 +317,67 @@ fn explain_text_names_the_rule_and_the_misses() {
 fn explain_default_policy_demo_flows() {
     // The demo flows documented in config/default.toml.
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["--src", "203.0.113.50", "--dst", "10.0.0.10", "--dport", "443"], 0, "sg-alb/ingress/0"),
-        (&["--src", "198.51.100.230", "--dst", "10.0.0.20", "--dport", "22"], 1, "sg-bastion/ingress/0"),
-        (&["--src", "198.51.100.25", "--dst", "10.0.0.20", "--dport", "22"], 0, "sg-bastion/ingress/1"),
-        (&["--src", "10.0.10.11", "--dst", "10.0.40.10", "--proto", "udp", "--dport", "53"], 0, "sg-resolver/ingress/0"),
         (
-            &["--src", "2001:db8:ff00::25", "--dst", "2001:db8:1234::20", "--proto", "icmpv6", "--icmp-type", "128"],
+            &[
+                "--src",
+                "203.0.113.50",
+                "--dst",
+                "10.0.0.10",
+                "--dport",
+                "443",
+            ],
+            0,
+            "sg-alb/ingress/0",
+        ),
+        (
+            &[
+                "--src",
+                "198.51.100.230",
+                "--dst",
+                "10.0.0.20",
+                "--dport",
+                "22",
+            ],
+            1,
+            "sg-bastion/ingress/0",
+        ),
+        (
+            &[
+                "--src",
+                "198.51.100.25",
+                "--dst",
+                "10.0.0.20",
+                "--dport",
+                "22",
+            ],
+            0,
+            "sg-bastion/ingress/1",
+        ),
+        (
+            &[
+                "--src",
+                "10.0.10.11",
+                "--dst",
+                "10.0.40.10",
+                "--proto",
+                "udp",
+                "--dport",
+                "53",
+            ],
+            0,
+            "sg-resolver/ingress/0",
+        ),
+        (
+            &[
+                "--src",
+                "2001:db8:ff00::25",
+                "--dst",
+                "2001:db8:1234::20",
+                "--proto",
+                "icmpv6",
+                "--icmp-type",
+                "128",
+            ],
             0,
             "sg-bastion/ingress/3",
         ),
@@ -161,10 +390,21 @@ fn explain_default_policy_demo_flows() {
 
 #[test]
 fn explain_unknown_addresses_and_zones() {
-    let (code, v) = explain(None, &["--src", "192.0.2.1", "--dst", "192.0.2.2", "--dport", "80"]);
+    let (code, v) = explain(
+        None,
+        &["--src", "192.0.2.1", "--dst", "192.0.2.2", "--dport", "80"],
+    );
     assert_eq!((code, v["reason"].as_str()), (1, Some("unknown-address")));
     assert!(v["note"].as_str().unwrap().contains("unknown_address"));
-    let o = sgplane(&["explain", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--zone", "vpce-nothex"]);
+    let o = sgplane(&[
+        "explain",
+        "--src",
+        "10.0.0.1",
+        "--dst",
+        "10.0.0.2",
+        "--zone",
+        "vpce-nothex",
+    ]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -215,7 +455,10 @@ fn broken_policies_exit_2_with_the_line() {
     for (policy, line, needle) in cases {
         let (code, out) = check_text(&policy);
         assert_eq!(code, 2, "policy:\n{policy}\noutput:\n{out}");
-        assert!(out.contains(&format!("broken.toml:{line}:")), "expected line {line} in:\n{out}\npolicy:\n{policy}");
+        assert!(
+            out.contains(&format!("broken.toml:{line}:")),
+            "expected line {line} in:\n{out}\npolicy:\n{policy}"
+        );
         assert!(out.contains(needle), "expected `{needle}` in:\n{out}");
         assert!(!out.contains("panicked"), "{out}");
     }
@@ -228,8 +471,12 @@ fn odd_command_lines_exit_2() {
         vec!["explain", "--src", "10.0.0.1"],
         vec!["explain", "--src", "not-an-ip", "--dst", "10.0.0.1"],
         vec!["explain", "--src", "10.0.0.1", "--dst", "::1"],
-        vec!["explain", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--proto", "icmp", "--dport", "80"],
-        vec!["explain", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--dport", "70000"],
+        vec![
+            "explain", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--proto", "icmp", "--dport", "80",
+        ],
+        vec![
+            "explain", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--dport", "70000",
+        ],
         vec!["-c", "/nonexistent/policy.toml", "check"],
         vec!["replay", "/nonexistent.pcap"],
         vec![],
@@ -248,7 +495,11 @@ fn odd_command_lines_exit_2() {
 fn config_flag_works_after_the_subcommand_too() {
     // The same summary (but for the time the fast path took to build).
     let summary = |o: &Output| -> Vec<String> {
-        String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.contains("built in")).map(str::to_string).collect()
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.contains("built in"))
+            .map(str::to_string)
+            .collect()
     };
     let a = sgplane(&["-c", "config/mse-gateway.toml", "check"]);
     let b = sgplane(&["check", "-c", "config/mse-gateway.toml"]);

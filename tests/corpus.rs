@@ -31,7 +31,11 @@ fn pcap_records(bytes: &[u8]) -> Option<(u64, bool)> {
     let mut n = 0;
     while off + 16 <= bytes.len() {
         let b: [u8; 4] = bytes[off + 8..off + 12].try_into().unwrap();
-        let incl = if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) } as usize;
+        let incl = if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as usize;
         if off + 16 + incl > bytes.len() {
             return Some((n, false));
         }
@@ -56,11 +60,23 @@ fn every_corpus_file_replays_with_complete_accounting() {
             Err(e) => panic!("{name}: not even its header could be read: {e:#}"),
         };
         assert_eq!(report.allowed + report.denied, report.packets, "{name}");
-        let by_reason: u64 = report.allowed_by_reason.values().chain(report.denied_by_reason.values()).sum();
+        let by_reason: u64 = report
+            .allowed_by_reason
+            .values()
+            .chain(report.denied_by_reason.values())
+            .sum();
         assert_eq!(by_reason, report.packets, "{name}");
         if let Some((records, clean)) = pcap_records(&bytes) {
-            assert_eq!(report.packets, records, "{name}: every record is a judged packet");
-            assert_eq!(report.stopped.is_none(), clean, "{name}: {:?}", report.stopped);
+            assert_eq!(
+                report.packets, records,
+                "{name}: every record is a judged packet"
+            );
+            assert_eq!(
+                report.stopped.is_none(),
+                clean,
+                "{name}: {:?}",
+                report.stopped
+            );
         }
         if let Some(s) = &report.stopped {
             stopped += 1;
@@ -71,7 +87,10 @@ fn every_corpus_file_replays_with_complete_accounting() {
         }
         packets += report.packets;
     }
-    eprintln!("{} files, {packets} packets, {stopped} stopped early", files.len());
+    eprintln!(
+        "{} files, {packets} packets, {stopped} stopped early",
+        files.len()
+    );
     assert!(packets > 10_000);
     assert!(geneve_inner > 0);
 }
@@ -83,7 +102,10 @@ fn geneve_captures_are_judged_on_the_inner_packet() {
     let v = out.path().join("v.jsonl");
     let bytes = std::fs::read(dir.join("geneve-gcp.pcap")).unwrap();
     let mut engine = Engine::with_policy(Policy::builtin());
-    let outputs = Outputs { verdicts: Some(v.clone()), ..Default::default() };
+    let outputs = Outputs {
+        verdicts: Some(v.clone()),
+        ..Default::default()
+    };
     replay(&mut engine, &bytes[..], "geneve-gcp.pcap", &outputs, None).unwrap();
     let lines = std::fs::read_to_string(v).unwrap();
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();

@@ -12,12 +12,18 @@ const SGPLANE: &str = env!("CARGO_BIN_EXE_sgplane");
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn skip(test: &str, tools: &[&str]) -> bool {
@@ -40,7 +46,11 @@ fn export(config: Option<&str>) -> String {
         cmd.args(["-c", c]);
     }
     let out = cmd.args(["export", "nftables"]).output().unwrap();
-    assert!(out.status.success(), "export {config:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "export {config:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -57,11 +67,21 @@ fn every_shipped_policy_passes_nft_check() {
         .collect();
     configs.sort();
     assert!(configs.len() >= 5);
-    for (i, c) in configs.iter().map(|p| Some(p.to_str().unwrap())).chain([None]).enumerate() {
+    for (i, c) in configs
+        .iter()
+        .map(|p| Some(p.to_str().unwrap()))
+        .chain([None])
+        .enumerate()
+    {
         let text = export(c);
         let file = dir.path().join(format!("{i}.nft"));
         std::fs::write(&file, &text).unwrap();
-        let out = Command::new("nft").arg("-c").arg("-f").arg(&file).output().unwrap();
+        let out = Command::new("nft")
+            .arg("-c")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "nft -c rejects the export of {}:\n{}",
@@ -73,7 +93,10 @@ fn every_shipped_policy_passes_nft_check() {
 
 #[test]
 fn a_bad_table_name_is_an_error() {
-    let out = Command::new(SGPLANE).args(["export", "nftables", "--table", "a b"]).output().unwrap();
+    let out = Command::new(SGPLANE)
+        .args(["export", "nftables", "--table", "a b"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a plain nftables identifier"));
 }
@@ -83,7 +106,9 @@ fn a_bad_table_name_is_an_error() {
 /// The echo server and client run inside namespaces (this binary again).
 #[test]
 fn helper() {
-    let Ok(role) = std::env::var("SGPLANE_TEST_HELPER") else { return };
+    let Ok(role) = std::env::var("SGPLANE_TEST_HELPER") else {
+        return;
+    };
     let args: Vec<&str> = role.split_whitespace().collect();
     match args.as_slice() {
         ["serve", ports @ ..] => {
@@ -115,7 +140,10 @@ fn helper() {
         }
         ["connect", addr, port] => {
             let r = (|| -> std::io::Result<()> {
-                let sa: SocketAddr = (*addr, port.parse::<u16>().unwrap()).to_socket_addrs()?.next().unwrap();
+                let sa: SocketAddr = (*addr, port.parse::<u16>().unwrap())
+                    .to_socket_addrs()?
+                    .next()
+                    .unwrap();
                 let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(2))?;
                 s.set_read_timeout(Some(Duration::from_secs(2)))?;
                 s.write_all(b"hi\n")?;
@@ -148,27 +176,42 @@ impl Drop for Lab {
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn in_ns(ns: &str, cmd: &[&str]) -> std::process::Output {
-    Command::new("ip").args(["netns", "exec", ns]).args(cmd).output().unwrap()
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(cmd)
+        .output()
+        .unwrap()
 }
 
 fn helper_cmd(ns: &str, role: &str) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).arg(std::env::current_exe().unwrap());
-    c.args(["helper", "--exact", "--nocapture", "--test-threads=1"]).env("SGPLANE_TEST_HELPER", role);
+    c.args(["netns", "exec", ns])
+        .arg(std::env::current_exe().unwrap());
+    c.args(["helper", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SGPLANE_TEST_HELPER", role);
     c
 }
 
 fn tcp_ok(ns: &str, addr: &str, port: u16) -> bool {
-    let out = helper_cmd(ns, &format!("connect {addr} {port}")).output().unwrap();
+    let out = helper_cmd(ns, &format!("connect {addr} {port}"))
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).contains("HELPER ok")
 }
 
 fn ping_ok(ns: &str, addr: &str) -> bool {
-    in_ns(ns, &["ping", "-c", "1", "-W", "1", addr]).status.success()
+    in_ns(ns, &["ping", "-c", "1", "-W", "1", addr])
+        .status
+        .success()
 }
 
 const POLICY: &str = r#"
@@ -194,9 +237,17 @@ security_groups = ["sg-server"]
 "#;
 
 /// What `sgplane explain` says about a new flow.
-fn explain_allows(policy: &std::path::Path, src: &str, dst: &str, proto: &str, dport: Option<u16>) -> bool {
+fn explain_allows(
+    policy: &std::path::Path,
+    src: &str,
+    dst: &str,
+    proto: &str,
+    dport: Option<u16>,
+) -> bool {
     let mut c = Command::new(SGPLANE);
-    c.arg("-c").arg(policy).args(["explain", "--src", src, "--dst", dst, "--proto", proto]);
+    c.arg("-c")
+        .arg(policy)
+        .args(["explain", "--src", src, "--dst", dst, "--proto", proto]);
     if let Some(p) = dport {
         c.args(["--sport", "40000", "--dport", &p.to_string()]);
     }
@@ -214,16 +265,27 @@ fn the_kernel_with_the_export_decides_like_sgplane() {
         return;
     }
     let pid = std::process::id();
-    let (c, r, s) = (format!("sgx-{pid}-c"), format!("sgx-{pid}-r"), format!("sgx-{pid}-s"));
-    let mut lab = Lab { namespaces: Vec::new(), children: Vec::new() };
+    let (c, r, s) = (
+        format!("sgx-{pid}-c"),
+        format!("sgx-{pid}-r"),
+        format!("sgx-{pid}-s"),
+    );
+    let mut lab = Lab {
+        namespaces: Vec::new(),
+        children: Vec::new(),
+    };
     for ns in [&c, &r, &s] {
         let _ = Command::new("ip").args(["netns", "del", ns]).output();
         ip(&["netns", "add", ns]);
         lab.namespaces.push(ns.clone());
         ip(&["-n", ns, "link", "set", "lo", "up"]);
     }
-    ip(&["link", "add", "eth0", "netns", &c, "type", "veth", "peer", "name", "to-c", "netns", &r]);
-    ip(&["link", "add", "eth0", "netns", &s, "type", "veth", "peer", "name", "to-s", "netns", &r]);
+    ip(&[
+        "link", "add", "eth0", "netns", &c, "type", "veth", "peer", "name", "to-c", "netns", &r,
+    ]);
+    ip(&[
+        "link", "add", "eth0", "netns", &s, "type", "veth", "peer", "name", "to-s", "netns", &r,
+    ]);
     for (ns, dev, v4, v6) in [
         (&c, "eth0", "10.78.1.10/24", "fd78:1::10/64"),
         (&r, "to-c", "10.78.1.1/24", "fd78:1::1/64"),
@@ -235,9 +297,27 @@ fn the_kernel_with_the_export_decides_like_sgplane() {
         ip(&["-n", ns, "link", "set", dev, "up"]);
     }
     ip(&["-n", &c, "route", "add", "default", "via", "10.78.1.1"]);
-    ip(&["-n", &c, "-6", "route", "add", "default", "via", "fd78:1::1"]);
+    ip(&[
+        "-n",
+        &c,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "fd78:1::1",
+    ]);
     ip(&["-n", &s, "route", "add", "default", "via", "10.78.2.1"]);
-    ip(&["-n", &s, "-6", "route", "add", "default", "via", "fd78:2::1"]);
+    ip(&[
+        "-n",
+        &s,
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "fd78:2::1",
+    ]);
     for k in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
         assert!(in_ns(&r, &["sysctl", "-qw", k]).status.success());
     }
@@ -248,7 +328,11 @@ fn the_kernel_with_the_export_decides_like_sgplane() {
     let rules = dir.path().join("ruleset.nft");
     std::fs::write(&rules, export(Some(policy.to_str().unwrap()))).unwrap();
     let out = in_ns(&r, &["nft", "-f", rules.to_str().unwrap()]);
-    assert!(out.status.success(), "nft -f: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nft -f: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     for ns in [&s, &c] {
         let mut server = helper_cmd(ns, "serve 8080 8081 8085 8086 9000");
@@ -256,7 +340,10 @@ fn the_kernel_with_the_export_decides_like_sgplane() {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut seen = String::new();
         while !seen.contains("HELPER ready") {
-            assert!(out.read_line(&mut seen).unwrap() > 0, "the echo server did not start: {seen}");
+            assert!(
+                out.read_line(&mut seen).unwrap() > 0,
+                "the echo server did not start: {seen}"
+            );
         }
         // Keep reading so the server never writes into a closed pipe.
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
@@ -279,24 +366,43 @@ fn the_kernel_with_the_export_decides_like_sgplane() {
         let _ = to_ns;
         let want = explain_allows(&policy, from, to, "tcp", Some(port));
         let got = tcp_ok(from_ns, to, port);
-        report.push(format!("tcp {from} -> {to}:{port}: sgplane {want}, kernel {got}"));
+        report.push(format!(
+            "tcp {from} -> {to}:{port}: sgplane {want}, kernel {got}"
+        ));
         assert_eq!(got, want, "{}", report.join("\n"));
     }
-    assert!(explain_allows(&policy, "10.78.1.10", "10.78.2.20", "tcp", Some(8080)), "the test needs an allowed flow");
+    assert!(
+        explain_allows(&policy, "10.78.1.10", "10.78.2.20", "tcp", Some(8080)),
+        "the test needs an allowed flow"
+    );
     if have("ping") {
-        assert_eq!(ping_ok(&c, "10.78.2.20"), explain_allows(&policy, "10.78.1.10", "10.78.2.20", "icmp", None));
-        assert_eq!(ping_ok(&s, "10.78.1.10"), explain_allows(&policy, "10.78.2.20", "10.78.1.10", "icmp", None));
+        assert_eq!(
+            ping_ok(&c, "10.78.2.20"),
+            explain_allows(&policy, "10.78.1.10", "10.78.2.20", "icmp", None)
+        );
+        assert_eq!(
+            ping_ok(&s, "10.78.1.10"),
+            explain_allows(&policy, "10.78.2.20", "10.78.1.10", "icmp", None)
+        );
     } else {
         eprintln!("NOTE: `ping` (iputils-ping) is not installed: ICMP flows not compared");
     }
 
     // The per-rule counters name sgplane's rules.
-    let listing = String::from_utf8(in_ns(&r, &["nft", "list", "table", "inet", "sgplane"]).stdout).unwrap();
+    let listing =
+        String::from_utf8(in_ns(&r, &["nft", "list", "table", "inet", "sgplane"]).stdout).unwrap();
     let hits = |rule: &str| -> u64 {
         listing
             .lines()
             .filter(|l| l.contains(&format!("comment \"{rule}\"")))
-            .filter_map(|l| l.split("packets ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+            .filter_map(|l| {
+                l.split("packets ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
             .sum()
     };
     assert!(hits("sg-server/ingress/0") >= 2, "{listing}");

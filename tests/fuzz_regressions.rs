@@ -34,8 +34,13 @@ fn ip(s: &str) -> IpAddr {
 const KNOWN_OPEN: &[&str] = &[];
 
 fn reproducers(target: &str) -> Vec<PathBuf> {
-    let Ok(dir) = std::fs::read_dir(root().join("fuzz/regressions").join(target)) else { return Vec::new() };
-    let mut v: Vec<PathBuf> = dir.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    let Ok(dir) = std::fs::read_dir(root().join("fuzz/regressions").join(target)) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = dir
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
     v.sort();
     v
 }
@@ -54,7 +59,10 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
             failed.push(name);
         }
     }
-    assert!(failed.is_empty(), "fuzz/regressions/{target}: {failed:?} fail again");
+    assert!(
+        failed.is_empty(),
+        "fuzz/regressions/{target}: {failed:?} fail again"
+    );
     files.len()
 }
 
@@ -73,7 +81,12 @@ fn replay_committed_reproducers() {
 // ------------------------------------------------------------ the checks on good inputs
 
 fn ethernet(frame: &[u8]) -> Vec<u8> {
-    ParseInput::encode(LinkType::Ethernet, ParseOptions::default(), frame, frame.len())
+    ParseInput::encode(
+        LinkType::Ethernet,
+        ParseOptions::default(),
+        frame,
+        frame.len(),
+    )
 }
 
 #[test]
@@ -88,7 +101,13 @@ fn parse_checks_accept_built_frames() {
         build::echo(a6, b6, false, 7, 1),
         build::icmp_error(b, a, 3, 3, &syn),
         build::ip_other(a, b, 47, &[0; 12]),
-        build::geneve_wrap(ip("172.31.0.1"), ip("172.31.0.2"), 999, &syn, &build::aws_options(1, 2, 3)),
+        build::geneve_wrap(
+            ip("172.31.0.1"),
+            ip("172.31.0.2"),
+            999,
+            &syn,
+            &build::aws_options(1, 2, 3),
+        ),
         build::geneve_wrap(ip("172.31.0.1"), ip("172.31.0.2"), 999, &syn, &[]),
     ];
     let fragments = build::fragment_v4(&build::udp(a, b, 1, 2, &[7; 40]), 16, 9);
@@ -103,11 +122,24 @@ fn parse_checks_accept_built_frames() {
         ));
         // Under every other link type too (mostly rejected, never a panic).
         for link in LINK_TYPES {
-            check_parse(&ParseInput::encode(link, ParseOptions { decap_geneve: true, gwlb_strict: true }, f, f.len()));
+            check_parse(&ParseInput::encode(
+                link,
+                ParseOptions {
+                    decap_geneve: true,
+                    gwlb_strict: true,
+                },
+                f,
+                f.len(),
+            ));
         }
     }
     // The raw IP packet of a frame parses the same under LINKTYPE_RAW.
-    check_parse(&ParseInput::encode(LinkType::RawIp, ParseOptions::default(), &syn[14..], syn.len() - 14));
+    check_parse(&ParseInput::encode(
+        LinkType::RawIp,
+        ParseOptions::default(),
+        &syn[14..],
+        syn.len() - 14,
+    ));
 }
 
 #[test]
@@ -120,16 +152,28 @@ fn geneve_checks_accept_gwlb_headers() {
     for cut in 0..buf.len() {
         check_geneve(&buf[..cut]);
     }
-    let aws = |typ: u8, data: Vec<u8>| OptionSpec { class: geneve::AWS_OPTION_CLASS, typ, critical: false, data };
+    let aws = |typ: u8, data: Vec<u8>| OptionSpec {
+        class: geneve::AWS_OPTION_CLASS,
+        typ,
+        critical: false,
+        data,
+    };
     let gwlb = [aws(1, vec![1; 8]), aws(2, vec![2; 8]), aws(3, vec![3; 4])];
     check_geneve_roundtrip(5, geneve::ETHER_TYPE_IPV6, &gwlb, b"payload");
-    let odd = OptionSpec { class: 0xffff, typ: 0x7f, critical: true, data: vec![9; 124] };
+    let odd = OptionSpec {
+        class: 0xffff,
+        typ: 0x7f,
+        critical: true,
+        data: vec![9; 124],
+    };
     check_geneve_roundtrip(0xff_ffff, geneve::ETHER_TYPE_IPV4, &[odd.clone(), odd], b"");
     check_geneve_roundtrip(0x100_0000, 0, &[], b"");
 }
 
 fn pcap(records: &[&[u8]]) -> Vec<u8> {
-    let mut f = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+    let mut f = vec![
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ];
     for (i, d) in records.iter().enumerate() {
         f.extend_from_slice(&(1_700_000_000 + i as u32).to_le_bytes());
         f.extend_from_slice(&0u32.to_le_bytes());
@@ -142,7 +186,16 @@ fn pcap(records: &[&[u8]]) -> Vec<u8> {
 
 #[test]
 fn capture_checks_accept_captures_and_their_truncations() {
-    let syn = build::tcp(ip("10.0.1.10"), ip("10.0.2.20"), 40000, 443, 0x02, 1, 0, b"");
+    let syn = build::tcp(
+        ip("10.0.1.10"),
+        ip("10.0.2.20"),
+        40000,
+        443,
+        0x02,
+        1,
+        0,
+        b"",
+    );
     let f = pcap(&[&syn, &syn[..20], b""]);
     for cut in 0..=f.len() {
         check_capture(&f[..cut]);
@@ -172,12 +225,19 @@ fn policy_checks_accept_every_config() {
     }
     check_policy_text(ENGINE_POLICY);
     check_policy_text("[settings]\nunknown_address = \"maybe\"\n");
-    check_policy_text("[interfaces.x]\naddresses = [\"10.0.0.1\"]\nsecurity_groups = [\"sg-none\"]\n");
+    check_policy_text(
+        "[interfaces.x]\naddresses = [\"10.0.0.1\"]\nsecurity_groups = [\"sg-none\"]\n",
+    );
     check_policy_text("");
 }
 
 fn fed(frame: Vec<u8>, ts: u64) -> Fed {
-    Fed { link: LinkType::Ethernet, orig_len: frame.len(), frame, ts }
+    Fed {
+        link: LinkType::Ethernet,
+        orig_len: frame.len(),
+        frame,
+        ts,
+    }
 }
 
 #[test]
@@ -195,24 +255,48 @@ fn engine_harness_follows_flows_capacity_and_expiry() {
         fed(build::tcp(web, ops, 22, 40001, 0x12, 1, 2, b""), t0 + 1),
         fed(build::tcp(ops, web, 40001, 22, 0x10, 2, 2, b""), t0 + 2),
         // Denied by the priority-1 deny rule.
-        fed(build::tcp(ip("192.0.2.66"), web, 40002, 22, 0x02, 1, 0, b""), t0 + 3),
+        fed(
+            build::tcp(ip("192.0.2.66"), web, 40002, 22, 0x02, 1, 0, b""),
+            t0 + 3,
+        ),
         // Ping from ops, its reply, then an error quoting the SSH flow.
         fed(build::echo(ops, web, true, 3, 1), t0 + 4),
         fed(build::echo(web, ops, false, 3, 1), t0 + 5),
-        fed(build::icmp_error(ops, web, 3, 3, &build::tcp(web, ops, 22, 40001, 0x10, 2, 2, b"")), t0 + 6),
+        fed(
+            build::icmp_error(
+                ops,
+                web,
+                3,
+                3,
+                &build::tcp(web, ops, 22, 40001, 0x10, 2, 2, b""),
+            ),
+            t0 + 6,
+        ),
     ];
     // GENEVE from endpoint 1: web -> db:5432 is allowed in db-a's zone.
     let inner = build::tcp(web, db, 40003, 5432, 0x02, 1, 0, b"");
     frames.push(fed(
-        build::geneve_wrap(ip("172.31.0.1"), ip("172.31.0.2"), 1, &inner, &build::aws_options(1, 2, 3)),
+        build::geneve_wrap(
+            ip("172.31.0.1"),
+            ip("172.31.0.2"),
+            1,
+            &inner,
+            &build::aws_options(1, 2, 3),
+        ),
         t0 + 7,
     ));
     // Fill the table (8 entries) with intra-group UDP flows web-1 -> web-2.
     for p in 0..10 {
-        frames.push(fed(build::udp(web, ip("10.0.1.11"), 50000 + p, 9, b"x"), t0 + 8));
+        frames.push(fed(
+            build::udp(web, ip("10.0.1.11"), 50000 + p, 9, b"x"),
+            t0 + 8,
+        ));
     }
     // Much later, everything has expired: the SSH ACK is a new flow again.
-    frames.push(fed(build::tcp(ops, web, 40001, 22, 0x10, 3, 3, b""), t0 + 3600 * S));
+    frames.push(fed(
+        build::tcp(ops, web, 40001, 22, 0x10, 3, 3, b""),
+        t0 + 3600 * S,
+    ));
     let mut h = EngineHarness::standard();
     let js = h.run(&frames);
     let got: Vec<(Verdict, Reason)> = js.iter().map(|j| (j.verdict, j.reason)).collect();

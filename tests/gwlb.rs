@@ -46,7 +46,9 @@ fn ip(s: &str) -> IpAddr {
 
 fn is_root() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
 }
 
 macro_rules! need_root {
@@ -74,7 +76,10 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     Some((status, body))
 }
 
@@ -112,7 +117,15 @@ impl Appliance {
         let child = Command::new(env!("CARGO_BIN_EXE_sgplane"))
             .arg("-c")
             .arg(dir.path().join("policy.toml"))
-            .args(["gwlb", "--listen", &a(GENEVE_PORT), "--health", &a(8080), "--metrics", &a(9100)])
+            .args([
+                "gwlb",
+                "--listen",
+                &a(GENEVE_PORT),
+                "--health",
+                &a(8080),
+                "--metrics",
+                &a(9100),
+            ])
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
@@ -121,12 +134,16 @@ impl Appliance {
             .unwrap();
         let mut me = Appliance { child, dir, net };
         let health = me.health_addr();
-        wait_until("the health check to answer", Duration::from_secs(10), || {
-            if let Ok(Some(status)) = me.child.try_wait() {
-                panic!("sgplane gwlb exited with {status}: {}", me.stderr());
-            }
-            http_get(health, "/").is_some_and(|(s, _)| s == 200)
-        });
+        wait_until(
+            "the health check to answer",
+            Duration::from_secs(10),
+            || {
+                if let Ok(Some(status)) = me.child.try_wait() {
+                    panic!("sgplane gwlb exited with {status}: {}", me.stderr());
+                }
+                http_get(health, "/").is_some_and(|(s, _)| s == 200)
+            },
+        );
         me
     }
 
@@ -172,7 +189,10 @@ impl Appliance {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -182,7 +202,11 @@ impl Appliance {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < until, "sgplane gwlb did not exit: {}", self.stderr());
+            assert!(
+                Instant::now() < until,
+                "sgplane gwlb did not exit: {}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -205,7 +229,11 @@ struct Gwlb {
 impl Gwlb {
     fn new(node: IpAddr, appliance: IpAddr) -> Gwlb {
         let rx = UdpSocket::bind(SocketAddr::new(node, GENEVE_PORT)).unwrap();
-        Gwlb { node, appliance: SocketAddr::new(appliance, GENEVE_PORT), rx }
+        Gwlb {
+            node,
+            appliance: SocketAddr::new(appliance, GENEVE_PORT),
+            rx,
+        }
     }
 
     fn for_test(a: &Appliance) -> Gwlb {
@@ -235,19 +263,36 @@ impl Gwlb {
     /// appliance, the sender's source port, the UDP payload byte for byte.
     fn round_trip(&self, from: &UdpSocket, payload: &[u8]) {
         self.send(from, payload);
-        let (src, got) = self.recv(Duration::from_secs(3)).expect("the packet to come back");
-        assert_eq!(src, SocketAddr::new(self.appliance.ip(), from.local_addr().unwrap().port()));
-        assert_eq!(got, payload, "returned with the GENEVE header and packet as sent");
+        let (src, got) = self
+            .recv(Duration::from_secs(3))
+            .expect("the packet to come back");
+        assert_eq!(
+            src,
+            SocketAddr::new(self.appliance.ip(), from.local_addr().unwrap().port())
+        );
+        assert_eq!(
+            got, payload,
+            "returned with the GENEVE header and packet as sent"
+        );
     }
 
     /// Sends packets that must not come back, then an allowed probe that must.
-    fn dropped(&self, from: &UdpSocket, payloads: &[Vec<u8>], probe_from: &UdpSocket, probe: &[u8]) {
+    fn dropped(
+        &self,
+        from: &UdpSocket,
+        payloads: &[Vec<u8>],
+        probe_from: &UdpSocket,
+        probe: &[u8],
+    ) {
         for p in payloads {
             self.send(from, p);
         }
         std::thread::sleep(Duration::from_millis(200));
         self.round_trip(probe_from, probe);
-        assert!(self.recv(Duration::from_millis(200)).is_none(), "nothing else comes back");
+        assert!(
+            self.recv(Duration::from_millis(200)).is_none(),
+            "nothing else comes back"
+        );
     }
 }
 
@@ -263,17 +308,49 @@ struct Tcp<'a> {
 }
 
 impl<'a> Tcp<'a> {
-    fn new(g: &'a Gwlb, client: &str, cport: u16, server: &str, sport: u16, endpoint: u64) -> Tcp<'a> {
-        Tcp { g, client: (ip(client), cport), server: (ip(server), sport), fwd: g.port(), rev: g.port(), endpoint }
+    fn new(
+        g: &'a Gwlb,
+        client: &str,
+        cport: u16,
+        server: &str,
+        sport: u16,
+        endpoint: u64,
+    ) -> Tcp<'a> {
+        Tcp {
+            g,
+            client: (ip(client), cport),
+            server: (ip(server), sport),
+            fwd: g.port(),
+            rev: g.port(),
+            endpoint,
+        }
     }
 
     fn to_server(&self, flags: u8, data: &[u8]) -> Vec<u8> {
-        let f = build::tcp(self.client.0, self.server.0, self.client.1, self.server.1, flags, 1000, 2000, data);
+        let f = build::tcp(
+            self.client.0,
+            self.server.0,
+            self.client.1,
+            self.server.1,
+            flags,
+            1000,
+            2000,
+            data,
+        );
         geneve(&f, self.endpoint, 0xc0c0)
     }
 
     fn to_client(&self, flags: u8, data: &[u8]) -> Vec<u8> {
-        let f = build::tcp(self.server.0, self.client.0, self.server.1, self.client.1, flags, 2000, 1001, data);
+        let f = build::tcp(
+            self.server.0,
+            self.client.0,
+            self.server.1,
+            self.client.1,
+            flags,
+            2000,
+            1001,
+            data,
+        );
         geneve(&f, self.endpoint, 0xc0c1)
     }
 
@@ -292,7 +369,12 @@ fn a_tcp_handshake_and_data_pass_and_replies_ride_conntrack() {
     // The server may not open connections: its replies pass only as `established`.
     let t = Tcp::new(&g, "198.51.100.7", 40001, "10.0.1.10", 443, 0xe1);
     let unsolicited = t.g.port();
-    g.dropped(&unsolicited, &[t.to_client(SYN, b"")], &t.fwd, &t.to_server(SYN, b""));
+    g.dropped(
+        &unsolicited,
+        &[t.to_client(SYN, b"")],
+        &t.fwd,
+        &t.to_server(SYN, b""),
+    );
     g.round_trip(&t.rev, &t.to_client(SYN_ACK, b""));
     g.round_trip(&t.fwd, &t.to_server(ACK, b""));
     for i in 0..20u8 {
@@ -302,9 +384,15 @@ fn a_tcp_handshake_and_data_pass_and_replies_ride_conntrack() {
     g.round_trip(&t.fwd, &t.to_server(FIN_ACK, b""));
     g.round_trip(&t.rev, &t.to_client(FIN_ACK, b""));
     g.round_trip(&t.fwd, &t.to_server(ACK, b""));
-    a.wait_metric(r#"sgplane_packets_total{verdict="allow",reason="established"}"#, 45);
+    a.wait_metric(
+        r#"sgplane_packets_total{verdict="allow",reason="established"}"#,
+        45,
+    );
     a.wait_metric(r#"sgplane_packets_total{verdict="allow",reason="rule"}"#, 1);
-    a.wait_metric(r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#, 1);
+    a.wait_metric(
+        r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#,
+        1,
+    );
 }
 
 #[test]
@@ -314,7 +402,11 @@ fn denied_ports_are_not_returned() {
     let g = Gwlb::for_test(&a);
     let ssh = Tcp::new(&g, "198.51.100.7", 40002, "10.0.1.10", 22, 0xe1);
     let web = Tcp::new(&g, "198.51.100.7", 40003, "10.0.1.10", 443, 0xe1);
-    let udp = geneve(&build::udp(ip("198.51.100.7"), ip("10.0.1.10"), 5000, 53, b"q"), 0xe1, 1);
+    let udp = geneve(
+        &build::udp(ip("198.51.100.7"), ip("10.0.1.10"), 5000, 53, b"q"),
+        0xe1,
+        1,
+    );
     // Data with no connection is picked up only if the rules allow it.
     g.dropped(
         &ssh.fwd,
@@ -322,7 +414,10 @@ fn denied_ports_are_not_returned() {
         &web.fwd,
         &web.to_server(SYN, b""),
     );
-    a.wait_metric(r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#, 3);
+    a.wait_metric(
+        r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#,
+        3,
+    );
     a.wait_metric("sgplane_gwlb_returned_packets_total", 1);
 }
 
@@ -336,10 +431,18 @@ fn icmp_echo_requests_pass_and_their_replies_follow() {
     let stray = geneve(&build::echo(server, client, false, 99, 1), 0xe1, 1);
     let request = geneve(&build::echo(client, server, true, 7, 1), 0xe1, 1);
     g.dropped(&rev, &[stray], &fwd, &request);
-    g.round_trip(&rev, &geneve(&build::echo(server, client, false, 7, 1), 0xe1, 1));
+    g.round_trip(
+        &rev,
+        &geneve(&build::echo(server, client, false, 7, 1), 0xe1, 1),
+    );
     // A server's own ping is not allowed out.
     let out = geneve(&build::echo(server, client, true, 8, 1), 0xe1, 1);
-    g.dropped(&rev, &[out], &fwd, &geneve(&build::echo(client, server, true, 7, 2), 0xe1, 1));
+    g.dropped(
+        &rev,
+        &[out],
+        &fwd,
+        &geneve(&build::echo(client, server, true, 7, 2), 0xe1, 1),
+    );
 }
 
 #[test]
@@ -358,7 +461,11 @@ fn each_return_carries_the_latest_cookie_of_its_flow() {
         let sent = geneve(&data, 0xe1, cookie);
         g.send(&fwd, &sent);
         let (_, got) = g.recv(Duration::from_secs(3)).expect("returned");
-        assert_eq!(&got[8..40], &build::aws_options(0xe1, 0x77, cookie)[..], "options as last received");
+        assert_eq!(
+            &got[8..40],
+            &build::aws_options(0xe1, 0x77, cookie)[..],
+            "options as last received"
+        );
         assert_eq!(got, sent);
     }
 }
@@ -396,7 +503,12 @@ fn zones_keep_overlapping_addresses_apart() {
     );
     Tcp::new(&g, "10.9.0.1", 40021, "10.9.0.2", 80, 0xb).handshake();
     let a80 = Tcp::new(&g, "10.9.0.1", 40022, "10.9.0.2", 80, 0xa);
-    g.dropped(&a80.fwd, &[a80.to_server(SYN, b"")], &in_a.rev, &in_a.to_client(PSH_ACK, b"b"));
+    g.dropped(
+        &a80.fwd,
+        &[a80.to_server(SYN, b"")],
+        &in_a.rev,
+        &in_a.to_client(PSH_ACK, b"b"),
+    );
 }
 
 #[test]
@@ -408,7 +520,12 @@ fn ipv6_inner_packets_are_judged() {
     t.handshake();
     g.round_trip(&t.rev, &t.to_client(PSH_ACK, &[7; 1000]));
     let denied = Tcp::new(&g, "2001:db8:ff::7", 40031, "2001:db8:1::10", 80, 0xe1);
-    g.dropped(&denied.fwd, &[denied.to_server(SYN, b"")], &t.fwd, &t.to_server(PSH_ACK, b"x"));
+    g.dropped(
+        &denied.fwd,
+        &[denied.to_server(SYN, b"")],
+        &t.fwd,
+        &t.to_server(PSH_ACK, b"x"),
+    );
     let (c, s) = (ip("2001:db8:ff::7"), ip("2001:db8:1::10"));
     g.round_trip(&t.fwd, &geneve(&build::echo(c, s, true, 5, 1), 0xe1, 1));
     g.round_trip(&t.rev, &geneve(&build::echo(s, c, false, 5, 1), 0xe1, 1));
@@ -430,7 +547,16 @@ fn malformed_geneve_is_dropped_and_counted_while_serving_goes_on() {
     let t = Tcp::new(&g, "198.51.100.7", 40040, "10.0.1.10", 443, 0xe1);
     t.handshake();
     let good = t.to_server(PSH_ACK, b"ok");
-    let inner = &build::tcp(ip("198.51.100.7"), ip("10.0.1.10"), 40040, 443, PSH_ACK, 1, 1, b"x")[14..];
+    let inner = &build::tcp(
+        ip("198.51.100.7"),
+        ip("10.0.1.10"),
+        40040,
+        443,
+        PSH_ACK,
+        1,
+        1,
+        b"x",
+    )[14..];
     let aws = build::aws_options(0xe1, 0x77, 1);
     let mut bad: Vec<Vec<u8>> = Vec::new();
     let mut v1 = good.clone();
@@ -452,8 +578,14 @@ fn malformed_geneve_is_dropped_and_counted_while_serving_goes_on() {
     bad.push(geneve_raw(&critical, 0x0800, inner));
     bad.extend([vec![], vec![0], vec![0; 7]]); // tiny datagrams
     g.dropped(&t.fwd, &bad, &t.fwd, &good);
-    a.wait_metric(r#"sgplane_malformed_total{cause="GENEVE"}"#, bad.len() as u64);
-    a.wait_metric(r#"sgplane_packets_total{verdict="deny",reason="malformed"}"#, bad.len() as u64);
+    a.wait_metric(
+        r#"sgplane_malformed_total{cause="GENEVE"}"#,
+        bad.len() as u64,
+    );
+    a.wait_metric(
+        r#"sgplane_packets_total{verdict="deny",reason="malformed"}"#,
+        bad.len() as u64,
+    );
     g.round_trip(&t.rev, &t.to_client(PSH_ACK, b"still serving"));
 }
 
@@ -466,16 +598,25 @@ fn health_fails_on_sigterm_established_flows_drain_then_exit_0() {
     t.handshake();
     let started = Instant::now();
     a.signal("TERM");
-    wait_until("health checks to answer 503", Duration::from_secs(2), || {
-        http_get(a.health_addr(), "/health").is_some_and(|(s, _)| s == 503)
-    });
+    wait_until(
+        "health checks to answer 503",
+        Duration::from_secs(2),
+        || http_get(a.health_addr(), "/health").is_some_and(|(s, _)| s == 503),
+    );
     g.round_trip(&t.fwd, &t.to_server(PSH_ACK, b"while draining"));
     g.round_trip(&t.rev, &t.to_client(PSH_ACK, b"reply while draining"));
     assert_eq!(metric(&a.metrics(), "sgplane_draining"), 1);
     let status = a.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status}: {}", a.stderr());
-    assert!(started.elapsed() >= Duration::from_millis(1900), "served for the drain period");
-    assert!(a.stdout().contains("packets 5 (allowed 5, denied 0)"), "summary: {}", a.stdout());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "served for the drain period"
+    );
+    assert!(
+        a.stdout().contains("packets 5 (allowed 5, denied 0)"),
+        "summary: {}",
+        a.stdout()
+    );
 }
 
 #[test]
@@ -486,22 +627,45 @@ fn sighup_reloads_a_good_policy_and_keeps_the_old_one_on_error() {
     let web = Tcp::new(&g, "198.51.100.7", 40060, "10.0.1.10", 443, 0xe1);
     web.handshake();
     let alt = Tcp::new(&g, "198.51.100.7", 40061, "10.0.1.10", 8443, 0xe1);
-    g.dropped(&alt.fwd, &[alt.to_server(SYN, b"")], &web.fwd, &web.to_server(ACK, b""));
+    g.dropped(
+        &alt.fwd,
+        &[alt.to_server(SYN, b"")],
+        &web.fwd,
+        &web.to_server(ACK, b""),
+    );
 
-    std::fs::write(a.policy_path(), POLICY.replace("ports = \"443\"", "ports = \"8443\"")).unwrap();
+    std::fs::write(
+        a.policy_path(),
+        POLICY.replace("ports = \"443\"", "ports = \"8443\""),
+    )
+    .unwrap();
     a.signal("HUP");
     a.wait_metric(r#"sgplane_policy_reloads_total{result="ok"}"#, 1);
     alt.handshake();
     // The established flow keeps flowing though its port is no longer allowed.
     g.round_trip(&web.fwd, &web.to_server(PSH_ACK, b"still established"));
     let web2 = Tcp::new(&g, "198.51.100.7", 40062, "10.0.1.10", 443, 0xe1);
-    g.dropped(&web2.fwd, &[web2.to_server(SYN, b"")], &alt.fwd, &alt.to_server(ACK, b""));
+    g.dropped(
+        &web2.fwd,
+        &[web2.to_server(SYN, b"")],
+        &alt.fwd,
+        &alt.to_server(ACK, b""),
+    );
 
     std::fs::write(a.policy_path(), "[security_groups.sg-web\n").unwrap();
     a.signal("HUP");
     a.wait_metric(r#"sgplane_policy_reloads_total{result="error"}"#, 1);
-    assert!(a.stderr().contains("policy not reloaded, the old one stays"), "{}", a.stderr());
-    assert!(a.stderr().contains("policy.toml:1:"), "the error names the place: {}", a.stderr());
+    assert!(
+        a.stderr()
+            .contains("policy not reloaded, the old one stays"),
+        "{}",
+        a.stderr()
+    );
+    assert!(
+        a.stderr().contains("policy.toml:1:"),
+        "the error names the place: {}",
+        a.stderr()
+    );
     Tcp::new(&g, "198.51.100.7", 40063, "10.0.1.10", 8443, 0xe1).handshake();
 }
 
@@ -519,7 +683,11 @@ fn metrics_count_verdicts_reasons_bytes_rules_and_conntrack() {
     let ssh = Tcp::new(&g, "198.51.100.7", 40072, "10.0.1.10", 22, 0xe1);
     g.dropped(
         &full.fwd,
-        &[full.to_server(SYN, b""), ssh.to_server(SYN, b""), vec![0; 3]],
+        &[
+            full.to_server(SYN, b""),
+            ssh.to_server(SYN, b""),
+            vec![0; 3],
+        ],
         &t1.fwd,
         &t1.to_server(ACK, b""),
     );
@@ -527,10 +695,22 @@ fn metrics_count_verdicts_reasons_bytes_rules_and_conntrack() {
     let m = a.metrics();
     let lines = [
         (r#"sgplane_packets_total{verdict="allow",reason="rule"}"#, 2),
-        (r#"sgplane_packets_total{verdict="allow",reason="established"}"#, 3),
-        (r#"sgplane_packets_total{verdict="deny",reason="conntrack-full"}"#, 1),
-        (r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#, 1),
-        (r#"sgplane_packets_total{verdict="deny",reason="malformed"}"#, 1),
+        (
+            r#"sgplane_packets_total{verdict="allow",reason="established"}"#,
+            3,
+        ),
+        (
+            r#"sgplane_packets_total{verdict="deny",reason="conntrack-full"}"#,
+            1,
+        ),
+        (
+            r#"sgplane_packets_total{verdict="deny",reason="no-rule"}"#,
+            1,
+        ),
+        (
+            r#"sgplane_packets_total{verdict="deny",reason="malformed"}"#,
+            1,
+        ),
         (r#"sgplane_malformed_total{cause="GENEVE"}"#, 1),
         (r#"sgplane_rule_hits_total{rule="sg-web/ingress/0"}"#, 2),
         (r#"sgplane_rule_hits_total{rule="sg-web/ingress/1"}"#, 1),
@@ -542,8 +722,14 @@ fn metrics_count_verdicts_reasons_bytes_rules_and_conntrack() {
     for (name, want) in lines {
         assert_eq!(metric(&m, name), want, "{name} in\n{m}");
     }
-    assert!(metric(&m, r#"sgplane_bytes_total{verdict="allow"}"#) > 5 * 80, "{m}");
-    assert!(metric(&m, r#"sgplane_bytes_total{verdict="deny"}"#) > 2 * 80, "{m}");
+    assert!(
+        metric(&m, r#"sgplane_bytes_total{verdict="allow"}"#) > 5 * 80,
+        "{m}"
+    );
+    assert!(
+        metric(&m, r#"sgplane_bytes_total{verdict="deny"}"#) > 2 * 80,
+        "{m}"
+    );
     assert!(m.contains("# TYPE sgplane_packets_total counter"), "{m}");
 }
 
@@ -552,13 +738,26 @@ fn many_flows_meet_their_conntrack_whatever_worker_receives_them() {
     need_root!();
     let a = Appliance::start(71, POLICY, &["--workers", "4"]);
     let g = Gwlb::for_test(&a);
-    let flows: Vec<Tcp> =
-        (0..24).map(|i| Tcp::new(&g, &format!("198.51.100.{}", 20 + i), 41000 + i, "10.0.1.10", 443, 0xe1)).collect();
+    let flows: Vec<Tcp> = (0..24)
+        .map(|i| {
+            Tcp::new(
+                &g,
+                &format!("198.51.100.{}", 20 + i),
+                41000 + i,
+                "10.0.1.10",
+                443,
+                0xe1,
+            )
+        })
+        .collect();
     for t in &flows {
         t.handshake();
         g.round_trip(&t.rev, &t.to_client(PSH_ACK, b"reply"));
     }
-    a.wait_metric(r#"sgplane_packets_total{verdict="allow",reason="established"}"#, 24 * 3);
+    a.wait_metric(
+        r#"sgplane_packets_total{verdict="allow",reason="established"}"#,
+        24 * 3,
+    );
 }
 
 #[test]
@@ -573,7 +772,10 @@ fn a_second_appliance_on_the_same_address_is_refused() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("cannot listen on 127.73.0.2:6081"), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 127.73.0.2:6081"),
+        "{stderr}"
+    );
     let g = Gwlb::for_test(&a);
     Tcp::new(&g, "198.51.100.7", 40090, "10.0.1.10", 443, 0xe1).handshake();
 }
@@ -593,13 +795,28 @@ fn workers_hand_datagrams_to_the_owner_of_their_flow() {
         watch: false,
     };
     let c = Arc::clone(&control);
-    let tuning = Tuning { kernel_steering: false, ..Tuning::default() };
+    let tuning = Tuning {
+        kernel_steering: false,
+        ..Tuning::default()
+    };
     let appliance = std::thread::spawn(move || gwlb::run_tuned(c, opts, &tuning));
     let g = Gwlb::new(ip("127.72.0.1"), ip("127.72.0.2"));
     // Bound once a plain socket can no longer take the address.
-    wait_until("the appliance to listen", Duration::from_secs(5), || UdpSocket::bind("127.72.0.2:6081").is_err());
-    let flows: Vec<Tcp> =
-        (0..16).map(|i| Tcp::new(&g, &format!("198.51.100.{}", 40 + i), 42000 + i, "10.0.1.10", 443, 0xe1)).collect();
+    wait_until("the appliance to listen", Duration::from_secs(5), || {
+        UdpSocket::bind("127.72.0.2:6081").is_err()
+    });
+    let flows: Vec<Tcp> = (0..16)
+        .map(|i| {
+            Tcp::new(
+                &g,
+                &format!("198.51.100.{}", 40 + i),
+                42000 + i,
+                "10.0.1.10",
+                443,
+                0xe1,
+            )
+        })
+        .collect();
     for t in &flows {
         t.handshake();
     }
@@ -609,8 +826,14 @@ fn workers_hand_datagrams_to_the_owner_of_their_flow() {
         .lines()
         .find_map(|l| l.strip_prefix("gwlb_handed_over_packets_total "))
         .map_or(0, |v| v.parse().unwrap());
-    assert!(handed > 0, "some datagrams reached the other worker: {summary}");
-    assert!(summary.contains("packets 48 (allowed 48, denied 0)"), "{summary}");
+    assert!(
+        handed > 0,
+        "some datagrams reached the other worker: {summary}"
+    );
+    assert!(
+        summary.contains("packets 48 (allowed 48, denied 0)"),
+        "{summary}"
+    );
 }
 
 /// IPv6 outside too, in a network namespace of its own (loopback has one
@@ -632,11 +855,21 @@ fn ipv6_outer_addresses_work_in_a_namespace() {
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "ipv6_outer_addresses_work_in_a_namespace", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "ipv6_outer_addresses_work_in_a_namespace",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("SGPLANE_GWLB_IN_NETNS", "1")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success() && text.contains("1 passed"), "{text}");
 }
 
@@ -648,7 +881,15 @@ fn ipv6_outer_inside() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sgplane"))
         .arg("-c")
         .arg(&path)
-        .args(["gwlb", "--listen", "[fd00:6081::2]:6081", "--health", "127.0.0.1:8080", "--workers", "2"])
+        .args([
+            "gwlb",
+            "--listen",
+            "[fd00:6081::2]:6081",
+            "--health",
+            "127.0.0.1:8080",
+            "--workers",
+            "2",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -665,7 +906,12 @@ fn ipv6_outer_inside() {
         t.handshake();
         let t6 = Tcp::new(&g, "2001:db8:ff::7", 40081, "2001:db8:1::10", 443, 0xe1);
         t6.handshake();
-        g.dropped(&t6.fwd, &[t6.to_server(SYN, b"")[..3].to_vec()], &t6.rev, &t6.to_client(PSH_ACK, b"v6"));
+        g.dropped(
+            &t6.fwd,
+            &[t6.to_server(SYN, b"")[..3].to_vec()],
+            &t6.rev,
+            &t6.to_client(PSH_ACK, b"v6"),
+        );
     });
     let _ = child.kill();
     let _ = child.wait();
@@ -682,19 +928,28 @@ struct Netns {
 impl Netns {
     fn new(tag: &str) -> Netns {
         let name = format!("sgplane-gwlb-{tag}-{}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
         assert!(ok.success(), "ip netns add {name}");
         Netns { name }
     }
 
     fn ip(&self, args: &[&str]) {
-        let ok = Command::new("ip").args(["-n", &self.name]).args(args).status().unwrap();
+        let ok = Command::new("ip")
+            .args(["-n", &self.name])
+            .args(args)
+            .status()
+            .unwrap();
         assert!(ok.success(), "ip -n {} {}", self.name, args.join(" "));
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "delete", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
     }
 }

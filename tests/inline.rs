@@ -51,7 +51,9 @@ const TCP_8080: &str = r#"{ proto = "tcp", ports = "8080", from = "sg-client" },
 /// their namespaces (`ip netns exec NS <this binary> helper --exact`).
 #[test]
 fn helper() {
-    let Ok(role) = std::env::var("SGPLANE_TEST_HELPER") else { return };
+    let Ok(role) = std::env::var("SGPLANE_TEST_HELPER") else {
+        return;
+    };
     let args: Vec<&str> = role.split_whitespace().collect();
     match args.as_slice() {
         ["serve", port] => serve(port.parse().unwrap()),
@@ -134,12 +136,18 @@ fn hold(addr: &str, port: u16) {
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Skips (visibly) unless root with `ip` available.
@@ -157,7 +165,12 @@ fn skip_unless_root(test: &str) -> bool {
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A child process whose output lines arrive on a channel.
@@ -171,12 +184,20 @@ struct Proc {
 
 impl Proc {
     fn spawn(mut cmd: Command, read_stderr: bool) -> Proc {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn");
         let (tx, rx) = mpsc::channel();
         for out in [
-            child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
-            child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|e| Box::new(e) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -194,7 +215,12 @@ impl Proc {
             });
         }
         let stdin = child.stdin.take();
-        Proc { child, lines: rx, stdin, seen: Vec::new() }
+        Proc {
+            child,
+            lines: rx,
+            stdin,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a line containing `needle`; returns it.
@@ -209,7 +235,10 @@ impl Proc {
                         return l;
                     }
                 }
-                Err(_) => panic!("no line with `{needle}` within {within:?}; saw:\n{}", self.seen.join("\n")),
+                Err(_) => panic!(
+                    "no line with `{needle}` within {within:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }
@@ -218,11 +247,16 @@ impl Proc {
     fn answer(&mut self) -> String {
         let line = self.expect("HELPER ", Duration::from_secs(10));
         // libtest may have printed "test helper ... " on the same line.
-        line.split_once("HELPER ").map(|(_, a)| a.to_string()).unwrap_or(line)
+        line.split_once("HELPER ")
+            .map(|(_, a)| a.to_string())
+            .unwrap_or(line)
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -270,7 +304,13 @@ impl Lab {
         static LABS: AtomicUsize = AtomicUsize::new(0);
         let tag = format!("{test}-{}", std::process::id());
         let n = LABS.fetch_add(1, Ordering::Relaxed);
-        Lab { tag, n, namespaces: Vec::new(), procs: Vec::new(), dir: tempfile::tempdir().unwrap() }
+        Lab {
+            tag,
+            n,
+            namespaces: Vec::new(),
+            procs: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn netns(&mut self, role: &str) -> String {
@@ -295,7 +335,12 @@ impl Lab {
     fn helper(&mut self, ns: &str, role: &str) -> usize {
         let exe = std::env::current_exe().unwrap();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).arg(exe).args(["helper", "--exact", "--nocapture", "--test-threads=1"]);
+        cmd.args(["netns", "exec", ns]).arg(exe).args([
+            "helper",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
         cmd.env("SGPLANE_TEST_HELPER", role);
         self.procs.push(Proc::spawn(cmd, false));
         self.procs.len() - 1
@@ -325,7 +370,16 @@ impl Drop for Lab {
 /// Puts `dev` (already in `ns`) up with the host's addresses.
 fn configure(ns: &str, dev: &str, v4: &str, v6: &str) {
     ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev]);
-    ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+    ip(&[
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{v6}/64"),
+        "dev",
+        dev,
+        "nodad",
+    ]);
     ip(&["-n", ns, "link", "set", dev, "up"]);
 }
 
@@ -365,7 +419,11 @@ fn assert_ping(ns: &str, addr: &str, allowed: bool) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn metrics(port: u16) -> String {
@@ -409,7 +467,11 @@ fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 // ---------------------------------------------------------------- tests
 
 /// Two TAP devices made by sgplane, one moved into each host's namespace.
-fn tap_lab(test: &str, policy_text: &str, extra: &[&str]) -> Option<(Lab, Proc, String, String, PathBuf)> {
+fn tap_lab(
+    test: &str,
+    policy_text: &str,
+    extra: &[&str],
+) -> Option<(Lab, Proc, String, String, PathBuf)> {
     if skip_unless_root(test) {
         return None;
     }
@@ -433,9 +495,11 @@ fn tap_lab(test: &str, policy_text: &str, extra: &[&str]) -> Option<(Lab, Proc, 
 fn tap_forwards_what_the_policy_allows_in_both_directions() {
     let mport = free_port();
     let mp = mport.to_string();
-    let Some((mut lab, sg, client, server, _)) =
-        tap_lab("tapfwd", &policy(TCP_8080), &["--metrics", &format!("127.0.0.1:{mp}")])
-    else {
+    let Some((mut lab, sg, client, server, _)) = tap_lab(
+        "tapfwd",
+        &policy(TCP_8080),
+        &["--metrics", &format!("127.0.0.1:{mp}")],
+    ) else {
         return;
     };
     lab.server(&server, 8080);
@@ -456,9 +520,18 @@ fn tap_forwards_what_the_policy_allows_in_both_directions() {
     let seen = eventually(Duration::from_secs(3), || {
         let m = metrics(mport);
         metric(&m, "sgplane_rule_hits_total{rule=\"sg-server/ingress/2\"}") >= 2
-            && metric(&m, "sgplane_packets_total{verdict=\"deny\",reason=\"no-rule\"}") >= 2
-            && metric(&m, "sgplane_packets_total{verdict=\"allow\",reason=\"established\"}") >= 4
-            && metric(&m, "sgplane_packets_total{verdict=\"allow\",reason=\"arp\"}") >= 1
+            && metric(
+                &m,
+                "sgplane_packets_total{verdict=\"deny\",reason=\"no-rule\"}",
+            ) >= 2
+            && metric(
+                &m,
+                "sgplane_packets_total{verdict=\"allow\",reason=\"established\"}",
+            ) >= 4
+            && metric(
+                &m,
+                "sgplane_packets_total{verdict=\"allow\",reason=\"arp\"}",
+            ) >= 1
             && metric(&m, "sgplane_forwarded_frames") > 0
     });
     assert!(seen, "metrics:\n{}", metrics(mport));
@@ -467,14 +540,18 @@ fn tap_forwards_what_the_policy_allows_in_both_directions() {
     sg.signal("TERM");
     let (ok, out) = sg.finish(Duration::from_secs(5));
     assert!(ok, "{out}");
-    assert!(out.contains("packets ") && out.contains("allowed: ") && out.contains("forwarded_frames"), "{out}");
+    assert!(
+        out.contains("packets ") && out.contains("allowed: ") && out.contains("forwarded_frames"),
+        "{out}"
+    );
 }
 
 #[test]
 fn reload_keeps_established_connections_and_blocks_new_ones() {
     let mport = free_port();
     let mp = format!("127.0.0.1:{mport}");
-    let Some((mut lab, sg, client, server, policy_path)) = tap_lab("reload", &policy(TCP_8080), &["--metrics", &mp])
+    let Some((mut lab, sg, client, server, policy_path)) =
+        tap_lab("reload", &policy(TCP_8080), &["--metrics", &mp])
     else {
         return;
     };
@@ -492,15 +569,24 @@ fn reload_keeps_established_connections_and_blocks_new_ones() {
     std::fs::write(&policy_path, policy("")).unwrap();
     sg.signal("HUP");
     assert!(
-        eventually(Duration::from_secs(5), || metric(&metrics(mport), "sgplane_policy_reloads_total{result=\"ok\"}")
-            == 1),
+        eventually(Duration::from_secs(5), || metric(
+            &metrics(mport),
+            "sgplane_policy_reloads_total{result=\"ok\"}"
+        ) == 1),
         "no reload seen:\n{}",
         metrics(mport)
     );
     // Give every worker a batch or a tick to pick up the new rules.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(send(&mut lab), "ok", "the established connection must keep flowing");
-    assert!(lab.tcp(&client, "10.77.0.20", 8080).starts_with("fail"), "a new connection must be blocked");
+    assert_eq!(
+        send(&mut lab),
+        "ok",
+        "the established connection must keep flowing"
+    );
+    assert!(
+        lab.tcp(&client, "10.77.0.20", 8080).starts_with("fail"),
+        "a new connection must be blocked"
+    );
 
     // A broken file is reported and the policy in force stays.
     std::fs::write(&policy_path, "[security_groups.sg-client\n").unwrap();
@@ -515,7 +601,10 @@ fn reload_keeps_established_connections_and_blocks_new_ones() {
     sg.signal("INT");
     let (ok, out) = sg.finish(Duration::from_secs(5));
     assert!(ok, "{out}");
-    assert!(out.contains("policy not reloaded, the old one stays"), "{out}");
+    assert!(
+        out.contains("policy not reloaded, the old one stays"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -527,12 +616,25 @@ fn afpacket_between_veths_with_watch_and_logs() {
     let client = lab.netns("c");
     let server = lab.netns("s");
     let dut = lab.netns("d");
-    ip(&["link", "add", "eth0", "netns", &client, "type", "veth", "peer", "name", "side-c", "netns", &dut]);
-    ip(&["link", "add", "eth0", "netns", &server, "type", "veth", "peer", "name", "side-s", "netns", &dut]);
+    ip(&[
+        "link", "add", "eth0", "netns", &client, "type", "veth", "peer", "name", "side-c", "netns",
+        &dut,
+    ]);
+    ip(&[
+        "link", "add", "eth0", "netns", &server, "type", "veth", "peer", "name", "side-s", "netns",
+        &dut,
+    ]);
     for d in ["side-c", "side-s"] {
         // A wire port carries no address of its own.
         let _ = Command::new("ip")
-            .args(["netns", "exec", &dut, "sysctl", "-qw", &format!("net.ipv6.conf.{d}.disable_ipv6=1")])
+            .args([
+                "netns",
+                "exec",
+                &dut,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{d}.disable_ipv6=1"),
+            ])
             .output();
         ip(&["-n", &dut, "link", "set", d, "up"]);
     }
@@ -543,11 +645,25 @@ fn afpacket_between_veths_with_watch_and_logs() {
     let verdicts = lab.path("verdicts.jsonl");
     let flows = lab.path("flows.txt");
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &dut, SGPLANE, "-c"]).arg(&policy_path);
-    cmd.args(["run", "--iface", "side-c", "--iface", "side-s", "--workers", "2", "--watch", "--verdicts"]);
+    cmd.args(["netns", "exec", &dut, SGPLANE, "-c"])
+        .arg(&policy_path);
+    cmd.args([
+        "run",
+        "--iface",
+        "side-c",
+        "--iface",
+        "side-s",
+        "--workers",
+        "2",
+        "--watch",
+        "--verdicts",
+    ]);
     cmd.arg(&verdicts).arg("--flow-log").arg(&flows);
     let mut sg = Proc::spawn(cmd, true);
-    sg.expect("sgplane: forwarding between side-c and side-s", Duration::from_secs(10));
+    sg.expect(
+        "sgplane: forwarding between side-c and side-s",
+        Duration::from_secs(10),
+    );
 
     lab.server(&server, 8080);
     assert_eq!(lab.tcp(&client, "10.77.0.20", 8080), "ok");
@@ -561,7 +677,9 @@ fn afpacket_between_veths_with_watch_and_logs() {
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(&policy_path, policy("")).unwrap();
     assert!(
-        eventually(Duration::from_secs(6), || lab.tcp(&client, "10.77.0.20", 8080).starts_with("fail")),
+        eventually(Duration::from_secs(6), || lab
+            .tcp(&client, "10.77.0.20", 8080)
+            .starts_with("fail")),
         "the watched policy was not reloaded"
     );
 
@@ -571,24 +689,44 @@ fn afpacket_between_veths_with_watch_and_logs() {
     assert!(out.contains("forwarded_frames"), "{out}");
     let v = std::fs::read_to_string(&verdicts).unwrap();
     assert!(
-        v.lines().any(|l| l.contains("\"reason\":\"rule\"") && l.contains("\"rule\":\"sg-server/ingress/2\"")),
+        v.lines()
+            .any(|l| l.contains("\"reason\":\"rule\"")
+                && l.contains("\"rule\":\"sg-server/ingress/2\"")),
         "{v}"
     );
-    assert!(v.lines().any(|l| l.contains("\"verdict\":\"deny\"") && l.contains("\"dport\":8080")), "{v}");
+    assert!(
+        v.lines()
+            .any(|l| l.contains("\"verdict\":\"deny\"") && l.contains("\"dport\":8080")),
+        "{v}"
+    );
     let f = std::fs::read_to_string(&flows).unwrap();
     assert!(f.starts_with("version account-id interface-id"), "{f}");
-    assert!(f.lines().any(|l| l.contains(" server 10.77.0.10 10.77.0.20 ") && l.ends_with("ACCEPT OK")), "{f}");
-    assert!(f.lines().any(|l| l.contains(" 10.77.0.20 10.77.0.10 ") && l.contains("REJECT")), "{f}");
+    assert!(
+        f.lines()
+            .any(|l| l.contains(" server 10.77.0.10 10.77.0.20 ") && l.ends_with("ACCEPT OK")),
+        "{f}"
+    );
+    assert!(
+        f.lines()
+            .any(|l| l.contains(" 10.77.0.20 10.77.0.10 ") && l.contains("REJECT")),
+        "{f}"
+    );
 }
 
 #[test]
 fn bad_sides_are_reported_without_a_panic() {
-    let out = Command::new(SGPLANE).args(["run", "--iface", "no-such-if0", "--iface", "no-such-if1"]).output().unwrap();
+    let out = Command::new(SGPLANE)
+        .args(["run", "--iface", "no-such-if0", "--iface", "no-such-if1"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-if0"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    let out = Command::new(SGPLANE).args(["run", "--tap", "bad/name", "--tap", "x"]).output().unwrap();
+    let out = Command::new(SGPLANE)
+        .args(["run", "--tap", "bad/name", "--tap", "x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid interface name"));
 }

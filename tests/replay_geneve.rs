@@ -28,7 +28,11 @@ fn ip(s: &str) -> IpAddr {
 fn capture(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut w = PcapWriter::new(Vec::new()).unwrap();
     for (i, f) in frames.iter().enumerate() {
-        let p = PcapPacket::new(Duration::from_millis(1_700_000_000_000 + i as u64), f.len() as u32, f);
+        let p = PcapPacket::new(
+            Duration::from_millis(1_700_000_000_000 + i as u64),
+            f.len() as u32,
+            f,
+        );
         w.write_packet(&p).unwrap();
     }
     w.into_writer()
@@ -59,7 +63,10 @@ fn allowed_geneve_packets_are_written_as_returned() {
     let lines = std::fs::read_to_string(dir.path().join("v.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     assert_eq!(first["zone"], "vpce-0000000000000000a");
-    assert_eq!((first["src"].as_str(), first["dport"].as_u64()), (Some("10.9.0.1"), Some(443)));
+    assert_eq!(
+        (first["src"].as_str(), first["dport"].as_u64()),
+        (Some("10.9.0.1"), Some(443))
+    );
 
     let bytes = std::fs::read(dir.path().join("allowed.pcap")).unwrap();
     let mut r = PcapReader::new(&bytes[..]).unwrap();
@@ -69,7 +76,10 @@ fn allowed_geneve_packets_are_written_as_returned() {
     assert_eq!(back.len(), sent.len());
     // Ethernet and outer IP addresses swapped.
     assert_eq!((&back[0..6], &back[6..12]), (&sent[6..12], &sent[0..6]));
-    assert_eq!((&back[26..30], &back[30..34]), (&sent[30..34], &sent[26..30]));
+    assert_eq!(
+        (&back[26..30], &back[30..34]),
+        (&sent[30..34], &sent[26..30])
+    );
     // UDP source port as received, destination 6081, checksum still valid.
     assert_eq!(&back[34..38], &sent[34..38]);
     assert_eq!(u16::from_be_bytes([back[36], back[37]]), 6081);
@@ -81,7 +91,10 @@ fn allowed_geneve_packets_are_written_as_returned() {
     pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
     pseudo.extend_from_slice(udp);
     let stored = u16::from_be_bytes([udp[6], udp[7]]);
-    assert!(stored == 0 || checksum(&pseudo) == 0, "UDP checksum valid or 0");
+    assert!(
+        stored == 0 || checksum(&pseudo) == 0,
+        "UDP checksum valid or 0"
+    );
     // GENEVE header, options and the inner packet byte for byte.
     assert_eq!(&back[42..], &sent[42..]);
 }

@@ -12,7 +12,9 @@ use sgplane::engine::{Engine, Input, Judgement};
 use sgplane::io::capture::CaptureReader;
 use sgplane::policy::{Direction, Flow, IpProto, Policy, Reason, Verdict};
 use sgplane::wire::geneve::{self, GeneveError, GenevePacket};
-use sgplane::wire::packet::{is_icmp_error, parse, Fragment, Frame, IpPacket, LinkType, ParseOptions, L4};
+use sgplane::wire::packet::{
+    is_icmp_error, parse, Fragment, Frame, IpPacket, LinkType, ParseOptions, L4,
+};
 
 /// Every link type the parser knows, in the order the `parse` target's first
 /// byte selects them.
@@ -31,7 +33,10 @@ pub const LINK_TYPES: [LinkType; 10] = [
 
 /// The index of a link type in [`LINK_TYPES`].
 pub fn link_index(link: LinkType) -> u8 {
-    LINK_TYPES.iter().position(|l| *l == link).expect("every link type is listed") as u8
+    LINK_TYPES
+        .iter()
+        .position(|l| *l == link)
+        .expect("every link type is listed") as u8
 }
 
 // ---------------------------------------------------------------- parse
@@ -54,14 +59,24 @@ impl<'a> ParseInput<'a> {
     pub fn decode(data: &'a [u8]) -> Option<ParseInput<'a>> {
         let (head, frame) = data.split_first_chunk::<4>()?;
         let link = LINK_TYPES[usize::from(head[0]) % LINK_TYPES.len()];
-        let opts = ParseOptions { decap_geneve: head[1] & 1 == 0, gwlb_strict: head[1] & 2 != 0 };
+        let opts = ParseOptions {
+            decap_geneve: head[1] & 1 == 0,
+            gwlb_strict: head[1] & 2 != 0,
+        };
         let extra = usize::from(u16::from_le_bytes([head[2], head[3]]));
-        Some(ParseInput { link, opts, orig_len: frame.len() + extra, frame })
+        Some(ParseInput {
+            link,
+            opts,
+            orig_len: frame.len() + extra,
+            frame,
+        })
     }
 
     /// The input bytes that decode to this frame (what `seed.py` writes).
     pub fn encode(link: LinkType, opts: ParseOptions, frame: &[u8], orig_len: usize) -> Vec<u8> {
-        let extra = orig_len.saturating_sub(frame.len()).min(usize::from(u16::MAX)) as u16;
+        let extra = orig_len
+            .saturating_sub(frame.len())
+            .min(usize::from(u16::MAX)) as u16;
         let flags = u8::from(!opts.decap_geneve) | u8::from(opts.gwlb_strict) << 1;
         let mut out = vec![link_index(link), flags];
         out.extend_from_slice(&extra.to_le_bytes());
@@ -72,8 +87,15 @@ impl<'a> ParseInput<'a> {
 
 /// `parse` never panics; what it returns is consistent with the bytes.
 pub fn check_parse(data: &[u8]) {
-    let Some(input) = ParseInput::decode(data) else { return };
-    let ParseInput { link, opts, orig_len, frame } = input;
+    let Some(input) = ParseInput::decode(data) else {
+        return;
+    };
+    let ParseInput {
+        link,
+        opts,
+        orig_len,
+        frame,
+    } = input;
     let result = parse(link, frame, orig_len, opts);
     match &result {
         Ok(Frame::Ip(p)) => check_ip_packet(&input, p),
@@ -86,44 +108,93 @@ pub fn check_parse(data: &[u8]) {
     if orig_len == frame.len() {
         if let Ok(whole) = result {
             let longer = parse(link, frame, frame.len() + 1500, opts);
-            assert_eq!(longer, Ok(whole), "the same frame cut by a snap length parses differently");
+            assert_eq!(
+                longer,
+                Ok(whole),
+                "the same frame cut by a snap length parses differently"
+            );
         }
     }
 }
 
 fn check_ip_packet(input: &ParseInput<'_>, p: &IpPacket) {
-    let ParseInput { link, opts, orig_len, frame } = *input;
-    assert_eq!(p.src.is_ipv4(), p.dst.is_ipv4(), "source and destination of one IP version: {p:?}");
+    let ParseInput {
+        link,
+        opts,
+        orig_len,
+        frame,
+    } = *input;
+    assert_eq!(
+        p.src.is_ipv4(),
+        p.dst.is_ipv4(),
+        "source and destination of one IP version: {p:?}"
+    );
     let min_ip = if p.src.is_ipv4() { 20 } else { 40 };
-    assert!(p.ip_len as usize >= min_ip, "ip_len {} below the header size: {p:?}", p.ip_len);
-    assert!(p.ip_len as usize <= orig_len, "ip_len {} past the {orig_len} bytes on the wire: {p:?}", p.ip_len);
+    assert!(
+        p.ip_len as usize >= min_ip,
+        "ip_len {} below the header size: {p:?}",
+        p.ip_len
+    );
+    assert!(
+        p.ip_len as usize <= orig_len,
+        "ip_len {} past the {orig_len} bytes on the wire: {p:?}",
+        p.ip_len
+    );
 
     let v6_icmp = p.proto == IpProto::ICMPV6;
     match (p.fragment, p.l4) {
-        (Fragment::Later { .. }, l4) => assert_eq!(l4, L4::None, "a later fragment has no transport header: {p:?}"),
+        (Fragment::Later { .. }, l4) => assert_eq!(
+            l4,
+            L4::None,
+            "a later fragment has no transport header: {p:?}"
+        ),
         (_, L4::Tcp { .. }) => assert_eq!(p.proto, IpProto::TCP, "{p:?}"),
         (_, L4::Udp { .. }) => assert_eq!(p.proto, IpProto::UDP, "{p:?}"),
         (_, L4::Icmp { typ, ident, .. }) => {
             assert!(p.proto == IpProto::ICMP || v6_icmp, "{p:?}");
-            let echo = if v6_icmp { matches!(typ, 128 | 129) } else { matches!(typ, 0 | 8) };
+            let echo = if v6_icmp {
+                matches!(typ, 128 | 129)
+            } else {
+                matches!(typ, 0 | 8)
+            };
             assert!(echo || ident == 0, "only echo carries an identifier: {p:?}");
         }
         (_, L4::None) => assert!(
-            !matches!(p.proto, IpProto::TCP | IpProto::UDP | IpProto::ICMP | IpProto::ICMPV6),
+            !matches!(
+                p.proto,
+                IpProto::TCP | IpProto::UDP | IpProto::ICMP | IpProto::ICMPV6
+            ),
             "a whole or first packet of a known transport carries its header: {p:?}"
         ),
     }
-    let has_ports = matches!(p.proto, IpProto::TCP | IpProto::UDP) && !matches!(p.fragment, Fragment::Later { .. });
-    assert_eq!(p.ports().is_some(), has_ports, "ports present iff TCP/UDP: {p:?}");
+    let has_ports = matches!(p.proto, IpProto::TCP | IpProto::UDP)
+        && !matches!(p.fragment, Fragment::Later { .. });
+    assert_eq!(
+        p.ports().is_some(),
+        has_ports,
+        "ports present iff TCP/UDP: {p:?}"
+    );
 
     // The transport header is where `l4_offset` says, and says what `l4` says.
     let l4 = p.l4_offset as usize;
     let be16 = |at: usize| u16::from_be_bytes([frame[at], frame[at + 1]]);
-    assert!(l4 <= frame.len(), "l4_offset {l4} outside the {}-byte frame", frame.len());
+    assert!(
+        l4 <= frame.len(),
+        "l4_offset {l4} outside the {}-byte frame",
+        frame.len()
+    );
     match p.l4 {
-        L4::Tcp { sport, dport, flags } => {
+        L4::Tcp {
+            sport,
+            dport,
+            flags,
+        } => {
             assert!(l4 + 20 <= frame.len(), "TCP header at {l4} past the frame");
-            assert_eq!((be16(l4), be16(l4 + 2), frame[l4 + 13]), (sport, dport, flags), "{p:?}");
+            assert_eq!(
+                (be16(l4), be16(l4 + 2), frame[l4 + 13]),
+                (sport, dport, flags),
+                "{p:?}"
+            );
         }
         L4::Udp { sport, dport } => {
             assert!(l4 + 8 <= frame.len(), "UDP header at {l4} past the frame");
@@ -139,8 +210,13 @@ fn check_ip_packet(input: &ParseInput<'_>, p: &IpPacket) {
         L4::None => {}
     }
     if let Some(q) = p.quoted(frame) {
-        let L4::Icmp { typ, .. } = p.l4 else { panic!("a quote in a packet that is not ICMP: {p:?}") };
-        assert!(is_icmp_error(v6_icmp, typ), "only ICMP errors quote a packet: {p:?}");
+        let L4::Icmp { typ, .. } = p.l4 else {
+            panic!("a quote in a packet that is not ICMP: {p:?}")
+        };
+        assert!(
+            is_icmp_error(v6_icmp, typ),
+            "only ICMP errors quote a packet: {p:?}"
+        );
         assert_eq!(q.src.is_ipv4(), q.dst.is_ipv4(), "{q:?}");
         match q.proto {
             IpProto::TCP | IpProto::UDP => assert_eq!(q.icmp_type, None, "{q:?}"),
@@ -164,18 +240,37 @@ fn check_tunnel(
 ) {
     // Offsets as usize, whatever width the struct stores them in.
     let (geneve_offset, inner_offset) = (t.geneve_offset as usize, t.inner_offset as usize);
-    assert!(opts.decap_geneve, "decapsulated with decap_geneve off: {p:?}");
+    assert!(
+        opts.decap_geneve,
+        "decapsulated with decap_geneve off: {p:?}"
+    );
     assert!(geneve_offset >= 8, "GENEVE follows a UDP header: {t:?}");
-    assert!(geneve_offset + geneve::HEADER_LEN <= inner_offset, "inner packet before the GENEVE header ends: {t:?}");
-    assert!(inner_offset < frame.len(), "inner offset {inner_offset} outside the {}-byte frame", frame.len());
+    assert!(
+        geneve_offset + geneve::HEADER_LEN <= inner_offset,
+        "inner packet before the GENEVE header ends: {t:?}"
+    );
+    assert!(
+        inner_offset < frame.len(),
+        "inner offset {inner_offset} outside the {}-byte frame",
+        frame.len()
+    );
     let udp = &frame[geneve_offset - 8..geneve_offset];
-    assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), geneve::UDP_PORT, "GENEVE opened off port 6081: {t:?}");
+    assert_eq!(
+        u16::from_be_bytes([udp[2], udp[3]]),
+        geneve::UDP_PORT,
+        "GENEVE opened off port 6081: {t:?}"
+    );
 
     // The GENEVE header is where the tunnel says, and says what the packet says.
-    let g = GenevePacket::new_checked(&frame[geneve_offset..]).expect("the tunnel's GENEVE header is valid");
+    let g = GenevePacket::new_checked(&frame[geneve_offset..])
+        .expect("the tunnel's GENEVE header is valid");
     assert_eq!(geneve_offset + g.header_len(), inner_offset, "{t:?}");
     let zone = if opts.gwlb_strict {
-        Some(g.aws_options().expect("strict mode accepted the AWS options").endpoint_id)
+        Some(
+            g.aws_options()
+                .expect("strict mode accepted the AWS options")
+                .endpoint_id,
+        )
     } else {
         g.aws_endpoint_id()
     };
@@ -187,12 +282,29 @@ fn check_tunnel(
         geneve::ETHER_TYPE_TRANS_ETHER => LinkType::Ethernet,
         other => panic!("decapsulated an unsupported protocol type {other:#06x}"),
     };
-    let inner_opts = ParseOptions { decap_geneve: false, ..opts };
-    let alone = parse(inner_link, &frame[inner_offset..], orig_len - inner_offset, inner_opts);
-    let l4_offset =
-        (p.l4_offset as usize).checked_sub(inner_offset).expect("the transport header is inside the inner packet");
-    let expected = IpPacket { tunnel: None, l4_offset: l4_offset.try_into().expect("offset fits"), ..*p };
-    assert_eq!(alone, Ok(Frame::Ip(expected)), "the inner packet parsed alone differs (outer link {link:?})");
+    let inner_opts = ParseOptions {
+        decap_geneve: false,
+        ..opts
+    };
+    let alone = parse(
+        inner_link,
+        &frame[inner_offset..],
+        orig_len - inner_offset,
+        inner_opts,
+    );
+    let l4_offset = (p.l4_offset as usize)
+        .checked_sub(inner_offset)
+        .expect("the transport header is inside the inner packet");
+    let expected = IpPacket {
+        tunnel: None,
+        l4_offset: l4_offset.try_into().expect("offset fits"),
+        ..*p
+    };
+    assert_eq!(
+        alone,
+        Ok(Frame::Ip(expected)),
+        "the inner packet parsed alone differs (outer link {link:?})"
+    );
 }
 
 // ---------------------------------------------------------------- geneve
@@ -213,9 +325,17 @@ pub fn check_geneve(data: &[u8]) {
     };
     let hl = g.header_len();
     assert_eq!(hl, geneve::HEADER_LEN + usize::from(g.opt_len_words()) * 4);
-    assert!(hl <= data.len(), "header of {hl} bytes accepted in {} bytes", data.len());
+    assert!(
+        hl <= data.len(),
+        "header of {hl} bytes accepted in {} bytes",
+        data.len()
+    );
     assert_eq!(g.version(), 0);
-    assert_eq!(g.header_bytes().len() + g.payload().len(), data.len(), "payload + header == buffer");
+    assert_eq!(
+        g.header_bytes().len() + g.payload().len(),
+        data.len(),
+        "payload + header == buffer"
+    );
     assert_eq!([g.header_bytes(), g.payload()].concat(), data);
     let (h, p) = GenevePacket::new_unchecked(data).into_header_and_payload();
     assert_eq!((h, p), (g.header_bytes(), g.payload()));
@@ -228,16 +348,27 @@ pub fn check_geneve(data: &[u8]) {
         assert_eq!(o.raw_type() & 0x7f, o.typ);
         assert_eq!(o.raw_type() & 0x80 != 0, o.critical);
         let at = geneve::HEADER_LEN + walked;
-        assert_eq!(&data[at..at + 2], &o.class.to_be_bytes(), "option class at {at}");
+        assert_eq!(
+            &data[at..at + 2],
+            &o.class.to_be_bytes(),
+            "option class at {at}"
+        );
         critical |= o.critical;
         walked += o.wire_len();
     }
-    assert_eq!(walked, hl - geneve::HEADER_LEN, "the option walk covers exactly the option area");
+    assert_eq!(
+        walked,
+        hl - geneve::HEADER_LEN,
+        "the option walk covers exactly the option area"
+    );
 
     match g.aws_options() {
         Ok(a) => {
             assert!(!g.oam());
-            assert!(matches!(g.protocol_type(), geneve::ETHER_TYPE_IPV4 | geneve::ETHER_TYPE_IPV6));
+            assert!(matches!(
+                g.protocol_type(),
+                geneve::ETHER_TYPE_IPV4 | geneve::ETHER_TYPE_IPV6
+            ));
             assert_eq!(g.aws_endpoint_id(), Some(a.endpoint_id));
             assert_eq!(g.aws_attachment_id(), Some(a.attachment_id));
             assert_eq!(g.aws_flow_cookie(), Some(a.flow_cookie));
@@ -249,17 +380,32 @@ pub fn check_geneve(data: &[u8]) {
     // Emit the same header again: byte-for-byte the same but for the flags
     // and reserved bytes, which emit writes from scratch.
     let mut buf = vec![0xa5; hl];
-    let n =
-        geneve::emit(&mut buf, g.vni(), g.protocol_type(), g.options_bytes()).expect("re-emitting an accepted header");
+    let n = geneve::emit(&mut buf, g.vni(), g.protocol_type(), g.options_bytes())
+        .expect("re-emitting an accepted header");
     assert_eq!(n, hl);
     let e = GenevePacket::new_checked(&buf[..]).expect("an emitted header parses");
     assert_eq!((e.version(), e.oam(), e.critical()), (0, false, critical));
-    assert_eq!((e.vni(), e.protocol_type(), e.options_bytes()), (g.vni(), g.protocol_type(), g.options_bytes()));
-    assert_eq!(buf[0], data[0] & 0x3f, "version 0 and the same option length");
+    assert_eq!(
+        (e.vni(), e.protocol_type(), e.options_bytes()),
+        (g.vni(), g.protocol_type(), g.options_bytes())
+    );
+    assert_eq!(
+        buf[0],
+        data[0] & 0x3f,
+        "version 0 and the same option length"
+    );
     assert_eq!(&buf[2..7], &data[2..7]);
     if hl > 0 {
-        let short = geneve::emit(&mut buf[..hl - 1], g.vni(), g.protocol_type(), g.options_bytes());
-        assert!(matches!(short, Err(GeneveError::BufferTooSmall { .. })), "{short:?}");
+        let short = geneve::emit(
+            &mut buf[..hl - 1],
+            g.vni(),
+            g.protocol_type(),
+            g.options_bytes(),
+        );
+        assert!(
+            matches!(short, Err(GeneveError::BufferTooSmall { .. })),
+            "{short:?}"
+        );
     }
 }
 
@@ -333,7 +479,10 @@ pub fn check_geneve_roundtrip(vni: u32, protocol: u16, options: &[OptionSpec], p
         return;
     }
     if raw.len() > geneve::MAX_OPTIONS_LEN {
-        assert!(matches!(result, Err(GeneveError::OptionsTooLong { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(GeneveError::OptionsTooLong { .. })),
+            "{result:?}"
+        );
         return;
     }
     let n = result.expect("valid options are written");
@@ -341,13 +490,23 @@ pub fn check_geneve_roundtrip(vni: u32, protocol: u16, options: &[OptionSpec], p
     buf[n..].copy_from_slice(payload);
     check_geneve(&buf);
     let g = GenevePacket::new_checked(&buf[..]).expect("an emitted packet parses");
-    assert_eq!((g.vni(), g.protocol_type(), g.payload()), (vni, protocol, payload));
+    assert_eq!(
+        (g.vni(), g.protocol_type(), g.payload()),
+        (vni, protocol, payload)
+    );
     assert_eq!(g.critical(), options.iter().any(|o| o.critical));
-    let back: Vec<(u16, u8, bool, &[u8])> = g.options().map(|o| (o.class, o.typ, o.critical, o.data)).collect();
-    let want: Vec<(u16, u8, bool, &[u8])> =
-        options.iter().map(|o| (o.class, o.typ & 0x7f, o.critical, &o.data[..])).collect();
+    let back: Vec<(u16, u8, bool, &[u8])> = g
+        .options()
+        .map(|o| (o.class, o.typ, o.critical, o.data))
+        .collect();
+    let want: Vec<(u16, u8, bool, &[u8])> = options
+        .iter()
+        .map(|o| (o.class, o.typ & 0x7f, o.critical, &o.data[..]))
+        .collect();
     assert_eq!(back, want, "options round-trip");
-    let got = g.aws_options().map(|a| (a.endpoint_id, a.attachment_id, a.flow_cookie));
+    let got = g
+        .aws_options()
+        .map(|a| (a.endpoint_id, a.attachment_id, a.flow_cookie));
     match (got, expected_aws(protocol, options)) {
         (Ok(g), Ok(w)) => assert_eq!(g, w),
         (Err(_), Err(_)) => {}
@@ -390,14 +549,32 @@ pub fn check_capture(data: &[u8]) {
             }
             Ok(Some(rec)) => {
                 let at = last as usize;
-                assert!(at + rec.raw.len() <= data.len(), "a record past the end of the input");
-                assert_eq!(rec.raw, &data[at..at + rec.raw.len()], "record bytes at offset {at}");
+                assert!(
+                    at + rec.raw.len() <= data.len(),
+                    "a record past the end of the input"
+                );
+                assert_eq!(
+                    rec.raw,
+                    &data[at..at + rec.raw.len()],
+                    "record bytes at offset {at}"
+                );
                 if let Some(p) = rec.packet {
                     let lo = p.data.as_ptr() as usize - rec.raw.as_ptr() as usize;
-                    assert!(lo + p.data.len() <= rec.raw.len(), "packet data outside its record");
-                    assert!(p.data.len() <= p.orig_len as usize, "orig_len {} < captured {}", p.orig_len, p.data.len());
+                    assert!(
+                        lo + p.data.len() <= rec.raw.len(),
+                        "packet data outside its record"
+                    );
+                    assert!(
+                        p.data.len() <= p.orig_len as usize,
+                        "orig_len {} < captured {}",
+                        p.orig_len,
+                        p.data.len()
+                    );
                     if let Some(link) = p.link {
-                        assert_eq!(link.to_pcap(), LinkType::from_pcap(p.linktype).map_or(u32::MAX, |l| l.to_pcap()));
+                        assert_eq!(
+                            link.to_pcap(),
+                            LinkType::from_pcap(p.linktype).map_or(u32::MAX, |l| l.to_pcap())
+                        );
                         let _ = parse(link, p.data, p.orig_len as usize, ParseOptions::default());
                     }
                 }
@@ -425,7 +602,11 @@ pub fn check_policy_text(text: &str) {
             assert!(!d.is_empty(), "a rejected policy says why");
             for x in d {
                 assert!(!x.message.trim().is_empty(), "empty message: {x:?}");
-                assert!(x.line <= lines, "line {} of a {lines}-line file: {x:?}", x.line);
+                assert!(
+                    x.line <= lines,
+                    "line {} of a {lines}-line file: {x:?}",
+                    x.line
+                );
                 assert!(x.line == 0 || x.column >= 1, "{x:?}");
                 assert!(!x.to_string().is_empty());
             }
@@ -440,7 +621,13 @@ pub fn check_policy_text(text: &str) {
 fn probe_flows(p: &Policy) -> Vec<Flow> {
     let ip = |s: &str| s.parse::<IpAddr>().expect("literal address");
     let mut addrs: Vec<IpAddr> = vec![ip("10.0.0.1"), ip("203.0.113.50"), ip("2001:db8::1")];
-    addrs.extend(p.interfaces.iter().take(6).filter_map(|i| i.addresses.first()).map(|n| n.addr()));
+    addrs.extend(
+        p.interfaces
+            .iter()
+            .take(6)
+            .filter_map(|i| i.addresses.first())
+            .map(|n| n.addr()),
+    );
     let mut zones: Vec<Option<u64>> = vec![None];
     zones.extend(p.zones().into_iter().take(2).map(Some));
     let mut flows = Vec::new();
@@ -449,7 +636,11 @@ fn probe_flows(p: &Policy) -> Vec<Flow> {
             if src.is_ipv4() != dst.is_ipv4() {
                 continue;
             }
-            let icmp = if src.is_ipv4() { IpProto::ICMP } else { IpProto::ICMPV6 };
+            let icmp = if src.is_ipv4() {
+                IpProto::ICMP
+            } else {
+                IpProto::ICMPV6
+            };
             let echo = if src.is_ipv4() { 8 } else { 128 };
             for &zone in &zones {
                 flows.push(Flow::ports(src, dst, IpProto::TCP, 40000, 443).in_zone(zone));
@@ -470,29 +661,45 @@ pub fn check_policy(p: &Policy, text: &str) {
     let lines = text.split('\n').count();
     for w in p.warnings() {
         assert!(!w.message.is_empty() && !w.kind.is_empty(), "{w:?}");
-        assert!(w.line as usize <= lines, "warning on line {} of {lines}: {w:?}", w.line);
+        assert!(
+            w.line as usize <= lines,
+            "warning on line {} of {lines}: {w:?}",
+            w.line
+        );
     }
     assert!(!p.summary().is_empty());
     for (id, r) in p.rules.iter().enumerate() {
         assert!((r.sg as usize) < p.security_groups.len());
         assert!(!p.describe_rule(id as u32).is_empty());
-        assert!(r.index.is_some() == (r.priority != 0), "only implicit intra_group rules have priority 0");
+        assert!(
+            r.index.is_some() == (r.priority != 0),
+            "only implicit intra_group rules have priority 0"
+        );
     }
     for f in probe_flows(p) {
         let e = p.evaluate(&f);
         let x = p.explain(&f);
-        assert_eq!((x.verdict, x.reason), (e.verdict, e.reason), "explain and evaluate disagree on {f}");
+        assert_eq!(
+            (x.verdict, x.reason),
+            (e.verdict, e.reason),
+            "explain and evaluate disagree on {f}"
+        );
         assert_eq!(x.rule, e.rule().map(|r| p.rule_name(r).to_string()), "{f}");
         match e.reason {
             Reason::Rule => assert!(e.rule().is_some(), "{f}: {e:?}"),
             Reason::NoRule => assert_eq!(e.verdict, Verdict::Deny, "{f}: {e:?}"),
-            Reason::UnknownAddress => assert!(e.egress.is_none() && e.ingress.is_none(), "{f}: {e:?}"),
+            Reason::UnknownAddress => {
+                assert!(e.egress.is_none() && e.ingress.is_none(), "{f}: {e:?}")
+            }
             other => panic!("a new flow decided with reason {other}"),
         }
         for d in e.decisions() {
             let rules = p.interface_rules(d.interface, d.direction);
             if let Some(r) = d.rule {
-                assert!(rules.contains(&r), "deciding rule {r} is not the interface's: {f}");
+                assert!(
+                    rules.contains(&r),
+                    "deciding rule {r} is not the interface's: {f}"
+                );
                 assert_eq!(p.rule(r).direction, d.direction);
             }
         }
@@ -500,8 +707,13 @@ pub fn check_policy(p: &Policy, text: &str) {
     }
     // The engine takes any accepted conntrack settings.
     let mut h = EngineHarness::new(p.clone());
-    let addrs: Vec<IpAddr> =
-        p.interfaces.iter().filter_map(|i| i.addresses.first()).map(|n| n.addr()).take(3).collect();
+    let addrs: Vec<IpAddr> = p
+        .interfaces
+        .iter()
+        .filter_map(|i| i.addresses.first())
+        .map(|n| n.addr())
+        .take(3)
+        .collect();
     let mut frames = Vec::new();
     for (i, w) in addrs.windows(2).enumerate() {
         if w[0].is_ipv4() != w[1].is_ipv4() {
@@ -511,7 +723,12 @@ pub fn check_policy(p: &Policy, text: &str) {
         let syn = sgplane::wire::build::tcp(w[0], w[1], 40000, 443, 0x02, 1, 0, b"");
         let back = sgplane::wire::build::tcp(w[1], w[0], 443, 40000, 0x12, 1, 2, b"");
         for (frame, ts) in [(syn.clone(), t), (back, t + 1), (syn, u64::MAX / 2)] {
-            frames.push(Fed { link: LinkType::Ethernet, orig_len: frame.len(), frame, ts });
+            frames.push(Fed {
+                link: LinkType::Ethernet,
+                orig_len: frame.len(),
+                frame,
+                ts,
+            });
         }
     }
     h.run(&frames);
@@ -605,7 +822,11 @@ fn packet_key(p: &IpPacket) -> SymKey {
     let (sp, dp) = match p.l4 {
         L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
         L4::Icmp { typ, ident, .. } => {
-            let echo = if p.proto == IpProto::ICMPV6 { matches!(typ, 128 | 129) } else { matches!(typ, 0 | 8) };
+            let echo = if p.proto == IpProto::ICMPV6 {
+                matches!(typ, 128 | 129)
+            } else {
+                matches!(typ, 0 | 8)
+            };
             if echo {
                 (ident, ident)
             } else {
@@ -668,7 +889,8 @@ impl EngineHarness {
     pub fn standard() -> EngineHarness {
         static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
         let p = POLICY.get_or_init(|| {
-            Policy::from_toml(ENGINE_POLICY, "engine-fuzz.toml").expect("the engine fuzz policy loads")
+            Policy::from_toml(ENGINE_POLICY, "engine-fuzz.toml")
+                .expect("the engine fuzz policy loads")
         });
         EngineHarness::new(p.clone())
     }
@@ -683,18 +905,35 @@ impl EngineHarness {
     /// after each, and all at once with `process_batch` on the second
     /// engine: both say the same of every frame.
     pub fn run(&mut self, frames: &[Fed]) -> Vec<Judgement> {
-        let one_by_one: Vec<Judgement> =
-            frames.iter().map(|f| self.process(f.link, &f.frame, f.orig_len, f.ts)).collect();
-        let inputs: Vec<Input<'_>> =
-            frames.iter().map(|f| Input { link: f.link, data: &f.frame, orig_len: f.orig_len, ts: f.ts }).collect();
+        let one_by_one: Vec<Judgement> = frames
+            .iter()
+            .map(|f| self.process(f.link, &f.frame, f.orig_len, f.ts))
+            .collect();
+        let inputs: Vec<Input<'_>> = frames
+            .iter()
+            .map(|f| Input {
+                link: f.link,
+                data: &f.frame,
+                orig_len: f.orig_len,
+                ts: f.ts,
+            })
+            .collect();
         let mut batched = Vec::with_capacity(frames.len());
         self.batch.process_batch(&inputs, &mut batched);
         assert_eq!(batched.len(), frames.len(), "one judgement per frame");
         for (i, (a, b)) in one_by_one.iter().zip(&batched).enumerate() {
-            assert_eq!(a, b, "process and process_batch disagree on frame {i} of {}", frames.len());
+            assert_eq!(
+                a,
+                b,
+                "process and process_batch disagree on frame {i} of {}",
+                frames.len()
+            );
         }
         let (s, b) = (self.engine.stats(), self.batch.stats());
-        assert_eq!((s.packets, s.allowed, s.denied, s.flows_opened), (b.packets, b.allowed, b.denied, b.flows_opened));
+        assert_eq!(
+            (s.packets, s.allowed, s.denied, s.flows_opened),
+            (b.packets, b.allowed, b.denied, b.flows_opened)
+        );
         assert_eq!(self.engine.conntrack().len(), self.batch.conntrack().len());
         one_by_one
     }
@@ -703,7 +942,11 @@ impl EngineHarness {
     pub fn process(&mut self, link: LinkType, data: &[u8], orig_len: usize, now: u64) -> Judgement {
         let j = self.engine.process(link, data, orig_len, now);
         let parsed = parse(link, data, orig_len.max(data.len()), self.parse);
-        assert_eq!(parsed.is_err(), j.reason == Reason::Malformed, "malformed iff the parser rejects the frame: {j:?}");
+        assert_eq!(
+            parsed.is_err(),
+            j.reason == Reason::Malformed,
+            "malformed iff the parser rejects the frame: {j:?}"
+        );
         self.packets += 1;
         self.bytes += orig_len.max(data.len()) as u64;
         self.with_rule += u64::from(j.rule.is_some());
@@ -751,15 +994,25 @@ impl EngineHarness {
             Rule | Fragment => None,
         };
         if let Some(v) = always {
-            assert_eq!(j.verdict, v, "reason {} with verdict {}", j.reason, j.verdict);
+            assert_eq!(
+                j.verdict, v,
+                "reason {} with verdict {}",
+                j.reason, j.verdict
+            );
         }
-        assert_eq!(j.packet.is_none(), matches!(j.reason, Malformed | NotIp | Arp), "{j:?}");
+        assert_eq!(
+            j.packet.is_none(),
+            matches!(j.reason, Malformed | NotIp | Arp),
+            "{j:?}"
+        );
         if j.reason == Rule {
             assert!(j.rule.is_some(), "reason rule names its rule: {j:?}");
         }
         if let Some(r) = j.rule {
             assert!((r as usize) < policy.rules.len(), "{j:?}");
-            let (iface, dir) = j.decision.expect("a deciding rule has a deciding interface");
+            let (iface, dir) = j
+                .decision
+                .expect("a deciding rule has a deciding interface");
             assert!(policy.interface_rules(iface, dir).contains(&r), "{j:?}");
             assert!(matches!(dir, Direction::Ingress | Direction::Egress));
         }
@@ -768,7 +1021,9 @@ impl EngineHarness {
         match j.reason {
             Established => self.check_tracked(&key, now, "established", j),
             Related => {
-                let q = p.quoted(frame).unwrap_or_else(|| panic!("`related` for a packet that quotes nothing: {j:?}"));
+                let q = p
+                    .quoted(frame)
+                    .unwrap_or_else(|| panic!("`related` for a packet that quotes nothing: {j:?}"));
                 let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
                 let quoted = sym_key(zone, q.proto.0, (q.src, q.ports.0), (q.dst, q.ports.1));
                 self.check_tracked(&quoted, now, "related", j);
@@ -777,7 +1032,11 @@ impl EngineHarness {
         }
         if j.reason == ConntrackFull {
             let ct = self.engine.conntrack();
-            assert_eq!(ct.len(), ct.max_entries(), "conntrack-full with room in the table: {j:?}");
+            assert_eq!(
+                ct.len(),
+                ct.max_entries(),
+                "conntrack-full with room in the table: {j:?}"
+            );
         }
         if j.verdict == Verdict::Allow {
             let last = self.allowed.entry(key).or_insert(now);
@@ -788,15 +1047,35 @@ impl EngineHarness {
     fn check_stats(&self) {
         let s = self.engine.stats();
         assert_eq!(s.packets, self.packets, "every packet is counted once");
-        assert_eq!(s.allowed + s.denied, s.packets, "allowed + denied == packets");
+        assert_eq!(
+            s.allowed + s.denied,
+            s.packets,
+            "allowed + denied == packets"
+        );
         let by_reason: u64 = s.allowed_by_reason.iter().chain(&s.denied_by_reason).sum();
         assert_eq!(by_reason, s.packets, "every packet has one reason");
         assert_eq!(s.allowed_by_reason.iter().sum::<u64>(), s.allowed);
-        assert_eq!(s.bytes_allowed + s.bytes_denied, self.bytes, "bytes are counted once");
-        assert_eq!(s.rule_hits.iter().sum::<u64>(), self.with_rule, "rule hits == judgements naming a rule");
+        assert_eq!(
+            s.bytes_allowed + s.bytes_denied,
+            self.bytes,
+            "bytes are counted once"
+        );
+        assert_eq!(
+            s.rule_hits.iter().sum::<u64>(),
+            self.with_rule,
+            "rule hits == judgements naming a rule"
+        );
         assert!(s.flows_opened <= s.new_flows);
         let ct = self.engine.conntrack();
-        assert!(ct.len() <= ct.max_entries(), "conntrack holds {} > max_entries {}", ct.len(), ct.max_entries());
-        assert_eq!(ct.max_entries(), self.engine.policy().conntrack.max_entries as usize);
+        assert!(
+            ct.len() <= ct.max_entries(),
+            "conntrack holds {} > max_entries {}",
+            ct.len(),
+            ct.max_entries()
+        );
+        assert_eq!(
+            ct.max_entries(),
+            self.engine.policy().conntrack.max_entries as usize
+        );
     }
 }

@@ -66,10 +66,14 @@ pub struct FlowKey {
 /// What kind of packet is being tracked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
-    Tcp { flags: u8 },
+    Tcp {
+        flags: u8,
+    },
     Udp,
     /// ICMP or ICMPv6 echo request (`request`) or reply.
-    Echo { request: bool },
+    Echo {
+        request: bool,
+    },
     Other,
 }
 
@@ -172,8 +176,19 @@ impl Conntrack {
     pub fn prepare(&self, k: &FlowKey) -> Prepared {
         match (k.src, k.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let (key, src_is_a) = Key::canonical(k.zone, u32::from(s), u32::from(d), k.sport, k.dport, k.proto);
-                Prepared { hash: self.v4.hash(&key), key: PKey::V4(key), src_is_a }
+                let (key, src_is_a) = Key::canonical(
+                    k.zone,
+                    u32::from(s),
+                    u32::from(d),
+                    k.sport,
+                    k.dport,
+                    k.proto,
+                );
+                Prepared {
+                    hash: self.v4.hash(&key),
+                    key: PKey::V4(key),
+                    src_is_a,
+                }
             }
             (s, d) => {
                 let w = |a: IpAddr| match a {
@@ -181,7 +196,11 @@ impl Conntrack {
                     IpAddr::V6(v6) => v6_words(&v6),
                 };
                 let (key, src_is_a) = Key::canonical(k.zone, w(s), w(d), k.sport, k.dport, k.proto);
-                Prepared { hash: self.v6.hash(&key), key: PKey::V6(key), src_is_a }
+                Prepared {
+                    hash: self.v6.hash(&key),
+                    key: PKey::V6(key),
+                    src_is_a,
+                }
             }
         }
     }
@@ -228,8 +247,14 @@ impl Conntrack {
         let now = self.clock(now);
         let t = &self.timeouts;
         match p.key {
-            PKey::V4(k) => self.v4.find(p.hash, &k).is_some_and(|i| !expired(self.v4.slot(i), now, t)),
-            PKey::V6(k) => self.v6.find(p.hash, &k).is_some_and(|i| !expired(self.v6.slot(i), now, t)),
+            PKey::V4(k) => self
+                .v4
+                .find(p.hash, &k)
+                .is_some_and(|i| !expired(self.v4.slot(i), now, t)),
+            PKey::V6(k) => self
+                .v6
+                .find(p.hash, &k)
+                .is_some_and(|i| !expired(self.v6.slot(i), now, t)),
         }
     }
 
@@ -256,10 +281,28 @@ impl Conntrack {
         }
         match p.key {
             PKey::V4(key) => {
-                self.v4.insert(p.hash, Slot { key, last: now_rel, tcp, flags, counts: 1 });
+                self.v4.insert(
+                    p.hash,
+                    Slot {
+                        key,
+                        last: now_rel,
+                        tcp,
+                        flags,
+                        counts: 1,
+                    },
+                );
             }
             PKey::V6(key) => {
-                self.v6.insert(p.hash, Slot { key, last: now_rel, tcp, flags, counts: 1 });
+                self.v6.insert(
+                    p.hash,
+                    Slot {
+                        key,
+                        last: now_rel,
+                        tcp,
+                        flags,
+                        counts: 1,
+                    },
+                );
             }
         }
         Ok(())
@@ -282,8 +325,12 @@ impl Conntrack {
             }
             kept
         };
-        let n = self.v4.retain(|s| keep(s.key.proto, s.tcp, s.counts, s.last))
-            + self.v6.retain(|s| keep(s.key.proto, s.tcp, s.counts, s.last));
+        let n = self
+            .v4
+            .retain(|s| keep(s.key.proto, s.tcp, s.counts, s.last))
+            + self
+                .v6
+                .retain(|s| keep(s.key.proto, s.tcp, s.counts, s.last));
         self.next_expiry = next;
         n
     }
@@ -328,8 +375,17 @@ fn expired<A>(s: &Slot<A>, now: u32, t: &Timeouts) -> bool {
 }
 
 #[inline]
-fn track_in<A: Addr>(t: &mut Table<A>, k: &Key<A>, p: &Prepared, class: Class, now: u32, to: &Timeouts) -> Outcome {
-    let Some(i) = t.find(p.hash, k) else { return Outcome::New };
+fn track_in<A: Addr>(
+    t: &mut Table<A>,
+    k: &Key<A>,
+    p: &Prepared,
+    class: Class,
+    now: u32,
+    to: &Timeouts,
+) -> Outcome {
+    let Some(i) = t.find(p.hash, k) else {
+        return Outcome::New;
+    };
     if expired(t.slot(i), now, to) {
         t.remove(i);
         return Outcome::New;
@@ -344,7 +400,9 @@ fn track_in<A: Addr>(t: &mut Table<A>, k: &Key<A>, p: &Prepared, class: Class, n
                 Transition::Ignore => return Outcome::Tracked,
                 // A SYN reopening a closed connection: the old entry goes and
                 // the SYN is a new flow (Linux kills the entry and repeats).
-                Transition::To(TcpState::SynSent) if matches!(old, TcpState::TimeWait | TcpState::Close) => {
+                Transition::To(TcpState::SynSent)
+                    if matches!(old, TcpState::TimeWait | TcpState::Close) =>
+                {
                     t.remove(i);
                     return Outcome::New;
                 }
@@ -390,7 +448,8 @@ pub const FRAGMENT_CAPACITY: usize = 65_536;
 impl FragmentMemory {
     pub fn remember(&mut self, k: FragmentKey, allowed: bool, now: Nanos) {
         if self.map.len() >= FRAGMENT_CAPACITY {
-            self.map.retain(|_, (_, t)| now.saturating_sub(*t) < FRAGMENT_TIMEOUT);
+            self.map
+                .retain(|_, (_, t)| now.saturating_sub(*t) < FRAGMENT_TIMEOUT);
             if self.map.len() >= FRAGMENT_CAPACITY {
                 return;
             }

@@ -43,11 +43,38 @@ impl<A: Addr> Key<A> {
     /// The canonical key of a packet from (src, sport) to (dst, dport), and
     /// whether the source is end `a`.
     #[inline]
-    pub fn canonical(zone: u64, src: A, dst: A, sport: u16, dport: u16, proto: u8) -> (Key<A>, bool) {
+    pub fn canonical(
+        zone: u64,
+        src: A,
+        dst: A,
+        sport: u16,
+        dport: u16,
+        proto: u8,
+    ) -> (Key<A>, bool) {
         if (src, sport) <= (dst, dport) {
-            (Key { zone, a: src, b: dst, pa: sport, pb: dport, proto }, true)
+            (
+                Key {
+                    zone,
+                    a: src,
+                    b: dst,
+                    pa: sport,
+                    pb: dport,
+                    proto,
+                },
+                true,
+            )
         } else {
-            (Key { zone, a: dst, b: src, pa: dport, pb: sport, proto }, false)
+            (
+                Key {
+                    zone,
+                    a: dst,
+                    b: src,
+                    pa: dport,
+                    pb: sport,
+                    proto,
+                },
+                false,
+            )
         }
     }
 }
@@ -97,7 +124,9 @@ pub struct Table<A> {
 impl<A: Addr> Table<A> {
     /// A table that will hold up to `max_entries` at a load of at most 3/4.
     pub fn new(max_entries: usize) -> Table<A> {
-        let max_slots = (max_entries.max(1) * 4 / 3 + 1).next_power_of_two().max(MIN_SLOTS);
+        let max_slots = (max_entries.max(1) * 4 / 3 + 1)
+            .next_power_of_two()
+            .max(MIN_SLOTS);
         let n = MIN_SLOTS.min(max_slots);
         Table {
             slots: alloc_slots(n),
@@ -189,7 +218,10 @@ impl<A: Addr> Table<A> {
         while self.slots[i].occupied() {
             i = (i + 1) & self.mask;
         }
-        self.slots[i] = Slot { flags: slot.flags | flag::OCCUPIED, ..slot };
+        self.slots[i] = Slot {
+            flags: slot.flags | flag::OCCUPIED,
+            ..slot
+        };
         self.len += 1;
         i
     }
@@ -207,7 +239,11 @@ impl<A: Addr> Table<A> {
             }
             let home = self.hash(&self.slots[j].key) as usize & self.mask;
             // Move j back to i unless its home lies cyclically in (i, j].
-            let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
+            let stays = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
             if !stays {
                 self.slots[i] = self.slots[j];
                 self.slots[j] = Slot::default();
@@ -305,7 +341,14 @@ mod tests {
             let k = key(n);
             let h = t.hash(&k);
             assert!(t.find(h, &k).is_none());
-            t.insert(h, Slot { key: k, last: n, ..Default::default() });
+            t.insert(
+                h,
+                Slot {
+                    key: k,
+                    last: n,
+                    ..Default::default()
+                },
+            );
         }
         assert_eq!(t.len(), 50_000);
         // Remove every third entry; the rest stay findable (backward shift is right).
@@ -324,7 +367,13 @@ mod tests {
         let mut n = 0;
         while t.has_room() {
             let k = key(n);
-            t.insert(t.hash(&k), Slot { key: k, ..Default::default() });
+            t.insert(
+                t.hash(&k),
+                Slot {
+                    key: k,
+                    ..Default::default()
+                },
+            );
             n += 1;
         }
         assert!(t.len() >= 3000, "{}", t.len());

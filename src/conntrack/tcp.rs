@@ -214,12 +214,25 @@ mod tests {
         // Simultaneous open.
         assert_eq!(transition(SynSent, true, SYN), Transition::To(SynSent2));
         // RST closes from anywhere after the first packet.
-        for s in [SynSent, SynRecv, Established, FinWait, CloseWait, LastAck, TimeWait, Close, SynSent2] {
+        for s in [
+            SynSent,
+            SynRecv,
+            Established,
+            FinWait,
+            CloseWait,
+            LastAck,
+            TimeWait,
+            Close,
+            SynSent2,
+        ] {
             assert_eq!(transition(s, true, RST), Transition::To(Close));
             assert_eq!(transition(s, false, RST | ACK), Transition::To(Close));
         }
         // Flag combinations Linux never accepts.
-        assert_eq!(transition(Established, false, SYN | FIN), Transition::Invalid);
+        assert_eq!(
+            transition(Established, false, SYN | FIN),
+            Transition::Invalid
+        );
         assert_eq!(transition(Established, false, FIN), Transition::Invalid);
         assert_eq!(transition(Established, false, 0), Transition::Invalid);
         // Reopening from TIME_WAIT.

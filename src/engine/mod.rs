@@ -10,9 +10,15 @@
 
 use std::sync::Arc;
 
-use crate::conntrack::{tcp, Class, Conntrack, FlowKey, FragmentKey, FragmentMemory, Nanos, Outcome, Prepared};
-use crate::policy::{Direction, Evaluation, Flow, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId};
-use crate::wire::packet::{parse, Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, L4};
+use crate::conntrack::{
+    tcp, Class, Conntrack, FlowKey, FragmentKey, FragmentMemory, Nanos, Outcome, Prepared,
+};
+use crate::policy::{
+    Direction, Evaluation, Flow, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId,
+};
+use crate::wire::packet::{
+    parse, Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, L4,
+};
 
 /// How new flows are decided. The reference evaluator is the oracle; the
 /// compiled classifier (issue: fast path) plugs in here.
@@ -45,7 +51,10 @@ impl Ruleset {
 
     /// The policy decided by the linear reference evaluator (the oracle).
     pub fn reference(policy: Policy) -> Ruleset {
-        Ruleset { policy, decider: Box::new(Reference) }
+        Ruleset {
+            policy,
+            decider: Box::new(Reference),
+        }
     }
 }
 
@@ -74,7 +83,13 @@ pub struct Judgement {
 
 impl Judgement {
     fn new(verdict: Verdict, reason: Reason) -> Judgement {
-        Judgement { verdict, reason, rule: None, decision: None, packet: None }
+        Judgement {
+            verdict,
+            reason,
+            rule: None,
+            decision: None,
+            packet: None,
+        }
     }
 
     pub fn zone(&self) -> Option<ZoneId> {
@@ -127,7 +142,10 @@ pub struct Engine {
 impl Engine {
     pub fn new(rules: Arc<Ruleset>) -> Engine {
         let conntrack = Conntrack::new(&rules.policy.conntrack);
-        let stats = Stats { rule_hits: vec![0; rules.policy.rules.len()], ..Default::default() };
+        let stats = Stats {
+            rule_hits: vec![0; rules.policy.rules.len()],
+            ..Default::default()
+        };
         Engine {
             rules,
             conntrack,
@@ -176,7 +194,13 @@ impl Engine {
 
     /// Judges one frame. `orig_len` is its length on the wire (the capture may
     /// hold fewer bytes); `now` is the packet's time.
-    pub fn process(&mut self, link: LinkType, data: &[u8], orig_len: usize, now: Nanos) -> Judgement {
+    pub fn process(
+        &mut self,
+        link: LinkType,
+        data: &[u8],
+        orig_len: usize,
+        now: Nanos,
+    ) -> Judgement {
         let r = parse(link, data, orig_len.max(data.len()), self.parse);
         let j = self.judge(r, data, now);
         self.count(&j, orig_len.max(data.len()) as u64);
@@ -246,7 +270,9 @@ impl Engine {
                 *self.stats.malformed.entry(e.kind()).or_default() += 1;
                 Judgement::new(Verdict::Deny, Reason::Malformed)
             }
-            Ok(Frame::Arp) if self.rules.policy.settings.allow_arp => Judgement::new(Verdict::Allow, Reason::Arp),
+            Ok(Frame::Arp) if self.rules.policy.settings.allow_arp => {
+                Judgement::new(Verdict::Allow, Reason::Arp)
+            }
             Ok(Frame::Arp) | Ok(Frame::NotIp(_)) => Judgement::new(Verdict::Deny, Reason::NotIp),
             Ok(Frame::Ip(p)) => self.ip(p, data, now),
         }
@@ -261,7 +287,11 @@ impl Engine {
             return None;
         }
         let (sport, dport, class) = match p.l4 {
-            L4::Tcp { sport, dport, flags } => (sport, dport, Class::Tcp { flags }),
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            } => (sport, dport, Class::Tcp { flags }),
             L4::Udp { sport, dport } => (sport, dport, Class::Udp),
             L4::Icmp { typ, ident, .. } => {
                 let v6 = p.proto == IpProto::ICMPV6;
@@ -275,7 +305,17 @@ impl Engine {
             L4::None => (0, 0, Class::Other),
         };
         let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
-        Some((FlowKey { zone, src: p.src, dst: p.dst, sport, dport, proto: p.proto.0 }, class))
+        Some((
+            FlowKey {
+                zone,
+                src: p.src,
+                dst: p.dst,
+                sport,
+                dport,
+                proto: p.proto.0,
+            },
+            class,
+        ))
     }
 
     fn ip(&mut self, p: IpPacket, frame: &[u8], now: Nanos) -> Judgement {
@@ -284,11 +324,27 @@ impl Engine {
             return self.track(p, prep, class, now);
         }
         let zone = p.tunnel.and_then(|t| t.zone);
-        let with = |v: Verdict, r: Reason| Judgement { packet: Some(p), ..Judgement::new(v, r) };
+        let with = |v: Verdict, r: Reason| Judgement {
+            packet: Some(p),
+            ..Judgement::new(v, r)
+        };
         if let Fragment::Later { id } = p.fragment {
-            let k = FragmentKey { zone: zone.unwrap_or(0), src: p.src, dst: p.dst, proto: p.proto.0, id };
+            let k = FragmentKey {
+                zone: zone.unwrap_or(0),
+                src: p.src,
+                dst: p.dst,
+                proto: p.proto.0,
+                id,
+            };
             if let Some(allowed) = self.fragments.recall(&k, now) {
-                return with(if allowed { Verdict::Allow } else { Verdict::Deny }, Reason::Fragment);
+                return with(
+                    if allowed {
+                        Verdict::Allow
+                    } else {
+                        Verdict::Deny
+                    },
+                    Reason::Fragment,
+                );
             }
             // Ports unknown: only rules that cover every port can allow it; no entry.
             return self.by_rules(p, zone, false, Class::Other, None, now);
@@ -322,7 +378,10 @@ impl Engine {
     /// A packet with a flow key: conntrack first, then the rules for a new flow.
     #[inline]
     fn track(&mut self, p: IpPacket, prepared: Prepared, class: Class, now: Nanos) -> Judgement {
-        let with = |v: Verdict, r: Reason| Judgement { packet: Some(p), ..Judgement::new(v, r) };
+        let with = |v: Verdict, r: Reason| Judgement {
+            packet: Some(p),
+            ..Judgement::new(v, r)
+        };
         let j = match self.conntrack.track(&prepared, class, now) {
             Outcome::Tracked => with(Verdict::Allow, Reason::Established),
             Outcome::Invalid => with(Verdict::Deny, Reason::Invalid),
@@ -334,7 +393,9 @@ impl Engine {
                         Class::Udp | Class::Other => true,
                     };
                 match class {
-                    Class::Tcp { flags } if tcp::open(flags).is_none() => with(Verdict::Deny, Reason::Invalid),
+                    Class::Tcp { flags } if tcp::open(flags).is_none() => {
+                        with(Verdict::Deny, Reason::Invalid)
+                    }
                     _ => {
                         let zone = p.tunnel.and_then(|t| t.zone);
                         self.by_rules(p, zone, opens, class, Some(prepared), now)
@@ -351,7 +412,13 @@ impl Engine {
     fn remember(&mut self, p: &IpPacket, verdict: Verdict, now: Nanos) {
         if let Fragment::First { id } = p.fragment {
             let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
-            let k = FragmentKey { zone, src: p.src, dst: p.dst, proto: p.proto.0, id };
+            let k = FragmentKey {
+                zone,
+                src: p.src,
+                dst: p.dst,
+                proto: p.proto.0,
+                id,
+            };
             self.fragments.remember(k, verdict == Verdict::Allow, now);
         }
     }

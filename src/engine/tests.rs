@@ -80,7 +80,10 @@ fn tcp_handshake_data_and_close() {
     assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 2), EST);
     assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK | PSH), T0 + 3), EST);
     assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK | PSH), T0 + 4), EST);
-    assert_eq!(e.conntrack().entries(), vec![(6, tcp::TcpState::Established, true)]);
+    assert_eq!(
+        e.conntrack().entries(),
+        vec![(6, tcp::TcpState::Established, true)]
+    );
     assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, FIN | ACK), T0 + 5), EST);
     assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, FIN | ACK), T0 + 6), EST);
     assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 7), EST);
@@ -111,16 +114,32 @@ fn denied_syn_opens_nothing() {
 #[test]
 fn loose_pickup_of_established_flows() {
     let mut e = engine();
-    assert_eq!(run(&mut e, &tcp(C, S, 40001, 80, ACK | PSH), T0), ALLOW_RULE);
+    assert_eq!(
+        run(&mut e, &tcp(C, S, 40001, 80, ACK | PSH), T0),
+        ALLOW_RULE
+    );
     assert_eq!(e.conntrack().entries()[0].1, tcp::TcpState::Established);
     assert_eq!(run(&mut e, &tcp(S, C, 80, 40001, ACK), T0 + 1), EST);
 }
 
 #[test]
 fn invalid_first_packets() {
-    for flags in [SYN | ACK, FIN, FIN | ACK, RST, RST | ACK, 0, SYN | FIN, SYN | RST] {
+    for flags in [
+        SYN | ACK,
+        FIN,
+        FIN | ACK,
+        RST,
+        RST | ACK,
+        0,
+        SYN | FIN,
+        SYN | RST,
+    ] {
         let mut e = engine();
-        assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, flags), T0), INVALID, "flags {flags:#x}");
+        assert_eq!(
+            run(&mut e, &tcp(C, S, 40000, 80, flags), T0),
+            INVALID,
+            "flags {flags:#x}"
+        );
         assert!(e.conntrack().is_empty());
     }
 }
@@ -130,7 +149,10 @@ fn invalid_packets_inside_a_flow() {
     let mut e = engine();
     run(&mut e, &tcp(C, S, 40000, 80, SYN), T0);
     // Client can't send SYN and then SYN/ACK; nor ACK before the SYN/ACK.
-    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, SYN | ACK), T0 + 1), INVALID);
+    assert_eq!(
+        run(&mut e, &tcp(C, S, 40000, 80, SYN | ACK), T0 + 1),
+        INVALID
+    );
     assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 1), INVALID);
     // A reply ACK in SYN_SENT is ignored by Linux: it passes, the state stays.
     assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 1), EST);
@@ -151,7 +173,10 @@ fn rst_closes_with_the_transitory_timeout() {
     // Within tcp_transitory (120 s) of the RST a stray ACK still matches...
     assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 100 * SEC), EST);
     // ...and 120 s after the last packet the entry is gone: the reply is judged by rules.
-    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 220 * SEC), NO_RULE);
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 220 * SEC),
+        NO_RULE
+    );
 }
 
 #[test]
@@ -159,15 +184,27 @@ fn tcp_timeouts_by_state() {
     let mut e = engine();
     run(&mut e, &tcp(C, S, 40000, 80, SYN), T0);
     // SYN_SENT uses tcp_transitory (120 s).
-    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0 + 119 * SEC), EST);
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0 + 119 * SEC),
+        EST
+    );
     run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 119 * SEC);
     // ESTABLISHED uses tcp_established (3600 s here).
-    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 3600 * SEC), EST);
-    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 7200 * SEC), NO_RULE);
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 3600 * SEC),
+        EST
+    );
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 7200 * SEC),
+        NO_RULE
+    );
 
     let mut e = engine();
     run(&mut e, &tcp(C, S, 40002, 80, SYN), T0);
-    assert_eq!(run(&mut e, &tcp(S, C, 80, 40002, SYN | ACK), T0 + 120 * SEC), INVALID);
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 40002, SYN | ACK), T0 + 120 * SEC),
+        INVALID
+    );
 }
 
 #[test]
@@ -194,14 +231,24 @@ fn icmp_echo_by_identifier() {
     let mut e = engine();
     let req = build::echo(ip(C), ip(S), true, 7, 1);
     let rep = build::echo(ip(S), ip(C), false, 7, 1);
-    assert_eq!(run(&mut e, &rep, T0), NO_RULE, "a reply without a request is judged by rules");
+    assert_eq!(
+        run(&mut e, &rep, T0),
+        NO_RULE,
+        "a reply without a request is judged by rules"
+    );
     assert!(e.conntrack().is_empty());
     assert_eq!(run(&mut e, &req, T0), ALLOW_RULE);
     assert_eq!(run(&mut e, &rep, T0 + SEC), EST);
     // Another identifier is another flow.
-    assert_eq!(run(&mut e, &build::echo(ip(S), ip(C), false, 8, 1), T0 + SEC), NO_RULE);
+    assert_eq!(
+        run(&mut e, &build::echo(ip(S), ip(C), false, 8, 1), T0 + SEC),
+        NO_RULE
+    );
     // A request from the server with the requester's identifier does not ride on the entry.
-    assert_eq!(run(&mut e, &build::echo(ip(S), ip(C), true, 7, 2), T0 + SEC), NO_RULE);
+    assert_eq!(
+        run(&mut e, &build::echo(ip(S), ip(C), true, 7, 2), T0 + SEC),
+        NO_RULE
+    );
     // icmp timeout 30 s.
     assert_eq!(run(&mut e, &rep, T0 + 40 * SEC), NO_RULE);
 }
@@ -211,15 +258,31 @@ fn icmp_errors_relate_to_tracked_flows() {
     let mut e = engine();
     let query = build::udp(ip(C), ip(S), 5353, 53, b"q");
     let unreachable = build::icmp_error(ip(S), ip(C), 3, 3, &query);
-    assert_eq!(run(&mut e, &unreachable, T0), NO_RULE, "no flow yet: judged by rules");
+    assert_eq!(
+        run(&mut e, &unreachable, T0),
+        NO_RULE,
+        "no flow yet: judged by rules"
+    );
     assert!(e.conntrack().is_empty());
     run(&mut e, &query, T0);
-    assert_eq!(run(&mut e, &unreachable, T0 + SEC), (Verdict::Allow, Reason::Related));
+    assert_eq!(
+        run(&mut e, &unreachable, T0 + SEC),
+        (Verdict::Allow, Reason::Related)
+    );
     // From a router on the path: still related.
     let ttl = build::icmp_error(ip("10.0.0.254"), ip(C), 11, 0, &query);
-    assert_eq!(run(&mut e, &ttl, T0 + SEC), (Verdict::Allow, Reason::Related));
+    assert_eq!(
+        run(&mut e, &ttl, T0 + SEC),
+        (Verdict::Allow, Reason::Related)
+    );
     // An error quoting another flow is not.
-    let other = build::icmp_error(ip(S), ip(C), 3, 3, &build::udp(ip(C), ip(S), 5353, 54, b"q"));
+    let other = build::icmp_error(
+        ip(S),
+        ip(C),
+        3,
+        3,
+        &build::udp(ip(C), ip(S), 5353, 54, b"q"),
+    );
     assert_eq!(run(&mut e, &other, T0 + SEC), NO_RULE);
 }
 
@@ -247,7 +310,10 @@ fn fragments_take_the_first_fragments_verdict() {
     // A denied first fragment: the rest are denied too.
     let denied = build::fragment_v4(&build::udp(ip(C), ip(S), 5353, 54, &[7u8; 100]), 32, 100);
     assert_eq!(run(&mut e, &denied[0], T0), NO_RULE);
-    assert_eq!(run(&mut e, &denied[1], T0), (Verdict::Deny, Reason::Fragment));
+    assert_eq!(
+        run(&mut e, &denied[1], T0),
+        (Verdict::Deny, Reason::Fragment)
+    );
     // A later fragment with no first: unknown ports, only a rule covering every
     // port could allow it. The one udp rule without ports needs source port 7000.
     let orphan = build::fragment_v4(&build::udp(ip(C), ip(S), 7000, 53, &[7u8; 100]), 32, 101);
@@ -270,13 +336,26 @@ zone = "vpce-0000000000000000b"
 "#,
     );
     let gw = |inner: &[u8], endpoint: u64| {
-        build::geneve_wrap(ip("192.168.1.1"), ip("192.168.1.2"), 33333, inner, &build::aws_options(endpoint, 1, 5))
+        build::geneve_wrap(
+            ip("192.168.1.1"),
+            ip("192.168.1.2"),
+            33333,
+            inner,
+            &build::aws_options(endpoint, 1, 5),
+        )
     };
     let syn = tcp("10.9.0.1", "10.9.0.2", 40000, 80, SYN);
     let synack = tcp("10.9.0.2", "10.9.0.1", 80, 40000, SYN | ACK);
     let j = e.process(LinkType::Ethernet, &gw(&syn, 0xa), 0, T0);
-    assert_eq!((j.verdict, j.reason, j.zone()), (Verdict::Allow, Reason::Rule, Some(0xa)));
-    assert_eq!(j.packet.unwrap().dst, ip("10.9.0.2"), "the inner packet is judged");
+    assert_eq!(
+        (j.verdict, j.reason, j.zone()),
+        (Verdict::Allow, Reason::Rule, Some(0xa))
+    );
+    assert_eq!(
+        j.packet.unwrap().dst,
+        ip("10.9.0.2"),
+        "the inner packet is judged"
+    );
     assert_eq!(run(&mut e, &gw(&synack, 0xa), T0), EST);
     // The same 5-tuple behind endpoint b is another flow, and web-b has no SG.
     assert_eq!(run(&mut e, &gw(&synack, 0xb), T0), INVALID);
@@ -288,11 +367,17 @@ fn a_full_table_denies_new_flows() {
     let mut e = engine_with(&POLICY.replace("max_entries = 100", "max_entries = 2"));
     assert_eq!(run(&mut e, &tcp(C, S, 1, 80, SYN), T0), ALLOW_RULE);
     assert_eq!(run(&mut e, &tcp(C, S, 2, 80, SYN), T0), ALLOW_RULE);
-    assert_eq!(run(&mut e, &tcp(C, S, 3, 80, SYN), T0), (Verdict::Deny, Reason::ConntrackFull));
+    assert_eq!(
+        run(&mut e, &tcp(C, S, 3, 80, SYN), T0),
+        (Verdict::Deny, Reason::ConntrackFull)
+    );
     // Tracked flows still pass.
     assert_eq!(run(&mut e, &tcp(S, C, 80, 1, SYN | ACK), T0), EST);
     // Once entries expire there is room again.
-    assert_eq!(run(&mut e, &tcp(C, S, 3, 80, SYN), T0 + 121 * SEC), ALLOW_RULE);
+    assert_eq!(
+        run(&mut e, &tcp(C, S, 3, 80, SYN), T0 + 121 * SEC),
+        ALLOW_RULE
+    );
     assert_eq!(e.stats().reason(Reason::ConntrackFull), 1);
 }
 
@@ -307,12 +392,28 @@ fn non_ip_arp_neighbor_discovery_and_malformed() {
     let mut lldp = arp.clone();
     lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
     assert_eq!(run(&mut e, &lldp, T0), (Verdict::Deny, Reason::NotIp));
-    let ns = build::icmp(ip("2001:db8::1"), ip("2001:db8::2"), 135, 0, [0; 4], &[0; 20]);
-    assert_eq!(run(&mut e, &ns, T0), (Verdict::Allow, Reason::NeighborDiscovery));
+    let ns = build::icmp(
+        ip("2001:db8::1"),
+        ip("2001:db8::2"),
+        135,
+        0,
+        [0; 4],
+        &[0; 20],
+    );
+    assert_eq!(
+        run(&mut e, &ns, T0),
+        (Verdict::Allow, Reason::NeighborDiscovery)
+    );
     let syn = tcp(C, S, 1, 80, SYN);
-    assert_eq!(run(&mut e, &syn[..40], T0), (Verdict::Deny, Reason::Malformed));
+    assert_eq!(
+        run(&mut e, &syn[..40], T0),
+        (Verdict::Deny, Reason::Malformed)
+    );
 
-    let mut strict = engine_with(&format!("[settings]\nallow_arp = false\nallow_neighbor_discovery = false\n{}", &POLICY));
+    let mut strict = engine_with(&format!(
+        "[settings]\nallow_arp = false\nallow_neighbor_discovery = false\n{}",
+        &POLICY
+    ));
     assert_eq!(run(&mut strict, &arp, T0), (Verdict::Deny, Reason::NotIp));
     assert_eq!(run(&mut strict, &ns, T0), NO_RULE);
 }
@@ -331,16 +432,35 @@ fn snap_length_cuts_are_not_malformed() {
 #[test]
 fn ipv6_flows() {
     let mut e = engine();
-    assert_eq!(run(&mut e, &tcp("2001:db8::1", "2001:db8::2", 5000, 80, SYN), T0), ALLOW_RULE);
-    assert_eq!(run(&mut e, &tcp("2001:db8::2", "2001:db8::1", 80, 5000, SYN | ACK), T0), EST);
+    assert_eq!(
+        run(
+            &mut e,
+            &tcp("2001:db8::1", "2001:db8::2", 5000, 80, SYN),
+            T0
+        ),
+        ALLOW_RULE
+    );
+    assert_eq!(
+        run(
+            &mut e,
+            &tcp("2001:db8::2", "2001:db8::1", 80, 5000, SYN | ACK),
+            T0
+        ),
+        EST
+    );
 }
 
 #[test]
 fn a_new_policy_keeps_established_flows() {
     let mut e = engine();
     run(&mut e, &tcp(C, S, 40000, 80, SYN), T0);
-    let closed = POLICY.replace(r#"{ proto = "tcp", ports = "80", from = "10.0.0.0/24" },"#, "");
-    e.set_rules(Arc::new(Ruleset::reference(Policy::from_toml(&closed, "new.toml").unwrap())));
+    let closed = POLICY.replace(
+        r#"{ proto = "tcp", ports = "80", from = "10.0.0.0/24" },"#,
+        "",
+    );
+    e.set_rules(Arc::new(Ruleset::reference(
+        Policy::from_toml(&closed, "new.toml").unwrap(),
+    )));
     assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, SYN | ACK), T0 + 1), EST);
     assert_eq!(run(&mut e, &tcp(C, S, 40001, 80, SYN), T0 + 1), NO_RULE);
 }
@@ -348,13 +468,21 @@ fn a_new_policy_keeps_established_flows() {
 #[test]
 fn every_packet_is_counted_once() {
     let mut e = engine();
-    let frames = [tcp(C, S, 1, 80, SYN), tcp(C, S, 2, 81, SYN), vec![1, 2, 3], build::echo(ip(C), ip(S), true, 1, 1)];
+    let frames = [
+        tcp(C, S, 1, 80, SYN),
+        tcp(C, S, 2, 81, SYN),
+        vec![1, 2, 3],
+        build::echo(ip(C), ip(S), true, 1, 1),
+    ];
     for f in &frames {
         run(&mut e, f, T0);
     }
     let s = e.stats();
     assert_eq!(s.packets, 4);
     assert_eq!(s.allowed + s.denied, 4);
-    assert_eq!(s.allowed_by_reason.iter().sum::<u64>() + s.denied_by_reason.iter().sum::<u64>(), 4);
+    assert_eq!(
+        s.allowed_by_reason.iter().sum::<u64>() + s.denied_by_reason.iter().sum::<u64>(),
+        4
+    );
     assert_eq!((s.allowed, s.denied), (2, 2));
 }

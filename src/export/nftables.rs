@@ -28,7 +28,9 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
-use crate::policy::{Action, Direction, IfaceId, IpProto, Policy, PortSet, ProtoMatch, Remote, RuleId, Verdict};
+use crate::policy::{
+    Action, Direction, IfaceId, IpProto, Policy, PortSet, ProtoMatch, Remote, RuleId, Verdict,
+};
 
 /// IPv4 or IPv6, as nftables spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +88,13 @@ pub fn ruleset(policy: &Policy, table: &str) -> Result<String, String> {
 /// nftables identifiers: a letter, then letters, digits, `_` and `-`.
 fn check_name(table: &str) -> Result<(), String> {
     let ok = table.len() <= 64
-        && table.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && table
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        && table
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -104,8 +111,16 @@ struct Names {
 
 impl Names {
     fn unique(&mut self, wanted: &str) -> String {
-        let mut base: String =
-            wanted.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+        let mut base: String = wanted
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         if !base.starts_with(|c: char| c.is_ascii_alphabetic()) {
             base.insert_str(0, "x_");
         }
@@ -166,50 +181,112 @@ fn by_family(nets: impl IntoIterator<Item = IpNet>) -> [Vec<IpNet>; 2] {
 impl<'a> Export<'a> {
     fn new(policy: &'a Policy) -> Export<'a> {
         let mut names = Names {
-            used: ["forward", "interfaces_v4", "interfaces_v6", "egress_v4", "egress_v6", "ingress_v4", "ingress_v6"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            used: [
+                "forward",
+                "interfaces_v4",
+                "interfaces_v6",
+                "egress_v4",
+                "egress_v6",
+                "ingress_v4",
+                "ingress_v6",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         };
-        let (ifaces, zoned): (Vec<IfaceId>, Vec<IfaceId>) =
-            (0..policy.interfaces.len() as IfaceId).partition(|&i| policy.interface(i).zone.is_none());
+        let (ifaces, zoned): (Vec<IfaceId>, Vec<IfaceId>) = (0..policy.interfaces.len() as IfaceId)
+            .partition(|&i| policy.interface(i).zone.is_none());
         let mut chains = vec![None; policy.interfaces.len()];
         for &i in &ifaces {
             let n = &policy.interface(i).name;
-            chains[i as usize] = Some((names.unique(&format!("eg_{n}")), names.unique(&format!("in_{n}"))));
+            chains[i as usize] = Some((
+                names.unique(&format!("eg_{n}")),
+                names.unique(&format!("in_{n}")),
+            ));
         }
         let sg_members: Vec<[Vec<IpNet>; 2]> = policy
             .security_groups
             .iter()
-            .map(|sg| by_family(sg.members.iter().filter(|m| m.zone.is_none()).map(|m| m.net)))
+            .map(|sg| {
+                by_family(
+                    sg.members
+                        .iter()
+                        .filter(|m| m.zone.is_none())
+                        .map(|m| m.net),
+                )
+            })
             .collect();
-        let pl_entries: Vec<[Vec<IpNet>; 2]> =
-            policy.prefix_lists.iter().map(|pl| by_family(pl.entries.iter().copied())).collect();
+        let pl_entries: Vec<[Vec<IpNet>; 2]> = policy
+            .prefix_lists
+            .iter()
+            .map(|pl| by_family(pl.entries.iter().copied()))
+            .collect();
         let mut set_names = |base: &str, nets: &[Vec<IpNet>; 2]| -> [Option<String>; 2] {
-            Family::BOTH
-                .map(|f| (!nets[fam_index(f)].is_empty()).then(|| names.unique(&format!("{base}_{}", f.suffix()))))
+            Family::BOTH.map(|f| {
+                (!nets[fam_index(f)].is_empty())
+                    .then(|| names.unique(&format!("{base}_{}", f.suffix())))
+            })
         };
-        let sg_sets = policy.security_groups.iter().zip(&sg_members).map(|(sg, m)| set_names(&sg.name, m)).collect();
-        let pl_sets = policy.prefix_lists.iter().zip(&pl_entries).map(|(pl, e)| set_names(&pl.name, e)).collect();
-        Export { policy, ifaces, zoned, chains, sg_sets, pl_sets, sg_members, pl_entries }
+        let sg_sets = policy
+            .security_groups
+            .iter()
+            .zip(&sg_members)
+            .map(|(sg, m)| set_names(&sg.name, m))
+            .collect();
+        let pl_sets = policy
+            .prefix_lists
+            .iter()
+            .zip(&pl_entries)
+            .map(|(pl, e)| set_names(&pl.name, e))
+            .collect();
+        Export {
+            policy,
+            ifaces,
+            zoned,
+            chains,
+            sg_sets,
+            pl_sets,
+            sg_members,
+            pl_entries,
+        }
     }
 
     fn write(&self, table: &str) -> Result<String, String> {
         let p = self.policy;
         let mut o = String::new();
         self.header(&mut o, table);
-        let _ = writeln!(o, "table inet {table}\ndelete table inet {table}\n\ntable inet {table} {{");
+        let _ = writeln!(
+            o,
+            "table inet {table}\ndelete table inet {table}\n\ntable inet {table} {{"
+        );
 
         // Sets.
-        let _ = writeln!(o, "\t# Addresses of every interface sgplane knows (zoneless ones).");
-        let iface_nets = by_family(self.ifaces.iter().flat_map(|&i| p.interface(i).addresses.iter().copied()));
+        let _ = writeln!(
+            o,
+            "\t# Addresses of every interface sgplane knows (zoneless ones)."
+        );
+        let iface_nets = by_family(
+            self.ifaces
+                .iter()
+                .flat_map(|&i| p.interface(i).addresses.iter().copied()),
+        );
         for f in Family::BOTH {
-            write_set(&mut o, &format!("interfaces_{}", f.suffix()), f, &iface_nets[fam_index(f)]);
+            write_set(
+                &mut o,
+                &format!("interfaces_{}", f.suffix()),
+                f,
+                &iface_nets[fam_index(f)],
+            );
         }
         for (i, (sg, names)) in p.security_groups.iter().zip(&self.sg_sets).enumerate() {
             for f in Family::BOTH {
                 if let Some(n) = &names[fam_index(f)] {
-                    let _ = writeln!(o, "\t# Members of {} ({}).", comment_text(&sg.name), f.nfproto());
+                    let _ = writeln!(
+                        o,
+                        "\t# Members of {} ({}).",
+                        comment_text(&sg.name),
+                        f.nfproto()
+                    );
                     write_set(&mut o, n, f, &self.sg_members[i][fam_index(f)]);
                 }
             }
@@ -217,7 +294,12 @@ impl<'a> Export<'a> {
         for (i, (pl, names)) in p.prefix_lists.iter().zip(&self.pl_sets).enumerate() {
             for f in Family::BOTH {
                 if let Some(n) = &names[fam_index(f)] {
-                    let _ = writeln!(o, "\t# Prefix list {} ({}).", comment_text(&pl.name), f.nfproto());
+                    let _ = writeln!(
+                        o,
+                        "\t# Prefix list {} ({}).",
+                        comment_text(&pl.name),
+                        f.nfproto()
+                    );
                     write_set(&mut o, n, f, &self.pl_entries[i][fam_index(f)]);
                 }
             }
@@ -226,17 +308,27 @@ impl<'a> Export<'a> {
         // Per-interface chains.
         for &i in &self.ifaces {
             let iface = p.interface(i);
-            let (eg, ing) = self.chains[i as usize].as_ref().expect("named for every exported interface");
+            let (eg, ing) = self.chains[i as usize]
+                .as_ref()
+                .expect("named for every exported interface");
             for (dir, chain) in [(Direction::Egress, eg), (Direction::Ingress, ing)] {
-                let sgs: Vec<&str> =
-                    iface.security_groups.iter().map(|&s| p.security_groups[s as usize].name.as_str()).collect();
+                let sgs: Vec<&str> = iface
+                    .security_groups
+                    .iter()
+                    .map(|&s| p.security_groups[s as usize].name.as_str())
+                    .collect();
                 let _ = writeln!(
                     o,
                     "\n\t# {} {dir}: {}; allow {}.",
                     comment_text(&iface.name),
-                    if sgs.is_empty() { "no security groups".to_string() } else { comment_text(&sgs.join(", ")) },
+                    if sgs.is_empty() {
+                        "no security groups".to_string()
+                    } else {
+                        comment_text(&sgs.join(", "))
+                    },
                     match dir {
-                        Direction::Egress => "returns to `forward` for the destination's ingress check",
+                        Direction::Egress =>
+                            "returns to `forward` for the destination's ingress check",
                         Direction::Ingress => "accepts",
                     }
                 );
@@ -246,13 +338,20 @@ impl<'a> Export<'a> {
                         let _ = writeln!(o, "\t\t{line}");
                     }
                 }
-                let _ = writeln!(o, "\t\tcounter drop comment \"no-rule: {} {dir}\"", comment_text(&iface.name));
+                let _ = writeln!(
+                    o,
+                    "\t\tcounter drop comment \"no-rule: {} {dir}\"",
+                    comment_text(&iface.name)
+                );
                 let _ = writeln!(o, "\t}}");
             }
         }
 
         // Address -> chain maps.
-        for (dir, base) in [(Direction::Egress, "egress"), (Direction::Ingress, "ingress")] {
+        for (dir, base) in [
+            (Direction::Egress, "egress"),
+            (Direction::Ingress, "ingress"),
+        ] {
             for f in Family::BOTH {
                 let mut elems: Vec<(IpNet, &str)> = Vec::new();
                 for &i in &self.ifaces {
@@ -269,8 +368,15 @@ impl<'a> Export<'a> {
                 let _ = writeln!(o, "\t\ttype {} : verdict", f.addr_type());
                 let _ = writeln!(o, "\t\tflags interval");
                 if !elems.is_empty() {
-                    let list: Vec<String> = elems.iter().map(|(n, c)| format!("{} : jump {c}", net_text(n))).collect();
-                    let _ = writeln!(o, "\t\telements = {{\n\t\t\t{}\n\t\t}}", list.join(",\n\t\t\t"));
+                    let list: Vec<String> = elems
+                        .iter()
+                        .map(|(n, c)| format!("{} : jump {c}", net_text(n)))
+                        .collect();
+                    let _ = writeln!(
+                        o,
+                        "\t\telements = {{\n\t\t\t{}\n\t\t}}",
+                        list.join(",\n\t\t\t")
+                    );
                 }
                 let _ = writeln!(o, "\t}}");
             }
@@ -279,18 +385,45 @@ impl<'a> Export<'a> {
         // The forward hook.
         let s = &p.settings;
         let _ = writeln!(o, "\n\tchain forward {{");
-        let _ = writeln!(o, "\t\ttype filter hook forward priority filter; policy drop;");
-        let _ = writeln!(o, "\t\tct state established,related counter accept comment \"established, related\"");
+        let _ = writeln!(
+            o,
+            "\t\ttype filter hook forward priority filter; policy drop;"
+        );
+        let _ = writeln!(
+            o,
+            "\t\tct state established,related counter accept comment \"established, related\""
+        );
         if s.allow_neighbor_discovery {
-            let _ = writeln!(o, "\t\ticmpv6 type 133-137 counter accept comment \"neighbor-discovery\"");
+            let _ = writeln!(
+                o,
+                "\t\ticmpv6 type 133-137 counter accept comment \"neighbor-discovery\""
+            );
         }
         let _ = writeln!(o, "\t\tct state invalid counter drop comment \"invalid\"");
-        let _ = writeln!(o, "\t\t# The source's egress rules: allow returns here, deny drops.");
-        let _ = writeln!(o, "\t\tip saddr vmap @egress_v4\n\t\tip6 saddr vmap @egress_v6");
-        let _ = writeln!(o, "\t\t# The destination's ingress rules: allow accepts, deny drops.");
-        let _ = writeln!(o, "\t\tip daddr vmap @ingress_v4\n\t\tip6 daddr vmap @ingress_v6");
-        let _ = writeln!(o, "\t\t# The destination is no interface: the source's egress allowed it.");
-        let _ = writeln!(o, "\t\tip saddr @interfaces_v4 accept\n\t\tip6 saddr @interfaces_v6 accept");
+        let _ = writeln!(
+            o,
+            "\t\t# The source's egress rules: allow returns here, deny drops."
+        );
+        let _ = writeln!(
+            o,
+            "\t\tip saddr vmap @egress_v4\n\t\tip6 saddr vmap @egress_v6"
+        );
+        let _ = writeln!(
+            o,
+            "\t\t# The destination's ingress rules: allow accepts, deny drops."
+        );
+        let _ = writeln!(
+            o,
+            "\t\tip daddr vmap @ingress_v4\n\t\tip6 daddr vmap @ingress_v6"
+        );
+        let _ = writeln!(
+            o,
+            "\t\t# The destination is no interface: the source's egress allowed it."
+        );
+        let _ = writeln!(
+            o,
+            "\t\tip saddr @interfaces_v4 accept\n\t\tip6 saddr @interfaces_v6 accept"
+        );
         let verdict = match s.unknown_address {
             Verdict::Allow => "accept",
             Verdict::Deny => "drop",
@@ -304,26 +437,62 @@ impl<'a> Export<'a> {
         let p = self.policy;
         let s = &p.settings;
         let _ = writeln!(o, "#!/usr/sbin/nft -f");
-        let _ = writeln!(o, "# Generated by `sgplane export nftables` from {}.", comment_text(&p.source));
-        let _ = writeln!(o, "# Load with `nft -f FILE`: it replaces table inet {table} in one transaction.");
+        let _ = writeln!(
+            o,
+            "# Generated by `sgplane export nftables` from {}.",
+            comment_text(&p.source)
+        );
+        let _ = writeln!(
+            o,
+            "# Load with `nft -f FILE`: it replaces table inet {table} in one transaction."
+        );
         let _ = writeln!(o, "#");
-        let _ = writeln!(o, "# Filters forwarded traffic (hook forward), as `sgplane run` does between its two");
-        let _ = writeln!(o, "# sides; traffic to and from this host itself is not filtered. Each rule counts");
-        let _ = writeln!(o, "# its hits (`nft list table inet {table}`) and names its sgplane rule.");
+        let _ = writeln!(
+            o,
+            "# Filters forwarded traffic (hook forward), as `sgplane run` does between its two"
+        );
+        let _ = writeln!(
+            o,
+            "# sides; traffic to and from this host itself is not filtered. Each rule counts"
+        );
+        let _ = writeln!(
+            o,
+            "# its hits (`nft list table inet {table}`) and names its sgplane rule."
+        );
         let _ = writeln!(o, "#");
         let _ = writeln!(o, "# Where the kernel differs from sgplane:");
-        let _ =
-            writeln!(o, "# - ARP is not in the inet family: a router answers it itself (allow_arp = {}).", s.allow_arp);
-        let _ = writeln!(o, "# - Zones have no kernel equivalent: only interfaces without a zone are exported,");
-        let _ = writeln!(o, "#   as traffic that comes through no GWLB endpoint sees them; GENEVE is not opened.");
+        let _ = writeln!(
+            o,
+            "# - ARP is not in the inet family: a router answers it itself (allow_arp = {}).",
+            s.allow_arp
+        );
+        let _ = writeln!(
+            o,
+            "# - Zones have no kernel equivalent: only interfaces without a zone are exported,"
+        );
+        let _ = writeln!(
+            o,
+            "#   as traffic that comes through no GWLB endpoint sees them; GENEVE is not opened."
+        );
         if !self.zoned.is_empty() {
-            let names: Vec<String> = self.zoned.iter().take(20).map(|&i| comment_text(&p.interface(i).name)).collect();
-            let more =
-                if self.zoned.len() > 20 { format!(" and {} more", self.zoned.len() - 20) } else { String::new() };
+            let names: Vec<String> = self
+                .zoned
+                .iter()
+                .take(20)
+                .map(|&i| comment_text(&p.interface(i).name))
+                .collect();
+            let more = if self.zoned.len() > 20 {
+                format!(" and {} more", self.zoned.len() - 20)
+            } else {
+                String::new()
+            };
             let _ = writeln!(o, "#   Left out (zoned): {}{more}.", names.join(", "));
         }
         let c = &p.conntrack;
-        let _ = writeln!(o, "# - Conntrack timeouts and size are the kernel's sysctls; this policy's would be:");
+        let _ = writeln!(
+            o,
+            "# - Conntrack timeouts and size are the kernel's sysctls; this policy's would be:"
+        );
         let _ = writeln!(
             o,
             "#   net.netfilter.nf_conntrack_max={} nf_conntrack_tcp_timeout_established={}",
@@ -339,8 +508,14 @@ impl<'a> Export<'a> {
             "#   nf_conntrack_generic_timeout={}; nf_conntrack_tcp_be_liberal=1 (sgplane tracks no TCP windows).",
             c.other
         );
-        let _ = writeln!(o, "# - The kernel reassembles fragments before judging; an ICMP error about no tracked");
-        let _ = writeln!(o, "#   flow and an echo reply without a request are `invalid` there (sgplane judges them");
+        let _ = writeln!(
+            o,
+            "# - The kernel reassembles fragments before judging; an ICMP error about no tracked"
+        );
+        let _ = writeln!(
+            o,
+            "#   flow and an echo reply without a request are `invalid` there (sgplane judges them"
+        );
         let _ = writeln!(o, "#   by the rules).");
         let _ = writeln!(o);
     }
@@ -356,7 +531,10 @@ impl<'a> Export<'a> {
             (Action::Allow, Direction::Egress) => "return",
             (Action::Allow, Direction::Ingress) => "accept",
         };
-        let tail = format!("counter {verdict} comment \"{}\"", comment_text(&p.rule_name(id).to_string()));
+        let tail = format!(
+            "counter {verdict} comment \"{}\"",
+            comment_text(&p.rule_name(id).to_string())
+        );
         // Egress: the local end is the source; ingress: the destination.
         let (local_dir, remote_dir) = match dir {
             Direction::Egress => ("saddr", "daddr"),
@@ -367,10 +545,19 @@ impl<'a> Export<'a> {
             if r.local.is_some_and(|l| Family::of(&l) != f) {
                 continue;
             }
-            let Some(l4) = l4_match(r.proto, f, &r.ports, &r.source_ports, r.icmp_type, r.icmp_code) else {
+            let Some(l4) = l4_match(
+                r.proto,
+                f,
+                &r.ports,
+                &r.source_ports,
+                r.icmp_type,
+                r.icmp_code,
+            ) else {
                 continue;
             };
-            let local = r.local.map(|l| format!("{} {local_dir} {}", f.ip(), net_text(&l.trunc())));
+            let local = r
+                .local
+                .map(|l| format!("{} {local_dir} {}", f.ip(), net_text(&l.trunc())));
             for remote in self.remote_matches(&r.remote, f) {
                 let addr = remote.map(|m| format!("{} {remote_dir} {m}", f.ip()));
                 let mut parts: Vec<String> = Vec::new();
@@ -402,7 +589,10 @@ impl<'a> Export<'a> {
         match nets.len() {
             0 => {}
             1 => out.push(Some(net_text(&nets[0]))),
-            _ => out.push(Some(format!("{{ {} }}", nets.iter().map(net_text).collect::<Vec<_>>().join(", ")))),
+            _ => out.push(Some(format!(
+                "{{ {} }}",
+                nets.iter().map(net_text).collect::<Vec<_>>().join(", ")
+            ))),
         }
         for r in remotes {
             let set = match *r {
@@ -432,7 +622,9 @@ fn l4_match(
     icmp_code: Option<u8>,
 ) -> Option<Vec<String>> {
     let mut m = Vec::new();
-    let ProtoMatch::Is(p) = proto else { return Some(m) };
+    let ProtoMatch::Is(p) = proto else {
+        return Some(m);
+    };
     let name = match p {
         IpProto::TCP => Some("tcp"),
         IpProto::UDP => Some("udp"),
@@ -498,7 +690,13 @@ fn ports_text(s: &PortSet) -> String {
     if r.len() == 1 {
         return r[0].to_string();
     }
-    format!("{{ {} }}", r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "{{ {} }}",
+        r.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// A block as nftables writes it: a host address bare, else CIDR.
@@ -513,7 +711,16 @@ fn net_text(n: &IpNet) -> String {
 /// Text safe inside an nftables comment string (no quotes, no line breaks,
 /// at most 120 bytes).
 fn comment_text(s: &str) -> String {
-    let mut t: String = s.chars().map(|c| if c == '"' || c == '\\' || c.is_control() { '_' } else { c }).collect();
+    let mut t: String = s
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
     if t.len() > 120 {
         let mut cut = 117;
         while !t.is_char_boundary(cut) {
@@ -526,7 +733,11 @@ fn comment_text(s: &str) -> String {
 }
 
 fn write_set(o: &mut String, name: &str, f: Family, nets: &[IpNet]) {
-    let _ = writeln!(o, "\tset {name} {{\n\t\ttype {}\n\t\tflags interval", f.addr_type());
+    let _ = writeln!(
+        o,
+        "\tset {name} {{\n\t\ttype {}\n\t\tflags interval",
+        f.addr_type()
+    );
     if !nets.is_empty() {
         let list: Vec<String> = nets.iter().map(net_text).collect();
         let _ = writeln!(o, "\t\telements = {{ {} }}", list.join(", "));
@@ -561,23 +772,63 @@ addresses = ["10.0.1.10", "2001:db8:1::10"]
 security_groups = ["sg-web"]
 "#,
         );
-        let chain = t.split("chain in_eni-web-1 {").nth(1).unwrap().split("\n\t}").next().unwrap();
-        let lines: Vec<&str> = chain.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-        assert_eq!(lines[0], "meta nfproto ipv4 tcp dport 22 counter drop comment \"sg-web/ingress/1\"", "{chain}");
-        assert!(lines[1].starts_with("ip saddr 10.9.0.0/16 tcp dport { 80, 8080-8090 } counter accept"), "{chain}");
-        assert!(lines[2].starts_with("ip saddr @sg-web_v4 tcp dport"), "{chain}");
-        assert!(lines[3].starts_with("ip saddr @pl-office_v4 tcp dport"), "{chain}");
-        assert!(lines[4].starts_with("ip6 saddr @sg-web_v6 tcp dport"), "{chain}");
-        assert!(lines[5].starts_with("ip6 saddr @pl-office_v6 tcp dport"), "{chain}");
-        assert!(lines[6].starts_with("meta nfproto ipv4 icmp type 8 counter accept"), "{chain}");
-        assert_eq!(lines[7], "counter drop comment \"no-rule: eni-web-1 ingress\"");
+        let chain = t
+            .split("chain in_eni-web-1 {")
+            .nth(1)
+            .unwrap()
+            .split("\n\t}")
+            .next()
+            .unwrap();
+        let lines: Vec<&str> = chain
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            lines[0], "meta nfproto ipv4 tcp dport 22 counter drop comment \"sg-web/ingress/1\"",
+            "{chain}"
+        );
+        assert!(
+            lines[1].starts_with("ip saddr 10.9.0.0/16 tcp dport { 80, 8080-8090 } counter accept"),
+            "{chain}"
+        );
+        assert!(
+            lines[2].starts_with("ip saddr @sg-web_v4 tcp dport"),
+            "{chain}"
+        );
+        assert!(
+            lines[3].starts_with("ip saddr @pl-office_v4 tcp dport"),
+            "{chain}"
+        );
+        assert!(
+            lines[4].starts_with("ip6 saddr @sg-web_v6 tcp dport"),
+            "{chain}"
+        );
+        assert!(
+            lines[5].starts_with("ip6 saddr @pl-office_v6 tcp dport"),
+            "{chain}"
+        );
+        assert!(
+            lines[6].starts_with("meta nfproto ipv4 icmp type 8 counter accept"),
+            "{chain}"
+        );
+        assert_eq!(
+            lines[7],
+            "counter drop comment \"no-rule: eni-web-1 ingress\""
+        );
         // The nested /25 is left out of the interval set.
         assert!(t.contains("elements = { 198.51.100.0/24 }"), "{t}");
         // Egress allows return to `forward` for the ingress stage.
-        assert!(t.contains("meta nfproto ipv4 counter return comment \"sg-web/egress/0\""), "{t}");
+        assert!(
+            t.contains("meta nfproto ipv4 counter return comment \"sg-web/egress/0\""),
+            "{t}"
+        );
         assert!(t.contains("10.0.1.10 : jump eg_eni-web-1"), "{t}");
         assert!(t.contains("2001:db8:1::10 : jump in_eni-web-1"), "{t}");
-        assert!(t.contains("counter drop comment \"unknown-address\""), "{t}");
+        assert!(
+            t.contains("counter drop comment \"unknown-address\""),
+            "{t}"
+        );
     }
 
     #[test]
@@ -620,8 +871,16 @@ addresses = ["2001:db8::/64"]
 security_groups = ["sg-a b"]
 "#,
         );
-        assert!(t.contains("chain eg_1st_nic {") && t.contains("chain in_1st_nic {"), "{t}");
-        assert!(t.contains("meta nfproto ipv6 meta l4proto 47 counter accept comment \"sg-a b/ingress/0\""), "{t}");
+        assert!(
+            t.contains("chain eg_1st_nic {") && t.contains("chain in_1st_nic {"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "meta nfproto ipv6 meta l4proto 47 counter accept comment \"sg-a b/ingress/0\""
+            ),
+            "{t}"
+        );
         assert!(t.contains("meta l4proto icmp @th,0,8 3 @th,8,8 4"), "{t}");
         assert!(t.contains("2001:db8::/64 : jump"), "{t}");
         assert!(ruleset(&Policy::builtin(), "bad name").is_err());

@@ -29,7 +29,11 @@ pub enum CaptureError {
     #[error("not a pcap or pcapng file (it starts with {0:02x?})")]
     UnknownFormat(Vec<u8>),
     #[error("truncated at byte {offset}: the last record needs {needed} bytes, {have} are left")]
-    Truncated { offset: u64, needed: usize, have: usize },
+    Truncated {
+        offset: u64,
+        needed: usize,
+        have: usize,
+    },
     #[error("corrupt at byte {offset}: {what}")]
     Corrupt { offset: u64, what: String },
     #[error("read error at byte {offset}: {source}")]
@@ -41,9 +45,9 @@ impl CaptureError {
     pub fn offset(&self) -> u64 {
         match self {
             CaptureError::UnknownFormat(_) => 0,
-            CaptureError::Truncated { offset, .. } | CaptureError::Corrupt { offset, .. } | CaptureError::Io { offset, .. } => {
-                *offset
-            }
+            CaptureError::Truncated { offset, .. }
+            | CaptureError::Corrupt { offset, .. }
+            | CaptureError::Io { offset, .. } => *offset,
         }
     }
 }
@@ -168,19 +172,37 @@ impl<R: Read> CaptureReader<R> {
                 // The section header is the first record; the parser is made from it below.
                 r.format = Format::PcapNg;
             }
-            Some([0xa1, 0xb2, 0xc3, 0xd4] | [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] | [0x4d, 0x3c, 0xb2, 0xa1]) => {
+            Some(
+                [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0x3c, 0x4d]
+                | [0x4d, 0x3c, 0xb2, 0xa1],
+            ) => {
                 if head.len() < 24 {
-                    return Err(CaptureError::Truncated { offset: 0, needed: 24, have: head.len() });
+                    return Err(CaptureError::Truncated {
+                        offset: 0,
+                        needed: 24,
+                        have: head.len(),
+                    });
                 }
-                let (_, parser) = PcapParser::new(&head[..24])
-                    .map_err(|e| CaptureError::Corrupt { offset: 0, what: format!("pcap header: {e}") })?;
-                r.format = Format::Pcap { header: parser.header() };
+                let (_, parser) =
+                    PcapParser::new(&head[..24]).map_err(|e| CaptureError::Corrupt {
+                        offset: 0,
+                        what: format!("pcap header: {e}"),
+                    })?;
+                r.format = Format::Pcap {
+                    header: parser.header(),
+                };
                 r.preamble = head[..24].to_vec();
                 r.pcap = Some(parser);
                 r.start = 24;
                 r.offset = 24;
             }
-            _ => return Err(CaptureError::UnknownFormat(head.iter().take(8).copied().collect())),
+            _ => {
+                return Err(CaptureError::UnknownFormat(
+                    head.iter().take(8).copied().collect(),
+                ))
+            }
         }
         Ok(r)
     }
@@ -228,7 +250,12 @@ impl<R: Read> CaptureReader<R> {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CaptureError::Io { offset: self.offset, source: e }),
+                Err(e) => {
+                    return Err(CaptureError::Io {
+                        offset: self.offset,
+                        source: e,
+                    })
+                }
             }
         }
     }
@@ -267,7 +294,9 @@ impl<R: Read> CaptureReader<R> {
 
     /// The next record, or `None` at a clean end of the stream.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, CaptureError> {
-        let Some(len) = self.wait_for_record()? else { return Ok(None) };
+        let Some(len) = self.wait_for_record()? else {
+            return Ok(None);
+        };
         let info = self.take_record(len)?;
         Ok(Some(info.resolve(&self.buf)))
     }
@@ -276,7 +305,11 @@ impl<R: Read> CaptureReader<R> {
     /// when none is) to `out`, at most `max`. The ranges stay valid until the
     /// next call. An error comes after the records read before it; `out`
     /// stays empty only at the end of the stream.
-    pub fn fill_batch(&mut self, max: usize, out: &mut Vec<RecordInfo>) -> Result<(), CaptureError> {
+    pub fn fill_batch(
+        &mut self,
+        max: usize,
+        out: &mut Vec<RecordInfo>,
+    ) -> Result<(), CaptureError> {
         out.clear();
         let mut next = self.wait_for_record()?;
         while let Some(len) = next {
@@ -302,7 +335,10 @@ impl<R: Read> CaptureReader<R> {
                 what: format!("a record claims {n} bytes (at most {MAX_RECORD} are accepted)"),
             }),
             Some(n) if matches!(self.format, Format::PcapNg) && (n < 12 || n % 4 != 0) => {
-                Err(CaptureError::Corrupt { offset: self.offset, what: format!("pcapng block length {n}") })
+                Err(CaptureError::Corrupt {
+                    offset: self.offset,
+                    what: format!("pcapng block length {n}"),
+                })
             }
             Some(n) if n <= self.end - self.start => Ok(Some(n)),
             _ => Ok(None),
@@ -322,7 +358,11 @@ impl<R: Read> CaptureReader<R> {
                     return Ok(None);
                 }
                 let needed = self.record_len().unwrap_or(16);
-                return Err(CaptureError::Truncated { offset: self.offset, needed, have: avail });
+                return Err(CaptureError::Truncated {
+                    offset: self.offset,
+                    needed,
+                    have: avail,
+                });
             }
             self.refill()?;
         }
@@ -334,11 +374,19 @@ impl<R: Read> CaptureReader<R> {
         let (start, end) = (self.start, self.start + len);
         self.start = end;
         self.offset += len as u64;
-        let corrupt = |e: PcapError| CaptureError::Corrupt { offset: at, what: e.to_string() };
+        let corrupt = |e: PcapError| CaptureError::Corrupt {
+            offset: at,
+            what: e.to_string(),
+        };
         match self.format {
             Format::Pcap { header } => {
                 let raw = &self.buf[start..end];
-                let (_, p) = self.pcap.as_ref().expect("pcap parser").next_raw_packet(raw).map_err(corrupt)?;
+                let (_, p) = self
+                    .pcap
+                    .as_ref()
+                    .expect("pcap parser")
+                    .next_raw_packet(raw)
+                    .map_err(corrupt)?;
                 let linktype = u32::from(header.datalink);
                 let packet = PacketInfo {
                     ts: pcap_ts(&p, header.ts_resolution),
@@ -348,20 +396,30 @@ impl<R: Read> CaptureReader<R> {
                     link: LinkType::from_pcap(linktype),
                     interface: 0,
                 };
-                Ok(RecordInfo { raw: (start, end), packet: Some(packet) })
+                Ok(RecordInfo {
+                    raw: (start, end),
+                    packet: Some(packet),
+                })
             }
             Format::PcapNg => self.ng_record(start, end, at),
         }
     }
 
     fn ng_record(&mut self, start: usize, end: usize, at: u64) -> Result<RecordInfo, CaptureError> {
-        let corrupt = |e: PcapError| CaptureError::Corrupt { offset: at, what: format!("pcapng: {e}") };
+        let corrupt = |e: PcapError| CaptureError::Corrupt {
+            offset: at,
+            what: format!("pcapng: {e}"),
+        };
         let raw = &self.buf[start..end];
         // Some writers end the options without opt_endofopt, which the pcapng
         // spec allows and pcap-file 2.0 rejects: retry with one added.
         let repaired: Vec<u8>;
         if self.ng.is_none() || raw[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
-            let endian = if raw.get(8..12) == Some(&[0x1a, 0x2b, 0x3c, 0x4d]) { Endianness::Big } else { Endianness::Little };
+            let endian = if raw.get(8..12) == Some(&[0x1a, 0x2b, 0x3c, 0x4d]) {
+                Endianness::Big
+            } else {
+                Endianness::Little
+            };
             let parser = match PcapNgParser::new(raw) {
                 Ok((_, p)) => p,
                 Err(e) => {
@@ -372,7 +430,10 @@ impl<R: Read> CaptureReader<R> {
             self.ng_endian = parser.section().endianness;
             self.ng = Some(parser);
             self.interfaces.clear();
-            return Ok(RecordInfo { raw: (start, end), packet: None });
+            return Ok(RecordInfo {
+                raw: (start, end),
+                packet: None,
+            });
         }
         let endian = self.ng_endian;
         let parser = self.ng.as_mut().expect("set above");
@@ -388,7 +449,11 @@ impl<R: Read> CaptureReader<R> {
         };
         let (interface, raw_ts, orig_len, data) = match block {
             Block::InterfaceDescription(idb) => {
-                let mut i = Interface { linktype: u32::from(idb.linktype), tsresol: 6, tsoffset: 0 };
+                let mut i = Interface {
+                    linktype: u32::from(idb.linktype),
+                    tsresol: 6,
+                    tsoffset: 0,
+                };
                 for o in &idb.options {
                     match o {
                         InterfaceDescriptionOption::IfTsResol(r) => i.tsresol = *r,
@@ -397,20 +462,39 @@ impl<R: Read> CaptureReader<R> {
                     }
                 }
                 self.interfaces.push(i);
-                return Ok(RecordInfo { raw: (start, end), packet: None });
+                return Ok(RecordInfo {
+                    raw: (start, end),
+                    packet: None,
+                });
             }
             // Packet data precedes the options, so its offsets are the same in `raw`.
-            Block::EnhancedPacket(epb) => {
-                (epb.interface_id, Some(epb.timestamp.as_nanos() as u64), epb.original_len, data_range(src, &epb.data))
-            }
+            Block::EnhancedPacket(epb) => (
+                epb.interface_id,
+                Some(epb.timestamp.as_nanos() as u64),
+                epb.original_len,
+                data_range(src, &epb.data),
+            ),
             Block::SimplePacket(spb) => (0, None, spb.original_len, data_range(src, &spb.data)),
-            Block::Packet(pb) => (u32::from(pb.interface_id), Some(pb.timestamp), pb.original_len, data_range(src, &pb.data)),
-            _ => return Ok(RecordInfo { raw: (start, end), packet: None }),
+            Block::Packet(pb) => (
+                u32::from(pb.interface_id),
+                Some(pb.timestamp),
+                pb.original_len,
+                data_range(src, &pb.data),
+            ),
+            _ => {
+                return Ok(RecordInfo {
+                    raw: (start, end),
+                    packet: None,
+                })
+            }
         };
         let Some(iface) = self.interfaces.get(interface as usize) else {
             return Err(CaptureError::Corrupt {
                 offset: at,
-                what: format!("a packet names interface {interface}, but {} are described", self.interfaces.len()),
+                what: format!(
+                    "a packet names interface {interface}, but {} are described",
+                    self.interfaces.len()
+                ),
             });
         };
         let ts = match raw_ts {
@@ -418,7 +502,10 @@ impl<R: Read> CaptureReader<R> {
             None => self.last_ts,
         };
         self.last_ts = ts;
-        let (lo, hi) = data.ok_or_else(|| CaptureError::Corrupt { offset: at, what: "packet data outside its block".into() })?;
+        let (lo, hi) = data.ok_or_else(|| CaptureError::Corrupt {
+            offset: at,
+            what: "packet data outside its block".into(),
+        })?;
         let packet = PacketInfo {
             ts,
             orig_len: orig_len.max((hi - lo) as u32),
@@ -427,7 +514,10 @@ impl<R: Read> CaptureReader<R> {
             link: LinkType::from_pcap(iface.linktype),
             interface,
         };
-        Ok(RecordInfo { raw: (start, end), packet: Some(packet) })
+        Ok(RecordInfo {
+            raw: (start, end),
+            packet: Some(packet),
+        })
     }
 }
 
@@ -485,7 +575,10 @@ mod tests {
     use super::*;
 
     fn pcap_file(records: &[(&[u8], u32)]) -> Vec<u8> {
-        let mut f = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+        let mut f = vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ];
         for (i, (d, orig)) in records.iter().enumerate() {
             f.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
             f.extend_from_slice(&500_000u32.to_le_bytes());
@@ -520,7 +613,13 @@ mod tests {
         let f = pcap_file(&[(&[1; 60], 60), (&[2; 40], 1500)]);
         let (pkts, err) = read_all(&f);
         assert!(err.is_none());
-        assert_eq!(pkts, vec![(1_700_000_000_500_000_000, 60, 60), (1_700_000_001_500_000_000, 40, 1500)]);
+        assert_eq!(
+            pkts,
+            vec![
+                (1_700_000_000_500_000_000, 60, 60),
+                (1_700_000_001_500_000_000, 40, 1500)
+            ]
+        );
     }
 
     #[test]
@@ -535,7 +634,10 @@ mod tests {
             }
         }
         let (_, err) = read_all(&f[..10]);
-        assert!(matches!(err, Some(CaptureError::Truncated { offset: 0, .. })), "{err:?}");
+        assert!(
+            matches!(err, Some(CaptureError::Truncated { offset: 0, .. })),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -543,7 +645,10 @@ mod tests {
         let mut f = pcap_file(&[(&[1; 60], 60)]);
         f[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
         let (_, err) = read_all(&f);
-        assert!(matches!(err, Some(CaptureError::Corrupt { offset: 24, .. })), "{err:?}");
+        assert!(
+            matches!(err, Some(CaptureError::Corrupt { offset: 24, .. })),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -557,12 +662,14 @@ mod tests {
         // SHB, IDB (linktype 1, if_tsresol = 9), EPB on interface 0.
         let mut f = Vec::new();
         let shb: [u8; 28] = [
-            0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-            0xff, 0xff, 28, 0, 0, 0,
+            0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0,
         ];
         f.extend_from_slice(&shb);
-        let idb: [u8; 32] =
-            [1, 0, 0, 0, 32, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0, 0];
+        let idb: [u8; 32] = [
+            1, 0, 0, 0, 32, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0,
+            32, 0, 0, 0,
+        ];
         f.extend_from_slice(&idb);
         let ts: u64 = 1_700_000_000_123_456_789;
         let mut epb = vec![6, 0, 0, 0, 36, 0, 0, 0, 0, 0, 0, 0];

@@ -42,7 +42,9 @@ pub struct Control {
 
 /// The current time as the engine counts it (nanoseconds since the Unix epoch).
 pub fn now() -> Nanos {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as Nanos)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as Nanos)
 }
 
 impl Control {
@@ -136,7 +138,10 @@ impl Control {
     pub fn drain(&self, period: Duration) {
         *self.drain_until.lock().expect("not poisoned") = Some(Instant::now() + period);
         self.draining.store(true, Ordering::Release);
-        tracing::info!(seconds = period.as_secs_f64(), "draining: health checks answer 503");
+        tracing::info!(
+            seconds = period.as_secs_f64(),
+            "draining: health checks answer 503"
+        );
     }
 
     #[inline]
@@ -150,39 +155,43 @@ impl Control {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
         let me = Arc::clone(self);
-        std::thread::Builder::new().name("signals".into()).spawn(move || {
-            for sig in signals.forever() {
-                match sig {
-                    SIGHUP => {
-                        tracing::info!("SIGHUP: reloading the policy");
-                        let _ = me.reload();
-                    }
-                    SIGTERM => match on_term {
-                        OnTerm::Stop => {
-                            tracing::info!("SIGTERM: stopping");
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    match sig {
+                        SIGHUP => {
+                            tracing::info!("SIGHUP: reloading the policy");
+                            let _ = me.reload();
+                        }
+                        SIGTERM => match on_term {
+                            OnTerm::Stop => {
+                                tracing::info!("SIGTERM: stopping");
+                                me.stop();
+                            }
+                            OnTerm::Drain(d) => me.drain(d),
+                        },
+                        _ => {
+                            tracing::info!("SIGINT: stopping");
                             me.stop();
                         }
-                        OnTerm::Drain(d) => me.drain(d),
-                    },
-                    _ => {
-                        tracing::info!("SIGINT: stopping");
-                        me.stop();
                     }
                 }
-            }
-        })?;
+            })?;
         Ok(())
     }
 
     /// Polls the policy file every `every` and reloads it when it changes (`--watch`).
     pub fn spawn_watch_thread(self: &Arc<Self>, every: Duration) -> std::io::Result<()> {
         let me = Arc::clone(self);
-        std::thread::Builder::new().name("watch".into()).spawn(move || {
-            while !me.should_stop() {
-                std::thread::sleep(every);
-                let _ = me.reload_if_changed();
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("watch".into())
+            .spawn(move || {
+                while !me.should_stop() {
+                    std::thread::sleep(every);
+                    let _ = me.reload_if_changed();
+                }
+            })?;
         Ok(())
     }
 }
@@ -204,7 +213,11 @@ mod tests {
         std::fs::write(&path, GOOD).unwrap();
         let c = Control::new(Policy::load(&path).unwrap(), Some(path.clone()));
         assert_eq!(c.rules().policy.rules.len(), 1);
-        std::fs::write(&path, format!("{GOOD}egress = [ {{ proto = \"all\", to = \"0.0.0.0/0\" }} ]\n")).unwrap();
+        std::fs::write(
+            &path,
+            format!("{GOOD}egress = [ {{ proto = \"all\", to = \"0.0.0.0/0\" }} ]\n"),
+        )
+        .unwrap();
         c.reload().unwrap();
         assert_eq!((c.rules().policy.rules.len(), c.generation()), (2, 1));
         std::fs::write(&path, "[security_groups.sg-a\n").unwrap();

@@ -35,7 +35,11 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(workers: usize, control: Arc<Control>, mode: &'static str) -> Arc<Metrics> {
-        Arc::new(Metrics { workers: (0..workers).map(|_| Mutex::default()).collect(), control, mode })
+        Arc::new(Metrics {
+            workers: (0..workers).map(|_| Mutex::default()).collect(),
+            control,
+            mode,
+        })
     }
 
     /// Publishes a worker's counters.
@@ -70,56 +74,145 @@ impl Metrics {
         let (total, entries, extra) = self.totals();
         let mut out = String::new();
         let head = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP sgplane_{name} {help}\n# TYPE sgplane_{name} {kind}");
+            let _ = writeln!(
+                out,
+                "# HELP sgplane_{name} {help}\n# TYPE sgplane_{name} {kind}"
+            );
         };
-        head(&mut out, "packets_total", "counter", "Packets judged, by verdict and reason.");
-        for (verdict, by) in [("allow", &total.allowed_by_reason), ("deny", &total.denied_by_reason)] {
+        head(
+            &mut out,
+            "packets_total",
+            "counter",
+            "Packets judged, by verdict and reason.",
+        );
+        for (verdict, by) in [
+            ("allow", &total.allowed_by_reason),
+            ("deny", &total.denied_by_reason),
+        ] {
             for r in Reason::ALL {
                 let n = by[r.index()];
                 if n > 0 {
-                    let _ = writeln!(out, "sgplane_packets_total{{verdict=\"{verdict}\",reason=\"{r}\"}} {n}");
+                    let _ = writeln!(
+                        out,
+                        "sgplane_packets_total{{verdict=\"{verdict}\",reason=\"{r}\"}} {n}"
+                    );
                 }
             }
         }
-        head(&mut out, "bytes_total", "counter", "Bytes judged, by verdict.");
-        let _ = writeln!(out, "sgplane_bytes_total{{verdict=\"allow\"}} {}", total.bytes_allowed);
-        let _ = writeln!(out, "sgplane_bytes_total{{verdict=\"deny\"}} {}", total.bytes_denied);
-        head(&mut out, "new_flows_total", "counter", "New flows decided by the rules.");
+        head(
+            &mut out,
+            "bytes_total",
+            "counter",
+            "Bytes judged, by verdict.",
+        );
+        let _ = writeln!(
+            out,
+            "sgplane_bytes_total{{verdict=\"allow\"}} {}",
+            total.bytes_allowed
+        );
+        let _ = writeln!(
+            out,
+            "sgplane_bytes_total{{verdict=\"deny\"}} {}",
+            total.bytes_denied
+        );
+        head(
+            &mut out,
+            "new_flows_total",
+            "counter",
+            "New flows decided by the rules.",
+        );
         let _ = writeln!(out, "sgplane_new_flows_total {}", total.new_flows);
-        head(&mut out, "conntrack_entries", "gauge", "Flows in the connection-tracking tables.");
+        head(
+            &mut out,
+            "conntrack_entries",
+            "gauge",
+            "Flows in the connection-tracking tables.",
+        );
         let _ = writeln!(out, "sgplane_conntrack_entries {entries}");
-        head(&mut out, "conntrack_full_total", "counter", "New flows denied because the table was full.");
-        let _ = writeln!(out, "sgplane_conntrack_full_total {}", total.denied_by_reason[Reason::ConntrackFull.index()]);
-        head(&mut out, "malformed_total", "counter", "Malformed packets, by what was wrong.");
+        head(
+            &mut out,
+            "conntrack_full_total",
+            "counter",
+            "New flows denied because the table was full.",
+        );
+        let _ = writeln!(
+            out,
+            "sgplane_conntrack_full_total {}",
+            total.denied_by_reason[Reason::ConntrackFull.index()]
+        );
+        head(
+            &mut out,
+            "malformed_total",
+            "counter",
+            "Malformed packets, by what was wrong.",
+        );
         for (cause, n) in &total.malformed {
-            let _ = writeln!(out, "sgplane_malformed_total{{cause=\"{}\"}} {n}", escape(cause));
+            let _ = writeln!(
+                out,
+                "sgplane_malformed_total{{cause=\"{}\"}} {n}",
+                escape(cause)
+            );
         }
-        head(&mut out, "rule_hits_total", "counter", "New flows each rule decided (since the policy was loaded).");
+        head(
+            &mut out,
+            "rule_hits_total",
+            "counter",
+            "New flows each rule decided (since the policy was loaded).",
+        );
         let mut hits: BTreeMap<String, u64> = BTreeMap::new();
         for w in &self.workers {
             let s = w.lock().expect("not poisoned");
             if let Some(rules) = &s.rules {
                 for (id, &n) in s.stats.rule_hits.iter().enumerate() {
                     if n > 0 && id < rules.policy.rules.len() {
-                        *hits.entry(rules.policy.rule_name(id as u32).to_string()).or_insert(0) += n;
+                        *hits
+                            .entry(rules.policy.rule_name(id as u32).to_string())
+                            .or_insert(0) += n;
                     }
                 }
             }
         }
         for (rule, n) in hits {
-            let _ = writeln!(out, "sgplane_rule_hits_total{{rule=\"{}\"}} {n}", escape(&rule));
+            let _ = writeln!(
+                out,
+                "sgplane_rule_hits_total{{rule=\"{}\"}} {n}",
+                escape(&rule)
+            );
         }
-        head(&mut out, "policy_reloads_total", "counter", "Policy reloads, by result.");
-        let _ = writeln!(out, "sgplane_policy_reloads_total{{result=\"ok\"}} {}", self.control.reloads_ok.load(Ordering::Relaxed));
+        head(
+            &mut out,
+            "policy_reloads_total",
+            "counter",
+            "Policy reloads, by result.",
+        );
+        let _ = writeln!(
+            out,
+            "sgplane_policy_reloads_total{{result=\"ok\"}} {}",
+            self.control.reloads_ok.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "sgplane_policy_reloads_total{{result=\"error\"}} {}",
             self.control.reloads_failed.load(Ordering::Relaxed)
         );
-        head(&mut out, "draining", "gauge", "1 while draining (health checks answer 503).");
-        let _ = writeln!(out, "sgplane_draining {}", u8::from(self.control.draining()));
+        head(
+            &mut out,
+            "draining",
+            "gauge",
+            "1 while draining (health checks answer 503).",
+        );
+        let _ = writeln!(
+            out,
+            "sgplane_draining {}",
+            u8::from(self.control.draining())
+        );
         head(&mut out, "workers", "gauge", "Worker threads.");
-        let _ = writeln!(out, "sgplane_workers{{mode=\"{}\"}} {}", self.mode, self.workers.len());
+        let _ = writeln!(
+            out,
+            "sgplane_workers{{mode=\"{}\"}} {}",
+            self.mode,
+            self.workers.len()
+        );
         for (name, v) in extra {
             head(&mut out, name, "counter", "Mode-specific counter.");
             let _ = writeln!(out, "sgplane_{name} {v}");
@@ -129,7 +222,9 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Adds one worker's counters to a total.
@@ -152,37 +247,46 @@ pub fn add(total: &mut Stats, s: &Stats) {
 
 /// Serves `GET /metrics` on `addr` from a thread of its own.
 pub fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
     let bound = server.server_addr().to_ip().unwrap_or(addr);
-    std::thread::Builder::new().name("metrics".into()).spawn(move || {
-        for req in server.incoming_requests() {
-            let resp = if req.url() == "/metrics" || req.url() == "/" {
-                let ct = tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4").expect("valid header");
-                tiny_http::Response::from_string(metrics.render()).with_header(ct)
-            } else {
-                tiny_http::Response::from_string("not found: try /metrics\n").with_status_code(404)
-            };
-            let _ = req.respond(resp);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for req in server.incoming_requests() {
+                let resp = if req.url() == "/metrics" || req.url() == "/" {
+                    let ct =
+                        tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4")
+                            .expect("valid header");
+                    tiny_http::Response::from_string(metrics.render()).with_header(ct)
+                } else {
+                    tiny_http::Response::from_string("not found: try /metrics\n")
+                        .with_status_code(404)
+                };
+                let _ = req.respond(resp);
+            }
+        })?;
     tracing::info!(%bound, "serving Prometheus metrics on /metrics");
     Ok(bound)
 }
 
 /// Answers every request on `addr` with 200 while serving and 503 while draining.
 pub fn serve_health(addr: SocketAddr, control: Arc<Control>) -> anyhow::Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("cannot serve health checks on {addr}: {e}"))?;
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("cannot serve health checks on {addr}: {e}"))?;
     let bound = server.server_addr().to_ip().unwrap_or(addr);
-    std::thread::Builder::new().name("health".into()).spawn(move || {
-        for req in server.incoming_requests() {
-            let resp = if control.draining() {
-                tiny_http::Response::from_string("draining\n").with_status_code(503)
-            } else {
-                tiny_http::Response::from_string("ok\n").with_status_code(200)
-            };
-            let _ = req.respond(resp);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("health".into())
+        .spawn(move || {
+            for req in server.incoming_requests() {
+                let resp = if control.draining() {
+                    tiny_http::Response::from_string("draining\n").with_status_code(503)
+                } else {
+                    tiny_http::Response::from_string("ok\n").with_status_code(200)
+                };
+                let _ = req.respond(resp);
+            }
+        })?;
     tracing::info!(%bound, "answering health checks");
     Ok(bound)
 }
@@ -191,10 +295,20 @@ pub fn serve_health(addr: SocketAddr, control: Arc<Control>) -> anyhow::Result<S
 pub fn summary(metrics: &Metrics) -> String {
     let (t, entries, extra) = metrics.totals();
     let mut s = String::new();
-    let _ = writeln!(s, "packets {} (allowed {}, denied {})", t.packets, t.allowed, t.denied);
-    for (verdict, by) in [("allowed", &t.allowed_by_reason), ("denied", &t.denied_by_reason)] {
-        let parts: Vec<String> =
-            Reason::ALL.iter().filter(|r| by[r.index()] > 0).map(|r| format!("{r} {}", by[r.index()])).collect();
+    let _ = writeln!(
+        s,
+        "packets {} (allowed {}, denied {})",
+        t.packets, t.allowed, t.denied
+    );
+    for (verdict, by) in [
+        ("allowed", &t.allowed_by_reason),
+        ("denied", &t.denied_by_reason),
+    ] {
+        let parts: Vec<String> = Reason::ALL
+            .iter()
+            .filter(|r| by[r.index()] > 0)
+            .map(|r| format!("{r} {}", by[r.index()]))
+            .collect();
         if !parts.is_empty() {
             let _ = writeln!(s, "  {verdict}: {}", parts.join(", "));
         }

@@ -21,7 +21,9 @@ use crate::wire::{parse, Frame, LinkType, ParseOptions};
 /// port (later fragments carry none) and the ICMP errors about it (hashed by
 /// the addresses of the packet they quote). Frames that are not IP hash to 0.
 pub fn dispatch_hash(link: LinkType, data: &[u8], opts: ParseOptions) -> u64 {
-    let Ok(Frame::Ip(p)) = parse(link, data, data.len(), opts) else { return 0 };
+    let Ok(Frame::Ip(p)) = parse(link, data, data.len(), opts) else {
+        return 0;
+    };
     let (a, b) = match p.quoted(data) {
         Some(q) => (q.src, q.dst),
         None => (p.src, p.dst),

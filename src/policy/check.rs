@@ -53,7 +53,11 @@ impl Policy {
                 }
             }
             if let Some(fam) = self.family_mismatch(r) {
-                w.insert(Warning { line: r.line, kind: "never-matches", message: format!("{name}: can never match: {fam}") });
+                w.insert(Warning {
+                    line: r.line,
+                    kind: "never-matches",
+                    message: format!("{name}: can never match: {fam}"),
+                });
             }
         }
         for iface in &self.interfaces {
@@ -77,10 +81,17 @@ impl Policy {
 
     fn family_mismatch(&self, r: &Rule) -> Option<&'static str> {
         let nets = self.remote_nets(r);
-        let (v4, v6) = (nets.iter().any(|n| n.addr().is_ipv4()), nets.iter().any(|n| n.addr().is_ipv6()));
+        let (v4, v6) = (
+            nets.iter().any(|n| n.addr().is_ipv4()),
+            nets.iter().any(|n| n.addr().is_ipv6()),
+        );
         match r.proto {
-            ProtoMatch::Is(IpProto::ICMP) if !v4 && v6 => Some("protocol icmp is IPv4 but every remote address is IPv6 (use icmpv6)"),
-            ProtoMatch::Is(IpProto::ICMPV6) if v4 && !v6 => Some("protocol icmpv6 is IPv6 but every remote address is IPv4 (use icmp)"),
+            ProtoMatch::Is(IpProto::ICMP) if !v4 && v6 => {
+                Some("protocol icmp is IPv4 but every remote address is IPv6 (use icmpv6)")
+            }
+            ProtoMatch::Is(IpProto::ICMPV6) if v4 && !v6 => {
+                Some("protocol icmpv6 is IPv6 but every remote address is IPv4 (use icmp)")
+            }
             _ => None,
         }
     }
@@ -91,8 +102,15 @@ impl Policy {
         for rem in &r.remote {
             match *rem {
                 Remote::Net(n) => out.push(n),
-                Remote::Sg(sg) => out.extend(self.security_groups[sg as usize].members.iter().map(|m| m.net)),
-                Remote::PrefixList(pl) => out.extend(self.prefix_lists[pl as usize].entries.iter().copied()),
+                Remote::Sg(sg) => out.extend(
+                    self.security_groups[sg as usize]
+                        .members
+                        .iter()
+                        .map(|m| m.net),
+                ),
+                Remote::PrefixList(pl) => {
+                    out.extend(self.prefix_lists[pl as usize].entries.iter().copied())
+                }
             }
         }
         out
@@ -115,7 +133,10 @@ impl Policy {
             if sgs.len() <= 1 {
                 String::new()
             } else {
-                let names: Vec<&str> = sgs.iter().map(|&g| self.security_groups[g as usize].name.as_str()).collect();
+                let names: Vec<&str> = sgs
+                    .iter()
+                    .map(|&g| self.security_groups[g as usize].name.as_str())
+                    .collect();
                 format!(" on interfaces with {}", names.join(" + "))
             }
         };
@@ -131,8 +152,15 @@ impl Policy {
                 }
                 let re = self.rule(earlier);
                 let same_sg = re.sg == rl.sg;
-                let ctx = if same_sg { String::new() } else { with(&set.security_groups) };
-                if rl.index.is_some() && (same_sg || re.action != rl.action) && self.covers(earlier, later) {
+                let ctx = if same_sg {
+                    String::new()
+                } else {
+                    with(&set.security_groups)
+                };
+                if rl.index.is_some()
+                    && (same_sg || re.action != rl.action)
+                    && self.covers(earlier, later)
+                {
                     w.insert(Warning {
                         line: rl.line,
                         kind: "shadowed",
@@ -148,7 +176,11 @@ impl Policy {
                     && rl.index.is_some()
                     && self.overlap(earlier, later)
                 {
-                    let (allow, deny) = if re.action == Action::Allow { (earlier, later) } else { (later, earlier) };
+                    let (allow, deny) = if re.action == Action::Allow {
+                        (earlier, later)
+                    } else {
+                        (later, earlier)
+                    };
                     w.insert(Warning {
                         line: self.rule(allow).line.max(self.rule(deny).line),
                         kind: "allow-deny-overlap",
@@ -189,10 +221,24 @@ impl Policy {
             Remote::Net(n) => vec![n],
             // An SG's membership can only be judged by its current members when it has some.
             Remote::Sg(sg) if self.security_groups[sg as usize].members.is_empty() => return false,
-            Remote::Sg(sg) => self.security_groups[sg as usize].members.iter().map(|m| m.net).collect(),
+            Remote::Sg(sg) => self.security_groups[sg as usize]
+                .members
+                .iter()
+                .map(|m| m.net)
+                .collect(),
             Remote::PrefixList(pl) => self.prefix_lists[pl as usize].entries.clone(),
         };
-        let cover: Vec<IpNet> = by.remote.iter().filter_map(|r| if let Remote::Net(n) = r { Some(*n) } else { None }).collect();
+        let cover: Vec<IpNet> = by
+            .remote
+            .iter()
+            .filter_map(|r| {
+                if let Remote::Net(n) = r {
+                    Some(*n)
+                } else {
+                    None
+                }
+            })
+            .collect();
         nets.iter().all(|n| cover.iter().any(|c| c.contains(n)))
     }
 
@@ -215,17 +261,30 @@ impl Policy {
             && field(ra.icmp_type, rb.icmp_type)
             && field(ra.icmp_code, rb.icmp_code)
             && local
-            && na.iter().any(|x| nb.iter().any(|y| x.contains(y) || y.contains(x)))
+            && na
+                .iter()
+                .any(|x| nb.iter().any(|y| x.contains(y) || y.contains(x)))
     }
 
     /// A one-paragraph summary for `check`.
     pub fn summary(&self) -> String {
         let explicit: Vec<&Rule> = self.rules.iter().filter(|r| r.index.is_some()).collect();
-        let ingress = explicit.iter().filter(|r| r.direction == Direction::Ingress).count();
+        let ingress = explicit
+            .iter()
+            .filter(|r| r.direction == Direction::Ingress)
+            .count();
         let addresses: usize = self.interfaces.iter().map(|i| i.addresses.len()).sum();
         let entries: usize = self.prefix_lists.iter().map(|p| p.entries.len()).sum();
-        let intra = self.security_groups.iter().filter(|g| g.intra_group).count();
-        let refs: usize = self.policy_sets.iter().map(|s| s.ingress.len() + s.egress.len()).sum();
+        let intra = self
+            .security_groups
+            .iter()
+            .filter(|g| g.intra_group)
+            .count();
+        let refs: usize = self
+            .policy_sets
+            .iter()
+            .map(|s| s.ingress.len() + s.egress.len())
+            .sum();
         let zones = self.zones().len();
         format!(
             "policy {}\n  security groups: {} ({} with intra_group)\n  rules:           {} ({} ingress, {} egress)\n  interfaces:      {} with {} addresses{}\n  prefix lists:    {} with {} entries\n  compiled:        {} distinct SG sets, {} rules in decision order",

@@ -22,7 +22,8 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&mut self, span: Option<Range<usize>>, msg: impl Into<String>) {
-        self.errors.push(Diagnostic::at(self.file, self.text, span, msg.into()));
+        self.errors
+            .push(Diagnostic::at(self.file, self.text, span, msg.into()));
     }
 
     fn line_of(&self, span: &Range<usize>) -> u32 {
@@ -35,8 +36,15 @@ pub(super) fn compile(text: &str, file: &str) -> Result<Policy, PolicyError> {
         let msg = e.message().trim_end().to_string();
         PolicyError::Invalid(vec![Diagnostic::at(file, text, e.span(), msg)])
     })?;
-    let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-    let mut cx = Ctx { file, text, errors: Vec::new(), line_starts };
+    let line_starts = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let mut cx = Ctx {
+        file,
+        text,
+        errors: Vec::new(),
+        line_starts,
+    };
     let policy = build(&mut cx, raw, file);
     if cx.errors.is_empty() {
         Ok(policy)
@@ -55,7 +63,13 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
     let mut prefix_lists = Vec::new();
     for (name, entries) in &raw.prefix_lists.0 {
         if !name.get_ref().starts_with("pl-") {
-            cx.err(Some(name.span()), format!("prefix list name `{}` must start with `pl-`", name.get_ref()));
+            cx.err(
+                Some(name.span()),
+                format!(
+                    "prefix list name `{}` must start with `pl-`",
+                    name.get_ref()
+                ),
+            );
         }
         let mut nets = Vec::new();
         for e in entries.get_ref() {
@@ -65,20 +79,32 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
             }
         }
         pl_by_name.insert(name.get_ref().clone(), prefix_lists.len() as PrefixListId);
-        prefix_lists.push(PrefixList { name: name.get_ref().clone(), entries: nets });
+        prefix_lists.push(PrefixList {
+            name: name.get_ref().clone(),
+            entries: nets,
+        });
     }
 
     let mut sg_by_name = HashMap::new();
     let mut security_groups = Vec::new();
     for (name, sg) in &raw.security_groups.0 {
         if !name.get_ref().starts_with("sg-") {
-            cx.err(Some(name.span()), format!("security group name `{}` must start with `sg-`", name.get_ref()));
+            cx.err(
+                Some(name.span()),
+                format!(
+                    "security group name `{}` must start with `sg-`",
+                    name.get_ref()
+                ),
+            );
         }
         sg_by_name.insert(name.get_ref().clone(), security_groups.len() as SgId);
         security_groups.push(SecurityGroup {
             name: name.get_ref().clone(),
             description: sg.description.clone(),
-            intra_group: sg.intra_group.as_ref().is_some_and(|a| a.get_ref().0 == Action::Allow),
+            intra_group: sg
+                .intra_group
+                .as_ref()
+                .is_some_and(|a| a.get_ref().0 == Action::Allow),
             ingress: Vec::new(),
             egress: Vec::new(),
             intra_rules: None,
@@ -86,12 +112,18 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
             members: Vec::new(),
         });
     }
-    let names = Names { sg: &sg_by_name, pl: &pl_by_name };
+    let names = Names {
+        sg: &sg_by_name,
+        pl: &pl_by_name,
+    };
 
     let mut rules = Vec::new();
     for (sg_id, (_, raw_sg)) in raw.security_groups.0.iter().enumerate() {
         let sg_id = sg_id as SgId;
-        for (direction, list) in [(Direction::Ingress, &raw_sg.ingress), (Direction::Egress, &raw_sg.egress)] {
+        for (direction, list) in [
+            (Direction::Ingress, &raw_sg.ingress),
+            (Direction::Egress, &raw_sg.egress),
+        ] {
             for (index, r) in list.iter().enumerate() {
                 if let Some(rule) = compile_rule(cx, &names, sg_id, direction, index as u32, r) {
                     let id = rules.len() as RuleId;
@@ -117,15 +149,21 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
     let mut spans = Vec::new();
     for (name, ri) in &raw.interfaces.0 {
         let id = interfaces.len() as IfaceId;
-        let zone = ri.zone.as_ref().and_then(|z| match parse_zone(z.get_ref()) {
-            Ok(z) => Some(z),
-            Err(m) => {
-                cx.err(Some(z.span()), m);
-                None
-            }
-        });
+        let zone = ri
+            .zone
+            .as_ref()
+            .and_then(|z| match parse_zone(z.get_ref()) {
+                Ok(z) => Some(z),
+                Err(m) => {
+                    cx.err(Some(z.span()), m);
+                    None
+                }
+            });
         if ri.addresses.get_ref().is_empty() {
-            cx.err(Some(ri.addresses.span()), format!("interface `{}` has no addresses", name.get_ref()));
+            cx.err(
+                Some(ri.addresses.span()),
+                format!("interface `{}` has no addresses", name.get_ref()),
+            );
         }
         let mut addresses = Vec::new();
         for a in ri.addresses.get_ref() {
@@ -140,17 +178,25 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
         let mut sgs: Vec<SgId> = Vec::new();
         for s in &ri.security_groups {
             match sg_by_name.get(s.get_ref()) {
-                Some(&sg) if sgs.contains(&sg) => {
-                    cx.err(Some(s.span()), format!("security group `{}` is listed twice", s.get_ref()))
-                }
+                Some(&sg) if sgs.contains(&sg) => cx.err(
+                    Some(s.span()),
+                    format!("security group `{}` is listed twice", s.get_ref()),
+                ),
                 Some(&sg) => sgs.push(sg),
-                None => cx.err(Some(s.span()), unknown("security group", s.get_ref(), sg_by_name.keys())),
+                None => cx.err(
+                    Some(s.span()),
+                    unknown("security group", s.get_ref(), sg_by_name.keys()),
+                ),
             }
         }
         for &sg in &sgs {
             let g = &mut security_groups[sg as usize];
             g.interfaces.push(id);
-            g.members.extend(addresses.iter().map(|&net| Member { net, interface: id, zone }));
+            g.members.extend(addresses.iter().map(|&net| Member {
+                net,
+                interface: id,
+                zone,
+            }));
         }
         iface_by_name.insert(name.get_ref().clone(), id);
         interfaces.push(Interface {
@@ -191,7 +237,9 @@ fn settings(raw: &RawPolicy) -> Settings {
             None => d.unknown_address,
         },
         allow_arp: s.allow_arp.unwrap_or(d.allow_arp),
-        allow_neighbor_discovery: s.allow_neighbor_discovery.unwrap_or(d.allow_neighbor_discovery),
+        allow_neighbor_discovery: s
+            .allow_neighbor_discovery
+            .unwrap_or(d.allow_neighbor_discovery),
     }
 }
 
@@ -203,7 +251,13 @@ fn conntrack(cx: &mut Ctx, raw: &RawPolicy) -> ConntrackSettings {
             None => default,
             Some(s) if (1..=max).contains(s.get_ref()) => *s.get_ref() as u32,
             Some(s) => {
-                cx.err(Some(s.span()), format!("`{key} = {}` is out of range: expected 1-{max}", s.get_ref()));
+                cx.err(
+                    Some(s.span()),
+                    format!(
+                        "`{key} = {}` is out of range: expected 1-{max}",
+                        s.get_ref()
+                    ),
+                );
                 default
             }
         }
@@ -280,7 +334,13 @@ fn compile_rule(
         None => 1,
         Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
         Some(p) => {
-            cx.err(Some(p.span()), format!("priority {} is out of range: expected 1-65535 (smaller wins)", p.get_ref()));
+            cx.err(
+                Some(p.span()),
+                format!(
+                    "priority {} is out of range: expected 1-65535 (smaller wins)",
+                    p.get_ref()
+                ),
+            );
             1
         }
     };
@@ -306,7 +366,12 @@ fn compile_rule(
     })
 }
 
-fn port_field(cx: &mut Ctx, proto: ProtoMatch, key: &str, v: &Option<Spanned<RawPorts>>) -> PortSet {
+fn port_field(
+    cx: &mut Ctx,
+    proto: ProtoMatch,
+    key: &str,
+    v: &Option<Spanned<RawPorts>>,
+) -> PortSet {
     let Some(v) = v else { return PortSet::all() };
     let p = v.get_ref();
     if !proto.has_ports() && !p.all_form && !p.set.is_all() {
@@ -326,12 +391,18 @@ fn icmp_field(cx: &mut Ctx, proto: ProtoMatch, key: &str, v: &Option<Spanned<i64
     let v = v.as_ref()?;
     let n = *v.get_ref();
     if !(-1..=255).contains(&n) {
-        cx.err(Some(v.span()), format!("`{key} = {n}` is out of range: expected 0-255, or -1 for any"));
+        cx.err(
+            Some(v.span()),
+            format!("`{key} = {n}` is out of range: expected 0-255, or -1 for any"),
+        );
         return None;
     }
     if !proto.is_icmp() {
         if n != -1 {
-            cx.err(Some(v.span()), format!("`{key}` on protocol {proto}: it applies to icmp and icmpv6 only"));
+            cx.err(
+                Some(v.span()),
+                format!("`{key}` on protocol {proto}: it applies to icmp and icmpv6 only"),
+            );
         }
         return None;
     }
@@ -370,7 +441,11 @@ fn unknown<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>) 
     let list = if shown.is_empty() {
         "none is defined".to_string()
     } else {
-        format!("defined: {}{}", shown.join(", "), if k.len() > 12 { ", …" } else { "" })
+        format!(
+            "defined: {}{}",
+            shown.join(", "),
+            if k.len() > 12 { ", …" } else { "" }
+        )
     };
     format!("unknown {kind} `{name}` ({list})")
 }
@@ -414,9 +489,20 @@ fn intra_rule(sg: SgId, direction: Direction) -> Rule {
 }
 
 /// An interface's address block with where it is written: (zone, first, last, interface, block, span).
-type Block<'a> = (Option<ZoneId>, AddrKey, AddrKey, IfaceId, IpNet, &'a Range<usize>);
+type Block<'a> = (
+    Option<ZoneId>,
+    AddrKey,
+    AddrKey,
+    IfaceId,
+    IpNet,
+    &'a Range<usize>,
+);
 
-fn address_index(cx: &mut Ctx, interfaces: &[Interface], spans: &[(IfaceId, IpNet, Range<usize>)]) -> AddressIndex {
+fn address_index(
+    cx: &mut Ctx,
+    interfaces: &[Interface],
+    spans: &[(IfaceId, IpNet, Range<usize>)],
+) -> AddressIndex {
     let mut idx = AddressIndex::default();
     let mut blocks: Vec<Block> = spans
         .iter()
@@ -456,35 +542,41 @@ fn address_index(cx: &mut Ctx, interfaces: &[Interface], spans: &[(IfaceId, IpNe
     idx
 }
 
-fn policy_sets(interfaces: &mut [Interface], sgs: &[SecurityGroup], rules: &[Rule]) -> Vec<PolicySet> {
+fn policy_sets(
+    interfaces: &mut [Interface],
+    sgs: &[SecurityGroup],
+    rules: &[Rule],
+) -> Vec<PolicySet> {
     let mut sets: Vec<PolicySet> = Vec::new();
     let mut by_sgs: HashMap<Vec<SgId>, u32> = HashMap::new();
     for iface in interfaces.iter_mut() {
-        let id = *by_sgs.entry(iface.security_groups.clone()).or_insert_with(|| {
-            let ordered = |dir: Direction| {
-                let mut ids: Vec<RuleId> = Vec::new();
-                for &sg in &iface.security_groups {
-                    let g = &sgs[sg as usize];
-                    if let Some((i, e)) = g.intra_rules {
-                        ids.push(if dir == Direction::Ingress { i } else { e });
+        let id = *by_sgs
+            .entry(iface.security_groups.clone())
+            .or_insert_with(|| {
+                let ordered = |dir: Direction| {
+                    let mut ids: Vec<RuleId> = Vec::new();
+                    for &sg in &iface.security_groups {
+                        let g = &sgs[sg as usize];
+                        if let Some((i, e)) = g.intra_rules {
+                            ids.push(if dir == Direction::Ingress { i } else { e });
+                        }
+                        ids.extend(match dir {
+                            Direction::Ingress => &g.ingress,
+                            Direction::Egress => &g.egress,
+                        });
                     }
-                    ids.extend(match dir {
-                        Direction::Ingress => &g.ingress,
-                        Direction::Egress => &g.egress,
-                    });
-                }
-                // Stable: at equal priority and action, file order (SG order, then index).
-                ids.sort_by_key(|&r| (rules[r as usize].priority, rules[r as usize].action));
-                ids
-            };
-            let set = PolicySet {
-                security_groups: iface.security_groups.clone(),
-                ingress: ordered(Direction::Ingress),
-                egress: ordered(Direction::Egress),
-            };
-            sets.push(set);
-            (sets.len() - 1) as u32
-        });
+                    // Stable: at equal priority and action, file order (SG order, then index).
+                    ids.sort_by_key(|&r| (rules[r as usize].priority, rules[r as usize].action));
+                    ids
+                };
+                let set = PolicySet {
+                    security_groups: iface.security_groups.clone(),
+                    ingress: ordered(Direction::Ingress),
+                    egress: ordered(Direction::Egress),
+                };
+                sets.push(set);
+                (sets.len() - 1) as u32
+            });
         iface.policy_set = id;
     }
     sets

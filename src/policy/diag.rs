@@ -18,9 +18,20 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// Positions `message` at byte range `span` of `text`.
-    pub(crate) fn at(file: &str, text: &str, span: Option<Range<usize>>, message: String) -> Diagnostic {
+    pub(crate) fn at(
+        file: &str,
+        text: &str,
+        span: Option<Range<usize>>,
+        message: String,
+    ) -> Diagnostic {
         let Some(span) = span else {
-            return Diagnostic { file: file.to_string(), line: 0, column: 0, message, snippet: None };
+            return Diagnostic {
+                file: file.to_string(),
+                line: 0,
+                column: 0,
+                message,
+                snippet: None,
+            };
         };
         let start = floor_char_boundary(text, span.start.min(text.len()));
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
@@ -29,8 +40,16 @@ impl Diagnostic {
         let column = text[line_start..start].chars().count() + 1;
         let end = floor_char_boundary(text, span.end.clamp(start, line_end));
         let width = text[start..end].chars().count().max(1);
-        let src_line = text[line_start..line_end].trim_end_matches('\r').to_string();
-        Diagnostic { file: file.to_string(), line, column, message, snippet: Some((src_line, width)) }
+        let src_line = text[line_start..line_end]
+            .trim_end_matches('\r')
+            .to_string();
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+            snippet: Some((src_line, width)),
+        }
     }
 }
 
@@ -46,7 +65,11 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             return write!(f, "{}: {}", self.file, self.message);
         }
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
         if let Some((src, width)) = &self.snippet {
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());
@@ -55,7 +78,11 @@ impl fmt::Display for Diagnostic {
                 .take(self.column - 1)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            write!(f, "\n{pad} |\n{num} | {src}\n{pad} | {indent}{}", "^".repeat(*width))?;
+            write!(
+                f,
+                "\n{pad} |\n{num} | {src}\n{pad} | {indent}{}",
+                "^".repeat(*width)
+            )?;
         }
         Ok(())
     }
@@ -65,7 +92,10 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("cannot read policy {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// Every problem found, in file order.
     #[error("{}", display_all(.0))]
     Invalid(Vec<Diagnostic>),
@@ -90,7 +120,10 @@ fn display_all(d: &[Diagnostic]) -> String {
         s.push_str(&x.to_string());
     }
     if d.len() > 1 {
-        s.push_str(&format!("\n\n{} errors; the policy was not loaded", d.len()));
+        s.push_str(&format!(
+            "\n\n{} errors; the policy was not loaded",
+            d.len()
+        ));
     }
     s
 }

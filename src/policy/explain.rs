@@ -153,14 +153,22 @@ impl Policy {
             interface: iface.name.clone(),
             direction: d.direction,
             zone: iface.zone.map(zone_name),
-            security_groups: iface.security_groups.iter().map(|&g| self.security_groups[g as usize].name.clone()).collect(),
+            security_groups: iface
+                .security_groups
+                .iter()
+                .map(|&g| self.security_groups[g as usize].name.clone())
+                .collect(),
             rules_evaluated: rules.len(),
             verdict: d.verdict,
             reason: d.reason(),
             rule: d.rule.map(|r| self.rule_name(r).to_string()),
             rule_description: d.rule.and_then(|r| self.rule(r).description.clone()),
             rule_summary: d.rule.map(|r| self.describe_rule(r)),
-            nearest_misses: if d.verdict == Verdict::Deny { self.nearest_misses(d, flow) } else { Vec::new() },
+            nearest_misses: if d.verdict == Verdict::Deny {
+                self.nearest_misses(d, flow)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -187,8 +195,18 @@ impl Policy {
                     [_, _] => self.two_field_message(&name, id, &failed, flow),
                     _ => self.miss_message(&name, id, field, flow, d.rule),
                 };
-                let fields = if failed.is_empty() { vec![Field::Priority] } else { failed };
-                NearMiss { rule: name, field, fields, rule_allows: self.describe_rule(id), message }
+                let fields = if failed.is_empty() {
+                    vec![Field::Priority]
+                } else {
+                    failed
+                };
+                NearMiss {
+                    rule: name,
+                    field,
+                    fields,
+                    rule_allows: self.describe_rule(id),
+                    message,
+                }
             })
             .collect()
     }
@@ -196,8 +214,14 @@ impl Policy {
     fn two_field_message(&self, name: &str, id: RuleId, failed: &[Field], flow: &Flow) -> String {
         let what = self.describe_rule(id);
         let what = what.strip_prefix("allow ").unwrap_or(&what);
-        let got: Vec<String> = failed.iter().map(|&f| self.packet_field(f, flow, self.rule(id).direction)).collect();
-        format!("{name} allows {what}; packet differs in two fields: {}", got.join(" and "))
+        let got: Vec<String> = failed
+            .iter()
+            .map(|&f| self.packet_field(f, flow, self.rule(id).direction))
+            .collect();
+        format!(
+            "{name} allows {what}; packet differs in two fields: {}",
+            got.join(" and ")
+        )
     }
 
     /// ` (eni-x has sg-a, sg-b)` for an address that belongs to an interface.
@@ -205,9 +229,20 @@ impl Policy {
         match self.interface_of(addr, zone) {
             Some(i) => {
                 let iface = self.interface(i);
-                let sgs: Vec<&str> =
-                    iface.security_groups.iter().map(|&g| self.security_groups[g as usize].name.as_str()).collect();
-                format!(" ({} has {})", iface.name, if sgs.is_empty() { "no SG".into() } else { sgs.join(", ") })
+                let sgs: Vec<&str> = iface
+                    .security_groups
+                    .iter()
+                    .map(|&g| self.security_groups[g as usize].name.as_str())
+                    .collect();
+                format!(
+                    " ({} has {})",
+                    iface.name,
+                    if sgs.is_empty() {
+                        "no SG".into()
+                    } else {
+                        sgs.join(", ")
+                    }
+                )
             }
             None => String::new(),
         }
@@ -221,8 +256,14 @@ impl Policy {
             Field::Protocol => format!("protocol {}", flow.proto),
             Field::Port => format!("port {}", opt(flow.dport)),
             Field::SourcePort => format!("source port {}", opt(flow.sport)),
-            Field::IcmpType => format!("icmp type {}", flow.icmp.map_or("unknown".into(), |i| i.0.to_string())),
-            Field::IcmpCode => format!("icmp code {}", flow.icmp.map_or("unknown".into(), |i| i.1.to_string())),
+            Field::IcmpType => format!(
+                "icmp type {}",
+                flow.icmp.map_or("unknown".into(), |i| i.0.to_string())
+            ),
+            Field::IcmpCode => format!(
+                "icmp code {}",
+                flow.icmp.map_or("unknown".into(), |i| i.1.to_string())
+            ),
             Field::Source => format!("source {remote}{}", self.whose(remote, flow.zone)),
             Field::Destination => format!("destination {remote}{}", self.whose(remote, flow.zone)),
             Field::Local => format!("local address {local}"),
@@ -263,7 +304,14 @@ impl Policy {
         f
     }
 
-    fn miss_message(&self, name: &str, id: RuleId, field: Field, flow: &Flow, decider: Option<RuleId>) -> String {
+    fn miss_message(
+        &self,
+        name: &str,
+        id: RuleId,
+        field: Field,
+        flow: &Flow,
+        decider: Option<RuleId>,
+    ) -> String {
         let r = self.rule(id);
         let proto = |p: u8| IpProto(p).to_string();
         let port = |p: Option<u16>| p.map_or("an unknown port".to_string(), |p| p.to_string());
@@ -297,7 +345,11 @@ impl Policy {
                 flow.icmp.map_or("unknown".into(), |i| i.1.to_string())
             ),
             Field::Source | Field::Destination => {
-                let word = if field == Field::Source { "source" } else { "destination" };
+                let word = if field == Field::Source {
+                    "source"
+                } else {
+                    "destination"
+                };
                 let whose = self.whose(remote, flow.zone);
                 let what = self.describe_rule(id);
                 let what = what.strip_prefix("allow ").unwrap_or(&what);
@@ -315,7 +367,11 @@ impl Policy {
                         "{name} allows this flow, but {} (deny, priority {}) decides first{}",
                         self.rule_name(dr),
                         d.priority,
-                        if d.priority == r.priority { ": at equal priority deny wins" } else { "" }
+                        if d.priority == r.priority {
+                            ": at equal priority deny wins"
+                        } else {
+                            ""
+                        }
                     )
                 }
                 None => format!("{name} allows this flow"),
@@ -330,16 +386,40 @@ impl Explanation {
         let mut s = String::new();
         let f = &self.flow;
         let ports = match (f.sport, f.dport) {
-            (_, Some(d)) => format!("{}:{} -> {}:{}", f.src, f.sport.map_or("*".into(), |p| p.to_string()), f.dst, d),
+            (_, Some(d)) => format!(
+                "{}:{} -> {}:{}",
+                f.src,
+                f.sport.map_or("*".into(), |p| p.to_string()),
+                f.dst,
+                d
+            ),
             _ => format!("{} -> {}", f.src, f.dst),
         };
         let icmp = f
             .icmp_type
-            .map(|t| format!(" type {t} code {}", f.icmp_code.map_or("*".into(), |c| c.to_string())))
+            .map(|t| {
+                format!(
+                    " type {t} code {}",
+                    f.icmp_code.map_or("*".into(), |c| c.to_string())
+                )
+            })
             .unwrap_or_default();
-        let _ = writeln!(s, "flow:    {} {ports}{icmp}{}", f.proto, f.zone.as_ref().map(|z| format!(" (zone {z})")).unwrap_or_default());
+        let _ = writeln!(
+            s,
+            "flow:    {} {ports}{icmp}{}",
+            f.proto,
+            f.zone
+                .as_ref()
+                .map(|z| format!(" (zone {z})"))
+                .unwrap_or_default()
+        );
         let side = |i: &Option<String>| i.clone().unwrap_or_else(|| "no interface".into());
-        let _ = writeln!(s, "         source {}, destination {}", side(&f.src_interface), side(&f.dst_interface));
+        let _ = writeln!(
+            s,
+            "         source {}, destination {}",
+            side(&f.src_interface),
+            side(&f.dst_interface)
+        );
         let verdict = match self.verdict {
             Verdict::Allow => "ALLOW",
             Verdict::Deny => "DENY",
@@ -355,11 +435,24 @@ impl Explanation {
         }
         for d in &self.decisions {
             let _ = writeln!(s);
-            let sgs = if d.security_groups.is_empty() { "no security groups".into() } else { d.security_groups.join(", ") };
-            let _ = writeln!(s, "{} {} [{sgs}]: {} rules evaluated", d.interface, d.direction, d.rules_evaluated);
+            let sgs = if d.security_groups.is_empty() {
+                "no security groups".into()
+            } else {
+                d.security_groups.join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "{} {} [{sgs}]: {} rules evaluated",
+                d.interface, d.direction, d.rules_evaluated
+            );
             match (&d.rule, d.verdict) {
                 (Some(r), v) => {
-                    let _ = writeln!(s, "  {} by {r}: {}", v.as_str().to_uppercase(), d.rule_summary.clone().unwrap_or_default());
+                    let _ = writeln!(
+                        s,
+                        "  {} by {r}: {}",
+                        v.as_str().to_uppercase(),
+                        d.rule_summary.clone().unwrap_or_default()
+                    );
                     if let Some(desc) = &d.rule_description {
                         let _ = writeln!(s, "    \"{desc}\"");
                     }
@@ -373,7 +466,15 @@ impl Explanation {
                     let _ = writeln!(s, "  no allow rule comes within two fields of this flow");
                 } else {
                     let close = d.nearest_misses.iter().all(|m| m.fields.len() <= 1);
-                    let _ = writeln!(s, "  {}:", if close { "nearest misses" } else { "no allow rule comes within one field; closest rules" });
+                    let _ = writeln!(
+                        s,
+                        "  {}:",
+                        if close {
+                            "nearest misses"
+                        } else {
+                            "no allow rule comes within one field; closest rules"
+                        }
+                    );
                     for m in &d.nearest_misses {
                         let _ = writeln!(s, "    - {}", m.message);
                     }

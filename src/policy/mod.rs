@@ -10,11 +10,11 @@
 //! [`Policy::evaluate`] is the oracle: a plain scan that the fast classifier is
 //! tested against, and the engine of `sgplane explain`.
 
+pub mod check;
 mod compile;
 mod diag;
-mod raw;
-pub mod check;
 pub mod explain;
+mod raw;
 pub mod reference;
 pub mod types;
 
@@ -59,7 +59,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { unknown_address: Verdict::Deny, allow_arp: true, allow_neighbor_discovery: true }
+        Settings {
+            unknown_address: Verdict::Deny,
+            allow_arp: true,
+            allow_neighbor_discovery: true,
+        }
     }
 }
 
@@ -250,8 +254,10 @@ impl Policy {
 
     /// Reads and compiles a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| PolicyError::Io { path: path.display().to_string(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -281,7 +287,10 @@ impl Policy {
         rule.remote.iter().any(|r| match *r {
             Remote::Net(n) => n.contains(&addr),
             Remote::Sg(sg) => self.sg_contains(sg, addr, zone),
-            Remote::PrefixList(pl) => self.prefix_lists[pl as usize].entries.iter().any(|n| n.contains(&addr)),
+            Remote::PrefixList(pl) => self.prefix_lists[pl as usize]
+                .entries
+                .iter()
+                .any(|n| n.contains(&addr)),
         })
     }
 
@@ -308,7 +317,10 @@ impl Policy {
 
     /// The rule's name, `SG/DIRECTION/INDEX` or `SG/intra_group`.
     pub fn rule_name(&self, id: RuleId) -> RuleName<'_> {
-        RuleName { policy: self, rule: id }
+        RuleName {
+            policy: self,
+            rule: id,
+        }
     }
 
     /// Number of explicit rules.

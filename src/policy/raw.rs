@@ -121,7 +121,9 @@ pub struct RawAction(pub Action);
 impl<'de> Deserialize<'de> for RawAction {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<Action>().map(RawAction).map_err(de::Error::custom)
+        s.parse::<Action>()
+            .map(RawAction)
+            .map_err(de::Error::custom)
     }
 }
 
@@ -163,7 +165,12 @@ pub struct RawPorts {
 impl<'de> Deserialize<'de> for RawPorts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct PortsVisitor;
-        fn one(s: &str, out: &mut Vec<PortRange>, zero: &mut bool, all: &mut bool) -> Result<(), String> {
+        fn one(
+            s: &str,
+            out: &mut Vec<PortRange>,
+            zero: &mut bool,
+            all: &mut bool,
+        ) -> Result<(), String> {
             for part in s.split(',') {
                 let t = part.trim();
                 let r: PortRange = t.parse()?;
@@ -173,7 +180,12 @@ impl<'de> Deserialize<'de> for RawPorts {
             }
             Ok(())
         }
-        fn int(v: i64, out: &mut Vec<PortRange>, zero: &mut bool, all: &mut bool) -> Result<(), String> {
+        fn int(
+            v: i64,
+            out: &mut Vec<PortRange>,
+            zero: &mut bool,
+            all: &mut bool,
+        ) -> Result<(), String> {
             match v {
                 -1 => {
                     out.push(PortRange::ALL);
@@ -182,7 +194,10 @@ impl<'de> Deserialize<'de> for RawPorts {
                 0..=65535 => {
                     *zero |= v == 0;
                     *all = false;
-                    out.push(PortRange { lo: v as u16, hi: v as u16 });
+                    out.push(PortRange {
+                        lo: v as u16,
+                        hi: v as u16,
+                    });
                     Ok(())
                 }
                 _ => Err(format!("port {v} is out of range: a port is 0-65535")),
@@ -196,12 +211,20 @@ impl<'de> Deserialize<'de> for RawPorts {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPorts, E> {
                 let (mut out, mut zero, mut all) = (Vec::new(), false, true);
                 one(v, &mut out, &mut zero, &mut all).map_err(E::custom)?;
-                Ok(RawPorts { set: PortSet::from_ranges(out), has_zero: zero, all_form: all })
+                Ok(RawPorts {
+                    set: PortSet::from_ranges(out),
+                    has_zero: zero,
+                    all_form: all,
+                })
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPorts, E> {
                 let (mut out, mut zero, mut all) = (Vec::new(), false, true);
                 int(v, &mut out, &mut zero, &mut all).map_err(E::custom)?;
-                Ok(RawPorts { set: PortSet::from_ranges(out), has_zero: zero, all_form: all })
+                Ok(RawPorts {
+                    set: PortSet::from_ranges(out),
+                    has_zero: zero,
+                    all_form: all,
+                })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawPorts, A::Error> {
                 let (mut out, mut zero, mut all) = (Vec::new(), false, true);
@@ -217,7 +240,11 @@ impl<'de> Deserialize<'de> for RawPorts {
                         "an empty port list matches nothing: leave `ports` out for all ports",
                     ));
                 }
-                Ok(RawPorts { set: PortSet::from_ranges(out), has_zero: zero, all_form: all })
+                Ok(RawPorts {
+                    set: PortSet::from_ranges(out),
+                    has_zero: zero,
+                    all_form: all,
+                })
             }
         }
         d.deserialize_any(PortsVisitor)

@@ -84,7 +84,12 @@ impl Policy {
         }
         let egress = s.map(|i| self.decide(i, Direction::Egress, flow));
         let ingress = d.map(|i| self.decide(i, Direction::Ingress, flow));
-        let mut e = Evaluation { verdict: Verdict::Allow, reason: Reason::Rule, egress, ingress };
+        let mut e = Evaluation {
+            verdict: Verdict::Allow,
+            reason: Reason::Rule,
+            egress,
+            ingress,
+        };
         let deciding = *e.deciding().expect("at least one end is an interface");
         e.verdict = deciding.verdict;
         e.reason = deciding.reason();
@@ -103,7 +108,12 @@ impl Policy {
             Some(Action::Allow) => Verdict::Allow,
             _ => Verdict::Deny,
         };
-        Decision { interface: iface, direction, verdict, rule }
+        Decision {
+            interface: iface,
+            direction,
+            verdict,
+            rule,
+        }
     }
 
     /// Whether a rule matches a flow, seen from the rule's direction.

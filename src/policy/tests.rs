@@ -19,15 +19,27 @@ fn tcp(src: &str, dst: &str, dport: u16) -> Flow {
 
 fn verdict(p: &Policy, f: &Flow) -> (Verdict, Reason, Option<String>) {
     let e = p.evaluate(f);
-    (e.verdict, e.reason, e.rule().map(|r| p.rule_name(r).to_string()))
+    (
+        e.verdict,
+        e.reason,
+        e.rule().map(|r| p.rule_name(r).to_string()),
+    )
 }
 
 fn allowed_by(p: &Policy, f: &Flow, rule: &str) {
-    assert_eq!(verdict(p, f), (Verdict::Allow, Reason::Rule, Some(rule.to_string())), "{f}");
+    assert_eq!(
+        verdict(p, f),
+        (Verdict::Allow, Reason::Rule, Some(rule.to_string())),
+        "{f}"
+    );
 }
 
 fn denied(p: &Policy, f: &Flow, reason: Reason, rule: Option<&str>) {
-    assert_eq!(verdict(p, f), (Verdict::Deny, reason, rule.map(str::to_string)), "{f}");
+    assert_eq!(
+        verdict(p, f),
+        (Verdict::Deny, reason, rule.map(str::to_string)),
+        "{f}"
+    );
 }
 
 const TWO_HOSTS: &str = r#"
@@ -55,7 +67,12 @@ fn smallest_priority_decides() {
     );
     allowed_by(&p, &tcp("10.0.0.1", "10.0.0.2", 80), "sg-srv/ingress/2");
     // From the client's other address... there is none in 10/8 but .1; use an unknown one.
-    denied(&p, &tcp("10.9.9.9", "10.0.0.2", 80), Reason::Rule, Some("sg-srv/ingress/1"));
+    denied(
+        &p,
+        &tcp("10.9.9.9", "10.0.0.2", 80),
+        Reason::Rule,
+        Some("sg-srv/ingress/1"),
+    );
     allowed_by(&p, &tcp("192.0.2.1", "10.0.0.2", 80), "sg-srv/ingress/0");
 }
 
@@ -68,7 +85,12 @@ fn deny_beats_allow_at_equal_priority() {
   { proto = "tcp", ports = "22", from = "10.0.0.0/8", action = "deny", priority = 8 },
 ]"#,
     );
-    denied(&p, &tcp("10.0.0.1", "10.0.0.2", 22), Reason::Rule, Some("sg-srv/ingress/1"));
+    denied(
+        &p,
+        &tcp("10.0.0.1", "10.0.0.2", 22),
+        Reason::Rule,
+        Some("sg-srv/ingress/1"),
+    );
     allowed_by(&p, &tcp("192.0.2.1", "10.0.0.2", 22), "sg-srv/ingress/0");
 }
 
@@ -76,9 +98,15 @@ fn deny_beats_allow_at_equal_priority() {
 fn no_match_is_no_rule() {
     let p = with_server(r#"ingress = [ { proto = "tcp", ports = "443", from = "0.0.0.0/0" } ]"#);
     let e = p.evaluate(&tcp("10.0.0.1", "10.0.0.2", 80));
-    assert_eq!((e.verdict, e.reason, e.rule()), (Verdict::Deny, Reason::NoRule, None));
+    assert_eq!(
+        (e.verdict, e.reason, e.rule()),
+        (Verdict::Deny, Reason::NoRule, None)
+    );
     let d = e.deciding().unwrap();
-    assert_eq!((p.interface(d.interface).name.as_str(), d.direction), ("eni-srv", Direction::Ingress));
+    assert_eq!(
+        (p.interface(d.interface).name.as_str(), d.direction),
+        ("eni-srv", Direction::Ingress)
+    );
     assert_eq!(e.egress.unwrap().verdict, Verdict::Allow);
 }
 
@@ -106,7 +134,13 @@ security_groups = ["sg-b"]
     assert_eq!(e.ingress.unwrap().verdict, Verdict::Deny);
     // Egress allows, ingress denies.
     denied(&p, &tcp("10.0.0.1", "10.0.0.2", 443), Reason::NoRule, None);
-    assert_eq!(p.evaluate(&tcp("10.0.0.1", "10.0.0.2", 443)).deciding().unwrap().direction, Direction::Ingress);
+    assert_eq!(
+        p.evaluate(&tcp("10.0.0.1", "10.0.0.2", 443))
+            .deciding()
+            .unwrap()
+            .direction,
+        Direction::Ingress
+    );
     // Egress denies, ingress allows.
     denied(&p, &tcp("10.0.0.1", "10.0.0.2", 80), Reason::NoRule, None);
     // Both allow: the ingress rule is named.
@@ -155,10 +189,20 @@ security_groups = ["sg-app"]
 "#,
     );
     allowed_by(&p, &tcp("10.0.0.11", "10.0.1.1", 8080), "sg-app/ingress/0");
-    denied(&p, &tcp("10.0.0.11", "10.0.1.1", 9090), Reason::NoRule, None);
+    denied(
+        &p,
+        &tcp("10.0.0.11", "10.0.1.1", 9090),
+        Reason::NoRule,
+        None,
+    );
     allowed_by(&p, &tcp("10.0.1.2", "10.0.1.1", 9090), "sg-app/ingress/1");
     // Not a member: an address outside every interface.
-    denied(&p, &tcp("10.0.0.12", "10.0.1.1", 8080), Reason::NoRule, None);
+    denied(
+        &p,
+        &tcp("10.0.0.12", "10.0.1.1", 8080),
+        Reason::NoRule,
+        None,
+    );
 }
 
 #[test]
@@ -169,14 +213,27 @@ fn prefix_lists_expand() {
          [interfaces.eni-srv]\naddresses = [\"10.0.0.2\", \"2001:db8::2\"]\nsecurity_groups = [\"sg-srv\"]\n"
     ));
     allowed_by(&p, &tcp("203.0.113.77", "10.0.0.2", 22), "sg-srv/ingress/0");
-    allowed_by(&p, &tcp("2001:db8:100:5::1", "2001:db8::2", 22), "sg-srv/ingress/0");
-    denied(&p, &tcp("203.0.114.1", "10.0.0.2", 22), Reason::NoRule, None);
+    allowed_by(
+        &p,
+        &tcp("2001:db8:100:5::1", "2001:db8::2", 22),
+        "sg-srv/ingress/0",
+    );
+    denied(
+        &p,
+        &tcp("203.0.114.1", "10.0.0.2", 22),
+        Reason::NoRule,
+        None,
+    );
 }
 
 #[test]
 fn ipv6_rules_do_not_match_ipv4() {
     let p = with_server(r#"ingress = [ { proto = "all", from = "::/0" } ]"#);
-    allowed_by(&p, &tcp("2001:db8::1", "2001:db8::2", 5), "sg-srv/ingress/0");
+    allowed_by(
+        &p,
+        &tcp("2001:db8::1", "2001:db8::2", 5),
+        "sg-srv/ingress/0",
+    );
     denied(&p, &tcp("10.0.0.1", "10.0.0.2", 5), Reason::NoRule, None);
 }
 
@@ -195,7 +252,13 @@ fn icmp_type_and_code() {
     allowed_by(&p, &icmp(3, 4), "sg-srv/ingress/1");
     denied(&p, &icmp(3, 3), Reason::NoRule, None);
     denied(&p, &icmp(13, 0), Reason::NoRule, None);
-    let v6 = Flow::icmp(ip("2001:db8::1"), ip("2001:db8::2"), IpProto::ICMPV6, 128, 0);
+    let v6 = Flow::icmp(
+        ip("2001:db8::1"),
+        ip("2001:db8::2"),
+        IpProto::ICMPV6,
+        128,
+        0,
+    );
     allowed_by(&p, &v6, "sg-srv/ingress/2");
     // A later fragment: the type is unknown, only the any-type rule could match.
     let frag = Flow::other(ip("10.0.0.1"), ip("10.0.0.2"), IpProto::ICMP);
@@ -210,7 +273,8 @@ fn five_tuple_fields() {
   { proto = "tcp", ports = ["80", "8000-8010"], from = "0.0.0.0/0" },
 ]"#,
     );
-    let udp = |sport, dport| Flow::ports(ip("10.0.0.1"), ip("10.0.0.2"), IpProto::UDP, sport, dport);
+    let udp =
+        |sport, dport| Flow::ports(ip("10.0.0.1"), ip("10.0.0.2"), IpProto::UDP, sport, dport);
     allowed_by(&p, &udp(5353, 53), "sg-srv/ingress/0");
     denied(&p, &udp(53, 53), Reason::NoRule, None);
     allowed_by(&p, &tcp("10.0.0.1", "10.0.0.2", 8005), "sg-srv/ingress/1");
@@ -256,9 +320,17 @@ security_groups = []
     );
     allowed_by(&p, &tcp("10.1.0.1", "10.1.0.2", 6443), "sg-k8s/intra_group");
     let e = p.evaluate(&tcp("10.1.0.1", "10.1.0.2", 6443));
-    assert_eq!(p.rule_name(e.egress.unwrap().rule.unwrap()).to_string(), "sg-k8s/intra_group");
+    assert_eq!(
+        p.rule_name(e.egress.unwrap().rule.unwrap()).to_string(),
+        "sg-k8s/intra_group"
+    );
     denied(&p, &tcp("10.1.0.3", "10.1.0.2", 6443), Reason::NoRule, None);
-    denied(&p, &tcp("10.1.0.1", "10.1.0.3", 6443), Reason::Rule, Some("sg-k8s/egress/0"));
+    denied(
+        &p,
+        &tcp("10.1.0.1", "10.1.0.3", 6443),
+        Reason::Rule,
+        Some("sg-k8s/egress/0"),
+    );
 }
 
 #[test]
@@ -281,14 +353,24 @@ security_groups = ["sg-iso"]
 #[test]
 fn unknown_address_setting() {
     let deny = with_server(r#"ingress = []"#);
-    denied(&deny, &tcp("192.0.2.1", "192.0.2.2", 80), Reason::UnknownAddress, None);
-    let allow = policy(&format!("[settings]\nunknown_address = \"allow\"\n{TWO_HOSTS}"));
+    denied(
+        &deny,
+        &tcp("192.0.2.1", "192.0.2.2", 80),
+        Reason::UnknownAddress,
+        None,
+    );
+    let allow = policy(&format!(
+        "[settings]\nunknown_address = \"allow\"\n{TWO_HOSTS}"
+    ));
     assert_eq!(
         verdict(&allow, &tcp("192.0.2.1", "192.0.2.2", 80)),
         (Verdict::Allow, Reason::UnknownAddress, None)
     );
     // One known end is enough to judge by rules.
-    assert_eq!(verdict(&allow, &tcp("192.0.2.1", "10.0.0.1", 80)).1, Reason::NoRule);
+    assert_eq!(
+        verdict(&allow, &tcp("192.0.2.1", "10.0.0.1", 80)).1,
+        Reason::NoRule
+    );
 }
 
 const ZONED: &str = r#"
@@ -327,7 +409,16 @@ fn zones_keep_overlapping_addresses_apart() {
     // A zone the policy never names, and no zone: only the zoneless interface.
     let e = p.evaluate(&f("10.0.0.1", 80, Some(0xc)));
     assert_eq!(p.interface(e.ingress.unwrap().interface).name, "shared");
-    assert_eq!(p.interface(p.evaluate(&f("10.0.0.1", 80, None)).ingress.unwrap().interface).name, "shared");
+    assert_eq!(
+        p.interface(
+            p.evaluate(&f("10.0.0.1", 80, None))
+                .ingress
+                .unwrap()
+                .interface
+        )
+        .name,
+        "shared"
+    );
     // sg-client members in zone a do not exist in zone b.
     assert!(p.sg_contains(p.sg_id("sg-client").unwrap(), ip("10.0.0.1"), Some(0xa)));
     assert!(!p.sg_contains(p.sg_id("sg-client").unwrap(), ip("10.0.0.1"), Some(0xb)));
@@ -349,18 +440,38 @@ addresses = ["10.0.0.1"]
 security_groups = ["sg-2", "sg-1"]
 "#,
     );
-    let order: Vec<String> =
-        p.interface_rules(0, Direction::Ingress).iter().map(|&r| p.rule_name(r).to_string()).collect();
-    assert_eq!(order, ["sg-1/ingress/1", "sg-2/ingress/0", "sg-1/ingress/0"]);
+    let order: Vec<String> = p
+        .interface_rules(0, Direction::Ingress)
+        .iter()
+        .map(|&r| p.rule_name(r).to_string())
+        .collect();
+    assert_eq!(
+        order,
+        ["sg-1/ingress/1", "sg-2/ingress/0", "sg-1/ingress/0"]
+    );
 }
 
 #[test]
 fn defaults_follow_the_spec() {
     let p = policy("");
-    assert_eq!(p.settings, Settings { unknown_address: Verdict::Deny, allow_arp: true, allow_neighbor_discovery: true });
+    assert_eq!(
+        p.settings,
+        Settings {
+            unknown_address: Verdict::Deny,
+            allow_arp: true,
+            allow_neighbor_discovery: true
+        }
+    );
     assert_eq!(p.conntrack.max_entries, 1_000_000);
     assert_eq!(p.conntrack.tcp_established, 432_000);
-    assert_eq!((p.conntrack.tcp_transitory, p.conntrack.udp, p.conntrack.udp_stream), (120, 30, 180));
+    assert_eq!(
+        (
+            p.conntrack.tcp_transitory,
+            p.conntrack.udp,
+            p.conntrack.udp_stream
+        ),
+        (120, 30, 180)
+    );
     assert_eq!((p.conntrack.icmp, p.conntrack.other), (30, 600));
 }
 
@@ -391,17 +502,30 @@ fn error_of(text: &str) -> Diagnostic {
 fn errors_name_line_column_value_and_what_is_allowed() {
     let d = error_of("[security_groups.sg-a]\ningress = [ { proto = \"tcp\", ports = \"80-70\", from = \"0.0.0.0/0\" } ]\n");
     assert_eq!((d.line, d.column), (2, 38));
-    assert!(d.message.contains("80-70") && d.message.contains("ends before"), "{}", d.message);
+    assert!(
+        d.message.contains("80-70") && d.message.contains("ends before"),
+        "{}",
+        d.message
+    );
 
     let d = error_of("[security_groups.sg-a]\ningress = [ { proto = \"all\", ports = \"80\", from = \"0.0.0.0/0\" } ]\n");
     assert!(d.message.contains("no ports"), "{}", d.message);
     assert_eq!(d.line, 2);
 
-    let d = error_of("[security_groups.sg-a]\ningress = [ { proto = \"tcp\", from = \"sg-nope\" } ]\n");
-    assert!(d.message.contains("unknown security group `sg-nope`") && d.message.contains("sg-a"), "{}", d.message);
+    let d =
+        error_of("[security_groups.sg-a]\ningress = [ { proto = \"tcp\", from = \"sg-nope\" } ]\n");
+    assert!(
+        d.message.contains("unknown security group `sg-nope`") && d.message.contains("sg-a"),
+        "{}",
+        d.message
+    );
 
     let d = error_of("[interfaces.a]\naddresses = [\"10.0.0.0/24\"]\n[interfaces.b]\naddresses = [\"10.0.0.7\"]\n");
-    assert!(d.message.contains("overlaps") && d.message.contains("`a`"), "{}", d.message);
+    assert!(
+        d.message.contains("overlaps") && d.message.contains("`a`"),
+        "{}",
+        d.message
+    );
     assert_eq!(d.line, 4);
 
     let d = error_of("[settings]\nunknown_adress = \"deny\"\n");
@@ -455,9 +579,15 @@ addresses = ["10.0.0.2"]
     assert!(kinds.contains(&("shadowed", 9)), "{w:#?}");
     assert!(kinds.contains(&("unattached-sg", 10)), "{w:#?}");
     assert!(kinds.contains(&("no-sg", 0)), "{w:#?}");
-    assert!(w.iter().any(|w| w.kind == "shadowed" && w.message.contains("sg-a/ingress/5") && w.message.contains("sg-a/ingress/3")));
+    assert!(w.iter().any(|w| w.kind == "shadowed"
+        && w.message.contains("sg-a/ingress/5")
+        && w.message.contains("sg-a/ingress/3")));
     // 8080 from 192.168/16 overlaps the deny's ports but not its sources.
-    assert!(!w.iter().any(|w| w.kind == "allow-deny-overlap" && w.message.contains("sg-a/ingress/4")), "{w:#?}");
+    assert!(
+        !w.iter()
+            .any(|w| w.kind == "allow-deny-overlap" && w.message.contains("sg-a/ingress/4")),
+        "{w:#?}"
+    );
 }
 
 #[test]

@@ -133,7 +133,10 @@ pub struct PortRange {
 }
 
 impl PortRange {
-    pub const ALL: PortRange = PortRange { lo: 0, hi: u16::MAX };
+    pub const ALL: PortRange = PortRange {
+        lo: 0,
+        hi: u16::MAX,
+    };
 
     pub fn contains(self, port: u16) -> bool {
         self.lo <= port && port <= self.hi
@@ -175,7 +178,9 @@ impl FromStr for PortRange {
             }
         };
         if lo > hi {
-            return Err(format!("port range `{s}` ends before it starts ({lo} > {hi})"));
+            return Err(format!(
+                "port range `{s}` ends before it starts ({lo} > {hi})"
+            ));
         }
         Ok(PortRange { lo, hi })
     }
@@ -200,7 +205,9 @@ impl PortSet {
         let mut merged: Vec<PortRange> = Vec::with_capacity(ranges.len());
         for r in ranges {
             match merged.last_mut() {
-                Some(last) if u32::from(r.lo) <= u32::from(last.hi) + 1 => last.hi = last.hi.max(r.hi),
+                Some(last) if u32::from(r.lo) <= u32::from(last.hi) + 1 => {
+                    last.hi = last.hi.max(r.hi)
+                }
                 _ => merged.push(r),
             }
         }
@@ -285,7 +292,9 @@ impl FromStr for Action {
         match s.to_ascii_lowercase().as_str() {
             "allow" | "accept" => Ok(Action::Allow),
             "deny" | "drop" => Ok(Action::Deny),
-            _ => Err(format!("unknown action `{s}`: expected allow (or accept) or deny (or drop)")),
+            _ => Err(format!(
+                "unknown action `{s}`: expected allow (or accept) or deny (or drop)"
+            )),
         }
     }
 }
@@ -435,17 +444,41 @@ pub struct Flow {
 impl Flow {
     /// A TCP or UDP flow with known ports.
     pub fn ports(src: IpAddr, dst: IpAddr, proto: IpProto, sport: u16, dport: u16) -> Flow {
-        Flow { src, dst, proto, sport: Some(sport), dport: Some(dport), icmp: None, zone: None }
+        Flow {
+            src,
+            dst,
+            proto,
+            sport: Some(sport),
+            dport: Some(dport),
+            icmp: None,
+            zone: None,
+        }
     }
 
     /// An ICMP or ICMPv6 flow.
     pub fn icmp(src: IpAddr, dst: IpAddr, proto: IpProto, typ: u8, code: u8) -> Flow {
-        Flow { src, dst, proto, sport: None, dport: None, icmp: Some((typ, code)), zone: None }
+        Flow {
+            src,
+            dst,
+            proto,
+            sport: None,
+            dport: None,
+            icmp: Some((typ, code)),
+            zone: None,
+        }
     }
 
     /// A flow of another protocol (or with unknown ports).
     pub fn other(src: IpAddr, dst: IpAddr, proto: IpProto) -> Flow {
-        Flow { src, dst, proto, sport: None, dport: None, icmp: None, zone: None }
+        Flow {
+            src,
+            dst,
+            proto,
+            sport: None,
+            dport: None,
+            icmp: None,
+            zone: None,
+        }
     }
 
     pub fn in_zone(mut self, zone: Option<ZoneId>) -> Flow {
@@ -474,12 +507,27 @@ mod tests {
     #[test]
     fn port_forms() {
         assert_eq!("80".parse::<PortRange>(), Ok(PortRange { lo: 80, hi: 80 }));
-        assert_eq!("80-90".parse::<PortRange>(), Ok(PortRange { lo: 80, hi: 90 }));
-        assert_eq!("80/90".parse::<PortRange>(), Ok(PortRange { lo: 80, hi: 90 }));
-        assert_eq!("1/65535".parse::<PortRange>(), Ok(PortRange { lo: 1, hi: 65535 }));
+        assert_eq!(
+            "80-90".parse::<PortRange>(),
+            Ok(PortRange { lo: 80, hi: 90 })
+        );
+        assert_eq!(
+            "80/90".parse::<PortRange>(),
+            Ok(PortRange { lo: 80, hi: 90 })
+        );
+        assert_eq!(
+            "1/65535".parse::<PortRange>(),
+            Ok(PortRange { lo: 1, hi: 65535 })
+        );
         assert_eq!("-1/-1".parse::<PortRange>(), Ok(PortRange::ALL));
-        assert!("90-80".parse::<PortRange>().unwrap_err().contains("ends before"));
-        assert!("65536".parse::<PortRange>().unwrap_err().contains("0-65535"));
+        assert!("90-80"
+            .parse::<PortRange>()
+            .unwrap_err()
+            .contains("ends before"));
+        assert!("65536"
+            .parse::<PortRange>()
+            .unwrap_err()
+            .contains("0-65535"));
         assert!("http".parse::<PortRange>().is_err());
         assert!("-5".parse::<PortRange>().is_err());
         assert!("80-".parse::<PortRange>().is_err());
@@ -501,19 +549,28 @@ mod tests {
 
     #[test]
     fn protocols() {
-        assert_eq!("TCP".parse::<ProtoMatch>(), Ok(ProtoMatch::Is(IpProto::TCP)));
+        assert_eq!(
+            "TCP".parse::<ProtoMatch>(),
+            Ok(ProtoMatch::Is(IpProto::TCP))
+        );
         assert_eq!("-1".parse::<ProtoMatch>(), Ok(ProtoMatch::Any));
         assert_eq!("all".parse::<ProtoMatch>(), Ok(ProtoMatch::Any));
         assert_eq!("47".parse::<ProtoMatch>(), Ok(ProtoMatch::Is(IpProto(47))));
         assert!("256".parse::<ProtoMatch>().is_err());
-        assert!("tcpp".parse::<ProtoMatch>().unwrap_err().contains("expected tcp"));
+        assert!("tcpp"
+            .parse::<ProtoMatch>()
+            .unwrap_err()
+            .contains("expected tcp"));
         assert_eq!(IpProto(47).to_string(), "47");
     }
 
     #[test]
     fn zones() {
         assert_eq!(zone_name(0x0123456789abcdef0), "vpce-0123456789abcdef0");
-        assert_eq!(parse_zone("vpce-0123456789abcdef0"), Ok(0x0123456789abcdef0));
+        assert_eq!(
+            parse_zone("vpce-0123456789abcdef0"),
+            Ok(0x0123456789abcdef0)
+        );
         assert_eq!(zone_name(1), "vpce-00000000000000001");
         assert!(parse_zone("vpce-").is_err());
         assert!(parse_zone("eni-123").is_err());

@@ -54,9 +54,22 @@ impl FlowLog {
         };
         let mut add = |iface: Option<IfaceId>, accept: bool| {
             let Some(iface) = iface else { return };
-            let k = Key { iface, src: p.src, dst: p.dst, sport, dport, proto: p.proto.0, accept };
+            let k = Key {
+                iface,
+                src: p.src,
+                dst: p.dst,
+                sport,
+                dport,
+                proto: p.proto.0,
+                accept,
+            };
             let secs = ts / 1_000_000_000;
-            let c = self.flows.entry(k).or_insert(Counts { packets: 0, bytes: 0, start: secs, end: secs });
+            let c = self.flows.entry(k).or_insert(Counts {
+                packets: 0,
+                bytes: 0,
+                start: secs,
+                end: secs,
+            });
             c.packets += 1;
             c.bytes += u64::from(bytes);
             c.start = c.start.min(secs);

@@ -50,16 +50,24 @@ impl CaptureOut {
     fn create(path: &Path, preamble: &[u8]) -> Result<CaptureOut> {
         let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        w.write_all(preamble).with_context(|| format!("writing {}", path.display()))?;
-        Ok(CaptureOut { path: path.to_path_buf(), w })
+        w.write_all(preamble)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(CaptureOut {
+            path: path.to_path_buf(),
+            w,
+        })
     }
 
     fn write(&mut self, raw: &[u8]) -> Result<()> {
-        self.w.write_all(raw).with_context(|| format!("writing {}", self.path.display()))
+        self.w
+            .write_all(raw)
+            .with_context(|| format!("writing {}", self.path.display()))
     }
 
     fn finish(mut self) -> Result<()> {
-        self.w.flush().with_context(|| format!("writing {}", self.path.display()))
+        self.w
+            .flush()
+            .with_context(|| format!("writing {}", self.path.display()))
     }
 }
 
@@ -90,11 +98,23 @@ pub fn replay<R: Read>(
         Format::PcapNg => "pcapng",
     };
     let mut verdict_out = match &out.verdicts {
-        Some(p) => Some(VerdictWriter::new(open_text(p)?, VerdictFormat::for_path(p), reader.nanosecond())?),
+        Some(p) => Some(VerdictWriter::new(
+            open_text(p)?,
+            VerdictFormat::for_path(p),
+            reader.nanosecond(),
+        )?),
         None => None,
     };
-    let mut allowed_out = out.allowed.as_deref().map(|p| CaptureOut::create(p, reader.preamble())).transpose()?;
-    let mut denied_out = out.denied.as_deref().map(|p| CaptureOut::create(p, reader.preamble())).transpose()?;
+    let mut allowed_out = out
+        .allowed
+        .as_deref()
+        .map(|p| CaptureOut::create(p, reader.preamble()))
+        .transpose()?;
+    let mut denied_out = out
+        .denied
+        .as_deref()
+        .map(|p| CaptureOut::create(p, reader.preamble()))
+        .transpose()?;
     let mut flow_log = out.flow_log.as_ref().map(|_| FlowLog::default());
     let mut report = Report::new(input_name, format);
     let mut progress = progress;
@@ -115,7 +135,10 @@ pub fn replay<R: Read>(
             let rec = info.resolve(buf);
             let Some(p) = rec.packet else {
                 // pcapng section and interface blocks go to both outputs.
-                for o in [allowed_out.as_mut(), denied_out.as_mut()].into_iter().flatten() {
+                for o in [allowed_out.as_mut(), denied_out.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
                     o.write(rec.raw)?;
                 }
                 continue;
@@ -165,8 +188,10 @@ pub fn replay<R: Read>(
     }
     if let (Some(f), Some(path)) = (flow_log, &out.flow_log) {
         let mut w = open_text(path)?;
-        f.write(&mut w, &out.account_id, engine.policy()).with_context(|| format!("writing {}", path.display()))?;
-        w.flush().with_context(|| format!("writing {}", path.display()))?;
+        f.write(&mut w, &out.account_id, engine.policy())
+            .with_context(|| format!("writing {}", path.display()))?;
+        w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
     Ok(report)
@@ -178,7 +203,13 @@ const BATCH: usize = 256;
 const PROGRESS_EVERY: u64 = 65_536;
 
 /// Judges the packets of a batch, in order, into `out`.
-fn judge_batch(engine: &mut Engine, buf: &[u8], batch: &[RecordInfo], out: &mut Vec<Judgement>, report: &mut Report) {
+fn judge_batch(
+    engine: &mut Engine,
+    buf: &[u8],
+    batch: &[RecordInfo],
+    out: &mut Vec<Judgement>,
+    report: &mut Report,
+) {
     out.clear();
     let mut inputs: Vec<Input> = Vec::with_capacity(batch.len());
     let flush = |engine: &mut Engine, inputs: &mut Vec<Input>, out: &mut Vec<Judgement>| {
@@ -189,7 +220,12 @@ fn judge_batch(engine: &mut Engine, buf: &[u8], batch: &[RecordInfo], out: &mut 
         let Some(p) = info.packet else { continue };
         let data = &buf[p.data.0..p.data.1];
         match p.link {
-            Some(link) => inputs.push(Input { link, data, orig_len: p.orig_len as usize, ts: p.ts }),
+            Some(link) => inputs.push(Input {
+                link,
+                data,
+                orig_len: p.orig_len as usize,
+                ts: p.ts,
+            }),
             None => {
                 // Keep the order: judge what is queued before this packet.
                 flush(engine, &mut inputs, out);

@@ -146,7 +146,15 @@ impl Report {
             L4::Icmp { typ, .. } => (None, Some(typ)),
             L4::None => (None, None),
         };
-        let k = DenyKey { zone: j.zone(), src: p.src, dst: p.dst, proto: p.proto.0, dport, icmp, reason: j.reason };
+        let k = DenyKey {
+            zone: j.zone(),
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto.0,
+            dport,
+            icmp,
+            reason: j.reason,
+        };
         if let Some(e) = self.denied_flows.get_mut(&k) {
             e.0 += 1;
         } else if self.denied_flows.len() < MAX_DENIED_FLOWS {
@@ -164,7 +172,10 @@ impl Report {
         self.denied = s.denied;
         self.bytes = s.bytes_allowed + s.bytes_denied;
         for r in Reason::ALL {
-            let (a, d) = (s.allowed_by_reason[r.index()], s.denied_by_reason[r.index()]);
+            let (a, d) = (
+                s.allowed_by_reason[r.index()],
+                s.denied_by_reason[r.index()],
+            );
             if a > 0 {
                 self.allowed_by_reason.insert(r, a);
             }
@@ -176,7 +187,11 @@ impl Report {
             self.first_ts = Some(self.first_ns as f64 / 1e9);
             self.last_ts = Some(self.last_ns as f64 / 1e9);
         }
-        self.malformed = s.malformed.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        self.malformed = s
+            .malformed
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
         self.new_flows = s.new_flows;
         self.flows_opened = s.flows_opened;
         self.conntrack_entries = engine.conntrack().len();
@@ -185,12 +200,18 @@ impl Report {
             .iter()
             .enumerate()
             .filter(|(_, &n)| n > 0)
-            .map(|(i, &n)| RuleHit { rule: policy.rule_name(i as u32).to_string(), flows: n })
+            .map(|(i, &n)| RuleHit {
+                rule: policy.rule_name(i as u32).to_string(),
+                flows: n,
+            })
             .collect();
         hits.sort_by(|a, b| b.flows.cmp(&a.flows).then_with(|| a.rule.cmp(&b.rule)));
         self.rule_hits = hits;
-        let mut flows: Vec<(DenyKey, u64, Judgement)> =
-            self.deny_order.iter().map(|k| (*k, self.denied_flows[k].0, self.denied_flows[k].1)).collect();
+        let mut flows: Vec<(DenyKey, u64, Judgement)> = self
+            .deny_order
+            .iter()
+            .map(|k| (*k, self.denied_flows[k].0, self.denied_flows[k].1))
+            .collect();
         // Most packets first; the first seen first among equals.
         flows.sort_by_key(|f| std::cmp::Reverse(f.1));
         self.top_denied = flows
@@ -211,24 +232,48 @@ impl Report {
             })
             .collect();
         self.elapsed_seconds = elapsed.as_secs_f64();
-        self.packets_per_second = if self.elapsed_seconds > 0.0 { self.packets as f64 / self.elapsed_seconds } else { 0.0 };
+        self.packets_per_second = if self.elapsed_seconds > 0.0 {
+            self.packets as f64 / self.elapsed_seconds
+        } else {
+            0.0
+        };
         self.stopped = stopped.map(|(offset, error)| Stopped { offset, error });
     }
 
     /// The summary as text.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let pct = |n: u64| if self.packets == 0 { 0.0 } else { n as f64 * 100.0 / self.packets as f64 };
+        let pct = |n: u64| {
+            if self.packets == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / self.packets as f64
+            }
+        };
         let _ = writeln!(s, "{} ({})", self.input, self.format);
         if let (Some(a), Some(b)) = (self.first_ts, self.last_ts) {
             let _ = writeln!(s, "  capture time    {:.3} s", b - a);
         }
-        let _ = writeln!(s, "  packets         {:>10}  ({} bytes)", self.packets, self.bytes);
-        let _ = writeln!(s, "  allowed         {:>10}  {:5.1}%", self.allowed, pct(self.allowed));
+        let _ = writeln!(
+            s,
+            "  packets         {:>10}  ({} bytes)",
+            self.packets, self.bytes
+        );
+        let _ = writeln!(
+            s,
+            "  allowed         {:>10}  {:5.1}%",
+            self.allowed,
+            pct(self.allowed)
+        );
         for (r, n) in &self.allowed_by_reason {
             let _ = writeln!(s, "    {:<20}{:>8}", r.as_str(), n);
         }
-        let _ = writeln!(s, "  denied          {:>10}  {:5.1}%", self.denied, pct(self.denied));
+        let _ = writeln!(
+            s,
+            "  denied          {:>10}  {:5.1}%",
+            self.denied,
+            pct(self.denied)
+        );
         for (r, n) in &self.denied_by_reason {
             let _ = writeln!(s, "    {:<20}{:>8}", r.as_str(), n);
             if *r == Reason::Malformed {
@@ -243,7 +288,10 @@ impl Report {
             self.new_flows, self.flows_opened, self.conntrack_entries
         );
         for (lt, n) in &self.unsupported_link_types {
-            let _ = writeln!(s, "  note: link type {lt} is not understood; its {n} packets are counted as not-ip");
+            let _ = writeln!(
+                s,
+                "  note: link type {lt} is not understood; its {n} packets are counted as not-ip"
+            );
         }
         if !self.top_denied.is_empty() {
             let _ = writeln!(s, "\ntop denied flows:");
@@ -257,8 +305,16 @@ impl Report {
                     (Some(i), Some(d)) => format!(" at {i} {d}"),
                     _ => String::new(),
                 };
-                let by = f.rule.as_ref().map(|r| format!(" by {r}")).unwrap_or_default();
-                let zone = f.zone.as_ref().map(|z| format!(" [{z}]")).unwrap_or_default();
+                let by = f
+                    .rule
+                    .as_ref()
+                    .map(|r| format!(" by {r}"))
+                    .unwrap_or_default();
+                let zone = f
+                    .zone
+                    .as_ref()
+                    .map(|z| format!(" [{z}]"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     s,
                     "  {:>8}  {} -> {} {what}{zone}: {}{by}{at}",
@@ -281,7 +337,11 @@ impl Report {
             self.packets, self.elapsed_seconds, self.packets_per_second
         );
         if let Some(st) = &self.stopped {
-            let _ = writeln!(s, "stopped early: {} (the {} packets before it are counted above)", st.error, self.packets);
+            let _ = writeln!(
+                s,
+                "stopped early: {} (the {} packets before it are counted above)",
+                st.error, self.packets
+            );
         }
         s
     }

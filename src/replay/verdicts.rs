@@ -25,8 +25,21 @@ impl VerdictFormat {
 }
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 13] =
-    ["index", "ts", "verdict", "reason", "rule", "interface", "direction", "proto", "src", "dst", "sport", "dport", "zone"];
+pub const COLUMNS: [&str; 13] = [
+    "index",
+    "ts",
+    "verdict",
+    "reason",
+    "rule",
+    "interface",
+    "direction",
+    "proto",
+    "src",
+    "dst",
+    "sport",
+    "dport",
+    "zone",
+];
 
 /// Writes one line per packet.
 pub struct VerdictWriter {
@@ -37,7 +50,11 @@ pub struct VerdictWriter {
 }
 
 impl VerdictWriter {
-    pub fn new(mut w: Box<dyn Write>, format: VerdictFormat, nanos: bool) -> io::Result<VerdictWriter> {
+    pub fn new(
+        mut w: Box<dyn Write>,
+        format: VerdictFormat,
+        nanos: bool,
+    ) -> io::Result<VerdictWriter> {
         if format == VerdictFormat::Csv {
             writeln!(w, "{}", COLUMNS.join(","))?;
         }
@@ -66,7 +83,11 @@ impl VerdictWriter {
                 } else {
                     write!(w, "{:06}", frac / 1000)?;
                 }
-                write!(w, ",\"verdict\":\"{}\",\"reason\":\"{}\",\"rule\":", j.verdict, j.reason)?;
+                write!(
+                    w,
+                    ",\"verdict\":\"{}\",\"reason\":\"{}\",\"rule\":",
+                    j.verdict, j.reason
+                )?;
                 json_opt(w, rule)?;
                 w.write_all(b",\"interface\":")?;
                 json_opt(w, iface)?;

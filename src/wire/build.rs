@@ -27,7 +27,16 @@ fn ip_step(src: IpAddr, dst: IpAddr) -> PacketBuilderStep<etherparse::IpHeaders>
 /// # Panics
 /// If the addresses are of different IP versions.
 #[allow(clippy::too_many_arguments)] // one argument per header field a test wants to set
-pub fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+pub fn tcp(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut h = TcpHeader::new(sport, dport, seq, 64240);
     h.fin = flags & 0x01 != 0;
     h.syn = flags & 0x02 != 0;
@@ -82,7 +91,14 @@ pub fn echo(src: IpAddr, dst: IpAddr, request: bool, ident: u16, seq: u16) -> Ve
     };
     let i = ident.to_be_bytes();
     let s = seq.to_be_bytes();
-    icmp(src, dst, typ, 0, [i[0], i[1], s[0], s[1]], b"sgplane-echo-payload")
+    icmp(
+        src,
+        dst,
+        typ,
+        0,
+        [i[0], i[1], s[0], s[1]],
+        b"sgplane-echo-payload",
+    )
 }
 
 /// An ICMP error from `src` to `dst` quoting `quoted_frame`'s IP packet (its
@@ -141,7 +157,10 @@ pub fn ip_other(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> 
 /// If the frame is not Ethernet + IPv4 without options, or `chunk` is not a
 /// positive multiple of 8.
 pub fn fragment_v4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
-    assert!(chunk > 0 && chunk % 8 == 0, "fragment payload size must be a multiple of 8");
+    assert!(
+        chunk > 0 && chunk % 8 == 0,
+        "fragment payload size must be a multiple of 8"
+    );
     assert_eq!(frame[14] & 0x0f, 5, "IPv4 without options");
     let (eth, ip) = frame.split_at(14);
     let (hdr, payload) = ip.split_at(20);
@@ -185,9 +204,19 @@ pub fn aws_options(endpoint: u64, attachment: u64, cookie: u32) -> Vec<u8> {
 
 /// Wraps an inner Ethernet frame's IP packet in GENEVE over UDP/6081 from
 /// `outer_src` (the GWLB node) to `outer_dst` (the appliance), as GWLB sends it.
-pub fn geneve_wrap(outer_src: IpAddr, outer_dst: IpAddr, sport: u16, inner_frame: &[u8], options: &[u8]) -> Vec<u8> {
+pub fn geneve_wrap(
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    sport: u16,
+    inner_frame: &[u8],
+    options: &[u8],
+) -> Vec<u8> {
     let inner_ip = &inner_frame[14..];
-    let proto = if inner_ip[0] >> 4 == 4 { geneve::ETHER_TYPE_IPV4 } else { geneve::ETHER_TYPE_IPV6 };
+    let proto = if inner_ip[0] >> 4 == 4 {
+        geneve::ETHER_TYPE_IPV4
+    } else {
+        geneve::ETHER_TYPE_IPV6
+    };
     let mut payload = vec![0u8; geneve::HEADER_LEN + options.len() + inner_ip.len()];
     let n = geneve::emit(&mut payload, 0, proto, options).expect("options of a valid length");
     payload[n..].copy_from_slice(inner_ip);

@@ -83,7 +83,11 @@ pub const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("{layer} header truncated: needs {need} bytes, has {have}")]
-    Truncated { layer: &'static str, need: usize, have: usize },
+    Truncated {
+        layer: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("IP version {0} where {1} was expected")]
     BadIpVersion(u8, u8),
     #[error("IPv4 header length {0} is less than 20")]
@@ -91,7 +95,11 @@ pub enum ParseError {
     #[error("IPv4 header checksum is wrong")]
     BadIpv4Checksum,
     #[error("{layer} length {claimed} does not fit the {available} bytes of the packet")]
-    BadLength { layer: &'static str, claimed: usize, available: usize },
+    BadLength {
+        layer: &'static str,
+        claimed: usize,
+        available: usize,
+    },
     #[error("TCP data offset {0} is less than 5")]
     BadTcpOffset(u8),
     #[error("IPv6 extension header chain is broken")]
@@ -142,11 +150,22 @@ pub enum Fragment {
 /// The transport fields the rules and conntrack look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum L4 {
-    Tcp { sport: u16, dport: u16, flags: u8 },
-    Udp { sport: u16, dport: u16 },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
     /// ICMP or ICMPv6. `ident` is the echo identifier (0 for other types).
     /// For an error, [`IpPacket::quoted`] reads the packet it quotes.
-    Icmp { typ: u8, code: u8, ident: u16 },
+    Icmp {
+        typ: u8,
+        code: u8,
+        ident: u16,
+    },
     /// Another protocol, or a later fragment.
     None,
 }
@@ -197,7 +216,9 @@ impl IpPacket {
     /// The packet an ICMP error quotes, read from the frame this packet was
     /// parsed from; `None` if this is not an ICMP error or the quote is short.
     pub fn quoted(&self, frame: &[u8]) -> Option<Quoted> {
-        let L4::Icmp { typ, .. } = self.l4 else { return None };
+        let L4::Icmp { typ, .. } = self.l4 else {
+            return None;
+        };
         let v6 = self.proto == IpProto::ICMPV6;
         if !is_icmp_error(v6, typ) {
             return None;
@@ -225,14 +246,22 @@ pub struct ParseOptions {
 
 impl Default for ParseOptions {
     fn default() -> Self {
-        ParseOptions { decap_geneve: true, gwlb_strict: false }
+        ParseOptions {
+            decap_geneve: true,
+            gwlb_strict: false,
+        }
     }
 }
 
 /// Parses one captured frame. `orig_len` is its length on the wire (at least
 /// `data.len()`; pass `data.len()` when nothing was cut).
 #[inline]
-pub fn parse(link: LinkType, data: &[u8], orig_len: usize, opts: ParseOptions) -> Result<Frame, ParseError> {
+pub fn parse(
+    link: LinkType,
+    data: &[u8],
+    orig_len: usize,
+    opts: ParseOptions,
+) -> Result<Frame, ParseError> {
     if link == LinkType::Ethernet {
         if let Some(p) = fast_ipv4(data, orig_len, opts) {
             return Ok(Frame::Ip(p));
@@ -242,10 +271,21 @@ pub fn parse(link: LinkType, data: &[u8], orig_len: usize, opts: ParseOptions) -
 }
 
 /// [`parse`] without the fast path: every frame through the layered parser.
-pub fn parse_general(link: LinkType, data: &[u8], orig_len: usize, opts: ParseOptions) -> Result<Frame, ParseError> {
+pub fn parse_general(
+    link: LinkType,
+    data: &[u8],
+    orig_len: usize,
+    opts: ParseOptions,
+) -> Result<Frame, ParseError> {
     // Bytes missing from the end of the capture, which headers may not need.
     let cut = orig_len.saturating_sub(data.len());
-    let cx = Cx { cut, opts, depth: 0, base: 0, ip: 0 };
+    let cx = Cx {
+        cut,
+        opts,
+        depth: 0,
+        base: 0,
+        ip: 0,
+    };
     cx.link(link, data)
 }
 
@@ -261,7 +301,8 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
     let ip = &d[14..];
     let total = usize::from(be16(ip, 2));
     let on_wire = orig_len.max(d.len()) - 14;
-    if be16(ip, 6) & 0x3fff != 0 || total < 28 || total > on_wire || !header_checksum_ok(&ip[..20]) {
+    if be16(ip, 6) & 0x3fff != 0 || total < 28 || total > on_wire || !header_checksum_ok(&ip[..20])
+    {
         return None;
     }
     let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
@@ -273,7 +314,11 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
             if l4.len() < 20 || doff < 5 || usize::from(doff) * 4 > total - 20 {
                 return None;
             }
-            L4::Tcp { sport: be16(l4, 0), dport: be16(l4, 2), flags: l4[13] }
+            L4::Tcp {
+                sport: be16(l4, 0),
+                dport: be16(l4, 2),
+                flags: l4[13],
+            }
         }
         17 => {
             let ulen = usize::from(be16(l4, 4));
@@ -281,7 +326,10 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
             if ulen < 8 || ulen > total - 20 || (dport == geneve::UDP_PORT && opts.decap_geneve) {
                 return None;
             }
-            L4::Udp { sport: be16(l4, 0), dport }
+            L4::Udp {
+                sport: be16(l4, 0),
+                dport,
+            }
         }
         _ => return None,
     };
@@ -311,7 +359,11 @@ struct Cx {
 
 fn need(layer: &'static str, data: &[u8], n: usize) -> Result<(), ParseError> {
     if data.len() < n {
-        Err(ParseError::Truncated { layer, need: n, have: data.len() })
+        Err(ParseError::Truncated {
+            layer,
+            need: n,
+            have: data.len(),
+        })
     } else {
         Ok(())
     }
@@ -327,7 +379,10 @@ fn be32(d: &[u8], at: usize) -> u32 {
 
 impl Cx {
     fn at(self, offset: usize) -> Cx {
-        Cx { base: self.base + offset, ..self }
+        Cx {
+            base: self.base + offset,
+            ..self
+        }
     }
 
     #[inline]
@@ -336,7 +391,11 @@ impl Cx {
             LinkType::Ethernet => self.ethernet(d),
             LinkType::Null { big_endian } => {
                 need("loopback", d, 4)?;
-                let fam = if big_endian { be32(d, 0) } else { u32::from_le_bytes([d[0], d[1], d[2], d[3]]) };
+                let fam = if big_endian {
+                    be32(d, 0)
+                } else {
+                    u32::from_le_bytes([d[0], d[1], d[2], d[3]])
+                };
                 match fam {
                     2 => self.at(4).ipv4(&d[4..]),
                     // AF_INET6 differs between BSDs and macOS.
@@ -393,7 +452,10 @@ impl Cx {
         let mut ethertype = be16(d, 12);
         let mut off = 14;
         let mut tags = 0;
-        while matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD) {
+        while matches!(
+            ethertype,
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+        ) {
             tags += 1;
             if tags > 8 {
                 return Err(ParseError::TooManyVlans);
@@ -417,10 +479,20 @@ impl Cx {
 
     /// The bytes of a packet that claims `claimed` bytes, given `d` captured.
     #[inline]
-    fn check_len(self, layer: &'static str, d: &[u8], claimed: usize, min: usize) -> Result<usize, ParseError> {
+    fn check_len(
+        self,
+        layer: &'static str,
+        d: &[u8],
+        claimed: usize,
+        min: usize,
+    ) -> Result<usize, ParseError> {
         let on_wire = d.len() + self.cut;
         if claimed < min || claimed > on_wire {
-            return Err(ParseError::BadLength { layer, claimed, available: on_wire });
+            return Err(ParseError::BadLength {
+                layer,
+                claimed,
+                available: on_wire,
+            });
         }
         Ok(claimed.min(d.len()))
     }
@@ -455,8 +527,20 @@ impl Cx {
         let dst = IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19]));
         let proto = IpProto(d[9]);
         let payload = &d[ihl..len];
-        let inner = Cx { cut: self.cut.saturating_sub(d.len() - len), ip: self.base, ..self.at(ihl) };
-        inner.transport(src, dst, proto, total as u32, fragment, payload, total - ihl)
+        let inner = Cx {
+            cut: self.cut.saturating_sub(d.len() - len),
+            ip: self.base,
+            ..self.at(ihl)
+        };
+        inner.transport(
+            src,
+            dst,
+            proto,
+            total as u32,
+            fragment,
+            payload,
+            total - ihl,
+        )
     }
 
     #[inline]
@@ -468,8 +552,12 @@ impl Cx {
         }
         let payload_len = usize::from(be16(d, 4));
         let len = self.check_len("IPv6 payload", d, 40 + payload_len, 40)?;
-        let src = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&d[8..24]).expect("16 bytes")));
-        let dst = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&d[24..40]).expect("16 bytes")));
+        let src = IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(&d[8..24]).expect("16 bytes"),
+        ));
+        let dst = IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(&d[24..40]).expect("16 bytes"),
+        ));
         let mut next = d[6];
         let mut off = 40;
         let mut fragment = Fragment::Whole;
@@ -510,8 +598,20 @@ impl Cx {
                 _ => break,
             }
         }
-        let inner = Cx { cut: self.cut.saturating_sub(d.len() - len), ip: self.base, ..self.at(off) };
-        inner.transport(src, dst, IpProto(next), (40 + payload_len) as u32, fragment, &d[off..len], 40 + payload_len - off)
+        let inner = Cx {
+            cut: self.cut.saturating_sub(d.len() - len),
+            ip: self.base,
+            ..self.at(off)
+        };
+        inner.transport(
+            src,
+            dst,
+            IpProto(next),
+            (40 + payload_len) as u32,
+            fragment,
+            &d[off..len],
+            40 + payload_len - off,
+        )
     }
 
     /// `wire_len` is how long the payload was on the wire.
@@ -527,7 +627,16 @@ impl Cx {
         p: &[u8],
         wire_len: usize,
     ) -> Result<Frame, ParseError> {
-        let mut pkt = IpPacket { src, dst, proto, ip_len, fragment, l4: L4::None, tunnel: None, l4_offset: self.base as u32 };
+        let mut pkt = IpPacket {
+            src,
+            dst,
+            proto,
+            ip_len,
+            fragment,
+            l4: L4::None,
+            tunnel: None,
+            l4_offset: self.base as u32,
+        };
         if let Fragment::Later { .. } = fragment {
             return Ok(Frame::Ip(pkt));
         }
@@ -540,15 +649,27 @@ impl Cx {
                     return Err(ParseError::BadTcpOffset(doff));
                 }
                 if whole && usize::from(doff) * 4 > wire_len {
-                    return Err(ParseError::BadLength { layer: "TCP header", claimed: usize::from(doff) * 4, available: wire_len });
+                    return Err(ParseError::BadLength {
+                        layer: "TCP header",
+                        claimed: usize::from(doff) * 4,
+                        available: wire_len,
+                    });
                 }
-                pkt.l4 = L4::Tcp { sport: be16(p, 0), dport: be16(p, 2), flags: p[13] };
+                pkt.l4 = L4::Tcp {
+                    sport: be16(p, 0),
+                    dport: be16(p, 2),
+                    flags: p[13],
+                };
             }
             IpProto::UDP => {
                 need("UDP", p, 8)?;
                 let ulen = usize::from(be16(p, 4));
                 if whole && (ulen < 8 || ulen > wire_len) {
-                    return Err(ParseError::BadLength { layer: "UDP", claimed: ulen, available: wire_len });
+                    return Err(ParseError::BadLength {
+                        layer: "UDP",
+                        claimed: ulen,
+                        available: wire_len,
+                    });
                 }
                 let (sport, dport) = (be16(p, 0), be16(p, 2));
                 pkt.l4 = L4::Udp { sport, dport };
@@ -560,7 +681,11 @@ impl Cx {
                 need("ICMP", p, 4)?;
                 let (typ, code) = (p[0], p[1]);
                 let v6 = proto == IpProto::ICMPV6;
-                let echo = if v6 { matches!(typ, 128 | 129) } else { matches!(typ, 0 | 8) };
+                let echo = if v6 {
+                    matches!(typ, 128 | 129)
+                } else {
+                    matches!(typ, 0 | 8)
+                };
                 let ident = if echo {
                     need("ICMP echo", p, 8)?;
                     be16(p, 4)
@@ -582,13 +707,20 @@ impl Cx {
             g.aws_endpoint_id()
         };
         let hl = g.header_len();
-        let inner = Cx { depth: self.depth + 1, ..self.at(hl) };
+        let inner = Cx {
+            depth: self.depth + 1,
+            ..self.at(hl)
+        };
         let payload = &d[hl..];
         let frame = match g.protocol_type() {
             geneve::ETHER_TYPE_IPV4 => inner.ipv4(payload)?,
             geneve::ETHER_TYPE_IPV6 => inner.ipv6(payload)?,
             geneve::ETHER_TYPE_TRANS_ETHER if !self.opts.gwlb_strict => inner.ethernet(payload)?,
-            other => return Err(ParseError::Geneve(geneve::GeneveError::UnsupportedProtocol(other))),
+            other => {
+                return Err(ParseError::Geneve(
+                    geneve::GeneveError::UnsupportedProtocol(other),
+                ))
+            }
         };
         Ok(match frame {
             Frame::Ip(mut p) => {
@@ -662,11 +794,19 @@ fn quoted(v6: bool, d: &[u8]) -> Option<Quoted> {
     let proto = IpProto(proto);
     let (ports, icmp_type) = match proto {
         IpProto::TCP | IpProto::UDP if l4.len() >= 4 => ((be16(l4, 0), be16(l4, 2)), None),
-        IpProto::ICMP | IpProto::ICMPV6 if l4.len() >= 8 => ((be16(l4, 4), be16(l4, 4)), Some(l4[0])),
+        IpProto::ICMP | IpProto::ICMPV6 if l4.len() >= 8 => {
+            ((be16(l4, 4), be16(l4, 4)), Some(l4[0]))
+        }
         IpProto::TCP | IpProto::UDP | IpProto::ICMP | IpProto::ICMPV6 => return None,
         _ => ((0, 0), None),
     };
-    Some(Quoted { src, dst, proto, ports, icmp_type })
+    Some(Quoted {
+        src,
+        dst,
+        proto,
+        ports,
+        icmp_type,
+    })
 }
 
 /// Whether an IPv4 header (a multiple of 4 bytes long) sums to all ones, as
@@ -710,7 +850,16 @@ mod tests {
     fn frames() -> Vec<Vec<u8>> {
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
         vec![
-            build::tcp(ip("10.0.0.1"), ip("10.0.0.2"), 40000, 443, 0x12, 7, 9, b"hello"),
+            build::tcp(
+                ip("10.0.0.1"),
+                ip("10.0.0.2"),
+                40000,
+                443,
+                0x12,
+                7,
+                9,
+                b"hello",
+            ),
             build::udp(ip("10.0.0.1"), ip("10.0.0.2"), 5353, 53, b"query"),
             build::udp(ip("10.0.0.1"), ip("10.0.0.2"), 5353, 6081, &[0u8; 40]),
             build::tcp(ip("2001:db8::1"), ip("2001:db8::2"), 1, 2, 0x02, 0, 0, b""),
@@ -725,7 +874,15 @@ mod tests {
             let fast = fast_ipv4(&f[i], f[i].len(), ParseOptions::default());
             assert_eq!(fast.is_some(), taken, "frame {i}");
             if let Some(p) = fast {
-                assert_eq!(Ok(Frame::Ip(p)), parse_general(LinkType::Ethernet, &f[i], f[i].len(), ParseOptions::default()));
+                assert_eq!(
+                    Ok(Frame::Ip(p)),
+                    parse_general(
+                        LinkType::Ethernet,
+                        &f[i],
+                        f[i].len(),
+                        ParseOptions::default()
+                    )
+                );
             }
         }
     }

@@ -49,7 +49,10 @@ pub struct FrameBatch {
 
 impl FrameBatch {
     pub fn with_capacity(bytes: usize, frames: usize) -> FrameBatch {
-        FrameBatch { data: Vec::with_capacity(bytes), spans: Vec::with_capacity(frames) }
+        FrameBatch {
+            data: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(frames),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -72,20 +75,31 @@ impl FrameBatch {
         let start = self.data.len();
         let udp_len = UDP_HEADER + payload.len();
         match (outer.local, outer.peer.ip()) {
-            (IpAddr::V4(local), IpAddr::V4(peer)) if IPV4_HEADER + udp_len <= usize::from(u16::MAX) => {
-                self.data.extend_from_slice(&ipv4_header(local, peer, (IPV4_HEADER + udp_len) as u16));
+            (IpAddr::V4(local), IpAddr::V4(peer))
+                if IPV4_HEADER + udp_len <= usize::from(u16::MAX) =>
+            {
+                self.data.extend_from_slice(&ipv4_header(
+                    local,
+                    peer,
+                    (IPV4_HEADER + udp_len) as u16,
+                ));
             }
             (IpAddr::V6(local), IpAddr::V6(peer)) if udp_len <= usize::from(u16::MAX) => {
-                self.data.extend_from_slice(&ipv6_header(local, peer, udp_len as u16));
+                self.data
+                    .extend_from_slice(&ipv6_header(local, peer, udp_len as u16));
             }
             _ => return false,
         }
-        self.data.extend_from_slice(&outer.peer.port().to_be_bytes());
+        self.data
+            .extend_from_slice(&outer.peer.port().to_be_bytes());
         self.data.extend_from_slice(&geneve::UDP_PORT.to_be_bytes());
         self.data.extend_from_slice(&(udp_len as u16).to_be_bytes());
         self.data.extend_from_slice(&[0, 0]);
         self.data.extend_from_slice(payload);
-        self.spans.push(Span { start: start as u32, len: (self.data.len() - start) as u32 });
+        self.spans.push(Span {
+            start: start as u32,
+            len: (self.data.len() - start) as u32,
+        });
         true
     }
 
@@ -177,27 +191,53 @@ mod tests {
     use super::*;
     use crate::wire::{build, parse, Frame, LinkType, ParseOptions};
 
-    const GWLB: ParseOptions = ParseOptions { decap_geneve: true, gwlb_strict: true };
+    const GWLB: ParseOptions = ParseOptions {
+        decap_geneve: true,
+        gwlb_strict: true,
+    };
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
     fn payload(node: IpAddr, appliance: IpAddr, endpoint: u64) -> Vec<u8> {
-        let inner = build::tcp(ip("10.0.0.1"), ip("10.0.0.2"), 40000, 443, 0x02, 1, 0, b"data");
-        let outer = build::geneve_wrap(node, appliance, 5000, &inner, &build::aws_options(endpoint, 2, 3));
+        let inner = build::tcp(
+            ip("10.0.0.1"),
+            ip("10.0.0.2"),
+            40000,
+            443,
+            0x02,
+            1,
+            0,
+            b"data",
+        );
+        let outer = build::geneve_wrap(
+            node,
+            appliance,
+            5000,
+            &inner,
+            &build::aws_options(endpoint, 2, 3),
+        );
         let l3 = if node.is_ipv4() { 20 } else { 40 };
         outer[14 + l3 + 8..].to_vec()
     }
 
     #[test]
     fn a_frame_parses_as_the_inner_packet_in_its_zone() {
-        for (node, appliance) in [(ip("192.0.2.1"), ip("192.0.2.2")), (ip("2001:db8::1"), ip("2001:db8::2"))] {
+        for (node, appliance) in [
+            (ip("192.0.2.1"), ip("192.0.2.2")),
+            (ip("2001:db8::1"), ip("2001:db8::2")),
+        ] {
             let mut b = FrameBatch::default();
-            let outer = Outer { peer: SocketAddr::new(node, 33000), local: appliance };
+            let outer = Outer {
+                peer: SocketAddr::new(node, 33000),
+                local: appliance,
+            };
             assert!(b.push(&outer, &payload(node, appliance, 0xe1)));
             let f = b.frame(0);
-            let Ok(Frame::Ip(p)) = parse(LinkType::RawIp, f, f.len(), GWLB) else { panic!("not parsed") };
+            let Ok(Frame::Ip(p)) = parse(LinkType::RawIp, f, f.len(), GWLB) else {
+                panic!("not parsed")
+            };
             assert_eq!((p.src, p.dst), (ip("10.0.0.1"), ip("10.0.0.2")));
             assert_eq!(p.tunnel.unwrap().zone, Some(0xe1));
         }
@@ -206,7 +246,10 @@ mod tests {
     #[test]
     fn families_must_match() {
         let mut b = FrameBatch::default();
-        let outer = Outer { peer: "192.0.2.1:1".parse().unwrap(), local: ip("2001:db8::2") };
+        let outer = Outer {
+            peer: "192.0.2.1:1".parse().unwrap(),
+            local: ip("2001:db8::2"),
+        };
         assert!(!b.push(&outer, b"x"));
         assert!(b.is_empty());
     }
@@ -216,13 +259,25 @@ mod tests {
         let (node, appliance) = (ip("192.0.2.1"), ip("192.0.2.2"));
         let p = payload(node, appliance, 7);
         let mut b = FrameBatch::default();
-        b.push(&Outer { peer: SocketAddr::new(node, 33000), local: appliance }, &p);
+        b.push(
+            &Outer {
+                peer: SocketAddr::new(node, 33000),
+                local: appliance,
+            },
+            &p,
+        );
         let to = make_return(b.frame_mut(0), 16081);
         assert_eq!(to, SocketAddr::new(node, 0));
         let f = b.frame(0);
         assert_eq!(checksum(&f[..20]), 0);
-        assert_eq!((&f[12..16], &f[16..20]), (&[192, 0, 2, 2][..], &[192, 0, 2, 1][..]));
-        assert_eq!(&f[20..28], &[0x80, 0xe8, 0x3e, 0xd1, 0, (8 + p.len()) as u8, 0, 0]);
+        assert_eq!(
+            (&f[12..16], &f[16..20]),
+            (&[192, 0, 2, 2][..], &[192, 0, 2, 1][..])
+        );
+        assert_eq!(
+            &f[20..28],
+            &[0x80, 0xe8, 0x3e, 0xd1, 0, (8 + p.len()) as u8, 0, 0]
+        );
         assert_eq!(&f[28..], &p[..]);
     }
 
@@ -231,14 +286,27 @@ mod tests {
         let (node, appliance) = (ip("2001:db8::1"), ip("2001:db8::2"));
         let p = payload(node, appliance, 7);
         let mut b = FrameBatch::default();
-        b.push(&Outer { peer: SocketAddr::new(node, 33000), local: appliance }, &p);
+        b.push(
+            &Outer {
+                peer: SocketAddr::new(node, 33000),
+                local: appliance,
+            },
+            &p,
+        );
         make_return(b.frame_mut(0), 6081);
         // etherparse checks the checksum it would write against ours.
         let f = b.frame(0).to_vec();
         let sliced = etherparse::SlicedPacket::from_ip(&f).unwrap();
-        let Some(etherparse::TransportSlice::Udp(u)) = sliced.transport else { panic!("UDP") };
-        let Some(etherparse::NetSlice::Ipv6(v6)) = sliced.net else { panic!("IPv6") };
-        let want = u.to_header().calc_checksum_ipv6(&v6.header().to_header(), u.payload()).unwrap();
+        let Some(etherparse::TransportSlice::Udp(u)) = sliced.transport else {
+            panic!("UDP")
+        };
+        let Some(etherparse::NetSlice::Ipv6(v6)) = sliced.net else {
+            panic!("IPv6")
+        };
+        let want = u
+            .to_header()
+            .calc_checksum_ipv6(&v6.header().to_header(), u.payload())
+            .unwrap();
         assert_eq!(u.checksum(), want);
         assert_eq!((u.source_port(), u.destination_port()), (33000, 6081));
     }

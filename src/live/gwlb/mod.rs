@@ -21,7 +21,7 @@
 //!   a conntrack shared by all workers in a concurrent map, and against the
 //!   hand-off alone: `benches/gwlb_sharing.rs`, figures in the README.)
 //! - Each datagram becomes a frame with an outer IP and UDP header in front
-//!   ([`frame`]): the engine judges it like any captured GENEVE packet (zone
+//!   (`frame.rs`): the engine judges it like any captured GENEVE packet (zone
 //!   from the endpoint id, malformed GENEVE counted), and an allowed frame
 //!   already is the return.
 //! - Every packet goes back with its own GENEVE header, byte for byte: that
@@ -88,12 +88,19 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Tuning {
-        Tuning { batch: 64, gro: true, kernel_steering: true }
+        Tuning {
+            batch: 64,
+            gro: true,
+            kernel_steering: true,
+        }
     }
 }
 
 /// The engine's parsing in this mode: GENEVE only as AWS sends it (SPEC §5).
-pub const PARSE: ParseOptions = ParseOptions { decap_geneve: true, gwlb_strict: true };
+pub const PARSE: ParseOptions = ParseOptions {
+    decap_geneve: true,
+    gwlb_strict: true,
+};
 
 /// The largest UDP datagram (or coalesced run) one receive slot takes.
 const SLOT: usize = 65_535;
@@ -112,7 +119,11 @@ pub fn run(control: Arc<Control>, opts: GwlbOptions) -> anyhow::Result<String> {
 }
 
 /// [`run`] with explicit [`Tuning`].
-pub fn run_tuned(control: Arc<Control>, opts: GwlbOptions, tuning: &Tuning) -> anyhow::Result<String> {
+pub fn run_tuned(
+    control: Arc<Control>,
+    opts: GwlbOptions,
+    tuning: &Tuning,
+) -> anyhow::Result<String> {
     let n = opts.workers.max(1);
     let sockets = bind_group(opts.listen, n, tuning.gro)?;
     let bound = sockets[0].local_addr()?;
@@ -128,7 +139,9 @@ pub fn run_tuned(control: Arc<Control>, opts: GwlbOptions, tuning: &Tuning) -> a
     let raws = (0..n)
         .map(|_| RawSocket::open(bound.is_ipv6(), SOCKET_BUFFER, Duration::from_millis(100)))
         .collect::<io::Result<Vec<_>>>()
-        .context("opening the raw socket that returns packets (sgplane gwlb needs root or CAP_NET_RAW)")?;
+        .context(
+            "opening the raw socket that returns packets (sgplane gwlb needs root or CAP_NET_RAW)",
+        )?;
     let metrics = Metrics::new(n, Arc::clone(&control), "gwlb");
     if let Some(addr) = opts.metrics {
         metrics::serve_metrics(addr, Arc::clone(&metrics))?;
@@ -155,12 +168,14 @@ pub fn run_tuned(control: Arc<Control>, opts: GwlbOptions, tuning: &Tuning) -> a
                 listen: opts.listen,
             };
             let batch = tuning.batch;
-            let h = std::thread::Builder::new().name(format!("gwlb-{id}")).spawn_scoped(s, move || {
-                // A worker that fails or panics stops the others: the
-                // appliance exits rather than serving a share of the flows.
-                let _stop = StopOnDrop(shared.control);
-                Worker::new(shared, udp, raw, batch).run()
-            });
+            let h = std::thread::Builder::new()
+                .name(format!("gwlb-{id}"))
+                .spawn_scoped(s, move || {
+                    // A worker that fails or panics stops the others: the
+                    // appliance exits rather than serving a share of the flows.
+                    let _stop = StopOnDrop(shared.control);
+                    Worker::new(shared, udp, raw, batch).run()
+                });
             match h {
                 Ok(h) => handles.push(h),
                 Err(e) => {
@@ -205,7 +220,8 @@ fn bind_group(listen: SocketAddr, n: usize, gro: bool) -> anyhow::Result<Vec<Udp
     let mut sockets: Vec<UdpSocket> = Vec::with_capacity(n);
     let mut addr = listen;
     for _ in 0..n {
-        let s = UdpSocket::bind(addr, gro, SOCKET_BUFFER).with_context(|| format!("cannot listen on {listen}"))?;
+        let s = UdpSocket::bind(addr, gro, SOCKET_BUFFER)
+            .with_context(|| format!("cannot listen on {listen}"))?;
         addr.set_port(s.local_addr()?.port());
         sockets.push(s);
     }
@@ -232,14 +248,25 @@ impl Mesh {
         let mailboxes = (0..n)
             .map(|_| {
                 let (tx, rx) = channel::bounded(MAILBOX);
-                Ok(Mailbox { tx, rx, waker: Waker::new()?, parked: AtomicBool::new(false) })
+                Ok(Mailbox {
+                    tx,
+                    rx,
+                    waker: Waker::new()?,
+                    parked: AtomicBool::new(false),
+                })
             })
             .collect::<io::Result<_>>()?;
-        Ok(Mesh { mailboxes, spare: channel::bounded(MAILBOX * n) })
+        Ok(Mesh {
+            mailboxes,
+            spare: channel::bounded(MAILBOX * n),
+        })
     }
 
     fn spare(&self) -> FrameBatch {
-        self.spare.1.try_recv().unwrap_or_else(|_| FrameBatch::with_capacity(16 << 10, CHUNK))
+        self.spare
+            .1
+            .try_recv()
+            .unwrap_or_else(|_| FrameBatch::with_capacity(16 << 10, CHUNK))
     }
 
     fn recycle(&self, mut b: FrameBatch) {
@@ -384,7 +411,11 @@ impl<'a> Worker<'a> {
         let m = &self.sh.mesh.mailboxes[self.sh.id];
         m.parked.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        let r = if m.rx.is_empty() { socket::wait(self.udp.as_fd(), &m.waker, IDLE_WAIT) } else { Ok(()) };
+        let r = if m.rx.is_empty() {
+            socket::wait(self.udp.as_fd(), &m.waker, IDLE_WAIT)
+        } else {
+            Ok(())
+        };
         m.parked.store(false, Ordering::Relaxed);
         r.context("waiting for GENEVE")
     }
@@ -395,7 +426,11 @@ impl<'a> Worker<'a> {
         let n = self.outbox.len();
         for i in 0..self.rx.len() {
             let (d, bytes) = self.rx.get(i);
-            let outer = match (d.peer, d.local.or(Some(self.sh.listen.ip()).filter(|a| !a.is_unspecified()))) {
+            let outer = match (
+                d.peer,
+                d.local
+                    .or(Some(self.sh.listen.ip()).filter(|a| !a.is_unspecified())),
+            ) {
                 (Some(peer), Some(local)) if !d.truncated => Outer { peer, local },
                 _ => {
                     self.c.unusable += 1;
@@ -404,7 +439,11 @@ impl<'a> Worker<'a> {
             };
             // A coalesced run is cut back into its datagrams; an empty
             // datagram is one (malformed) frame too.
-            let seg = if d.segment == 0 { bytes.len().max(1) } else { d.segment };
+            let seg = if d.segment == 0 {
+                bytes.len().max(1)
+            } else {
+                d.segment
+            };
             let mut chunks = bytes.chunks(seg);
             let first = chunks.next().unwrap_or(&[]);
             for payload in std::iter::once(first).chain(chunks) {
@@ -446,14 +485,25 @@ impl<'a> Worker<'a> {
         let mut start = 0;
         while start < batch.len() {
             let end = (start + CHUNK).min(batch.len());
-            let empty = Input { link: LinkType::RawIp, data: &[], orig_len: 0, ts: now };
+            let empty = Input {
+                link: LinkType::RawIp,
+                data: &[],
+                orig_len: 0,
+                ts: now,
+            };
             let mut inputs = [empty; CHUNK];
             for (slot, i) in inputs.iter_mut().zip(start..end) {
                 let f = batch.frame(i);
-                *slot = Input { link: LinkType::RawIp, data: f, orig_len: f.len(), ts: now };
+                *slot = Input {
+                    link: LinkType::RawIp,
+                    data: f,
+                    orig_len: f.len(),
+                    ts: now,
+                };
             }
             self.judgements.clear();
-            self.engine.process_batch(&inputs[..end - start], &mut self.judgements);
+            self.engine
+                .process_batch(&inputs[..end - start], &mut self.judgements);
             for (k, j) in self.judgements.iter().enumerate() {
                 if j.verdict == Verdict::Allow {
                     self.allowed.push((start + k) as u32);
@@ -470,7 +520,10 @@ impl<'a> Worker<'a> {
             for (d, &i) in dsts.iter_mut().zip(group) {
                 *d = make_return(batch.frame_mut(i as usize), port);
             }
-            let packets = group.iter().zip(dsts).map(|(&i, d)| (batch.frame(i as usize), d));
+            let packets = group
+                .iter()
+                .zip(dsts)
+                .map(|(&i, d)| (batch.frame(i as usize), d));
             let r = self.tx.send(self.raw.as_fd(), packets);
             self.c.returned += r.sent as u64;
             self.c.returned_bytes += r.sent_bytes as u64;

@@ -41,15 +41,25 @@ union SockAddr {
 
 impl SockAddr {
     fn empty() -> SockAddr {
-        SockAddr { v6: sockaddr_in6(Ipv6Addr::UNSPECIFIED, 0) }
+        SockAddr {
+            v6: sockaddr_in6(Ipv6Addr::UNSPECIFIED, 0),
+        }
     }
 
     fn new(addr: SocketAddr) -> (SockAddr, libc::socklen_t) {
         match addr {
-            SocketAddr::V4(a) => (SockAddr { v4: sockaddr_in(*a.ip(), a.port()) }, size_of::<libc::sockaddr_in>() as _),
-            SocketAddr::V6(a) => {
-                (SockAddr { v6: sockaddr_in6(*a.ip(), a.port()) }, size_of::<libc::sockaddr_in6>() as _)
-            }
+            SocketAddr::V4(a) => (
+                SockAddr {
+                    v4: sockaddr_in(*a.ip(), a.port()),
+                },
+                size_of::<libc::sockaddr_in>() as _,
+            ),
+            SocketAddr::V6(a) => (
+                SockAddr {
+                    v6: sockaddr_in6(*a.ip(), a.port()),
+                },
+                size_of::<libc::sockaddr_in6>() as _,
+            ),
         }
     }
 
@@ -63,13 +73,21 @@ impl SockAddr {
                 // SAFETY: the family says the kernel wrote a sockaddr_in.
                 let a = unsafe { self.v4 };
                 let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-                Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(a.sin_port),
+                )))
             }
             libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
                 // SAFETY: the family says the kernel wrote a sockaddr_in6.
                 let a = unsafe { self.v6 };
                 let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-                Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), 0, a.sin6_scope_id)))
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    u16::from_be(a.sin6_port),
+                    0,
+                    a.sin6_scope_id,
+                )))
             }
             _ => None,
         }
@@ -80,7 +98,9 @@ fn sockaddr_in(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
         sin_zero: [0; 8],
     }
 }
@@ -90,7 +110,9 @@ fn sockaddr_in6(ip: Ipv6Addr, port: u16) -> libc::sockaddr_in6 {
         sin6_family: libc::AF_INET6 as libc::sa_family_t,
         sin6_port: port.to_be(),
         sin6_flowinfo: 0,
-        sin6_addr: libc::in6_addr { s6_addr: ip.octets() },
+        sin6_addr: libc::in6_addr {
+            s6_addr: ip.octets(),
+        },
         sin6_scope_id: 0,
     }
 }
@@ -110,15 +132,31 @@ fn new_socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::R
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn set_option<T>(fd: BorrowedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+fn set_option<T>(
+    fd: BorrowedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: `value` is a live `T` of `size_of::<T>()` bytes for the whole call.
     let r = unsafe {
-        libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), size_of::<T>() as libc::socklen_t)
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
     };
     cvt(r).map(drop)
 }
 
-fn set_int(fd: BorrowedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int(
+    fd: BorrowedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     set_option(fd, level, name, &value)
 }
 
@@ -163,7 +201,11 @@ impl UdpSocket {
     /// address, and (if `gro` and the kernel can) receives coalesced runs.
     /// An IPv6 address listens for IPv6 only.
     pub fn bind(addr: SocketAddr, gro: bool, recv_buffer: usize) -> io::Result<UdpSocket> {
-        let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        let domain = if addr.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
         let fd = new_socket(domain, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0)?;
         let b = fd.as_fd();
         set_int(b, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
@@ -190,8 +232,15 @@ impl UdpSocket {
         let mut sa = SockAddr::empty();
         let mut len = size_of::<SockAddr>() as libc::socklen_t;
         // SAFETY: `sa` has room for `len` bytes and the kernel writes at most that.
-        cvt(unsafe { libc::getsockname(self.fd.as_raw_fd(), (&mut sa as *mut SockAddr).cast(), &mut len) })?;
-        sa.get(len).ok_or_else(|| io::Error::other("not an IP socket"))
+        cvt(unsafe {
+            libc::getsockname(
+                self.fd.as_raw_fd(),
+                (&mut sa as *mut SockAddr).cast(),
+                &mut len,
+            )
+        })?;
+        sa.get(len)
+            .ok_or_else(|| io::Error::other("not an IP socket"))
     }
 
     /// Attaches a classic BPF program to the socket's `SO_REUSEPORT` group:
@@ -199,10 +248,25 @@ impl UdpSocket {
     /// order) that receives it; an index past the group falls back to the
     /// kernel's hash. The program sees the UDP payload.
     pub fn attach_steering(&self, program: &[Insn]) -> io::Result<()> {
-        let mut filter: Vec<libc::sock_filter> =
-            program.iter().map(|i| libc::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
-        let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_mut_ptr() };
-        set_option(self.fd.as_fd(), libc::SOL_SOCKET, libc::SO_ATTACH_REUSEPORT_CBPF, &prog)
+        let mut filter: Vec<libc::sock_filter> = program
+            .iter()
+            .map(|i| libc::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_mut_ptr(),
+        };
+        set_option(
+            self.fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            &prog,
+        )
     }
 }
 
@@ -249,7 +313,10 @@ impl RecvBatch {
     /// coalesced run, whole.
     pub fn new(slots: usize, slot_len: usize) -> RecvBatch {
         let slots = slots.clamp(1, 1024);
-        let iov = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
+        let iov = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
         // SAFETY: mmsghdr is plain data (integers and pointers) for which all
         // zeroes is a valid value; the pointers are set below.
         let hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
@@ -266,7 +333,10 @@ impl RecvBatch {
         let base = b.buf.as_mut_ptr();
         for i in 0..slots {
             // SAFETY: slot `i` lies inside `buf` (`slots * slot_len` bytes).
-            b.iovs[i] = libc::iovec { iov_base: unsafe { base.add(i * slot_len) }.cast(), iov_len: slot_len };
+            b.iovs[i] = libc::iovec {
+                iov_base: unsafe { base.add(i * slot_len) }.cast(),
+                iov_len: slot_len,
+            };
             let h = &mut b.hdrs[i].msg_hdr;
             h.msg_name = (&mut b.names[i] as *mut SockAddr).cast();
             h.msg_iov = &mut b.iovs[i];
@@ -311,7 +381,9 @@ impl RecvBatch {
             // Nothing waiting, a signal, a pending ICMP error, or memory
             // pressure: none of them is the socket's end.
             return match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::EINTR | libc::ECONNREFUSED | libc::ENOBUFS | libc::ENOMEM) => Ok(0),
+                Some(
+                    libc::EAGAIN | libc::EINTR | libc::ECONNREFUSED | libc::ENOBUFS | libc::ENOMEM,
+                ) => Ok(0),
                 _ => Err(e),
             };
         }
@@ -363,7 +435,9 @@ fn control_messages(msg: &libc::msghdr) -> (Option<IpAddr>, usize) {
             match ((*c).cmsg_level, (*c).cmsg_type) {
                 (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
                     let info = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
-                    local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr))));
+                    local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        info.ipi_addr.s_addr,
+                    ))));
                 }
                 (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
                     let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
@@ -398,7 +472,10 @@ impl RawSocket {
             set_int(fd.as_fd(), libc::IPPROTO_IP, libc::IP_HDRINCL, 1)?;
         }
         set_send_buffer(fd.as_fd(), send_buffer);
-        let tv = libc::timeval { tv_sec: timeout.as_secs() as _, tv_usec: timeout.subsec_micros() as _ };
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs() as _,
+            tv_usec: timeout.subsec_micros() as _,
+        };
         set_option(fd.as_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv)?;
         Ok(RawSocket { fd, v6 })
     }
@@ -447,7 +524,10 @@ impl SendBatch {
         self.lens.clear();
         self.hdrs.clear();
         for (p, to) in packets {
-            self.iovs.push(libc::iovec { iov_base: p.as_ptr().cast_mut().cast(), iov_len: p.len() });
+            self.iovs.push(libc::iovec {
+                iov_base: p.as_ptr().cast_mut().cast(),
+                iov_len: p.len(),
+            });
             let (sa, len) = SockAddr::new(to);
             self.names.push(sa);
             self.lens.push(len);
@@ -468,7 +548,14 @@ impl SendBatch {
             let n = (self.hdrs.len() - done).min(1024);
             // SAFETY: headers `done..done + n` point at addresses and iovecs of
             // this batch and at the caller's packets, all borrowed for the call.
-            let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), self.hdrs.as_mut_ptr().add(done), n as libc::c_uint, 0) };
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd.as_raw_fd(),
+                    self.hdrs.as_mut_ptr().add(done),
+                    n as libc::c_uint,
+                    0,
+                )
+            };
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -506,7 +593,9 @@ impl Waker {
         // SAFETY: eventfd(2) reads no memory of ours.
         let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         // SAFETY: `fd` was just returned by eventfd(2); nothing else owns it.
-        Ok(Waker { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     pub fn wake(&self) {
@@ -526,8 +615,16 @@ impl Waker {
 /// Blocks until `socket` is readable, `waker` is woken, or `timeout` passes.
 pub fn wait(socket: BorrowedFd, waker: &Waker, timeout: Duration) -> io::Result<()> {
     let mut fds = [
-        libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: waker.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: waker.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
     // SAFETY: `fds` is an array of two pollfd, alive for the call.
@@ -601,14 +698,22 @@ mod tests {
             }
             g
         };
-        group[0].attach_steering(&super::super::steer::program(3)).unwrap();
+        group[0]
+            .attach_steering(&super::super::steer::program(3))
+            .unwrap();
         let addr = group[0].local_addr().unwrap();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
         let mut sent = Vec::new();
         for i in 0..30u8 {
             let inner = build::udp(ip(&format!("10.0.0.{i}")), ip("10.1.0.1"), 5000, 53, b"q");
-            let outer = build::geneve_wrap(ip("127.0.0.1"), addr.ip(), 1, &inner, &build::aws_options(1, 2, 3));
+            let outer = build::geneve_wrap(
+                ip("127.0.0.1"),
+                addr.ip(),
+                1,
+                &inner,
+                &build::aws_options(1, 2, 3),
+            );
             let payload = outer[14 + 28..].to_vec();
             tx.send_to(&payload, addr).unwrap();
             sent.push(payload);
@@ -630,7 +735,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(got, sent.len());
-        let owners: std::collections::BTreeSet<usize> = sent.iter().map(|p| super::super::steer::owner(p, 3)).collect();
+        let owners: std::collections::BTreeSet<usize> = sent
+            .iter()
+            .map(|p| super::super::steer::owner(p, 3))
+            .collect();
         assert_eq!(owners.len(), 3, "the flows cover every socket");
     }
 }

@@ -122,7 +122,10 @@ struct Asm {
 
 impl Asm {
     fn new() -> Asm {
-        Asm { code: Vec::new(), labels: Vec::new() }
+        Asm {
+            code: Vec::new(),
+            labels: Vec::new(),
+        }
     }
     fn label(&mut self) -> usize {
         self.labels.push(None);
@@ -132,15 +135,39 @@ impl Asm {
         self.labels[l] = Some(self.code.len());
     }
     fn op(&mut self, code: u16, k: u32) {
-        self.code.push((Insn { code, jt: 0, jf: 0, k }, None));
+        self.code.push((
+            Insn {
+                code,
+                jt: 0,
+                jf: 0,
+                k,
+            },
+            None,
+        ));
     }
     /// A conditional jump: to `t` if true, `f` if false.
     fn jump(&mut self, code: u16, k: u32, t: usize, f: usize) {
-        self.code.push((Insn { code, jt: 0, jf: 0, k }, Some((t, f))));
+        self.code.push((
+            Insn {
+                code,
+                jt: 0,
+                jf: 0,
+                k,
+            },
+            Some((t, f)),
+        ));
     }
     fn goto(&mut self, l: usize) {
         // An unconditional jump keeps its target in `k`; marked with jt == jf.
-        self.code.push((Insn { code: op::JA, jt: 0, jf: 0, k: 0 }, Some((l, l))));
+        self.code.push((
+            Insn {
+                code: op::JA,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            Some((l, l)),
+        ));
     }
     fn finish(self) -> Vec<Insn> {
         let at = |l: usize| self.labels[l].expect("every label placed");
@@ -309,7 +336,13 @@ mod tests {
                 }
                 continue;
             }
-            let jump = |cond: bool| if cond { usize::from(i.jt) } else { usize::from(i.jf) };
+            let jump = |cond: bool| {
+                if cond {
+                    usize::from(i.jt)
+                } else {
+                    usize::from(i.jf)
+                }
+            };
             match i.code {
                 op::LD_MEM => a = m[k as usize],
                 op::LDX_MEM => x = m[k as usize],
@@ -399,7 +432,11 @@ mod tests {
                 for p in [&x, &y] {
                     assert_eq!(run(&prog, p) as usize, owner(p, n));
                     for cut in 0..p.len() {
-                        assert_eq!(run(&prog, &p[..cut]) as usize, owner(&p[..cut], n), "cut at {cut}");
+                        assert_eq!(
+                            run(&prog, &p[..cut]) as usize,
+                            owner(&p[..cut], n),
+                            "cut at {cut}"
+                        );
                     }
                 }
             }

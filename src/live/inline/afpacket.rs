@@ -46,7 +46,8 @@ mod frame {
 
 /// The interface index of `name` in the current network namespace.
 pub fn ifindex(name: &str) -> io::Result<u32> {
-    let c = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))?;
+    let c = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))?;
     // SAFETY: `c` is a valid NUL-terminated string.
     let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if i == 0 {
@@ -61,17 +62,30 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
 fn packet_socket(protocol: u16) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the result is checked and owned at once.
     let raw = unsafe {
-        libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::c_int::from(protocol.to_be()))
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::c_int::from(protocol.to_be()),
+        )
     };
     if raw < 0 {
         let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("cannot open an AF_PACKET socket (needs CAP_NET_RAW): {e}")));
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot open an AF_PACKET socket (needs CAP_NET_RAW): {e}"),
+        ));
     }
     // SAFETY: `raw` is a socket we just created and own exclusively.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T, what: &str) -> io::Result<()> {
+fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    what: &str,
+) -> io::Result<()> {
     // SAFETY: `value` points to a live `T` of the size we pass.
     let r = unsafe {
         libc::setsockopt(
@@ -105,7 +119,10 @@ fn bind(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<()> {
     };
     if r < 0 {
         let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("cannot bind to the interface: {e}")));
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot bind to the interface: {e}"),
+        ));
     }
     Ok(())
 }
@@ -138,11 +155,29 @@ impl PacketRx {
     pub fn open(ifindex: u32) -> io::Result<PacketRx> {
         let fd = packet_socket(libc::ETH_P_ALL as u16)?;
         let v3 = 2 as libc::c_int; // TPACKET_V3
-        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &v3, "PACKET_VERSION V3")?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &v3,
+            "PACKET_VERSION V3",
+        )?;
         let on: libc::c_int = 1;
-        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &on, "PACKET_VNET_HDR")?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VNET_HDR,
+            &on,
+            "PACKET_VNET_HDR",
+        )?;
         // Frames we send on this interface ourselves are not input.
-        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &on, "PACKET_IGNORE_OUTGOING")?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &on,
+            "PACKET_IGNORE_OUTGOING",
+        )?;
         let req = libc::tpacket_req3 {
             tp_block_size: BLOCK_SIZE,
             tp_block_nr: BLOCK_NR,
@@ -152,7 +187,13 @@ impl PacketRx {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req, "PACKET_RX_RING")?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_RX_RING,
+            &req,
+            "PACKET_RX_RING",
+        )?;
         let size = (BLOCK_SIZE * BLOCK_NR) as usize;
         // SAFETY: mapping the ring the kernel just allocated for this socket;
         // the result is checked, and unmapped in Drop.
@@ -186,14 +227,25 @@ impl PacketRx {
         } else {
             ring
         };
-        let rx = PacketRx { fd, ring: ring.cast(), size, next: 0 };
+        let rx = PacketRx {
+            fd,
+            ring: ring.cast(),
+            size,
+            next: 0,
+        };
         let mreq = libc::packet_mreq {
             mr_ifindex: ifindex as i32,
             mr_type: libc::PACKET_MR_PROMISC as u16,
             mr_alen: 0,
             mr_address: [0; 8],
         };
-        setsockopt(&rx.fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq, "promiscuous mode")?;
+        setsockopt(
+            &rx.fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+            "promiscuous mode",
+        )?;
         bind(&rx.fd, ifindex, libc::ETH_P_ALL as u16)?;
         Ok(rx)
     }
@@ -214,7 +266,8 @@ impl PacketRx {
     fn block_ready(&self) -> bool {
         // SAFETY: the status word is inside the mapped block; the kernel
         // writes it concurrently, hence the volatile read and acquire fence.
-        let status = unsafe { std::ptr::read_volatile(self.block_ptr().add(block::STATUS).cast::<u32>()) };
+        let status =
+            unsafe { std::ptr::read_volatile(self.block_ptr().add(block::STATUS).cast::<u32>()) };
         fence(Ordering::Acquire);
         status & libc::TP_STATUS_USER != 0
     }
@@ -243,7 +296,10 @@ impl PacketRx {
                 let status = rd32(off + frame::STATUS);
                 let pkttype = *base.add(off + frame::PKTTYPE);
                 if mac >= VNET_HDR_LEN && mac + snap <= end && pkttype != libc::PACKET_OUTGOING {
-                    let data = std::slice::from_raw_parts(base.add(mac - VNET_HDR_LEN), snap + VNET_HDR_LEN);
+                    let data = std::slice::from_raw_parts(
+                        base.add(mac - VNET_HDR_LEN),
+                        snap + VNET_HDR_LEN,
+                    );
                     let vlan = (status & libc::TP_STATUS_VLAN_VALID != 0).then(|| {
                         let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
                             rd16(off + frame::VLAN_TPID)
@@ -252,7 +308,11 @@ impl PacketRx {
                         };
                         (tpid, rd32(off + frame::VLAN_TCI) as u16)
                     });
-                    f(RxFrame { data, vlan, truncated: snap < len });
+                    f(RxFrame {
+                        data,
+                        vlan,
+                        truncated: snap < len,
+                    });
                 }
                 seen += 1;
                 let next = rd32(off + frame::NEXT_OFFSET) as usize;
@@ -262,7 +322,10 @@ impl PacketRx {
                 off += next;
             }
             fence(Ordering::Release);
-            std::ptr::write_volatile(base.add(block::STATUS).cast::<u32>(), libc::TP_STATUS_KERNEL);
+            std::ptr::write_volatile(
+                base.add(block::STATUS).cast::<u32>(),
+                libc::TP_STATUS_KERNEL,
+            );
             seen
         };
         self.next = (self.next + 1) % BLOCK_NR as usize;
@@ -271,7 +334,11 @@ impl PacketRx {
 
     /// Frames the kernel dropped because the ring was full, since the last call.
     pub fn take_drops(&self) -> u64 {
-        let mut st = libc::tpacket_stats_v3 { tp_packets: 0, tp_drops: 0, tp_freeze_q_cnt: 0 };
+        let mut st = libc::tpacket_stats_v3 {
+            tp_packets: 0,
+            tp_drops: 0,
+            tp_freeze_q_cnt: 0,
+        };
         let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
         // SAFETY: `st` is a tpacket_stats_v3 and `len` its size.
         let r = unsafe {
@@ -313,9 +380,21 @@ impl PacketTx {
         // Protocol 0: this socket receives no frames.
         let fd = packet_socket(0)?;
         let on: libc::c_int = 1;
-        setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &on, "PACKET_VNET_HDR")?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VNET_HDR,
+            &on,
+            "PACKET_VNET_HDR",
+        )?;
         // Straight to the driver: the frames were queued once already.
-        let _ = setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &on, "PACKET_QDISC_BYPASS");
+        let _ = setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            &on,
+            "PACKET_QDISC_BYPASS",
+        );
         bind(&fd, ifindex, 0)?;
         Ok(PacketTx { fd })
     }
@@ -330,7 +409,10 @@ impl PacketTx {
             // SAFETY: as above.
             let mut msgs: [libc::mmsghdr; TX_BATCH] = unsafe { std::mem::zeroed() };
             for (i, f) in chunk.iter().enumerate() {
-                iov[i] = libc::iovec { iov_base: f.as_ptr() as *mut libc::c_void, iov_len: f.len() };
+                iov[i] = libc::iovec {
+                    iov_base: f.as_ptr() as *mut libc::c_void,
+                    iov_len: f.len(),
+                };
                 msgs[i].msg_hdr.msg_iov = &mut iov[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
             }

@@ -101,7 +101,11 @@ struct Batch {
 
 impl Batch {
     fn new(side: usize) -> Batch {
-        Batch { side, data: Vec::with_capacity(BATCH_BYTES + MAX_FRAME), frames: Vec::with_capacity(BATCH_FRAMES) }
+        Batch {
+            side,
+            data: Vec::with_capacity(BATCH_BYTES + MAX_FRAME),
+            frames: Vec::with_capacity(BATCH_FRAMES),
+        }
     }
 
     fn clear(&mut self) {
@@ -182,15 +186,23 @@ fn open_side(port: &Port) -> anyhow::Result<Side> {
             tracing::info!(tap = tap.name(), "TAP device open");
             Ok(Side {
                 name: tap.name().to_string(),
-                source: Source::Tap { tap: Arc::clone(&tap), buf: vec![0; MAX_FRAME] },
+                source: Source::Tap {
+                    tap: Arc::clone(&tap),
+                    buf: vec![0; MAX_FRAME],
+                },
                 sink: SinkMaker::Tap(tap),
             })
         }
         Port::Iface(name) => {
             let ifindex = afpacket::ifindex(name).with_context(|| format!("interface {name}"))?;
-            let rx = PacketRx::open(ifindex).with_context(|| format!("AF_PACKET receive ring on {name}"))?;
+            let rx = PacketRx::open(ifindex)
+                .with_context(|| format!("AF_PACKET receive ring on {name}"))?;
             tracing::info!(iface = %name, ifindex, "AF_PACKET ring open");
-            Ok(Side { name: name.clone(), source: Source::Packet(rx), sink: SinkMaker::Packet(ifindex) })
+            Ok(Side {
+                name: name.clone(),
+                source: Source::Packet(rx),
+                sink: SinkMaker::Packet(ifindex),
+            })
         }
     }
 }
@@ -205,7 +217,9 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> anyhow::Result<String>
         metrics::serve_metrics(addr, Arc::clone(&metrics))?;
     }
     if opts.watch {
-        control.spawn_watch_thread(Duration::from_secs(1)).context("starting the policy watcher")?;
+        control
+            .spawn_watch_thread(Duration::from_secs(1))
+            .context("starting the policy watcher")?;
     }
     let (log_tx, logger) = match Logger::start(&opts)? {
         Some((tx, handle)) => (Some(tx), Some(handle)),
@@ -215,7 +229,8 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> anyhow::Result<String>
     let counters: [Arc<SideCounters>; 2] = Default::default();
     let mut work_tx = Vec::with_capacity(n);
     let mut workers = Vec::with_capacity(n);
-    let (free_tx, free_rx): (Vec<_>, Vec<_>) = (0..2).map(|_| channel::unbounded::<Batch>()).unzip();
+    let (free_tx, free_rx): (Vec<_>, Vec<_>) =
+        (0..2).map(|_| channel::unbounded::<Batch>()).unzip();
     for w in 0..n {
         let (tx, rx) = channel::bounded::<Batch>(QUEUE_BATCHES);
         work_tx.push(tx);
@@ -230,7 +245,11 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> anyhow::Result<String>
             log: log_tx.clone(),
             counters: w.eq(&0).then(|| counters.clone()),
         };
-        workers.push(std::thread::Builder::new().name(format!("worker-{w}")).spawn(move || ctx.run())?);
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{w}"))
+                .spawn(move || ctx.run())?,
+        );
     }
     drop(log_tx);
 
@@ -245,8 +264,11 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> anyhow::Result<String>
             counters: Arc::clone(&counters[i]),
         };
         let source = side.source;
-        readers
-            .push(std::thread::Builder::new().name(format!("reader-{}", side.name)).spawn(move || reader.run(source))?);
+        readers.push(
+            std::thread::Builder::new()
+                .name(format!("reader-{}", side.name))
+                .spawn(move || reader.run(source))?,
+        );
     }
     drop(work_tx);
     eprintln!(
@@ -335,7 +357,9 @@ impl Reader {
                             }
                         });
                         if truncated > 0 {
-                            self.counters.dropped_truncated.fetch_add(truncated, Ordering::Relaxed);
+                            self.counters
+                                .dropped_truncated
+                                .fetch_add(truncated, Ordering::Relaxed);
                         }
                         if got == 0 {
                             break;
@@ -343,7 +367,9 @@ impl Reader {
                     }
                     if last_stats.elapsed() >= TICK {
                         last_stats = Instant::now();
-                        self.counters.dropped_ring_full.fetch_add(rx.take_drops(), Ordering::Relaxed);
+                        self.counters
+                            .dropped_ring_full
+                            .fetch_add(rx.take_drops(), Ordering::Relaxed);
                     }
                 }
             }
@@ -359,7 +385,14 @@ impl Reader {
         let w = if n == 1 {
             0
         } else {
-            worker_of(dispatch_hash(LinkType::Ethernet, &frame[VNET_HDR_LEN..], ParseOptions::default()), n)
+            worker_of(
+                dispatch_hash(
+                    LinkType::Ethernet,
+                    &frame[VNET_HDR_LEN..],
+                    ParseOptions::default(),
+                ),
+                n,
+            )
         };
         let side = self.side;
         let free = &self.free;
@@ -389,13 +422,17 @@ impl Reader {
     }
 
     fn flush(&mut self, w: usize) {
-        let Some(b) = self.pending[w].take() else { return };
+        let Some(b) = self.pending[w].take() else {
+            return;
+        };
         let frames = b.frames.len() as u64;
         self.counters.received.fetch_add(frames, Ordering::Relaxed);
         match self.workers[w].try_send(b) {
             Ok(()) => {}
             Err(TrySendError::Full(mut b)) | Err(TrySendError::Disconnected(mut b)) => {
-                self.counters.dropped_queue_full.fetch_add(frames, Ordering::Relaxed);
+                self.counters
+                    .dropped_queue_full
+                    .fetch_add(frames, Ordering::Relaxed);
                 b.clear();
                 self.pending[w] = Some(b);
             }
@@ -404,7 +441,10 @@ impl Reader {
 
     fn flush_all(&mut self) {
         for w in 0..self.pending.len() {
-            if self.pending[w].as_ref().is_some_and(|b| !b.frames.is_empty()) {
+            if self.pending[w]
+                .as_ref()
+                .is_some_and(|b| !b.frames.is_empty())
+            {
                 self.flush(w);
             }
         }
@@ -501,7 +541,12 @@ impl WorkerCtx {
         let mut out = reuse(out);
         for i in 0..b.frames.len() {
             let data = &b.frame(i)[VNET_HDR_LEN..];
-            inputs.push(Input { link: LinkType::Ethernet, data, orig_len: data.len(), ts: now });
+            inputs.push(Input {
+                link: LinkType::Ethernet,
+                data,
+                orig_len: data.len(),
+                ts: now,
+            });
         }
         judged.clear();
         engine.process_batch(&inputs, judged);
@@ -514,16 +559,29 @@ impl WorkerCtx {
         own.forwarded += (out.len() - failed) as u64;
         own.send_errors += failed as u64;
         if let Some(log) = &self.log {
-            let items = judged.iter().zip(&b.frames).map(|(j, &(_, len))| (*j, len - VNET_HDR_LEN as u32)).collect();
-            let _ = log.send(LogBatch { rules: Arc::clone(engine.rules()), ts: now, items });
+            let items = judged
+                .iter()
+                .zip(&b.frames)
+                .map(|(j, &(_, len))| (*j, len - VNET_HDR_LEN as u32))
+                .collect();
+            let _ = log.send(LogBatch {
+                rules: Arc::clone(engine.rules()),
+                ts: now,
+                items,
+            });
         }
         (reuse_inputs(inputs), reuse(out))
     }
 
     fn publish(&self, engine: &Engine, own: &WorkerCounters) {
-        let mut extra = vec![("forwarded_frames", own.forwarded), ("send_errors", own.send_errors)];
+        let mut extra = vec![
+            ("forwarded_frames", own.forwarded),
+            ("send_errors", own.send_errors),
+        ];
         if let Some(c) = &self.counters {
-            let sum = |f: fn(&SideCounters) -> &AtomicU64| c.iter().map(|s| f(s).load(Ordering::Relaxed)).sum::<u64>();
+            let sum = |f: fn(&SideCounters) -> &AtomicU64| {
+                c.iter().map(|s| f(s).load(Ordering::Relaxed)).sum::<u64>()
+            };
             extra.push(("received_frames", sum(|s| &s.received)));
             extra.push(("dropped_queue_full_frames", sum(|s| &s.dropped_queue_full)));
             extra.push(("dropped_ring_full_frames", sum(|s| &s.dropped_ring_full)));
@@ -549,13 +607,17 @@ where
     T: ?Sized + 'a + 'b,
 {
     v.clear();
-    v.into_iter().map(|_| -> &'b T { unreachable!("the vector is empty") }).collect()
+    v.into_iter()
+        .map(|_| -> &'b T { unreachable!("the vector is empty") })
+        .collect()
 }
 
 /// [`reuse`] for the engine's inputs.
 fn reuse_inputs<'b>(mut v: Vec<Input<'_>>) -> Vec<Input<'b>> {
     v.clear();
-    v.into_iter().map(|_| -> Input<'b> { unreachable!("the vector is empty") }).collect()
+    v.into_iter()
+        .map(|_| -> Input<'b> { unreachable!("the vector is empty") })
+        .collect()
 }
 
 /// Per-packet verdict lines and flow log records, written by a thread of
@@ -587,8 +649,9 @@ impl Logger {
             None => None,
         };
         let (tx, rx) = channel::bounded::<LogBatch>(4096);
-        let handle =
-            std::thread::Builder::new().name("log".into()).spawn(move || write_logs(rx, verdicts, flow_log))?;
+        let handle = std::thread::Builder::new()
+            .name("log".into())
+            .spawn(move || write_logs(rx, verdicts, flow_log))?;
         Ok(Some((tx, handle)))
     }
 }

@@ -41,14 +41,22 @@ impl IfReq {
     fn new(name: &str) -> io::Result<IfReq> {
         if name.is_empty()
             || name.len() >= IFNAMSIZ
-            || name.bytes().any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace())
+            || name
+                .bytes()
+                .any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace())
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("`{name}` is not a valid interface name (1-15 characters, no '/' or spaces)"),
+                format!(
+                    "`{name}` is not a valid interface name (1-15 characters, no '/' or spaces)"
+                ),
             ));
         }
-        let mut r = IfReq { name: [0; IFNAMSIZ], flags: 0, _rest: [0; 22] };
+        let mut r = IfReq {
+            name: [0; IFNAMSIZ],
+            flags: 0,
+            _rest: [0; 22],
+        };
         r.name[..name.len()].copy_from_slice(name.as_bytes());
         Ok(r)
     }
@@ -74,26 +82,45 @@ impl Tap {
         let path: &CStr = c"/dev/net/tun";
         // SAFETY: `path` is a valid NUL-terminated string; the result is checked
         // and owned by an OwnedFd before anything else can happen to it.
-        let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) };
+        let raw = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            )
+        };
         if raw < 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("cannot open /dev/net/tun: {e}")));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot open /dev/net/tun: {e}"),
+            ));
         }
         // SAFETY: `raw` is a file descriptor we just opened and own exclusively.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         req.flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
         // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `req` is
         // (40 bytes, the name NUL-terminated by `IfReq::new`).
-        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, &mut req as *mut IfReq) } < 0 {
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, &mut req as *mut IfReq) } < 0
+        {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("cannot create or attach TAP device {name}: {e}")));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot create or attach TAP device {name}: {e}"),
+            ));
         }
         let name = req.name();
         // The offloads we accept in frames we read: partial checksums and TCP
         // segmentation, which we pass on untouched in the virtio header.
         let offloads = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
         // SAFETY: TUNSETOFFLOAD takes its argument by value.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD as _, offloads as libc::c_ulong) } < 0 {
+        if unsafe {
+            libc::ioctl(
+                fd.as_raw_fd(),
+                libc::TUNSETOFFLOAD as _,
+                offloads as libc::c_ulong,
+            )
+        } < 0
+        {
             tracing::warn!(tap = %name, error = %io::Error::last_os_error(), "no offloads: every frame is read one MTU at a time");
         }
         set_up(&name)?;
@@ -137,15 +164,25 @@ impl Tap {
 
 /// Waits up to `timeout_ms` for `fd` to be readable.
 pub(super) fn poll_in(fd: libc::c_int, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, and we say so.
     let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
     if n < 0 {
         let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
     }
     if p.revents & (libc::POLLERR | libc::POLLNVAL) != 0 && p.revents & libc::POLLIN == 0 {
-        return Err(io::Error::other("device error (was it deleted or moved away?)"));
+        return Err(io::Error::other(
+            "device error (was it deleted or moved away?)",
+        ));
     }
     Ok(n > 0)
 }
@@ -168,7 +205,10 @@ fn set_up(name: &str) -> io::Result<()> {
         req.flags |= libc::IFF_UP as libc::c_short;
         if libc::ioctl(sock.as_raw_fd(), SIOCSIFFLAGS as _, &mut req as *mut IfReq) < 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("cannot bring {name} up: {e}")));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot bring {name} up: {e}"),
+            ));
         }
     }
     Ok(())
