@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{have, is_root};
+
 const SGPLANE: &str = env!("CARGO_BIN_EXE_sgplane");
 
 /// The policy of every test: `client` may reach `server` on TCP 8080 and ping
@@ -133,22 +136,6 @@ fn hold(addr: &str, port: u16) {
 }
 
 // ---------------------------------------------------------------- the lab
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// Skips (visibly) unless root with `ip` available.
 fn skip_unless_root(test: &str) -> bool {

@@ -1,0 +1,21 @@
+//! Helpers the integration tests share: whether they can build their network
+//! labs here.
+
+use std::process::Command;
+
+/// Whether the tests run with an effective uid of 0 (network namespaces, TAP
+/// devices and raw sockets need it).
+pub fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+/// Whether `tool` is on the `PATH`.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
