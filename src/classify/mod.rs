@@ -87,32 +87,34 @@
 //!
 //! | set | ours M/s | rte_acl M/s | ratio | build ms ours / rte_acl | bytes ours / rte_acl |
 //! |---|---|---|---|---|---|
-//! | acl1_1k  | 107.5 | 43.2 | 2.49 | 5 / ~0      | 147 K / 0.5 M |
-//! | fw1_1k   | 76.7  | 40.9 | 1.88 | 13 / ~118   | 192 K / 15 M |
-//! | ipc1_1k  | 115.8 | 41.8 | 2.77 | 17 / ~77    | 282 K / 3.5 M |
-//! | fw1_10k  | 43.5  | 4.6  | 9.39 | 263 / ~2893 | 4.1 M / 150 M |
-//! | ipc1_10k | 55.5  | 11.7 | 4.75 | 259 / ~293  | 1.5 M / 11 M |
+//! | acl1_1k  | 136.0 | 44.2 | 3.07  | 4 / ~14     | 147 K / 0.5 M |
+//! | fw1_1k   | 116.1 | 43.5 | 2.67  | 30 / ~133   | 328 K / 15 M |
+//! | ipc1_1k  | 135.3 | 43.1 | 3.14  | 26 / ~74    | 282 K / 3.5 M |
+//! | fw1_10k  | 47.2  | 4.6  | 10.32 | 282 / ~3259 | 4.1 M / 150 M |
+//! | ipc1_10k | 53.0  | 14.2 | 3.74  | 335 / ~296  | 1.5 M / 11 M |
 //!
-//! Bytes per rule: 193, 252, 305, 438, 166. The portable layout on the same
+//! Bytes per rule: 193, 431, 305, 438, 166. The portable layout on the same
 //! sets (the example's rates before the AVX2 path existed): 99, 50, 58, 21,
 //! 23 M/s. rte_acl does 40-44 M/s on the 1k sets here (about 60 TSC cycles per
-//! lookup), ten times the 3.5-4.4 M/s the issue assumed, so the 2x holds on
-//! four sets and fw1_1k stays just under it (1.88x; single runs move by up to
-//! 25% on this VM, both sides alike).
+//! lookup), ten times the 3.5-4.4 M/s the issue assumed. Single runs move by up
+//! to 25% on this VM (an earlier run while other builds ran, before the
+//! shorter depth caps below: fw1_1k 76.7 against rte_acl's 40.9, 1.88x).
 //!
 //! Over 24 ClassBench sets (acl1-5, fw1-5, ipc1-2 at 1k and 10k; traces
 //! generated from the rules for the three 10k sets that have none), on-CPU
-//! rates: 1k sets 57-143 M/s, 10k sets 29-86 M/s, 77-433 bytes per rule,
-//! builds 2-20 ms (1k) and 17-450 ms (10k), zero mismatches.
+//! rates: 1k sets 64-151 M/s, 10k sets 40-127 M/s, 77-438 bytes per rule,
+//! builds 2-36 ms (1k) and 12-315 ms (10k), zero mismatches.
 //!
 //! # Alternatives tried (same machine, on-CPU M lookups/s unless noted)
 //!
 //! - One HyperSplit tree over all rules: fast where it fits (acl1_1k, acl4_1k use
 //!   one tree) but 1434 B/rule on fw1_1k and 3443 on fw5_1k. With the AVX2 layout
 //!   and big leaves one tree does fw1_1k at 95-120 M/s, but at 552 B/rule (leaves
-//!   of 24) or 630 (depth capped at 9): over the 512 B/rule bound; capped at
-//!   depth 8 (431 B/rule) 81-101 M/s, which the cost model does not pick over two
-//!   trees.
+//!   of 24) or 630 (depth capped at 9): over the 512 B/rule bound. Capped at
+//!   depth 8 (431 B/rule), 1.45x the two trees it replaces, and acl2_1k and
+//!   fw3_1k likewise 1.5x and 1.6x (interleaved runs): hence the caps one and two
+//!   levels short, and the cost of long leaves counted by where keys aim, on
+//!   small sets. The same on 10k-rule sets picked unions that ran 35% slower.
 //! - Fixed CutSplit split at /16 into four trees, no recursion: 817 B/rule on
 //!   acl2_10k and 1052 on fw4_10k, from the crossing described above.
 //! - Portable layout: four-way split without merging, one key at a time: 1k sets
@@ -444,8 +446,9 @@ trait Layout: Sized {
     fn depth(&self) -> u32;
     fn min_rule(&self) -> u32;
     /// Node steps of a batch walk and estimated lookup cost, if the layout
-    /// takes depth-capped unions (see [`Partitioner::capped_union`]).
-    fn steps_and_cost(&self) -> Option<(u32, f64)>;
+    /// takes depth-capped unions (see [`Partitioner::capped_union`]);
+    /// `resident`: whether the whole classifier fits a core's L2 cache.
+    fn steps_and_cost(&self, resident: bool) -> Option<(u32, f64)>;
 }
 
 /// The portable layout, with what the partitioner weighs kept beside it.
@@ -481,7 +484,7 @@ impl Layout for PortableLayout {
     fn min_rule(&self) -> u32 {
         self.tree.min_rule
     }
-    fn steps_and_cost(&self) -> Option<(u32, f64)> {
+    fn steps_and_cost(&self, _resident: bool) -> Option<(u32, f64)> {
         // A long leaf is a long scan here too, but the early-exit scan pays
         // per entry anyway: the portable path keeps its plain merges.
         None
@@ -516,8 +519,8 @@ impl Layout for packed::Tree {
     fn min_rule(&self) -> u32 {
         self.min_rule
     }
-    fn steps_and_cost(&self) -> Option<(u32, f64)> {
-        Some((self.steps(), self.cost()))
+    fn steps_and_cost(&self, resident: bool) -> Option<(u32, f64)> {
+        Some((self.steps(), self.cost(resident)))
     }
 }
 
@@ -716,22 +719,48 @@ impl<T: Layout> Partitioner<'_, T> {
     /// below 768 KiB): large sets pay for memory in cache misses.
     fn capped_union(&self, i: usize, j: usize, ids: &[u32]) -> Option<T> {
         let (a, b) = (&self.parts[i].1, &self.parts[j].1);
-        let ((steps_a, cost_a), (steps_b, cost_b)) = (a.steps_and_cost()?, b.steps_and_cost()?);
-        let budget = self.shared_budget(ids.len(), &[i, j]);
+        let now: usize = self.parts.iter().map(|(_, t)| t.memory_bytes()).sum();
+        let others = now - a.memory_bytes() - b.memory_bytes();
+        // Whether the classifier, before and after the union, stays in L2.
+        let resident = |t: &T| now.max(others + t.memory_bytes()) <= GROWTH_FLOOR;
+        let (steps_a, _) = a.steps_and_cost(false)?;
+        let (steps_b, _) = b.steps_and_cost(false)?;
+        let cost = |t: &T, resident| t.steps_and_cost(resident).map_or(f64::INFINITY, |(_, c)| c);
         let free = self.memory_free(&[i, j], 5, 4);
+        // Well below L2 (room to grow), leaves at the cap may hold many
+        // entries: memory bounds them, not the entry budget (a leaf entry takes
+        // 44 bytes in a block). Above, the search stays short: the builds of
+        // large sets are what it would slow down.
+        let small = now <= GROWTH_FLOOR / 2;
+        let mut budget = self.shared_budget(ids.len(), &[i, j]);
+        if small {
+            budget = budget.max(free / 44);
+        }
+        let fits = |t: &T| {
+            let r = resident(t);
+            t.memory_bytes() <= free && cost(t, r) < CAPPED_GAIN * (cost(a, r) + cost(b, r))
+        };
+        // Per step count, the deepest cap that fits; small sets also try caps
+        // one or two levels short of the steps' full three levels, which
+        // replicate less and leave longer leaves, cheap when they stay in cache.
         let steps = steps_a.max(steps_b);
-        let cost = |t: &T| t.steps_and_cost().map_or(f64::INFINITY, |(_, c)| c);
+        let shorter = if small { 2 } else { 0 };
         (steps.saturating_sub(1).max(1)..=steps)
-            .filter_map(|s| T::build(self.rules, ids.to_vec(), &self.capped(s), budget))
-            .filter(|t| t.memory_bytes() <= free && cost(t) < CAPPED_GAIN * (cost_a + cost_b))
-            .min_by(|x, y| cost(x).total_cmp(&cost(y)))
+            .filter_map(|s| {
+                (s * 3 - shorter..=s * 3)
+                    .rev()
+                    .filter_map(|depth| {
+                        T::build(self.rules, ids.to_vec(), &self.capped(depth), budget)
+                    })
+                    .find(fits)
+            })
+            .min_by(|x, y| cost(x, resident(x)).total_cmp(&cost(y, resident(y))))
     }
 
-    /// The build knobs with the binary depth capped so a tree walks at most
-    /// `steps` node steps.
-    fn capped(&self, steps: u32) -> TreeParams {
+    /// The build knobs with the binary depth capped at `depth` levels.
+    fn capped(&self, depth: u32) -> TreeParams {
         TreeParams {
-            max_depth: self.params.max_depth.min(steps * 3),
+            max_depth: self.params.max_depth.min(depth),
             ..self.params.clone()
         }
     }
@@ -781,7 +810,7 @@ const MERGE_DEPTH_SLACK: u32 = 3;
 
 /// A depth-capped union must be estimated at most this fraction of the cost of
 /// its two trees: the estimate of its multi-block leaves is rough.
-const CAPPED_GAIN: f64 = 0.85;
+const CAPPED_GAIN: f64 = 0.9;
 
 /// Below this many bytes a structure may grow freely (about a core's L2)...
 const GROWTH_FLOOR: usize = 768 << 10;
