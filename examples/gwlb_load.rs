@@ -17,7 +17,10 @@
 //! Options: `--workers N` (in-process appliance, default 2), `--flows N`
 //! (64), `--size BYTES` of TCP payload (64), `--burst N` datagrams per send
 //! (32), `--window N` (8192), `--seconds S` (5), `--no-gso` (sendmmsg instead
-//! of UDP GSO), `--no-gro` and `--no-steering` (appliance tuning),
+//! of UDP GSO), `--no-gro`, `--no-steering` and `--raw-returns` (appliance
+//! tuning: every return through the raw socket instead of UDP sockets with
+//! UDP GSO), `--no-node-gro` (the node's socket receives returns one
+//! datagram at a time instead of coalesced with UDP GRO),
 //! `--raw-baseline THREADS` (no appliance: that many threads send the
 //! returns themselves through raw sockets, which is the most any appliance
 //! returning through a raw socket can reach on this machine's loopback).
@@ -85,6 +88,12 @@ struct Cli {
     /// Appliance tuning: no kernel BPF steering (hand-off between workers only).
     #[arg(long)]
     no_steering: bool,
+    /// Appliance tuning: every return through the raw socket (no UDP GSO returns).
+    #[arg(long)]
+    raw_returns: bool,
+    /// The node receives the returns one datagram at a time (no UDP GRO).
+    #[arg(long)]
+    no_node_gro: bool,
     /// No appliance: this many threads send the returns themselves through raw
     /// sockets, to measure what loopback allows.
     #[arg(long, value_name = "THREADS")]
@@ -101,6 +110,7 @@ struct Args {
     window: u64,
     seconds: u64,
     gso: bool,
+    node_gro: bool,
     tuning: Tuning,
     raw_baseline: Option<usize>,
 }
@@ -110,6 +120,7 @@ fn args() -> Args {
     let tuning = Tuning {
         gro: !c.no_gro,
         kernel_steering: !c.no_steering,
+        udp_returns: !c.raw_returns,
         ..Tuning::default()
     };
     Args {
@@ -122,6 +133,7 @@ fn args() -> Args {
         window: c.window.max(1),
         seconds: c.seconds,
         gso: !c.no_gso,
+        node_gro: !c.no_node_gro,
         tuning,
         raw_baseline: c.raw_baseline,
     }
@@ -177,7 +189,13 @@ fn main() {
         UdpSocket::bind(SocketAddr::new(a.node, 6081)).expect("binding the node's port 6081");
     socket::set_recv_buffer(node.as_fd(), 32 << 20);
     node.set_nonblocking(true).unwrap();
-    let mut rx = RecvBatch::new(256, 2048);
+    // With UDP GRO a run of returns sent as one (UDP GSO) arrives as one.
+    let node_gro = a.node_gro && socket::set_udp_gro(node.as_fd(), true).is_ok();
+    let mut rx = if node_gro {
+        RecvBatch::new(256, 65_535)
+    } else {
+        RecvBatch::new(256, 2048)
+    };
     let waker = Waker::new().unwrap();
 
     // Handshakes, all flows at once, one step at a time.
@@ -233,7 +251,8 @@ fn main() {
         let mut got = 0;
         let until = Instant::now() + Duration::from_secs(3);
         while got < step.len() && Instant::now() < until {
-            got += rx.recv(node.as_fd()).unwrap();
+            rx.recv(node.as_fd()).unwrap();
+            got += datagrams(&rx);
             let _ = socket::wait(node.as_fd(), &waker, Duration::from_millis(10));
         }
         assert_eq!(
@@ -245,16 +264,26 @@ fn main() {
         );
     }
     println!(
-        "{} established flows through {target} ({}), {} B datagrams, {} per send via {}",
+        "{} established flows through {target} ({}{}), {} B datagrams, {} per send via {}, node {}",
         a.flows,
         if a.connect.is_some() {
             "external appliance".to_string()
         } else {
             format!("in-process, {} workers", a.workers)
         },
+        match (a.connect, a.raw_baseline, a.tuning.udp_returns) {
+            (None, None, true) => ", UDP GSO returns",
+            (None, None, false) => ", raw returns",
+            _ => "",
+        },
         dirs[0].data.len(),
         a.burst,
-        if a.gso { "UDP GSO" } else { "sendmmsg" }
+        if a.gso { "UDP GSO" } else { "sendmmsg" },
+        if node_gro {
+            "with UDP GRO"
+        } else {
+            "without UDP GRO"
+        }
     );
     if a.gso {
         for d in &dirs {
@@ -273,11 +302,10 @@ fn main() {
                 // Naps rather than poll(2) when nothing is waiting: a
                 // reader asleep in poll costs every return a wake-up.
                 while !stop.load(Ordering::Relaxed) {
-                    let n = rx.recv(node.as_fd()).unwrap();
-                    if n == 0 {
+                    if rx.recv(node.as_fd()).unwrap() == 0 {
                         std::thread::sleep(Duration::from_micros(50));
                     } else {
-                        returned.fetch_add(n as u64, Ordering::Relaxed);
+                        returned.fetch_add(datagrams(&rx) as u64, Ordering::Relaxed);
                     }
                 }
             })
@@ -367,6 +395,16 @@ fn main() {
         let summary = t.join().unwrap().expect("the appliance ran");
         println!("appliance:\n{summary}");
     }
+}
+
+/// The datagrams of the last receive, a coalesced run counted for each of its own.
+fn datagrams(rx: &RecvBatch) -> usize {
+    (0..rx.len())
+        .map(|i| match rx.get(i).0 {
+            d if d.segment > 0 => d.len.div_ceil(d.segment),
+            _ => 1,
+        })
+        .sum()
 }
 
 /// What `blast` measured, after a second of warm-up.

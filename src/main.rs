@@ -120,6 +120,11 @@ struct GwlbArgs {
     /// After SIGTERM, keep serving established flows this long, then exit 0.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     drain_seconds: u64,
+    /// Send every return through the raw socket (no UDP GSO) instead of
+    /// UDP sockets bound to the source ports GWLB sends from
+    /// (slower; use it if those ports must stay free on this host).
+    #[arg(long)]
+    raw_returns: bool,
     #[command(flatten)]
     live: LiveArgs,
 }
@@ -516,7 +521,11 @@ fn gwlb(config: &Option<PathBuf>, a: GwlbArgs) -> Result<u8> {
         drain,
         watch: a.live.watch,
     };
-    let summary = gwlb::run(control, opts)?;
+    let tuning = gwlb::Tuning {
+        udp_returns: !a.raw_returns,
+        ..gwlb::Tuning::default()
+    };
+    let summary = gwlb::run_tuned(control, opts, &tuning)?;
     print!("{summary}");
     Ok(0)
 }

@@ -6,6 +6,10 @@
 //! 127.N.0.2 (appliance, health on :8080, metrics on :9100), so tests run in
 //! parallel. The appliance needs a raw socket: without root the tests say so
 //! and pass. The IPv6-outer test runs in a network namespace of its own.
+//!
+//! The appliance returns through UDP sockets (UDP GSO) unless told to use
+//! its raw socket for everything; the tests that run it in this process
+//! check both ways out, and what falls back to the raw socket.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
@@ -15,9 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sgplane::live::control::Control;
-use sgplane::live::gwlb::{self, GwlbOptions, Tuning};
+use sgplane::live::gwlb::{self, socket, GwlbOptions, Tuning};
 use sgplane::policy::Policy;
 use sgplane::wire::build;
+
+mod common;
+use common::is_root;
 
 const GENEVE_PORT: u16 = 6081;
 const SYN: u8 = 0x02;
@@ -42,13 +49,6 @@ security_groups = ["sg-web"]
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
 }
 
 macro_rules! need_root {
@@ -232,6 +232,20 @@ impl Gwlb {
         Gwlb {
             node,
             appliance: SocketAddr::new(appliance, GENEVE_PORT),
+            rx,
+        }
+    }
+
+    /// A node receiving on `port` of its own address while the appliance
+    /// listens on that port of the wildcard address: the node's socket
+    /// needs `SO_REUSEPORT` (the appliance's have it) to share the port.
+    fn beside_wildcard(node: IpAddr, appliance: IpAddr, port: u16) -> Gwlb {
+        let rx = socket::UdpSocket::bind(SocketAddr::new(node, port), false, 1 << 20).unwrap();
+        let rx = UdpSocket::from(std::os::fd::OwnedFd::from(rx));
+        rx.set_nonblocking(false).unwrap();
+        Gwlb {
+            node,
+            appliance: SocketAddr::new(appliance, port),
             rx,
         }
     }
@@ -716,6 +730,7 @@ fn metrics_count_verdicts_reasons_bytes_rules_and_conntrack() {
         (r#"sgplane_rule_hits_total{rule="sg-web/ingress/1"}"#, 1),
         ("sgplane_conntrack_entries", 2),
         ("sgplane_gwlb_returned_packets_total", 5),
+        ("sgplane_gwlb_returned_raw_packets_total", 0),
         ("sgplane_gwlb_received_packets_total", 8),
         (r#"sgplane_workers{mode="gwlb"}"#, 1),
     ];
@@ -780,31 +795,71 @@ fn a_second_appliance_on_the_same_address_is_refused() {
     Tcp::new(&g, "198.51.100.7", 40090, "10.0.1.10", 443, 0xe1).handshake();
 }
 
-/// The appliance in this process, with the kernel's steering turned off so
-/// workers must hand datagrams to each other.
+/// `sgplane gwlb` in this process, with explicit tuning.
+struct InProcess {
+    control: Arc<Control>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<String>>>,
+}
+
+impl InProcess {
+    fn start(listen: &str, workers: usize, tuning: Tuning) -> InProcess {
+        let control = Control::new(Policy::from_toml(POLICY, "policy.toml").unwrap(), None);
+        let listen: SocketAddr = listen.parse().unwrap();
+        let opts = GwlbOptions {
+            listen,
+            health: None,
+            metrics: None,
+            workers,
+            drain: Duration::ZERO,
+            watch: false,
+        };
+        let c = Arc::clone(&control);
+        let thread = std::thread::spawn(move || gwlb::run_tuned(c, opts, &tuning));
+        // Bound once a plain socket can no longer take the address.
+        wait_until("the appliance to listen", Duration::from_secs(5), || {
+            UdpSocket::bind(listen).is_err()
+        });
+        InProcess {
+            control,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the appliance; its summary.
+    fn stop(mut self) -> String {
+        self.control.stop();
+        let t = self.thread.take().expect("running");
+        t.join().unwrap().unwrap()
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.control.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A counter of an appliance summary, 0 if absent.
+fn counter(summary: &str, name: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// The kernel's steering turned off, so workers must hand datagrams to each other.
 #[test]
 fn workers_hand_datagrams_to_the_owner_of_their_flow() {
     need_root!();
-    let control = Control::new(Policy::from_toml(POLICY, "policy.toml").unwrap(), None);
-    let opts = GwlbOptions {
-        listen: "127.72.0.2:6081".parse().unwrap(),
-        health: None,
-        metrics: None,
-        workers: 2,
-        drain: Duration::ZERO,
-        watch: false,
-    };
-    let c = Arc::clone(&control);
     let tuning = Tuning {
         kernel_steering: false,
         ..Tuning::default()
     };
-    let appliance = std::thread::spawn(move || gwlb::run_tuned(c, opts, &tuning));
+    let app = InProcess::start("127.72.0.2:6081", 2, tuning);
     let g = Gwlb::new(ip("127.72.0.1"), ip("127.72.0.2"));
-    // Bound once a plain socket can no longer take the address.
-    wait_until("the appliance to listen", Duration::from_secs(5), || {
-        UdpSocket::bind("127.72.0.2:6081").is_err()
-    });
     let flows: Vec<Tcp> = (0..16)
         .map(|i| {
             Tcp::new(
@@ -820,20 +875,146 @@ fn workers_hand_datagrams_to_the_owner_of_their_flow() {
     for t in &flows {
         t.handshake();
     }
-    control.stop();
-    let summary = appliance.join().unwrap().unwrap();
-    let handed: u64 = summary
-        .lines()
-        .find_map(|l| l.strip_prefix("gwlb_handed_over_packets_total "))
-        .map_or(0, |v| v.parse().unwrap());
+    let summary = app.stop();
     assert!(
-        handed > 0,
+        counter(&summary, "gwlb_handed_over_packets_total") > 0,
         "some datagrams reached the other worker: {summary}"
     );
     assert!(
         summary.contains("packets 48 (allowed 48, denied 0)"),
         "{summary}"
     );
+}
+
+/// Sends `payloads` (all of the first one's length but the last, which may
+/// be shorter) as one UDP GSO send, as a load balancer's NIC might deliver
+/// them: the appliance receives them coalesced.
+fn send_train(g: &Gwlb, from: &UdpSocket, payloads: &[Vec<u8>]) {
+    use std::os::fd::AsFd;
+    socket::set_udp_segment(from.as_fd(), payloads[0].len() as u16).unwrap();
+    g.send(from, &payloads.concat());
+    socket::set_udp_segment(from.as_fd(), 0).unwrap();
+}
+
+/// Both ways out, UDP sockets with GSO and the raw socket, return every
+/// packet in order and byte for byte, from the address it was sent to (the
+/// appliance listens on the wildcard address here) and the port the load
+/// balancer sent it from: single datagrams of mixed sizes, and coalesced
+/// runs.
+#[test]
+fn both_return_paths_answer_from_the_address_each_packet_was_sent_to() {
+    need_root!();
+    for (udp_returns, port) in [(true, 16081), (false, 16082)] {
+        let tuning = Tuning {
+            udp_returns,
+            ..Tuning::default()
+        };
+        let app = InProcess::start(&format!("0.0.0.0:{port}"), 2, tuning);
+        let mut returned = 0;
+        for net in [74u8, 75] {
+            let g = Gwlb::beside_wildcard(
+                format!("127.{net}.0.1").parse().unwrap(),
+                format!("127.{net}.0.2").parse().unwrap(),
+                port,
+            );
+            let t = Tcp::new(
+                &g,
+                "198.51.100.7",
+                40100 + u16::from(net),
+                "10.0.1.10",
+                443,
+                0xe1,
+            );
+            t.handshake();
+            let mut sent: Vec<(u16, Vec<u8>)> = Vec::new();
+            let port_of = |s: &UdpSocket| s.local_addr().unwrap().port();
+            // Runs of one size cut by shorter and longer packets, both ways.
+            for k in 0..60usize {
+                let data = vec![k as u8; [100, 100, 10, 100, 1400][k % 5]];
+                let (from, p) = if k % 30 < 25 {
+                    (&t.fwd, t.to_server(PSH_ACK, &data))
+                } else {
+                    (&t.rev, t.to_client(PSH_ACK, &data))
+                };
+                g.send(from, &p);
+                sent.push((port_of(from), p));
+            }
+            let mut train: Vec<Vec<u8>> =
+                (0..40u8).map(|k| t.to_server(PSH_ACK, &[k; 200])).collect();
+            train.push(t.to_server(PSH_ACK, &[0xee; 20]));
+            send_train(&g, &t.fwd, &train);
+            sent.extend(train.into_iter().map(|p| (port_of(&t.fwd), p)));
+            let mut got = Vec::new();
+            while got.len() < sent.len() {
+                let (src, p) = g
+                    .recv(Duration::from_secs(3))
+                    .unwrap_or_else(|| panic!("{} of {} back", got.len(), sent.len()));
+                assert_eq!(
+                    src.ip(),
+                    g.appliance.ip(),
+                    "from the address it was sent to"
+                );
+                got.push((src.port(), p));
+            }
+            for from in [&t.fwd, &t.rev] {
+                let want: Vec<_> = sent.iter().filter(|s| s.0 == port_of(from)).collect();
+                let have: Vec<_> = got.iter().filter(|s| s.0 == port_of(from)).collect();
+                assert!(
+                    have == want,
+                    "in order, byte for byte, from the sender's port"
+                );
+            }
+            returned += 3 + sent.len() as u64;
+        }
+        let summary = app.stop();
+        assert_eq!(
+            counter(&summary, "gwlb_returned_packets_total"),
+            returned,
+            "{summary}"
+        );
+        let raw = if udp_returns { 0 } else { returned };
+        assert_eq!(
+            counter(&summary, "gwlb_returned_raw_packets_total"),
+            raw,
+            "{summary}"
+        );
+        assert_eq!(counter(&summary, "gwlb_send_errors_total"), 0, "{summary}");
+        if udp_returns {
+            assert!(
+                counter(&summary, "gwlb_return_sends_total") < returned,
+                "runs of returns go down together: {summary}"
+            );
+        }
+    }
+}
+
+/// Where a UDP socket cannot be bound to the return's ends, the raw socket
+/// returns the packet as well.
+#[test]
+fn returns_go_through_the_raw_socket_where_no_udp_socket_can_be_bound() {
+    need_root!();
+    let app = InProcess::start("127.78.0.2:6081", 2, Tuning::default());
+    let g = Gwlb::new(ip("127.78.0.1"), ip("127.78.0.2"));
+    let t = Tcp::new(&g, "198.51.100.7", 40200, "10.0.1.10", 443, 0xe1);
+    // The load balancer sends from the port the appliance listens on ...
+    g.round_trip(&g.rx, &t.to_server(SYN, b""));
+    // ... or from a port taken on the appliance's address.
+    let taken = SocketAddr::new(g.appliance.ip(), t.rev.local_addr().unwrap().port());
+    let _taken = UdpSocket::bind(taken).unwrap();
+    g.round_trip(&t.rev, &t.to_client(SYN_ACK, b""));
+    g.round_trip(&t.fwd, &t.to_server(ACK, b""));
+    g.round_trip(&g.rx, &t.to_server(PSH_ACK, b"x"));
+    g.round_trip(&t.rev, &t.to_client(PSH_ACK, b"y"));
+    let summary = app.stop();
+    for (name, want) in [
+        ("gwlb_returned_packets_total", 5),
+        ("gwlb_returned_raw_packets_total", 4),
+        ("gwlb_return_sockets_opened_total", 1),
+        ("gwlb_return_socket_failures_total", 2),
+        ("gwlb_send_errors_total", 0),
+    ] {
+        assert_eq!(counter(&summary, name), want, "{name}: {summary}");
+    }
 }
 
 /// IPv6 outside too, in a network namespace of its own (loopback has one
@@ -887,6 +1068,8 @@ fn ipv6_outer_inside() {
             "[fd00:6081::2]:6081",
             "--health",
             "127.0.0.1:8080",
+            "--metrics",
+            "127.0.0.1:9100",
             "--workers",
             "2",
         ])
@@ -911,6 +1094,23 @@ fn ipv6_outer_inside() {
             &[t6.to_server(SYN, b"")[..3].to_vec()],
             &t6.rev,
             &t6.to_client(PSH_ACK, b"v6"),
+        );
+        // Through UDP sockets bound to the IPv6 address, not the raw socket.
+        let metrics: SocketAddr = "127.0.0.1:9100".parse().unwrap();
+        wait_until("the returns to be counted", Duration::from_secs(5), || {
+            let (_, m) = http_get(metrics, "/metrics").expect("metrics answer");
+            metric(&m, "sgplane_gwlb_returned_packets_total") == 7
+        });
+        let (_, m) = http_get(metrics, "/metrics").expect("metrics answer");
+        assert_eq!(
+            metric(&m, "sgplane_gwlb_returned_raw_packets_total"),
+            0,
+            "{m}"
+        );
+        assert_eq!(
+            metric(&m, "sgplane_gwlb_return_socket_failures_total"),
+            0,
+            "{m}"
         );
     });
     let _ = child.kill();

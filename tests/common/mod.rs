@@ -1,5 +1,6 @@
 //! Helpers the integration tests share: whether they can build their network
-//! labs here.
+//! labs here. Each test crate uses what it needs.
+#![allow(dead_code)]
 
 use std::process::Command;
 

@@ -1,7 +1,8 @@
 //! Frames: a received GENEVE datagram with an outer IP and UDP header in
 //! front, so the engine parses it like any captured GENEVE packet (and
 //! finds the inner packet, its zone and what is malformed), and so that an
-//! allowed one is already the packet the raw socket returns.
+//! allowed one is already the packet the raw socket returns; a UDP return
+//! socket sends what follows its UDP header ([`ends`]).
 //!
 //! The header is written the way the return goes out (SPEC §5): source the
 //! address the datagram was sent to, destination the load balancer node, UDP
@@ -26,7 +27,7 @@ const TTL: u8 = 64;
 const DONT_FRAGMENT: u16 = 0x4000;
 
 /// Both ends of a received datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Outer {
     /// The load balancer node and the source port it chose.
     pub peer: SocketAddr,
@@ -147,6 +148,29 @@ fn ipv6_header(src: Ipv6Addr, dst: Ipv6Addr, payload: u16) -> [u8; IPV6_HEADER] 
     h
 }
 
+/// The two ends of a frame made by [`FrameBatch::push`], and where its UDP
+/// payload (the GENEVE header and what follows, as received) starts.
+///
+/// # Panics
+/// If `frame` is shorter than its IP and UDP headers.
+pub fn ends(frame: &[u8]) -> (Outer, usize) {
+    let (local, peer, udp) = if frame[0] >> 4 == 4 {
+        let s: [u8; 4] = frame[12..16].try_into().expect("an IPv4 header");
+        let d: [u8; 4] = frame[16..20].try_into().expect("an IPv4 header");
+        (IpAddr::from(s), IpAddr::from(d), IPV4_HEADER)
+    } else {
+        let s: [u8; 16] = frame[8..24].try_into().expect("an IPv6 header");
+        let d: [u8; 16] = frame[24..40].try_into().expect("an IPv6 header");
+        (IpAddr::from(s), IpAddr::from(d), IPV6_HEADER)
+    };
+    let port = u16::from_be_bytes([frame[udp], frame[udp + 1]]);
+    let outer = Outer {
+        peer: SocketAddr::new(peer, port),
+        local,
+    };
+    (outer, udp + UDP_HEADER)
+}
+
 /// Turns an allowed frame (made by [`FrameBatch::push`]) into the return:
 /// destination port `port` (the one the datagram arrived on) and, for IPv6,
 /// the UDP checksum. Returns where to send it (port 0: raw sockets have none).
@@ -240,6 +264,25 @@ mod tests {
             };
             assert_eq!((p.src, p.dst), (ip("10.0.0.1"), ip("10.0.0.2")));
             assert_eq!(p.tunnel.unwrap().zone, Some(0xe1));
+        }
+    }
+
+    #[test]
+    fn a_frame_gives_back_its_ends_and_payload() {
+        for (node, appliance) in [
+            (ip("192.0.2.1"), ip("192.0.2.2")),
+            (ip("2001:db8::1"), ip("2001:db8::2")),
+        ] {
+            let p = payload(node, appliance, 7);
+            let outer = Outer {
+                peer: SocketAddr::new(node, 33000),
+                local: appliance,
+            };
+            let mut b = FrameBatch::default();
+            assert!(b.push(&outer, &p));
+            let (got, at) = ends(b.frame(0));
+            assert_eq!(got, outer);
+            assert_eq!(&b.frame(0)[at..], &p[..]);
         }
     }
 

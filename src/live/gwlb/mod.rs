@@ -10,8 +10,8 @@
 //!
 //! - Workers, one per core, each with its own [`Engine`] (conntrack,
 //!   counters), its own UDP socket on the listen address (one
-//!   `SO_REUSEPORT` group) read with `recvmmsg` and UDP GRO, and its own raw
-//!   socket for the returns, written with `sendmmsg` ([`socket`]).
+//!   `SO_REUSEPORT` group) read with `recvmmsg` and UDP GRO, and its own
+//!   sockets for the returns ([`socket`], `returns.rs`).
 //! - Both directions of an inner flow must meet one worker's conntrack, but
 //!   the kernel spreads datagrams by their *outer* addresses and ports. A
 //!   classic BPF program on the socket group makes the kernel deliver each
@@ -24,6 +24,19 @@
 //!   (`frame.rs`): the engine judges it like any captured GENEVE packet (zone
 //!   from the endpoint id, malformed GENEVE counted), and an allowed frame
 //!   already is the return.
+//! - Returns go out through UDP sockets, one per (address the datagram was
+//!   sent to, load balancer source port, node), bound and connected to
+//!   those ends and opened on first use: the kernel writes the outer
+//!   headers, and each run of equal-size returns of one socket in a batch
+//!   goes down as one UDP GSO send, which crosses the stack as one packet
+//!   (on loopback all the way to a receiver with UDP GRO). That is what
+//!   makes the returns cheap: through a raw socket every return crosses the
+//!   stack alone. The raw socket (`IPPROTO_RAW`, `sendmmsg`) still sends
+//!   the frames as they stand where no UDP socket can be had — the port is
+//!   taken on this host or is the listening port, the worker holds its
+//!   most sockets ([`Tuning::return_sockets`]), the kernel refused a send —
+//!   and everything with [`Tuning::udp_returns`] off. Both ways send the
+//!   same bytes: the UDP socket gets the frame after its UDP header.
 //! - Every packet goes back with its own GENEVE header, byte for byte: that
 //!   is the header last received for its flow, so a new cookie is reflected
 //!   at once, and no per-flow header needs keeping.
@@ -36,11 +49,12 @@
 //!   connections for nothing.
 
 mod frame;
+mod returns;
 pub mod socket;
 pub mod steer;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,8 +63,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use crossbeam::channel::{self, Receiver, Sender};
 
-use self::frame::{make_return, FrameBatch, Outer};
-use self::socket::{RawSocket, RecvBatch, SendBatch, UdpSocket, Waker};
+use self::frame::{FrameBatch, Outer};
+use self::returns::Returns;
+use self::socket::{RawSocket, RecvBatch, UdpSocket, Waker};
 use super::control::{self, Control};
 use super::metrics::{self, Metrics};
 use crate::engine::{Engine, Input, Judgement};
@@ -84,6 +99,12 @@ pub struct Tuning {
     /// Let the kernel deliver each datagram to its owner (default on);
     /// without it, half the datagrams of two workers are handed over.
     pub kernel_steering: bool,
+    /// Return through UDP sockets with UDP GSO, the raw socket only where
+    /// they cannot (default on); off: every return through the raw socket.
+    pub udp_returns: bool,
+    /// The most UDP return sockets a worker keeps open (default 1024;
+    /// fewer if the descriptor limit does not allow that many).
+    pub return_sockets: usize,
 }
 
 impl Default for Tuning {
@@ -92,6 +113,8 @@ impl Default for Tuning {
             batch: 64,
             gro: true,
             kernel_steering: true,
+            udp_returns: true,
+            return_sockets: 1024,
         }
     }
 }
@@ -142,6 +165,7 @@ pub fn run_tuned(
         .context(
             "opening the raw socket that returns packets (sgplane gwlb needs root or CAP_NET_RAW)",
         )?;
+    let budget = return_socket_budget(tuning.return_sockets, n);
     let metrics = Metrics::new(n, Arc::clone(&control), "gwlb");
     if let Some(addr) = opts.metrics {
         metrics::serve_metrics(addr, Arc::clone(&metrics))?;
@@ -154,7 +178,8 @@ pub fn run_tuned(
     }
     let mesh = Mesh::new(n)?;
     let gro = sockets[0].gro();
-    tracing::info!(listen = %bound, workers = n, steering, gro, "serving as a GWLB target");
+    let udp_returns = tuning.udp_returns && budget > 0;
+    tracing::info!(listen = %bound, workers = n, steering, gro, udp_returns, "serving as a GWLB target");
 
     let failure = std::thread::scope(|s| -> anyhow::Result<Option<anyhow::Error>> {
         let mut handles = Vec::new();
@@ -164,17 +189,17 @@ pub fn run_tuned(
                 mesh: &mesh,
                 control: &control,
                 metrics: &metrics,
-                port: bound.port(),
                 listen: opts.listen,
             };
             let batch = tuning.batch;
+            let returns = Returns::new(raw, udp_returns, bound.port(), budget);
             let h = std::thread::Builder::new()
                 .name(format!("gwlb-{id}"))
                 .spawn_scoped(s, move || {
                     // A worker that fails or panics stops the others: the
                     // appliance exits rather than serving a share of the flows.
                     let _stop = StopOnDrop(shared.control);
-                    Worker::new(shared, udp, raw, batch).run()
+                    Worker::new(shared, udp, returns, batch).run()
                 });
             match h {
                 Ok(h) => handles.push(h),
@@ -207,6 +232,23 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.stop();
     }
+}
+
+/// UDP return sockets per worker: as asked, but together at most half the
+/// descriptors the process may still open.
+fn return_socket_budget(asked: usize, workers: usize) -> usize {
+    let limit = socket::open_files_limit().unwrap_or(1024);
+    let spare = limit.saturating_sub(64 + 4 * workers) / 2;
+    let budget = asked.min(spare / workers);
+    if budget < asked {
+        tracing::info!(
+            budget,
+            asked,
+            limit,
+            "fewer UDP return sockets per worker: the descriptor limit (ulimit -n) is low"
+        );
+    }
+    budget
 }
 
 /// `n` sockets on `listen`, in one `SO_REUSEPORT` group (port 0: one port
@@ -301,8 +343,6 @@ struct Shared<'a> {
     mesh: &'a Mesh,
     control: &'a Control,
     metrics: &'a Metrics,
-    /// The port datagrams arrive on: the returns' destination port.
-    port: u16,
     listen: SocketAddr,
 }
 
@@ -310,22 +350,18 @@ struct Shared<'a> {
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
     received: u64,
-    returned: u64,
-    returned_bytes: u64,
     handed_over: u64,
     handover_dropped: u64,
-    send_errors: u64,
     unusable: u64,
 }
 
 struct Worker<'a> {
     sh: Shared<'a>,
     udp: UdpSocket,
-    raw: RawSocket,
+    returns: Returns,
     engine: Engine,
     generation: u64,
     rx: RecvBatch,
-    tx: SendBatch,
     own: FrameBatch,
     outbox: Vec<Option<FrameBatch>>,
     inbox: Vec<FrameBatch>,
@@ -335,7 +371,7 @@ struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(sh: Shared<'a>, udp: UdpSocket, raw: RawSocket, batch: usize) -> Worker<'a> {
+    fn new(sh: Shared<'a>, udp: UdpSocket, returns: Returns, batch: usize) -> Worker<'a> {
         let generation = sh.control.generation();
         let mut engine = Engine::new(sh.control.rules());
         engine.set_parse_options(PARSE);
@@ -343,11 +379,10 @@ impl<'a> Worker<'a> {
         let mut w = Worker {
             sh,
             udp,
-            raw,
+            returns,
             engine,
             generation,
             rx: RecvBatch::new(batch, SLOT),
-            tx: SendBatch::new(),
             own: FrameBatch::with_capacity(64 << 10, batch),
             outbox: (0..n).map(|_| None).collect(),
             inbox: Vec::new(),
@@ -400,6 +435,7 @@ impl<'a> Worker<'a> {
             if expired.elapsed() >= EXPIRE_EVERY {
                 expired = Instant::now();
                 self.engine.conntrack_mut().expire(control::now());
+                self.returns.expire();
             }
         }
         self.publish();
@@ -511,38 +547,27 @@ impl<'a> Worker<'a> {
             }
             start = end;
         }
-        if self.allowed.is_empty() {
-            return;
-        }
-        let port = self.sh.port;
-        let mut dsts = [SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0); CHUNK];
-        for group in self.allowed.chunks(CHUNK) {
-            for (d, &i) in dsts.iter_mut().zip(group) {
-                *d = make_return(batch.frame_mut(i as usize), port);
-            }
-            let packets = group
-                .iter()
-                .zip(dsts)
-                .map(|(&i, d)| (batch.frame(i as usize), d));
-            let r = self.tx.send(self.raw.as_fd(), packets);
-            self.c.returned += r.sent as u64;
-            self.c.returned_bytes += r.sent_bytes as u64;
-            self.c.send_errors += r.failed as u64;
+        if !self.allowed.is_empty() {
+            self.returns.send(batch, &self.allowed);
         }
     }
 
     fn publish(&self) {
-        let c = &self.c;
+        let (c, r) = (&self.c, self.returns.counters());
         self.sh.metrics.publish(
             self.sh.id,
             &self.engine,
             &[
                 ("gwlb_received_packets_total", c.received),
-                ("gwlb_returned_packets_total", c.returned),
-                ("gwlb_returned_bytes_total", c.returned_bytes),
+                ("gwlb_returned_packets_total", r.returned),
+                ("gwlb_returned_bytes_total", r.returned_bytes),
+                ("gwlb_returned_raw_packets_total", r.raw),
+                ("gwlb_return_sends_total", r.sends),
+                ("gwlb_return_sockets_opened_total", r.sockets_opened),
+                ("gwlb_return_socket_failures_total", r.socket_failures),
                 ("gwlb_handed_over_packets_total", c.handed_over),
                 ("gwlb_handover_dropped_packets_total", c.handover_dropped),
-                ("gwlb_send_errors_total", c.send_errors),
+                ("gwlb_send_errors_total", r.send_errors),
                 ("gwlb_unusable_datagrams_total", c.unusable),
             ],
         );

@@ -6,9 +6,15 @@
 //!   `IPV6_RECVPKTINFO`) and, with `UDP_GRO`, coalesced runs of datagrams
 //!   from one sender in one read. A classic BPF program attached to the group
 //!   ([`UdpSocket::attach_steering`]) picks the socket for each datagram.
+//! - [`ReturnSocket`]: a UDP socket per (address a datagram was sent to,
+//!   the load balancer's source port, node) that sends the returns, bound
+//!   and connected to exactly the ends a return has, with `SO_REUSEADDR` so
+//!   that each worker may have its own. [`GsoBatch`] writes runs of
+//!   equal-size returns as one UDP GSO message each, several messages per
+//!   `sendmmsg`.
 //! - [`RawSocket`]: `IPPROTO_RAW`, the IP header ours, written with
-//!   `sendmmsg` ([`SendBatch`]): the returns keep the UDP source port the
-//!   load balancer chose, which a UDP socket could not send from.
+//!   `sendmmsg` ([`SendBatch`]): the returns that no UDP socket can send
+//!   (the port is taken on this host...), or all of them when so tuned.
 //! - [`Waker`]: an eventfd that wakes a worker parked in [`wait`].
 //!
 //! Every descriptor is wrapped in an [`OwnedFd`] the moment it exists, so it
@@ -276,6 +282,12 @@ impl AsFd for UdpSocket {
     }
 }
 
+impl From<UdpSocket> for OwnedFd {
+    fn from(s: UdpSocket) -> OwnedFd {
+        s.fd
+    }
+}
+
 /// One datagram (or run of coalesced datagrams) of a [`RecvBatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Datagram {
@@ -485,6 +497,251 @@ impl RawSocket {
     }
 }
 
+/// The largest UDP payload of one send, segmented or not: an IPv4 packet
+/// of 65535 bytes less its IP and UDP headers.
+pub const MAX_SEND_PAYLOAD: usize = 65_535 - 20 - 8;
+
+/// The most datagrams the kernel cuts one UDP GSO send into
+/// (`UDP_MAX_SEGMENTS`, 64 before Linux 6.9).
+pub const MAX_SEGMENTS: usize = 64;
+
+/// A UDP socket that sends the returns of one load balancer source port:
+/// bound to (the address the datagrams arrived on, the port the load
+/// balancer sent them from), connected to (the load balancer node, the
+/// port they arrived on). The kernel writes the IP and UDP headers, so
+/// what goes down is the UDP payload (GENEVE and the inner packet), and a
+/// run of equal-size payloads goes down as one UDP GSO send
+/// ([`GsoBatch`]).
+///
+/// Several sockets may hold one address and port (`SO_REUSEADDR`: one per
+/// worker), as may any other socket that allows it. Nothing is ever read
+/// from these sockets: a filter drops whatever arrives before it is queued.
+#[derive(Debug)]
+pub struct ReturnSocket {
+    fd: OwnedFd,
+}
+
+impl ReturnSocket {
+    /// Fails where the address cannot be bound (the port is taken by a
+    /// socket without `SO_REUSEADDR`, the address is not local...). A send
+    /// blocks at most `timeout` when the socket buffer is full. The
+    /// datagrams go with DF set and are never fragmented, as through the
+    /// raw socket: one longer than the device's MTU is refused.
+    pub fn open(
+        local: SocketAddr,
+        node: SocketAddr,
+        send_buffer: usize,
+        timeout: Duration,
+    ) -> io::Result<ReturnSocket> {
+        if local.is_ipv4() != node.is_ipv4() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let domain = if local.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = new_socket(domain, libc::SOCK_DGRAM, 0)?;
+        let b = fd.as_fd();
+        set_int(b, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        if local.is_ipv4() {
+            set_int(
+                b,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_PROBE,
+            )?;
+        } else {
+            set_int(b, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+            set_int(
+                b,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_PROBE,
+            )?;
+        }
+        // Before the bind, so that nothing is ever queued: `ret #0` drops
+        // every datagram.
+        let mut drop_all = [libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        let prog = libc::sock_fprog {
+            len: 1,
+            filter: drop_all.as_mut_ptr(),
+        };
+        set_option(b, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
+        set_send_buffer(b, send_buffer);
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs() as _,
+            tv_usec: timeout.subsec_micros() as _,
+        };
+        set_option(b, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv)?;
+        let (sa, len) = SockAddr::new(local);
+        // SAFETY: `sa` is a sockaddr of `len` bytes, alive for the call.
+        cvt(unsafe { libc::bind(fd.as_raw_fd(), (&sa as *const SockAddr).cast(), len) })?;
+        let (sa, len) = SockAddr::new(node);
+        // SAFETY: as above.
+        cvt(unsafe { libc::connect(fd.as_raw_fd(), (&sa as *const SockAddr).cast(), len) })?;
+        Ok(ReturnSocket { fd })
+    }
+}
+
+impl AsFd for ReturnSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The one control message of a UDP GSO send, laid out as `CMSG_SPACE(2)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SegmentCmsg {
+    hdr: libc::cmsghdr,
+    segment: u16,
+    _pad: [u8; 6],
+}
+
+/// What became of one message of a [`GsoBatch::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    Sent,
+    /// Not sent for a passing reason (a full buffer, no memory): counted
+    /// as lost, like a raw send that fails.
+    Lost,
+    /// Not sent, nor the messages after it on this socket: the kernel
+    /// refused it (no UDP GSO on this route, MTU...), with this errno.
+    /// The caller sends them another way.
+    Refused(i32),
+}
+
+/// Buffers for sending messages on one connected UDP socket with
+/// `sendmmsg`, each a run of datagrams that the kernel cuts apart (UDP
+/// GSO, `UDP_SEGMENT`): all of a run but the last must have the length of
+/// the first, the last may be shorter.
+#[derive(Default)]
+pub struct GsoBatch {
+    iovs: Vec<libc::iovec>,
+    /// Each message's first iovec and how many.
+    starts: Vec<(usize, usize)>,
+    cmsgs: Vec<SegmentCmsg>,
+    hdrs: Vec<libc::mmsghdr>,
+    outcome: Vec<Sent>,
+}
+
+// SAFETY: as for `SendBatch`: the raw pointers are written and used within
+// one `send` call and are dead values between calls.
+unsafe impl Send for GsoBatch {}
+
+impl GsoBatch {
+    pub fn new() -> GsoBatch {
+        GsoBatch::default()
+    }
+
+    /// Sends `datagrams` as messages: message `k` is the next `runs[k]`
+    /// datagrams (at most [`MAX_SEGMENTS`], [`MAX_SEND_PAYLOAD`] bytes in
+    /// all). Returns what became of each message.
+    pub fn send<'a>(
+        &mut self,
+        fd: BorrowedFd,
+        datagrams: impl IntoIterator<Item = &'a [u8]>,
+        runs: &[usize],
+    ) -> &[Sent] {
+        self.iovs.clear();
+        self.starts.clear();
+        self.cmsgs.clear();
+        self.hdrs.clear();
+        self.outcome.clear();
+        let mut datagrams = datagrams.into_iter();
+        for &n in runs {
+            let start = self.iovs.len();
+            for d in datagrams.by_ref().take(n) {
+                self.iovs.push(libc::iovec {
+                    iov_base: d.as_ptr().cast_mut().cast(),
+                    iov_len: d.len(),
+                });
+            }
+            let got = self.iovs.len() - start;
+            // SAFETY: cmsghdr is plain data for which all zeroes is valid.
+            let mut c: SegmentCmsg = unsafe { std::mem::zeroed() };
+            c.hdr.cmsg_len = (size_of::<libc::cmsghdr>() + size_of::<u16>()) as _;
+            c.hdr.cmsg_level = SOL_UDP;
+            c.hdr.cmsg_type = libc::UDP_SEGMENT;
+            c.segment = self.iovs.get(start).map_or(0, |v| v.iov_len as u16);
+            self.cmsgs.push(c);
+            self.starts.push((start, got));
+        }
+        // Headers last, once the vectors they point into no longer move.
+        for (k, &(start, n)) in self.starts.iter().enumerate() {
+            // SAFETY: mmsghdr is plain data for which all zeroes is valid.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = self.iovs[start..].as_mut_ptr();
+            h.msg_hdr.msg_iovlen = n as _;
+            // A single datagram needs no segmenting.
+            if n > 1 {
+                h.msg_hdr.msg_control = (&mut self.cmsgs[k] as *mut SegmentCmsg).cast();
+                h.msg_hdr.msg_controllen = size_of::<SegmentCmsg>() as _;
+            }
+            self.hdrs.push(h);
+        }
+        let total = self.hdrs.len();
+        // The message sent again after an ECONNREFUSED, to do so once.
+        let mut retried = None;
+        while self.outcome.len() < total {
+            let done = self.outcome.len();
+            // SAFETY: headers `done..` point at iovecs and control messages
+            // of this batch and at the caller's datagrams, all borrowed for
+            // the call and no longer moving.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd.as_raw_fd(),
+                    self.hdrs.as_mut_ptr().add(done),
+                    (total - done) as libc::c_uint,
+                    0,
+                )
+            };
+            if r > 0 {
+                self.outcome.extend((0..r).map(|_| Sent::Sent));
+                continue;
+            }
+            if r == 0 {
+                self.outcome.push(Sent::Lost);
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error().unwrap_or(0) {
+                libc::EINTR => {}
+                // An ICMP error about an earlier send, reported (and
+                // cleared) instead of sending: this one was not sent.
+                libc::ECONNREFUSED if retried != Some(done) => retried = Some(done),
+                libc::EAGAIN | libc::ENOBUFS | libc::ENOMEM | libc::ECONNREFUSED => {
+                    tracing::trace!(error = %e, "return not sent");
+                    self.outcome.push(Sent::Lost);
+                }
+                errno => {
+                    tracing::debug!(error = %e, "returns refused by a UDP socket");
+                    self.outcome
+                        .extend((done..total).map(|_| Sent::Refused(errno)));
+                }
+            }
+        }
+        &self.outcome
+    }
+}
+
+/// The most descriptors this process may have open (`RLIMIT_NOFILE`).
+pub fn open_files_limit() -> Option<usize> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `l`, alive for the call.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) };
+    (r == 0).then(|| usize::try_from(l.rlim_cur).unwrap_or(usize::MAX))
+}
+
 /// What a [`SendBatch::send`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SendReport {
@@ -671,6 +928,72 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(got, vec![vec![0; 5], vec![1; 5], vec![2; 5]]);
+    }
+
+    #[test]
+    fn return_sockets_send_runs_cut_apart_from_the_ends_they_were_opened_with() {
+        let node = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        node.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let to = node.local_addr().unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let open = || ReturnSocket::open(port, to, 1 << 20, Duration::from_millis(100));
+        // One per worker for the same ends.
+        let (s, _twin) = (open().unwrap(), open().unwrap());
+        let datagrams: Vec<Vec<u8>> = vec![vec![1; 50], vec![2; 50], vec![3; 20], vec![4; 70]];
+        let mut gso = GsoBatch::new();
+        let sent = gso.send(s.as_fd(), datagrams.iter().map(|d| &d[..]), &[3, 1]);
+        assert_eq!(sent, &[Sent::Sent, Sent::Sent]);
+        let mut buf = [0u8; 2048];
+        for d in &datagrams {
+            let (n, from) = node.recv_from(&mut buf).unwrap();
+            assert_eq!((from, &buf[..n]), (port, &d[..]));
+        }
+    }
+
+    #[test]
+    fn returns_to_a_closed_port_are_sent_all_the_same() {
+        // Each send draws an ICMP port unreachable, which the next reports.
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let s = ReturnSocket::open(port, closed, 1 << 20, Duration::from_millis(100)).unwrap();
+        let d = [7u8; 30];
+        let mut gso = GsoBatch::new();
+        for _ in 0..3 {
+            let sent = gso.send(s.as_fd(), [&d[..]; 6], &[1, 2, 1, 2]);
+            assert_eq!(sent, &[Sent::Sent; 4]);
+        }
+    }
+
+    #[test]
+    fn a_run_the_kernel_refuses_is_reported_with_what_follows_it() {
+        let node = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let s = ReturnSocket::open(
+            port,
+            node.local_addr().unwrap(),
+            1 << 20,
+            Duration::from_millis(100),
+        )
+        .unwrap();
+        let (small, big) = (vec![0u8; 10], vec![0u8; 40_000]);
+        let mut gso = GsoBatch::new();
+        // 80,000 bytes are more than one send may carry.
+        let sent = gso.send(s.as_fd(), [&small[..], &big, &big, &small], &[1, 2, 1]);
+        assert_eq!(sent[0], Sent::Sent);
+        assert!(matches!(sent[1], Sent::Refused(_)), "{sent:?}");
+        assert_eq!(sent[1], sent[2]);
     }
 
     #[test]
