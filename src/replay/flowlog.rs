@@ -39,7 +39,7 @@ struct Counts {
 /// Flow records being aggregated.
 #[derive(Debug, Default)]
 pub struct FlowLog {
-    flows: HashMap<Key, Counts>,
+    flows: HashMap<Key, Counts, foldhash::fast::RandomState>,
 }
 
 impl FlowLog {

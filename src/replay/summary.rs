@@ -85,7 +85,7 @@ pub struct Report {
     /// Set when the capture ended early: where, and why.
     pub stopped: Option<Stopped>,
     #[serde(skip)]
-    denied_flows: HashMap<DenyKey, (u64, Judgement)>,
+    denied_flows: HashMap<DenyKey, (u64, Judgement), foldhash::fast::RandomState>,
     #[serde(skip)]
     deny_order: Vec<DenyKey>,
     #[serde(skip)]
@@ -120,7 +120,7 @@ impl Report {
             unsupported_link_types: BTreeMap::new(),
             malformed: BTreeMap::new(),
             stopped: None,
-            denied_flows: HashMap::new(),
+            denied_flows: HashMap::default(),
             deny_order: Vec::new(),
             first_ns: 0,
             last_ns: 0,
