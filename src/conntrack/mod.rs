@@ -406,6 +406,14 @@ fn track_in<A: Addr>(
                     t.remove(i);
                     return Outcome::New;
                 }
+                // A RST before any reply (the reply may be the RST itself):
+                // Linux deletes the entry at once ("if only reply is a RST, we
+                // can consider ourselves not to have an established
+                // connection") and lets the RST through.
+                Transition::To(_) if flags & tcp::RST != 0 && s.flags & flag::SEEN_REPLY == 0 => {
+                    t.remove(i);
+                    return Outcome::Tracked;
+                }
                 Transition::To(new) => s.tcp = new as u8,
             }
         }

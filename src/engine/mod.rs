@@ -355,7 +355,10 @@ impl Engine {
                 return with(Verdict::Allow, Reason::NeighborDiscovery);
             }
         }
-        if let Some(q) = p.quoted(frame) {
+        // An error relates to a flow only when it goes to the host that sent
+        // the packet it quotes (Linux `nf_conntrack_inet_error`: "outer daddr
+        // != inner"); one sent elsewhere is judged by the rules.
+        if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
             let k = FlowKey {
                 zone: zone.unwrap_or(0),
                 src: q.src,

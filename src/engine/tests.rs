@@ -180,6 +180,21 @@ fn rst_closes_with_the_transitory_timeout() {
 }
 
 #[test]
+fn a_rst_before_any_reply_deletes_the_entry() {
+    // The server refuses: its RST passes, and the entry goes with it (as in
+    // Linux), so what the server sends next is a new flow for the rules.
+    let mut e = engine();
+    run(&mut e, &tcp(C, S, 40001, 80, SYN), T0);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40001, RST | ACK), T0 + 1), EST);
+    assert!(e.conntrack().is_empty());
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40001, ACK), T0 + 2), NO_RULE);
+    // The client gives up before any answer: the same.
+    run(&mut e, &tcp(C, S, 40002, 80, SYN), T0 + 3);
+    assert_eq!(run(&mut e, &tcp(C, S, 40002, 80, RST), T0 + 4), EST);
+    assert!(e.conntrack().is_empty());
+}
+
+#[test]
 fn tcp_timeouts_by_state() {
     let mut e = engine();
     run(&mut e, &tcp(C, S, 40000, 80, SYN), T0);
@@ -275,6 +290,11 @@ fn icmp_errors_relate_to_tracked_flows() {
         run(&mut e, &ttl, T0 + SEC),
         (Verdict::Allow, Reason::Related)
     );
+    // Nor one about the client's query sent to another host: only the sender
+    // of the quoted packet gets its errors (the server's rules allow no ICMP
+    // type 3).
+    let elsewhere = build::icmp_error(ip("10.0.0.254"), ip(S), 3, 1, &query);
+    assert_eq!(run(&mut e, &elsewhere, T0 + SEC), NO_RULE);
     // An error quoting another flow is not.
     let other = build::icmp_error(
         ip(S),

@@ -505,8 +505,12 @@ impl<'a> Export<'a> {
         );
         let _ = writeln!(
             o,
-            "#   nf_conntrack_generic_timeout={}; nf_conntrack_tcp_be_liberal=1 (sgplane tracks no TCP windows).",
+            "#   nf_conntrack_generic_timeout={}; nf_conntrack_tcp_be_liberal=1 and",
             c.other
+        );
+        let _ = writeln!(
+            o,
+            "#   nf_conntrack_tcp_ignore_invalid_rst=1 (sgplane tracks no TCP windows or RST sequence numbers)."
         );
         let _ = writeln!(
             o,
