@@ -10,8 +10,10 @@
 //!   rules in decision order (priority, deny before allow, file order), each
 //!   with a counter and the rule's name as comment, ending in `drop` (`no-rule`);
 //! - verdict maps from an address to its interface's chain (`egress_v4`, …);
-//! - the `forward` chain (policy drop): `ct state established,related accept`,
-//!   `ct state invalid drop`, neighbour discovery per the settings, then
+//! - the `forward` chain (policy drop): `ct state established,related accept`
+//!   (except for the ICMP request/reply pairs sgplane does not track),
+//!   `ct state invalid drop` (except ICMP, which sgplane judges by the rules
+//!   where Linux finds it invalid), neighbour discovery per the settings, then
 //!   "both must allow" in two stages: the source's egress chain, whose allow
 //!   rules `return` to `forward`, then the destination's ingress chain, whose
 //!   allow rules `accept`; a packet whose destination is no interface and
@@ -389,9 +391,22 @@ impl<'a> Export<'a> {
             o,
             "\t\ttype filter hook forward priority filter; policy drop;"
         );
+        // sgplane tracks ICMP echo only: the other request/reply pairs Linux
+        // tracks (timestamp, information, address mask; IPv6 node
+        // information) are judged by the rules in both directions, and ICMP
+        // that Linux finds invalid (types it cannot track, echo replies and
+        // errors about no tracked flow) by the rules too.
         let _ = writeln!(
             o,
-            "\t\tct state established,related counter accept comment \"established, related\""
+            "\t\tct state established,related meta l4proto != {{ icmp, ipv6-icmp }} counter accept comment \"established, related\""
+        );
+        let _ = writeln!(
+            o,
+            "\t\tct state established,related icmp type != {{ 13-18 }} counter accept comment \"established, related\""
+        );
+        let _ = writeln!(
+            o,
+            "\t\tct state established,related icmpv6 type != {{ 139, 140 }} counter accept comment \"established, related\""
         );
         if s.allow_neighbor_discovery {
             let _ = writeln!(
@@ -399,7 +414,10 @@ impl<'a> Export<'a> {
                 "\t\ticmpv6 type 133-137 counter accept comment \"neighbor-discovery\""
             );
         }
-        let _ = writeln!(o, "\t\tct state invalid counter drop comment \"invalid\"");
+        let _ = writeln!(
+            o,
+            "\t\tct state invalid meta l4proto != {{ icmp, ipv6-icmp }} counter drop comment \"invalid\""
+        );
         let _ = writeln!(
             o,
             "\t\t# The source's egress rules: allow returns here, deny drops."
@@ -514,13 +532,24 @@ impl<'a> Export<'a> {
         );
         let _ = writeln!(
             o,
-            "# - The kernel reassembles fragments before judging; an ICMP error about no tracked"
+            "# - The kernel reassembles fragments before judging. It tracks ICMP request/reply"
         );
         let _ = writeln!(
             o,
-            "#   flow and an echo reply without a request are `invalid` there (sgplane judges them"
+            "#   pairs other than echo, and finds some ICMP invalid (echo replies and errors about"
         );
-        let _ = writeln!(o, "#   by the rules).");
+        let _ = writeln!(
+            o,
+            "#   no tracked flow, types it cannot track): sgplane does neither, so the forward"
+        );
+        let _ = writeln!(
+            o,
+            "#   chain below sends all of those to the rules. SCTP is tracked by its own state"
+        );
+        let _ = writeln!(
+            o,
+            "#   machine and ports in the kernel, by address pair in sgplane (an other protocol)."
+        );
         let _ = writeln!(o);
     }
 
