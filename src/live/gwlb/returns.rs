@@ -88,8 +88,9 @@ pub struct Returns {
     sockets: Vec<Option<(Outer, ReturnSocket)>>,
     free: Vec<u32>,
     sweep: u32,
-    /// This batch's UDP returns: (socket slot, frame).
-    plan: Vec<(u32, u32)>,
+    /// This batch's UDP returns: (socket slot, frame, where its UDP payload
+    /// starts).
+    plan: Vec<(u32, u32, u32)>,
     /// This batch's raw returns: frames.
     raw_frames: Vec<u32>,
     runs: Vec<usize>,
@@ -131,7 +132,7 @@ impl Returns {
             // Frames of one coalesced run share their key: look it up once.
             let mut last: Option<(Outer, Route)> = None;
             for &i in allowed {
-                let (key, _) = ends(batch.frame(i as usize));
+                let (key, payload) = ends(batch.frame(i as usize));
                 let route = match last {
                     Some((k, r)) if k == key => r,
                     _ => {
@@ -141,7 +142,7 @@ impl Returns {
                     }
                 };
                 match route {
-                    Route::Udp(slot) => self.plan.push((slot, i)),
+                    Route::Udp(slot) => self.plan.push((slot, i, payload as u32)),
                     Route::Raw => self.raw_frames.push(i),
                 }
             }
@@ -235,24 +236,16 @@ impl Returns {
             let end = at + self.plan[at..].iter().take_while(|p| p.0 == slot).count();
             let frames = &self.plan[at..end];
             at = end;
-            let payload = |i: u32| {
-                let f = batch.frame(i as usize);
-                &f[ends(f).1..]
-            };
+            let payload = |&(_, i, at): &(u32, u32, u32)| &batch.frame(i as usize)[at as usize..];
             self.runs.clear();
-            plan_runs(
-                frames.iter().map(|&(_, i)| payload(i).len()),
-                &mut self.runs,
-            );
+            plan_runs(frames.iter().map(|f| payload(f).len()), &mut self.runs);
             let Some((key, socket)) = &self.sockets[slot as usize] else {
                 continue;
             };
             let key = *key;
-            let outcome = self.gso.send(
-                socket.as_fd(),
-                frames.iter().map(|&(_, i)| payload(i)),
-                &self.runs,
-            );
+            let outcome = self
+                .gso
+                .send(socket.as_fd(), frames.iter().map(payload), &self.runs);
             let mut refused = false;
             let mut k = 0;
             for (&n, sent) in self.runs.iter().zip(outcome) {
@@ -262,14 +255,14 @@ impl Returns {
                     Sent::Sent => {
                         self.c.returned += n as u64;
                         self.c.sends += 1;
-                        for &(_, i) in run {
+                        for &(_, i, _) in run {
                             self.c.returned_bytes += batch.frame(i as usize).len() as u64;
                         }
                     }
                     Sent::Lost => self.c.send_errors += n as u64,
                     Sent::Refused(_) => {
                         refused = true;
-                        self.raw_frames.extend(run.iter().map(|&(_, i)| i));
+                        self.raw_frames.extend(run.iter().map(|&(_, i, _)| i));
                     }
                 }
             }
