@@ -128,6 +128,10 @@ impl Stats {
 /// A frame of a batch, parsed, with its flow key when it has one.
 type Parsed = (Result<Frame, ParseError>, Option<(Prepared, Class)>);
 
+/// How many frames [`Engine::process_batch`] parses, and whose conntrack
+/// slots it prefetches, ahead of the one it judges.
+const AHEAD: usize = 8;
+
 /// The data plane's decision core.
 pub struct Engine {
     rules: Arc<Ruleset>,
@@ -136,7 +140,7 @@ pub struct Engine {
     parse: ParseOptions,
     stats: Stats,
     /// Parsed frames and their flow keys of the batch being judged.
-    scratch: Vec<Parsed>,
+    scratch: std::collections::VecDeque<Parsed>,
 }
 
 impl Engine {
@@ -152,7 +156,7 @@ impl Engine {
             fragments: FragmentMemory::default(),
             parse: ParseOptions::default(),
             stats,
-            scratch: Vec::with_capacity(32),
+            scratch: std::collections::VecDeque::with_capacity(AHEAD + 1),
         }
     }
 
@@ -232,15 +236,17 @@ impl Engine {
     }
 
     /// Judges a batch of frames in order, appending one judgement per frame
-    /// to `out`. Faster than one `process` call per frame: the conntrack slots
-    /// of a whole batch are fetched into the cache before any is needed.
+    /// to `out`. Faster than one `process` call per frame: each frame is
+    /// parsed and its conntrack slot fetched into the cache [`AHEAD`] frames
+    /// before it is judged, so the memory system always has slots in flight.
     pub fn process_batch(&mut self, frames: &[Input], out: &mut Vec<Judgement>) {
-        const BATCH: usize = 32;
         let mut scratch = std::mem::take(&mut self.scratch);
-        for chunk in frames.chunks(BATCH) {
-            scratch.clear();
-            for f in chunk {
-                let r = parse(f.link, f.data, f.orig_len.max(f.data.len()), self.parse);
+        scratch.clear();
+        let mut fetched = frames.iter();
+        for f in frames {
+            while scratch.len() <= AHEAD {
+                let Some(g) = fetched.next() else { break };
+                let r = parse(g.link, g.data, g.orig_len.max(g.data.len()), self.parse);
                 let key = match &r {
                     Ok(Frame::Ip(p)) => self.flow_key(p).map(|(k, class)| {
                         let prep = self.conntrack.prepare(&k);
@@ -249,16 +255,15 @@ impl Engine {
                     }),
                     _ => None,
                 };
-                scratch.push((r, key));
+                scratch.push_back((r, key));
             }
-            for (f, &(r, key)) in chunk.iter().zip(&scratch) {
-                let j = match (r, key) {
-                    (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, f.ts),
-                    (r, _) => self.judge(r, f.data, f.ts),
-                };
-                self.count(&j, f.orig_len.max(f.data.len()) as u64);
-                out.push(j);
-            }
+            let (r, key) = scratch.pop_front().expect("the current frame was parsed");
+            let j = match (r, key) {
+                (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, f.ts),
+                (r, _) => self.judge(r, f.data, f.ts),
+            };
+            self.count(&j, f.orig_len.max(f.data.len()) as u64);
+            out.push(j);
         }
         self.scratch = scratch;
     }
