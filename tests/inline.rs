@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{have, is_root};
+use common::{have, ip, is_root};
 
 const SGPLANE: &str = env!("CARGO_BIN_EXE_sgplane");
 
@@ -148,16 +148,6 @@ fn skip_unless_root(test: &str) -> bool {
         return true;
     }
     false
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A child process whose output lines arrive on a channel.

@@ -66,7 +66,7 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::DataLink;
 
 mod common;
-use common::{have, is_root};
+use common::{have, in_ns, ip, is_root};
 
 const SGPLANE: &str = env!("CARGO_BIN_EXE_sgplane");
 
@@ -140,6 +140,19 @@ fn run(test: &str, case: &Case) {
         report.mismatches == 0,
         "{test}: {} packet(s) where sgplane and the kernel differ (listed above as MISMATCH)",
         report.mismatches
+    );
+}
+
+/// [`run`] on a capture of the project with a policy written here.
+fn with_policy(test: &str, tag: &'static str, pcap: &'static str, policy: &'static str) {
+    run(
+        test,
+        &Case {
+            tag,
+            pcap,
+            policy: PolicySource::Inline(policy),
+            generate: None,
+        },
     );
 }
 
@@ -849,24 +862,6 @@ impl Drop for Lab {
     }
 }
 
-fn ip_cmd(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn in_ns(ns: &str, cmd: &[&str]) -> std::process::Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(cmd)
-        .output()
-        .expect("ip netns exec")
-}
-
 fn sysctl(ns: &str, kv: &str) {
     let out = in_ns(ns, &["sysctl", "-qw", kv]);
     assert!(
@@ -1048,9 +1043,9 @@ fn build_lab(tag: &str, ruleset: &Path, sides: &HashMap<IpAddr, Side>, dir: &Pat
     };
     for ns in [&left, &dut, &right] {
         let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        ip_cmd(&["netns", "add", ns]);
+        ip(&["netns", "add", ns]);
         lab.namespaces.push(ns.clone());
-        ip_cmd(&["-n", ns, "link", "set", "lo", "up"]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
     }
     for kv in [
         "net.ipv4.ip_forward=1",
@@ -1072,7 +1067,7 @@ fn build_lab(tag: &str, ruleset: &Path, sides: &HashMap<IpAddr, Side>, dir: &Pat
         (&left, "vl", MAC_L, "dl", MAC_DUT_L),
         (&right, "vr", MAC_R, "dr", MAC_DUT_R),
     ] {
-        ip_cmd(&[
+        ip(&[
             "link",
             "add",
             dut_dev,
@@ -1095,8 +1090,8 @@ fn build_lab(tag: &str, ruleset: &Path, sides: &HashMap<IpAddr, Side>, dir: &Pat
             "65535",
         ]);
         sysctl(&dut, &format!("net.ipv4.conf.{dut_dev}.rp_filter=0"));
-        ip_cmd(&["-n", &dut, "link", "set", dut_dev, "up"]);
-        ip_cmd(&["-n", side_ns, "link", "set", dev, "up"]);
+        ip(&["-n", &dut, "link", "set", dut_dev, "up"]);
+        ip(&["-n", side_ns, "link", "set", dev, "up"]);
     }
 
     // Routes and neighbours: every address out of its side's veth.
@@ -1118,7 +1113,7 @@ fn build_lab(tag: &str, ruleset: &Path, sides: &HashMap<IpAddr, Side>, dir: &Pat
     }
     let batch_file = dir.join("routes.batch");
     std::fs::write(&batch_file, batch).expect("write the route batch");
-    ip_cmd(&["-n", &dut, "-batch", batch_file.to_str().expect("utf-8")]);
+    ip(&["-n", &dut, "-batch", batch_file.to_str().expect("utf-8")]);
 
     // The exported ruleset, and the conntrack sysctls its header prescribes.
     let out = in_ns(&dut, &["nft", "-f", ruleset.to_str().expect("utf-8")]);
@@ -1600,14 +1595,11 @@ security_groups = ["sg-closed"]
 
 #[test]
 fn tcpdump_bgp_capture() {
-    run(
+    with_policy(
         "kernel_diff bgp-4byte-asn",
-        &Case {
-            tag: "bgp",
-            pcap: "pcaps/tcpdump-tests/bgp-4byte-asn.pcap",
-            policy: PolicySource::Inline(BGP_POLICY),
-            generate: None,
-        },
+        "bgp",
+        "pcaps/tcpdump-tests/bgp-4byte-asn.pcap",
+        BGP_POLICY,
     );
 }
 
@@ -1637,14 +1629,11 @@ security_groups = ["sg-client"]
 
 #[test]
 fn tcpdump_mptcp_capture() {
-    run(
+    with_policy(
         "kernel_diff mptcp-v0",
-        &Case {
-            tag: "mptcp",
-            pcap: "pcaps/tcpdump-tests/mptcp-v0.pcap",
-            policy: PolicySource::Inline(MPTCP_POLICY),
-            generate: None,
-        },
+        "mptcp",
+        "pcaps/tcpdump-tests/mptcp-v0.pcap",
+        MPTCP_POLICY,
     );
 }
 
@@ -1674,14 +1663,11 @@ security_groups = ["sg-client"]
 
 #[test]
 fn tcpdump_tcp_fast_open_capture() {
-    run(
+    with_policy(
         "kernel_diff tfo",
-        &Case {
-            tag: "tfo",
-            pcap: "pcaps/tcpdump-tests/tfo-5c1fa7f9ae91.pcap",
-            policy: PolicySource::Inline(TFO_POLICY),
-            generate: None,
-        },
+        "tfo",
+        "pcaps/tcpdump-tests/tfo-5c1fa7f9ae91.pcap",
+        TFO_POLICY,
     );
 }
 
@@ -1708,14 +1694,11 @@ security_groups = ["sg-controller"]
 
 #[test]
 fn tcpdump_openflow_pf5240_capture() {
-    run(
+    with_policy(
         "kernel_diff of10_pf5240",
-        &Case {
-            tag: "ofpf",
-            pcap: "pcaps/tcpdump-tests/of10_pf5240.pcap",
-            policy: PolicySource::Inline(OPENFLOW_PF_POLICY),
-            generate: None,
-        },
+        "ofpf",
+        "pcaps/tcpdump-tests/of10_pf5240.pcap",
+        OPENFLOW_PF_POLICY,
     );
 }
 
@@ -1741,14 +1724,11 @@ security_groups = ["sg-controller"]
 
 #[test]
 fn tcpdump_openflow_bsn_capture() {
-    run(
+    with_policy(
         "kernel_diff of10_7050sx_bsn",
-        &Case {
-            tag: "ofbsn",
-            pcap: "pcaps/tcpdump-tests/of10_7050sx_bsn.pcap",
-            policy: PolicySource::Inline(OPENFLOW_BSN_POLICY),
-            generate: None,
-        },
+        "ofbsn",
+        "pcaps/tcpdump-tests/of10_7050sx_bsn.pcap",
+        OPENFLOW_BSN_POLICY,
     );
 }
 
@@ -1787,14 +1767,11 @@ security_groups = ["sg-closed"]
 
 #[test]
 fn tcpdump_bgpsec_capture() {
-    run(
+    with_policy(
         "kernel_diff bgp-bgpsec",
-        &Case {
-            tag: "bgpsec",
-            pcap: "pcaps/tcpdump-tests/bgp-bgpsec.pcap",
-            policy: PolicySource::Inline(BGPSEC_POLICY),
-            generate: None,
-        },
+        "bgpsec",
+        "pcaps/tcpdump-tests/bgp-bgpsec.pcap",
+        BGPSEC_POLICY,
     );
 }
 
@@ -1823,14 +1800,11 @@ security_groups = ["sg-client"]
 
 #[test]
 fn tcpdump_mptcp_aa_capture() {
-    run(
+    with_policy(
         "kernel_diff mptcp-aa-v1",
-        &Case {
-            tag: "mptaa",
-            pcap: "pcaps/tcpdump-tests/mptcp-aa-v1.pcap",
-            policy: PolicySource::Inline(MPTCP_AA_POLICY),
-            generate: None,
-        },
+        "mptaa",
+        "pcaps/tcpdump-tests/mptcp-aa-v1.pcap",
+        MPTCP_AA_POLICY,
     );
 }
 
@@ -1856,14 +1830,11 @@ security_groups = ["sg-server"]
 
 #[test]
 fn tcpdump_pptp_capture() {
-    run(
+    with_policy(
         "kernel_diff pptp",
-        &Case {
-            tag: "pptp",
-            pcap: "pcaps/tcpdump-tests/pptp.pcap",
-            policy: PolicySource::Inline(PPTP_POLICY),
-            generate: None,
-        },
+        "pptp",
+        "pcaps/tcpdump-tests/pptp.pcap",
+        PPTP_POLICY,
     );
 }
 
@@ -1889,14 +1860,11 @@ security_groups = ["sg-server"]
 
 #[test]
 fn tcpdump_tftp_capture() {
-    run(
+    with_policy(
         "kernel_diff tftp",
-        &Case {
-            tag: "tftp",
-            pcap: "pcaps/tcpdump-tests/tftp.pcap",
-            policy: PolicySource::Inline(TFTP_POLICY),
-            generate: None,
-        },
+        "tftp",
+        "pcaps/tcpdump-tests/tftp.pcap",
+        TFTP_POLICY,
     );
 }
 
@@ -1933,14 +1901,11 @@ security_groups = ["sg-server"]
 
 #[test]
 fn tcpdump_afs_capture() {
-    run(
+    with_policy(
         "kernel_diff afs",
-        &Case {
-            tag: "afs",
-            pcap: "pcaps/tcpdump-tests/afs.pcap",
-            policy: PolicySource::Inline(AFS_POLICY),
-            generate: None,
-        },
+        "afs",
+        "pcaps/tcpdump-tests/afs.pcap",
+        AFS_POLICY,
     );
 }
 
@@ -1983,14 +1948,11 @@ security_groups = ["sg-relay"]
 
 #[test]
 fn tcpdump_dhcp_leasequery_capture() {
-    run(
+    with_policy(
         "kernel_diff dhcp-rfc4388",
-        &Case {
-            tag: "dhcplq",
-            pcap: "pcaps/tcpdump-tests/dhcp-rfc4388.pcap",
-            policy: PolicySource::Inline(DHCP_LQ_POLICY),
-            generate: None,
-        },
+        "dhcplq",
+        "pcaps/tcpdump-tests/dhcp-rfc4388.pcap",
+        DHCP_LQ_POLICY,
     );
 }
 
@@ -2016,14 +1978,11 @@ security_groups = ["sg-responder"]
 
 #[test]
 fn tcpdump_isakmp_nat_t_capture() {
-    run(
+    with_policy(
         "kernel_diff isakmp4500",
-        &Case {
-            tag: "ike",
-            pcap: "pcaps/tcpdump-tests/isakmp4500.pcap",
-            policy: PolicySource::Inline(ISAKMP_POLICY),
-            generate: None,
-        },
+        "ike",
+        "pcaps/tcpdump-tests/isakmp4500.pcap",
+        ISAKMP_POLICY,
     );
 }
 
@@ -2051,14 +2010,11 @@ security_groups = ["sg-sender"]
 
 #[test]
 fn tcpdump_syslog_capture() {
-    run(
+    with_policy(
         "kernel_diff syslog_udp",
-        &Case {
-            tag: "syslog",
-            pcap: "pcaps/tcpdump-tests/syslog_udp.pcap",
-            policy: PolicySource::Inline(SYSLOG_POLICY),
-            generate: None,
-        },
+        "syslog",
+        "pcaps/tcpdump-tests/syslog_udp.pcap",
+        SYSLOG_POLICY,
     );
 }
 
@@ -2082,14 +2038,11 @@ security_groups = ["sg-initiator"]
 
 #[test]
 fn tcpdump_sbfd_capture() {
-    run(
+    with_policy(
         "kernel_diff bfd-sbfd",
-        &Case {
-            tag: "sbfd",
-            pcap: "pcaps/tcpdump-tests/bfd-sbfd.pcap",
-            policy: PolicySource::Inline(SBFD_POLICY),
-            generate: None,
-        },
+        "sbfd",
+        "pcaps/tcpdump-tests/bfd-sbfd.pcap",
+        SBFD_POLICY,
     );
 }
 
@@ -2119,14 +2072,11 @@ security_groups = ["sg-sender"]
 
 #[test]
 fn tcpdump_ipv6_routing_header_capture() {
-    run(
+    with_policy(
         "kernel_diff ipv6-routing-header",
-        &Case {
-            tag: "rthdr",
-            pcap: "pcaps/tcpdump-tests/ipv6-routing-header.pcap",
-            policy: PolicySource::Inline(RTHDR_POLICY),
-            generate: None,
-        },
+        "rthdr",
+        "pcaps/tcpdump-tests/ipv6-routing-header.pcap",
+        RTHDR_POLICY,
     );
 }
 
@@ -2134,9 +2084,9 @@ fn tcpdump_ipv6_routing_header_capture() {
 /// 43) both ways between 204.194.23.128 and 149.28.74.237. Only
 /// 149.28.74.237 takes requests (type 42).
 ///
-/// Ignored: nf_conntrack_icmpv4_error rejects every type above
-/// NR_ICMP_TYPES (18) as "invalid icmp type" (`ct state invalid`, dropped
-/// before the rules); sgplane judges type 42 by the rules and allows it.
+/// nf_conntrack_icmpv4_error rejects every type above NR_ICMP_TYPES (18) as
+/// "invalid icmp type" (`ct state invalid`); sgplane judges type 42 by the
+/// rules, and so does the exported ruleset, which sends invalid ICMP to them.
 const PROBE_POLICY: &str = r#"
 [security_groups.sg-probed]
 ingress = [ { proto = "icmp", icmp_type = 42, from = "0.0.0.0/0" } ]
@@ -2156,24 +2106,21 @@ security_groups = ["sg-closed"]
 
 #[test]
 fn tcpdump_icmp_extended_echo_capture() {
-    run(
+    with_policy(
         "kernel_diff icmp-rfc8335",
-        &Case {
-            tag: "probe4",
-            pcap: "pcaps/tcpdump-tests/icmp-rfc8335.pcap",
-            policy: PolicySource::Inline(PROBE_POLICY),
-            generate: None,
-        },
+        "probe4",
+        "pcaps/tcpdump-tests/icmp-rfc8335.pcap",
+        PROBE_POLICY,
     );
 }
 
 /// tcpdump's `icmp6-rfc8335.pcap`: ICMPv6 extended echo (types 160 and 161)
 /// between two hosts; one takes requests, the other nothing.
 ///
-/// Ignored: 160 is an informational type conntrack cannot invert
+/// 160 is an informational type conntrack cannot invert
 /// (nf_conntrack_invert_icmpv6_tuple knows echo and node information only),
-/// so init_conntrack makes no entry and the packet is `ct state invalid`;
-/// sgplane judges it by the rules and allows it.
+/// so the packet is `ct state invalid`; sgplane judges it by the rules, and
+/// so does the exported ruleset, which sends invalid ICMP to them.
 const PROBE6_POLICY: &str = r#"
 [security_groups.sg-probed]
 ingress = [ { proto = "icmpv6", icmp_type = 160, from = "::/0" } ]
@@ -2193,14 +2140,11 @@ security_groups = ["sg-probed"]
 
 #[test]
 fn tcpdump_icmpv6_extended_echo_capture() {
-    run(
+    with_policy(
         "kernel_diff icmp6-rfc8335",
-        &Case {
-            tag: "probe6",
-            pcap: "pcaps/tcpdump-tests/icmp6-rfc8335.pcap",
-            policy: PolicySource::Inline(PROBE6_POLICY),
-            generate: None,
-        },
+        "probe6",
+        "pcaps/tcpdump-tests/icmp6-rfc8335.pcap",
+        PROBE6_POLICY,
     );
 }
 
@@ -2236,14 +2180,11 @@ security_groups = ["sg-ce"]
 #[test]
 #[ignore = "sgplane differs from the kernel by SPEC §2.6: SCTP is an other protocol there (one entry per address pair, opened by any allowed packet); Linux tracks SCTP by ports with its own state machine (needs INIT/HEARTBEAT)"]
 fn tcpdump_forces_sctp_capture() {
-    run(
+    with_policy(
         "kernel_diff forces1",
-        &Case {
-            tag: "forces",
-            pcap: "pcaps/tcpdump-tests/forces1.pcap",
-            policy: PolicySource::Inline(FORCES_POLICY),
-            generate: None,
-        },
+        "forces",
+        "pcaps/tcpdump-tests/forces1.pcap",
+        FORCES_POLICY,
     );
 }
 
@@ -2271,14 +2212,11 @@ security_groups = ["sg-gre"]
 
 #[test]
 fn tcpdump_vlan_gre_capture() {
-    run(
+    with_policy(
         "kernel_diff various_gre",
-        &Case {
-            tag: "gre",
-            pcap: "pcaps/tcpdump-tests/various_gre.pcap",
-            policy: PolicySource::Inline(GRE_POLICY),
-            generate: None,
-        },
+        "gre",
+        "pcaps/tcpdump-tests/various_gre.pcap",
+        GRE_POLICY,
     );
 }
 
@@ -2693,13 +2631,12 @@ fn write_icmp_types(path: &Path) {
     g.write(path);
 }
 
-/// Ignored: sgplane tracks only echo, and judges every other non-error ICMP
-/// type by the rules. Linux tracks timestamp, information and address-mask
-/// requests (and IPv6 node information queries), so their replies pass as
-/// established where sgplane denies them; and it cannot track the other
-/// types (NR_ICMP_TYPES check in nf_conntrack_icmpv4_error, no invmap entry
-/// for init_conntrack), which are `ct state invalid` where sgplane allows
-/// them by the rules.
+/// sgplane tracks only echo, and judges every other non-error ICMP type by
+/// the rules. Linux tracks timestamp, information and address-mask requests
+/// (and IPv6 node information queries), and cannot track the other types
+/// (NR_ICMP_TYPES check in nf_conntrack_icmpv4_error, no invmap entry for
+/// init_conntrack), which are `ct state invalid`: the exported ruleset sends
+/// both kinds to the rules, and this case checks that it does.
 #[test]
 fn conntrack_icmp_types() {
     run(
