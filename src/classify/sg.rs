@@ -36,11 +36,9 @@ const UNKNOWN: u32 = 65_536;
 
 /// The compiled fast path of one policy.
 pub struct SgClassifier {
-    /// Starts of the elementary address intervals, sorted; the first is the
-    /// first IPv4 address, and one starts at the first IPv6 address.
-    bounds: Vec<AddrKey>,
-    /// The same starts by family, as plain numbers for a quicker search: the
-    /// IPv4 ones (the first `bounds4.len()` intervals), then the IPv6 ones.
+    /// Starts of the elementary address intervals by family, sorted, as plain
+    /// numbers: the IPv4 ones (intervals `0..bounds4.len()`, the first at the
+    /// first IPv4 address), then the IPv6 ones (the first at `::`).
     bounds4: Vec<u32>,
     bounds6: Vec<u128>,
     tables: Vec<Classifier>,
@@ -94,7 +92,6 @@ impl SgClassifier {
         let bounds4 = bounds.iter().filter(|b| !b.0).map(|b| b.1 as u32).collect();
         let bounds6 = bounds.iter().filter(|b| b.0).map(|b| b.1).collect();
         SgClassifier {
-            bounds,
             bounds4,
             bounds6,
             tables,
@@ -109,7 +106,6 @@ impl SgClassifier {
             .iter()
             .map(Classifier::memory_bytes)
             .sum::<usize>()
-            + self.bounds.len() * 16
             + self.bounds4.len() * 4
             + self.bounds6.len() * 16
     }
@@ -121,7 +117,7 @@ impl SgClassifier {
 
     /// Number of elementary address intervals.
     pub fn intervals(&self) -> usize {
-        self.bounds.len()
+        self.bounds4.len() + self.bounds6.len()
     }
 
     /// The index of the elementary interval holding `a`: the last start at
