@@ -669,11 +669,13 @@ fn sighup_reloads_a_good_policy_and_keeps_the_old_one_on_error() {
     std::fs::write(a.policy_path(), "[security_groups.sg-web\n").unwrap();
     a.signal("HUP");
     a.wait_metric(r#"sgplane_policy_reloads_total{result="error"}"#, 1);
-    assert!(
-        a.stderr()
-            .contains("policy not reloaded, the old one stays"),
-        "{}",
-        a.stderr()
+    wait_until(
+        "the failed reload to be logged",
+        Duration::from_secs(2),
+        || {
+            a.stderr()
+                .contains("policy not reloaded, the old one stays")
+        },
     );
     assert!(
         a.stderr().contains("policy.toml:1:"),

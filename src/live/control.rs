@@ -92,14 +92,16 @@ impl Control {
                 let rules = p.rules.len();
                 self.rules.store(Arc::new(Ruleset::compile(p)));
                 self.generation.fetch_add(1, Ordering::AcqRel);
-                self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                // Logged before counted: whoever sees the counter move also
+                // finds the log line.
                 tracing::info!(file = %path.display(), rules, ms = started.elapsed().as_millis() as u64, "policy reloaded");
+                self.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
-                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("policy not reloaded, the old one stays: {e}");
                 tracing::error!("{msg}");
+                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
                 Err(msg)
             }
         }
