@@ -9,11 +9,15 @@
 #       = sgplane run --tap   (TAP devices moved into src and dst)
 #       = a router namespace: ip_forward, `sgplane export nftables | nft -f -`,
 #         conntrack (the kernel's forward path)
+#   The -rt modes run sgplane under `chrt -f 1` (SCHED_FIFO, inherited by its
+#   threads): on a CPU it shares with the kernel's NAPI thread, sgplane's
+#   threads are then not preempted by every wake-up of that thread.
 #
 # The same policy judges all three (bench/policy.toml below: src may send UDP
-# to dst's port 9; the addresses are the same in every topology). trafgen
-# (netsniff-ng) sends 60-byte UDP frames (64 on the wire) from src as fast as it
-# can, over 256 flows (source ports 16384-16639), for SECONDS each; the result
+# to dst's port 9; the addresses are the same in every topology).
+# examples/udp_flood.rs sends 60-byte UDP frames (64 on the wire) from src's
+# UDP sockets as fast as one thread can, over 256 flows (source ports
+# 16384-16639), for SECONDS each; the result
 # is the frames dst's interface received per second (its rx_packets counter),
 # which is what got through the DUT. dst drops them at prerouting, so its own
 # per-packet cost (which lands on the DUT's CPU in every topology: veth
@@ -24,17 +28,18 @@
 # CPUs: the sender is pinned to CPU 0 and the DUT gets CPU 1: sgplane's
 # threads are pinned there; the kernel router's forwarding (and the AF_PACKET
 # ring fill of sgplane --iface) runs there too, in the threaded NAPI poller of
-# the DUT's ingress veth (GRO on, `threaded` on, kthread pinned). RPS would be
-# the usual tool, but on this VM it stalls the sender. "offered/s" is what the
-# sender managed: where a DUT forwards all of it, the sender was the limit.
+# the DUT's ingress veth (GRO on, `threaded` on, kthread pinned; see
+# napi_on_dut). Check with PROFILE=1 that the DUT's work lands on its CPU.
+# "offered/s" is what the sender managed: where a DUT forwards all of it,
+# the sender was the limit.
 # On a machine with more cores, set DUT_CPUS (e.g. 1-3) and WORKERS.
 #
 # Usage (root): benches/inline-vs-kernel.sh [SECONDS]
 #   env: SGPLANE=path (default target/release/sgplane, built if missing),
-#        DUT_CPUS=1, SENDER_CPU=0, WORKERS=1, MODES="iface tap kernel", ROUNDS=3,
-#        PROFILE=1 to record a perf profile of the DUT CPU (--iface) into $OUT,
+#        DUT_CPUS=1, SENDER_CPU=0, WORKERS=1, MODES="iface iface-rt tap tap-rt kernel", ROUNDS=3,
+#        PROFILE=1 to record a perf profile of the DUT CPU in each mode into $OUT/perf-MODE.data,
 #        OUT=directory for logs, rulesets and profiles (default target/bench-inline).
-# Needs: iproute2, nftables, netsniff-ng (trafgen), ethtool, taskset; perf for PROFILE=1.
+# Needs: iproute2, nftables, ethtool, taskset; perf for PROFILE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,18 +48,20 @@ ROUNDS=${ROUNDS:-3}
 SENDER_CPU=${SENDER_CPU:-0}
 DUT_CPUS=${DUT_CPUS:-1}
 WORKERS=${WORKERS:-1}
-MODES=${MODES:-"iface tap kernel"}
+MODES=${MODES:-"iface iface-rt tap tap-rt kernel"}
 OUT=${OUT:-target/bench-inline}
 TAG=sgb$$
 mkdir -p "$OUT"
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 2; }
-for t in ip nft trafgen taskset ethtool; do
-  command -v $t >/dev/null || { echo "needs $t (apt-get install iproute2 nftables netsniff-ng ethtool util-linux)" >&2; exit 2; }
+for t in ip nft taskset ethtool chrt; do
+  command -v $t >/dev/null || { echo "needs $t (apt-get install iproute2 nftables ethtool util-linux)" >&2; exit 2; }
 done
 SGPLANE=${SGPLANE:-target/release/sgplane}
 if [ ! -x "$SGPLANE" ]; then cargo build --release --quiet; fi
 SGPLANE=$(realpath "$SGPLANE")
+cargo build --release --quiet --example udp_flood
+FLOOD=$(realpath target/release/examples/udp_flood)
 
 # Whatever happens, leave nothing behind.
 PIDS=()
@@ -81,22 +88,6 @@ EOF
 
 mac_of() { ip -n "$1" -j link show "$2" | sed -n 's/.*"address":"\([0-9a-f:]*\)".*/\1/p'; }
 
-# trafgen configuration: 60-byte UDP frames to MAC $1, source ports 16384-16639.
-trafgen_conf() {
-  local dmac=0x${1//:/, 0x}
-  cat <<EOF
-{
-  $dmac,
-  0x02, 0x00, 0x00, 0x00, 0x00, 0x10,
-  c16(0x0800),
-  0x45, 0x00, c16(46), c16(0), c16(0x4000), 64, 17, csumip(14, 33),
-  10, 80, 1, 10,
-  10, 80, 2, 20,
-  0x40, dinc(0, 255), c16(9), c16(26), c16(0),
-  fill(0x41, 18),
-}
-EOF
-}
 
 # The two hosts, with the same addresses in every topology. Inline, they
 # share one link, so each reaches the other's subnet directly.
@@ -124,7 +115,12 @@ NFT
 rx_packets() { ip netns exec $TAG-dst cat /sys/class/net/"$1"/statistics/rx_packets; }
 
 # Runs the NAPI poller of device $2 in namespace $1 in a thread on the DUT CPUs.
+# veth only hands a frame to its peer's NAPI when the frame is eligible for
+# GRO: with TSO on the sending device, only a socket's frames are, and only
+# when the receiver forwards UDP GRO; without `tso off` on src's end the whole
+# DUT's work would run in the sender's context, on the sender's CPU.
 napi_on_dut() {
+  ip netns exec $TAG-src ethtool -K eth0 tso off >/dev/null
   ip netns exec "$1" ethtool -K "$2" gro on >/dev/null
   ip netns exec "$1" sh -c "echo 1 > /sys/class/net/$2/threaded"
   sleep 0.2
@@ -133,23 +129,29 @@ napi_on_dut() {
 }
 
 # Sends for SECONDS_EACH; prints frames/s received by dst's device $2, and
-# frames/s sent.
-measure() { # $1: src device, $2: dst device, $3: next-hop MAC, $4: mode
-  trafgen_conf "$3" >"$OUT/trafgen.cfg"
+# frames/s sent. $3 and $5: MAC and address of src's next hop, set statically
+# (src sends nothing but the flood).
+measure() { # $1: src device, $2: dst device, $3: next-hop MAC, $4: mode, $5: next-hop address
+  ip -n $TAG-src neigh replace "$5" lladdr "$3" dev "$1"
   local before after
   before=$(rx_packets "$2")
+  if [ "${PROFILE:-0}" = 1 ] && command -v perf >/dev/null; then
+    perf record -e cpu-clock -F 2000 -g -a -C "$DUT_CPUS" -o "$OUT/perf-$4.data" -- sleep "$SECONDS_EACH" >/dev/null 2>&1 &
+    PIDS+=($!)
+  fi
   ip netns exec $TAG-src taskset -c "$SENDER_CPU" \
-    timeout "$SECONDS_EACH" trafgen -q -P 1 -i "$OUT/trafgen.cfg" -o "$1" >"$OUT/trafgen-$4.log" 2>&1 || true
+    "$FLOOD" --to 10.80.2.20:9 --flows 256 --base-port 16384 --seconds "$SECONDS_EACH" >"$OUT/sender-$4.log" 2>&1 || true
   sleep 0.2
   after=$(rx_packets "$2")
   local sent
-  sent=$(tr -d '\r' <"$OUT/trafgen-$4.log" | sed -n 's/^ *\([0-9]*\) packets outgoing.*/\1/p' | head -1)
+  sent=$(sed -n 's/^sent \([0-9]*\) .*/\1/p' "$OUT/sender-$4.log")
   echo "$(((after - before) / SECONDS_EACH)) $((${sent:-0} / SECONDS_EACH))"
 }
 
 declare -A RESULT
 
-run_iface() {
+run_iface() { # $1: mode name, $2...: command the DUT runs under (e.g. chrt -f 1)
+  local mode=$1; shift
   hosts; ip netns add $TAG-dut
   ip link add eth0 netns $TAG-src type veth peer name side-a netns $TAG-dut
   ip link add eth0 netns $TAG-dst type veth peer name side-b netns $TAG-dut
@@ -159,31 +161,28 @@ run_iface() {
   done
   address_hosts eth0 eth0 inline
   napi_on_dut $TAG-dut side-a
-  ip netns exec $TAG-dut taskset -c "$DUT_CPUS" "$SGPLANE" -c "$OUT/policy.toml" run \
-    --iface side-a --iface side-b --workers "$WORKERS" >"$OUT/sgplane-iface.out" 2>"$OUT/sgplane-iface.err" &
+  ip netns exec $TAG-dut taskset -c "$DUT_CPUS" "$@" "$SGPLANE" -c "$OUT/policy.toml" run \
+    --iface side-a --iface side-b --workers "$WORKERS" >"$OUT/sgplane-$mode.out" 2>"$OUT/sgplane-$mode.err" &
   local pid=$!; PIDS+=($pid)
   sleep 1
-  if [ "${PROFILE:-0}" = 1 ] && command -v perf >/dev/null; then
-    perf record -e cpu-clock -F 2000 -g -a -C "$DUT_CPUS" -o "$OUT/perf-iface.data" -- sleep "$SECONDS_EACH" >/dev/null 2>&1 &
-    PIDS+=($!)
-  fi
-  RESULT[iface]+="$(measure eth0 eth0 "$(mac_of $TAG-dst eth0)" iface);"
+  RESULT[$mode]+="$(measure eth0 eth0 "$(mac_of $TAG-dst eth0)" "$mode" 10.80.2.20);"
   kill -INT $pid; wait $pid || true
   sleep 0.5
   cleanup_ns
 }
 
-run_tap() {
+run_tap() { # $1: mode name, $2...: command the DUT runs under
+  local mode=$1; shift
   hosts; ip netns add $TAG-dut
-  ip netns exec $TAG-dut taskset -c "$DUT_CPUS" "$SGPLANE" -c "$OUT/policy.toml" run \
-    --tap tap-a --tap tap-b --workers "$WORKERS" >"$OUT/sgplane-tap.out" 2>"$OUT/sgplane-tap.err" &
+  ip netns exec $TAG-dut taskset -c "$DUT_CPUS" "$@" "$SGPLANE" -c "$OUT/policy.toml" run \
+    --tap tap-a --tap tap-b --workers "$WORKERS" >"$OUT/sgplane-$mode.out" 2>"$OUT/sgplane-$mode.err" &
   local pid=$!; PIDS+=($pid)
   for _ in $(seq 50); do ip -n $TAG-dut link show tap-b >/dev/null 2>&1 && break; sleep 0.1; done
   ip -n $TAG-dut link set tap-a netns $TAG-src
   ip -n $TAG-dut link set tap-b netns $TAG-dst
   address_hosts tap-a tap-b inline
   sleep 0.5
-  RESULT[tap]+="$(measure tap-a tap-b "$(mac_of $TAG-dst tap-b)" tap);"
+  RESULT[$mode]+="$(measure tap-a tap-b "$(mac_of $TAG-dst tap-b)" "$mode" 10.80.2.20);"
   kill -INT $pid; wait $pid || true
   sleep 0.5
   cleanup_ns
@@ -202,7 +201,7 @@ run_kernel() {
   address_hosts eth0 eth0 routed
   # The router must know dst's MAC before the flood starts.
   ip netns exec $TAG-rtr ping -c1 -W1 10.80.2.20 >/dev/null 2>&1 || ip -n $TAG-rtr neigh replace 10.80.2.20 lladdr "$(mac_of $TAG-dst eth0)" dev to-dst
-  RESULT[kernel]+="$(measure eth0 eth0 "$(mac_of $TAG-rtr to-src)" kernel);"
+  RESULT[kernel]+="$(measure eth0 eth0 "$(mac_of $TAG-rtr to-src)" kernel 10.80.1.1);"
   ip netns exec $TAG-rtr nft list table inet sgplane >"$OUT/ruleset-after.nft"
   cleanup_ns
 }
@@ -215,8 +214,10 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
   for m in $MODES; do
     case $m in
-      iface) run_iface ;;
-      tap) run_tap ;;
+      iface) run_iface iface env ;;
+      tap) run_tap tap env ;;
+      iface-rt) run_iface iface-rt chrt -f 1 ;;
+      tap-rt) run_tap tap-rt chrt -f 1 ;;
       kernel) run_kernel ;;
       *) echo "unknown mode $m" >&2; exit 2 ;;
     esac
@@ -230,19 +231,21 @@ done
 
 read -r kf _ <<<"${RESULT[kernel]:-0 0}"
 printf '%-38s %10s %6s %12s\n' "DUT" "frames/s" "ratio" "offered/s"
-for m in kernel iface tap; do
+for m in kernel iface iface-rt tap tap-rt; do
   [ -n "${RESULT[$m]:-}" ] || continue
   read -r f sent <<<"${RESULT[$m]}"
   case $m in
     kernel) label="kernel (nftables export + conntrack)";;
     iface) label="sgplane run --iface (AF_PACKET)";;
     tap) label="sgplane run --tap";;
+    iface-rt) label="chrt -f 1 sgplane run --iface";;
+    tap-rt) label="chrt -f 1 sgplane run --tap";;
   esac
   awk -v l="$label" -v f="$f" -v kf="$kf" -v sent="${sent:-0}" 'BEGIN {
     r = "-"; if (kf > 0) r = sprintf("%.2f", f / kf)
     printf "%-38s %10d %6s %12d\n", l, f, r, sent
   }'
 done
-for m in iface tap; do
+for m in $MODES; do
   [ -f "$OUT/sgplane-$m.out" ] && { echo "--- sgplane --$m summary"; cat "$OUT/sgplane-$m.out"; }
 done

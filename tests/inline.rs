@@ -458,7 +458,10 @@ fn tap_lab(
     let (tc, ts) = (lab.dev("c"), lab.dev("s"));
     let policy = lab.path("policy.toml");
     std::fs::write(&policy, policy_text).unwrap();
-    let mut args = vec!["--tap", &tc, "--tap", &ts, "--workers", "2"];
+    let mut args = vec!["--tap", &tc, "--tap", &ts];
+    if !extra.contains(&"--workers") {
+        args.extend(["--workers", "2"]);
+    }
     args.extend_from_slice(extra);
     let sg = sgplane_run(&lab, &policy, &args);
     ip(&["link", "set", &tc, "netns", &client]);
@@ -528,7 +531,8 @@ fn reload_keeps_established_connections_and_blocks_new_ones() {
     let mport = free_port();
     let mp = format!("127.0.0.1:{mport}");
     let Some((mut lab, sg, client, server, policy_path)) =
-        tap_lab("reload", &policy(TCP_8080), &["--metrics", &mp])
+        // One worker: the reader and the worker are one thread (`solo`).
+        tap_lab("reload", &policy(TCP_8080), &["--metrics", &mp, "--workers", "1"])
     else {
         return;
     };
@@ -586,10 +590,20 @@ fn reload_keeps_established_connections_and_blocks_new_ones() {
 
 #[test]
 fn afpacket_between_veths_with_watch_and_logs() {
-    if skip_unless_root("afpacket") {
+    afpacket_case("afpacket", "2");
+}
+
+/// The same with one worker: the readers and the worker are one thread.
+#[test]
+fn afpacket_with_one_thread_doing_everything() {
+    afpacket_case("afpsolo", "1");
+}
+
+fn afpacket_case(test: &str, workers: &str) {
+    if skip_unless_root(test) {
         return;
     }
-    let mut lab = Lab::new("afp");
+    let mut lab = Lab::new(test);
     let client = lab.netns("c");
     let server = lab.netns("s");
     let dut = lab.netns("d");
@@ -631,7 +645,7 @@ fn afpacket_between_veths_with_watch_and_logs() {
         "--iface",
         "side-s",
         "--workers",
-        "2",
+        workers,
         "--watch",
         "--verdicts",
     ]);

@@ -250,6 +250,15 @@ impl PacketRx {
         Ok(rx)
     }
 
+    /// True when a block is ready to drain: no system call needed.
+    pub fn ready(&self) -> bool {
+        self.block_ready()
+    }
+
+    pub fn raw_fd(&self) -> libc::c_int {
+        self.fd.as_raw_fd()
+    }
+
     /// Waits up to `timeout_ms` for a block of frames.
     pub fn wait(&self, timeout_ms: i32) -> io::Result<bool> {
         if self.block_ready() {

@@ -160,31 +160,47 @@ impl Tap {
     pub fn wait(&self, timeout_ms: i32) -> io::Result<bool> {
         poll_in(self.fd.as_raw_fd(), timeout_ms)
     }
+
+    pub fn raw_fd(&self) -> libc::c_int {
+        self.fd.as_raw_fd()
+    }
 }
 
 /// Waits up to `timeout_ms` for `fd` to be readable.
 pub(super) fn poll_in(fd: libc::c_int, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd {
+    Ok(poll_any([fd], timeout_ms)?[0])
+}
+
+/// Waits up to `timeout_ms` for any of `fds` to be readable; which are.
+pub(super) fn poll_any<const N: usize>(
+    fds: [libc::c_int; N],
+    timeout_ms: i32,
+) -> io::Result<[bool; N]> {
+    let mut p = fds.map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
-    };
-    // SAFETY: one valid pollfd, and we say so.
-    let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    });
+    // SAFETY: `p` is N valid pollfds, and we say so.
+    let n = unsafe { libc::poll(p.as_mut_ptr(), N as libc::nfds_t, timeout_ms) };
     if n < 0 {
         let e = io::Error::last_os_error();
         return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
+            Ok([false; N])
         } else {
             Err(e)
         };
     }
-    if p.revents & (libc::POLLERR | libc::POLLNVAL) != 0 && p.revents & libc::POLLIN == 0 {
-        return Err(io::Error::other(
-            "device error (was it deleted or moved away?)",
-        ));
+    let mut ready = [false; N];
+    for (r, p) in ready.iter_mut().zip(&p) {
+        if p.revents & (libc::POLLERR | libc::POLLNVAL) != 0 && p.revents & libc::POLLIN == 0 {
+            return Err(io::Error::other(
+                "device error (was it deleted or moved away?)",
+            ));
+        }
+        *r = p.revents & libc::POLLIN != 0;
     }
-    Ok(n > 0)
+    Ok(ready)
 }
 
 /// Sets IFF_UP on the interface `name` in the current network namespace.
