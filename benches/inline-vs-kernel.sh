@@ -12,6 +12,8 @@
 #   The -rt modes run sgplane under `chrt -f 1` (SCHED_FIFO, inherited by its
 #   threads): on a CPU it shares with the kernel's NAPI thread, sgplane's
 #   threads are then not preempted by every wake-up of that thread.
+#   tap-syscalls: TAP frames read and written one per system call
+#   (--no-io-uring) instead of in io_uring bursts.
 #
 # The same policy judges all three (bench/policy.toml below: src may send UDP
 # to dst's port 9; the addresses are the same in every topology).
@@ -36,7 +38,7 @@
 #
 # Usage (root): benches/inline-vs-kernel.sh [SECONDS]
 #   env: SGPLANE=path (default target/release/sgplane, built if missing),
-#        DUT_CPUS=1, SENDER_CPU=0, WORKERS=1, MODES="iface iface-rt tap tap-rt kernel", ROUNDS=3,
+#        DUT_CPUS=1, SENDER_CPU=0, WORKERS=1, MODES="iface iface-rt tap tap-rt tap-syscalls kernel", ROUNDS=3,
 #        PROFILE=1 to record a perf profile of the DUT CPU in each mode into $OUT/perf-MODE.data,
 #        OUT=directory for logs, rulesets and profiles (default target/bench-inline).
 # Needs: iproute2, nftables, ethtool, taskset; perf for PROFILE=1.
@@ -48,7 +50,7 @@ ROUNDS=${ROUNDS:-3}
 SENDER_CPU=${SENDER_CPU:-0}
 DUT_CPUS=${DUT_CPUS:-1}
 WORKERS=${WORKERS:-1}
-MODES=${MODES:-"iface iface-rt tap tap-rt kernel"}
+MODES=${MODES:-"iface iface-rt tap tap-rt tap-syscalls kernel"}
 OUT=${OUT:-target/bench-inline}
 TAG=sgb$$
 mkdir -p "$OUT"
@@ -173,14 +175,19 @@ run_iface() { # $1: mode name, $2...: command the DUT runs under (e.g. chrt -f 1
 
 run_tap() { # $1: mode name, $2...: command the DUT runs under
   local mode=$1; shift
+  local extra=()
+  [ "$mode" = tap-syscalls ] && extra=(--no-io-uring)
   hosts; ip netns add $TAG-dut
   ip netns exec $TAG-dut taskset -c "$DUT_CPUS" "$@" "$SGPLANE" -c "$OUT/policy.toml" run \
-    --tap tap-a --tap tap-b --workers "$WORKERS" >"$OUT/sgplane-$mode.out" 2>"$OUT/sgplane-$mode.err" &
+    --tap tap-a --tap tap-b --workers "$WORKERS" "${extra[@]}" >"$OUT/sgplane-$mode.out" 2>"$OUT/sgplane-$mode.err" &
   local pid=$!; PIDS+=($pid)
   for _ in $(seq 50); do ip -n $TAG-dut link show tap-b >/dev/null 2>&1 && break; sleep 0.1; done
   ip -n $TAG-dut link set tap-a netns $TAG-src
   ip -n $TAG-dut link set tap-b netns $TAG-dst
   address_hosts tap-a tap-b inline
+  # The same queueing as veth (noqueue) on the sender's side: with a TAP's
+  # default pfifo_fast the sender pays for a qdisc the other topologies lack.
+  ip netns exec $TAG-src tc qdisc replace dev tap-a root noqueue 2>/dev/null || true
   sleep 0.5
   RESULT[$mode]+="$(measure tap-a tap-b "$(mac_of $TAG-dst tap-b)" "$mode" 10.80.2.20);"
   kill -INT $pid; wait $pid || true
@@ -218,6 +225,7 @@ for r in $(seq "$ROUNDS"); do
       tap) run_tap tap env ;;
       iface-rt) run_iface iface-rt chrt -f 1 ;;
       tap-rt) run_tap tap-rt chrt -f 1 ;;
+      tap-syscalls) run_tap tap-syscalls env ;;
       kernel) run_kernel ;;
       *) echo "unknown mode $m" >&2; exit 2 ;;
     esac
@@ -231,7 +239,7 @@ done
 
 read -r kf _ <<<"${RESULT[kernel]:-0 0}"
 printf '%-38s %10s %6s %12s\n' "DUT" "frames/s" "ratio" "offered/s"
-for m in kernel iface iface-rt tap tap-rt; do
+for m in kernel iface iface-rt tap tap-rt tap-syscalls; do
   [ -n "${RESULT[$m]:-}" ] || continue
   read -r f sent <<<"${RESULT[$m]}"
   case $m in
@@ -240,6 +248,7 @@ for m in kernel iface iface-rt tap tap-rt; do
     tap) label="sgplane run --tap";;
     iface-rt) label="chrt -f 1 sgplane run --iface";;
     tap-rt) label="chrt -f 1 sgplane run --tap";;
+    tap-syscalls) label="sgplane run --tap --no-io-uring";;
   esac
   awk -v l="$label" -v f="$f" -v kf="$kf" -v sent="${sent:-0}" 'BEGIN {
     r = "-"; if (kf > 0) r = sprintf("%.2f", f / kf)

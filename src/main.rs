@@ -105,6 +105,10 @@ struct RunArgs {
     /// Write VPC Flow Log lines when stopping.
     #[arg(long, value_name = "FILE")]
     flow_log: Option<PathBuf>,
+    /// Read and write TAP devices one frame per system call instead of in
+    /// bursts through io_uring (used anyway where io_uring is unavailable).
+    #[arg(long)]
+    no_io_uring: bool,
     #[command(flatten)]
     live: LiveArgs,
 }
@@ -499,6 +503,7 @@ fn run_inline(config: &Option<PathBuf>, a: RunArgs) -> Result<u8> {
         watch: a.live.watch,
         verdicts: a.verdicts,
         flow_log: a.flow_log,
+        io_uring: !a.no_io_uring,
     };
     let summary = inline::run(control, opts)?;
     print!("{summary}");

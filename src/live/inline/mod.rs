@@ -32,6 +32,7 @@
 pub mod afpacket;
 pub mod tap;
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
@@ -52,7 +53,7 @@ use crate::policy::Verdict;
 use crate::replay::{FlowLog, VerdictFormat, VerdictWriter};
 use crate::wire::{LinkType, ParseOptions};
 use afpacket::{PacketRx, PacketTx};
-use tap::{Tap, VNET_HDR_LEN};
+use tap::{Burst, Tap, VNET_HDR_LEN};
 
 /// One side of the bump in the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,9 @@ pub struct InlineOptions {
     pub verdicts: Option<PathBuf>,
     /// VPC Flow Log lines, as in replay (written when stopping).
     pub flow_log: Option<PathBuf>,
+    /// TAP frames read and written in bursts through io_uring, where the
+    /// kernel allows it.
+    pub io_uring: bool,
 }
 
 /// Frames per batch a reader hands to a worker.
@@ -142,7 +146,11 @@ struct SideCounters {
 
 /// Where a side's frames come from.
 enum Source {
-    Tap { tap: Arc<Tap>, buf: Vec<u8> },
+    Tap {
+        tap: Arc<Tap>,
+        buf: Vec<u8>,
+        burst: Option<Burst>,
+    },
     Packet(PacketRx),
 }
 
@@ -173,7 +181,10 @@ impl Source {
 
 /// Where a worker sends frames to one side.
 enum Sink {
-    Tap(Arc<Tap>),
+    Tap {
+        tap: Arc<Tap>,
+        burst: Option<RefCell<Burst>>,
+    },
     Packet(PacketTx),
 }
 
@@ -181,7 +192,10 @@ impl Sink {
     /// Sends frames; returns how many failed.
     fn send(&self, frames: &[&[u8]]) -> usize {
         match self {
-            Sink::Tap(t) => frames.iter().filter(|f| t.send(f).is_err()).count(),
+            Sink::Tap { burst: Some(b), .. } => b.borrow_mut().write(frames),
+            Sink::Tap { tap, burst: None } => {
+                frames.iter().filter(|f| tap.send(f).is_err()).count()
+            }
             Sink::Packet(p) => p.send_batch(frames),
         }
     }
@@ -195,31 +209,52 @@ struct Side {
 }
 
 enum SinkMaker {
-    Tap(Arc<Tap>),
+    /// The device, and whether to use io_uring with it.
+    Tap(Arc<Tap>, bool),
     Packet(u32),
 }
 
 impl SinkMaker {
     fn make(&self) -> io::Result<Sink> {
         match self {
-            SinkMaker::Tap(t) => Ok(Sink::Tap(Arc::clone(t))),
+            SinkMaker::Tap(t, uring) => Ok(Sink::Tap {
+                tap: Arc::clone(t),
+                burst: uring
+                    .then(|| Burst::new(t).ok().map(RefCell::new))
+                    .flatten(),
+            }),
             SinkMaker::Packet(ifindex) => PacketTx::open(*ifindex).map(Sink::Packet),
         }
     }
 }
 
-fn open_side(port: &Port) -> anyhow::Result<Side> {
+fn open_side(port: &Port, io_uring: bool) -> anyhow::Result<Side> {
     match port {
         Port::Tap(name) => {
             let tap = Arc::new(Tap::open(name).with_context(|| format!("TAP device {name}"))?);
-            tracing::info!(tap = tap.name(), "TAP device open");
+            let burst = if io_uring {
+                Burst::new(&tap)
+                    .map_err(|e| {
+                        tracing::warn!(tap = tap.name(), error = %e, "no io_uring: one system call per frame");
+                    })
+                    .ok()
+            } else {
+                None
+            };
+            tracing::info!(
+                tap = tap.name(),
+                io_uring = burst.is_some(),
+                "TAP device open"
+            );
+            let uring = burst.is_some();
             Ok(Side {
                 name: tap.name().to_string(),
                 source: Source::Tap {
                     tap: Arc::clone(&tap),
                     buf: vec![0; MAX_FRAME],
+                    burst,
                 },
-                sink: SinkMaker::Tap(tap),
+                sink: SinkMaker::Tap(tap, uring),
             })
         }
         Port::Iface(name) => {
@@ -239,7 +274,10 @@ fn open_side(port: &Port) -> anyhow::Result<Side> {
 /// Forwards frames until stopped; returns the final summary.
 pub fn run(control: Arc<Control>, opts: InlineOptions) -> anyhow::Result<String> {
     let n = opts.workers.max(1);
-    let sides = [open_side(&opts.ports[0])?, open_side(&opts.ports[1])?];
+    let sides = [
+        open_side(&opts.ports[0], opts.io_uring)?,
+        open_side(&opts.ports[1], opts.io_uring)?,
+    ];
     let names = [sides[0].name.clone(), sides[1].name.clone()];
     let metrics = Metrics::new(n, Arc::clone(&control), "inline");
     if let Some(addr) = opts.metrics {
@@ -408,7 +446,25 @@ impl Reader {
     /// full batches are handed over on the way.
     fn take(&mut self, source: &mut Source, blocks: usize) -> io::Result<()> {
         match source {
-            Source::Tap { tap, buf } => {
+            Source::Tap {
+                burst: Some(burst), ..
+            } => {
+                for _ in 0..blocks {
+                    let got = burst.read(|frame| {
+                        if frame.len() > VNET_HDR_LEN {
+                            self.push(frame, None);
+                        }
+                    })?;
+                    if got < tap::BURST {
+                        break;
+                    }
+                }
+            }
+            Source::Tap {
+                tap,
+                buf,
+                burst: None,
+            } => {
                 for _ in 0..BATCH_FRAMES * blocks {
                     let Some(len) = tap.recv(buf)? else { break };
                     if len > VNET_HDR_LEN {
