@@ -149,7 +149,7 @@ enum Source {
     Tap {
         tap: Arc<Tap>,
         buf: Vec<u8>,
-        burst: Option<Burst>,
+        burst: Option<Box<Burst>>,
     },
     Packet(PacketRx),
 }
@@ -183,7 +183,7 @@ impl Source {
 enum Sink {
     Tap {
         tap: Arc<Tap>,
-        burst: Option<RefCell<Burst>>,
+        burst: Option<Box<RefCell<Burst>>>,
     },
     Packet(PacketTx),
 }
@@ -220,7 +220,7 @@ impl SinkMaker {
             SinkMaker::Tap(t, uring) => Ok(Sink::Tap {
                 tap: Arc::clone(t),
                 burst: uring
-                    .then(|| Burst::new(t).ok().map(RefCell::new))
+                    .then(|| Burst::new(t).ok().map(|b| Box::new(RefCell::new(b))))
                     .flatten(),
             }),
             SinkMaker::Packet(ifindex) => PacketTx::open(*ifindex).map(Sink::Packet),
@@ -234,6 +234,7 @@ fn open_side(port: &Port, io_uring: bool) -> anyhow::Result<Side> {
             let tap = Arc::new(Tap::open(name).with_context(|| format!("TAP device {name}"))?);
             let burst = if io_uring {
                 Burst::new(&tap)
+                    .map(Box::new)
                     .map_err(|e| {
                         tracing::warn!(tap = tap.name(), error = %e, "no io_uring: one system call per frame");
                     })
