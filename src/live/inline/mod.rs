@@ -447,30 +447,42 @@ impl Reader {
     /// full batches are handed over on the way.
     fn take(&mut self, source: &mut Source, blocks: usize) -> io::Result<()> {
         match source {
-            Source::Tap {
-                burst: Some(burst), ..
-            } => {
-                for _ in 0..blocks {
-                    let got = burst.read(|frame| {
-                        if frame.len() > VNET_HDR_LEN {
-                            self.push(frame, None);
+            Source::Tap { tap, buf, burst } => {
+                let mut refused = None;
+                if let Some(ring) = burst {
+                    for _ in 0..blocks {
+                        match ring.read(|frame| {
+                            if frame.len() > VNET_HDR_LEN {
+                                self.push(frame, None);
+                            }
+                        }) {
+                            Ok(got) if got < tap::BURST => break,
+                            Ok(_) => {}
+                            // A kernel whose TAP reads through io_uring
+                            // cannot be told not to wait.
+                            Err(e)
+                                if matches!(
+                                    e.raw_os_error(),
+                                    Some(libc::EOPNOTSUPP | libc::EINVAL)
+                                ) =>
+                            {
+                                refused = Some(e);
+                                break;
+                            }
+                            Err(e) => return Err(e),
                         }
-                    })?;
-                    if got < tap::BURST {
-                        break;
+                    }
+                } else {
+                    for _ in 0..BATCH_FRAMES * blocks {
+                        let Some(len) = tap.recv(buf)? else { break };
+                        if len > VNET_HDR_LEN {
+                            self.push(&buf[..len], None);
+                        }
                     }
                 }
-            }
-            Source::Tap {
-                tap,
-                buf,
-                burst: None,
-            } => {
-                for _ in 0..BATCH_FRAMES * blocks {
-                    let Some(len) = tap.recv(buf)? else { break };
-                    if len > VNET_HDR_LEN {
-                        self.push(&buf[..len], None);
-                    }
+                if let Some(e) = refused {
+                    tracing::warn!(tap = tap.name(), error = %e, "io_uring reads refused: one system call per frame from now on");
+                    *burst = None;
                 }
             }
             Source::Packet(rx) => {
