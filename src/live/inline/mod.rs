@@ -315,20 +315,16 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> anyhow::Result<String>
         });
     }
     drop(log_tx);
-    let mut sources = Vec::with_capacity(2);
-    let mut feeders = Vec::with_capacity(2);
-    for (i, side) in sides.into_iter().enumerate() {
-        feeders.push(Reader {
-            side: i,
-            control: Arc::clone(&control),
-            workers: work_tx.clone(),
-            free: free_rx[i].clone(),
-            pending: (0..n).map(|_| None).collect(),
-            counters: Arc::clone(&counters[i]),
-            last_stats: Instant::now(),
-        });
-        sources.push(side.source);
-    }
+    let feeders = [0, 1].map(|i| Reader {
+        side: i,
+        control: Arc::clone(&control),
+        workers: work_tx.clone(),
+        free: free_rx[i].clone(),
+        pending: (0..n).map(|_| None).collect(),
+        counters: Arc::clone(&counters[i]),
+        last_stats: Instant::now(),
+    });
+    let sources = sides.map(|side| side.source);
     drop(work_tx);
 
     let mut readers: Vec<JoinHandle<io::Result<()>>> = Vec::with_capacity(2);
@@ -336,11 +332,7 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> anyhow::Result<String>
     if n == 1 {
         // One thread does it all (see `solo`); its failure is reported as
         // the failure of the side it names.
-        let (ctx, feeders, sources) = (
-            contexts.pop().expect("one worker"),
-            <[Reader; 2]>::try_from(feeders).ok().expect("two sides"),
-            <[Source; 2]>::try_from(sources).ok().expect("two sides"),
-        );
+        let ctx = contexts.pop().expect("one worker");
         let names = names.clone();
         workers.push(
             std::thread::Builder::new()
