@@ -56,7 +56,7 @@ TAG=sgb$$
 mkdir -p "$OUT"
 
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 2; }
-for t in ip nft taskset ethtool chrt; do
+for t in ip tc nft taskset ethtool chrt; do
   command -v $t >/dev/null || { echo "needs $t (apt-get install iproute2 nftables ethtool util-linux)" >&2; exit 2; }
 done
 SGPLANE=${SGPLANE:-target/release/sgplane}

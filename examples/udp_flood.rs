@@ -148,7 +148,7 @@ fn main() {
     let (mut sent, mut refused) = (0u64, 0u64);
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(o.seconds);
-    'send: loop {
+    loop {
         for s in &sockets {
             // SAFETY: `msgs` holds `batch` headers whose iovecs point into
             // `iov` and `payload`, which outlive the call and are only read.
@@ -168,7 +168,7 @@ fn main() {
             }
         }
         if Instant::now() >= until {
-            break 'send;
+            break;
         }
     }
     println!(

@@ -53,7 +53,7 @@ use crate::policy::Verdict;
 use crate::replay::{FlowLog, VerdictFormat, VerdictWriter};
 use crate::wire::{LinkType, ParseOptions};
 use afpacket::{PacketRx, PacketTx};
-use tap::{Burst, Tap, VNET_HDR_LEN};
+use tap::{Burst, Tap, MAX_FRAME, VNET_HDR_LEN};
 
 /// One side of the bump in the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +92,6 @@ const BATCH_BYTES: usize = 256 << 10;
 const QUEUE_BATCHES: usize = 256;
 /// How long a blocked thread waits before it looks at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
-/// Largest frame read from a TAP device: a 64 KiB segment, its Ethernet and
-/// VLAN headers, and the virtio header.
-const MAX_FRAME: usize = VNET_HDR_LEN + 65_535 + 18 + 8;
 /// The account id written in flow log lines (as `replay`'s default).
 const ACCOUNT_ID: &str = "123456789012";
 

@@ -187,9 +187,12 @@ pub struct Burst {
 
 /// Most operations per call.
 pub const BURST: usize = 64;
-/// Bytes per receive slot: a whole 64 KiB segment with its headers (not a
-/// power of two, so the slots' first bytes do not share cache sets).
-const SLOT: usize = VNET_HDR_LEN + 65_535 + 18 + 8;
+/// Largest frame read from a TAP device: a 64 KiB segment, its Ethernet and
+/// VLAN headers, and the virtio header.
+pub const MAX_FRAME: usize = VNET_HDR_LEN + 65_535 + 18 + 8;
+/// Bytes per receive slot: a whole frame (not a power of two, so the slots'
+/// first bytes do not share cache sets).
+const SLOT: usize = MAX_FRAME;
 
 impl Burst {
     /// A ring for `tap`, or the reason there is none (io_uring disabled by
@@ -214,7 +217,7 @@ impl Burst {
         let base = self.slab.as_mut_ptr();
         let mut n = 0;
         for i in 0..self.want {
-            // SAFETY: slot i lies inside `slab` (n <= BURST), which outlives
+            // SAFETY: slot i lies inside `slab` (i < want <= BURST), which outlives
             // the operation: `complete` waits for every completion.
             let sqe = io_uring::opcode::Read::new(
                 io_uring::types::Fixed(0),
