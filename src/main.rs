@@ -3,10 +3,13 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use sgplane::policy::{self, Flow, IpProto, Policy, Verdict};
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// sgplane enforces cloud security-group semantics (AWS, Alibaba Cloud, Azure,
 /// OpenStack) on real traffic and tells you, flow by flow, which rule allowed or
@@ -390,8 +393,8 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
     } else {
         a.input.display().to_string()
     };
-    let (input, size): (Box<dyn std::io::Read>, Option<u64>) = if stdin {
-        (Box::new(std::io::stdin().lock()), None)
+    let (input, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
+        (Box::new(std::io::stdin()), None)
     } else {
         let f = std::fs::File::open(&a.input).with_context(|| format!("cannot open {name}"))?;
         let size = f.metadata().ok().map(|m| m.len());
@@ -417,12 +420,23 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
             }
         }
     };
+    // SIGINT or SIGTERM ends the replay at a packet boundary with every
+    // output complete; a second one ends the process at once.
+    let interrupt = Arc::new(AtomicUsize::new(0));
+    let asked = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, asked.clone())
+            .and_then(|_| signal_hook::flag::register(sig, asked.clone()))
+            .and_then(|_| signal_hook::flag::register_usize(sig, interrupt.clone(), sig as usize))
+            .context("cannot install the signal handlers")?;
+    }
     let report = replay::replay(
         &mut engine,
         input,
         &name,
         &outputs,
         bar.is_some().then_some(&mut tick as _),
+        Some(&interrupt),
     )?;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -436,6 +450,13 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         eprint!("{text}");
     } else {
         print!("{text}");
+    }
+    if let Some(i) = &report.interrupted {
+        eprintln!(
+            "sgplane: replay interrupted by {} at packet {}",
+            i.signal, i.at_packet
+        );
+        return Ok(130);
     }
     if let Some(st) = &report.stopped {
         eprintln!("error: {name} {}", st.error);

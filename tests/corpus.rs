@@ -55,7 +55,14 @@ fn every_corpus_file_replays_with_complete_accounting() {
         let bytes = std::fs::read(f).unwrap();
         let mut engine = Engine::with_policy(policy.clone());
         let name = f.file_name().unwrap().to_string_lossy().to_string();
-        let report = match replay(&mut engine, &bytes[..], &name, &Outputs::default(), None) {
+        let report = match replay(
+            &mut engine,
+            std::io::Cursor::new(bytes.clone()),
+            &name,
+            &Outputs::default(),
+            None,
+            None,
+        ) {
             Ok(r) => r,
             Err(e) => panic!("{name}: not even its header could be read: {e:#}"),
         };
@@ -106,7 +113,15 @@ fn geneve_captures_are_judged_on_the_inner_packet() {
         verdicts: Some(v.clone()),
         ..Default::default()
     };
-    replay(&mut engine, &bytes[..], "geneve-gcp.pcap", &outputs, None).unwrap();
+    replay(
+        &mut engine,
+        std::io::Cursor::new(bytes),
+        "geneve-gcp.pcap",
+        &outputs,
+        None,
+        None,
+    )
+    .unwrap();
     let lines = std::fs::read_to_string(v).unwrap();
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     // The outer packet is UDP/6081 between the GCP hosts; the verdict line carries the inner one.

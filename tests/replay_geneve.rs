@@ -57,7 +57,7 @@ fn allowed_geneve_packets_are_written_as_returned() {
         ..Default::default()
     };
     let mut engine = Engine::with_policy(Policy::from_toml(POLICY, "p.toml").unwrap());
-    let report = replay(&mut engine, Cursor::new(input), "gen", &out, None).unwrap();
+    let report = replay(&mut engine, Cursor::new(input), "gen", &out, None, None).unwrap();
     assert_eq!((report.allowed, report.denied), (1, 1));
 
     let lines = std::fs::read_to_string(dir.path().join("v.jsonl")).unwrap();

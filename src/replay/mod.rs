@@ -12,6 +12,8 @@ mod verdicts;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -21,7 +23,7 @@ pub use summary::{DeniedFlow, Report, RuleHit};
 pub use verdicts::{VerdictFormat, VerdictWriter};
 
 use crate::engine::{Engine, Input, Judgement};
-use crate::io::capture::{CaptureError, CaptureReader, Format, RecordInfo};
+use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};
 use crate::policy::Verdict;
 use crate::wire::packet::geneve_return;
 
@@ -81,15 +83,22 @@ fn open_text(path: &Path) -> Result<Box<dyn Write>> {
 
 /// Replays a capture through `engine`. A capture that ends early still gives
 /// a report (with `stopped` set) for everything read before the damage.
-pub fn replay<R: Read>(
+///
+/// Reading runs on a thread of its own: it fills chunks of whole records
+/// while this thread judges the previous ones, in input order. When
+/// `interrupt` becomes non-zero (the number of the signal that asked), the
+/// replay stops after the chunk it is judging, so every output ends at the
+/// same packet boundary; the report then says where (`interrupted`).
+pub fn replay<R: Read + Send + 'static>(
     engine: &mut Engine,
     input: R,
     input_name: &str,
     out: &Outputs,
     progress: Option<Progress>,
+    interrupt: Option<&AtomicUsize>,
 ) -> Result<Report> {
     let started = Instant::now();
-    let mut reader = match CaptureReader::new(input) {
+    let reader = match CaptureReader::new(input) {
         Ok(r) => r,
         Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {input_name}"))),
     };
@@ -119,19 +128,30 @@ pub fn replay<R: Read>(
     let mut report = Report::new(input_name, format);
     let mut progress = progress;
     let mut index: u64 = 0;
+    let mut offset: u64 = 0;
 
-    let mut batch = Vec::with_capacity(BATCH);
+    let (chunks, recycled, read_thread) = spawn_reader(reader)?;
     let mut judged = Vec::with_capacity(BATCH);
     let mut next_tick = PROGRESS_EVERY;
+    let mut interrupted = None;
     let stopped = loop {
-        let status = reader.fill_batch(BATCH, &mut batch);
-        if batch.is_empty() {
-            break status.err();
+        if let Some(sig) = interrupt
+            .map(|i| i.load(Ordering::Relaxed))
+            .filter(|&s| s != 0)
+        {
+            interrupted = Some(sig);
+            break None;
         }
-        let buf = reader.buffer();
-        judge_batch(engine, buf, &batch, &mut judged, &mut report);
+        let mut chunk = match chunks.recv_timeout(POLL_INTERRUPT) {
+            Ok(c) => c,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break None,
+        };
+        offset = chunk.offset;
+        let buf = &chunk.buf[..];
+        judge_batch(engine, buf, &chunk.records, &mut judged, &mut report);
         let mut judgements = judged.iter();
-        for info in &batch {
+        for info in &chunk.records {
             let rec = info.resolve(buf);
             let Some(p) = rec.packet else {
                 // pcapng section and interface blocks go to both outputs.
@@ -170,15 +190,25 @@ pub fn replay<R: Read>(
         if index >= next_tick {
             next_tick = index + PROGRESS_EVERY;
             if let Some(cb) = progress.as_mut() {
-                cb(reader.offset(), index);
+                cb(offset, index);
             }
         }
-        if let Err(e) = status {
+        if let Err(e) = std::mem::replace(&mut chunk.status, Ok(())) {
             break Some(e);
         }
+        // The reader may have stopped already; the chunk is then just freed.
+        let _ = recycled.send(chunk);
     };
+    // Dropping the channels stops the reader at its next chunk. It is waited
+    // for only when it has finished: an interrupted reader may be blocked in
+    // a read of a pipe that never ends, and goes with the process.
+    drop(chunks);
+    drop(recycled);
+    if interrupted.is_none() {
+        let _ = read_thread.join();
+    }
     if let Some(cb) = progress.as_mut() {
-        cb(reader.offset(), index);
+        cb(offset, index);
     }
     if let Some(v) = verdict_out {
         v.finish()?;
@@ -194,11 +224,92 @@ pub fn replay<R: Read>(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
+    if let Some(signal) = interrupted {
+        report.interrupt(signal as i32, offset);
+    }
     Ok(report)
+}
+
+/// Whole records copied out of the reader's buffer, with the ranges of
+/// [`RecordInfo`] pointing into `buf`.
+struct Chunk {
+    buf: Vec<u8>,
+    records: Vec<RecordInfo>,
+    /// Bytes of the capture read up to the end of this chunk.
+    offset: u64,
+    /// Why reading stopped after these records, if it did.
+    status: Result<(), CaptureError>,
+}
+
+impl Default for Chunk {
+    fn default() -> Chunk {
+        Chunk {
+            buf: Vec::new(),
+            records: Vec::new(),
+            offset: 0,
+            status: Ok(()),
+        }
+    }
+}
+
+impl Chunk {
+    /// Takes the records of `batch`, which lie one after another in `buf`.
+    fn fill(&mut self, buf: &[u8], batch: &[RecordInfo]) {
+        self.buf.clear();
+        self.records.clear();
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return;
+        };
+        let base = first.raw.0;
+        self.buf.extend_from_slice(&buf[base..last.raw.1]);
+        let at = |r: (usize, usize)| (r.0 - base, r.1 - base);
+        self.records.extend(batch.iter().map(|r| RecordInfo {
+            raw: at(r.raw),
+            packet: r.packet.map(|p| PacketInfo {
+                data: at(p.data),
+                ..p
+            }),
+        }));
+    }
+}
+
+type ReadThread = (Receiver<Chunk>, Sender<Chunk>, std::thread::JoinHandle<()>);
+
+/// Starts the thread that reads the capture into chunks. Chunks come back
+/// through the second channel to be filled again, so reading allocates only
+/// until as many chunks as are in flight exist.
+fn spawn_reader<R: Read + Send + 'static>(mut reader: CaptureReader<R>) -> Result<ReadThread> {
+    let (tx, chunks) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+    let (recycled, back) = mpsc::channel::<Chunk>();
+    let thread = std::thread::Builder::new()
+        .name("sgplane-read".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let status = reader.fill_batch(BATCH, &mut batch);
+                if batch.is_empty() && status.is_ok() {
+                    return;
+                }
+                let mut c = back.try_recv().unwrap_or_default();
+                c.fill(reader.buffer(), &batch);
+                c.offset = reader.offset();
+                c.status = status;
+                let last = c.status.is_err();
+                if tx.send(c).is_err() || last {
+                    return;
+                }
+            }
+        })
+        .context("cannot start the capture reader thread")?;
+    Ok((chunks, recycled, thread))
 }
 
 /// Records read and judged at a time.
 const BATCH: usize = 256;
+/// Chunks read ahead of the one being judged.
+const IN_FLIGHT: usize = 8;
+/// How often a replay waiting for input looks at its interrupt flag.
+const POLL_INTERRUPT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Packets between progress updates.
 const PROGRESS_EVERY: u64 = 65_536;
 

@@ -39,6 +39,17 @@ pub struct RuleHit {
     pub flows: u64,
 }
 
+/// A replay stopped by a signal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interrupted {
+    /// The signal (`SIGINT`, `SIGTERM`, …).
+    pub signal: String,
+    /// Packets judged before it; every output holds exactly these.
+    pub at_packet: u64,
+    /// Bytes of the input read by then.
+    pub offset: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Stopped {
     pub offset: u64,
@@ -84,6 +95,8 @@ pub struct Report {
     pub malformed: BTreeMap<String, u64>,
     /// Set when the capture ended early: where, and why.
     pub stopped: Option<Stopped>,
+    /// Set when a signal stopped the replay.
+    pub interrupted: Option<Interrupted>,
     #[serde(skip)]
     denied_flows: HashMap<DenyKey, (u64, Judgement), foldhash::fast::RandomState>,
     #[serde(skip)]
@@ -120,6 +133,7 @@ impl Report {
             unsupported_link_types: BTreeMap::new(),
             malformed: BTreeMap::new(),
             stopped: None,
+            interrupted: None,
             denied_flows: HashMap::default(),
             deny_order: Vec::new(),
             first_ns: 0,
@@ -240,6 +254,21 @@ impl Report {
         self.stopped = stopped.map(|(offset, error)| Stopped { offset, error });
     }
 
+    /// Notes that `signal` stopped the replay after the packets counted.
+    pub fn interrupt(&mut self, signal: i32, offset: u64) {
+        let name = match signal {
+            libc::SIGINT => "SIGINT".to_string(),
+            libc::SIGTERM => "SIGTERM".to_string(),
+            libc::SIGHUP => "SIGHUP".to_string(),
+            n => format!("signal {n}"),
+        };
+        self.interrupted = Some(Interrupted {
+            signal: name,
+            at_packet: self.packets,
+            offset,
+        });
+    }
+
     /// The summary as text.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
@@ -336,6 +365,13 @@ impl Report {
             "\n{} packets in {:.3} s: {:.0} packets/s",
             self.packets, self.elapsed_seconds, self.packets_per_second
         );
+        if let Some(i) = &self.interrupted {
+            let _ = writeln!(
+                s,
+                "interrupted by {} at packet {} (byte {} of the input): the {} packets before it are counted above and written to every output",
+                i.signal, i.at_packet, i.offset, i.at_packet
+            );
+        }
         if let Some(st) = &self.stopped {
             let _ = writeln!(
                 s,
