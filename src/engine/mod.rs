@@ -141,6 +141,8 @@ pub struct Engine {
     stats: Stats,
     /// Parsed frames and their flow keys of the batch being judged.
     scratch: std::collections::VecDeque<Parsed>,
+    /// The prepared flow keys of the staged frames being judged.
+    keys: Vec<Option<(Prepared, Class)>>,
 }
 
 impl Engine {
@@ -157,6 +159,7 @@ impl Engine {
             parse: ParseOptions::default(),
             stats,
             scratch: std::collections::VecDeque::with_capacity(AHEAD + 1),
+            keys: Vec::new(),
         }
     }
 
@@ -248,7 +251,7 @@ impl Engine {
                 let Some(g) = fetched.next() else { break };
                 let r = parse(g.link, g.data, g.orig_len.max(g.data.len()), self.parse);
                 let key = match &r {
-                    Ok(Frame::Ip(p)) => self.flow_key(p).map(|(k, class)| {
+                    Ok(Frame::Ip(p)) => flow_key(p).map(|(k, class)| {
                         let prep = self.conntrack.prepare(&k);
                         self.conntrack.prefetch(&prep);
                         (prep, class)
@@ -259,13 +262,60 @@ impl Engine {
             }
             let (r, key) = scratch.pop_front().expect("the current frame was parsed");
             let j = match (r, key) {
-                (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, f.ts),
+                (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, f.ts, None),
                 (r, _) => self.judge(r, f.data, f.ts),
             };
             self.count(&j, f.orig_len.max(f.data.len()) as u64);
             out.push(j);
         }
         self.scratch = scratch;
+    }
+
+    /// Judges frames staged ahead by a [`Stager`] (`staged[i]` is
+    /// `frames[i]` staged), appending one judgement per frame to `out`: the
+    /// same judgements [`Engine::process_batch`] gives. Decisions staged with
+    /// other rules than the engine's (`rules`, the stager's) are not used.
+    pub fn process_staged(
+        &mut self,
+        rules: &Arc<Ruleset>,
+        frames: &[Input],
+        staged: &[Staged],
+        out: &mut Vec<Judgement>,
+    ) {
+        debug_assert_eq!(frames.len(), staged.len());
+        let same_rules = Arc::ptr_eq(rules, &self.rules);
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        for (i, (f, s)) in frames.iter().zip(staged).enumerate() {
+            // Prepare and prefetch the conntrack slots AHEAD frames on.
+            while keys.len() < staged.len() && keys.len() <= i + AHEAD {
+                let k = staged[keys.len()].key.map(|(k, class)| {
+                    let prep = self.conntrack.prepare(&k);
+                    self.conntrack.prefetch(&prep);
+                    (prep, class)
+                });
+                keys.push(k);
+            }
+            let decided = s.decided.filter(|_| same_rules);
+            let j = match (s.parsed, keys[i]) {
+                (Ok(Frame::Ip(p)), Some((prep, class))) => {
+                    self.track(p, prep, class, f.ts, decided)
+                }
+                (r, _) => self.judge(r, f.data, f.ts),
+            };
+            self.count(&j, f.orig_len.max(f.data.len()) as u64);
+            out.push(j);
+        }
+        self.keys = keys;
+    }
+
+    /// A stager for this engine's rules and parse options, to stage frames
+    /// on another thread.
+    pub fn stager(&self) -> Stager {
+        Stager {
+            rules: Arc::clone(&self.rules),
+            parse: self.parse,
+        }
     }
 
     fn judge(&mut self, r: Result<Frame, ParseError>, data: &[u8], now: Nanos) -> Judgement {
@@ -283,50 +333,10 @@ impl Engine {
         }
     }
 
-    /// The conntrack key of a packet that is looked up as a flow of its own:
-    /// TCP, UDP, ICMP echo and other protocols, but not later fragments or
-    /// other ICMP messages (errors, neighbour discovery, …).
-    #[inline]
-    fn flow_key(&self, p: &IpPacket) -> Option<(FlowKey, Class)> {
-        if let Fragment::Later { .. } = p.fragment {
-            return None;
-        }
-        let (sport, dport, class) = match p.l4 {
-            L4::Tcp {
-                sport,
-                dport,
-                flags,
-            } => (sport, dport, Class::Tcp { flags }),
-            L4::Udp { sport, dport } => (sport, dport, Class::Udp),
-            L4::Icmp { typ, ident, .. } => {
-                let v6 = p.proto == IpProto::ICMPV6;
-                let request = typ == if v6 { 128 } else { 8 };
-                let reply = typ == if v6 { 129 } else { 0 };
-                if !request && !reply {
-                    return None;
-                }
-                (ident, ident, Class::Echo { request })
-            }
-            L4::None => (0, 0, Class::Other),
-        };
-        let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
-        Some((
-            FlowKey {
-                zone,
-                src: p.src,
-                dst: p.dst,
-                sport,
-                dport,
-                proto: p.proto.0,
-            },
-            class,
-        ))
-    }
-
     fn ip(&mut self, p: IpPacket, frame: &[u8], now: Nanos) -> Judgement {
-        if let Some((k, class)) = self.flow_key(&p) {
+        if let Some((k, class)) = flow_key(&p) {
             let prep = self.conntrack.prepare(&k);
-            return self.track(p, prep, class, now);
+            return self.track(p, prep, class, now, None);
         }
         let zone = p.tunnel.and_then(|t| t.zone);
         let with = |v: Verdict, r: Reason| Judgement {
@@ -352,7 +362,7 @@ impl Engine {
                 );
             }
             // Ports unknown: only rules that cover every port can allow it; no entry.
-            return self.by_rules(p, zone, false, Class::Other, None, now);
+            return self.by_rules(p, zone, false, Class::Other, None, now, None);
         }
         // ICMP other than echo.
         if let L4::Icmp { typ: 133..=137, .. } = p.l4 {
@@ -378,14 +388,24 @@ impl Engine {
                 return with(Verdict::Allow, Reason::Related);
             }
         }
-        let j = self.by_rules(p, zone, false, Class::Other, None, now);
+        let j = self.by_rules(p, zone, false, Class::Other, None, now, None);
         self.remember(&p, j.verdict, now);
         j
     }
 
     /// A packet with a flow key: conntrack first, then the rules for a new flow.
     #[inline]
-    fn track(&mut self, p: IpPacket, prepared: Prepared, class: Class, now: Nanos) -> Judgement {
+    ///
+    /// `decided` is the rules' decision for this packet if it was made ahead
+    /// (by a [`Stager`] with the same rules).
+    fn track(
+        &mut self,
+        p: IpPacket,
+        prepared: Prepared,
+        class: Class,
+        now: Nanos,
+        decided: Option<Evaluation>,
+    ) -> Judgement {
         let with = |v: Verdict, r: Reason| Judgement {
             packet: Some(p),
             ..Judgement::new(v, r)
@@ -406,7 +426,8 @@ impl Engine {
                     }
                     _ => {
                         let zone = p.tunnel.and_then(|t| t.zone);
-                        self.by_rules(p, zone, opens, class, Some(prepared), now)
+                        let prepared = Some(prepared);
+                        self.by_rules(p, zone, opens, class, prepared, now, decided)
                     }
                 }
             }
@@ -431,7 +452,9 @@ impl Engine {
         }
     }
 
-    /// SPEC §2 steps 3-4 for a new flow; opens an entry when allowed and `opens`.
+    /// SPEC §2 steps 3-4 for a new flow (or the decision `decided` ahead);
+    /// opens an entry when allowed and `opens`.
+    #[allow(clippy::too_many_arguments)] // the packet, what conntrack said, and the time
     fn by_rules(
         &mut self,
         p: IpPacket,
@@ -440,9 +463,13 @@ impl Engine {
         class: Class,
         prepared: Option<Prepared>,
         now: Nanos,
+        decided: Option<Evaluation>,
     ) -> Judgement {
-        let flow = flow_of(&p, zone);
-        let e = self.rules.decider.decide(&self.rules.policy, &flow);
+        let e = decided.unwrap_or_else(|| {
+            self.rules
+                .decider
+                .decide(&self.rules.policy, &flow_of(&p, zone))
+        });
         self.stats.new_flows += 1;
         let deciding = e.deciding().copied();
         if let Some(r) = e.rule() {
@@ -470,6 +497,113 @@ impl Engine {
         }
         j
     }
+}
+
+/// A frame parsed ahead of judging, with what its judgement needs that does
+/// not depend on the connection table: its flow key and, for a packet likely
+/// to be a new flow, the rules' decision (SPEC §2 steps 3-4 depend on the
+/// policy and the packet alone). Made by a [`Stager`], used by
+/// [`Engine::process_staged`].
+#[derive(Debug, Clone, Copy)]
+pub struct Staged {
+    parsed: Result<Frame, ParseError>,
+    key: Option<(FlowKey, Class)>,
+    decided: Option<Evaluation>,
+}
+
+/// Stages frames for an engine, on any thread: replay parses and decides
+/// new flows on its reading thread while the engine's thread does the
+/// connection table, so a capture of new flows (a scan, a flood) is judged
+/// on both cores.
+#[derive(Clone)]
+pub struct Stager {
+    rules: Arc<Ruleset>,
+    parse: ParseOptions,
+}
+
+impl Stager {
+    /// The rules the decisions are made with.
+    pub fn rules(&self) -> &Arc<Ruleset> {
+        &self.rules
+    }
+
+    /// Stages `frames` into `out` (cleared first), one per frame.
+    pub fn stage(&self, frames: &[Input], out: &mut Vec<Staged>) {
+        out.clear();
+        out.extend(frames.iter().map(|f| {
+            let parsed = parse(f.link, f.data, f.orig_len.max(f.data.len()), self.parse);
+            let (key, decided) = match &parsed {
+                Ok(Frame::Ip(p)) => {
+                    let key = flow_key(p);
+                    let decided = key.filter(|(_, c)| likely_new(*c)).map(|_| {
+                        let zone = p.tunnel.and_then(|t| t.zone);
+                        self.rules
+                            .decider
+                            .decide(&self.rules.policy, &flow_of(p, zone))
+                    });
+                    (key, decided)
+                }
+                _ => (None, None),
+            };
+            Staged {
+                parsed,
+                key,
+                decided,
+            }
+        }));
+    }
+}
+
+/// Whether a packet of this class is worth deciding ahead: one that opens
+/// a flow when there is none (a SYN, UDP, an echo request, other
+/// protocols). A TCP segment with ACK is most likely of a tracked flow; if
+/// it is not, the engine decides it then.
+fn likely_new(class: Class) -> bool {
+    match class {
+        Class::Tcp { flags } => tcp::open(flags) == Some(tcp::TcpState::SynSent),
+        Class::Echo { request } => request,
+        Class::Udp | Class::Other => true,
+    }
+}
+
+/// The conntrack key of a packet that is looked up as a flow of its own:
+/// TCP, UDP, ICMP echo and other protocols, but not later fragments or
+/// other ICMP messages (errors, neighbour discovery, …).
+#[inline]
+fn flow_key(p: &IpPacket) -> Option<(FlowKey, Class)> {
+    if let Fragment::Later { .. } = p.fragment {
+        return None;
+    }
+    let (sport, dport, class) = match p.l4 {
+        L4::Tcp {
+            sport,
+            dport,
+            flags,
+        } => (sport, dport, Class::Tcp { flags }),
+        L4::Udp { sport, dport } => (sport, dport, Class::Udp),
+        L4::Icmp { typ, ident, .. } => {
+            let v6 = p.proto == IpProto::ICMPV6;
+            let request = typ == if v6 { 128 } else { 8 };
+            let reply = typ == if v6 { 129 } else { 0 };
+            if !request && !reply {
+                return None;
+            }
+            (ident, ident, Class::Echo { request })
+        }
+        L4::None => (0, 0, Class::Other),
+    };
+    let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
+    Some((
+        FlowKey {
+            zone,
+            src: p.src,
+            dst: p.dst,
+            sport,
+            dport,
+            proto: p.proto.0,
+        },
+        class,
+    ))
 }
 
 /// The flow the rules see for a packet: ports and ICMP fields when known.

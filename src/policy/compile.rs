@@ -534,7 +534,7 @@ fn address_index(
     }
     for (zone, lo, hi, id, net, _) in blocks {
         if net.prefix_len() == net.max_prefix_len() {
-            idx.hosts.insert((zone, net.addr()), id);
+            idx.insert_host(zone, net.addr(), id);
         } else {
             idx.blocks.insert((zone, lo), (hi, id));
         }

@@ -193,7 +193,7 @@ impl PolicySet {
 /// Address → interface, per zone.
 #[derive(Debug, Clone, Default)]
 struct AddressIndex {
-    hosts: HashMap<(Option<ZoneId>, IpAddr), IfaceId, foldhash::fast::FixedState>,
+    hosts: HashMap<HostKey, IfaceId, foldhash::fast::FixedState>,
     /// Non-host blocks: (zone, first address) → (last address, interface).
     blocks: BTreeMap<(Option<ZoneId>, AddrKey), (AddrKey, IfaceId)>,
 }
@@ -215,9 +215,28 @@ pub fn net_bounds(n: &IpNet) -> (AddrKey, AddrKey) {
     (addr_key(n.network()), addr_key(n.broadcast()))
 }
 
+/// A host address in a zone, hashed as two words: the derived hash of
+/// `(Option<ZoneId>, IpAddr)` feeds the hasher five pieces, and this lookup
+/// runs twice for every new flow (a port scan is nothing but new flows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HostKey(Option<ZoneId>, IpAddr);
+
+impl std::hash::Hash for HostKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let (v6, a) = addr_key(self.1);
+        // Collisions between the families or with a zone are resolved by Eq.
+        h.write_u64((a >> 64) as u64 ^ u64::from(v6) ^ self.0.map_or(0, |z| z.rotate_left(17)));
+        h.write_u64(a as u64);
+    }
+}
+
 impl AddressIndex {
+    fn insert_host(&mut self, zone: Option<ZoneId>, addr: IpAddr, iface: IfaceId) {
+        self.hosts.insert(HostKey(zone, addr), iface);
+    }
+
     fn find(&self, zone: Option<ZoneId>, addr: IpAddr) -> Option<IfaceId> {
-        if let Some(&i) = self.hosts.get(&(zone, addr)) {
+        if let Some(&i) = self.hosts.get(&HostKey(zone, addr)) {
             return Some(i);
         }
         if self.blocks.is_empty() {

@@ -14,6 +14,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -22,7 +23,7 @@ pub use flowlog::FlowLog;
 pub use summary::{DeniedFlow, Report, RuleHit};
 pub use verdicts::{VerdictFormat, VerdictWriter};
 
-use crate::engine::{Engine, Input, Judgement};
+use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
 use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};
 use crate::policy::Verdict;
 use crate::wire::packet::geneve_return;
@@ -130,8 +131,11 @@ pub fn replay<R: Read + Send + 'static>(
     let mut index: u64 = 0;
     let mut offset: u64 = 0;
 
-    let (chunks, recycled, read_thread) = spawn_reader(reader)?;
+    let stager = engine.stager();
+    let (chunks, recycled, read_thread) = spawn_reader(reader, stager.clone())?;
     let mut judged = Vec::with_capacity(BATCH);
+    // An allowed GENEVE record as the appliance returns it (reused).
+    let mut returned: Vec<u8> = Vec::new();
     let mut next_tick = PROGRESS_EVERY;
     let mut interrupted = None;
     let stopped = loop {
@@ -149,7 +153,15 @@ pub fn replay<R: Read + Send + 'static>(
         };
         offset = chunk.offset;
         let buf = &chunk.buf[..];
-        judge_batch(engine, buf, &chunk.records, &mut judged, &mut report);
+        judge_batch(
+            engine,
+            stager.rules(),
+            buf,
+            &chunk.records,
+            &chunk.staged,
+            &mut judged,
+            &mut report,
+        );
         let mut judgements = judged.iter();
         for info in &chunk.records {
             let rec = info.resolve(buf);
@@ -176,9 +188,10 @@ pub fn replay<R: Read + Send + 'static>(
                     // An allowed GENEVE packet is written as the appliance returns it.
                     (Some(t), Some(link)) => {
                         let at = p.data.as_ptr() as usize - rec.raw.as_ptr() as usize;
-                        let mut back = rec.raw.to_vec();
-                        geneve_return(&mut back[at..at + p.data.len()], link, &t);
-                        o.write(&back)?;
+                        returned.clear();
+                        returned.extend_from_slice(rec.raw);
+                        geneve_return(&mut returned[at..at + p.data.len()], link, &t);
+                        o.write(&returned)?;
                     }
                     _ => o.write(rec.raw)?,
                 },
@@ -235,6 +248,8 @@ pub fn replay<R: Read + Send + 'static>(
 struct Chunk {
     buf: Vec<u8>,
     records: Vec<RecordInfo>,
+    /// The packets of `records` that have a known link type, staged.
+    staged: Vec<Staged>,
     /// Bytes of the capture read up to the end of this chunk.
     offset: u64,
     /// Why reading stopped after these records, if it did.
@@ -246,6 +261,7 @@ impl Default for Chunk {
         Chunk {
             buf: Vec::new(),
             records: Vec::new(),
+            staged: Vec::new(),
             offset: 0,
             status: Ok(()),
         }
@@ -278,7 +294,10 @@ type ReadThread = (Receiver<Chunk>, Sender<Chunk>, std::thread::JoinHandle<()>);
 /// Starts the thread that reads the capture into chunks. Chunks come back
 /// through the second channel to be filled again, so reading allocates only
 /// until as many chunks as are in flight exist.
-fn spawn_reader<R: Read + Send + 'static>(mut reader: CaptureReader<R>) -> Result<ReadThread> {
+fn spawn_reader<R: Read + Send + 'static>(
+    mut reader: CaptureReader<R>,
+    stager: Stager,
+) -> Result<ReadThread> {
     let (tx, chunks) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
     let (recycled, back) = mpsc::channel::<Chunk>();
     let thread = std::thread::Builder::new()
@@ -292,6 +311,13 @@ fn spawn_reader<R: Read + Send + 'static>(mut reader: CaptureReader<R>) -> Resul
                 }
                 let mut c = back.try_recv().unwrap_or_default();
                 c.fill(reader.buffer(), &batch);
+                let inputs: Vec<Input> = c
+                    .records
+                    .iter()
+                    .filter_map(|r| input_of(&c.buf, r))
+                    .collect();
+                stager.stage(&inputs, &mut c.staged);
+                drop(inputs);
                 c.offset = reader.offset();
                 c.status = status;
                 let last = c.status.is_err();
@@ -313,30 +339,41 @@ const POLL_INTERRUPT: std::time::Duration = std::time::Duration::from_millis(50)
 /// Packets between progress updates.
 const PROGRESS_EVERY: u64 = 65_536;
 
-/// Judges the packets of a batch, in order, into `out`.
+/// The engine's input for a packet record of a link type it can parse.
+fn input_of<'a>(buf: &'a [u8], r: &RecordInfo) -> Option<Input<'a>> {
+    let p = r.packet?;
+    Some(Input {
+        link: p.link?,
+        data: &buf[p.data.0..p.data.1],
+        orig_len: p.orig_len as usize,
+        ts: p.ts,
+    })
+}
+
+/// Judges the packets of a chunk, in order, into `out`; `staged` holds the
+/// packets of known link types staged by `rules`' stager.
 fn judge_batch(
     engine: &mut Engine,
+    rules: &Arc<Ruleset>,
     buf: &[u8],
     batch: &[RecordInfo],
+    staged: &[Staged],
     out: &mut Vec<Judgement>,
     report: &mut Report,
 ) {
     out.clear();
     let mut inputs: Vec<Input> = Vec::with_capacity(batch.len());
-    let flush = |engine: &mut Engine, inputs: &mut Vec<Input>, out: &mut Vec<Judgement>| {
-        engine.process_batch(inputs, out);
+    let mut done = 0;
+    let mut flush = |engine: &mut Engine, inputs: &mut Vec<Input>, out: &mut Vec<Judgement>| {
+        let n = inputs.len();
+        engine.process_staged(rules, inputs, &staged[done..done + n], out);
+        done += n;
         inputs.clear();
     };
     for info in batch {
         let Some(p) = info.packet else { continue };
-        let data = &buf[p.data.0..p.data.1];
-        match p.link {
-            Some(link) => inputs.push(Input {
-                link,
-                data,
-                orig_len: p.orig_len as usize,
-                ts: p.ts,
-            }),
+        match input_of(buf, info) {
+            Some(i) => inputs.push(i),
             None => {
                 // Keep the order: judge what is queued before this packet.
                 flush(engine, &mut inputs, out);
