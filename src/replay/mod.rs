@@ -5,7 +5,9 @@
 //! Every packet read gets exactly one verdict: the summary's allowed + denied
 //! always equals its packets, also when the capture ends early.
 
+mod distinct;
 mod flowlog;
+mod heavy;
 mod summary;
 mod verdicts;
 
@@ -17,7 +19,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 pub use flowlog::FlowLog;
-pub use summary::{DeniedFlow, Report, RuleHit};
+pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 pub use verdicts::{VerdictFormat, VerdictWriter};
 
 use crate::engine::{Engine, Input, Judgement};
