@@ -8,11 +8,14 @@
 //! `error == 0` is exact). Until more than K distinct keys arrive nothing is
 //! evicted and every count is exact.
 //!
-//! The counters sit in a binary min-heap (an eviction replaces the minimum,
-//! an increment sinks a counter: O(log K)) and are found through an
-//! open-addressing index of 2K slots with backward-shift deletion, so there
-//! are no tombstones and no rehash: nothing is allocated after the first K
-//! keys.
+//! The counts sit in one array sorted ascending, cut into runs of equal
+//! counts (Metwally's "stream summary" buckets, as ranges of the array): an
+//! increment swaps the counter with the last one of its run and adds one,
+//! which keeps the order, and an eviction takes position 0, the minimum, then
+//! increments it. Counters not yet taken are counts of 0 at the front, so a
+//! first sighting is an eviction of nothing. Keys are found through an
+//! open-addressing index of 2K slots with backward-shift deletion: no
+//! tombstones, no rehash, nothing allocated per item, O(1) per item.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -38,8 +41,6 @@ struct Slot<K, V> {
     hash: u64,
     error: u64,
     first: u64,
-    /// Where the slot is in the heap.
-    heap_pos: u32,
 }
 
 /// An index slot holding no counter.
@@ -49,10 +50,19 @@ const EMPTY: u32 = u32::MAX;
 #[derive(Debug, Clone)]
 pub struct SpaceSaving<K, V> {
     capacity: usize,
-    slots: Vec<Slot<K, V>>,
-    /// (count, slot) ordered as a min-heap on count.
-    heap: Vec<(u64, u32)>,
-    /// Slot numbers by hash, linear probing; a power of two ≥ 2 × capacity.
+    /// The counters' keys, by counter number; `None` until taken.
+    slots: Vec<Option<Slot<K, V>>>,
+    /// Counts in ascending order, by position.
+    counts: Vec<u64>,
+    /// The counter at each position, and the position of each counter.
+    at: Vec<u32>,
+    pos: Vec<u32>,
+    /// The run each position is in, and each run's (first, last) position;
+    /// runs not in use are in `free_runs`.
+    run_of: Vec<u32>,
+    runs: Vec<(u32, u32)>,
+    free_runs: Vec<u32>,
+    /// Counter numbers by hash, linear probing; a power of two ≥ 2 × capacity.
     index: Vec<u32>,
     hasher: foldhash::fast::RandomState,
     total: u64,
@@ -65,8 +75,13 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
         let capacity = capacity.clamp(1, 1 << 30);
         SpaceSaving {
             capacity,
-            slots: Vec::with_capacity(capacity),
-            heap: Vec::with_capacity(capacity),
+            slots: (0..capacity).map(|_| None).collect(),
+            counts: vec![0; capacity],
+            at: (0..capacity as u32).collect(),
+            pos: (0..capacity as u32).collect(),
+            run_of: vec![0; capacity],
+            runs: vec![(0, capacity as u32 - 1); capacity + 1],
+            free_runs: (1..=capacity as u32).rev().collect(),
             index: vec![EMPTY; (2 * capacity).next_power_of_two()],
             hasher: foldhash::fast::RandomState::default(),
             total: 0,
@@ -81,49 +96,63 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
         let seq = self.total;
         self.total += 1;
         let hash = self.hasher.hash_one(&key);
-        match self.find(hash, &key) {
-            Ok(at) => {
-                let s = self.index[at] as usize;
-                let p = self.slots[s].heap_pos as usize;
-                self.heap[p].0 += 1;
-                self.sift_down(p);
+        if let Ok(at) = self.find(hash, &key) {
+            let c = self.index[at] as usize;
+            self.increment(self.pos[c] as usize);
+            return;
+        }
+        // Take the minimum: the new key inherits its count as error.
+        let c = self.at[0] as usize;
+        let min = self.counts[0];
+        if let Some(old) = &self.slots[c] {
+            if let Ok(at) = self.find(old.hash, &old.key) {
+                self.remove_index(at);
             }
-            Err(at) if self.slots.len() < self.capacity => {
-                let s = self.slots.len() as u32;
-                self.index[at] = s;
-                self.slots.push(Slot {
-                    key,
-                    value: value(),
-                    hash,
-                    error: 0,
-                    first: seq,
-                    heap_pos: self.heap.len() as u32,
-                });
-                // A count of 1 is a minimum: it stays at the end of the heap.
-                self.heap.push((1, s));
-                self.sift_up(self.heap.len() - 1);
-            }
-            Err(_) => {
-                // Replace the minimum: the new key inherits its count as error.
-                let (min, s) = self.heap[0];
-                let old = &self.slots[s as usize];
-                if let Ok(at) = self.find(old.hash, &old.key) {
-                    self.remove_index(at);
-                }
-                let at = match self.find(hash, &key) {
-                    Ok(at) | Err(at) => at,
-                };
-                self.index[at] = s;
-                let slot = &mut self.slots[s as usize];
-                slot.key = key;
-                slot.value = value();
-                slot.hash = hash;
-                slot.error = min;
-                slot.first = seq;
-                self.heap[0].0 = min + 1;
-                self.sift_down(0);
-                self.evictions += 1;
-            }
+            self.evictions += 1;
+        }
+        let at = match self.find(hash, &key) {
+            Ok(at) | Err(at) => at,
+        };
+        self.index[at] = c as u32;
+        self.slots[c] = Some(Slot {
+            key,
+            value: value(),
+            hash,
+            error: min,
+            first: seq,
+        });
+        self.increment(0);
+    }
+
+    /// Adds one to the count at position `p`, keeping the counts sorted.
+    #[inline]
+    fn increment(&mut self, p: usize) {
+        let c = self.counts[p];
+        let run = self.run_of[p] as usize;
+        let (first, last) = self.runs[run];
+        let q = last as usize;
+        if q != p {
+            let (a, b) = (self.at[p], self.at[q]);
+            self.at.swap(p, q);
+            self.pos[a as usize] = q as u32;
+            self.pos[b as usize] = p as u32;
+        }
+        self.counts[q] = c + 1;
+        // Position q leaves its run for the next one, or a new one.
+        if first == last {
+            self.free_runs.push(run as u32);
+        } else {
+            self.runs[run].1 = last - 1;
+        }
+        if q + 1 < self.capacity && self.counts[q + 1] == c + 1 {
+            let next = self.run_of[q + 1];
+            self.runs[next as usize].0 = q as u32;
+            self.run_of[q] = next;
+        } else {
+            // There are at most K runs besides the one just freed.
+            let new = self.free_runs.pop().unwrap_or(run as u32);
+            self.runs[new as usize] = (q as u32, q as u32);
+            self.run_of[q] = new;
         }
     }
 
@@ -145,24 +174,20 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
     /// The smallest count held once every counter is taken (else 0): a key
     /// seen more often than this holds a counter. Never above N/K.
     pub fn min_count(&self) -> u64 {
-        if self.slots.len() < self.capacity {
-            0
-        } else {
-            self.heap.first().map_or(0, |h| h.0)
-        }
+        self.counts[0]
     }
 
-    /// Every counter, in no particular order.
+    /// Every counter taken, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = Counted<'_, K, V>> {
-        self.heap.iter().map(|&(count, s)| {
-            let slot = &self.slots[s as usize];
-            Counted {
+        self.counts.iter().zip(&self.at).filter_map(|(&count, &c)| {
+            let slot = self.slots[c as usize].as_ref()?;
+            Some(Counted {
                 key: &slot.key,
                 value: &slot.value,
                 count,
                 error: slot.error,
                 first: slot.first,
-            }
+            })
         })
     }
 
@@ -184,9 +209,10 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
             if s == EMPTY {
                 return Err(at);
             }
-            let slot = &self.slots[s as usize];
-            if slot.hash == hash && slot.key == *key {
-                return Ok(at);
+            if let Some(slot) = &self.slots[s as usize] {
+                if slot.hash == hash && slot.key == *key {
+                    return Ok(at);
+                }
             }
             at = (at + 1) & mask;
         }
@@ -202,7 +228,10 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
             if s == EMPTY {
                 break;
             }
-            let home = self.slots[s as usize].hash as usize & mask;
+            let home = self.slots[s as usize]
+                .as_ref()
+                .map_or(at, |x| x.hash as usize)
+                & mask;
             // It may move back into the hole if the hole is on its probe path.
             if (at.wrapping_sub(home) & mask) >= (at.wrapping_sub(hole) & mask) {
                 self.index[hole] = s;
@@ -210,46 +239,6 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
             }
         }
         self.index[hole] = EMPTY;
-    }
-
-    #[inline]
-    fn swap(&mut self, a: usize, b: usize) {
-        self.heap.swap(a, b);
-        self.slots[self.heap[a].1 as usize].heap_pos = a as u32;
-        self.slots[self.heap[b].1 as usize].heap_pos = b as u32;
-    }
-
-    #[inline]
-    fn sift_down(&mut self, mut i: usize) {
-        let n = self.heap.len();
-        loop {
-            let l = 2 * i + 1;
-            if l >= n {
-                return;
-            }
-            let r = l + 1;
-            let c = if r < n && self.heap[r].0 < self.heap[l].0 {
-                r
-            } else {
-                l
-            };
-            if self.heap[c].0 >= self.heap[i].0 {
-                return;
-            }
-            self.swap(i, c);
-            i = c;
-        }
-    }
-
-    fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.heap[parent].0 <= self.heap[i].0 {
-                return;
-            }
-            self.swap(i, parent);
-            i = parent;
-        }
     }
 }
 
@@ -399,6 +388,21 @@ mod tests {
             }
             let indexed = ss.index.iter().filter(|&&s| s != EMPTY).count();
             assert_eq!(indexed, live.len());
+            // Sorted counts, cut into runs of equal counts that know their ends.
+            assert!(
+                ss.counts.windows(2).all(|w| w[0] <= w[1]),
+                "{:?}",
+                ss.counts
+            );
+            for p in 0..ss.capacity {
+                let (first, last) = ss.runs[ss.run_of[p] as usize];
+                let (first, last) = (first as usize, last as usize);
+                assert!(first <= p && p <= last);
+                assert!(ss.counts[first..=last].iter().all(|&c| c == ss.counts[p]));
+                assert!(first == 0 || ss.counts[first - 1] < ss.counts[p]);
+                assert!(last + 1 == ss.capacity || ss.counts[last + 1] > ss.counts[p]);
+                assert_eq!(ss.pos[ss.at[p] as usize] as usize, p);
+            }
         }
         assert_eq!(ss.iter().map(|c| c.count).sum::<u64>(), 20_000);
     }
