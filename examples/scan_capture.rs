@@ -1,7 +1,7 @@
 //! Writes a port scan as a pcap, for measuring replay on captures where
 //! every packet is a new denied flow: SYNs from 65,536 sources
-//! (198.18.0.0/16) to random ports of 10.0.1.10 (`eni-web-1` of the built-in
-//! policy), 10 µs apart.
+//! (198.18.0.0/16) to random ports of 10.0.1.10, an address of the built-in
+//! policy, 10 µs apart.
 //!
 //! `cargo run --release --example scan_capture -- OUT.pcap|- [PACKETS]`
 //! (default 1,000,000; `-` writes to stdout, to pipe into `sgplane replay -`).
