@@ -105,9 +105,13 @@ struct RunArgs {
     /// Write one verdict line per packet (JSON lines, or CSV if FILE ends in .csv).
     #[arg(long, value_name = "FILE")]
     verdicts: Option<PathBuf>,
-    /// Write VPC Flow Log lines when stopping.
+    /// Write VPC Flow Log lines: each aggregation window once the clock
+    /// passes its end, the rest when stopping.
     #[arg(long, value_name = "FILE")]
     flow_log: Option<PathBuf>,
+    /// Flow log aggregation interval: 60 or 600 seconds, as AWS allows.
+    #[arg(long, value_name = "SECONDS", default_value = "600")]
+    flow_log_interval: sgplane::replay::AggregationInterval,
     /// Read and write TAP devices one frame per system call instead of in
     /// bursts through io_uring (used anyway where io_uring is unavailable).
     #[arg(long)]
@@ -150,9 +154,13 @@ struct ReplayArgs {
     /// Write the denied packets to this capture.
     #[arg(long, value_name = "FILE")]
     denied: Option<PathBuf>,
-    /// Write AWS VPC Flow Logs (version 2) lines, one per flow and interface; - for stdout.
+    /// Write AWS VPC Flow Logs (version 2) lines, one per flow, interface and
+    /// aggregation window, each window once capture time passes its end; - for stdout.
     #[arg(long, value_name = "FILE")]
     flow_log: Option<PathBuf>,
+    /// Flow log aggregation interval: 60 or 600 seconds of capture time, as AWS allows.
+    #[arg(long, value_name = "SECONDS", default_value = "600")]
+    flow_log_interval: sgplane::replay::AggregationInterval,
     /// The account id written in flow log lines.
     #[arg(long, value_name = "ID", default_value = "123456789012")]
     account_id: String,
@@ -408,6 +416,7 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         allowed: a.allowed,
         denied: a.denied,
         flow_log: a.flow_log,
+        flow_log_interval: a.flow_log_interval,
         account_id: a.account_id,
     };
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| progress_bar(size));
@@ -524,6 +533,7 @@ fn run_inline(config: &Option<PathBuf>, a: RunArgs) -> Result<u8> {
         watch: a.live.watch,
         verdicts: a.verdicts,
         flow_log: a.flow_log,
+        flow_log_interval: a.flow_log_interval,
         io_uring: !a.no_io_uring,
     };
     let summary = inline::run(control, opts)?;

@@ -5,7 +5,9 @@
 //! Every packet read gets exactly one verdict: the summary's allowed + denied
 //! always equals its packets, also when the capture ends early.
 
+mod distinct;
 mod flowlog;
+mod heavy;
 mod summary;
 mod verdicts;
 
@@ -19,8 +21,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-pub use flowlog::FlowLog;
-pub use summary::{DeniedFlow, Report, RuleHit};
+pub use flowlog::{AggregationInterval, FlowLog};
+pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 pub use verdicts::{VerdictFormat, VerdictWriter};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
@@ -36,6 +38,8 @@ pub struct Outputs {
     pub allowed: Option<PathBuf>,
     pub denied: Option<PathBuf>,
     pub flow_log: Option<PathBuf>,
+    /// The flow log's aggregation window.
+    pub flow_log_interval: AggregationInterval,
     /// The account id written in flow log lines.
     pub account_id: String,
 }
@@ -82,6 +86,47 @@ fn open_text(path: &Path) -> Result<Box<dyn Write>> {
     Ok(Box::new(BufWriter::with_capacity(1 << 20, f)))
 }
 
+/// The flow log, its windows written as they end.
+struct FlowLogOut {
+    log: FlowLog,
+    path: PathBuf,
+    w: Box<dyn Write>,
+    /// False when the verdict lines also go to stdout: the records are then
+    /// written after them, all at the end, rather than mixed in.
+    stream: bool,
+}
+
+impl FlowLogOut {
+    fn create(path: &Path, out: &Outputs) -> Result<FlowLogOut> {
+        let mut w = open_text(path)?;
+        FlowLog::write_header(&mut w).with_context(|| format!("writing {}", path.display()))?;
+        let stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+        Ok(FlowLogOut {
+            log: FlowLog::new(out.flow_log_interval),
+            path: path.to_path_buf(),
+            w,
+            stream: !(stdout(&out.flow_log) && stdout(&out.verdicts)),
+        })
+    }
+
+    fn write_ended(&mut self, out: &Outputs, engine: &Engine) -> Result<()> {
+        if self.stream && self.log.window_ended() {
+            self.log
+                .write_ended(&mut self.w, &out.account_id, engine.policy())
+                .with_context(|| format!("writing {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, out: &Outputs, engine: &Engine) -> Result<()> {
+        let what = || format!("writing {}", self.path.display());
+        self.log
+            .write_all(&mut self.w, &out.account_id, engine.policy())
+            .with_context(what)?;
+        self.w.flush().with_context(what)
+    }
+}
+
 /// Replays a capture through `engine`. A capture that ends early still gives
 /// a report (with `stopped` set) for everything read before the damage.
 ///
@@ -125,7 +170,10 @@ pub fn replay<R: Read + Send + 'static>(
         .as_deref()
         .map(|p| CaptureOut::create(p, reader.preamble()))
         .transpose()?;
-    let mut flow_log = out.flow_log.as_ref().map(|_| FlowLog::default());
+    let mut flow_log = match &out.flow_log {
+        Some(p) => Some(FlowLogOut::create(p, out)?),
+        None => None,
+    };
     let mut report = Report::new(input_name, format);
     let mut progress = progress;
     let mut index: u64 = 0;
@@ -181,7 +229,7 @@ pub fn replay<R: Read + Send + 'static>(
                 v.write(index, p.ts, j, engine.policy())?;
             }
             if let Some(f) = flow_log.as_mut() {
-                f.observe(j, p.orig_len, p.ts, engine.policy());
+                f.log.observe(j, p.orig_len, p.ts, engine.policy());
             }
             match (j.verdict, allowed_out.as_mut(), denied_out.as_mut()) {
                 (Verdict::Allow, Some(o), _) => match (j.packet.and_then(|p| p.tunnel), p.link) {
@@ -199,6 +247,9 @@ pub fn replay<R: Read + Send + 'static>(
                 _ => {}
             }
             index += 1;
+        }
+        if let Some(f) = flow_log.as_mut() {
+            f.write_ended(out, engine)?;
         }
         if index >= next_tick {
             next_tick = index + PROGRESS_EVERY;
@@ -229,12 +280,8 @@ pub fn replay<R: Read + Send + 'static>(
     for o in [allowed_out, denied_out].into_iter().flatten() {
         o.finish()?;
     }
-    if let (Some(f), Some(path)) = (flow_log, &out.flow_log) {
-        let mut w = open_text(path)?;
-        f.write(&mut w, &out.account_id, engine.policy())
-            .with_context(|| format!("writing {}", path.display()))?;
-        w.flush()
-            .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(f) = flow_log {
+        f.finish(out, engine)?;
     }
     report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
     if let Some(signal) = interrupted {

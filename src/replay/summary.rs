@@ -1,19 +1,38 @@
 //! The replay summary: packets, verdicts by reason, flows, top denied flows,
 //! rule hits and speed, as text or JSON.
+//!
+//! Its memory does not grow with the capture: the counts by reason and rule
+//! are the engine's, distinct flows are a HyperLogLog estimate
+//! ([`DistinctCount`]) and the top denied flows come from Space-Saving
+//! counters ([`SpaceSaving`]), exact until more distinct flows are denied
+//! than there are counters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::distinct::{self, DistinctCount};
+use super::heavy::SpaceSaving;
 use crate::engine::{Engine, Judgement};
-use crate::policy::{zone_name, Policy, Reason, Verdict, ZoneId};
+use crate::policy::{
+    zone_name, Direction, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId,
+};
+use crate::wire::packet::{Fragment, IpPacket};
 use crate::wire::L4;
 
 /// How many denied flows the summary lists.
 pub const TOP_DENIED: usize = 10;
+
+/// Space-Saving counters behind the top denied flows (K). Every flow with
+/// more than 1/K of the denied packets holds one, so with 1024 any flow above
+/// 0.1% of them is counted, two orders of magnitude finer than the ten
+/// listed need; 1024 counters with their index are about 100 KiB, small
+/// enough to stay in cache on a scan, where every packet replaces one.
+pub const DENIED_COUNTERS: usize = 1024;
 
 /// A flow (first packet's 5-tuple, as it travelled) that had packets denied.
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +44,11 @@ pub struct DeniedFlow {
     pub dport: Option<u16>,
     pub icmp_type: Option<u8>,
     pub zone: Option<String>,
+    /// Denied packets counted for the flow: never below the true number,
+    /// and at most `error` above it.
     pub packets: u64,
+    /// 0 when `packets` is exact.
+    pub error: u64,
     pub reason: Reason,
     pub rule: Option<String>,
     pub interface: Option<String>,
@@ -56,6 +79,30 @@ pub struct Stopped {
     pub error: String,
 }
 
+/// What the top denied flows' counts guarantee.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopDeniedBound {
+    /// Space-Saving counters (K).
+    pub counters: usize,
+    /// Denied IP packets counted (N).
+    pub denied_packets: u64,
+    /// True while no flow lost its counter: every count is exact.
+    pub exact: bool,
+    /// Every flow with more denied packets than this holds a counter (N/K).
+    pub listed_above: u64,
+    /// The smallest count once every counter is taken (else 0): a tighter
+    /// threshold than N/K, and the largest error a count can have.
+    pub min_count: u64,
+    pub statement: String,
+}
+
+/// What decided a denied flow's first counted packet.
+#[derive(Debug, Clone, Copy)]
+struct Decided {
+    rule: Option<RuleId>,
+    decision: Option<(IfaceId, Direction)>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct DenyKey {
     zone: Option<ZoneId>,
@@ -78,6 +125,12 @@ pub struct Report {
     pub bytes: u64,
     pub allowed_by_reason: BTreeMap<Reason, u64>,
     pub denied_by_reason: BTreeMap<Reason, u64>,
+    /// Distinct flows (a flow and its replies are one), exact up to
+    /// 4,096, then a HyperLogLog estimate.
+    pub distinct_flows: u64,
+    pub distinct_flows_exact: bool,
+    /// The estimate's relative standard error (0 when exact).
+    pub distinct_flows_standard_error: f64,
     /// New flows decided by the rules, and entries opened in the table.
     pub new_flows: u64,
     pub flows_opened: u64,
@@ -85,6 +138,7 @@ pub struct Report {
     pub first_ts: Option<f64>,
     pub last_ts: Option<f64>,
     pub top_denied: Vec<DeniedFlow>,
+    pub top_denied_bound: TopDeniedBound,
     pub rule_hits: Vec<RuleHit>,
     pub elapsed_seconds: f64,
     pub packets_per_second: f64,
@@ -98,17 +152,14 @@ pub struct Report {
     /// Set when a signal stopped the replay.
     pub interrupted: Option<Interrupted>,
     #[serde(skip)]
-    denied_flows: HashMap<DenyKey, (u64, Judgement), foldhash::fast::RandomState>,
+    denied_flows: SpaceSaving<DenyKey, Decided>,
     #[serde(skip)]
-    deny_order: Vec<DenyKey>,
+    flows: DistinctCount,
     #[serde(skip)]
     first_ns: u64,
     #[serde(skip)]
     last_ns: u64,
 }
-
-/// The most distinct denied flows remembered for the top list.
-const MAX_DENIED_FLOWS: usize = 1 << 20;
 
 impl Report {
     pub fn new(input: &str, format: &str) -> Report {
@@ -121,12 +172,23 @@ impl Report {
             bytes: 0,
             allowed_by_reason: BTreeMap::new(),
             denied_by_reason: BTreeMap::new(),
+            distinct_flows: 0,
+            distinct_flows_exact: true,
+            distinct_flows_standard_error: 0.0,
             new_flows: 0,
             flows_opened: 0,
             conntrack_entries: 0,
             first_ts: None,
             last_ts: None,
             top_denied: Vec::new(),
+            top_denied_bound: TopDeniedBound {
+                counters: DENIED_COUNTERS,
+                denied_packets: 0,
+                exact: true,
+                listed_above: 0,
+                min_count: 0,
+                statement: String::new(),
+            },
             rule_hits: Vec::new(),
             elapsed_seconds: 0.0,
             packets_per_second: 0.0,
@@ -134,8 +196,8 @@ impl Report {
             malformed: BTreeMap::new(),
             stopped: None,
             interrupted: None,
-            denied_flows: HashMap::default(),
-            deny_order: Vec::new(),
+            denied_flows: SpaceSaving::new(DENIED_COUNTERS),
+            flows: DistinctCount::default(),
             first_ns: 0,
             last_ns: 0,
         }
@@ -151,10 +213,13 @@ impl Report {
             self.first_ns = ts.max(1);
         }
         self.last_ns = ts;
+        let Some(p) = j.packet else { return };
+        if let Some(h) = flow_hash(&p) {
+            self.flows.insert(h);
+        }
         if j.verdict != Verdict::Deny {
             return;
         }
-        let Some(p) = j.packet else { return };
         let (dport, icmp) = match p.l4 {
             L4::Tcp { dport, .. } | L4::Udp { dport, .. } => (Some(dport), None),
             L4::Icmp { typ, .. } => (None, Some(typ)),
@@ -169,12 +234,10 @@ impl Report {
             icmp,
             reason: j.reason,
         };
-        if let Some(e) = self.denied_flows.get_mut(&k) {
-            e.0 += 1;
-        } else if self.denied_flows.len() < MAX_DENIED_FLOWS {
-            self.denied_flows.insert(k, (1, *j));
-            self.deny_order.push(k);
-        }
+        self.denied_flows.observe(k, || Decided {
+            rule: j.rule,
+            decision: j.decision,
+        });
     }
 
     /// Fills in the totals from the engine once the capture is done.
@@ -206,6 +269,13 @@ impl Report {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
+        self.distinct_flows = self.flows.count();
+        self.distinct_flows_exact = self.flows.is_exact();
+        self.distinct_flows_standard_error = if self.distinct_flows_exact {
+            0.0
+        } else {
+            distinct::STANDARD_ERROR
+        };
         self.new_flows = s.new_flows;
         self.flows_opened = s.flows_opened;
         self.conntrack_entries = engine.conntrack().len();
@@ -221,30 +291,30 @@ impl Report {
             .collect();
         hits.sort_by(|a, b| b.flows.cmp(&a.flows).then_with(|| a.rule.cmp(&b.rule)));
         self.rule_hits = hits;
-        let mut flows: Vec<(DenyKey, u64, Judgement)> = self
-            .deny_order
-            .iter()
-            .map(|k| (*k, self.denied_flows[k].0, self.denied_flows[k].1))
-            .collect();
         // Most packets first; the first seen first among equals.
-        flows.sort_by_key(|f| std::cmp::Reverse(f.1));
-        self.top_denied = flows
+        self.top_denied = self
+            .denied_flows
+            .top(TOP_DENIED)
             .into_iter()
-            .take(TOP_DENIED)
-            .map(|(k, n, j)| DeniedFlow {
-                src: k.src,
-                dst: k.dst,
-                proto: crate::policy::IpProto(k.proto).to_string(),
-                dport: k.dport,
-                icmp_type: k.icmp,
-                zone: k.zone.map(zone_name),
-                packets: n,
-                reason: j.reason,
-                rule: j.rule.map(|r| policy.rule_name(r).to_string()),
-                interface: j.decision.map(|(i, _)| policy.interface(i).name.clone()),
-                direction: j.decision.map(|(_, d)| d.to_string()),
+            .map(|c| {
+                let (k, d) = (c.key, c.value);
+                DeniedFlow {
+                    src: k.src,
+                    dst: k.dst,
+                    proto: IpProto(k.proto).to_string(),
+                    dport: k.dport,
+                    icmp_type: k.icmp,
+                    zone: k.zone.map(zone_name),
+                    packets: c.count,
+                    error: c.error,
+                    reason: k.reason,
+                    rule: d.rule.map(|r| policy.rule_name(r).to_string()),
+                    interface: d.decision.map(|(i, _)| policy.interface(i).name.clone()),
+                    direction: d.decision.map(|(_, d)| d.to_string()),
+                }
             })
             .collect();
+        self.top_denied_bound = self.bound();
         self.elapsed_seconds = elapsed.as_secs_f64();
         self.packets_per_second = if self.elapsed_seconds > 0.0 {
             self.packets as f64 / self.elapsed_seconds
@@ -267,6 +337,30 @@ impl Report {
             at_packet: self.packets,
             offset,
         });
+    }
+
+    /// The Space-Saving guarantee, in numbers and in words.
+    fn bound(&self) -> TopDeniedBound {
+        let ss = &self.denied_flows;
+        let (k, n) = (ss.capacity(), ss.total());
+        let listed_above = n / k as u64;
+        let statement = if ss.is_exact() {
+            format!("counts exact: no more distinct denied flows than the {k} counters")
+        } else {
+            format!(
+                "{k} counters over {n} denied packets: a count ±E is at most E above \
+                 the true count (±0 is exact); every flow with more than {listed_above} \
+                 denied packets is counted"
+            )
+        };
+        TopDeniedBound {
+            counters: k,
+            denied_packets: n,
+            exact: ss.is_exact(),
+            listed_above,
+            min_count: ss.min_count(),
+            statement,
+        }
     }
 
     /// The summary as text.
@@ -311,10 +405,18 @@ impl Report {
                 }
             }
         }
+        let estimate = if self.distinct_flows_exact {
+            String::new()
+        } else {
+            format!(
+                " (estimate, ±{:.1}% standard error)",
+                self.distinct_flows_standard_error * 100.0
+            )
+        };
         let _ = writeln!(
             s,
-            "  flows           {:>10}  new flows decided by rules, {} opened, {} tracked at the end",
-            self.new_flows, self.flows_opened, self.conntrack_entries
+            "  flows           {:>10}  distinct{estimate}; {} decided by rules, {} opened, {} tracked at the end",
+            self.distinct_flows, self.new_flows, self.flows_opened, self.conntrack_entries
         );
         for (lt, n) in &self.unsupported_link_types {
             let _ = writeln!(
@@ -323,7 +425,16 @@ impl Report {
             );
         }
         if !self.top_denied.is_empty() {
-            let _ = writeln!(s, "\ntop denied flows:");
+            let exact = self.top_denied_bound.exact;
+            if exact {
+                let _ = writeln!(s, "\ntop denied flows:");
+            } else {
+                let _ = writeln!(
+                    s,
+                    "\ntop denied flows (approximate: {}):",
+                    self.top_denied_bound.statement
+                );
+            }
             for f in &self.top_denied {
                 let what = match (f.dport, f.icmp_type) {
                     (Some(p), _) => format!("{}/{p}", f.proto),
@@ -344,9 +455,14 @@ impl Report {
                     .as_ref()
                     .map(|z| format!(" [{z}]"))
                     .unwrap_or_default();
+                let error = if exact {
+                    String::new()
+                } else {
+                    format!(" ±{:<7}", f.error)
+                };
                 let _ = writeln!(
                     s,
-                    "  {:>8}  {} -> {} {what}{zone}: {}{by}{at}",
+                    "  {:>8}{error}  {} -> {} {what}{zone}: {}{by}{at}",
                     f.packets,
                     f.src,
                     f.dst,
@@ -380,5 +496,276 @@ impl Report {
             );
         }
         s
+    }
+}
+
+/// A hash of the flow a packet belongs to, the same for both directions:
+/// zone, protocol and the ordered pair of (address, port) ends, as
+/// `Engine::flow_key` keys conntrack (ICMP echo by identifier, other
+/// protocols by addresses). Later fragments and ICMP messages other than
+/// echo belong to a flow counted by its own packets: `None`.
+#[inline]
+fn flow_hash(p: &IpPacket) -> Option<u64> {
+    if let Fragment::Later { .. } = p.fragment {
+        return None;
+    }
+    let (sport, dport) = match p.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+        L4::Icmp { typ, ident, .. } => {
+            let v6 = p.proto == IpProto::ICMPV6;
+            let echo = if v6 {
+                typ == 128 || typ == 129
+            } else {
+                typ == 8 || typ == 0
+            };
+            if !echo {
+                return None;
+            }
+            (ident, ident)
+        }
+        L4::None => (0, 0),
+    };
+    let bits = |a: IpAddr| match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    let (a, b) = ((bits(p.src), sport), (bits(p.dst), dport));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
+    let family = u8::from(p.src.is_ipv6());
+    Some(foldhash::quality::FixedState::default().hash_one((zone, p.proto.0, family, lo, hi)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::packet::Tunnel;
+    use std::net::Ipv4Addr;
+
+    fn v4(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(n))
+    }
+
+    fn packet(src: IpAddr, dst: IpAddr, proto: IpProto, l4: L4) -> IpPacket {
+        IpPacket {
+            src,
+            dst,
+            proto,
+            ip_len: 40,
+            fragment: Fragment::Whole,
+            l4,
+            tunnel: None,
+            l4_offset: 20,
+        }
+    }
+
+    fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> IpPacket {
+        let l4 = L4::Tcp {
+            sport,
+            dport,
+            flags: 0x02,
+        };
+        packet(src, dst, IpProto::TCP, l4)
+    }
+
+    fn judged(verdict: Verdict, reason: Reason, p: IpPacket) -> Judgement {
+        Judgement {
+            verdict,
+            reason,
+            rule: None,
+            decision: None,
+            packet: Some(p),
+        }
+    }
+
+    fn denied(p: IpPacket) -> Judgement {
+        judged(Verdict::Deny, Reason::NoRule, p)
+    }
+
+    fn finished(r: &mut Report) {
+        let engine = Engine::with_policy(Policy::builtin());
+        r.finish(&engine, Duration::from_secs(1), None);
+    }
+
+    #[test]
+    fn a_flow_and_its_replies_are_one_distinct_flow() {
+        let (a, b) = (v4(0x0a00_0001), v4(0x0a00_0002));
+        let echo = |src, dst, typ, ident| {
+            packet(
+                src,
+                dst,
+                IpProto::ICMP,
+                L4::Icmp {
+                    typ,
+                    code: 0,
+                    ident,
+                },
+            )
+        };
+        let mut later = tcp(a, b, 1000, 80);
+        later.fragment = Fragment::Later { id: 7 };
+        let mut zoned = tcp(a, b, 1000, 80);
+        zoned.tunnel = Some(Tunnel {
+            outer_ip_offset: 0,
+            geneve_offset: 28,
+            inner_offset: 44,
+            zone: Some(5),
+        });
+        let udp = packet(
+            a,
+            b,
+            IpProto::UDP,
+            L4::Udp {
+                sport: 1000,
+                dport: 80,
+            },
+        );
+        let mut r = Report::new("t", "pcap");
+        for (p, verdict) in [
+            (tcp(a, b, 1000, 80), Verdict::Allow),
+            (tcp(b, a, 80, 1000), Verdict::Allow), // the reply
+            (tcp(a, b, 1000, 80), Verdict::Deny),  // a retransmission decided again
+            (tcp(a, b, 1001, 80), Verdict::Deny),  // 2: another source port
+            (udp, Verdict::Allow),                 // 3: another protocol
+            (zoned, Verdict::Allow),               // 4: another zone
+            (echo(a, b, 8, 9), Verdict::Allow),    // 5: echo request ...
+            (echo(b, a, 0, 9), Verdict::Allow),    //    ... and its reply
+            (echo(a, b, 8, 10), Verdict::Allow),   // 6: another identifier
+            (echo(b, a, 3, 0), Verdict::Deny),     // an error: part of a flow
+            (later, Verdict::Allow),               // a later fragment: likewise
+            (packet(a, b, IpProto(47), L4::None), Verdict::Allow), // 7: GRE
+            (packet(b, a, IpProto(47), L4::None), Verdict::Allow),
+        ] {
+            r.observe(&judged(verdict, Reason::Rule, p), 1, &Policy::builtin());
+        }
+        finished(&mut r);
+        assert_eq!((r.distinct_flows, r.distinct_flows_exact), (7, true));
+        assert!(r
+            .to_text()
+            .contains("  flows                    7  distinct; "));
+    }
+
+    #[test]
+    fn repeated_flows_are_counted_once_within_the_standard_error() {
+        let policy = Policy::builtin();
+        let server = v4(0x0a00_0002);
+        let mut r = Report::new("t", "pcap");
+        for round in 0..10u64 {
+            for i in 0..100_000u32 {
+                let p = tcp(
+                    v4(0xc612_0000 + i / 1000),
+                    server,
+                    1024 + (i % 1000) as u16,
+                    443,
+                );
+                r.observe(
+                    &judged(Verdict::Allow, Reason::Established, p),
+                    round,
+                    &policy,
+                );
+            }
+        }
+        finished(&mut r);
+        assert!(!r.distinct_flows_exact);
+        let off = (r.distinct_flows as f64 - 100_000.0).abs() / 100_000.0;
+        assert!(
+            off < 3.0 * distinct::STANDARD_ERROR,
+            "{} flows",
+            r.distinct_flows
+        );
+        let text = r.to_text();
+        assert!(
+            text.contains("distinct (estimate, ±0.8% standard error)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn few_denied_flows_are_listed_exactly_most_packets_then_first_seen() {
+        let policy = Policy::builtin();
+        let server = v4(0x0a00_0002);
+        let mut r = Report::new("t", "pcap");
+        // Flows 0..5 with 1, 3, 3, 2, 3 packets, interleaved.
+        let sends = [0u16, 1, 2, 1, 3, 2, 4, 1, 3, 4, 2, 4];
+        for (t, &f) in sends.iter().enumerate() {
+            r.observe(
+                &denied(tcp(v4(0xc000_0201), server, 5000, 100 + f)),
+                t as u64,
+                &policy,
+            );
+        }
+        finished(&mut r);
+        let got: Vec<(Option<u16>, u64, u64)> = r
+            .top_denied
+            .iter()
+            .map(|f| (f.dport, f.packets, f.error))
+            .collect();
+        let want = [(101, 3), (102, 3), (104, 3), (103, 2), (100, 1)];
+        let want: Vec<_> = want.iter().map(|&(p, n)| (Some(p), n, 0)).collect();
+        assert_eq!(got, want);
+        assert!(r.top_denied_bound.exact);
+        assert_eq!(r.top_denied_bound.denied_packets, sends.len() as u64);
+        let text = r.to_text();
+        assert!(
+            text.contains(
+                "\ntop denied flows:\n         3  192.0.2.1 -> 10.0.0.2 tcp/101: no-rule\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains('±'), "{text}");
+    }
+
+    #[test]
+    fn a_scan_keeps_the_heavy_flows_in_bounded_counters_and_says_how_exact() {
+        let policy = Policy::builtin();
+        let server = v4(0x0a00_0002);
+        let heavy = tcp(v4(0xcb00_7107), server, 40_000, 22);
+        let medium = tcp(v4(0xcb00_7108), server, 40_000, 3389);
+        let mut r = Report::new("t", "pcap");
+        let n = 300_000u32;
+        for i in 0..n {
+            let p = if i % 10 == 0 {
+                heavy
+            } else if i % 250 == 1 {
+                medium
+            } else {
+                tcp(
+                    v4(0xc612_0000 | (i & 0xffff)),
+                    server,
+                    40_000,
+                    (i >> 16) as u16 + 1,
+                )
+            };
+            r.observe(&denied(p), u64::from(i), &policy);
+        }
+        assert_eq!(r.denied_flows.iter().count(), DENIED_COUNTERS);
+        finished(&mut r);
+        let b = &r.top_denied_bound;
+        assert!(!b.exact);
+        assert_eq!(b.denied_packets, u64::from(n));
+        assert_eq!(b.listed_above, u64::from(n) / DENIED_COUNTERS as u64);
+        assert!(b.min_count <= b.listed_above);
+        // True counts: heavy 30,000, medium 1,200 (> N/K = 292).
+        for (f, p, truth) in [
+            (&r.top_denied[0], heavy, 30_000),
+            (&r.top_denied[1], medium, 1_200),
+        ] {
+            assert_eq!((f.src, f.dport), (p.src, Some(p.ports().unwrap().1)));
+            assert!(f.packets >= truth && f.packets - f.error <= truth, "{f:?}");
+        }
+        let text = r.to_text();
+        assert!(
+            text.contains(
+                "top denied flows (approximate: 1024 counters over 300000 denied packets"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("every flow with more than 292 denied packets is counted"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["top_denied_bound"]["exact"], false);
+        assert!(json["top_denied"][0]["error"].is_u64());
     }
 }

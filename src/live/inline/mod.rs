@@ -50,7 +50,7 @@ use super::metrics::{self, Metrics};
 use super::{dispatch_hash, worker_of};
 use crate::engine::{Engine, Input, Judgement, Ruleset};
 use crate::policy::Verdict;
-use crate::replay::{FlowLog, VerdictFormat, VerdictWriter};
+use crate::replay::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
 use crate::wire::{LinkType, ParseOptions};
 use afpacket::{PacketRx, PacketTx};
 use tap::{Burst, Tap, MAX_FRAME, VNET_HDR_LEN};
@@ -76,8 +76,11 @@ pub struct InlineOptions {
     pub watch: bool,
     /// Per-packet verdict lines, as in replay.
     pub verdicts: Option<PathBuf>,
-    /// VPC Flow Log lines, as in replay (written when stopping).
+    /// VPC Flow Log lines, as in replay: each window's records once the
+    /// clock passes its end, the rest when stopping.
     pub flow_log: Option<PathBuf>,
+    /// The flow log's aggregation window.
+    pub flow_log_interval: AggregationInterval,
     /// TAP frames read and written in bursts through io_uring, where the
     /// kernel allows it.
     pub io_uring: bool,
@@ -856,10 +859,11 @@ impl Logger {
             Some(p) => Some((open_text(p)?, p.clone())),
             None => None,
         };
+        let interval = opts.flow_log_interval;
         let (tx, rx) = channel::bounded::<LogBatch>(4096);
         let handle = std::thread::Builder::new()
             .name("log".into())
-            .spawn(move || write_logs(rx, verdicts, flow_log))?;
+            .spawn(move || write_logs(rx, verdicts, flow_log, interval))?;
         Ok(Some((tx, handle)))
     }
 }
@@ -876,16 +880,35 @@ fn write_logs(
     rx: Receiver<LogBatch>,
     verdicts: Option<(Box<dyn Write + Send>, VerdictFormat)>,
     flow_log: Option<(Box<dyn Write + Send>, PathBuf)>,
+    interval: AggregationInterval,
 ) -> io::Result<()> {
     let mut verdicts = match verdicts {
         // Microseconds, as the SPEC's example line.
         Some((w, format)) => Some(VerdictWriter::new(w, format, false)?),
         None => None,
     };
+    let mut flow_log = match flow_log {
+        Some((mut w, path)) => {
+            FlowLog::write_header(&mut w)?;
+            Some((w, path))
+        }
+        None => None,
+    };
     let mut index = 0u64;
     // One flow log per policy in force: rule and interface ids belong to it.
     let mut logs: Vec<(Arc<Ruleset>, FlowLog)> = Vec::new();
-    for b in rx {
+    loop {
+        // Windows end by the clock, also when no packet comes.
+        let b = match rx.recv_timeout(TICK * 10) {
+            Ok(b) => b,
+            Err(channel::RecvTimeoutError::Timeout) => {
+                if let Some((w, _)) = flow_log.as_mut() {
+                    write_ended(&mut logs, w, control::now())?;
+                }
+                continue;
+            }
+            Err(channel::RecvTimeoutError::Disconnected) => break,
+        };
         let policy = &b.rules.policy;
         if flow_log.is_some() && !logs.last().is_some_and(|(r, _)| Arc::ptr_eq(r, &b.rules)) {
             match logs.iter().position(|(r, _)| Arc::ptr_eq(r, &b.rules)) {
@@ -893,7 +916,7 @@ fn write_logs(
                     let l = logs.remove(i);
                     logs.push(l);
                 }
-                None => logs.push((Arc::clone(&b.rules), FlowLog::default())),
+                None => logs.push((Arc::clone(&b.rules), FlowLog::new(interval))),
             }
         }
         for (j, len) in &b.items {
@@ -905,17 +928,40 @@ fn write_logs(
             }
             index += 1;
         }
+        if let Some((w, _)) = flow_log.as_mut() {
+            write_ended(&mut logs, w, b.ts)?;
+        }
     }
     if let Some(v) = verdicts {
         v.finish()?;
     }
     if let Some((mut w, path)) = flow_log {
-        for (rules, log) in &logs {
-            log.write(&mut w, ACCOUNT_ID, &rules.policy)?;
+        for (rules, log) in &mut logs {
+            log.write_all(&mut w, ACCOUNT_ID, &rules.policy)?;
         }
         w.flush()?;
         tracing::info!(file = %path.display(), "flow log written");
     }
+    Ok(())
+}
+
+/// Writes the flow log windows that ended by `now`, and lets go of the logs
+/// of replaced policies once they hold nothing.
+fn write_ended(
+    logs: &mut Vec<(Arc<Ruleset>, FlowLog)>,
+    w: &mut Box<dyn Write + Send>,
+    now: u64,
+) -> io::Result<()> {
+    for (rules, log) in logs.iter_mut() {
+        log.advance(now);
+        log.write_ended(w, ACCOUNT_ID, &rules.policy)?;
+    }
+    let current = logs.len().saturating_sub(1);
+    let mut i = 0;
+    logs.retain(|(_, log)| {
+        i += 1;
+        i - 1 == current || !log.is_empty()
+    });
     Ok(())
 }
 
