@@ -180,7 +180,12 @@ pub fn replay<R: Read + Send + 'static>(
     let mut offset: u64 = 0;
 
     let stager = engine.stager();
-    let (chunks, recycled, read_thread) = spawn_reader(reader, stager.clone())?;
+    let ReadThread {
+        chunks,
+        recycled,
+        queued,
+        thread: read_thread,
+    } = spawn_reader(reader, stager.clone())?;
     let mut judged = Vec::with_capacity(BATCH);
     // An allowed GENEVE record as the appliance returns it (reused).
     let mut returned: Vec<u8> = Vec::new();
@@ -195,7 +200,10 @@ pub fn replay<R: Read + Send + 'static>(
             break None;
         }
         let mut chunk = match chunks.recv_timeout(POLL_INTERRUPT) {
-            Ok(c) => c,
+            Ok(c) => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                c
+            }
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break None,
         };
@@ -336,7 +344,16 @@ impl Chunk {
     }
 }
 
-type ReadThread = (Receiver<Chunk>, Sender<Chunk>, std::thread::JoinHandle<()>);
+/// The reading thread and its channels.
+struct ReadThread {
+    /// Chunks read, in input order.
+    chunks: Receiver<Chunk>,
+    /// Chunks judged, to be filled again.
+    recycled: Sender<Chunk>,
+    /// Chunks sent and not yet taken.
+    queued: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
 
 /// Starts the thread that reads the capture into chunks. Chunks come back
 /// through the second channel to be filled again, so reading allocates only
@@ -347,6 +364,8 @@ fn spawn_reader<R: Read + Send + 'static>(
 ) -> Result<ReadThread> {
     let (tx, chunks) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
     let (recycled, back) = mpsc::channel::<Chunk>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let waiting = Arc::clone(&queued);
     let thread = std::thread::Builder::new()
         .name("sgplane-read".into())
         .spawn(move || {
@@ -363,22 +382,39 @@ fn spawn_reader<R: Read + Send + 'static>(
                     .iter()
                     .filter_map(|r| input_of(&c.buf, r))
                     .collect();
-                stager.stage(&inputs, &mut c.staged);
+                // Staging is work taken off the judging thread: worth it
+                // only while that thread has chunks waiting (it is the slower
+                // one); otherwise it would wait for this one.
+                if waiting.load(Ordering::Relaxed) >= STAGE_WHEN_QUEUED {
+                    stager.stage(&inputs, &mut c.staged);
+                } else {
+                    c.staged.clear();
+                }
                 drop(inputs);
                 c.offset = reader.offset();
                 c.status = status;
                 let last = c.status.is_err();
+                waiting.fetch_add(1, Ordering::Relaxed);
                 if tx.send(c).is_err() || last {
                     return;
                 }
             }
         })
         .context("cannot start the capture reader thread")?;
-    Ok((chunks, recycled, thread))
+    Ok(ReadThread {
+        chunks,
+        recycled,
+        queued,
+        thread,
+    })
 }
 
-/// Records read and judged at a time.
-const BATCH: usize = 256;
+/// Records read and judged at a time (fewer when the reader's buffer holds
+/// fewer): large enough that handing a chunk to the judging thread costs
+/// little per packet.
+const BATCH: usize = 1024;
+/// The reading thread stages a chunk when at least this many wait to be judged.
+const STAGE_WHEN_QUEUED: usize = 2;
 /// Chunks read ahead of the one being judged.
 const IN_FLIGHT: usize = 8;
 /// How often a replay waiting for input looks at its interrupt flag.
@@ -398,7 +434,8 @@ fn input_of<'a>(buf: &'a [u8], r: &RecordInfo) -> Option<Input<'a>> {
 }
 
 /// Judges the packets of a chunk, in order, into `out`; `staged` holds the
-/// packets of known link types staged by `rules`' stager.
+/// packets of known link types staged by `rules`' stager, or nothing when
+/// the chunk was not staged.
 fn judge_batch(
     engine: &mut Engine,
     rules: &Arc<Ruleset>,
@@ -413,7 +450,11 @@ fn judge_batch(
     let mut done = 0;
     let mut flush = |engine: &mut Engine, inputs: &mut Vec<Input>, out: &mut Vec<Judgement>| {
         let n = inputs.len();
-        engine.process_staged(rules, inputs, &staged[done..done + n], out);
+        if staged.is_empty() {
+            engine.process_batch(inputs, out);
+        } else {
+            engine.process_staged(rules, inputs, &staged[done..done + n], out);
+        }
         done += n;
         inputs.clear();
     };
