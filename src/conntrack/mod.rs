@@ -531,6 +531,7 @@ fn track_in<A: Addr>(
         return Outcome::New;
     }
     let s = t.slot_mut(i);
+    let before = (s.tcp, s.flags, s.counts);
     let reply = p.src_is_a != (s.flags & flag::ORIG_IS_A != 0);
     match class {
         Class::Tcp { flags } => {
@@ -570,13 +571,18 @@ fn track_in<A: Addr>(
     }
     // Both ways seen; for TCP also established: the handshake's last ACK,
     // or the answer to a picked-up flow (Linux sets IPS_ASSURED the same way).
-    if s.flags & flag::SEEN_REPLY != 0 && (s.key.proto != 6 || s.tcp == TcpState::Established as u8)
+    if s.flags & (flag::SEEN_REPLY | flag::ASSURED) == flag::SEEN_REPLY
+        && (s.key.proto != 6 || s.tcp == TcpState::Established as u8)
     {
         s.flags |= flag::ASSURED;
     }
     s.last = Stamp::new(now);
-    // A shorter timeout (a FIN, a RST) may bring the first expiry forward.
-    *next_expiry = (*next_expiry).min(now + timeout_of(s, to));
+    // A new timeout (a FIN, a RST, a policy whose udp_stream is shorter than
+    // udp) may bring the first expiry forward. Only the state, the flags and
+    // the counts choose the timeout, and they rarely change.
+    if (s.tcp, s.flags, s.counts) != before {
+        *next_expiry = (*next_expiry).min(now + timeout_of(s, to));
+    }
     Outcome::Tracked
 }
 
