@@ -9,11 +9,16 @@
 #[allow(dead_code)]
 #[path = "../fuzz/src/invariants.rs"]
 mod invariants;
+// Formatted with the fuzz crate's own settings, not this crate's.
+#[rustfmt::skip]
+#[path = "../fuzz/src/policy_mutation.rs"]
+mod policy_mutation;
 
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use arbitrary::{Arbitrary, Unstructured};
 use invariants::*;
 use sgplane::policy::{Reason, Verdict};
 use sgplane::wire::build;
@@ -76,6 +81,17 @@ fn replay_committed_reproducers() {
             check_policy_text(text)
         }
     });
+    replay("policy_structured", check_policy_structured);
+}
+
+/// The `policy_structured` target's body (`fuzz_targets/policy_structured.rs`).
+fn check_policy_structured(data: &[u8]) {
+    let Ok(edit) = policy_mutation::Edit::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    if let Some(text) = edit.apply() {
+        check_policy_text(&text);
+    }
 }
 
 // ------------------------------------------------------------ the checks on good inputs
@@ -297,9 +313,37 @@ fn engine_harness_follows_flows_capacity_and_expiry() {
         build::tcp(ops, web, 40001, 22, 0x10, 3, 3, b""),
         t0 + 3600 * S,
     ));
-    let mut h = EngineHarness::standard();
-    let js = h.run(&frames);
-    let got: Vec<(Verdict, Reason)> = js.iter().map(|j| (j.verdict, j.reason)).collect();
+    let refuse =
+        ENGINE_POLICY.replace("max_entries = 8", "max_entries = 8\nwhen_full = \"refuse\"");
+    let refuse = sgplane::policy::Policy::from_toml(&refuse, "refuse.toml").unwrap();
+    for (mut h, early_drop) in [
+        (EngineHarness::standard(), true),
+        (EngineHarness::new(refuse), false),
+    ] {
+        let js = h.run(&frames);
+        let got: Vec<(Verdict, Reason)> = js.iter().map(|j| (j.verdict, j.reason)).collect();
+        check_engine_story(&got);
+        let udp = &got[9..19];
+        if early_drop {
+            // Four flows before the UDP ones, the table holds 8: six of the
+            // ten evict the oldest unassured entry each; SSH and ping are
+            // assured and stay (their packets above passed as established).
+            assert!(
+                udp.iter().all(|&g| g == (Verdict::Allow, Reason::Rule)),
+                "{got:?}"
+            );
+            assert_eq!(h.engine.stats().early_drops, 6);
+        } else {
+            assert!(
+                udp.contains(&(Verdict::Deny, Reason::ConntrackFull)),
+                "{got:?}"
+            );
+            assert_eq!(h.engine.stats().early_drops, 0);
+        }
+    }
+}
+
+fn check_engine_story(got: &[(Verdict, Reason)]) {
     use Reason::*;
     use Verdict::*;
     assert_eq!(
@@ -316,7 +360,6 @@ fn engine_harness_follows_flows_capacity_and_expiry() {
             (Allow, Rule),
         ]
     );
-    assert!(got[9..19].contains(&(Deny, ConntrackFull)), "{got:?}");
     assert_eq!(got[19], (Allow, Rule));
 }
 
@@ -331,4 +374,22 @@ fn engine_harness_follows_flows_capacity_and_expiry() {
 fn build_ip_other_ipv6_hop_by_hop_does_not_panic() {
     let f = build::ip_other(ip("2001:db8::1"), ip("2001:db8::2"), 0, &[0x6f; 8]);
     check_parse(&ethernet(&f));
+}
+
+/// policy_structured target: the MSE gateway policy with `tcp_transitory =
+/// 10349162` (about 120 days): the harness's half-open handshake was still
+/// `established` centuries later (its `u64::MAX / 2` ns), because slot times
+/// were rebased by saturating them, so no entry ever looked older than ~12.4
+/// days. `replay_committed_reproducers` replays it; this checks it still
+/// decodes to that policy.
+#[test]
+fn policy_structured_120_day_timeout_reproducer_decodes() {
+    let path =
+        root().join("fuzz/regressions/policy_structured/tcp-transitory-120-days-across-centuries");
+    let bytes = std::fs::read(path).unwrap();
+    let edit = policy_mutation::Edit::arbitrary_take_rest(Unstructured::new(&bytes)).unwrap();
+    let text = edit.apply().unwrap();
+    let p = sgplane::policy::Policy::from_toml(&text, "repro.toml").unwrap();
+    assert_eq!(p.conntrack.tcp_transitory, 10_349_162);
+    check_policy_text(&text);
 }

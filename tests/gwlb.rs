@@ -688,7 +688,9 @@ fn sighup_reloads_a_good_policy_and_keeps_the_old_one_on_error() {
 #[test]
 fn metrics_count_verdicts_reasons_bytes_rules_and_conntrack() {
     need_root!();
-    let policy = format!("[conntrack]\nmax_entries = 2\n{POLICY}");
+    // `refuse`: the unanswered ping's entry is not evicted for the new SYN
+    // (early drop would make room for it), so the SYN is `conntrack-full`.
+    let policy = format!("[conntrack]\nmax_entries = 2\nwhen_full = \"refuse\"\n{POLICY}");
     let a = Appliance::start(70, &policy, &["--workers", "1"]);
     let g = Gwlb::for_test(&a);
     let t1 = Tcp::new(&g, "198.51.100.7", 40070, "10.0.1.10", 443, 0xe1);
@@ -748,6 +750,10 @@ fn metrics_count_verdicts_reasons_bytes_rules_and_conntrack() {
         "{m}"
     );
     assert!(m.contains("# TYPE sgplane_packets_total counter"), "{m}");
+    assert!(
+        m.contains("\nsgplane_conntrack_early_drops_total 0\n"),
+        "{m}"
+    );
 }
 
 #[test]

@@ -7,7 +7,13 @@
 //! table with loose pick-up ([`tcp`]); UDP gets the `udp_stream` timeout once
 //! it has seen more than one packet each way; ICMP echo is keyed by
 //! identifier; other protocols by (src, dst, proto). Entries expire after
-//! their timeout of inactivity; time is whatever the caller says it is.
+//! their timeout of inactivity; time is whatever the caller says it is, and
+//! never goes backwards (see [`Conntrack::track`]).
+//!
+//! An entry is *assured* once packets went both ways (TCP: once the
+//! connection is established and answered); until then it gets the short
+//! timeout (`tcp_transitory`, `udp`) and is what a full table evicts to make
+//! room for a new flow (early drop, SPEC §2.8 and §9.3).
 //!
 //! The first fragment's verdict is remembered by (zone, src, dst, proto, IP id)
 //! for the fragments that follow ([`FragmentMemory`]).
@@ -18,10 +24,10 @@ pub mod tcp;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use table::{flag, Addr, Key, Slot, Table};
+use table::{flag, Addr, Key, Slot, Stamp, Table};
 use tcp::{TcpState, Transition};
 
-use crate::policy::ConntrackSettings;
+use crate::policy::{ConntrackSettings, WhenFull};
 
 /// Nanoseconds since the Unix epoch.
 pub type Nanos = u64;
@@ -38,8 +44,10 @@ pub struct Timeouts {
 }
 
 impl From<&ConntrackSettings> for Timeouts {
+    /// Timeouts above [`ConntrackSettings::MAX_TIMEOUT`] (which a policy
+    /// file cannot set) are cut to it.
     fn from(c: &ConntrackSettings) -> Timeouts {
-        let ms = |s: u32| u64::from(s) * 1000;
+        let ms = |s: u32| u64::from(s.min(ConntrackSettings::MAX_TIMEOUT)) * 1000;
         Timeouts {
             tcp_established: ms(c.tcp_established),
             tcp_transitory: ms(c.tcp_transitory),
@@ -95,6 +103,27 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
+/// A new flow's entry was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The table was full and an unassured entry was evicted to make room.
+    pub early_drop: bool,
+}
+
+/// How many entries a full table looks at, from the new flow's home slot,
+/// for one to evict: as many as Linux's early_drop looks at buckets
+/// (`NF_CT_EVICTION_RANGE`). With the table at least 3/8 full that is at most
+/// about 21 slots, a few cache lines next to the one the insert touches.
+pub const EARLY_DROP_SAMPLE: usize = 8;
+
+/// How far the sample goes on when its first [`EARLY_DROP_SAMPLE`] entries
+/// are all assured. Assured entries never leave and the unassured ones near
+/// them are the ones early drop keeps evicting, so some stretches of the
+/// table end up all assured; 8 entries then miss the unassured ones a few
+/// slots further (in `tests/conntrack.rs`'s flood, one run in six refused a
+/// few flood SYNs that way).
+pub const EARLY_DROP_REACH: usize = 64;
+
 /// A packet's key, canonicalised and hashed once.
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared {
@@ -122,16 +151,21 @@ pub struct Conntrack {
     v4: Table<u32>,
     v6: Table<[u64; 2]>,
     max_entries: usize,
+    when_full: WhenFull,
     timeouts: Timeouts,
     /// Milliseconds since the Unix epoch that slot times count from.
     epoch: Option<u64>,
+    /// The latest time seen (ms since the Unix epoch): the clock.
+    latest: u64,
     /// No entry can expire before this (relative ms): a full table is not
-    /// swept again until then.
+    /// swept again until then. Lowered whenever an entry's expiry comes
+    /// earlier (a new entry, a shorter timeout), so it is never late.
     next_expiry: u64,
 }
 
-/// Slot times are rebased when they pass this (about 24 days).
-const REBASE_AT: u64 = 1 << 31;
+// Every entry a sweep keeps is younger than its timeout, so moving the epoch
+// up to the oldest of them leaves every time, and the clock, in a stamp.
+const _: () = assert!((ConntrackSettings::MAX_TIMEOUT as u64) * 1000 < Stamp::MAX);
 
 impl Conntrack {
     pub fn new(settings: &ConntrackSettings) -> Conntrack {
@@ -140,8 +174,10 @@ impl Conntrack {
             v4: Table::new(max),
             v6: Table::new(max),
             max_entries: max,
+            when_full: settings.when_full,
             timeouts: Timeouts::from(settings),
             epoch: None,
+            latest: 0,
             next_expiry: 0,
         }
     }
@@ -149,6 +185,7 @@ impl Conntrack {
     /// Applies new limits and timeouts (a policy reload); entries stay.
     pub fn reconfigure(&mut self, settings: &ConntrackSettings) {
         self.max_entries = settings.max_entries as usize;
+        self.when_full = settings.when_full;
         self.timeouts = Timeouts::from(settings);
         self.next_expiry = 0;
     }
@@ -214,30 +251,57 @@ impl Conntrack {
         }
     }
 
-    /// Relative milliseconds for an absolute time, rebasing slot times when needed.
-    fn clock(&mut self, now: Nanos) -> u32 {
-        let ms = now / 1_000_000;
+    /// The clock for a packet at `now`, in milliseconds since the epoch.
+    /// Time never goes backwards: a packet older than the latest one seen is
+    /// judged at the latest time. When the clock would pass what a stamp
+    /// holds, the table is swept and the epoch moved ([`Conntrack::rebase`]).
+    fn clock(&mut self, now: Nanos) -> u64 {
+        let ms = (now / 1_000_000).max(self.latest);
+        self.latest = ms;
         let epoch = *self.epoch.get_or_insert(ms);
-        let mut rel = ms.saturating_sub(epoch);
-        if rel >= REBASE_AT {
-            let shift = rel - REBASE_AT / 2;
-            self.epoch = Some(epoch + shift);
-            let s = shift.min(u64::from(u32::MAX)) as u32;
-            self.v4.for_each_mut(|e| e.last = e.last.saturating_sub(s));
-            self.v6.for_each_mut(|e| e.last = e.last.saturating_sub(s));
-            self.next_expiry = self.next_expiry.saturating_sub(shift);
-            rel -= shift;
+        let rel = ms - epoch;
+        if rel > Stamp::MAX {
+            self.rebase(epoch, rel)
+        } else {
+            rel
         }
-        rel as u32
+    }
+
+    /// Removes every entry expired at `rel` (exactly: the sweep is in u64),
+    /// then moves the epoch up to the oldest remaining entry's time. Each of
+    /// those is younger than its timeout, at most ten years, so every time
+    /// stays exact and the clock is again below [`Stamp::MAX`].
+    #[cold]
+    fn rebase(&mut self, epoch: u64, rel: u64) -> u64 {
+        self.sweep(rel);
+        let oldest = self
+            .v4
+            .iter()
+            .map(|s| s.last.get())
+            .chain(self.v6.iter().map(|s| s.last.get()))
+            .min()
+            .unwrap_or(rel);
+        self.epoch = Some(epoch + oldest);
+        self.v4
+            .for_each_mut(|s| s.last = Stamp::new(s.last.get() - oldest));
+        self.v6
+            .for_each_mut(|s| s.last = Stamp::new(s.last.get() - oldest));
+        self.next_expiry = self.next_expiry.saturating_sub(oldest);
+        rel - oldest
     }
 
     /// Looks a packet up and, if it belongs to a live flow, advances the flow's state.
+    ///
+    /// `now` is the packet's time; one older than a packet seen before is
+    /// taken to be at that packet's time (the clock never goes backwards), so
+    /// it neither revives an entry nor makes one older.
     pub fn track(&mut self, p: &Prepared, class: Class, now: Nanos) -> Outcome {
         let now = self.clock(now);
         let timeouts = self.timeouts;
+        let next = &mut self.next_expiry;
         match p.key {
-            PKey::V4(k) => track_in(&mut self.v4, &k, p, class, now, &timeouts),
-            PKey::V6(k) => track_in(&mut self.v6, &k, p, class, now, &timeouts),
+            PKey::V4(k) => track_in(&mut self.v4, &k, p, class, now, &timeouts, next),
+            PKey::V6(k) => track_in(&mut self.v6, &k, p, class, now, &timeouts, next),
         }
     }
 
@@ -260,7 +324,14 @@ impl Conntrack {
 
     /// Opens an entry for a new flow the rules allowed. `track` must have
     /// returned `New` for this packet.
-    pub fn open(&mut self, p: &Prepared, class: Class, now: Nanos) -> Result<(), Full> {
+    ///
+    /// A full table first evicts an expired entry or, with `when_full =
+    /// "early_drop"`, the oldest unassured one among the
+    /// [`EARLY_DROP_SAMPLE`] entries from the flow's home slot (looking on up
+    /// to [`EARLY_DROP_REACH`] if those are all assured; in its own address
+    /// family's table, then the other's); failing that it is swept, and if
+    /// still full the flow is refused. An assured entry is never evicted.
+    pub fn open(&mut self, p: &Prepared, class: Class, now: Nanos) -> Result<Opened, Full> {
         let now_rel = self.clock(now);
         let tcp = match class {
             Class::Tcp { flags } => tcp::open(flags).unwrap_or(TcpState::Established) as u8,
@@ -272,65 +343,99 @@ impl Conntrack {
             PKey::V4(_) => (self.v4.len() + 1) * 4 > self.v4.capacity() * 3,
             PKey::V6(_) => (self.v6.len() + 1) * 4 > self.v6.capacity() * 3,
         };
-        if (len >= self.max_entries || grows) && u64::from(now_rel) >= self.next_expiry {
+        let mut early_drop = false;
+        // Only a table at exactly its limit makes room by evicting one entry
+        // (one above it, after a reload lowered the limit, refuses).
+        if len == self.max_entries {
+            match self.victim(p, now_rel) {
+                Some(v) if v.expired || self.when_full == WhenFull::EarlyDrop => {
+                    self.evict(v);
+                    early_drop = !v.expired;
+                    len -= 1;
+                }
+                _ => {}
+            }
+        }
+        if (len >= self.max_entries || grows) && now_rel >= self.next_expiry {
             self.sweep(now_rel);
             len = self.len();
         }
         if len >= self.max_entries {
             return Err(Full);
         }
-        match p.key {
+        let last = Stamp::new(now_rel);
+        let counts = 1;
+        let until = match p.key {
             PKey::V4(key) => {
-                self.v4.insert(
-                    p.hash,
-                    Slot {
-                        key,
-                        last: now_rel,
-                        tcp,
-                        flags,
-                        counts: 1,
-                    },
-                );
+                let s = Slot {
+                    key,
+                    last,
+                    tcp,
+                    flags,
+                    counts,
+                };
+                self.v4.insert(p.hash, s);
+                now_rel + timeout_of(&s, &self.timeouts)
             }
             PKey::V6(key) => {
-                self.v6.insert(
-                    p.hash,
-                    Slot {
-                        key,
-                        last: now_rel,
-                        tcp,
-                        flags,
-                        counts: 1,
-                    },
-                );
+                let s = Slot {
+                    key,
+                    last,
+                    tcp,
+                    flags,
+                    counts,
+                };
+                self.v6.insert(p.hash, s);
+                now_rel + timeout_of(&s, &self.timeouts)
             }
+        };
+        self.next_expiry = self.next_expiry.min(until);
+        Ok(Opened { early_drop })
+    }
+
+    /// The entry a full table gives up for `p`: the first expired one, else
+    /// the oldest unassured one, among the entries sampled from its home slot.
+    fn victim(&self, p: &Prepared, now: u64) -> Option<Victim> {
+        let t = &self.timeouts;
+        let in_v4 = || victim_in(&self.v4, p.hash, now, t).map(|v| (false, v));
+        let in_v6 = || victim_in(&self.v6, p.hash, now, t).map(|v| (true, v));
+        let found = match p.key {
+            PKey::V4(_) => in_v4().or_else(in_v6),
+            PKey::V6(_) => in_v6().or_else(in_v4),
+        };
+        found.map(|(v6, (slot, expired))| Victim { v6, slot, expired })
+    }
+
+    fn evict(&mut self, v: Victim) {
+        if v.v6 {
+            self.v6.remove(v.slot);
+        } else {
+            self.v4.remove(v.slot);
         }
-        Ok(())
     }
 
     /// Removes every expired entry; returns how many.
     pub fn expire(&mut self, now: Nanos) -> usize {
+        let before = self.len();
+        // The clock may sweep already (a rebase).
         let now = self.clock(now);
-        self.sweep(now)
+        self.sweep(now);
+        before - self.len()
     }
 
-    fn sweep(&mut self, now: u32) -> usize {
+    fn sweep(&mut self, now: u64) -> usize {
         let t = self.timeouts;
         let mut next = u64::MAX;
-        let mut keep = |proto: u8, tcp: u8, counts: u8, last: u32| {
-            let until = u64::from(last) + timeout_of(proto, tcp, counts, &t);
-            let kept = u64::from(now) < until;
+        let mut keep = |last: u64, timeout: u64| {
+            let until = last + timeout;
+            let kept = now < until;
             if kept {
                 next = next.min(until);
             }
             kept
         };
-        let n = self
-            .v4
-            .retain(|s| keep(s.key.proto, s.tcp, s.counts, s.last))
-            + self
-                .v6
-                .retain(|s| keep(s.key.proto, s.tcp, s.counts, s.last));
+        let n = self.v4.retain(|s| keep(s.last.get(), timeout_of(s, &t)))
+            + self.v6.retain(|s| keep(s.last.get(), timeout_of(s, &t)));
         self.next_expiry = next;
         n
     }
@@ -357,12 +462,46 @@ impl Conntrack {
     }
 }
 
-fn timeout_of(proto: u8, tcp: u8, counts: u8, t: &Timeouts) -> u64 {
-    match proto {
-        6 if tcp == TcpState::Established as u8 => t.tcp_established,
+/// An entry a full table may give up: which table, which slot, and whether
+/// it had expired anyway (otherwise it is an early drop).
+#[derive(Debug, Clone, Copy)]
+struct Victim {
+    v6: bool,
+    slot: usize,
+    expired: bool,
+}
+
+/// In one table, among the entries sampled from `hash`'s home slot: the
+/// first expired one (`true`), else the oldest unassured one of the first
+/// [`EARLY_DROP_SAMPLE`], else the first unassured one of the first
+/// [`EARLY_DROP_REACH`].
+fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Timeouts) -> Option<(usize, bool)> {
+    let mut oldest: Option<(usize, u64)> = None;
+    for (n, i) in t.sample(hash, EARLY_DROP_REACH).enumerate() {
+        if n >= EARLY_DROP_SAMPLE && oldest.is_some() {
+            break;
+        }
+        let s = t.slot(i);
+        if expired(s, now, to) {
+            return Some((i, true));
+        }
+        let last = s.last.get();
+        if !s.assured() && oldest.is_none_or(|(_, o)| last < o) {
+            oldest = Some((i, last));
+        }
+    }
+    oldest.map(|(i, _)| (i, false))
+}
+
+/// An entry's inactivity timeout in ms. TCP gets `tcp_established` only
+/// when established and assured (a picked-up flow nobody answered keeps
+/// `tcp_transitory`); UDP gets `udp_stream` after more than one packet each way.
+#[inline]
+fn timeout_of<A>(s: &Slot<A>, t: &Timeouts) -> u64 {
+    match s.key.proto {
+        6 if s.tcp == TcpState::Established as u8 && s.assured() => t.tcp_established,
         6 => t.tcp_transitory,
-        // More than one packet each way: a stream.
-        17 if counts & 0x0f > 1 && counts >> 4 > 1 => t.udp_stream,
+        17 if s.counts & 0x0f > 1 && s.counts >> 4 > 1 => t.udp_stream,
         17 => t.udp,
         1 | 58 => t.icmp,
         _ => t.other,
@@ -370,8 +509,8 @@ fn timeout_of(proto: u8, tcp: u8, counts: u8, t: &Timeouts) -> u64 {
 }
 
 #[inline]
-fn expired<A>(s: &Slot<A>, now: u32, t: &Timeouts) -> bool {
-    u64::from(now.saturating_sub(s.last)) >= timeout_of(s.key.proto, s.tcp, s.counts, t)
+fn expired<A>(s: &Slot<A>, now: u64, t: &Timeouts) -> bool {
+    now.saturating_sub(s.last.get()) >= timeout_of(s, t)
 }
 
 #[inline]
@@ -380,8 +519,9 @@ fn track_in<A: Addr>(
     k: &Key<A>,
     p: &Prepared,
     class: Class,
-    now: u32,
+    now: u64,
     to: &Timeouts,
+    next_expiry: &mut u64,
 ) -> Outcome {
     let Some(i) = t.find(p.hash, k) else {
         return Outcome::New;
@@ -391,6 +531,7 @@ fn track_in<A: Addr>(
         return Outcome::New;
     }
     let s = t.slot_mut(i);
+    let before = (s.tcp, s.flags, s.counts);
     let reply = p.src_is_a != (s.flags & flag::ORIG_IS_A != 0);
     match class {
         Class::Tcp { flags } => {
@@ -428,7 +569,20 @@ fn track_in<A: Addr>(
     } else if s.counts & 0x0f < 0x0f {
         s.counts += 1;
     }
-    s.last = now.max(s.last);
+    // Both ways seen; for TCP also established: the handshake's last ACK,
+    // or the answer to a picked-up flow (Linux sets IPS_ASSURED the same way).
+    if s.flags & (flag::SEEN_REPLY | flag::ASSURED) == flag::SEEN_REPLY
+        && (s.key.proto != 6 || s.tcp == TcpState::Established as u8)
+    {
+        s.flags |= flag::ASSURED;
+    }
+    s.last = Stamp::new(now);
+    // A new timeout (a FIN, a RST, a policy whose udp_stream is shorter than
+    // udp) may bring the first expiry forward. Only the state, the flags and
+    // the counts choose the timeout, and they rarely change.
+    if (s.tcp, s.flags, s.counts) != before {
+        *next_expiry = (*next_expiry).min(now + timeout_of(s, to));
+    }
     Outcome::Tracked
 }
 
@@ -479,5 +633,181 @@ impl FragmentMemory {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::tcp::{ACK, SYN};
+    use super::*;
+
+    const SEC: Nanos = 1_000_000_000;
+    const MS: Nanos = 1_000_000;
+    const DAY: Nanos = 86_400 * SEC;
+    const T0: Nanos = 1_700_000_000 * SEC;
+
+    fn table(f: impl FnOnce(&mut ConntrackSettings)) -> Conntrack {
+        let mut s = ConntrackSettings::default();
+        f(&mut s);
+        Conntrack::new(&s)
+    }
+
+    fn flow(sport: u16, dport: u16, proto: u8) -> FlowKey {
+        FlowKey {
+            zone: 0,
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            sport,
+            dport,
+            proto,
+        }
+    }
+
+    fn reply(k: &FlowKey) -> FlowKey {
+        FlowKey {
+            src: k.dst,
+            dst: k.src,
+            sport: k.dport,
+            dport: k.sport,
+            ..*k
+        }
+    }
+
+    /// A packet as the engine handles it: tracked, or opening an entry.
+    fn packet(ct: &mut Conntrack, k: &FlowKey, class: Class, now: Nanos) -> Outcome {
+        let p = ct.prepare(k);
+        let o = ct.track(&p, class, now);
+        if o == Outcome::New {
+            ct.open(&p, class, now).expect("room");
+        }
+        o
+    }
+
+    fn handshake(ct: &mut Conntrack, k: &FlowKey, now: Nanos) {
+        let tcp = |flags| Class::Tcp { flags };
+        assert_eq!(packet(ct, k, tcp(SYN), now), Outcome::New);
+        assert_eq!(packet(ct, &reply(k), tcp(SYN | ACK), now), Outcome::Tracked);
+        assert_eq!(packet(ct, k, tcp(ACK), now), Outcome::Tracked);
+        assert_eq!(ct.entries(), [(6, TcpState::Established, true)]);
+    }
+
+    #[test]
+    fn a_20_day_timeout_expires_across_a_100_day_gap() {
+        let ack = Class::Tcp { flags: ACK };
+        let mut ct = table(|s| s.tcp_established = 1_728_000);
+        let k = flow(40000, 443, 6);
+        handshake(&mut ct, &k, T0);
+        // 19 days later it is still established...
+        assert_eq!(
+            packet(&mut ct, &reply(&k), ack, T0 + 19 * DAY),
+            Outcome::Tracked
+        );
+        // ...and 100 days after that it has long expired: a new flow.
+        let p = ct.prepare(&k);
+        assert_eq!(ct.track(&p, ack, T0 + 119 * DAY), Outcome::New);
+        assert!(ct.is_empty());
+    }
+
+    #[test]
+    fn expiry_is_exact_across_every_gap() {
+        let ack = Class::Tcp { flags: ACK };
+        for timeout in [
+            1,
+            2_147_484,
+            1_728_000,
+            4_294_968,
+            ConntrackSettings::MAX_TIMEOUT,
+        ] {
+            let ms = u64::from(timeout) * 1000 * MS;
+            for gap in [ms - MS, ms] {
+                let mut ct = table(|s| s.tcp_established = timeout);
+                let k = flow(40000, 443, 6);
+                handshake(&mut ct, &k, T0);
+                let p = ct.prepare(&k);
+                let want = if gap < ms {
+                    Outcome::Tracked
+                } else {
+                    Outcome::New
+                };
+                assert_eq!(
+                    ct.track(&p, ack, T0 + gap),
+                    want,
+                    "{timeout} s, gap {gap} ns"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn times_stay_exact_when_the_clock_passes_what_a_stamp_holds() {
+        let gre = Class::Other;
+        let ack = Class::Tcp { flags: ACK };
+        let mut ct = table(|s| {
+            s.other = ConntrackSettings::MAX_TIMEOUT;
+            s.tcp_established = 1_728_000;
+        });
+        let x = flow(0, 0, 47);
+        let year = 365 * DAY;
+        // X is kept alive every 9 years, past the 34.8 years a stamp holds.
+        for n in 0..4 {
+            let o = packet(&mut ct, &x, gre, T0 + n * 9 * year);
+            assert_eq!(
+                o,
+                if n == 0 {
+                    Outcome::New
+                } else {
+                    Outcome::Tracked
+                }
+            );
+        }
+        let x_last = T0 + 36 * year;
+        // Y is established and answered a day before the clock passes a
+        // stamp's range, and its next packet comes 19 days later, after it.
+        let edge = T0 + Stamp::MAX * MS;
+        let y = flow(40000, 443, 6);
+        assert_eq!(packet(&mut ct, &y, ack, edge - DAY), Outcome::New);
+        assert_eq!(
+            packet(&mut ct, &reply(&y), ack, edge - DAY),
+            Outcome::Tracked
+        );
+        let y_last = edge + 18 * DAY;
+        assert_eq!(packet(&mut ct, &y, ack, y_last), Outcome::Tracked);
+        // Both expire to the millisecond.
+        let py = ct.prepare(&y);
+        assert!(ct.is_tracked(&py, y_last + 20 * DAY - MS));
+        assert!(!ct.is_tracked(&py, y_last + 20 * DAY));
+        assert_eq!(packet(&mut ct, &x, gre, x_last), Outcome::Tracked);
+        let px = ct.prepare(&x);
+        assert!(ct.is_tracked(&px, x_last + 3650 * DAY - MS));
+        assert!(!ct.is_tracked(&px, x_last + 3650 * DAY));
+        // A time far beyond any timeout (the fuzzers' u64::MAX / 2) empties
+        // the table (Y expired but was not swept yet).
+        assert_eq!(ct.expire(u64::MAX / 2), 2);
+        assert!(ct.is_empty());
+        assert_eq!(packet(&mut ct, &x, gre, u64::MAX), Outcome::New);
+        assert_eq!(packet(&mut ct, &x, gre, u64::MAX), Outcome::Tracked);
+    }
+
+    #[test]
+    fn time_never_goes_backwards() {
+        let udp = Class::Udp;
+        let mut ct = table(|s| s.udp = 30);
+        let a = flow(5000, 53, 17);
+        assert_eq!(packet(&mut ct, &a, udp, T0), Outcome::New);
+        assert_eq!(packet(&mut ct, &a, udp, T0 + 20 * SEC), Outcome::Tracked);
+        // An older packet is judged at the latest time: it does not make the
+        // entry older (the entry lives 30 s from T0 + 20 s, not from T0 + 5 s)...
+        assert_eq!(packet(&mut ct, &a, udp, T0 + 5 * SEC), Outcome::Tracked);
+        assert_eq!(packet(&mut ct, &a, udp, T0 + 49 * SEC), Outcome::Tracked);
+        // ...nor revives one that has expired by then.
+        let b = flow(5001, 53, 17);
+        assert_eq!(packet(&mut ct, &b, udp, T0 + 50 * SEC), Outcome::New);
+        assert_eq!(packet(&mut ct, &a, udp, T0 + 100 * SEC), Outcome::New);
+        let p = ct.prepare(&b);
+        assert_eq!(ct.track(&p, udp, T0 + 60 * SEC), Outcome::New);
+        // A time before the first packet's is the latest time too.
+        assert_eq!(packet(&mut ct, &a, udp, 0), Outcome::Tracked);
     }
 }

@@ -86,6 +86,41 @@ pub mod flag {
     pub const ORIG_IS_A: u8 = 2;
     /// A packet was seen in the reply direction.
     pub const SEEN_REPLY: u8 = 4;
+    /// Packets were seen both ways (for TCP: and the connection reached
+    /// ESTABLISHED): the full timeout applies and early drop leaves it alone.
+    pub const ASSURED: u8 = 8;
+}
+
+/// A time in milliseconds since the table's epoch, in 40 bits (about 34.8
+/// years): five bytes, so a slot stays 32 bytes (IPv4) or 56 (IPv6). Packed
+/// as a `u32` and a `u8` so reading it is one unaligned load and one byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, packed)]
+pub struct Stamp {
+    lo: u32,
+    hi: u8,
+}
+
+impl Stamp {
+    /// The largest time a stamp holds.
+    pub const MAX: u64 = (1 << 40) - 1;
+
+    /// The stamp of `ms`, which must be at most [`Stamp::MAX`] (higher bits
+    /// are dropped).
+    #[inline]
+    pub fn new(ms: u64) -> Stamp {
+        debug_assert!(ms <= Stamp::MAX, "{ms} ms does not fit a stamp");
+        Stamp {
+            lo: ms as u32,
+            hi: (ms >> 32) as u8,
+        }
+    }
+
+    #[inline]
+    pub fn get(self) -> u64 {
+        let (lo, hi) = (self.lo, self.hi);
+        u64::from(hi) << 32 | u64::from(lo)
+    }
 }
 
 /// One entry: the key and the flow's state. All zero is an empty slot.
@@ -93,7 +128,7 @@ pub mod flag {
 pub struct Slot<A> {
     pub key: Key<A>,
     /// Last packet, in milliseconds since the table's epoch.
-    pub last: u32,
+    pub last: Stamp,
     /// TCP state (see `tcp::TcpState`); 0 for other protocols.
     pub tcp: u8,
     pub flags: u8,
@@ -106,6 +141,11 @@ impl<A> Slot<A> {
     #[inline]
     pub fn occupied(&self) -> bool {
         self.flags & flag::OCCUPIED != 0
+    }
+
+    #[inline]
+    pub fn assured(&self) -> bool {
+        self.flags & flag::ASSURED != 0
     }
 }
 
@@ -204,6 +244,17 @@ impl<A: Addr> Table<A> {
         &mut self.slots[i]
     }
 
+    /// The occupied slots met probing from the home slot of `hash` until `n`
+    /// entries were seen or the whole table was looked at: a sample of the
+    /// table that costs about `n / load` slots.
+    pub fn sample(&self, hash: u64, n: usize) -> impl Iterator<Item = usize> + '_ {
+        let home = hash as usize & self.mask;
+        (0..self.slots.len())
+            .map(move |k| (home + k) & self.mask)
+            .filter(|&i| self.slots[i].occupied())
+            .take(n)
+    }
+
     /// Whether one more entry fits without growing past the maximum.
     pub fn has_room(&self) -> bool {
         (self.len + 1) * 4 <= self.slots.len() * 3 || self.slots.len() < self.max_slots
@@ -267,6 +318,11 @@ impl<A: Addr> Table<A> {
         before - self.len
     }
 
+    /// Every entry.
+    pub fn iter(&self) -> impl Iterator<Item = &Slot<A>> {
+        self.slots.iter().filter(|s| s.occupied())
+    }
+
     /// Applies `f` to every entry.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Slot<A>)) {
         for s in self.slots.iter_mut().filter(|s| s.occupied()) {
@@ -327,6 +383,55 @@ mod tests {
     }
 
     #[test]
+    fn stamps_hold_40_bits() {
+        for ms in [
+            0,
+            1,
+            0xff,
+            0x1_0000_0000,
+            1_728_000_000,
+            100 * 86_400_000,
+            Stamp::MAX,
+        ] {
+            assert_eq!(Stamp::new(ms).get(), ms);
+        }
+    }
+
+    #[test]
+    fn a_sample_is_bounded_and_finds_sparse_entries() {
+        let mut t: Table<u32> = Table::new(8);
+        for n in 0..3 {
+            let k = key(n);
+            t.insert(
+                t.hash(&k),
+                Slot {
+                    key: k,
+                    ..Default::default()
+                },
+            );
+        }
+        // Three entries in 1024 slots: probing wraps round to all of them.
+        assert_eq!(t.sample(12345, 8).count(), 3);
+        assert_eq!(t.sample(12345, 2).count(), 2);
+        let mut t: Table<u32> = Table::new(100_000);
+        for n in 0..50_000 {
+            let k = key(n);
+            t.insert(
+                t.hash(&k),
+                Slot {
+                    key: k,
+                    ..Default::default()
+                },
+            );
+        }
+        for h in [0, 77, u64::MAX] {
+            let s: Vec<usize> = t.sample(h, 8).collect();
+            assert_eq!(s.len(), 8);
+            assert!(s.iter().all(|&i| t.slot(i).occupied()));
+        }
+    }
+
+    #[test]
     fn canonical_order_is_symmetric() {
         let (k1, a1) = Key::canonical(3, 10u32, 20, 1000, 80, 6);
         let (k2, a2) = Key::canonical(3, 20u32, 10, 80, 1000, 6);
@@ -345,19 +450,19 @@ mod tests {
                 h,
                 Slot {
                     key: k,
-                    last: n,
+                    last: Stamp::new(n.into()),
                     ..Default::default()
                 },
             );
         }
         assert_eq!(t.len(), 50_000);
         // Remove every third entry; the rest stay findable (backward shift is right).
-        let removed = t.retain(|s| s.last % 3 != 0);
+        let removed = t.retain(|s| s.last.get() % 3 != 0);
         assert_eq!(removed, (0..50_000).filter(|n| n % 3 == 0).count());
         for n in 0..50_000 {
             let k = key(n);
-            let found = t.find(t.hash(&k), &k).map(|i| t.slot(i).last);
-            assert_eq!(found, (n % 3 != 0).then_some(n), "entry {n}");
+            let found = t.find(t.hash(&k), &k).map(|i| t.slot(i).last.get());
+            assert_eq!(found, (n % 3 != 0).then_some(n.into()), "entry {n}");
         }
     }
 

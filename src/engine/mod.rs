@@ -112,6 +112,8 @@ pub struct Stats {
     pub new_flows: u64,
     /// Entries opened.
     pub flows_opened: u64,
+    /// Unassured entries a full table evicted for a new flow (SPEC §2.8).
+    pub early_drops: u64,
     /// Hits of each rule as the deciding rule of a new flow, by rule id.
     pub rule_hits: Vec<u64>,
     /// Malformed frames by what was wrong ([`ParseError::kind`]).
@@ -139,6 +141,9 @@ pub struct Engine {
     fragments: FragmentMemory,
     parse: ParseOptions,
     stats: Stats,
+    /// The latest packet time seen: time never goes backwards, a packet
+    /// older than that is judged at that time (conntrack and fragments alike).
+    latest: Nanos,
     /// Parsed frames and their flow keys of the batch being judged.
     scratch: std::collections::VecDeque<Parsed>,
     /// The prepared flow keys of the staged frames being judged.
@@ -158,6 +163,7 @@ impl Engine {
             fragments: FragmentMemory::default(),
             parse: ParseOptions::default(),
             stats,
+            latest: 0,
             scratch: std::collections::VecDeque::with_capacity(AHEAD + 1),
             keys: Vec::new(),
         }
@@ -200,7 +206,8 @@ impl Engine {
     }
 
     /// Judges one frame. `orig_len` is its length on the wire (the capture may
-    /// hold fewer bytes); `now` is the packet's time.
+    /// hold fewer bytes); `now` is the packet's time (one older than an
+    /// earlier packet's is judged at that packet's time: time never goes back).
     pub fn process(
         &mut self,
         link: LinkType,
@@ -209,6 +216,7 @@ impl Engine {
         now: Nanos,
     ) -> Judgement {
         let r = parse(link, data, orig_len.max(data.len()), self.parse);
+        let now = self.clock(now);
         let j = self.judge(r, data, now);
         self.count(&j, orig_len.max(data.len()) as u64);
         j
@@ -219,6 +227,13 @@ impl Engine {
         let j = Judgement::new(Verdict::Deny, Reason::NotIp);
         self.count(&j, orig_len as u64);
         j
+    }
+
+    /// The time a packet at `ts` is judged at: never before an earlier packet.
+    #[inline]
+    fn clock(&mut self, ts: Nanos) -> Nanos {
+        self.latest = self.latest.max(ts);
+        self.latest
     }
 
     fn count(&mut self, j: &Judgement, bytes: u64) {
@@ -261,9 +276,10 @@ impl Engine {
                 scratch.push_back((r, key));
             }
             let (r, key) = scratch.pop_front().expect("the current frame was parsed");
+            let now = self.clock(f.ts);
             let j = match (r, key) {
-                (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, f.ts, None),
-                (r, _) => self.judge(r, f.data, f.ts),
+                (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, now, None),
+                (r, _) => self.judge(r, f.data, now),
             };
             self.count(&j, f.orig_len.max(f.data.len()) as u64);
             out.push(j);
@@ -297,11 +313,10 @@ impl Engine {
                 keys.push(k);
             }
             let decided = s.decided.filter(|_| same_rules);
+            let now = self.clock(f.ts);
             let j = match (s.parsed, keys[i]) {
-                (Ok(Frame::Ip(p)), Some((prep, class))) => {
-                    self.track(p, prep, class, f.ts, decided)
-                }
-                (r, _) => self.judge(r, f.data, f.ts),
+                (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, now, decided),
+                (r, _) => self.judge(r, f.data, now),
             };
             self.count(&j, f.orig_len.max(f.data.len()) as u64);
             out.push(j);
@@ -487,7 +502,10 @@ impl Engine {
         if e.verdict == Verdict::Allow && opens {
             if let Some(prep) = prepared {
                 match self.conntrack.open(&prep, class, now) {
-                    Ok(()) => self.stats.flows_opened += 1,
+                    Ok(o) => {
+                        self.stats.flows_opened += 1;
+                        self.stats.early_drops += u64::from(o.early_drop);
+                    }
                     Err(_) => {
                         j.verdict = Verdict::Deny;
                         j.reason = Reason::ConntrackFull;

@@ -383,8 +383,11 @@ zone = "vpce-0000000000000000b"
 }
 
 #[test]
-fn a_full_table_denies_new_flows() {
-    let mut e = engine_with(&POLICY.replace("max_entries = 100", "max_entries = 2"));
+fn with_when_full_refuse_a_full_table_denies_new_flows() {
+    let mut e = engine_with(&POLICY.replace(
+        "max_entries = 100",
+        "max_entries = 2\nwhen_full = \"refuse\"",
+    ));
     assert_eq!(run(&mut e, &tcp(C, S, 1, 80, SYN), T0), ALLOW_RULE);
     assert_eq!(run(&mut e, &tcp(C, S, 2, 80, SYN), T0), ALLOW_RULE);
     assert_eq!(
@@ -399,6 +402,85 @@ fn a_full_table_denies_new_flows() {
         ALLOW_RULE
     );
     assert_eq!(e.stats().reason(Reason::ConntrackFull), 1);
+    assert_eq!(e.stats().early_drops, 0);
+}
+
+#[test]
+fn a_full_table_evicts_the_oldest_unassured_entry() {
+    let mut e = engine_with(&POLICY.replace("max_entries = 100", "max_entries = 2"));
+    assert_eq!(run(&mut e, &tcp(C, S, 1, 80, SYN), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp(C, S, 2, 80, SYN), T0 + SEC), ALLOW_RULE);
+    // Full: the third SYN takes the place of the oldest half-open flow.
+    assert_eq!(
+        run(&mut e, &tcp(C, S, 3, 80, SYN), T0 + 2 * SEC),
+        ALLOW_RULE
+    );
+    assert_eq!(e.stats().early_drops, 1);
+    assert_eq!(e.conntrack().len(), 2);
+    // Flow 1 is gone (its SYN-ACK now comes from no state), 2 and 3 are there.
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 1, SYN | ACK), T0 + 3 * SEC),
+        INVALID
+    );
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 2, SYN | ACK), T0 + 3 * SEC), EST);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 3, SYN | ACK), T0 + 3 * SEC), EST);
+    assert_eq!(e.stats().reason(Reason::ConntrackFull), 0);
+}
+
+#[test]
+fn assured_entries_are_never_evicted() {
+    let mut e = engine_with(&POLICY.replace("max_entries = 100", "max_entries = 2"));
+    // One full handshake and one picked-up flow that was answered: both assured.
+    run(&mut e, &tcp(C, S, 1, 80, SYN), T0);
+    run(&mut e, &tcp(S, C, 80, 1, SYN | ACK), T0);
+    assert_eq!(run(&mut e, &tcp(C, S, 1, 80, ACK), T0), EST);
+    assert_eq!(run(&mut e, &tcp(C, S, 2, 80, ACK), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 2, ACK), T0), EST);
+    for port in 3..50 {
+        assert_eq!(
+            run(&mut e, &tcp(C, S, port, 80, SYN), T0 + SEC),
+            (Verdict::Deny, Reason::ConntrackFull)
+        );
+    }
+    assert_eq!(e.stats().early_drops, 0);
+    // Both still pass, long after the transitory timeout (3600 s established).
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 1, ACK), T0 + 3000 * SEC), EST);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 2, ACK), T0 + 3000 * SEC), EST);
+}
+
+#[test]
+fn an_unassured_entry_gets_the_short_timeout() {
+    let mut e = engine();
+    // A picked-up flow nobody answers lives tcp_transitory (120 s), not 3600 s.
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 119 * SEC), EST);
+    assert_eq!(
+        run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 240 * SEC),
+        ALLOW_RULE
+    );
+    // Answered, it is assured: 3600 s.
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 40000, ACK), T0 + 241 * SEC), EST);
+    assert_eq!(
+        run(&mut e, &tcp(C, S, 40000, 80, ACK), T0 + 3000 * SEC),
+        EST
+    );
+    // A handshake that never completes: SYN_RECV is transitory too.
+    let mut e = engine();
+    run(&mut e, &tcp(C, S, 40001, 80, SYN), T0);
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 40001, SYN | ACK), T0 + 100 * SEC),
+        EST
+    );
+    assert_eq!(
+        run(&mut e, &tcp(C, S, 40001, 80, ACK), T0 + 221 * SEC),
+        ALLOW_RULE
+    );
+    // UDP one way only: the udp timeout (30 s).
+    let udp = |sp, dp| build::udp(ip(C), ip(S), sp, dp, b"q");
+    let mut e = engine();
+    assert_eq!(run(&mut e, &udp(5000, 53), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &udp(5000, 53), T0 + 29 * SEC), EST);
+    assert_eq!(run(&mut e, &udp(5000, 53), T0 + 60 * SEC), ALLOW_RULE);
 }
 
 #[test]

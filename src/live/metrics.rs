@@ -142,6 +142,17 @@ impl Metrics {
         );
         head(
             &mut out,
+            "conntrack_early_drops_total",
+            "counter",
+            "Unassured entries evicted from a full table to make room for a new flow.",
+        );
+        let _ = writeln!(
+            out,
+            "sgplane_conntrack_early_drops_total {}",
+            total.early_drops
+        );
+        head(
+            &mut out,
             "malformed_total",
             "counter",
             "Malformed packets, by what was wrong.",
@@ -236,6 +247,7 @@ pub fn add(total: &mut Stats, s: &Stats) {
     total.bytes_denied += s.bytes_denied;
     total.new_flows += s.new_flows;
     total.flows_opened += s.flows_opened;
+    total.early_drops += s.early_drops;
     for i in 0..total.allowed_by_reason.len() {
         total.allowed_by_reason[i] += s.allowed_by_reason[i];
         total.denied_by_reason[i] += s.denied_by_reason[i];

@@ -246,6 +246,7 @@ fn settings(raw: &RawPolicy) -> Settings {
 fn conntrack(cx: &mut Ctx, raw: &RawPolicy) -> ConntrackSettings {
     let d = ConntrackSettings::default();
     let c = &raw.conntrack;
+    let when_full = when_full(cx, &c.when_full);
     let mut get = |v: &Option<Spanned<i64>>, key: &str, default: u32, max: i64| -> u32 {
         match v {
             None => default,
@@ -262,16 +263,37 @@ fn conntrack(cx: &mut Ctx, raw: &RawPolicy) -> ConntrackSettings {
             }
         }
     };
-    // Timeouts up to ten years; the table size up to what fits in memory.
-    let t = 10 * 365 * 86_400;
+    // Timeouts up to ten years (kept exactly, see `conntrack::table::Stamp`);
+    // the table size up to what fits in memory.
+    let t = i64::from(ConntrackSettings::MAX_TIMEOUT);
     ConntrackSettings {
         max_entries: get(&c.max_entries, "max_entries", d.max_entries, 1 << 30),
+        when_full,
         tcp_established: get(&c.tcp_established, "tcp_established", d.tcp_established, t),
         tcp_transitory: get(&c.tcp_transitory, "tcp_transitory", d.tcp_transitory, t),
         udp: get(&c.udp, "udp", d.udp, t),
         udp_stream: get(&c.udp_stream, "udp_stream", d.udp_stream, t),
         icmp: get(&c.icmp, "icmp", d.icmp, t),
         other: get(&c.other, "other", d.other, t),
+    }
+}
+
+fn when_full(cx: &mut Ctx, v: &Option<Spanned<String>>) -> WhenFull {
+    let Some(v) = v else {
+        return WhenFull::default();
+    };
+    match v.get_ref().as_str() {
+        "early_drop" => WhenFull::EarlyDrop,
+        "refuse" => WhenFull::Refuse,
+        other => {
+            cx.err(
+                Some(v.span()),
+                format!(
+                    "`when_full = {other:?}` is not a choice: expected \"early_drop\" (the default) or \"refuse\""
+                ),
+            );
+            WhenFull::default()
+        }
     }
 }
 

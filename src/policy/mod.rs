@@ -67,10 +67,12 @@ impl Default for Settings {
     }
 }
 
-/// `[conntrack]`: table size and inactivity timeouts in seconds (AWS's defaults).
+/// `[conntrack]`: table size, what a full table does, and inactivity
+/// timeouts in seconds (AWS's defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConntrackSettings {
     pub max_entries: u32,
+    pub when_full: WhenFull,
     pub tcp_established: u32,
     pub tcp_transitory: u32,
     pub udp: u32,
@@ -79,16 +81,46 @@ pub struct ConntrackSettings {
     pub other: u32,
 }
 
+impl ConntrackSettings {
+    /// The longest timeout a policy may set: ten years, in seconds. The
+    /// table keeps times to the millisecond in 40 bits, which holds it.
+    pub const MAX_TIMEOUT: u32 = 10 * 365 * 86_400;
+}
+
 impl Default for ConntrackSettings {
     fn default() -> Self {
         ConntrackSettings {
             max_entries: 1_000_000,
+            when_full: WhenFull::EarlyDrop,
             tcp_established: 432_000,
             tcp_transitory: 120,
             udp: 30,
             udp_stream: 180,
             icmp: 30,
             other: 600,
+        }
+    }
+}
+
+/// What a full connection-tracking table does with a new flow
+/// (`[conntrack] when_full`, SPEC §2.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// `"early_drop"`: evict the oldest unassured entry of those the table
+    /// samples (as Linux's `early_drop`), and deny (`conntrack-full`) only
+    /// when the sample holds none.
+    #[default]
+    EarlyDrop,
+    /// `"refuse"`: deny every new flow (`conntrack-full`), as AWS does.
+    Refuse,
+}
+
+impl WhenFull {
+    /// The name in the policy file.
+    pub fn name(self) -> &'static str {
+        match self {
+            WhenFull::EarlyDrop => "early_drop",
+            WhenFull::Refuse => "refuse",
         }
     }
 }

@@ -39,6 +39,7 @@ pub struct RawSettings {
 #[serde(deny_unknown_fields)]
 pub struct RawConntrack {
     pub max_entries: Option<Spanned<i64>>,
+    pub when_full: Option<Spanned<String>>,
     pub tcp_established: Option<Spanned<i64>>,
     pub tcp_transitory: Option<Spanned<i64>>,
     pub udp: Option<Spanned<i64>>,

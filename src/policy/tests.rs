@@ -601,3 +601,32 @@ fn allow_deny_overlap_warning() {
     let w = p.warnings();
     assert!(w.iter().any(|w| w.kind == "allow-deny-overlap"), "{w:#?}");
 }
+
+#[test]
+fn when_full_is_early_drop_refuse_or_a_positioned_error() {
+    assert_eq!(policy("").conntrack.when_full, WhenFull::EarlyDrop);
+    let p = policy("[conntrack]\nwhen_full = \"refuse\"\n");
+    assert_eq!(p.conntrack.when_full, WhenFull::Refuse);
+    let p = policy("[conntrack]\nwhen_full = \"early_drop\"\n");
+    assert_eq!(p.conntrack.when_full, WhenFull::EarlyDrop);
+    let d = error_of("[conntrack]\nmax_entries = 10\nwhen_full = \"drop_oldest\"\n");
+    assert_eq!((d.line, d.column), (3, 13));
+    assert!(
+        d.message.contains("drop_oldest")
+            && d.message.contains("\"early_drop\"")
+            && d.message.contains("\"refuse\""),
+        "{}",
+        d.message
+    );
+    let d = error_of("[conntrack]\nwhen_full = 1\n");
+    assert_eq!(d.line, 2);
+}
+
+#[test]
+fn timeouts_up_to_ten_years_are_accepted() {
+    let p = policy("[conntrack]\ntcp_established = 315360000\n");
+    assert_eq!(p.conntrack.tcp_established, ConntrackSettings::MAX_TIMEOUT);
+    let d = error_of("[conntrack]\nudp = 315360001\n");
+    assert_eq!((d.line, d.column), (2, 7));
+    assert!(d.message.contains("1-315360000"), "{}", d.message);
+}

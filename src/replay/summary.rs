@@ -134,6 +134,8 @@ pub struct Report {
     /// New flows decided by the rules, and entries opened in the table.
     pub new_flows: u64,
     pub flows_opened: u64,
+    /// Unassured entries a full table evicted for new flows (SPEC §2.8).
+    pub early_drops: u64,
     pub conntrack_entries: usize,
     pub first_ts: Option<f64>,
     pub last_ts: Option<f64>,
@@ -177,6 +179,7 @@ impl Report {
             distinct_flows_standard_error: 0.0,
             new_flows: 0,
             flows_opened: 0,
+            early_drops: 0,
             conntrack_entries: 0,
             first_ts: None,
             last_ts: None,
@@ -278,6 +281,7 @@ impl Report {
         };
         self.new_flows = s.new_flows;
         self.flows_opened = s.flows_opened;
+        self.early_drops = s.early_drops;
         self.conntrack_entries = engine.conntrack().len();
         let mut hits: Vec<RuleHit> = s
             .rule_hits
@@ -418,6 +422,13 @@ impl Report {
             "  flows           {:>10}  distinct{estimate}; {} decided by rules, {} opened, {} tracked at the end",
             self.distinct_flows, self.new_flows, self.flows_opened, self.conntrack_entries
         );
+        if self.early_drops > 0 {
+            let _ = writeln!(
+                s,
+                "  early drops     {:>10}  unassured entries evicted from the full table for new flows",
+                self.early_drops
+            );
+        }
         for (lt, n) in &self.unsupported_link_types {
             let _ = writeln!(
                 s,
