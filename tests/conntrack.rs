@@ -57,7 +57,15 @@ fn replayed(text: &str, frames: &[(Duration, Vec<u8>)]) -> Vec<(String, String)>
         ..Default::default()
     };
     let mut engine = Engine::with_policy(policy(text));
-    replay(&mut engine, Cursor::new(capture(frames)), "gen", &out, None).unwrap();
+    replay(
+        &mut engine,
+        Cursor::new(capture(frames)),
+        "gen",
+        &out,
+        None,
+        None,
+    )
+    .unwrap();
     std::fs::read_to_string(dir.path().join("v.jsonl"))
         .unwrap()
         .lines()
