@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sgplane::conntrack::Config;
 use sgplane::conntrack::{Class, Conntrack, FlowKey, Outcome};
-use sgplane::policy::ConntrackSettings;
 
 const T: u64 = 1_700_000_000_000_000_000;
 
@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("conntrack/lookup");
     g.sample_size(10);
     for &n in &[1_000u32, 1_000_000] {
-        let settings = ConntrackSettings {
+        let settings = Config {
             max_entries: n + 16,
             ..Default::default()
         };
@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
 /// Bytes per tracked flow with a million IPv6 flows (IPv4's are printed by `bench`).
 fn ipv6_memory(_: &mut Criterion) {
     let n = 1_000_000u32;
-    let mut ct = Conntrack::new(&ConntrackSettings {
+    let mut ct = Conntrack::new(&Config {
         max_entries: n + 16,
         ..Default::default()
     });

@@ -1,24 +1,37 @@
 //! sgplane: a userspace packet-filter data plane with cloud security-group semantics.
 //!
-//! Layers, with data flowing one way (a lower layer never imports a higher one):
+//! Layers, lowest first. Data flows one way: a module imports only from the
+//! layers above it in this list (and from itself); modules on one line are
+//! peers and import nothing from each other. `tests/layers.rs` reads this
+//! list and checks every `crate::` path in `src/` against it.
 //!
-//! - [`policy`]: the TOML policy format, its compiled immutable form, and the
-//!   linear reference evaluator that is the oracle for everything faster.
-//! - [`wire`]: zero-copy views that parse packets (Ethernet, IP, L4, GENEVE).
-//! - [`conntrack`] and [`classify`]: the flow table with the Linux TCP state
-//!   machine, and compiled lookup tables for new-flow decisions.
-//! - [`engine`]: one packet (or a batch) and a time in, a verdict and its
-//!   reason out; no I/O, no clock.
-//! - [`io`]: capture files; [`replay`]: `sgplane replay`'s outputs;
-//!   [`live`]: `sgplane run` and `sgplane gwlb` (devices, sockets, reload,
-//!   metrics); [`export`]: the policy for other systems.
-//! - `main.rs`: the command line.
+//! 1. [`base`]: the shared vocabulary (protocol numbers, directions,
+//!    verdicts and reasons, GWLB zones, time).
+//! 2. [`wire`]: zero-copy views that parse and emit packets (Ethernet, IP,
+//!    L4, GENEVE).
+//! 3. [`conntrack`]: the flow table with the Linux TCP state machine, its
+//!    timeouts and capacity.
+//! 4. [`policy`]: the policy model, its TOML loader and checks, the compiled
+//!    immutable form, and the linear reference evaluator that is the oracle
+//!    for everything faster.
+//! 5. [`classify`]: compiled lookup tables for new-flow decisions.
+//! 6. [`engine`]: one packet (or a batch) and a time in, a verdict and its
+//!    reason out; no I/O, no clock.
+//! 7. [`io`]: capture files.
+//! 8. [`output`]: verdict lines and flow logs, for replay and live modes.
+//! 9. [`replay`], [`live`], [`export`]: `sgplane replay`; `sgplane run` and
+//!    `sgplane gwlb` (devices, sockets, reload, metrics); the policy for
+//!    other systems.
+//!
+//! `main.rs`, the command line, sits on top and may use any of them.
+pub mod base;
 pub mod classify;
 pub mod conntrack;
 pub mod engine;
 pub mod export;
 pub mod io;
 pub mod live;
+pub mod output;
 pub mod policy;
 pub mod replay;
 pub mod wire;

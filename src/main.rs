@@ -111,7 +111,7 @@ struct RunArgs {
     flow_log: Option<PathBuf>,
     /// Flow log aggregation interval: 60 or 600 seconds, as AWS allows.
     #[arg(long, value_name = "SECONDS", default_value = "600")]
-    flow_log_interval: sgplane::replay::AggregationInterval,
+    flow_log_interval: sgplane::output::AggregationInterval,
     /// Read and write TAP devices one frame per system call instead of in
     /// bursts through io_uring (used anyway where io_uring is unavailable).
     #[arg(long)]
@@ -160,7 +160,7 @@ struct ReplayArgs {
     flow_log: Option<PathBuf>,
     /// Flow log aggregation interval: 60 or 600 seconds of capture time, as AWS allows.
     #[arg(long, value_name = "SECONDS", default_value = "600")]
-    flow_log_interval: sgplane::replay::AggregationInterval,
+    flow_log_interval: sgplane::output::AggregationInterval,
     /// The account id written in flow log lines.
     #[arg(long, value_name = "ID", default_value = "123456789012")]
     account_id: String,
@@ -206,15 +206,11 @@ struct ExplainArgs {
     #[arg(long, value_name = "C")]
     icmp_code: Option<u8>,
     /// The GWLB endpoint the flow comes through (vpce-…), for zoned policies.
-    #[arg(long, value_name = "VPCE", value_parser = parse_zone_arg)]
+    #[arg(long, value_name = "VPCE", value_parser = policy::parse_zone)]
     zone: Option<u64>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_zone_arg(s: &str) -> Result<u64, String> {
-    policy::parse_zone(s)
 }
 
 fn main() -> ExitCode {

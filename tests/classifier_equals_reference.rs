@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use proptest::prelude::*;
 use sgplane::classify::sg::SgClassifier;
-use sgplane::engine::Decide;
+use sgplane::classify::Decide;
 use sgplane::policy::{Flow, IpProto, Policy};
 
 const V4: [&str; 10] = [

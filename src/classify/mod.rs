@@ -143,8 +143,10 @@ mod scalar;
 mod tree;
 
 pub mod classbench;
+mod decide;
 pub mod sg;
 
+pub use decide::{Decide, Reference};
 pub use rangeset::RangeSet;
 pub use tree::TreeStats;
 

@@ -23,8 +23,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::{ClassRule, Classifier, Key, RangeSet};
-use crate::engine::Decide;
+use super::{ClassRule, Classifier, Decide, Key, RangeSet};
 use crate::policy::reference::Decision;
 use crate::policy::{
     net_bounds, Action, AddrKey, Direction, Evaluation, Flow, IfaceId, IpProto, Policy, ProtoMatch,

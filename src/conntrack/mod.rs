@@ -27,34 +27,111 @@ use std::net::IpAddr;
 use table::{flag, Addr, Key, Slot, Stamp, Table};
 use tcp::{TcpState, Transition};
 
-use crate::policy::{ConntrackSettings, WhenFull};
+pub use crate::base::Nanos;
 
-/// Nanoseconds since the Unix epoch.
-pub type Nanos = u64;
-
-/// Inactivity timeouts in milliseconds.
+/// What a table is given: its size, what it does when full, and its
+/// inactivity timeouts. The policy's `[conntrack]` section converts into
+/// this (`policy::ConntrackSettings::config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub tcp_established: u64,
-    pub tcp_transitory: u64,
-    pub udp: u64,
-    pub udp_stream: u64,
-    pub icmp: u64,
-    pub other: u64,
+pub struct Config {
+    /// Entries the table holds at most.
+    pub max_entries: u32,
+    pub when_full: WhenFull,
+    pub timeouts: Timeouts,
 }
 
-impl From<&ConntrackSettings> for Timeouts {
-    /// Timeouts above [`ConntrackSettings::MAX_TIMEOUT`] (which a policy
-    /// file cannot set) are cut to it.
-    fn from(c: &ConntrackSettings) -> Timeouts {
-        let ms = |s: u32| u64::from(s.min(ConntrackSettings::MAX_TIMEOUT)) * 1000;
+impl Default for Config {
+    /// One million entries, early drop, AWS's timeouts.
+    fn default() -> Config {
+        Config {
+            max_entries: 1_000_000,
+            when_full: WhenFull::EarlyDrop,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Inactivity timeouts in seconds (SPEC §1 `[conntrack]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_established: u32,
+    /// SYN_SENT, SYN_RECV, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE,
+    /// and unassured TCP entries.
+    pub tcp_transitory: u32,
+    /// One direction only, or a single request/response.
+    pub udp: u32,
+    /// More than one packet seen each way.
+    pub udp_stream: u32,
+    pub icmp: u32,
+    pub other: u32,
+}
+
+impl Timeouts {
+    /// The longest timeout the table keeps exactly: ten years, in seconds.
+    /// Times are kept to the millisecond in 40 bits, which holds it; a longer
+    /// timeout is cut to it.
+    pub const MAX: u32 = 10 * 365 * 86_400;
+}
+
+impl Default for Timeouts {
+    /// AWS's defaults.
+    fn default() -> Timeouts {
         Timeouts {
-            tcp_established: ms(c.tcp_established),
-            tcp_transitory: ms(c.tcp_transitory),
-            udp: ms(c.udp),
-            udp_stream: ms(c.udp_stream),
-            icmp: ms(c.icmp),
-            other: ms(c.other),
+            tcp_established: 432_000,
+            tcp_transitory: 120,
+            udp: 30,
+            udp_stream: 180,
+            icmp: 30,
+            other: 600,
+        }
+    }
+}
+
+/// What a full connection-tracking table does with a new flow
+/// (`[conntrack] when_full`, SPEC §2.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// `"early_drop"`: evict the oldest unassured entry of those the table
+    /// samples (as Linux's `early_drop`), and deny (`conntrack-full`) only
+    /// when the sample holds none.
+    #[default]
+    EarlyDrop,
+    /// `"refuse"`: deny every new flow (`conntrack-full`), as AWS does.
+    Refuse,
+}
+
+impl WhenFull {
+    /// The name in the policy file.
+    pub fn name(self) -> &'static str {
+        match self {
+            WhenFull::EarlyDrop => "early_drop",
+            WhenFull::Refuse => "refuse",
+        }
+    }
+}
+
+/// Inactivity timeouts in milliseconds, as the table uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Millis {
+    tcp_established: u64,
+    tcp_transitory: u64,
+    udp: u64,
+    udp_stream: u64,
+    icmp: u64,
+    other: u64,
+}
+
+impl From<&Timeouts> for Millis {
+    /// Timeouts above [`Timeouts::MAX`] are cut to it.
+    fn from(t: &Timeouts) -> Millis {
+        let ms = |s: u32| u64::from(s.min(Timeouts::MAX)) * 1000;
+        Millis {
+            tcp_established: ms(t.tcp_established),
+            tcp_transitory: ms(t.tcp_transitory),
+            udp: ms(t.udp),
+            udp_stream: ms(t.udp_stream),
+            icmp: ms(t.icmp),
+            other: ms(t.other),
         }
     }
 }
@@ -152,7 +229,7 @@ pub struct Conntrack {
     v6: Table<[u64; 2]>,
     max_entries: usize,
     when_full: WhenFull,
-    timeouts: Timeouts,
+    timeouts: Millis,
     /// Milliseconds since the Unix epoch that slot times count from.
     epoch: Option<u64>,
     /// The latest time seen (ms since the Unix epoch): the clock.
@@ -165,17 +242,17 @@ pub struct Conntrack {
 
 // Every entry a sweep keeps is younger than its timeout, so moving the epoch
 // up to the oldest of them leaves every time, and the clock, in a stamp.
-const _: () = assert!((ConntrackSettings::MAX_TIMEOUT as u64) * 1000 < Stamp::MAX);
+const _: () = assert!((Timeouts::MAX as u64) * 1000 < Stamp::MAX);
 
 impl Conntrack {
-    pub fn new(settings: &ConntrackSettings) -> Conntrack {
+    pub fn new(settings: &Config) -> Conntrack {
         let max = settings.max_entries as usize;
         Conntrack {
             v4: Table::new(max),
             v6: Table::new(max),
             max_entries: max,
             when_full: settings.when_full,
-            timeouts: Timeouts::from(settings),
+            timeouts: Millis::from(&settings.timeouts),
             epoch: None,
             latest: 0,
             next_expiry: 0,
@@ -183,10 +260,10 @@ impl Conntrack {
     }
 
     /// Applies new limits and timeouts (a policy reload); entries stay.
-    pub fn reconfigure(&mut self, settings: &ConntrackSettings) {
+    pub fn reconfigure(&mut self, settings: &Config) {
         self.max_entries = settings.max_entries as usize;
         self.when_full = settings.when_full;
-        self.timeouts = Timeouts::from(settings);
+        self.timeouts = Millis::from(&settings.timeouts);
         self.next_expiry = 0;
     }
 
@@ -475,7 +552,7 @@ struct Victim {
 /// first expired one (`true`), else the oldest unassured one of the first
 /// [`EARLY_DROP_SAMPLE`], else the first unassured one of the first
 /// [`EARLY_DROP_REACH`].
-fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Timeouts) -> Option<(usize, bool)> {
+fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Millis) -> Option<(usize, bool)> {
     let mut oldest: Option<(usize, u64)> = None;
     for (n, i) in t.sample(hash, EARLY_DROP_REACH).enumerate() {
         if n >= EARLY_DROP_SAMPLE && oldest.is_some() {
@@ -497,7 +574,7 @@ fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Timeouts) -> Optio
 /// when established and assured (a picked-up flow nobody answered keeps
 /// `tcp_transitory`); UDP gets `udp_stream` after more than one packet each way.
 #[inline]
-fn timeout_of<A>(s: &Slot<A>, t: &Timeouts) -> u64 {
+fn timeout_of<A>(s: &Slot<A>, t: &Millis) -> u64 {
     match s.key.proto {
         6 if s.tcp == TcpState::Established as u8 && s.assured() => t.tcp_established,
         6 => t.tcp_transitory,
@@ -509,7 +586,7 @@ fn timeout_of<A>(s: &Slot<A>, t: &Timeouts) -> u64 {
 }
 
 #[inline]
-fn expired<A>(s: &Slot<A>, now: u64, t: &Timeouts) -> bool {
+fn expired<A>(s: &Slot<A>, now: u64, t: &Millis) -> bool {
     now.saturating_sub(s.last.get()) >= timeout_of(s, t)
 }
 
@@ -520,7 +597,7 @@ fn track_in<A: Addr>(
     p: &Prepared,
     class: Class,
     now: u64,
-    to: &Timeouts,
+    to: &Millis,
     next_expiry: &mut u64,
 ) -> Outcome {
     let Some(i) = t.find(p.hash, k) else {
@@ -648,8 +725,8 @@ mod tests {
     const DAY: Nanos = 86_400 * SEC;
     const T0: Nanos = 1_700_000_000 * SEC;
 
-    fn table(f: impl FnOnce(&mut ConntrackSettings)) -> Conntrack {
-        let mut s = ConntrackSettings::default();
+    fn table(f: impl FnOnce(&mut Config)) -> Conntrack {
+        let mut s = Config::default();
         f(&mut s);
         Conntrack::new(&s)
     }
@@ -696,7 +773,7 @@ mod tests {
     #[test]
     fn a_20_day_timeout_expires_across_a_100_day_gap() {
         let ack = Class::Tcp { flags: ACK };
-        let mut ct = table(|s| s.tcp_established = 1_728_000);
+        let mut ct = table(|s| s.timeouts.tcp_established = 1_728_000);
         let k = flow(40000, 443, 6);
         handshake(&mut ct, &k, T0);
         // 19 days later it is still established...
@@ -713,16 +790,10 @@ mod tests {
     #[test]
     fn expiry_is_exact_across_every_gap() {
         let ack = Class::Tcp { flags: ACK };
-        for timeout in [
-            1,
-            2_147_484,
-            1_728_000,
-            4_294_968,
-            ConntrackSettings::MAX_TIMEOUT,
-        ] {
+        for timeout in [1, 2_147_484, 1_728_000, 4_294_968, Timeouts::MAX] {
             let ms = u64::from(timeout) * 1000 * MS;
             for gap in [ms - MS, ms] {
-                let mut ct = table(|s| s.tcp_established = timeout);
+                let mut ct = table(|s| s.timeouts.tcp_established = timeout);
                 let k = flow(40000, 443, 6);
                 handshake(&mut ct, &k, T0);
                 let p = ct.prepare(&k);
@@ -745,8 +816,8 @@ mod tests {
         let gre = Class::Other;
         let ack = Class::Tcp { flags: ACK };
         let mut ct = table(|s| {
-            s.other = ConntrackSettings::MAX_TIMEOUT;
-            s.tcp_established = 1_728_000;
+            s.timeouts.other = Timeouts::MAX;
+            s.timeouts.tcp_established = 1_728_000;
         });
         let x = flow(0, 0, 47);
         let year = 365 * DAY;
@@ -793,7 +864,7 @@ mod tests {
     #[test]
     fn time_never_goes_backwards() {
         let udp = Class::Udp;
-        let mut ct = table(|s| s.udp = 30);
+        let mut ct = table(|s| s.timeouts.udp = 30);
         let a = flow(5000, 53, 17);
         assert_eq!(packet(&mut ct, &a, udp, T0), Outcome::New);
         assert_eq!(packet(&mut ct, &a, udp, T0 + 20 * SEC), Outcome::Tracked);

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::classify::sg::SgClassifier;
 use crate::conntrack::{
     tcp, Class, Conntrack, FlowKey, FragmentKey, FragmentMemory, Nanos, Outcome, Prepared,
 };
@@ -20,21 +21,7 @@ use crate::wire::packet::{
     parse, Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, L4,
 };
 
-/// How new flows are decided. The reference evaluator is the oracle; the
-/// compiled classifier (issue: fast path) plugs in here.
-pub trait Decide: Send + Sync {
-    fn decide(&self, policy: &Policy, flow: &Flow) -> Evaluation;
-}
-
-/// Decides with the linear reference evaluator.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Reference;
-
-impl Decide for Reference {
-    fn decide(&self, policy: &Policy, flow: &Flow) -> Evaluation {
-        policy.evaluate(flow)
-    }
-}
+pub use crate::classify::{Decide, Reference};
 
 /// A policy and the decider compiled from it, swapped as one.
 pub struct Ruleset {
@@ -45,7 +32,7 @@ pub struct Ruleset {
 impl Ruleset {
     /// The policy with its rules compiled into lookup tables (the fast path).
     pub fn compile(policy: Policy) -> Ruleset {
-        let decider = Box::new(crate::classify::sg::SgClassifier::build(&policy));
+        let decider = Box::new(SgClassifier::build(&policy));
         Ruleset { policy, decider }
     }
 
@@ -152,7 +139,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(rules: Arc<Ruleset>) -> Engine {
-        let conntrack = Conntrack::new(&rules.policy.conntrack);
+        let conntrack = Conntrack::new(&rules.policy.conntrack.config());
         let stats = Stats {
             rule_hits: vec![0; rules.policy.rules.len()],
             ..Default::default()
@@ -180,7 +167,7 @@ impl Engine {
 
     /// Swaps in a new policy: tracked flows keep flowing, new flows see the new rules.
     pub fn set_rules(&mut self, rules: Arc<Ruleset>) {
-        self.conntrack.reconfigure(&rules.policy.conntrack);
+        self.conntrack.reconfigure(&rules.policy.conntrack.config());
         self.stats.rule_hits = vec![0; rules.policy.rules.len()];
         self.rules = rules;
     }

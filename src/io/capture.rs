@@ -16,7 +16,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{Endianness, PcapError, TsResolution};
 
-use crate::conntrack::Nanos;
+use crate::base::Nanos;
 use crate::wire::LinkType;
 
 /// The largest record accepted (a pcap record or a pcapng block).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::conntrack::Nanos;
+use crate::base::Nanos;
 use crate::engine::Ruleset;
 use crate::policy::Policy;
 

@@ -155,7 +155,7 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
             .and_then(|z| match parse_zone(z.get_ref()) {
                 Ok(z) => Some(z),
                 Err(m) => {
-                    cx.err(Some(z.span()), m);
+                    cx.err(Some(z.span()), m.to_string());
                     None
                 }
             });

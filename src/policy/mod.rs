@@ -32,6 +32,9 @@ pub use diag::{Diagnostic, PolicyError};
 pub use reference::{Decision, Evaluation};
 pub use types::*;
 
+use crate::conntrack;
+pub use crate::conntrack::WhenFull;
+
 /// The policy built into the binary, used when no `-c` is given.
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../../config/default.toml");
 /// How the built-in policy is named in messages.
@@ -82,45 +85,41 @@ pub struct ConntrackSettings {
 }
 
 impl ConntrackSettings {
-    /// The longest timeout a policy may set: ten years, in seconds. The
-    /// table keeps times to the millisecond in 40 bits, which holds it.
-    pub const MAX_TIMEOUT: u32 = 10 * 365 * 86_400;
-}
+    /// The longest timeout a policy may set: ten years, in seconds, the
+    /// longest the connection table keeps exactly.
+    pub const MAX_TIMEOUT: u32 = conntrack::Timeouts::MAX;
 
-impl Default for ConntrackSettings {
-    fn default() -> Self {
-        ConntrackSettings {
-            max_entries: 1_000_000,
-            when_full: WhenFull::EarlyDrop,
-            tcp_established: 432_000,
-            tcp_transitory: 120,
-            udp: 30,
-            udp_stream: 180,
-            icmp: 30,
-            other: 600,
+    /// The connection table's configuration these settings give.
+    pub fn config(&self) -> conntrack::Config {
+        conntrack::Config {
+            max_entries: self.max_entries,
+            when_full: self.when_full,
+            timeouts: conntrack::Timeouts {
+                tcp_established: self.tcp_established,
+                tcp_transitory: self.tcp_transitory,
+                udp: self.udp,
+                udp_stream: self.udp_stream,
+                icmp: self.icmp,
+                other: self.other,
+            },
         }
     }
 }
 
-/// What a full connection-tracking table does with a new flow
-/// (`[conntrack] when_full`, SPEC §2.8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WhenFull {
-    /// `"early_drop"`: evict the oldest unassured entry of those the table
-    /// samples (as Linux's `early_drop`), and deny (`conntrack-full`) only
-    /// when the sample holds none.
-    #[default]
-    EarlyDrop,
-    /// `"refuse"`: deny every new flow (`conntrack-full`), as AWS does.
-    Refuse,
-}
-
-impl WhenFull {
-    /// The name in the policy file.
-    pub fn name(self) -> &'static str {
-        match self {
-            WhenFull::EarlyDrop => "early_drop",
-            WhenFull::Refuse => "refuse",
+impl Default for ConntrackSettings {
+    /// The connection table's defaults (AWS's timeouts).
+    fn default() -> Self {
+        let c = conntrack::Config::default();
+        let t = c.timeouts;
+        ConntrackSettings {
+            max_entries: c.max_entries,
+            when_full: c.when_full,
+            tcp_established: t.tcp_established,
+            tcp_transitory: t.tcp_transitory,
+            udp: t.udp,
+            udp_stream: t.udp_stream,
+            icmp: t.icmp,
+            other: t.other,
         }
     }
 }

@@ -6,71 +6,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// An IP protocol number. Unknown numbers are values, not errors, so rules can
-/// match any protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IpProto(pub u8);
-
-impl IpProto {
-    pub const ICMP: IpProto = IpProto(1);
-    pub const TCP: IpProto = IpProto(6);
-    pub const UDP: IpProto = IpProto(17);
-    pub const ICMPV6: IpProto = IpProto(58);
-
-    /// TCP and UDP carry ports that rules can match.
-    pub fn has_ports(self) -> bool {
-        self == Self::TCP || self == Self::UDP
-    }
-
-    /// ICMP and ICMPv6 carry a type and code that rules can match.
-    pub fn is_icmp(self) -> bool {
-        self == Self::ICMP || self == Self::ICMPV6
-    }
-
-    /// The lowercase name used in output (`tcp`, `udp`, `icmp`, `icmpv6`) or the number.
-    pub fn name(self) -> ProtoName {
-        ProtoName(self.0)
-    }
-}
-
-/// Displays a protocol number by its usual name.
-#[derive(Debug, Clone, Copy)]
-pub struct ProtoName(u8);
-
-impl fmt::Display for ProtoName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            1 => f.write_str("icmp"),
-            6 => f.write_str("tcp"),
-            17 => f.write_str("udp"),
-            58 => f.write_str("icmpv6"),
-            n => write!(f, "{n}"),
-        }
-    }
-}
-
-impl fmt::Display for IpProto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.name().fmt(f)
-    }
-}
-
-impl FromStr for IpProto {
-    type Err = String;
-
-    /// Parses `tcp`, `udp`, `icmp`, `icmpv6` or a number 0-255 (not `all`).
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Self::TCP),
-            "udp" => Ok(Self::UDP),
-            "icmp" => Ok(Self::ICMP),
-            "icmpv6" | "icmp6" | "ipv6-icmp" => Ok(Self::ICMPV6),
-            other => other.parse::<u8>().map(IpProto).map_err(|_| {
-                format!("unknown protocol `{s}`: expected tcp, udp, icmp, icmpv6 or a number 0-255")
-            }),
-        }
-    }
-}
+pub use crate::base::{
+    parse_zone, zone_name, Direction, IpProto, ProtoName, Reason, Verdict, ZoneId, ZoneName,
+};
 
 /// The protocol a rule matches: one protocol, or every protocol (`all` / `-1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -299,132 +237,6 @@ impl FromStr for Action {
     }
 }
 
-/// Which way a packet crosses an interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    Ingress,
-    Egress,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Ingress => "ingress",
-            Direction::Egress => "egress",
-        }
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The packet's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    Allow,
-    Deny,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a packet got its verdict (SPEC §2; the strings are part of the output format).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
-    Established,
-    Related,
-    Rule,
-    NoRule,
-    UnknownAddress,
-    Invalid,
-    Malformed,
-    NotIp,
-    ConntrackFull,
-    Arp,
-    NeighborDiscovery,
-    Fragment,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 12] = [
-        Reason::Established,
-        Reason::Related,
-        Reason::Rule,
-        Reason::NoRule,
-        Reason::UnknownAddress,
-        Reason::Invalid,
-        Reason::Malformed,
-        Reason::NotIp,
-        Reason::ConntrackFull,
-        Reason::Arp,
-        Reason::NeighborDiscovery,
-        Reason::Fragment,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Established => "established",
-            Reason::Related => "related",
-            Reason::Rule => "rule",
-            Reason::NoRule => "no-rule",
-            Reason::UnknownAddress => "unknown-address",
-            Reason::Invalid => "invalid",
-            Reason::Malformed => "malformed",
-            Reason::NotIp => "not-ip",
-            Reason::ConntrackFull => "conntrack-full",
-            Reason::Arp => "arp",
-            Reason::NeighborDiscovery => "neighbor-discovery",
-            Reason::Fragment => "fragment",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A GWLB endpoint id, the key of a zone (SPEC §5). `None` on a [`Flow`] means
-/// the packet came from no endpoint: only zoneless interfaces see it.
-pub type ZoneId = u64;
-
-/// Formats a zone as `vpce-` and 17 zero-padded lowercase hex digits.
-pub fn zone_name(zone: ZoneId) -> String {
-    format!("vpce-{zone:017x}")
-}
-
-/// Parses `vpce-` followed by 1-17 hex digits (AWS writes 17).
-pub fn parse_zone(s: &str) -> Result<ZoneId, String> {
-    let bad = || {
-        format!("bad zone `{s}`: expected a GWLB endpoint id, vpce- and 17 hex digits, e.g. vpce-0123456789abcdef0")
-    };
-    let hex = s.strip_prefix("vpce-").ok_or_else(bad)?;
-    if hex.is_empty() || hex.len() > 17 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    u64::from_str_radix(hex, 16).map_err(|_| bad())
-}
-
 /// The first packet of a new flow, as the rules see it.
 ///
 /// Ports and ICMP type/code are `None` when unknown (a later IP fragment): then
@@ -562,19 +374,5 @@ mod tests {
             .unwrap_err()
             .contains("expected tcp"));
         assert_eq!(IpProto(47).to_string(), "47");
-    }
-
-    #[test]
-    fn zones() {
-        assert_eq!(zone_name(0x0123456789abcdef0), "vpce-0123456789abcdef0");
-        assert_eq!(
-            parse_zone("vpce-0123456789abcdef0"),
-            Ok(0x0123456789abcdef0)
-        );
-        assert_eq!(zone_name(1), "vpce-00000000000000001");
-        assert!(parse_zone("vpce-").is_err());
-        assert!(parse_zone("eni-123").is_err());
-        assert!(parse_zone("vpce-0123456789abcdef01").is_err());
-        assert!(parse_zone("vpce-xyz").is_err());
     }
 }

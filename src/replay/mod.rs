@@ -6,10 +6,8 @@
 //! always equals its packets, also when the capture ends early.
 
 mod distinct;
-mod flowlog;
 mod heavy;
 mod summary;
-mod verdicts;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -21,9 +19,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-pub use flowlog::{AggregationInterval, FlowLog};
+use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
-pub use verdicts::{VerdictFormat, VerdictWriter};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
 use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};

@@ -8,7 +8,7 @@
 //! because pcap replay decapsulates any GENEVE while `gwlb` mode accepts only
 //! what AWS sends.
 
-use core::fmt;
+use crate::base::ZoneName;
 use core::iter::FusedIterator;
 
 /// Offsets in the fixed header and, relative to its start, in one option TLV.
@@ -598,35 +598,6 @@ impl AwsOptions {
     }
 }
 
-/// The zone of a GWLB endpoint, displayed as `vpce-` and the id as 17
-/// zero-padded lowercase hex digits, without allocating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ZoneName(pub u64);
-
-impl ZoneName {
-    /// Parses `vpce-` and exactly 17 lowercase hex digits. Names whose first
-    /// digit is not 0 are rejected: no 64-bit endpoint id displays as them.
-    pub fn parse(name: &str) -> Option<ZoneName> {
-        let digits = name.strip_prefix("vpce-")?;
-        let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
-        if digits.len() != 17 || !digits.as_bytes().iter().all(lower_hex) {
-            return None;
-        }
-        u64::from_str_radix(digits, 16).ok().map(ZoneName)
-    }
-}
-
-impl fmt::Display for ZoneName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "vpce-{:017x}", self.0)
-    }
-}
-
-/// The zone name of a GWLB endpoint id: `vpce-%017x`.
-pub fn zone_name(endpoint_id: u64) -> String {
-    ZoneName(endpoint_id).to_string()
-}
-
 fn set_bit(byte: &mut u8, mask: u8, on: bool) {
     if on {
         *byte |= mask;
@@ -1105,34 +1076,6 @@ mod tests {
         emit(&mut buf, VNI_MAX, ETHER_TYPE_IPV4, &options).unwrap();
         let p = GenevePacket::new_checked(&buf[..]).unwrap();
         assert_eq!((p.vni(), p.aws_options()), (0xff_ffff, Ok(AWS_OPTS)));
-    }
-
-    #[test]
-    fn zone_names() {
-        assert_eq!(zone_name(0), "vpce-00000000000000000");
-        assert_eq!(zone_name(0x1234_5678_9abc_def0), "vpce-0123456789abcdef0");
-        assert_eq!(zone_name(u64::MAX), "vpce-0ffffffffffffffff");
-        assert_eq!(zone_name(0xab), "vpce-000000000000000ab");
-        assert_eq!(format!("{}", ZoneName(0xab)), zone_name(0xab));
-        assert_eq!(
-            ZoneName::parse("vpce-0123456789abcdef0"),
-            Some(ZoneName(0x1234_5678_9abc_def0))
-        );
-        assert_eq!(
-            ZoneName::parse("vpce-0ffffffffffffffff"),
-            Some(ZoneName(u64::MAX))
-        );
-        for bad in [
-            "vpce-1000000000000000a", // 17 digits that overflow 64 bits
-            "vpce-0123456789ABCDEF0", // upper case
-            "vpce-123456789abcdef0",  // 16 digits
-            "vpce-00123456789abcdef0",
-            "vpce-+123456789abcdef0",
-            "eni-0123456789abcdef0",
-            "vpce-",
-        ] {
-            assert_eq!(ZoneName::parse(bad), None, "{bad}");
-        }
     }
 
     #[test]

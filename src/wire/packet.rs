@@ -14,7 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::geneve::{self, GenevePacket};
-use crate::policy::{IpProto, ZoneId};
+use crate::base::{IpProto, ZoneId};
 
 /// How a capture or device frames its packets (pcap LINKTYPE values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,9 @@
+//! What sgplane writes about the packets it judged, shared by `replay` and
+//! the live modes: the per-packet verdict lines (SPEC §4, JSON lines or CSV)
+//! and the VPC Flow Logs version 2 records, aggregated per window.
+
+mod flowlog;
+mod verdicts;
+
+pub use flowlog::{AggregationInterval, FlowLog};
+pub use verdicts::{VerdictFormat, VerdictWriter};
