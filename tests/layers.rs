@@ -147,9 +147,8 @@ fn lower_layers_never_import_higher_ones() {
 #[test]
 fn the_checker_sees_grouped_and_plain_paths() {
     let paths = crate_paths("use crate::{engine::{X, Y},\n    wire};\nlet x = crate::policy::y();");
-    let names: Vec<_> = paths.into_iter().map(|(l, n)| (l, n)).collect();
     assert_eq!(
-        names,
+        paths,
         [
             (1, "engine".to_string()),
             (2, "wire".to_string()),
