@@ -302,5 +302,16 @@ proptest! {
             let got = fast.decide(&policy, f);
             prop_assert_eq!(got, want, "flow {:?}\npolicy:\n{}", f, text);
         }
+        // The batch lookup (16 lanes at a time on AVX2, the rest one by one)
+        // gives the same decisions, in order, on a batch long enough to fill
+        // lanes: the flows repeated up to 100, so several lanes per
+        // classifier.
+        let batch: Vec<Flow> = flows.iter().cycle().take(100.max(flows.len())).copied().collect();
+        let mut got = Vec::new();
+        fast.decide_batch(&policy, &batch, &mut got);
+        prop_assert_eq!(got.len(), batch.len());
+        for (f, g) in batch.iter().zip(&got) {
+            prop_assert_eq!(*g, policy.evaluate(f), "batch, flow {:?}\npolicy:\n{}", f, text);
+        }
     }
 }

@@ -27,7 +27,7 @@ use super::{ClassRule, Classifier, Decide, Key, RangeSet};
 use crate::policy::reference::Decision;
 use crate::policy::{
     net_bounds, Action, AddrKey, Direction, Evaluation, Flow, IfaceId, IpProto, Policy, ProtoMatch,
-    Reason, Remote, Rule, RuleId, Verdict, ZoneId,
+    Remote, Rule, RuleId, Verdict, ZoneId,
 };
 
 /// The value of an unknown port or ICMP type/code.
@@ -132,30 +132,45 @@ impl SgClassifier {
         (i - 1) as u32
     }
 
-    fn decide_one(
-        &self,
-        policy: &Policy,
-        iface: IfaceId,
-        dir: Direction,
-        key: &Key,
-        zone: Option<ZoneId>,
-    ) -> Decision {
+    /// The classifier of `iface`'s policy in `dir` for a packet in `zone`.
+    #[inline]
+    fn table(&self, policy: &Policy, iface: IfaceId, dir: Direction, zone: Option<ZoneId>) -> u32 {
         let ctx = zone.and_then(|z| self.zones.get(&z).copied()).unwrap_or(0);
         let set = policy.interface(iface).policy_set as usize;
-        let table = &self.tables[self.index[ctx][set * 2 + dir_index(dir)] as usize];
-        let rule = table
-            .lookup(key)
-            .map(|i| policy.policy_sets[set].rules(dir)[i as usize]);
-        let verdict = match rule.map(|r| policy.rule(r).action) {
-            Some(Action::Allow) => Verdict::Allow,
-            _ => Verdict::Deny,
+        self.index[ctx][set * 2 + dir_index(dir)]
+    }
+
+    /// The lookup keys of a flow, seen from the destination (ingress) and
+    /// from the source (egress).
+    #[inline]
+    fn keys(&self, flow: &Flow) -> (Key, Key) {
+        let (src, dst) = (self.interval(flow.src), self.interval(flow.dst));
+        let sport = flow.sport.map_or(UNKNOWN, u32::from);
+        let last = match (flow.dport, flow.icmp) {
+            (Some(p), _) => u32::from(p),
+            (None, Some((t, c))) => u32::from(t) << 8 | u32::from(c),
+            (None, None) => UNKNOWN,
         };
-        Decision {
-            interface: iface,
-            direction: dir,
-            verdict,
-            rule,
-        }
+        let proto = u32::from(flow.proto.0);
+        (
+            [src, dst, sport, last, proto],
+            [dst, src, sport, last, proto],
+        )
+    }
+}
+
+/// The decision of `iface` in `dir` given its classifier's first match.
+fn decision(policy: &Policy, iface: IfaceId, dir: Direction, hit: Option<u32>) -> Decision {
+    let rule = hit.map(|i| policy.interface_rules(iface, dir)[i as usize]);
+    let verdict = match rule.map(|r| policy.rule(r).action) {
+        Some(Action::Allow) => Verdict::Allow,
+        _ => Verdict::Deny,
+    };
+    Decision {
+        interface: iface,
+        direction: dir,
+        verdict,
+        rule,
     }
 }
 
@@ -168,52 +183,61 @@ fn dir_index(d: Direction) -> usize {
 
 impl Decide for SgClassifier {
     fn decide(&self, policy: &Policy, flow: &Flow) -> Evaluation {
-        let s = policy.interface_of(flow.src, flow.zone);
-        let d = policy.interface_of(flow.dst, flow.zone);
-        if s.is_none() && d.is_none() {
-            return Evaluation {
-                verdict: policy.settings.unknown_address,
-                reason: Reason::UnknownAddress,
-                egress: None,
-                ingress: None,
+        let (ingress, egress) = self.keys(flow);
+        policy.judge_ends(flow, |iface, dir| {
+            let key = match dir {
+                Direction::Ingress => &ingress,
+                Direction::Egress => &egress,
             };
+            let table = &self.tables[self.table(policy, iface, dir, flow.zone) as usize];
+            decision(policy, iface, dir, table.lookup(key))
+        })
+    }
+
+    /// The flows' lookups grouped by classifier, each group through the
+    /// classifier's batch lookup (16 keys at a time on AVX2), then each
+    /// flow's two decisions combined as [`Policy::judge_ends`] does.
+    fn decide_batch(&self, policy: &Policy, flows: &[Flow], out: &mut Vec<Evaluation>) {
+        out.clear();
+        // One lookup per end that is an interface: (classifier, slot), where
+        // slot is flow * 2 + direction.
+        let mut lookups: Vec<(u32, u32)> = Vec::with_capacity(flows.len() * 2);
+        let mut keys: Vec<Key> = vec![[0; 5]; flows.len() * 2];
+        let mut ends = Vec::with_capacity(flows.len());
+        for (n, f) in flows.iter().enumerate() {
+            let (s, d) = policy.ends_of(f);
+            let (ingress, egress) = self.keys(f);
+            for (end, dir, key) in [
+                (d, Direction::Ingress, ingress),
+                (s, Direction::Egress, egress),
+            ] {
+                if let Some(iface) = end {
+                    let slot = n * 2 + dir_index(dir);
+                    keys[slot] = key;
+                    lookups.push((self.table(policy, iface, dir, f.zone), slot as u32));
+                }
+            }
+            ends.push((s, d));
         }
-        let (src, dst) = (self.interval(flow.src), self.interval(flow.dst));
-        let sport = flow.sport.map_or(UNKNOWN, u32::from);
-        let last = match (flow.dport, flow.icmp) {
-            (Some(p), _) => u32::from(p),
-            (None, Some((t, c))) => u32::from(t) << 8 | u32::from(c),
-            (None, None) => UNKNOWN,
-        };
-        let proto = u32::from(flow.proto.0);
-        let egress = s.map(|i| {
-            self.decide_one(
-                policy,
-                i,
-                Direction::Egress,
-                &[dst, src, sport, last, proto],
-                flow.zone,
-            )
-        });
-        let ingress = d.map(|i| {
-            self.decide_one(
-                policy,
-                i,
-                Direction::Ingress,
-                &[src, dst, sport, last, proto],
-                flow.zone,
-            )
-        });
-        let mut e = Evaluation {
-            verdict: Verdict::Allow,
-            reason: Reason::Rule,
-            egress,
-            ingress,
-        };
-        let deciding = *e.deciding().expect("at least one end is an interface");
-        e.verdict = deciding.verdict;
-        e.reason = deciding.reason();
-        e
+        lookups.sort_unstable();
+        let mut hits: Vec<Option<u32>> = vec![None; flows.len() * 2];
+        let (mut group_keys, mut group_hits) = (Vec::new(), Vec::new());
+        for group in lookups.chunk_by(|a, b| a.0 == b.0) {
+            group_keys.clear();
+            group_keys.extend(group.iter().map(|&(_, slot)| keys[slot as usize]));
+            group_hits.clear();
+            group_hits.resize(group.len(), None);
+            self.tables[group[0].0 as usize].lookup_batch(&group_keys, &mut group_hits);
+            for (&(_, slot), &hit) in group.iter().zip(&group_hits) {
+                hits[slot as usize] = hit;
+            }
+        }
+        let unknown = policy.settings.unknown_address;
+        out.extend(ends.iter().enumerate().map(|(n, &(s, d))| {
+            let egress = s.map(|i| decision(policy, i, Direction::Egress, hits[n * 2 + 1]));
+            let ingress = d.map(|i| decision(policy, i, Direction::Ingress, hits[n * 2]));
+            Evaluation::combine(unknown, egress, ingress)
+        }));
     }
 }
 

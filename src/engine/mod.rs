@@ -3,12 +3,29 @@
 //! clock, so a replay is deterministic and timeouts are testable without
 //! sleeping.
 //!
-//! A packet goes: parse → ARP / not-IP / neighbour discovery → later
-//! fragments take their first fragment's verdict → conntrack (established,
-//! invalid, related ICMP errors) → for a new flow, the rules → an allowed new
-//! flow opens an entry (or is denied when the table is full).
+//! A packet goes through named stages, each of which either judges it or
+//! passes it on:
+//!
+//! 1. **link** ([`Engine::link`]): parse; ARP, not-IP and malformed frames
+//!    are judged here, and ICMPv6 neighbour discovery when allowed;
+//! 2. **fragments** ([`Engine::fragments`]): a later fragment takes its first
+//!    fragment's verdict;
+//! 3. **conntrack** ([`Engine::conntrack_stage`]): established packets,
+//!    invalid TCP, ICMP errors related to a tracked flow;
+//! 4. **rules** ([`Engine::rules_stage`]): a new flow is decided by the
+//!    security groups, or the decision made for it ahead, in a batch;
+//! 5. **open** ([`Engine::open`]): an allowed new flow opens an entry (or is
+//!    denied when the table is full).
+//!
+//! A stateless stage (network ACLs, SPEC §9.1) goes between 2 and 3. A batch
+//! is staged first ([`Stager`]): every frame parsed and its flow key made,
+//! and the frames likely to be new flows decided together through the
+//! classifier's batch lookup; then judged in order, each frame's conntrack
+//! slot fetched a few frames ahead.
 
 use std::sync::Arc;
+
+pub use crate::classify::{Decide, Reference};
 
 use crate::classify::sg::SgClassifier;
 use crate::conntrack::{
@@ -20,8 +37,6 @@ use crate::policy::{
 use crate::wire::packet::{
     parse, Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, L4,
 };
-
-pub use crate::classify::{Decide, Reference};
 
 /// A policy and the decider compiled from it, swapped as one.
 pub struct Ruleset {
@@ -55,6 +70,12 @@ pub struct Input<'a> {
     pub ts: Nanos,
 }
 
+impl Input<'_> {
+    fn wire_len(&self) -> usize {
+        self.orig_len.max(self.data.len())
+    }
+}
+
 /// The verdict for one packet and what it is based on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Judgement {
@@ -79,6 +100,13 @@ impl Judgement {
         }
     }
 
+    fn of(p: IpPacket, verdict: Verdict, reason: Reason) -> Judgement {
+        Judgement {
+            packet: Some(p),
+            ..Judgement::new(verdict, reason)
+        }
+    }
+
     pub fn zone(&self) -> Option<ZoneId> {
         self.packet.and_then(|p| p.tunnel).and_then(|t| t.zone)
     }
@@ -93,8 +121,8 @@ pub struct Stats {
     pub bytes_allowed: u64,
     pub bytes_denied: u64,
     /// Allowed and denied packets by reason, indexed by [`Reason::index`].
-    pub allowed_by_reason: [u64; 12],
-    pub denied_by_reason: [u64; 12],
+    pub allowed_by_reason: [u64; Reason::COUNT],
+    pub denied_by_reason: [u64; Reason::COUNT],
     /// New flows decided by the rules.
     pub new_flows: u64,
     /// Entries opened.
@@ -114,27 +142,40 @@ impl Stats {
     }
 }
 
-/// A frame of a batch, parsed, with its flow key when it has one.
-type Parsed = (Result<Frame, ParseError>, Option<(Prepared, Class)>);
-
-/// How many frames [`Engine::process_batch`] parses, and whose conntrack
-/// slots it prefetches, ahead of the one it judges.
+/// How many frames ahead of the one being judged [`Engine::process_batch`]
+/// fetches conntrack slots into the cache.
 const AHEAD: usize = 8;
+
+/// The most frames [`Engine::process_batch`] stages at once.
+const STAGE: usize = 256;
+
+/// What the conntrack stage passes on to the rules: a new flow, whether an
+/// allowed one opens an entry, and its slot.
+#[derive(Debug, Clone, Copy)]
+struct NewFlow {
+    class: Class,
+    opens: bool,
+    prepared: Option<Prepared>,
+}
 
 /// The data plane's decision core.
 pub struct Engine {
     rules: Arc<Ruleset>,
     conntrack: Conntrack,
+    /// The share of the policy's `max_entries` this engine's table holds
+    /// (1 of `conntrack_share`): live modes with several workers split it.
+    conntrack_share: u32,
     fragments: FragmentMemory,
     parse: ParseOptions,
     stats: Stats,
     /// The latest packet time seen: time never goes backwards, a packet
     /// older than that is judged at that time (conntrack and fragments alike).
     latest: Nanos,
-    /// Parsed frames and their flow keys of the batch being judged.
-    scratch: std::collections::VecDeque<Parsed>,
+    /// The staged frames of the batch being judged.
+    staged: Vec<Staged>,
     /// The prepared flow keys of the staged frames being judged.
     keys: Vec<Option<(Prepared, Class)>>,
+    stage_scratch: StageScratch,
 }
 
 impl Engine {
@@ -147,12 +188,14 @@ impl Engine {
         Engine {
             rules,
             conntrack,
+            conntrack_share: 1,
             fragments: FragmentMemory::default(),
             parse: ParseOptions::default(),
             stats,
             latest: 0,
-            scratch: std::collections::VecDeque::with_capacity(AHEAD + 1),
+            staged: Vec::new(),
             keys: Vec::new(),
+            stage_scratch: StageScratch::default(),
         }
     }
 
@@ -165,11 +208,34 @@ impl Engine {
         self.parse = o;
     }
 
-    /// Swaps in a new policy: tracked flows keep flowing, new flows see the new rules.
+    /// Swaps in a new policy: tracked flows keep flowing, new flows see the
+    /// new rules; the table takes the new limits and timeouts.
     pub fn set_rules(&mut self, rules: Arc<Ruleset>) {
-        self.conntrack.reconfigure(&rules.policy.conntrack.config());
         self.stats.rule_hits = vec![0; rules.policy.rules.len()];
         self.rules = rules;
+        self.configure_conntrack();
+    }
+
+    /// Makes this engine's table hold one `parts`-th of the policy's
+    /// `max_entries` (at least one), now and after every [`Engine::set_rules`]:
+    /// workers that each own a table share the limit so the whole holds
+    /// about that many.
+    pub fn share_conntrack(&mut self, parts: u32) {
+        self.conntrack_share = parts.max(1);
+        self.configure_conntrack();
+    }
+
+    fn configure_conntrack(&mut self) {
+        let mut config = self.rules.policy.conntrack.config();
+        config.max_entries = config.max_entries.div_ceil(self.conntrack_share).max(1);
+        self.conntrack.reconfigure(&config);
+    }
+
+    /// Removes the entries expired at `now` (live modes call it when idle;
+    /// replay's time only moves with packets). Returns how many went.
+    pub fn expire(&mut self, now: Nanos) -> usize {
+        let now = self.clock(now);
+        self.conntrack.expire(now)
     }
 
     pub fn rules(&self) -> &Arc<Ruleset> {
@@ -188,10 +254,6 @@ impl Engine {
         &self.conntrack
     }
 
-    pub fn conntrack_mut(&mut self) -> &mut Conntrack {
-        &mut self.conntrack
-    }
-
     /// Judges one frame. `orig_len` is its length on the wire (the capture may
     /// hold fewer bytes); `now` is the packet's time (one older than an
     /// earlier packet's is judged at that packet's time: time never goes back).
@@ -202,10 +264,20 @@ impl Engine {
         orig_len: usize,
         now: Nanos,
     ) -> Judgement {
-        let r = parse(link, data, orig_len.max(data.len()), self.parse);
+        let input = Input {
+            link,
+            data,
+            orig_len,
+            ts: now,
+        };
+        let parsed = parse(link, data, input.wire_len(), self.parse);
+        let key = match &parsed {
+            Ok(Frame::Ip(p)) => flow_key(p).map(|(k, class)| (self.conntrack.prepare(&k), class)),
+            _ => None,
+        };
         let now = self.clock(now);
-        let j = self.judge(r, data, now);
-        self.count(&j, orig_len.max(data.len()) as u64);
+        let j = self.judge(parsed, key, data, now, None);
+        self.count(&j, input.wire_len() as u64);
         j
     }
 
@@ -214,6 +286,86 @@ impl Engine {
         let j = Judgement::new(Verdict::Deny, Reason::NotIp);
         self.count(&j, orig_len as u64);
         j
+    }
+
+    /// Judges a batch of frames in order, appending one judgement per frame
+    /// to `out`: the judgements [`Engine::process`] gives one by one, faster.
+    /// The batch is staged (parsed, and the frames likely to be new flows
+    /// decided together through the classifier's batch lookup), then judged
+    /// with each frame's conntrack slot fetched [`AHEAD`] frames before.
+    pub fn process_batch(&mut self, frames: &[Input], out: &mut Vec<Judgement>) {
+        let mut staged = std::mem::take(&mut self.staged);
+        for chunk in frames.chunks(STAGE) {
+            stage(
+                &self.rules,
+                self.parse,
+                chunk,
+                &mut staged,
+                &mut self.stage_scratch,
+            );
+            self.judge_staged(chunk, &staged, true, out);
+        }
+        self.staged = staged;
+    }
+
+    /// Judges frames staged ahead by a [`Stager`] (`staged[i]` is
+    /// `frames[i]` staged), appending one judgement per frame to `out`: the
+    /// same judgements [`Engine::process_batch`] gives. Decisions staged with
+    /// other rules than the engine's (`rules`, the stager's) are not used.
+    pub fn process_staged(
+        &mut self,
+        rules: &Arc<Ruleset>,
+        frames: &[Input],
+        staged: &[Staged],
+        out: &mut Vec<Judgement>,
+    ) {
+        debug_assert_eq!(frames.len(), staged.len());
+        let same_rules = Arc::ptr_eq(rules, &self.rules);
+        self.judge_staged(frames, staged, same_rules, out);
+    }
+
+    /// A stager for this engine's rules and parse options, to stage frames
+    /// on another thread.
+    pub fn stager(&self) -> Stager {
+        Stager {
+            rules: Arc::clone(&self.rules),
+            parse: self.parse,
+        }
+    }
+
+    /// Judges staged frames in order; `decided` says whether the staged
+    /// decisions were made with this engine's rules.
+    fn judge_staged(
+        &mut self,
+        frames: &[Input],
+        staged: &[Staged],
+        decided: bool,
+        out: &mut Vec<Judgement>,
+    ) {
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        for (i, (f, s)) in frames.iter().zip(staged).enumerate() {
+            // Prepare and prefetch the conntrack slots AHEAD frames on.
+            while keys.len() < staged.len() && keys.len() <= i + AHEAD {
+                let k = staged[keys.len()].key.map(|(k, class)| {
+                    let prep = self.conntrack.prepare(&k);
+                    self.conntrack.prefetch(&prep);
+                    (prep, class)
+                });
+                keys.push(k);
+            }
+            let now = self.clock(f.ts);
+            let j = self.judge(
+                s.parsed,
+                keys[i],
+                f.data,
+                now,
+                s.decided.filter(|_| decided),
+            );
+            self.count(&j, f.wire_len() as u64);
+            out.push(j);
+        }
+        self.keys = keys;
     }
 
     /// The time a packet at `ts` is judged at: never before an earlier packet.
@@ -240,144 +392,149 @@ impl Engine {
         }
     }
 
-    /// Judges a batch of frames in order, appending one judgement per frame
-    /// to `out`. Faster than one `process` call per frame: each frame is
-    /// parsed and its conntrack slot fetched into the cache [`AHEAD`] frames
-    /// before it is judged, so the memory system always has slots in flight.
-    pub fn process_batch(&mut self, frames: &[Input], out: &mut Vec<Judgement>) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let mut fetched = frames.iter();
-        for f in frames {
-            while scratch.len() <= AHEAD {
-                let Some(g) = fetched.next() else { break };
-                let r = parse(g.link, g.data, g.orig_len.max(g.data.len()), self.parse);
-                let key = match &r {
-                    Ok(Frame::Ip(p)) => flow_key(p).map(|(k, class)| {
-                        let prep = self.conntrack.prepare(&k);
-                        self.conntrack.prefetch(&prep);
-                        (prep, class)
-                    }),
-                    _ => None,
-                };
-                scratch.push_back((r, key));
-            }
-            let (r, key) = scratch.pop_front().expect("the current frame was parsed");
-            let now = self.clock(f.ts);
-            let j = match (r, key) {
-                (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, now, None),
-                (r, _) => self.judge(r, f.data, now),
-            };
-            self.count(&j, f.orig_len.max(f.data.len()) as u64);
-            out.push(j);
-        }
-        self.scratch = scratch;
-    }
-
-    /// Judges frames staged ahead by a [`Stager`] (`staged[i]` is
-    /// `frames[i]` staged), appending one judgement per frame to `out`: the
-    /// same judgements [`Engine::process_batch`] gives. Decisions staged with
-    /// other rules than the engine's (`rules`, the stager's) are not used.
-    pub fn process_staged(
+    /// Every stage for one frame: `key` is its prepared flow key (when it is
+    /// looked up as a flow of its own), `decided` the rules' decision made
+    /// ahead for it, if any.
+    #[inline]
+    fn judge(
         &mut self,
-        rules: &Arc<Ruleset>,
-        frames: &[Input],
-        staged: &[Staged],
-        out: &mut Vec<Judgement>,
-    ) {
-        debug_assert_eq!(frames.len(), staged.len());
-        let same_rules = Arc::ptr_eq(rules, &self.rules);
-        let mut keys = std::mem::take(&mut self.keys);
-        keys.clear();
-        for (i, (f, s)) in frames.iter().zip(staged).enumerate() {
-            // Prepare and prefetch the conntrack slots AHEAD frames on.
-            while keys.len() < staged.len() && keys.len() <= i + AHEAD {
-                let k = staged[keys.len()].key.map(|(k, class)| {
-                    let prep = self.conntrack.prepare(&k);
-                    self.conntrack.prefetch(&prep);
-                    (prep, class)
-                });
-                keys.push(k);
+        parsed: Result<Frame, ParseError>,
+        key: Option<(Prepared, Class)>,
+        frame: &[u8],
+        now: Nanos,
+        decided: Option<Evaluation>,
+    ) -> Judgement {
+        let p = match self.link(parsed) {
+            Ok(p) => p,
+            Err(j) => return j,
+        };
+        if let Some(j) = self.fragments(p, now) {
+            return j;
+        }
+        // (A stateless stage, network ACLs, goes here: before conntrack.)
+        let j = match self.conntrack_stage(p, key, frame, now) {
+            Ok(new) => {
+                let e = self.rules_stage(&p, decided);
+                self.open(p, e, new, now)
             }
-            let decided = s.decided.filter(|_| same_rules);
-            let now = self.clock(f.ts);
-            let j = match (s.parsed, keys[i]) {
-                (Ok(Frame::Ip(p)), Some((prep, class))) => self.track(p, prep, class, now, decided),
-                (r, _) => self.judge(r, f.data, now),
-            };
-            self.count(&j, f.orig_len.max(f.data.len()) as u64);
-            out.push(j);
-        }
-        self.keys = keys;
+            Err(j) => j,
+        };
+        self.remember(&p, j.verdict, now);
+        j
     }
 
-    /// A stager for this engine's rules and parse options, to stage frames
-    /// on another thread.
-    pub fn stager(&self) -> Stager {
-        Stager {
-            rules: Arc::clone(&self.rules),
-            parse: self.parse,
-        }
-    }
-
-    fn judge(&mut self, r: Result<Frame, ParseError>, data: &[u8], now: Nanos) -> Judgement {
-        match r {
+    /// Stage 1, the link layer: the IP packet, or the judgement of a frame
+    /// that is not one (ARP, not IP, malformed) or needs no rules
+    /// (neighbour discovery when allowed).
+    #[inline]
+    fn link(&mut self, parsed: Result<Frame, ParseError>) -> Result<IpPacket, Judgement> {
+        let settings = &self.rules.policy.settings;
+        match parsed {
+            Ok(Frame::Ip(p)) => match p.l4 {
+                L4::Icmp { typ: 133..=137, .. }
+                    if p.proto == IpProto::ICMPV6 && settings.allow_neighbor_discovery =>
+                {
+                    Err(Judgement::of(p, Verdict::Allow, Reason::NeighborDiscovery))
+                }
+                _ => Ok(p),
+            },
             Err(e) => {
                 tracing::trace!(error = %e, "malformed frame");
                 *self.stats.malformed.entry(e.kind()).or_default() += 1;
-                Judgement::new(Verdict::Deny, Reason::Malformed)
+                Err(Judgement::new(Verdict::Deny, Reason::Malformed))
             }
-            Ok(Frame::Arp) if self.rules.policy.settings.allow_arp => {
-                Judgement::new(Verdict::Allow, Reason::Arp)
+            Ok(Frame::Arp) if settings.allow_arp => {
+                Err(Judgement::new(Verdict::Allow, Reason::Arp))
             }
-            Ok(Frame::Arp) | Ok(Frame::NotIp(_)) => Judgement::new(Verdict::Deny, Reason::NotIp),
-            Ok(Frame::Ip(p)) => self.ip(p, data, now),
+            Ok(Frame::Arp) | Ok(Frame::NotIp(_)) => {
+                Err(Judgement::new(Verdict::Deny, Reason::NotIp))
+            }
         }
     }
 
-    fn ip(&mut self, p: IpPacket, frame: &[u8], now: Nanos) -> Judgement {
-        if let Some((k, class)) = flow_key(&p) {
-            let prep = self.conntrack.prepare(&k);
-            return self.track(p, prep, class, now, None);
-        }
-        let zone = p.tunnel.and_then(|t| t.zone);
-        let with = |v: Verdict, r: Reason| Judgement {
-            packet: Some(p),
-            ..Judgement::new(v, r)
+    /// Stage 2, fragments: a later fragment takes its first fragment's
+    /// verdict; without one it is judged by the rules with its ports
+    /// unknown (only rules covering every port can allow it) and opens no
+    /// entry. Other packets pass on.
+    #[inline]
+    fn fragments(&mut self, p: IpPacket, now: Nanos) -> Option<Judgement> {
+        let Fragment::Later { id } = p.fragment else {
+            return None;
         };
-        if let Fragment::Later { id } = p.fragment {
-            let k = FragmentKey {
-                zone: zone.unwrap_or(0),
-                src: p.src,
-                dst: p.dst,
-                proto: p.proto.0,
-                id,
+        let k = FragmentKey {
+            zone: p.tunnel.and_then(|t| t.zone).unwrap_or(0),
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto.0,
+            id,
+        };
+        if let Some(allowed) = self.fragments.recall(&k, now) {
+            let v = if allowed {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
             };
-            if let Some(allowed) = self.fragments.recall(&k, now) {
-                return with(
-                    if allowed {
-                        Verdict::Allow
-                    } else {
-                        Verdict::Deny
-                    },
-                    Reason::Fragment,
-                );
-            }
-            // Ports unknown: only rules that cover every port can allow it; no entry.
-            return self.by_rules(p, zone, false, Class::Other, None, now, None);
+            return Some(Judgement::of(p, v, Reason::Fragment));
         }
-        // ICMP other than echo.
-        if let L4::Icmp { typ: 133..=137, .. } = p.l4 {
-            if p.proto == IpProto::ICMPV6 && self.rules.policy.settings.allow_neighbor_discovery {
-                return with(Verdict::Allow, Reason::NeighborDiscovery);
+        let e = self.rules_stage(&p, None);
+        Some(self.open(
+            p,
+            e,
+            NewFlow {
+                class: Class::Other,
+                opens: false,
+                prepared: None,
+            },
+            now,
+        ))
+    }
+
+    /// Stage 3, conntrack: a packet of a tracked flow passes (`established`),
+    /// TCP that cannot open a flow is `invalid`, an ICMP error quoting a
+    /// tracked flow passes (`related`); anything else is a new flow for the
+    /// rules.
+    #[inline]
+    fn conntrack_stage(
+        &mut self,
+        p: IpPacket,
+        key: Option<(Prepared, Class)>,
+        frame: &[u8],
+        now: Nanos,
+    ) -> Result<NewFlow, Judgement> {
+        let Some((prepared, class)) = key else {
+            return self.related(p, frame, now);
+        };
+        match self.conntrack.track(&prepared, class, now) {
+            Outcome::Tracked => Err(Judgement::of(p, Verdict::Allow, Reason::Established)),
+            Outcome::Invalid => Err(Judgement::of(p, Verdict::Deny, Reason::Invalid)),
+            outcome => {
+                let opening = match class {
+                    Class::Tcp { flags } => tcp::open(flags).is_some(),
+                    Class::Echo { request } => request,
+                    Class::Udp | Class::Other => true,
+                };
+                if let Class::Tcp { .. } = class {
+                    if !opening {
+                        return Err(Judgement::of(p, Verdict::Deny, Reason::Invalid));
+                    }
+                }
+                Ok(NewFlow {
+                    class,
+                    opens: outcome == Outcome::New && opening,
+                    prepared: Some(prepared),
+                })
             }
         }
-        // An error relates to a flow only when it goes to the host that sent
-        // the packet it quotes (Linux `nf_conntrack_inet_error`: "outer daddr
-        // != inner"); one sent elsewhere is judged by the rules.
+    }
+
+    /// Stage 3 for packets that are not flows of their own (ICMP other than
+    /// echo): an error relates to a flow only when it goes to the host that
+    /// sent the packet it quotes (Linux `nf_conntrack_inet_error`: "outer
+    /// daddr != inner"); one sent elsewhere is judged by the rules.
+    fn related(&mut self, p: IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
         if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
             let k = FlowKey {
-                zone: zone.unwrap_or(0),
+                zone: p.tunnel.and_then(|t| t.zone).unwrap_or(0),
                 src: q.src,
                 dst: q.dst,
                 sport: q.ports.0,
@@ -386,55 +543,59 @@ impl Engine {
             };
             let prepared = self.conntrack.prepare(&k);
             if self.conntrack.is_tracked(&prepared, now) {
-                self.remember(&p, Verdict::Allow, now);
-                return with(Verdict::Allow, Reason::Related);
+                return Err(Judgement::of(p, Verdict::Allow, Reason::Related));
             }
         }
-        let j = self.by_rules(p, zone, false, Class::Other, None, now, None);
-        self.remember(&p, j.verdict, now);
-        j
+        Ok(NewFlow {
+            class: Class::Other,
+            opens: false,
+            prepared: None,
+        })
     }
 
-    /// A packet with a flow key: conntrack first, then the rules for a new flow.
+    /// Stage 4, the rules (SPEC §2 steps 3-4): the new flow's evaluation,
+    /// or the one `decided` ahead for it.
     #[inline]
-    ///
-    /// `decided` is the rules' decision for this packet if it was made ahead
-    /// (by a [`Stager`] with the same rules).
-    fn track(
-        &mut self,
-        p: IpPacket,
-        prepared: Prepared,
-        class: Class,
-        now: Nanos,
-        decided: Option<Evaluation>,
-    ) -> Judgement {
-        let with = |v: Verdict, r: Reason| Judgement {
+    fn rules_stage(&mut self, p: &IpPacket, decided: Option<Evaluation>) -> Evaluation {
+        let e = decided.unwrap_or_else(|| {
+            let zone = p.tunnel.and_then(|t| t.zone);
+            self.rules
+                .decider
+                .decide(&self.rules.policy, &flow_of(p, zone))
+        });
+        self.stats.new_flows += 1;
+        if let Some(h) = e
+            .rule()
+            .and_then(|r| self.stats.rule_hits.get_mut(r as usize))
+        {
+            *h += 1;
+        }
+        e
+    }
+
+    /// Stage 5: the judgement of a new flow; an allowed one that opens
+    /// takes an entry, or is denied `conntrack-full` when there is no room.
+    #[inline]
+    fn open(&mut self, p: IpPacket, e: Evaluation, new: NewFlow, now: Nanos) -> Judgement {
+        let mut j = Judgement {
+            verdict: e.verdict,
+            reason: e.reason,
+            rule: e.rule(),
+            decision: e.deciding().map(|d| (d.interface, d.direction)),
             packet: Some(p),
-            ..Judgement::new(v, r)
         };
-        let j = match self.conntrack.track(&prepared, class, now) {
-            Outcome::Tracked => with(Verdict::Allow, Reason::Established),
-            Outcome::Invalid => with(Verdict::Deny, Reason::Invalid),
-            outcome => {
-                let opens = outcome == Outcome::New
-                    && match class {
-                        Class::Tcp { flags } => tcp::open(flags).is_some(),
-                        Class::Echo { request } => request,
-                        Class::Udp | Class::Other => true,
-                    };
-                match class {
-                    Class::Tcp { flags } if tcp::open(flags).is_none() => {
-                        with(Verdict::Deny, Reason::Invalid)
-                    }
-                    _ => {
-                        let zone = p.tunnel.and_then(|t| t.zone);
-                        let prepared = Some(prepared);
-                        self.by_rules(p, zone, opens, class, prepared, now, decided)
-                    }
+        if let (Verdict::Allow, true, Some(prep)) = (e.verdict, new.opens, new.prepared) {
+            match self.conntrack.open(&prep, new.class, now) {
+                Ok(o) => {
+                    self.stats.flows_opened += 1;
+                    self.stats.early_drops += u64::from(o.early_drop);
+                }
+                Err(_) => {
+                    j.verdict = Verdict::Deny;
+                    j.reason = Reason::ConntrackFull;
                 }
             }
-        };
-        self.remember(&p, j.verdict, now);
+        }
         j
     }
 
@@ -452,55 +613,6 @@ impl Engine {
             };
             self.fragments.remember(k, verdict == Verdict::Allow, now);
         }
-    }
-
-    /// SPEC §2 steps 3-4 for a new flow (or the decision `decided` ahead);
-    /// opens an entry when allowed and `opens`.
-    #[allow(clippy::too_many_arguments)] // the packet, what conntrack said, and the time
-    fn by_rules(
-        &mut self,
-        p: IpPacket,
-        zone: Option<ZoneId>,
-        opens: bool,
-        class: Class,
-        prepared: Option<Prepared>,
-        now: Nanos,
-        decided: Option<Evaluation>,
-    ) -> Judgement {
-        let e = decided.unwrap_or_else(|| {
-            self.rules
-                .decider
-                .decide(&self.rules.policy, &flow_of(&p, zone))
-        });
-        self.stats.new_flows += 1;
-        let deciding = e.deciding().copied();
-        if let Some(r) = e.rule() {
-            if let Some(h) = self.stats.rule_hits.get_mut(r as usize) {
-                *h += 1;
-            }
-        }
-        let mut j = Judgement {
-            verdict: e.verdict,
-            reason: e.reason,
-            rule: e.rule(),
-            decision: deciding.map(|d| (d.interface, d.direction)),
-            packet: Some(p),
-        };
-        if e.verdict == Verdict::Allow && opens {
-            if let Some(prep) = prepared {
-                match self.conntrack.open(&prep, class, now) {
-                    Ok(o) => {
-                        self.stats.flows_opened += 1;
-                        self.stats.early_drops += u64::from(o.early_drop);
-                    }
-                    Err(_) => {
-                        j.verdict = Verdict::Deny;
-                        j.reason = Reason::ConntrackFull;
-                    }
-                }
-            }
-        }
-        j
     }
 }
 
@@ -534,28 +646,65 @@ impl Stager {
 
     /// Stages `frames` into `out` (cleared first), one per frame.
     pub fn stage(&self, frames: &[Input], out: &mut Vec<Staged>) {
-        out.clear();
-        out.extend(frames.iter().map(|f| {
-            let parsed = parse(f.link, f.data, f.orig_len.max(f.data.len()), self.parse);
-            let (key, decided) = match &parsed {
-                Ok(Frame::Ip(p)) => {
-                    let key = flow_key(p);
-                    let decided = key.filter(|(_, c)| likely_new(*c)).map(|_| {
-                        let zone = p.tunnel.and_then(|t| t.zone);
-                        self.rules
-                            .decider
-                            .decide(&self.rules.policy, &flow_of(p, zone))
-                    });
-                    (key, decided)
+        stage(
+            &self.rules,
+            self.parse,
+            frames,
+            out,
+            &mut StageScratch::default(),
+        );
+    }
+}
+
+/// The flows a batch decides together, and where their decisions go.
+#[derive(Default)]
+struct StageScratch {
+    flows: Vec<Flow>,
+    at: Vec<usize>,
+    decided: Vec<Evaluation>,
+}
+
+/// Stages `frames` into `out` (cleared first): each parsed with its flow
+/// key, and those likely to be new flows decided by `rules` in one batch.
+fn stage(
+    rules: &Ruleset,
+    parse_options: ParseOptions,
+    frames: &[Input],
+    out: &mut Vec<Staged>,
+    scratch: &mut StageScratch,
+) {
+    out.clear();
+    scratch.flows.clear();
+    scratch.at.clear();
+    for f in frames {
+        let parsed = parse(f.link, f.data, f.wire_len(), parse_options);
+        let key = match &parsed {
+            Ok(Frame::Ip(p)) => {
+                let key = flow_key(p);
+                if key.is_some_and(|(_, c)| likely_new(c)) {
+                    scratch.at.push(out.len());
+                    scratch
+                        .flows
+                        .push(flow_of(p, p.tunnel.and_then(|t| t.zone)));
                 }
-                _ => (None, None),
-            };
-            Staged {
-                parsed,
-                key,
-                decided,
+                key
             }
-        }));
+            _ => None,
+        };
+        out.push(Staged {
+            parsed,
+            key,
+            decided: None,
+        });
+    }
+    if scratch.flows.is_empty() {
+        return;
+    }
+    rules
+        .decider
+        .decide_batch(&rules.policy, &scratch.flows, &mut scratch.decided);
+    for (&i, &e) in scratch.at.iter().zip(&scratch.decided) {
+        out[i].decided = Some(e);
     }
 }
 

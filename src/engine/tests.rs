@@ -639,6 +639,14 @@ fn staged_frames_are_judged_as_a_batch_is() {
     for chunk in inputs.chunks(37) {
         batch.process_batch(chunk, &mut want);
     }
+    // A batch judges as one frame at a time does.
+    let mut single = engine();
+    let one_by_one: Vec<Judgement> = inputs
+        .iter()
+        .map(|f| single.process(f.link, f.data, f.orig_len, f.ts))
+        .collect();
+    assert_eq!(want, one_by_one);
+    assert_eq!(single.stats().rule_hits, batch.stats().rule_hits);
     // Staged by the engine's own stager, and by a stager of other rules
     // (whose decisions must not be used).
     let mut same = engine();
@@ -660,4 +668,71 @@ fn staged_frames_are_judged_as_a_batch_is() {
     assert_eq!(same.stats().new_flows, batch.stats().new_flows);
     assert!(want.iter().any(|j| j.reason == Reason::Established));
     assert!(want.iter().any(|j| j.reason == Reason::NoRule));
+}
+
+/// A decider that counts how it is asked: the engine must decide a batch's
+/// new flows through `decide_batch`, not one by one.
+#[derive(Default)]
+struct Counts {
+    single: std::sync::atomic::AtomicUsize,
+    batches: std::sync::atomic::AtomicUsize,
+    flows: std::sync::atomic::AtomicUsize,
+}
+
+struct Counting(Arc<Counts>);
+
+impl Decide for Counting {
+    fn decide(&self, policy: &Policy, flow: &Flow) -> Evaluation {
+        self.0
+            .single
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        policy.evaluate(flow)
+    }
+
+    fn decide_batch(&self, policy: &Policy, flows: &[Flow], out: &mut Vec<Evaluation>) {
+        self.0
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .flows
+            .fetch_add(flows.len(), std::sync::atomic::Ordering::Relaxed);
+        out.clear();
+        out.extend(flows.iter().map(|f| policy.evaluate(f)));
+    }
+}
+
+#[test]
+fn a_batch_decides_its_new_flows_together() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let counts = Arc::new(Counts::default());
+    let rules = Arc::new(Ruleset {
+        policy: Policy::from_toml(POLICY, "test.toml").unwrap(),
+        decider: Box::new(Counting(Arc::clone(&counts))),
+    });
+    let mut e = Engine::new(rules);
+    // 100 SYNs of new flows, then the server's answers (tracked: no decision).
+    let syns: Vec<Vec<u8>> = (0..100).map(|i| tcp(C, S, 20_000 + i, 80, SYN)).collect();
+    let acks: Vec<Vec<u8>> = (0..100)
+        .map(|i| tcp(S, C, 80, 20_000 + i, SYN | ACK))
+        .collect();
+    let frames: Vec<Input> = syns
+        .iter()
+        .chain(&acks)
+        .map(|f| Input {
+            link: LinkType::Ethernet,
+            data: f,
+            orig_len: f.len(),
+            ts: T0,
+        })
+        .collect();
+    let mut out = Vec::new();
+    e.process_batch(&frames, &mut out);
+    assert!(out[..100]
+        .iter()
+        .all(|j| j.reason == Reason::Rule && j.verdict == Verdict::Allow));
+    assert!(out[100..].iter().all(|j| j.reason == Reason::Established));
+    assert_eq!(counts.single.load(Relaxed), 0);
+    assert_eq!(counts.batches.load(Relaxed), 1);
+    assert_eq!(counts.flows.load(Relaxed), 100);
+    assert_eq!(e.stats().new_flows, 100);
 }

@@ -38,6 +38,29 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// SPEC §2 step 3, written once for every decider: both ends that are
+    /// interfaces must allow (the source's egress, the destination's
+    /// ingress); the deciding decision gives the verdict and reason
+    /// ([`Evaluation::deciding`]); neither end an interface is
+    /// `unknown_address`.
+    pub fn combine(
+        unknown_address: Verdict,
+        egress: Option<Decision>,
+        ingress: Option<Decision>,
+    ) -> Evaluation {
+        let mut e = Evaluation {
+            verdict: unknown_address,
+            reason: Reason::UnknownAddress,
+            egress,
+            ingress,
+        };
+        if let Some(d) = e.deciding().copied() {
+            e.verdict = d.verdict;
+            e.reason = d.reason();
+        }
+        e
+    }
+
     /// The decision an output line names: the ingress one if both allow, else
     /// the first that denies (egress is checked first).
     pub fn deciding(&self) -> Option<&Decision> {
@@ -72,28 +95,30 @@ pub fn ends(flow: &Flow, direction: Direction) -> (IpAddr, IpAddr) {
 impl Policy {
     /// SPEC §2 steps 3-4: the verdict a new flow gets from the rules.
     pub fn evaluate(&self, flow: &Flow) -> Evaluation {
-        let s = self.interface_of(flow.src, flow.zone);
-        let d = self.interface_of(flow.dst, flow.zone);
-        if s.is_none() && d.is_none() {
-            return Evaluation {
-                verdict: self.settings.unknown_address,
-                reason: Reason::UnknownAddress,
-                egress: None,
-                ingress: None,
-            };
-        }
-        let egress = s.map(|i| self.decide(i, Direction::Egress, flow));
-        let ingress = d.map(|i| self.decide(i, Direction::Ingress, flow));
-        let mut e = Evaluation {
-            verdict: Verdict::Allow,
-            reason: Reason::Rule,
-            egress,
-            ingress,
-        };
-        let deciding = *e.deciding().expect("at least one end is an interface");
-        e.verdict = deciding.verdict;
-        e.reason = deciding.reason();
-        e
+        self.judge_ends(flow, |i, d| self.decide(i, d, flow))
+    }
+
+    /// SPEC §2 step 3 for any decider: the interfaces owning the flow's
+    /// source and destination (in its zone), the source's egress and the
+    /// destination's ingress decided by `decide`, combined by
+    /// [`Evaluation::combine`].
+    pub fn judge_ends(
+        &self,
+        flow: &Flow,
+        mut decide: impl FnMut(IfaceId, Direction) -> Decision,
+    ) -> Evaluation {
+        let (s, d) = self.ends_of(flow);
+        let egress = s.map(|i| decide(i, Direction::Egress));
+        let ingress = d.map(|i| decide(i, Direction::Ingress));
+        Evaluation::combine(self.settings.unknown_address, egress, ingress)
+    }
+
+    /// The interfaces owning a flow's source and destination, in its zone.
+    pub fn ends_of(&self, flow: &Flow) -> (Option<IfaceId>, Option<IfaceId>) {
+        (
+            self.interface_of(flow.src, flow.zone),
+            self.interface_of(flow.dst, flow.zone),
+        )
     }
 
     /// One interface's policy in one direction: the first matching rule in

@@ -398,9 +398,7 @@ impl<'a> Worker<'a> {
     /// over the owners, so the appliance as a whole holds about that many.
     fn share_conntrack(&mut self) {
         let n = self.sh.mesh.mailboxes.len() as u32;
-        let mut settings = self.engine.policy().conntrack.config();
-        settings.max_entries = settings.max_entries.div_ceil(n).max(1);
-        self.engine.conntrack_mut().reconfigure(&settings);
+        self.engine.share_conntrack(n);
     }
 
     fn run(mut self) -> anyhow::Result<()> {
@@ -410,7 +408,6 @@ impl<'a> Worker<'a> {
             if g != self.generation {
                 self.generation = g;
                 self.engine.set_rules(self.sh.control.rules());
-                self.share_conntrack();
             }
             let received = self.rx.recv(self.udp.as_fd()).context("receiving GENEVE")?;
             self.route();
@@ -434,7 +431,7 @@ impl<'a> Worker<'a> {
             }
             if expired.elapsed() >= EXPIRE_EVERY {
                 expired = Instant::now();
-                self.engine.conntrack_mut().expire(control::now());
+                self.engine.expire(control::now());
                 self.returns.expire();
             }
         }

@@ -732,7 +732,7 @@ impl WorkerCtx {
         }
         if st.last_expire.elapsed() >= Duration::from_secs(1) {
             st.last_expire = Instant::now();
-            st.engine.conntrack_mut().expire(control::now());
+            st.engine.expire(control::now());
         }
     }
 
