@@ -279,8 +279,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Gwlb(a) => gwlb(&cli.config, a),
         Command::Export(ExportCommand::Nftables { table }) => {
             let policy = load_policy(&cli.config)?;
-            let text = sgplane::export::nftables::ruleset(&policy, &table)
-                .map_err(|e| anyhow::anyhow!(e))?;
+            let text = sgplane::export::nftables::ruleset(&policy, &table)?;
             print!("{text}");
             Ok(0)
         }

@@ -78,61 +78,8 @@
 //!
 //! # Measurements
 //!
-//! On this project's 2-core AMD EPYC (Zen 4, 2.6 GHz) VM, one thread, release
-//! build, by `benches/compare-rte-acl.sh`: ours is `examples/classbench.rs`
-//! (`lookup_batch` over repeated passes of the trace for 2 s, every header checked
-//! against the linear scan: zero mismatches), rte_acl is DPDK 22.11
-//! `dpdk-test-acl --alg=avx2` on the same files for about 2 s (its build time is
-//! wall time less EAL start, its bytes its own runtime footprint). One run:
-//!
-//! | set | ours M/s | rte_acl M/s | ratio | build ms ours / rte_acl | bytes ours / rte_acl |
-//! |---|---|---|---|---|---|
-//! | acl1_1k  | 136.0 | 44.2 | 3.07  | 4 / ~14     | 147 K / 0.5 M |
-//! | fw1_1k   | 116.1 | 43.5 | 2.67  | 30 / ~133   | 328 K / 15 M |
-//! | ipc1_1k  | 135.3 | 43.1 | 3.14  | 26 / ~74    | 282 K / 3.5 M |
-//! | fw1_10k  | 47.2  | 4.6  | 10.32 | 282 / ~3259 | 4.1 M / 150 M |
-//! | ipc1_10k | 53.0  | 14.2 | 3.74  | 335 / ~296  | 1.5 M / 11 M |
-//!
-//! Bytes per rule: 193, 431, 305, 438, 166. The portable layout on the same
-//! sets (the example's rates before the AVX2 path existed): 99, 50, 58, 21,
-//! 23 M/s. rte_acl does 40-44 M/s on the 1k sets here (about 60 TSC cycles per
-//! lookup), ten times the 3.5-4.4 M/s the issue assumed. Single runs move by up
-//! to 25% on this VM (an earlier run while other builds ran, before the
-//! shorter depth caps below: fw1_1k 76.7 against rte_acl's 40.9, 1.88x).
-//!
-//! Over 24 ClassBench sets (acl1-5, fw1-5, ipc1-2 at 1k and 10k; traces
-//! generated from the rules for the three 10k sets that have none), on-CPU
-//! rates: 1k sets 64-151 M/s, 10k sets 40-127 M/s, 77-438 bytes per rule,
-//! builds 2-36 ms (1k) and 12-315 ms (10k), zero mismatches.
-//!
-//! # Alternatives tried (same machine, on-CPU M lookups/s unless noted)
-//!
-//! - One HyperSplit tree over all rules: fast where it fits (acl1_1k, acl4_1k use
-//!   one tree) but 1434 B/rule on fw1_1k and 3443 on fw5_1k. With the AVX2 layout
-//!   and big leaves one tree does fw1_1k at 95-120 M/s, but at 552 B/rule (leaves
-//!   of 24) or 630 (depth capped at 9): over the 512 B/rule bound. Capped at
-//!   depth 8 (431 B/rule), 1.45x the two trees it replaces, and acl2_1k and
-//!   fw3_1k likewise 1.5x and 1.6x (interleaved runs): hence the caps one and two
-//!   levels short, and the cost of long leaves counted by where keys aim, on
-//!   small sets. The same on 10k-rule sets picked unions that ran 35% slower.
-//! - Fixed CutSplit split at /16 into four trees, no recursion: 817 B/rule on
-//!   acl2_10k and 1052 on fw4_10k, from the crossing described above.
-//! - Portable layout: four-way split without merging, one key at a time: 1k sets
-//!   8-27 M/s, 10k sets 6-18 (wall clock, quiet moments). Lockstep batches of 8
-//!   keys: x1.6. Merging parts back: fw1_1k 39-55, ipc1_1k 59-63, fw1_10k 22,
-//!   ipc1_10k 23. Leaf sizes 2, 4, 6, 12, 16: 8 was the best compromise. 16
-//!   lanes instead of 8: equal within noise (register spills). Two binary levels
-//!   per 16-byte node with a conditional second test: 25-30% slower. Branch-free
-//!   SSE2 leaves: 35-45% slower than the early-exit scan (the AVX2 path's
-//!   8-wide blocks and 64-byte nodes are what made the branch-free form pay).
-//! - AVX2 leaves checking only the two address fields (wrong answers, to bound
-//!   the gain of a narrower layout): fw1_1k +25%, so 16-bit port and protocol
-//!   fields could gain about half of that; not done, because the SG adapter
-//!   needs 17-bit values there (65536 is an unknown port).
-//! - Not pursued: tuple-space search (TupleMerge, PartitionSort) probes one hash
-//!   table per tuple and is reported slower than decision trees on lookups; bit
-//!   vectors cost `O(rules)` bits per field per lookup; an rte_acl-style multibit
-//!   trie is what rte_acl already is (its 150 MB on fw1_10k).
+//! The per-set figures against DPDK's rte_acl, and the alternatives tried
+//! with their numbers, are in `docs/classifier.md`.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

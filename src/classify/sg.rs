@@ -145,13 +145,7 @@ impl SgClassifier {
     #[inline]
     fn keys(&self, flow: &Flow) -> (Key, Key) {
         let (src, dst) = (self.interval(flow.src), self.interval(flow.dst));
-        let sport = flow.sport.map_or(UNKNOWN, u32::from);
-        let last = match (flow.dport, flow.icmp) {
-            (Some(p), _) => u32::from(p),
-            (None, Some((t, c))) => u32::from(t) << 8 | u32::from(c),
-            (None, None) => UNKNOWN,
-        };
-        let proto = u32::from(flow.proto.0);
+        let (sport, last, proto) = rest_of_key(flow);
         (
             [src, dst, sport, last, proto],
             [dst, src, sport, last, proto],
@@ -194,51 +188,204 @@ impl Decide for SgClassifier {
         })
     }
 
-    /// The flows' lookups grouped by classifier, each group through the
-    /// classifier's batch lookup (16 keys at a time on AVX2), then each
-    /// flow's two decisions combined as [`Policy::judge_ends`] does.
+    /// The flows' addresses placed in their intervals in lockstep (the
+    /// binary searches interleaved, so their cache misses overlap), their
+    /// lookups grouped by classifier, each group through the classifier's
+    /// batch lookup (16 keys at a time on AVX2), then each flow's two
+    /// decisions combined by [`Evaluation::combine`], as
+    /// [`Policy::judge_ends`] does for one flow.
     fn decide_batch(&self, policy: &Policy, flows: &[Flow], out: &mut Vec<Evaluation>) {
         out.clear();
-        // One lookup per end that is an interface: (classifier, slot), where
-        // slot is flow * 2 + direction.
-        let mut lookups: Vec<(u32, u32)> = Vec::with_capacity(flows.len() * 2);
-        let mut keys: Vec<Key> = vec![[0; 5]; flows.len() * 2];
-        let mut ends = Vec::with_capacity(flows.len());
-        for (n, f) in flows.iter().enumerate() {
-            let (s, d) = policy.ends_of(f);
-            let (ingress, egress) = self.keys(f);
-            for (end, dir, key) in [
-                (d, Direction::Ingress, ingress),
-                (s, Direction::Egress, egress),
-            ] {
-                if let Some(iface) = end {
-                    let slot = n * 2 + dir_index(dir);
-                    keys[slot] = key;
-                    lookups.push((self.table(policy, iface, dir, f.zone), slot as u32));
+        BATCH.with_borrow_mut(|b| {
+            b.clear();
+            // Intervals: slot n * 2 is the source's, n * 2 + 1 the destination's.
+            b.interval.resize(flows.len() * 2, 0);
+            for (n, f) in flows.iter().enumerate() {
+                for (k, a) in [f.src, f.dst].into_iter().enumerate() {
+                    match a {
+                        IpAddr::V4(a) => b.v4.push((u32::from(a), (n * 2 + k) as u32)),
+                        IpAddr::V6(a) => b.v6.push((u128::from(a), (n * 2 + k) as u32)),
+                    }
                 }
             }
-            ends.push((s, d));
-        }
-        lookups.sort_unstable();
-        let mut hits: Vec<Option<u32>> = vec![None; flows.len() * 2];
-        let (mut group_keys, mut group_hits) = (Vec::new(), Vec::new());
-        for group in lookups.chunk_by(|a, b| a.0 == b.0) {
-            group_keys.clear();
-            group_keys.extend(group.iter().map(|&(_, slot)| keys[slot as usize]));
-            group_hits.clear();
-            group_hits.resize(group.len(), None);
-            self.tables[group[0].0 as usize].lookup_batch(&group_keys, &mut group_hits);
-            for (&(_, slot), &hit) in group.iter().zip(&group_hits) {
-                hits[slot as usize] = hit;
+            let base6 = self.bounds4.len() as u32;
+            place(&self.bounds4, &b.v4, 0, &mut b.interval, &mut b.found);
+            place(&self.bounds6, &b.v6, base6, &mut b.interval, &mut b.found);
+
+            // One lookup per end that is an interface, keyed by slot
+            // n * 2 + direction index.
+            b.keys.resize(flows.len() * 2, [0; 5]);
+            for (n, f) in flows.iter().enumerate() {
+                let (s, d) = policy.ends_of(f);
+                let (src, dst) = (b.interval[n * 2], b.interval[n * 2 + 1]);
+                let (sport, last, proto) = rest_of_key(f);
+                if let Some(iface) = d {
+                    let slot = n * 2 + dir_index(Direction::Ingress);
+                    b.keys[slot] = [src, dst, sport, last, proto];
+                    let t = self.table(policy, iface, Direction::Ingress, f.zone);
+                    b.lookups.push((t, slot as u32));
+                }
+                if let Some(iface) = s {
+                    let slot = n * 2 + dir_index(Direction::Egress);
+                    b.keys[slot] = [dst, src, sport, last, proto];
+                    let t = self.table(policy, iface, Direction::Egress, f.zone);
+                    b.lookups.push((t, slot as u32));
+                }
+                b.ends.push((s, d));
             }
-        }
-        let unknown = policy.settings.unknown_address;
-        out.extend(ends.iter().enumerate().map(|(n, &(s, d))| {
-            let egress = s.map(|i| decision(policy, i, Direction::Egress, hits[n * 2 + 1]));
-            let ingress = d.map(|i| decision(policy, i, Direction::Ingress, hits[n * 2]));
-            Evaluation::combine(unknown, egress, ingress)
-        }));
+            b.group(self.tables.len());
+            b.hits.resize(flows.len() * 2, None);
+            let Batch {
+                order,
+                groups,
+                keys,
+                hits,
+                group_keys,
+                group_hits,
+                ..
+            } = b;
+            let mut at = 0;
+            for &(table, len) in groups.iter() {
+                let slots = &order[at..at + len as usize];
+                at += len as usize;
+                group_keys.clear();
+                group_keys.extend(slots.iter().map(|&slot| keys[slot as usize]));
+                group_hits.clear();
+                group_hits.resize(slots.len(), None);
+                self.tables[table as usize].lookup_batch(group_keys, group_hits);
+                for (&slot, &hit) in slots.iter().zip(group_hits.iter()) {
+                    hits[slot as usize] = hit;
+                }
+            }
+            let unknown = policy.settings.unknown_address;
+            out.extend(b.ends.iter().enumerate().map(|(n, &(s, d))| {
+                let egress = s.map(|i| decision(policy, i, Direction::Egress, b.hits[n * 2 + 1]));
+                let ingress = d.map(|i| decision(policy, i, Direction::Ingress, b.hits[n * 2]));
+                Evaluation::combine(unknown, egress, ingress)
+            }));
+        });
     }
+}
+
+/// The key fields after the addresses: source port, destination port or
+/// ICMP type/code, protocol (unknown values as [`UNKNOWN`]).
+#[inline]
+fn rest_of_key(flow: &Flow) -> (u32, u32, u32) {
+    let sport = flow.sport.map_or(UNKNOWN, u32::from);
+    let last = match (flow.dport, flow.icmp) {
+        (Some(p), _) => u32::from(p),
+        (None, Some((t, c))) => u32::from(t) << 8 | u32::from(c),
+        (None, None) => UNKNOWN,
+    };
+    (sport, last, u32::from(flow.proto.0))
+}
+
+/// Writes `base` + the interval of each address of `addrs` (address,
+/// slot) into `interval[slot]`: the searches of up to [`LOCKSTEP`]
+/// addresses advance level by level together, branch-free, so their loads
+/// are in flight at once. `bounds` is sorted and starts at the family's
+/// first address.
+fn place<T: Copy + Ord>(
+    bounds: &[T],
+    addrs: &[(T, u32)],
+    base: u32,
+    interval: &mut [u32],
+    found: &mut Vec<usize>,
+) {
+    for chunk in addrs.chunks(LOCKSTEP) {
+        found.clear();
+        found.resize(chunk.len(), 0);
+        let mut len = bounds.len();
+        while len > 1 {
+            let half = len / 2;
+            for (at, &(a, _)) in found.iter_mut().zip(chunk) {
+                let probe = *at + half;
+                *at = if bounds[probe] <= a { probe } else { *at };
+            }
+            len -= half;
+        }
+        // `at` is now the last start at or below the address (the first
+        // start is the family's first address, so there is one).
+        for (&at, &(_, slot)) in found.iter().zip(chunk) {
+            interval[slot as usize] = base + at as u32;
+        }
+    }
+}
+
+/// Addresses whose interval searches run together.
+const LOCKSTEP: usize = 32;
+
+/// What [`SgClassifier::decide_batch`] works in, kept per thread so that a
+/// batch allocates nothing once the buffers have grown.
+#[derive(Default)]
+struct Batch {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u32)>,
+    found: Vec<usize>,
+    interval: Vec<u32>,
+    keys: Vec<Key>,
+    ends: Vec<(Option<IfaceId>, Option<IfaceId>)>,
+    /// (classifier, slot) of each lookup, in flow order.
+    lookups: Vec<(u32, u32)>,
+    /// Lookups per classifier, indexed by classifier (zero between batches).
+    counts: Vec<u32>,
+    /// (classifier, how many lookups), in order of first use.
+    groups: Vec<(u32, u32)>,
+    /// The lookups' slots, grouped by classifier in `groups`' order.
+    order: Vec<u32>,
+    hits: Vec<Option<u32>>,
+    group_keys: Vec<Key>,
+    group_hits: Vec<Option<u32>>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+        self.interval.clear();
+        self.keys.clear();
+        self.ends.clear();
+        self.lookups.clear();
+        self.groups.clear();
+        self.order.clear();
+        self.hits.clear();
+    }
+
+    /// Groups the lookups by classifier (a counting sort: no comparison
+    /// sort, linear in the lookups) into `groups` and `order`.
+    fn group(&mut self, tables: usize) {
+        if self.counts.len() < tables {
+            self.counts.resize(tables, 0);
+        }
+        for &(t, _) in &self.lookups {
+            let c = &mut self.counts[t as usize];
+            if *c == 0 {
+                self.groups.push((t, 0));
+            }
+            *c += 1;
+        }
+        // counts[t] becomes the start of t's run in `order`.
+        let mut start = 0;
+        for g in &mut self.groups {
+            let n = self.counts[g.0 as usize];
+            g.1 = n;
+            self.counts[g.0 as usize] = start;
+            start += n;
+        }
+        self.order.resize(self.lookups.len(), 0);
+        for &(t, slot) in &self.lookups {
+            let at = &mut self.counts[t as usize];
+            self.order[*at as usize] = slot;
+            *at += 1;
+        }
+        for &(t, _) in &self.groups {
+            self.counts[t as usize] = 0;
+        }
+    }
+}
+
+thread_local! {
+    static BATCH: std::cell::RefCell<Batch> = std::cell::RefCell::new(Batch::default());
 }
 
 /// Every boundary of every address block the policy names.

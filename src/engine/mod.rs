@@ -147,7 +147,7 @@ impl Stats {
 const AHEAD: usize = 8;
 
 /// The most frames [`Engine::process_batch`] stages at once.
-const STAGE: usize = 256;
+const STAGE: usize = 64;
 
 /// What the conntrack stage passes on to the rules: a new flow, whether an
 /// allowed one opens an entry, and its slot.

@@ -45,16 +45,19 @@ impl AggregationInterval {
     }
 }
 
-impl FromStr for AggregationInterval {
-    type Err = String;
+/// An aggregation interval AWS does not offer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an aggregation interval: 60 or 600 (seconds), as AWS allows")]
+pub struct BadInterval(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for AggregationInterval {
+    type Err = BadInterval;
+
+    fn from_str(s: &str) -> Result<Self, BadInterval> {
         match s.trim() {
             "60" => Ok(AggregationInterval::OneMinute),
             "600" => Ok(AggregationInterval::TenMinutes),
-            _ => Err(format!(
-                "{s:?} is not an aggregation interval: 60 or 600 (seconds), as AWS allows"
-            )),
+            _ => Err(BadInterval(s.to_string())),
         }
     }
 }
@@ -432,7 +435,7 @@ security_groups = ["sg-all"]
         assert_eq!(AggregationInterval::default().seconds(), 600);
         for bad in ["0", "300", "61", "-60", "", "ten"] {
             let e = bad.parse::<AggregationInterval>().unwrap_err();
-            assert!(e.contains("60 or 600"), "{bad}: {e}");
+            assert!(e.to_string().contains("60 or 600"), "{bad}: {e}");
         }
     }
 }

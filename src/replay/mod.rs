@@ -17,8 +17,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-
 use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
@@ -41,6 +39,49 @@ pub struct Outputs {
     pub account_id: String,
 }
 
+/// Why a replay could not run or could not write its outputs.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot read {name}")]
+    Open {
+        name: String,
+        #[source]
+        source: CaptureError,
+    },
+    #[error("cannot create {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start the capture reader thread")]
+    Thread(#[source] io::Error),
+}
+
+type Result<T> = std::result::Result<T, ReplayError>;
+
+/// The error of writing `path`.
+fn writing(path: &Path) -> impl FnOnce(io::Error) -> ReplayError + '_ {
+    move |source| ReplayError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The error of creating `path`.
+fn creating(path: &Path) -> impl FnOnce(io::Error) -> ReplayError + '_ {
+    move |source| ReplayError::Create {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Called every so often with (bytes read, packets) for a progress display.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
@@ -52,10 +93,9 @@ struct CaptureOut {
 
 impl CaptureOut {
     fn create(path: &Path, preamble: &[u8]) -> Result<CaptureOut> {
-        let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let f = File::create(path).map_err(creating(path))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        w.write_all(preamble)
-            .with_context(|| format!("writing {}", path.display()))?;
+        w.write_all(preamble).map_err(writing(path))?;
         Ok(CaptureOut {
             path: path.to_path_buf(),
             w,
@@ -63,15 +103,11 @@ impl CaptureOut {
     }
 
     fn write(&mut self, raw: &[u8]) -> Result<()> {
-        self.w
-            .write_all(raw)
-            .with_context(|| format!("writing {}", self.path.display()))
+        self.w.write_all(raw).map_err(writing(&self.path))
     }
 
     fn finish(mut self) -> Result<()> {
-        self.w
-            .flush()
-            .with_context(|| format!("writing {}", self.path.display()))
+        self.w.flush().map_err(writing(&self.path))
     }
 }
 
@@ -79,7 +115,7 @@ fn open_text(path: &Path) -> Result<Box<dyn Write>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(BufWriter::with_capacity(1 << 20, io::stdout())));
     }
-    let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let f = File::create(path).map_err(creating(path))?;
     Ok(Box::new(BufWriter::with_capacity(1 << 20, f)))
 }
 
@@ -96,7 +132,7 @@ struct FlowLogOut {
 impl FlowLogOut {
     fn create(path: &Path, out: &Outputs) -> Result<FlowLogOut> {
         let mut w = open_text(path)?;
-        FlowLog::write_header(&mut w).with_context(|| format!("writing {}", path.display()))?;
+        FlowLog::write_header(&mut w).map_err(writing(path))?;
         let stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
         Ok(FlowLogOut {
             log: FlowLog::new(out.flow_log_interval),
@@ -110,17 +146,16 @@ impl FlowLogOut {
         if self.stream && self.log.window_ended() {
             self.log
                 .write_ended(&mut self.w, &out.account_id, engine.policy())
-                .with_context(|| format!("writing {}", self.path.display()))?;
+                .map_err(writing(&self.path))?;
         }
         Ok(())
     }
 
     fn finish(mut self, out: &Outputs, engine: &Engine) -> Result<()> {
-        let what = || format!("writing {}", self.path.display());
         self.log
             .write_all(&mut self.w, &out.account_id, engine.policy())
-            .with_context(what)?;
-        self.w.flush().with_context(what)
+            .map_err(writing(&self.path))?;
+        self.w.flush().map_err(writing(&self.path))
     }
 }
 
@@ -143,18 +178,27 @@ pub fn replay<R: Read + Send + 'static>(
     let started = Instant::now();
     let reader = match CaptureReader::new(input) {
         Ok(r) => r,
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {input_name}"))),
+        Err(source) => {
+            return Err(ReplayError::Open {
+                name: input_name.to_string(),
+                source,
+            })
+        }
     };
     let format = match reader.format() {
         Format::Pcap { .. } => "pcap",
         Format::PcapNg => "pcapng",
     };
     let mut verdict_out = match &out.verdicts {
-        Some(p) => Some(VerdictWriter::new(
-            open_text(p)?,
-            VerdictFormat::for_path(p),
-            reader.nanosecond(),
-        )?),
+        Some(p) => Some((
+            VerdictWriter::new(
+                open_text(p)?,
+                VerdictFormat::for_path(p),
+                reader.nanosecond(),
+            )
+            .map_err(writing(p))?,
+            p.as_path(),
+        )),
         None => None,
     };
     let mut allowed_out = out
@@ -230,8 +274,9 @@ pub fn replay<R: Read + Send + 'static>(
             };
             let j = judgements.next().expect("one judgement per packet");
             report.observe(j, p.ts, engine.policy());
-            if let Some(v) = verdict_out.as_mut() {
-                v.write(index, p.ts, j, engine.policy())?;
+            if let Some((v, path)) = verdict_out.as_mut() {
+                v.write(index, p.ts, j, engine.policy())
+                    .map_err(writing(path))?;
             }
             if let Some(f) = flow_log.as_mut() {
                 f.log.observe(j, p.orig_len, p.ts, engine.policy());
@@ -279,8 +324,8 @@ pub fn replay<R: Read + Send + 'static>(
     if let Some(cb) = progress.as_mut() {
         cb(offset, index);
     }
-    if let Some(v) = verdict_out {
-        v.finish()?;
+    if let Some((v, path)) = verdict_out {
+        v.finish().map_err(writing(path))?;
     }
     for o in [allowed_out, denied_out].into_iter().flatten() {
         o.finish()?;
@@ -305,7 +350,7 @@ struct Chunk {
     /// Bytes of the capture read up to the end of this chunk.
     offset: u64,
     /// Why reading stopped after these records, if it did.
-    status: Result<(), CaptureError>,
+    status: std::result::Result<(), CaptureError>,
 }
 
 impl Default for Chunk {
@@ -397,7 +442,7 @@ fn spawn_reader<R: Read + Send + 'static>(
                 }
             }
         })
-        .context("cannot start the capture reader thread")?;
+        .map_err(ReplayError::Thread)?;
     Ok(ReadThread {
         chunks,
         recycled,

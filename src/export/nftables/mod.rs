@@ -30,9 +30,11 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
-use crate::policy::{
-    Action, Direction, IfaceId, IpProto, Policy, PortSet, ProtoMatch, Remote, RuleId, Verdict,
-};
+use crate::policy::{Action, Direction, IfaceId, Policy, Remote, RuleId, Verdict};
+
+mod text;
+
+use text::{comment_text, l4_match, net_text, write_set};
 
 /// IPv4 or IPv6, as nftables spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +83,21 @@ impl Family {
     }
 }
 
+/// A table name nftables would not take bare.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "table name `{0}` is not a plain nftables identifier: use a letter, then letters, digits, _ or - (at most 64)"
+)]
+pub struct BadTableName(pub String);
+
 /// The ruleset text for `nft -f`.
-pub fn ruleset(policy: &Policy, table: &str) -> Result<String, String> {
+pub fn ruleset(policy: &Policy, table: &str) -> Result<String, BadTableName> {
     check_name(table)?;
-    Export::new(policy).write(table)
+    Ok(Export::new(policy).write(table))
 }
 
 /// nftables identifiers: a letter, then letters, digits, `_` and `-`.
-fn check_name(table: &str) -> Result<(), String> {
+fn check_name(table: &str) -> Result<(), BadTableName> {
     let ok = table.len() <= 64
         && table
             .chars()
@@ -100,9 +109,7 @@ fn check_name(table: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "table name `{table}` is not a plain nftables identifier: use a letter, then letters, digits, _ or - (at most 64)"
-        ))
+        Err(BadTableName(table.to_string()))
     }
 }
 
@@ -253,7 +260,7 @@ impl<'a> Export<'a> {
         }
     }
 
-    fn write(&self, table: &str) -> Result<String, String> {
+    fn write(&self, table: &str) -> String {
         let p = self.policy;
         let mut o = String::new();
         self.header(&mut o, table);
@@ -448,7 +455,7 @@ impl<'a> Export<'a> {
         };
         let _ = writeln!(o, "\t\tcounter {verdict} comment \"unknown-address\"");
         let _ = writeln!(o, "\t}}\n}}");
-        Ok(o)
+        o
     }
 
     fn header(&self, o: &mut String, table: &str) {
@@ -644,279 +651,5 @@ impl<'a> Export<'a> {
     }
 }
 
-/// The protocol, port and ICMP matches, or `None` when the rule cannot match
-/// this family at all.
-fn l4_match(
-    proto: ProtoMatch,
-    f: Family,
-    ports: &PortSet,
-    source_ports: &PortSet,
-    icmp_type: Option<u8>,
-    icmp_code: Option<u8>,
-) -> Option<Vec<String>> {
-    let mut m = Vec::new();
-    let ProtoMatch::Is(p) = proto else {
-        return Some(m);
-    };
-    let name = match p {
-        IpProto::TCP => Some("tcp"),
-        IpProto::UDP => Some("udp"),
-        _ => None,
-    };
-    match name {
-        Some(n) => {
-            if ports.is_all() && source_ports.is_all() {
-                m.push(format!("meta l4proto {n}"));
-            }
-            if !source_ports.is_all() {
-                m.push(format!("{n} sport {}", ports_text(source_ports)));
-            }
-            if !ports.is_all() {
-                m.push(format!("{n} dport {}", ports_text(ports)));
-            }
-        }
-        None => {
-            // `icmp type` implies IPv4 and `icmpv6 type` IPv6 in nftables; any
-            // other pairing (ICMP in IPv6, say) is matched on the raw header.
-            let native = match (p, f) {
-                (IpProto::ICMP, Family::V4) => Some("icmp"),
-                (IpProto::ICMPV6, Family::V6) => Some("icmpv6"),
-                _ => None,
-            };
-            match (native, icmp_type, icmp_code) {
-                (_, None, None) => m.push(format!("meta l4proto {}", proto_text(p))),
-                (Some(n), t, c) => {
-                    if let Some(t) = t {
-                        m.push(format!("{n} type {t}"));
-                    }
-                    if let Some(c) = c {
-                        m.push(format!("{n} code {c}"));
-                    }
-                }
-                (None, t, c) => {
-                    m.push(format!("meta l4proto {}", proto_text(p)));
-                    if let Some(t) = t {
-                        m.push(format!("@th,0,8 {t}"));
-                    }
-                    if let Some(c) = c {
-                        m.push(format!("@th,8,8 {c}"));
-                    }
-                }
-            }
-        }
-    }
-    Some(m)
-}
-
-fn proto_text(p: IpProto) -> String {
-    match p {
-        IpProto::TCP => "tcp".into(),
-        IpProto::UDP => "udp".into(),
-        IpProto::ICMP => "icmp".into(),
-        IpProto::ICMPV6 => "ipv6-icmp".into(),
-        IpProto(n) => n.to_string(),
-    }
-}
-
-fn ports_text(s: &PortSet) -> String {
-    let r = s.ranges();
-    if r.len() == 1 {
-        return r[0].to_string();
-    }
-    format!(
-        "{{ {} }}",
-        r.iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
-/// A block as nftables writes it: a host address bare, else CIDR.
-fn net_text(n: &IpNet) -> String {
-    if n.prefix_len() == n.max_prefix_len() {
-        n.addr().to_string()
-    } else {
-        n.to_string()
-    }
-}
-
-/// Text safe inside an nftables comment string (no quotes, no line breaks,
-/// at most 120 bytes).
-fn comment_text(s: &str) -> String {
-    let mut t: String = s
-        .chars()
-        .map(|c| {
-            if c == '"' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if t.len() > 120 {
-        let mut cut = 117;
-        while !t.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        t.truncate(cut);
-        t.push_str("...");
-    }
-    t
-}
-
-fn write_set(o: &mut String, name: &str, f: Family, nets: &[IpNet]) {
-    let _ = writeln!(
-        o,
-        "\tset {name} {{\n\t\ttype {}\n\t\tflags interval",
-        f.addr_type()
-    );
-    if !nets.is_empty() {
-        let list: Vec<String> = nets.iter().map(net_text).collect();
-        let _ = writeln!(o, "\t\telements = {{ {} }}", list.join(", "));
-    }
-    let _ = writeln!(o, "\t}}");
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn export(toml: &str) -> String {
-        let p = Policy::from_toml(toml, "t.toml").unwrap();
-        ruleset(&p, "sgplane").unwrap()
-    }
-
-    #[test]
-    fn rules_keep_decision_order_and_both_stages() {
-        let t = export(
-            r#"
-[prefix_lists]
-pl-office = ["198.51.100.0/24", "198.51.100.128/25", "2001:db8:ff00::/48"]
-[security_groups.sg-web]
-ingress = [
-  { proto = "tcp", ports = ["80", "8080-8090"], from = ["sg-web", "10.9.0.0/16", "pl-office"] },
-  { proto = "tcp", ports = "22", from = "0.0.0.0/0", action = "deny", priority = 1 },
-  { proto = "icmp", icmp_type = 8, from = "0.0.0.0/0" },
-]
-egress = [ { proto = "all", to = "0.0.0.0/0" } ]
-[interfaces.eni-web-1]
-addresses = ["10.0.1.10", "2001:db8:1::10"]
-security_groups = ["sg-web"]
-"#,
-        );
-        let chain = t
-            .split("chain in_eni-web-1 {")
-            .nth(1)
-            .unwrap()
-            .split("\n\t}")
-            .next()
-            .unwrap();
-        let lines: Vec<&str> = chain
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        assert_eq!(
-            lines[0], "meta nfproto ipv4 tcp dport 22 counter drop comment \"sg-web/ingress/1\"",
-            "{chain}"
-        );
-        assert!(
-            lines[1].starts_with("ip saddr 10.9.0.0/16 tcp dport { 80, 8080-8090 } counter accept"),
-            "{chain}"
-        );
-        assert!(
-            lines[2].starts_with("ip saddr @sg-web_v4 tcp dport"),
-            "{chain}"
-        );
-        assert!(
-            lines[3].starts_with("ip saddr @pl-office_v4 tcp dport"),
-            "{chain}"
-        );
-        assert!(
-            lines[4].starts_with("ip6 saddr @sg-web_v6 tcp dport"),
-            "{chain}"
-        );
-        assert!(
-            lines[5].starts_with("ip6 saddr @pl-office_v6 tcp dport"),
-            "{chain}"
-        );
-        assert!(
-            lines[6].starts_with("meta nfproto ipv4 icmp type 8 counter accept"),
-            "{chain}"
-        );
-        assert_eq!(
-            lines[7],
-            "counter drop comment \"no-rule: eni-web-1 ingress\""
-        );
-        // The nested /25 is left out of the interval set.
-        assert!(t.contains("elements = { 198.51.100.0/24 }"), "{t}");
-        // Egress allows return to `forward` for the ingress stage.
-        assert!(
-            t.contains("meta nfproto ipv4 counter return comment \"sg-web/egress/0\""),
-            "{t}"
-        );
-        assert!(t.contains("10.0.1.10 : jump eg_eni-web-1"), "{t}");
-        assert!(t.contains("2001:db8:1::10 : jump in_eni-web-1"), "{t}");
-        assert!(
-            t.contains("counter drop comment \"unknown-address\""),
-            "{t}"
-        );
-    }
-
-    #[test]
-    fn settings_and_zones() {
-        let t = export(
-            r#"
-[settings]
-unknown_address = "allow"
-allow_neighbor_discovery = false
-[security_groups.sg-a]
-ingress = [ { proto = "udp", ports = "53", source_ports = "1024-65535", from = "sg-a", local = "10.0.0.0/24" } ]
-[interfaces.a]
-addresses = ["10.0.0.5"]
-security_groups = ["sg-a"]
-[interfaces.z]
-addresses = ["10.0.0.5"]
-security_groups = ["sg-a"]
-zone = "vpce-0123456789abcdef0"
-"#,
-        );
-        assert!(t.contains("counter accept comment \"unknown-address\""));
-        assert!(!t.contains("icmpv6 type 133-137"));
-        assert!(t.contains("Left out (zoned): z."));
-        assert!(!t.contains("chain eg_z"));
-        assert!(
-            t.contains("ip daddr 10.0.0.0/24 ip saddr @sg-a_v4 udp sport 1024-65535 udp dport 53 counter accept"),
-            "{t}"
-        );
-        assert!(!t.contains("sg-a_v6"), "no IPv6 members, no IPv6 set: {t}");
-    }
-
-    #[test]
-    fn odd_names_become_identifiers() {
-        let t = export(
-            r#"
-[security_groups."sg-a b"]
-ingress = [ { proto = "47", from = "::/0" }, { proto = "icmp", icmp_type = 3, icmp_code = 4, from = "::/0" } ]
-[interfaces."1st nic"]
-addresses = ["2001:db8::/64"]
-security_groups = ["sg-a b"]
-"#,
-        );
-        assert!(
-            t.contains("chain eg_1st_nic {") && t.contains("chain in_1st_nic {"),
-            "{t}"
-        );
-        assert!(
-            t.contains(
-                "meta nfproto ipv6 meta l4proto 47 counter accept comment \"sg-a b/ingress/0\""
-            ),
-            "{t}"
-        );
-        assert!(t.contains("meta l4proto icmp @th,0,8 3 @th,8,8 4"), "{t}");
-        assert!(t.contains("2001:db8::/64 : jump"), "{t}");
-        assert!(ruleset(&Policy::builtin(), "bad name").is_err());
-        assert!(ruleset(&Policy::builtin(), "9x").is_err());
-    }
-}
+mod tests;
