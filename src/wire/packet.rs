@@ -13,8 +13,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::checksum;
 use super::geneve::{self, GenevePacket};
 use crate::base::{IpProto, ZoneId};
+
+/// The Internet checksum, where it was before [`crate::wire::checksum`].
+pub use super::checksum::checksum;
 
 /// How a capture or device frames its packets (pcap LINKTYPE values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,7 +305,7 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
     let ip = &d[14..];
     let total = usize::from(be16(ip, 2));
     let on_wire = orig_len.max(d.len()) - 14;
-    if be16(ip, 6) & 0x3fff != 0 || total < 28 || total > on_wire || !header_checksum_ok(&ip[..20])
+    if be16(ip, 6) & 0x3fff != 0 || total < 28 || total > on_wire || !checksum::header_ok(&ip[..20])
     {
         return None;
     }
@@ -509,7 +513,7 @@ impl Cx {
             return Err(ParseError::BadIhl(ihl));
         }
         need("IPv4 options", d, ihl)?;
-        if !header_checksum_ok(&d[..ihl]) {
+        if !checksum::header_ok(&d[..ihl]) {
             return Err(ParseError::BadIpv4Checksum);
         }
         let total = usize::from(be16(d, 2));
@@ -807,38 +811,6 @@ fn quoted(v6: bool, d: &[u8]) -> Option<Quoted> {
         ports,
         icmp_type,
     })
-}
-
-/// Whether an IPv4 header (a multiple of 4 bytes long) sums to all ones, as
-/// an intact one does; 32 bits at a time, which folds to the same sum.
-#[inline]
-fn header_checksum_ok(h: &[u8]) -> bool {
-    let mut sum: u64 = 0;
-    for w in h.chunks_exact(4) {
-        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    sum = (sum & 0xffff_ffff) + (sum >> 32);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum == 0xffff
-}
-
-/// The Internet checksum (RFC 1071) of `data`: 0 when a header that includes
-/// its checksum is intact.
-pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]
