@@ -14,6 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::checksum;
+use super::ethernet::ether_type;
 use super::geneve::{self, GenevePacket};
 use crate::base::{IpProto, ZoneId};
 
@@ -75,13 +76,6 @@ impl LinkType {
         }
     }
 }
-
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-pub const ETHERTYPE_ARP: u16 = 0x0806;
-pub const ETHERTYPE_IPV6: u16 = 0x86DD;
-pub const ETHERTYPE_VLAN: u16 = 0x8100;
-pub const ETHERTYPE_QINQ: u16 = 0x88A8;
-pub const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 
 /// Why a frame could not be parsed (its verdict is `malformed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -299,7 +293,7 @@ pub fn parse_general(
 /// decides, so both paths always agree (`tests::fast_path_agrees`).
 #[inline]
 fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
-    if d.len() < 14 + 20 + 8 || be16(d, 12) != ETHERTYPE_IPV4 || d[14] != 0x45 {
+    if d.len() < 14 + 20 + 8 || be16(d, 12) != ether_type::IPV4 || d[14] != 0x45 {
         return None;
     }
     let ip = &d[14..];
@@ -458,7 +452,7 @@ impl Cx {
         let mut tags = 0;
         while matches!(
             ethertype,
-            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+            ether_type::VLAN | ether_type::QINQ | ether_type::QINQ_OLD
         ) {
             tags += 1;
             if tags > 8 {
@@ -474,9 +468,9 @@ impl Cx {
     #[inline]
     fn ethertype(self, ethertype: u16, d: &[u8]) -> Result<Frame, ParseError> {
         match ethertype {
-            ETHERTYPE_IPV4 => self.ipv4(d),
-            ETHERTYPE_IPV6 => self.ipv6(d),
-            ETHERTYPE_ARP => Ok(Frame::Arp),
+            ether_type::IPV4 => self.ipv4(d),
+            ether_type::IPV6 => self.ipv6(d),
+            ether_type::ARP => Ok(Frame::Arp),
             other => Ok(Frame::NotIp(other)),
         }
     }
@@ -717,9 +711,9 @@ impl Cx {
         };
         let payload = &d[hl..];
         let frame = match g.protocol_type() {
-            geneve::ETHER_TYPE_IPV4 => inner.ipv4(payload)?,
-            geneve::ETHER_TYPE_IPV6 => inner.ipv6(payload)?,
-            geneve::ETHER_TYPE_TRANS_ETHER if !self.opts.gwlb_strict => inner.ethernet(payload)?,
+            ether_type::IPV4 => inner.ipv4(payload)?,
+            ether_type::IPV6 => inner.ipv6(payload)?,
+            ether_type::TRANS_ETHER if !self.opts.gwlb_strict => inner.ethernet(payload)?,
             other => {
                 return Err(ParseError::Geneve(
                     geneve::GeneveError::UnsupportedProtocol(other),
