@@ -42,6 +42,7 @@ pub type Field = core::ops::Range<usize>;
 /// If `d` ends before the field does.
 #[inline]
 fn read_u16(d: &[u8], f: Field) -> u16 {
+    debug_assert_eq!(f.len(), 2);
     u16::from_be_bytes([d[f.start], d[f.start + 1]])
 }
 
@@ -51,6 +52,7 @@ fn read_u16(d: &[u8], f: Field) -> u16 {
 /// If `d` ends before the field does.
 #[inline]
 fn read_u32(d: &[u8], f: Field) -> u32 {
+    debug_assert_eq!(f.len(), 4);
     u32::from_be_bytes([d[f.start], d[f.start + 1], d[f.start + 2], d[f.start + 3]])
 }
 
