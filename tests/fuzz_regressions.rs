@@ -22,6 +22,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use invariants::*;
 use sgplane::policy::{Reason, Verdict};
 use sgplane::wire::build;
+use sgplane::wire::ethernet::ether_type;
 use sgplane::wire::geneve;
 use sgplane::wire::packet::{LinkType, ParseOptions};
 
@@ -162,7 +163,7 @@ fn parse_checks_accept_built_frames() {
 fn geneve_checks_accept_gwlb_headers() {
     let options = build::aws_options(0x0123_4567_89ab_cdef, 7, 0xc00c1e);
     let mut buf = vec![0; geneve::HEADER_LEN + options.len() + 20];
-    let n = geneve::emit(&mut buf, 0, geneve::ETHER_TYPE_IPV4, &options).unwrap();
+    let n = geneve::emit(&mut buf, 0, ether_type::IPV4, &options).unwrap();
     buf[n] = 0x45;
     check_geneve(&buf);
     for cut in 0..buf.len() {
@@ -175,14 +176,14 @@ fn geneve_checks_accept_gwlb_headers() {
         data,
     };
     let gwlb = [aws(1, vec![1; 8]), aws(2, vec![2; 8]), aws(3, vec![3; 4])];
-    check_geneve_roundtrip(5, geneve::ETHER_TYPE_IPV6, &gwlb, b"payload");
+    check_geneve_roundtrip(5, ether_type::IPV6, &gwlb, b"payload");
     let odd = OptionSpec {
         class: 0xffff,
         typ: 0x7f,
         critical: true,
         data: vec![9; 124],
     };
-    check_geneve_roundtrip(0xff_ffff, geneve::ETHER_TYPE_IPV4, &[odd.clone(), odd], b"");
+    check_geneve_roundtrip(0xff_ffff, ether_type::IPV4, &[odd.clone(), odd], b"");
     check_geneve_roundtrip(0x100_0000, 0, &[], b"");
 }
 

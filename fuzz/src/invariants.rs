@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use sgplane::engine::{Engine, Input, Judgement};
 use sgplane::io::capture::CaptureReader;
 use sgplane::policy::{Direction, Flow, IpProto, Policy, Reason, Verdict};
+use sgplane::wire::ethernet::ether_type;
 use sgplane::wire::geneve::{self, GeneveError, GenevePacket};
 use sgplane::wire::packet::{
     is_icmp_error, parse, Fragment, Frame, IpPacket, LinkType, ParseOptions, L4,
@@ -278,8 +279,8 @@ fn check_tunnel(
 
     // Parsed on its own, the inner packet is the same packet.
     let inner_link = match g.protocol_type() {
-        geneve::ETHER_TYPE_IPV4 | geneve::ETHER_TYPE_IPV6 => LinkType::RawIp,
-        geneve::ETHER_TYPE_TRANS_ETHER => LinkType::Ethernet,
+        ether_type::IPV4 | ether_type::IPV6 => LinkType::RawIp,
+        ether_type::TRANS_ETHER => LinkType::Ethernet,
         other => panic!("decapsulated an unsupported protocol type {other:#06x}"),
     };
     let inner_opts = ParseOptions {
@@ -367,7 +368,7 @@ pub fn check_geneve(data: &[u8]) {
             assert!(!g.oam());
             assert!(matches!(
                 g.protocol_type(),
-                geneve::ETHER_TYPE_IPV4 | geneve::ETHER_TYPE_IPV6
+                ether_type::IPV4 | ether_type::IPV6
             ));
             assert_eq!(g.aws_endpoint_id(), Some(a.endpoint_id));
             assert_eq!(g.aws_attachment_id(), Some(a.attachment_id));
@@ -433,7 +434,7 @@ impl OptionSpec {
 /// What `aws_options` should say about these options (SPEC §5), by a plain
 /// walk written from the doc comment rather than the code.
 fn expected_aws(protocol: u16, options: &[OptionSpec]) -> Result<(u64, u64, u32), &'static str> {
-    if protocol != geneve::ETHER_TYPE_IPV4 && protocol != geneve::ETHER_TYPE_IPV6 {
+    if protocol != ether_type::IPV4 && protocol != ether_type::IPV6 {
         return Err("unsupported protocol");
     }
     let (mut e, mut a, mut c): (Option<u64>, Option<u64>, Option<u32>) = (None, None, None);

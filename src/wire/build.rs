@@ -6,8 +6,11 @@ use std::net::IpAddr;
 
 use etherparse::{PacketBuilder, PacketBuilderStep, TcpHeader};
 
+use super::ethernet::{self, ether_type, EthernetFrame};
 use super::geneve;
-use super::packet::checksum;
+use super::ipv4::{self, Ipv4Packet};
+use super::ipv6::{self, Ipv6Packet};
+use crate::base::IpProto;
 
 /// The MAC addresses the generator puts on frames.
 pub const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -104,7 +107,7 @@ pub fn echo(src: IpAddr, dst: IpAddr, request: bool, ident: u16, seq: u16) -> Ve
 /// An ICMP error from `src` to `dst` quoting `quoted_frame`'s IP packet (its
 /// Ethernet header is dropped; the first 28/48 bytes are quoted).
 pub fn icmp_error(src: IpAddr, dst: IpAddr, typ: u8, code: u8, quoted_frame: &[u8]) -> Vec<u8> {
-    let ip = &quoted_frame[14..];
+    let ip = &quoted_frame[ethernet::HEADER_LEN..];
     let keep = if src.is_ipv4() { 28 } else { 48 };
     icmp(src, dst, typ, code, [0; 4], &ip[..ip.len().min(keep)])
 }
@@ -115,32 +118,38 @@ pub fn icmp_error(src: IpAddr, dst: IpAddr, typ: u8, code: u8, quoted_frame: &[u
 /// # Panics
 /// If the addresses are of different IP versions.
 pub fn ip_other(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + 40 + payload.len());
-    f.extend_from_slice(&DST_MAC);
-    f.extend_from_slice(&SRC_MAC);
+    let mut eth = [0u8; ethernet::HEADER_LEN];
+    let mut e = EthernetFrame::new_unchecked(&mut eth[..]);
+    e.set_dst_addr(DST_MAC);
+    e.set_src_addr(SRC_MAC);
+    let mut f = Vec::with_capacity(ethernet::HEADER_LEN + ipv6::HEADER_LEN + payload.len());
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            f.extend_from_slice(&[0x08, 0x00]);
-            let mut h = [0u8; 20];
-            h[0] = 0x45;
-            h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-            h[8] = 64;
-            h[9] = proto;
-            h[12..16].copy_from_slice(&s.octets());
-            h[16..20].copy_from_slice(&d.octets());
-            let c = checksum(&h);
-            h[10..12].copy_from_slice(&c.to_be_bytes());
+            e.set_ethertype(ether_type::IPV4);
+            f.extend_from_slice(&eth);
+            let mut h = [0u8; ipv4::HEADER_LEN];
+            let mut ip = Ipv4Packet::new_unchecked(&mut h[..]);
+            ip.set_version(4);
+            ip.set_header_len(ipv4::HEADER_LEN);
+            ip.set_total_len((ipv4::HEADER_LEN + payload.len()) as u16);
+            ip.set_ttl(64);
+            ip.set_protocol(IpProto(proto));
+            ip.set_src_addr(s);
+            ip.set_dst_addr(d);
+            ip.fill_checksum();
             f.extend_from_slice(&h);
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            f.extend_from_slice(&[0x86, 0xdd]);
-            let mut h = [0u8; 40];
-            h[0] = 0x60;
-            h[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
-            h[6] = proto;
-            h[7] = 64;
-            h[8..24].copy_from_slice(&s.octets());
-            h[24..40].copy_from_slice(&d.octets());
+            e.set_ethertype(ether_type::IPV6);
+            f.extend_from_slice(&eth);
+            let mut h = [0u8; ipv6::HEADER_LEN];
+            let mut ip = Ipv6Packet::new_unchecked(&mut h[..]);
+            ip.set_version(6);
+            ip.set_payload_len(payload.len() as u16);
+            ip.set_next_header(IpProto(proto));
+            ip.set_hop_limit(64);
+            ip.set_src_addr(s);
+            ip.set_dst_addr(d);
             f.extend_from_slice(&h);
         }
         _ => panic!("source and destination must be of one IP version"),
@@ -161,23 +170,24 @@ pub fn fragment_v4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
         chunk > 0 && chunk % 8 == 0,
         "fragment payload size must be a multiple of 8"
     );
-    assert_eq!(frame[14] & 0x0f, 5, "IPv4 without options");
-    let (eth, ip) = frame.split_at(14);
-    let (hdr, payload) = ip.split_at(20);
+    let (eth, ip) = frame.split_at(ethernet::HEADER_LEN);
+    assert_eq!(
+        Ipv4Packet::new_unchecked(ip).header_len(),
+        ipv4::HEADER_LEN,
+        "IPv4 without options"
+    );
+    let (hdr, payload) = ip.split_at(ipv4::HEADER_LEN);
     let mut out = Vec::new();
     let mut off = 0;
     while off < payload.len() {
         let end = (off + chunk).min(payload.len());
         let more = end < payload.len();
         let mut h = hdr.to_vec();
-        let total = (20 + end - off) as u16;
-        h[2..4].copy_from_slice(&total.to_be_bytes());
-        h[4..6].copy_from_slice(&id.to_be_bytes());
-        let ff = ((off / 8) as u16) | if more { 0x2000 } else { 0 };
-        h[6..8].copy_from_slice(&ff.to_be_bytes());
-        h[10..12].copy_from_slice(&[0, 0]);
-        let c = checksum(&h);
-        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut ip = Ipv4Packet::new_unchecked(&mut h[..]);
+        ip.set_total_len((ipv4::HEADER_LEN + end - off) as u16);
+        ip.set_ident(id);
+        ip.set_flags_and_frag_offset(false, more, off as u16);
+        ip.fill_checksum();
         let mut f = eth.to_vec();
         f.extend_from_slice(&h);
         f.extend_from_slice(&payload[off..end]);
@@ -189,17 +199,12 @@ pub fn fragment_v4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
 
 /// The AWS GWLB GENEVE options: endpoint id, attachment id, flow cookie.
 pub fn aws_options(endpoint: u64, attachment: u64, cookie: u32) -> Vec<u8> {
-    let mut o = Vec::with_capacity(32);
-    o.extend_from_slice(&geneve::AWS_OPTION_CLASS.to_be_bytes());
-    o.extend_from_slice(&[geneve::AWS_TYPE_ENDPOINT_ID, 2]);
-    o.extend_from_slice(&endpoint.to_be_bytes());
-    o.extend_from_slice(&geneve::AWS_OPTION_CLASS.to_be_bytes());
-    o.extend_from_slice(&[geneve::AWS_TYPE_ATTACHMENT_ID, 2]);
-    o.extend_from_slice(&attachment.to_be_bytes());
-    o.extend_from_slice(&geneve::AWS_OPTION_CLASS.to_be_bytes());
-    o.extend_from_slice(&[geneve::AWS_TYPE_FLOW_COOKIE, 1]);
-    o.extend_from_slice(&cookie.to_be_bytes());
-    o
+    let options = geneve::AwsOptions {
+        endpoint_id: endpoint,
+        attachment_id: attachment,
+        flow_cookie: cookie,
+    };
+    options.to_option_bytes().to_vec()
 }
 
 /// Wraps an inner Ethernet frame's IP packet in GENEVE over UDP/6081 from
@@ -211,11 +216,11 @@ pub fn geneve_wrap(
     inner_frame: &[u8],
     options: &[u8],
 ) -> Vec<u8> {
-    let inner_ip = &inner_frame[14..];
+    let inner_ip = &inner_frame[ethernet::HEADER_LEN..];
     let proto = if inner_ip[0] >> 4 == 4 {
-        geneve::ETHER_TYPE_IPV4
+        ether_type::IPV4
     } else {
-        geneve::ETHER_TYPE_IPV6
+        ether_type::IPV6
     };
     let mut payload = vec![0u8; geneve::HEADER_LEN + options.len() + inner_ip.len()];
     let n = geneve::emit(&mut payload, 0, proto, options).expect("options of a valid length");

@@ -12,19 +12,19 @@
 //! becomes the port the datagram arrived on if that is not 6081 (the engine
 //! decapsulates port 6081 only), and an IPv6 return gets its UDP checksum
 //! (an IPv4 one goes with 0, "no checksum").
+//!
+//! The headers are written and read through `wire`'s views; reading checks
+//! them, so a frame that is not one of ours gives `None`, not a panic.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::base::IpProto;
 use crate::wire::geneve;
-use crate::wire::packet::checksum;
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::ipv6::{self, Ipv6Packet};
+use crate::wire::udp::{self, UdpPacket};
 
-const IPV4_HEADER: usize = 20;
-const IPV6_HEADER: usize = 40;
-const UDP_HEADER: usize = 8;
-const PROTO_UDP: u8 = 17;
 const TTL: u8 = 64;
-/// IPv4 flags: don't fragment (tunnel packets are not fragmented on the way back).
-const DONT_FRAGMENT: u16 = 0x4000;
 
 /// Both ends of a received datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,15 +74,15 @@ impl FrameBatch {
     /// the payload does not fit one IP packet.
     pub fn push(&mut self, outer: &Outer, payload: &[u8]) -> bool {
         let start = self.data.len();
-        let udp_len = UDP_HEADER + payload.len();
+        let udp_len = udp::HEADER_LEN + payload.len();
         match (outer.local, outer.peer.ip()) {
             (IpAddr::V4(local), IpAddr::V4(peer))
-                if IPV4_HEADER + udp_len <= usize::from(u16::MAX) =>
+                if ipv4::HEADER_LEN + udp_len <= usize::from(u16::MAX) =>
             {
                 self.data.extend_from_slice(&ipv4_header(
                     local,
                     peer,
-                    (IPV4_HEADER + udp_len) as u16,
+                    (ipv4::HEADER_LEN + udp_len) as u16,
                 ));
             }
             (IpAddr::V6(local), IpAddr::V6(peer)) if udp_len <= usize::from(u16::MAX) => {
@@ -92,10 +92,7 @@ impl FrameBatch {
             _ => return false,
         }
         self.data
-            .extend_from_slice(&outer.peer.port().to_be_bytes());
-        self.data.extend_from_slice(&geneve::UDP_PORT.to_be_bytes());
-        self.data.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        self.data.extend_from_slice(&[0, 0]);
+            .extend_from_slice(&udp_header(outer.peer.port(), udp_len as u16));
         self.data.extend_from_slice(payload);
         self.spans.push(Span {
             start: start as u32,
@@ -123,91 +120,86 @@ impl FrameBatch {
     }
 }
 
-fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, total: u16) -> [u8; IPV4_HEADER] {
-    let mut h = [0u8; IPV4_HEADER];
-    h[0] = 0x45;
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[6..8].copy_from_slice(&DONT_FRAGMENT.to_be_bytes());
-    h[8] = TTL;
-    h[9] = PROTO_UDP;
-    h[12..16].copy_from_slice(&src.octets());
-    h[16..20].copy_from_slice(&dst.octets());
-    let c = checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
+fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, total: u16) -> [u8; ipv4::HEADER_LEN] {
+    let mut h = [0u8; ipv4::HEADER_LEN];
+    let mut ip = Ipv4Packet::new_unchecked(&mut h[..]);
+    ip.set_version(4);
+    ip.set_header_len(ipv4::HEADER_LEN);
+    ip.set_total_len(total);
+    // Tunnel packets are not fragmented on the way back.
+    ip.set_flags_and_frag_offset(true, false, 0);
+    ip.set_ttl(TTL);
+    ip.set_protocol(IpProto::UDP);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
     h
 }
 
-fn ipv6_header(src: Ipv6Addr, dst: Ipv6Addr, payload: u16) -> [u8; IPV6_HEADER] {
-    let mut h = [0u8; IPV6_HEADER];
-    h[0] = 0x60;
-    h[4..6].copy_from_slice(&payload.to_be_bytes());
-    h[6] = PROTO_UDP;
-    h[7] = TTL;
-    h[8..24].copy_from_slice(&src.octets());
-    h[24..40].copy_from_slice(&dst.octets());
+fn ipv6_header(src: Ipv6Addr, dst: Ipv6Addr, payload: u16) -> [u8; ipv6::HEADER_LEN] {
+    let mut h = [0u8; ipv6::HEADER_LEN];
+    let mut ip = Ipv6Packet::new_unchecked(&mut h[..]);
+    ip.set_version(6);
+    ip.set_payload_len(payload);
+    ip.set_next_header(IpProto::UDP);
+    ip.set_hop_limit(TTL);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
     h
+}
+
+/// From the load balancer's source port to 6081, no checksum (yet).
+fn udp_header(src_port: u16, len: u16) -> [u8; udp::HEADER_LEN] {
+    let mut h = [0u8; udp::HEADER_LEN];
+    let mut u = UdpPacket::new_unchecked(&mut h[..]);
+    u.set_src_port(src_port);
+    u.set_dst_port(geneve::UDP_PORT);
+    u.set_len(len);
+    h
+}
+
+/// The outer IP header of a frame: its source and destination, and where
+/// the UDP header starts; `None` if it is not a whole IPv4 or IPv6 packet.
+fn outer_ip(frame: &[u8]) -> Option<(IpAddr, IpAddr, usize)> {
+    match frame.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(frame).ok()?;
+            Some((ip.src_addr().into(), ip.dst_addr().into(), ip.header_len()))
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(frame).ok()?;
+            Some((ip.src_addr().into(), ip.dst_addr().into(), ipv6::HEADER_LEN))
+        }
+        _ => None,
+    }
 }
 
 /// The two ends of a frame made by [`FrameBatch::push`], and where its UDP
-/// payload (the GENEVE header and what follows, as received) starts.
-///
-/// # Panics
-/// If `frame` is shorter than its IP and UDP headers.
-pub fn ends(frame: &[u8]) -> (Outer, usize) {
-    let (local, peer, udp) = if frame[0] >> 4 == 4 {
-        let s: [u8; 4] = frame[12..16].try_into().expect("an IPv4 header");
-        let d: [u8; 4] = frame[16..20].try_into().expect("an IPv4 header");
-        (IpAddr::from(s), IpAddr::from(d), IPV4_HEADER)
-    } else {
-        let s: [u8; 16] = frame[8..24].try_into().expect("an IPv6 header");
-        let d: [u8; 16] = frame[24..40].try_into().expect("an IPv6 header");
-        (IpAddr::from(s), IpAddr::from(d), IPV6_HEADER)
-    };
-    let port = u16::from_be_bytes([frame[udp], frame[udp + 1]]);
+/// payload (the GENEVE header and what follows, as received) starts; `None`
+/// for a frame whose IP or UDP header is not whole.
+pub fn ends(frame: &[u8]) -> Option<(Outer, usize)> {
+    let (local, peer, at) = outer_ip(frame)?;
+    let udp = UdpPacket::new_checked(&frame[at..]).ok()?;
     let outer = Outer {
-        peer: SocketAddr::new(peer, port),
+        peer: SocketAddr::new(peer, udp.src_port()),
         local,
     };
-    (outer, udp + UDP_HEADER)
+    Some((outer, at + udp::HEADER_LEN))
 }
 
 /// Turns an allowed frame (made by [`FrameBatch::push`]) into the return:
 /// destination port `port` (the one the datagram arrived on) and, for IPv6,
-/// the UDP checksum. Returns where to send it (port 0: raw sockets have none).
-pub fn make_return(frame: &mut [u8], port: u16) -> SocketAddr {
-    let (udp, dst) = if frame[0] >> 4 == 4 {
-        let d: [u8; 4] = frame[16..20].try_into().expect("an IPv4 header");
-        (IPV4_HEADER, IpAddr::V4(Ipv4Addr::from(d)))
-    } else {
-        let d: [u8; 16] = frame[24..40].try_into().expect("an IPv6 header");
-        (IPV6_HEADER, IpAddr::V6(Ipv6Addr::from(d)))
-    };
-    frame[udp + 2..udp + 4].copy_from_slice(&port.to_be_bytes());
+/// the UDP checksum. Returns where to send it (port 0: raw sockets have
+/// none), or `None` (and changes nothing) if the frame's IP or UDP header is
+/// not whole.
+pub fn make_return(frame: &mut [u8], port: u16) -> Option<SocketAddr> {
+    let (src, dst, at) = outer_ip(frame)?;
+    let mut udp = UdpPacket::new_checked(&mut frame[at..]).ok()?;
+    udp.set_dst_port(port);
     if dst.is_ipv6() {
-        frame[udp + 6..udp + 8].copy_from_slice(&[0, 0]);
-        let c = udp6_checksum(frame);
-        frame[udp + 6..udp + 8].copy_from_slice(&c.to_be_bytes());
+        udp.fill_checksum(&src, &dst);
     }
-    SocketAddr::new(dst, 0)
-}
-
-/// The UDP checksum of an IPv6 packet with one UDP header (RFC 8200 §8.1):
-/// never 0, which would mean "none" and is not allowed over IPv6.
-fn udp6_checksum(packet: &[u8]) -> u16 {
-    let udp = &packet[IPV6_HEADER..];
-    let mut pseudo = [0u8; 40];
-    pseudo[..32].copy_from_slice(&packet[8..40]);
-    pseudo[32..36].copy_from_slice(&(udp.len() as u32).to_be_bytes());
-    pseudo[39] = PROTO_UDP;
-    // The one's-complement sum of the pseudo header and the datagram: the
-    // complement of each checksum, added with end-around carry.
-    let sum = u32::from(!checksum(&pseudo)) + u32::from(!checksum(udp));
-    let folded = !((sum & 0xffff) as u16).wrapping_add((sum >> 16) as u16);
-    if folded == 0 {
-        0xffff
-    } else {
-        folded
-    }
+    Some(SocketAddr::new(dst, 0))
 }
 
 #[cfg(test)]
@@ -280,7 +272,7 @@ mod tests {
             };
             let mut b = FrameBatch::default();
             assert!(b.push(&outer, &p));
-            let (got, at) = ends(b.frame(0));
+            let (got, at) = ends(b.frame(0)).unwrap();
             assert_eq!(got, outer);
             assert_eq!(&b.frame(0)[at..], &p[..]);
         }
@@ -298,6 +290,50 @@ mod tests {
     }
 
     #[test]
+    fn the_outer_headers_are_what_the_kernel_would_write() {
+        let outer = Outer {
+            peer: "192.0.2.1:33000".parse().unwrap(),
+            local: ip("192.0.2.2"),
+        };
+        let mut b = FrameBatch::default();
+        assert!(b.push(&outer, b"abcd"));
+        let f = b.frame(0);
+        // Version 4, 5 words, length 32, DF, TTL 64, UDP.
+        assert_eq!(&f[..10], &[0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17]);
+        assert_eq!(crate::wire::checksum::checksum(&f[..20]), 0);
+        assert_eq!(&f[12..20], &[192, 0, 2, 2, 192, 0, 2, 1]);
+        // 33000 → 6081, length 12, no checksum.
+        assert_eq!(&f[20..28], &[0x80, 0xe8, 0x17, 0xc1, 0, 12, 0, 0]);
+        assert_eq!(&f[28..], b"abcd");
+    }
+
+    #[test]
+    fn a_frame_that_is_not_whole_has_no_ends_and_no_return() {
+        for (node, appliance) in [
+            (ip("192.0.2.1"), ip("192.0.2.2")),
+            (ip("2001:db8::1"), ip("2001:db8::2")),
+        ] {
+            let outer = Outer {
+                peer: SocketAddr::new(node, 33000),
+                local: appliance,
+            };
+            let mut b = FrameBatch::default();
+            assert!(b.push(&outer, b"abcd"));
+            let f = b.frame(0).to_vec();
+            for len in 0..f.len() {
+                assert_eq!(ends(&f[..len]), None, "len {len}");
+                let mut cut = f[..len].to_vec();
+                assert_eq!(make_return(&mut cut, 6081), None, "len {len}");
+                assert_eq!(cut, &f[..len]);
+            }
+            let mut other = f.clone();
+            other[0] = 0x55;
+            assert_eq!(ends(&other), None);
+            assert_eq!(make_return(&mut other, 6081), None);
+        }
+    }
+
+    #[test]
     fn a_return_swaps_the_addresses_and_keeps_the_rest() {
         let (node, appliance) = (ip("192.0.2.1"), ip("192.0.2.2"));
         let p = payload(node, appliance, 7);
@@ -310,9 +346,9 @@ mod tests {
             &p,
         );
         let to = make_return(b.frame_mut(0), 16081);
-        assert_eq!(to, SocketAddr::new(node, 0));
+        assert_eq!(to, Some(SocketAddr::new(node, 0)));
         let f = b.frame(0);
-        assert_eq!(checksum(&f[..20]), 0);
+        assert_eq!(crate::wire::checksum::checksum(&f[..20]), 0);
         assert_eq!(
             (&f[12..16], &f[16..20]),
             (&[192, 0, 2, 2][..], &[192, 0, 2, 1][..])
@@ -336,7 +372,7 @@ mod tests {
             },
             &p,
         );
-        make_return(b.frame_mut(0), 6081);
+        make_return(b.frame_mut(0), 6081).unwrap();
         // etherparse checks the checksum it would write against ours.
         let f = b.frame(0).to_vec();
         let sliced = etherparse::SlicedPacket::from_ip(&f).unwrap();

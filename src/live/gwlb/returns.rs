@@ -132,7 +132,11 @@ impl Returns {
             // Frames of one coalesced run share their key: look it up once.
             let mut last: Option<(Outer, Route)> = None;
             for &i in allowed {
-                let (key, payload) = ends(batch.frame(i as usize));
+                let Some((key, payload)) = ends(batch.frame(i as usize)) else {
+                    // Not a frame `FrameBatch::push` made: never sent.
+                    self.c.send_errors += 1;
+                    continue;
+                };
                 let route = match last {
                     Some((k, r)) if k == key => r,
                     _ => {
@@ -279,12 +283,21 @@ impl Returns {
 
     fn send_raw(&mut self, batch: &mut FrameBatch) {
         let unspecified = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
+        let mut frames = [0u32; RAW_CHUNK];
         let mut dsts = [unspecified; RAW_CHUNK];
         for group in self.raw_frames.chunks(RAW_CHUNK) {
-            for (d, &i) in dsts.iter_mut().zip(group) {
-                *d = make_return(batch.frame_mut(i as usize), self.port);
+            let mut n = 0;
+            for &i in group {
+                match make_return(batch.frame_mut(i as usize), self.port) {
+                    Some(d) => {
+                        (frames[n], dsts[n]) = (i, d);
+                        n += 1;
+                    }
+                    // Not a frame `FrameBatch::push` made: never sent.
+                    None => self.c.send_errors += 1,
+                }
             }
-            let packets = group
+            let packets = frames[..n]
                 .iter()
                 .zip(dsts)
                 .map(|(&i, d)| (batch.frame(i as usize), d));

@@ -12,6 +12,13 @@
 //!
 //! Any byte string has an owner: where the program would read past the end
 //! of the datagram the kernel stops it with 0, and [`owner`] says 0 too.
+//!
+//! Every offset, mask and type both read comes from `wire`'s field modules
+//! (`at` gathers them), so the two cannot drift from each other or from
+//! the parser.
+
+use crate::wire::ethernet::ether_type;
+use crate::wire::icmp;
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +65,47 @@ const M_HASH: u32 = 2; // the hash so far
 
 const MIX: u32 = 0x045d_9f3b;
 
+/// What the program reads: offsets from the start of the GENEVE header
+/// (`GENEVE_*`), from the inner IP header (`V4_*`, `V6_*`), or from the
+/// inner ICMP header (`ICMP_*`), and the values it compares them with.
+mod at {
+    use crate::base::IpProto;
+    use crate::wire::{geneve, icmp, ipv4, ipv6};
+
+    pub const GENEVE_OPT_LEN: usize = geneve::field::VER_OPT_LEN;
+    pub const GENEVE_OPT_LEN_MASK: u32 = geneve::OPT_LEN_WORDS_MASK as u32;
+    pub const GENEVE_PROTOCOL: usize = geneve::field::PROTOCOL_TYPE.start;
+    /// The inner IP header starts here plus 4 bytes per options word.
+    pub const GENEVE_HEADER_LEN: usize = geneve::HEADER_LEN;
+
+    pub const V4_VER_IHL: usize = ipv4::field::VER_IHL;
+    pub const V4_IHL_MASK: u32 = ipv4::IHL_MASK as u32;
+    pub const V4_FLG_OFF: usize = ipv4::field::FLG_OFF.start;
+    /// More fragments, or not the first: the ICMP header is not here.
+    pub const V4_FRAGMENT: u32 = (ipv4::MORE_FRAGMENTS | ipv4::FRAGMENT_OFFSET) as u32;
+    pub const V4_PROTOCOL: usize = ipv4::field::PROTOCOL;
+    /// Source and destination address, hashed together.
+    pub const V4_ADDRS: usize = ipv4::field::SRC_ADDR.start;
+    pub const V4_ADDR_WORDS: usize = (ipv4::field::DST_ADDR.end - V4_ADDRS) / 4;
+
+    pub const V6_NEXT_HEADER: usize = ipv6::field::NEXT_HEADER;
+    pub const V6_ADDRS: usize = ipv6::field::SRC_ADDR.start;
+    pub const V6_ADDR_WORDS: usize = (ipv6::field::DST_ADDR.end - V6_ADDRS) / 4;
+    /// An ICMPv6 header right after the fixed header.
+    pub const V6_ICMP: usize = ipv6::HEADER_LEN;
+
+    pub const ICMP: u32 = IpProto::ICMP.0 as u32;
+    pub const ICMPV6: u32 = IpProto::ICMPV6.0 as u32;
+    pub const ICMP_TYPE: usize = icmp::field::TYPE;
+    /// The packet an ICMP error quotes.
+    pub const ICMP_QUOTE: usize = icmp::HEADER_LEN;
+
+    /// An offset as the immediate of a load.
+    pub const fn k(at: usize) -> u32 {
+        at as u32
+    }
+}
+
 /// The owner among `workers` of a datagram with this UDP payload.
 pub fn owner(payload: &[u8], workers: usize) -> usize {
     if workers <= 1 {
@@ -93,22 +141,31 @@ fn fold(p: &[u8], at: usize, words: usize) -> Option<u32> {
 /// The symmetric hash, in the order the program loads bytes; `None` where
 /// the program reads past the end (or the payload is not raw IP).
 fn hash(p: &[u8]) -> Option<u32> {
-    let off = ((ld8(p, 0)? & 0x3f) << 2) as usize + 8;
-    match ld16(p, 2)? {
-        0x0800 => {
-            if ld8(p, off + 9)? == 1 && ld16(p, off + 6)? & 0x3fff == 0 {
-                let l4 = off + ((ld8(p, off)? & 0xf) << 2) as usize;
-                if matches!(ld8(p, l4)?, 3 | 4 | 5 | 11 | 12) {
-                    return fold(p, l4 + 20, 2);
+    let words = ld8(p, at::GENEVE_OPT_LEN)? & at::GENEVE_OPT_LEN_MASK;
+    let off = at::GENEVE_HEADER_LEN + 4 * words as usize;
+    match ld16(p, at::GENEVE_PROTOCOL)? as u16 {
+        ether_type::IPV4 => {
+            if ld8(p, off + at::V4_PROTOCOL)? == at::ICMP
+                && ld16(p, off + at::V4_FLG_OFF)? & at::V4_FRAGMENT == 0
+            {
+                let ihl = ld8(p, off + at::V4_VER_IHL)? & at::V4_IHL_MASK;
+                let l4 = off + 4 * ihl as usize;
+                if icmp::is_error(false, ld8(p, l4 + at::ICMP_TYPE)? as u8) {
+                    let quote = l4 + at::ICMP_QUOTE;
+                    return fold(p, quote + at::V4_ADDRS, at::V4_ADDR_WORDS);
                 }
             }
-            fold(p, off + 12, 2)
+            fold(p, off + at::V4_ADDRS, at::V4_ADDR_WORDS)
         }
-        0x86dd => {
-            if ld8(p, off + 6)? == 58 && (1..=4).contains(&ld8(p, off + 40)?) {
-                return fold(p, off + 48 + 8, 8);
+        ether_type::IPV6 => {
+            let l4 = off + at::V6_ICMP;
+            if ld8(p, off + at::V6_NEXT_HEADER)? == at::ICMPV6
+                && icmp::is_error(true, ld8(p, l4 + at::ICMP_TYPE)? as u8)
+            {
+                let quote = l4 + at::ICMP_QUOTE;
+                return fold(p, quote + at::V6_ADDRS, at::V6_ADDR_WORDS);
             }
-            fold(p, off + 8, 8)
+            fold(p, off + at::V6_ADDRS, at::V6_ADDR_WORDS)
         }
         _ => None,
     }
@@ -190,12 +247,12 @@ impl Asm {
     }
 }
 
-/// XORs the `words` 32-bit words at X + `at` into A (X is saved in M_BASE).
-fn emit_fold(a: &mut Asm, at: u32, words: u32) {
+/// XORs the `words` 32-bit words at X + `from` into A (X is saved in M_BASE).
+fn emit_fold(a: &mut Asm, from: usize, words: usize) {
     a.op(op::STX, M_BASE);
     for i in 0..words {
         a.op(op::LDX_MEM, M_BASE);
-        a.op(op::LDW_IND, at + 4 * i);
+        a.op(op::LDW_IND, at::k(from + 4 * i));
         if i > 0 {
             a.op(op::LDX_MEM, M_HASH);
             a.op(op::XOR_X, 0);
@@ -222,66 +279,69 @@ pub fn program(workers: usize) -> Vec<Insn> {
         a.label(),
         a.label(),
     );
-    // X = M_OFF = 8 + 4 * options length.
-    a.op(op::LDB_ABS, 0);
-    a.op(op::AND_K, 0x3f);
+    // X = M_OFF = the GENEVE header length: 8 + 4 * options length.
+    a.op(op::LDB_ABS, at::k(at::GENEVE_OPT_LEN));
+    a.op(op::AND_K, at::GENEVE_OPT_LEN_MASK);
     a.op(op::LSH_K, 2);
-    a.op(op::ADD_K, 8);
+    a.op(op::ADD_K, at::k(at::GENEVE_HEADER_LEN));
     a.op(op::ST, M_OFF);
     a.op(op::TAX, 0);
-    a.op(op::LDH_ABS, 2);
+    a.op(op::LDH_ABS, at::k(at::GENEVE_PROTOCOL));
     let next = a.label();
-    a.jump(op::JEQ_K, 0x0800, v4, next);
+    a.jump(op::JEQ_K, u32::from(ether_type::IPV4), v4, next);
     a.here(next);
-    a.jump(op::JEQ_K, 0x86dd, v6, zero);
+    a.jump(op::JEQ_K, u32::from(ether_type::IPV6), v6, zero);
 
     // IPv4: an unfragmented ICMP error is hashed by the packet it quotes.
     a.here(v4);
-    a.op(op::LDB_IND, 9);
-    a.jump(op::JEQ_K, 1, v4_icmp, v4_addr);
+    a.op(op::LDB_IND, at::k(at::V4_PROTOCOL));
+    a.jump(op::JEQ_K, at::ICMP, v4_icmp, v4_addr);
     a.here(v4_icmp);
-    a.op(op::LDH_IND, 6);
+    a.op(op::LDH_IND, at::k(at::V4_FLG_OFF));
     let whole = a.label();
-    a.jump(op::JSET_K, 0x3fff, v4_addr, whole);
+    a.jump(op::JSET_K, at::V4_FRAGMENT, v4_addr, whole);
     a.here(whole);
-    a.op(op::LDB_IND, 0);
-    a.op(op::AND_K, 0xf);
+    // X = the ICMP header: the IP header plus 4 * IHL.
+    a.op(op::LDB_IND, at::k(at::V4_VER_IHL));
+    a.op(op::AND_K, at::V4_IHL_MASK);
     a.op(op::LSH_K, 2);
     a.op(op::ADD_X, 0);
     a.op(op::TAX, 0);
-    a.op(op::LDB_IND, 0);
-    for t in [3, 4, 5, 11] {
+    a.op(op::LDB_IND, at::k(at::ICMP_TYPE));
+    let [others @ .., last] = icmp::V4_ERROR_TYPES;
+    for t in others {
         let no = a.label();
-        a.jump(op::JEQ_K, t, v4_err, no);
+        a.jump(op::JEQ_K, u32::from(t), v4_err, no);
         a.here(no);
     }
-    a.jump(op::JEQ_K, 12, v4_err, v4_addr_x);
+    a.jump(op::JEQ_K, u32::from(last), v4_err, v4_addr_x);
     a.here(v4_err);
-    emit_fold(&mut a, 20, 2);
+    emit_fold(&mut a, at::ICMP_QUOTE + at::V4_ADDRS, at::V4_ADDR_WORDS);
     a.goto(mixl);
     a.here(v4_addr_x);
     a.op(op::LDX_MEM, M_OFF);
     a.here(v4_addr);
-    emit_fold(&mut a, 12, 2);
+    emit_fold(&mut a, at::V4_ADDRS, at::V4_ADDR_WORDS);
     a.goto(mixl);
 
-    // IPv6: an ICMPv6 error (types 1-4) right after the fixed header is
-    // hashed by the packet it quotes.
+    // IPv6: an ICMPv6 error right after the fixed header is hashed by the
+    // packet it quotes.
     a.here(v6);
-    a.op(op::LDB_IND, 6);
-    a.jump(op::JEQ_K, 58, v6_icmp, v6_addr);
+    a.op(op::LDB_IND, at::k(at::V6_NEXT_HEADER));
+    a.jump(op::JEQ_K, at::ICMPV6, v6_icmp, v6_addr);
     a.here(v6_icmp);
-    a.op(op::LDB_IND, 40);
+    a.op(op::LDB_IND, at::k(at::V6_ICMP + at::ICMP_TYPE));
+    let (first, last) = icmp::V6_ERROR_TYPES.into_inner();
     let not_high = a.label();
-    a.jump(op::JGE_K, 5, v6_addr, not_high);
+    a.jump(op::JGE_K, u32::from(last) + 1, v6_addr, not_high);
     a.here(not_high);
-    a.jump(op::JGE_K, 1, v6_err, v6_addr);
+    a.jump(op::JGE_K, u32::from(first), v6_err, v6_addr);
     a.here(v6_err);
     a.op(op::TXA, 0);
-    a.op(op::ADD_K, 48);
+    a.op(op::ADD_K, at::k(at::V6_ICMP + at::ICMP_QUOTE));
     a.op(op::TAX, 0);
     a.here(v6_addr);
-    emit_fold(&mut a, 8, 8);
+    emit_fold(&mut a, at::V6_ADDRS, at::V6_ADDR_WORDS);
 
     // A = mix(M_HASH) % workers.
     a.here(mixl);
@@ -304,7 +364,7 @@ pub fn program(workers: usize) -> Vec<Insn> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::build;
+    use crate::wire::{build, ipv4};
     use proptest::prelude::*;
     use std::net::IpAddr;
 
@@ -458,13 +518,15 @@ mod tests {
                 p[0] = (p[0] & 0xc0) | words;
                 p[2..4].copy_from_slice(&proto.to_be_bytes());
             }
-            let off = 8 + 4 * usize::from(words);
-            if let Some(b) = p.get_mut(off + 9) { *b = l4; }
-            if let Some(b) = p.get_mut(off + 6) { if proto == 0x86dd { *b = l4 } else { *b &= 0xc0 } }
-            if let Some(b) = p.get_mut(off + 7) { if proto == 0x0800 { *b = 0 } }
-            if let Some(b) = p.get_mut(off) { if proto == 0x0800 { *b = 0x45 } }
-            if let Some(b) = p.get_mut(off + 20) { if proto == 0x0800 { *b = typ } }
-            if let Some(b) = p.get_mut(off + 40) { if proto == 0x86dd { *b = typ & 7 } }
+            let off = at::GENEVE_HEADER_LEN + 4 * usize::from(words);
+            let (v4, v6) = (proto == ether_type::IPV4, proto == ether_type::IPV6);
+            if let Some(b) = p.get_mut(off + at::V4_PROTOCOL) { *b = l4; }
+            // The IPv6 next header shares its byte with the IPv4 flags.
+            if let Some(b) = p.get_mut(off + at::V6_NEXT_HEADER) { if v6 { *b = l4 } else { *b &= 0xc0 } }
+            if let Some(b) = p.get_mut(off + at::V4_FLG_OFF + 1) { if v4 { *b = 0 } }
+            if let Some(b) = p.get_mut(off + at::V4_VER_IHL) { if v4 { *b = 0x45 } }
+            if let Some(b) = p.get_mut(off + ipv4::HEADER_LEN) { if v4 { *b = typ } }
+            if let Some(b) = p.get_mut(off + at::V6_ICMP) { if v6 { *b = typ & 7 } }
             prop_assert_eq!(run(&program(n), &p) as usize, owner(&p, n));
         }
     }

@@ -1,0 +1,611 @@
+//! The parser: link layer, VLAN tags, IPv4 or IPv6 with extension headers,
+//! the transport header, and GENEVE once, with a fast path for the most
+//! common frame.
+//!
+//! Written by hand rather than with etherparse's slicers because the hot path
+//! needs those length rules and only a handful of fields; `benches/parse.rs`
+//! compares the two. Fixed headers are read through the views of
+//! [`crate::wire`], `new_unchecked` once the parser has checked the length
+//! (a capture cut short is no whole packet, so `new_checked` does not apply).
+
+use std::net::IpAddr;
+
+use super::{Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, Tunnel, L4};
+use crate::base::IpProto;
+use crate::wire::ethernet::{self, ether_type, EthernetFrame};
+use crate::wire::geneve::{self, GeneveError, GenevePacket};
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::ipv6::{self, ext, Ipv6Packet};
+use crate::wire::tcp::{self, TcpPacket};
+use crate::wire::udp::{self, UdpPacket};
+use crate::wire::{checksum, icmp, read_u16, read_u32};
+
+/// Link-layer headers that have no view of their own: where their protocol
+/// field is, and how long they are.
+mod link {
+    use crate::wire::Field;
+
+    /// BSD loopback: a 4-byte address family in the capturing host's order.
+    pub const NULL_LEN: usize = 4;
+    /// Linux cooked capture v1: the protocol (an EtherType) ends the header.
+    pub const SLL_PROTOCOL: Field = 14..16;
+    pub const SLL_LEN: usize = 16;
+    /// Linux cooked capture v2: the protocol comes first.
+    pub const SLL2_PROTOCOL: Field = 0..2;
+    pub const SLL2_LEN: usize = 20;
+    /// Cisco HDLC: address, control, then an EtherType.
+    pub const HDLC_PROTOCOL: Field = 2..4;
+    pub const HDLC_LEN: usize = 4;
+    /// PPP protocol numbers of IPv4 and IPv6.
+    pub const PPP_IPV4: u16 = 0x21;
+    pub const PPP_IPV6: u16 = 0x57;
+}
+
+/// Version 4 and a 5-word header: IPv4 without options.
+const IPV4_NO_OPTIONS: u8 = 0x45;
+
+/// Parses one captured frame. `orig_len` is its length on the wire (at least
+/// `data.len()`; pass `data.len()` when nothing was cut).
+#[inline]
+pub fn parse(
+    link: LinkType,
+    data: &[u8],
+    orig_len: usize,
+    opts: ParseOptions,
+) -> Result<Frame, ParseError> {
+    if link == LinkType::Ethernet {
+        if let Some(p) = fast_ipv4(data, orig_len, opts) {
+            return Ok(Frame::Ip(p));
+        }
+    }
+    parse_general(link, data, orig_len, opts)
+}
+
+/// [`parse`] without the fast path: every frame through the layered parser.
+pub fn parse_general(
+    link: LinkType,
+    data: &[u8],
+    orig_len: usize,
+    opts: ParseOptions,
+) -> Result<Frame, ParseError> {
+    // Bytes missing from the end of the capture, which headers may not need.
+    let cut = orig_len.saturating_sub(data.len());
+    let cx = Cx {
+        cut,
+        opts,
+        depth: 0,
+        base: 0,
+        ip: 0,
+    };
+    cx.link(link, data)
+}
+
+/// The most common frame in straight-line code: Ethernet without VLAN tags,
+/// IPv4 without options or fragmentation, TCP or UDP (not GENEVE). `None`
+/// for anything else, including anything malformed: the general parser then
+/// decides, so both paths always agree (`tests::fast_path_agrees`).
+#[inline]
+fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
+    const IP: usize = ethernet::HEADER_LEN;
+    const L4: usize = IP + ipv4::HEADER_LEN;
+    if d.len() < L4 + udp::HEADER_LEN
+        || read_u16(d, ethernet::field::ETHERTYPE) != ether_type::IPV4
+        || d[IP + ipv4::field::VER_IHL] != IPV4_NO_OPTIONS
+    {
+        return None;
+    }
+    let ip = Ipv4Packet::new_unchecked(&d[IP..]);
+    let total = usize::from(ip.total_len());
+    let on_wire = orig_len.max(d.len()) - IP;
+    if ip.is_fragment()
+        || total < ipv4::HEADER_LEN + udp::HEADER_LEN
+        || total > on_wire
+        || !checksum::header_ok(&d[IP..L4])
+    {
+        return None;
+    }
+    // The transport header's bytes on the wire.
+    let l4_len = total - ipv4::HEADER_LEN;
+    let l4 = &d[L4..];
+    let l4 = match ip.protocol() {
+        IpProto::TCP => {
+            if l4.len() < tcp::HEADER_LEN {
+                return None;
+            }
+            let t = TcpPacket::new_unchecked(l4);
+            if t.header_len() < tcp::HEADER_LEN || t.header_len() > l4_len {
+                return None;
+            }
+            L4::Tcp {
+                sport: t.src_port(),
+                dport: t.dst_port(),
+                flags: t.flags(),
+            }
+        }
+        IpProto::UDP => {
+            let u = UdpPacket::new_unchecked(l4);
+            let ulen = usize::from(u.len());
+            let dport = u.dst_port();
+            if ulen < udp::HEADER_LEN
+                || ulen > l4_len
+                || (dport == geneve::UDP_PORT && opts.decap_geneve)
+            {
+                return None;
+            }
+            L4::Udp {
+                sport: u.src_port(),
+                dport,
+            }
+        }
+        _ => return None,
+    };
+    Some(IpPacket {
+        src: IpAddr::V4(ip.src_addr()),
+        dst: IpAddr::V4(ip.dst_addr()),
+        proto: ip.protocol(),
+        ip_len: total as u32,
+        fragment: Fragment::Whole,
+        l4,
+        tunnel: None,
+        l4_offset: L4 as u32,
+    })
+}
+
+#[derive(Clone, Copy)]
+struct Cx {
+    cut: usize,
+    opts: ParseOptions,
+    /// Encapsulation depth: GENEVE inside GENEVE is not opened again.
+    depth: u8,
+    /// Offset of the current buffer in the frame.
+    base: usize,
+    /// Offset of the IP header being parsed.
+    ip: usize,
+}
+
+fn need(layer: &'static str, data: &[u8], n: usize) -> Result<(), ParseError> {
+    if data.len() < n {
+        Err(ParseError::Truncated {
+            layer,
+            need: n,
+            have: data.len(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn be16(d: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+fn be32(d: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
+}
+
+/// Where in a fragmented datagram a packet is, from its fragment offset,
+/// more-fragments flag and identification.
+fn fragment(offset: u16, more: bool, id: u32) -> Fragment {
+    match (offset, more) {
+        (0, false) => Fragment::Whole,
+        (0, true) => Fragment::First { id },
+        _ => Fragment::Later { id },
+    }
+}
+
+impl Cx {
+    fn at(self, offset: usize) -> Cx {
+        Cx {
+            base: self.base + offset,
+            ..self
+        }
+    }
+
+    #[inline]
+    fn link(self, link: LinkType, d: &[u8]) -> Result<Frame, ParseError> {
+        match link {
+            LinkType::Ethernet => self.ethernet(d),
+            LinkType::Null { big_endian } => {
+                need("loopback", d, link::NULL_LEN)?;
+                let fam = if big_endian {
+                    be32(d, 0)
+                } else {
+                    u32::from_le_bytes([d[0], d[1], d[2], d[3]])
+                };
+                let (at, rest) = (link::NULL_LEN, &d[link::NULL_LEN..]);
+                match fam {
+                    2 => self.at(at).ipv4(rest),
+                    // AF_INET6 differs between BSDs and macOS.
+                    10 | 24 | 28 | 30 => self.at(at).ipv6(rest),
+                    other => Ok(Frame::NotIp(other as u16)),
+                }
+            }
+            LinkType::LinuxSll => {
+                need("Linux cooked", d, link::SLL_LEN)?;
+                let proto = read_u16(d, link::SLL_PROTOCOL);
+                self.at(link::SLL_LEN).ethertype(proto, &d[link::SLL_LEN..])
+            }
+            LinkType::LinuxSll2 => {
+                need("Linux cooked v2", d, link::SLL2_LEN)?;
+                let proto = read_u16(d, link::SLL2_PROTOCOL);
+                self.at(link::SLL2_LEN)
+                    .ethertype(proto, &d[link::SLL2_LEN..])
+            }
+            LinkType::RawIp => {
+                need("IP", d, 1)?;
+                match d[0] >> 4 {
+                    4 => self.ipv4(d),
+                    6 => self.ipv6(d),
+                    v => Err(ParseError::BadIpVersion(v, 4)),
+                }
+            }
+            LinkType::Ipv4 => self.ipv4(d),
+            LinkType::Ipv6 => self.ipv6(d),
+            LinkType::Ppp => {
+                // Address and control (0xff 0x03) may be absent; the protocol
+                // field may be compressed to one (odd) byte.
+                let off = if d.starts_with(&[0xff, 0x03]) { 2 } else { 0 };
+                need("PPP", d, off + 1)?;
+                let (proto, len) = if d[off] & 1 == 1 {
+                    (u16::from(d[off]), 1)
+                } else {
+                    need("PPP", d, off + 2)?;
+                    (be16(d, off), 2)
+                };
+                let rest = &d[off + len..];
+                match proto {
+                    link::PPP_IPV4 => self.at(off + len).ipv4(rest),
+                    link::PPP_IPV6 => self.at(off + len).ipv6(rest),
+                    other => Ok(Frame::NotIp(other)),
+                }
+            }
+            LinkType::CiscoHdlc => {
+                need("Cisco HDLC", d, link::HDLC_LEN)?;
+                let proto = read_u16(d, link::HDLC_PROTOCOL);
+                self.at(link::HDLC_LEN)
+                    .ethertype(proto, &d[link::HDLC_LEN..])
+            }
+        }
+    }
+
+    #[inline]
+    fn ethernet(self, d: &[u8]) -> Result<Frame, ParseError> {
+        need("Ethernet", d, ethernet::HEADER_LEN)?;
+        let mut ethertype = EthernetFrame::new_unchecked(d).ethertype();
+        let mut off = ethernet::HEADER_LEN;
+        let mut tags = 0;
+        while matches!(
+            ethertype,
+            ether_type::VLAN | ether_type::QINQ | ether_type::QINQ_OLD
+        ) {
+            tags += 1;
+            if tags > 8 {
+                return Err(ParseError::TooManyVlans);
+            }
+            let tag = &d[off..];
+            need("802.1Q", tag, ethernet::VLAN_TAG_LEN)?;
+            ethertype = read_u16(tag, ethernet::field::VLAN_ETHERTYPE);
+            off += ethernet::VLAN_TAG_LEN;
+        }
+        self.at(off).ethertype(ethertype, &d[off..])
+    }
+
+    #[inline]
+    fn ethertype(self, ethertype: u16, d: &[u8]) -> Result<Frame, ParseError> {
+        match ethertype {
+            ether_type::IPV4 => self.ipv4(d),
+            ether_type::IPV6 => self.ipv6(d),
+            ether_type::ARP => Ok(Frame::Arp),
+            other => Ok(Frame::NotIp(other)),
+        }
+    }
+
+    /// The bytes of a packet that claims `claimed` bytes, given `d` captured.
+    #[inline]
+    fn check_len(
+        self,
+        layer: &'static str,
+        d: &[u8],
+        claimed: usize,
+        min: usize,
+    ) -> Result<usize, ParseError> {
+        let on_wire = d.len() + self.cut;
+        if claimed < min || claimed > on_wire {
+            return Err(ParseError::BadLength {
+                layer,
+                claimed,
+                available: on_wire,
+            });
+        }
+        Ok(claimed.min(d.len()))
+    }
+
+    #[inline]
+    fn ipv4(self, d: &[u8]) -> Result<Frame, ParseError> {
+        need("IPv4", d, ipv4::HEADER_LEN)?;
+        let h = Ipv4Packet::new_unchecked(d);
+        let version = h.version();
+        if version != 4 {
+            return Err(ParseError::BadIpVersion(version, 4));
+        }
+        let ihl = h.header_len();
+        if ihl < ipv4::HEADER_LEN {
+            return Err(ParseError::BadIhl(ihl));
+        }
+        need("IPv4 options", d, ihl)?;
+        if !checksum::header_ok(&d[..ihl]) {
+            return Err(ParseError::BadIpv4Checksum);
+        }
+        let total = usize::from(h.total_len());
+        let len = self.check_len("IPv4 total", d, total, ihl)?;
+        let fragment = fragment(h.frag_offset(), h.more_frags(), u32::from(h.ident()));
+        let src = IpAddr::V4(h.src_addr());
+        let dst = IpAddr::V4(h.dst_addr());
+        let proto = h.protocol();
+        let payload = &d[ihl..len];
+        let inner = Cx {
+            cut: self.cut.saturating_sub(d.len() - len),
+            ip: self.base,
+            ..self.at(ihl)
+        };
+        inner.transport(
+            src,
+            dst,
+            proto,
+            total as u32,
+            fragment,
+            payload,
+            total - ihl,
+        )
+    }
+
+    #[inline]
+    fn ipv6(self, d: &[u8]) -> Result<Frame, ParseError> {
+        need("IPv6", d, ipv6::HEADER_LEN)?;
+        let h = Ipv6Packet::new_unchecked(d);
+        let version = h.version();
+        if version != 6 {
+            return Err(ParseError::BadIpVersion(version, 6));
+        }
+        let ip_len = h.total_len();
+        let len = self.check_len("IPv6 payload", d, ip_len, ipv6::HEADER_LEN)?;
+        let src = IpAddr::V6(h.src_addr());
+        let dst = IpAddr::V6(h.dst_addr());
+        let mut next = h.next_header().0;
+        let mut off = ipv6::HEADER_LEN;
+        let mut fragment = Fragment::Whole;
+        // Walk extension headers (RFC 8200 §4) until the upper layer.
+        loop {
+            let rest = &d[off..len];
+            match next {
+                ext::AUTH => {
+                    need("IPv6 AH", rest, ext::MIN_LEN)?;
+                    let hl = (usize::from(rest[ext::LENGTH]) + 2) * 4;
+                    need("IPv6 AH", rest, hl)?;
+                    next = rest[ext::NEXT_HEADER];
+                    off += hl;
+                }
+                ext::FRAGMENT => {
+                    need("IPv6 fragment", rest, ext::FRAGMENT_LEN)?;
+                    let offset_more = read_u16(rest, ext::FRAG_OFFSET);
+                    let offset = offset_more >> 3;
+                    let more = offset_more & ext::FRAG_MORE != 0;
+                    let id = read_u32(rest, ext::FRAG_IDENT);
+                    next = rest[ext::NEXT_HEADER];
+                    off += ext::FRAGMENT_LEN;
+                    fragment = self::fragment(offset, more, id);
+                    if let Fragment::Later { .. } = fragment {
+                        break;
+                    }
+                }
+                n if ext::is_generic(n) => {
+                    need("IPv6 extension", rest, ext::MIN_LEN)?;
+                    let hl = (usize::from(rest[ext::LENGTH]) + 1) * 8;
+                    need("IPv6 extension", rest, hl)?;
+                    next = rest[ext::NEXT_HEADER];
+                    off += hl;
+                }
+                _ => break,
+            }
+        }
+        let inner = Cx {
+            cut: self.cut.saturating_sub(d.len() - len),
+            ip: self.base,
+            ..self.at(off)
+        };
+        inner.transport(
+            src,
+            dst,
+            IpProto(next),
+            ip_len as u32,
+            fragment,
+            &d[off..len],
+            ip_len - off,
+        )
+    }
+
+    /// `wire_len` is how long the payload was on the wire.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn transport(
+        self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: IpProto,
+        ip_len: u32,
+        fragment: Fragment,
+        p: &[u8],
+        wire_len: usize,
+    ) -> Result<Frame, ParseError> {
+        let mut pkt = IpPacket {
+            src,
+            dst,
+            proto,
+            ip_len,
+            fragment,
+            l4: L4::None,
+            tunnel: None,
+            l4_offset: self.base as u32,
+        };
+        if let Fragment::Later { .. } = fragment {
+            return Ok(Frame::Ip(pkt));
+        }
+        let whole = fragment == Fragment::Whole;
+        match proto {
+            IpProto::TCP => {
+                need("TCP", p, tcp::HEADER_LEN)?;
+                let t = TcpPacket::new_unchecked(p);
+                let header_len = t.header_len();
+                if header_len < tcp::HEADER_LEN {
+                    return Err(ParseError::BadTcpOffset((header_len / 4) as u8));
+                }
+                if whole && header_len > wire_len {
+                    return Err(ParseError::BadLength {
+                        layer: "TCP header",
+                        claimed: header_len,
+                        available: wire_len,
+                    });
+                }
+                pkt.l4 = L4::Tcp {
+                    sport: t.src_port(),
+                    dport: t.dst_port(),
+                    flags: t.flags(),
+                };
+            }
+            IpProto::UDP => {
+                need("UDP", p, udp::HEADER_LEN)?;
+                let u = UdpPacket::new_unchecked(p);
+                let ulen = usize::from(u.len());
+                if whole && (ulen < udp::HEADER_LEN || ulen > wire_len) {
+                    return Err(ParseError::BadLength {
+                        layer: "UDP",
+                        claimed: ulen,
+                        available: wire_len,
+                    });
+                }
+                let (sport, dport) = (u.src_port(), u.dst_port());
+                pkt.l4 = L4::Udp { sport, dport };
+                if dport == geneve::UDP_PORT && self.opts.decap_geneve && self.depth == 0 && whole {
+                    let payload = &p[udp::HEADER_LEN..ulen.min(p.len())];
+                    return self.at(udp::HEADER_LEN).geneve(payload);
+                }
+            }
+            IpProto::ICMP | IpProto::ICMPV6 => {
+                need("ICMP", p, icmp::field::CHECKSUM.end)?;
+                let (typ, code) = (p[icmp::field::TYPE], p[icmp::field::CODE]);
+                let ident = if icmp::is_echo(proto == IpProto::ICMPV6, typ) {
+                    need("ICMP echo", p, icmp::HEADER_LEN)?;
+                    read_u16(p, icmp::field::ECHO_IDENT)
+                } else {
+                    0
+                };
+                pkt.l4 = L4::Icmp { typ, code, ident };
+            }
+            _ => {}
+        }
+        Ok(Frame::Ip(pkt))
+    }
+
+    fn geneve(self, d: &[u8]) -> Result<Frame, ParseError> {
+        let g = GenevePacket::new_checked(d).map_err(ParseError::Geneve)?;
+        let zone = if self.opts.gwlb_strict {
+            Some(g.aws_options().map_err(ParseError::Geneve)?.endpoint_id)
+        } else {
+            g.aws_endpoint_id()
+        };
+        let hl = g.header_len();
+        let inner = Cx {
+            depth: self.depth + 1,
+            ..self.at(hl)
+        };
+        let payload = &d[hl..];
+        let frame = match g.protocol_type() {
+            ether_type::IPV4 => inner.ipv4(payload)?,
+            ether_type::IPV6 => inner.ipv6(payload)?,
+            ether_type::TRANS_ETHER if !self.opts.gwlb_strict => inner.ethernet(payload)?,
+            other => return Err(ParseError::Geneve(GeneveError::UnsupportedProtocol(other))),
+        };
+        Ok(match frame {
+            Frame::Ip(mut p) => {
+                p.tunnel = Some(Tunnel {
+                    outer_ip_offset: self.ip as u32,
+                    geneve_offset: self.base as u32,
+                    inner_offset: inner.base as u32,
+                    zone,
+                });
+                Frame::Ip(p)
+            }
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::build;
+    use proptest::prelude::*;
+
+    fn frames() -> Vec<Vec<u8>> {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        vec![
+            build::tcp(
+                ip("10.0.0.1"),
+                ip("10.0.0.2"),
+                40000,
+                443,
+                0x12,
+                7,
+                9,
+                b"hello",
+            ),
+            build::udp(ip("10.0.0.1"), ip("10.0.0.2"), 5353, 53, b"query"),
+            build::udp(ip("10.0.0.1"), ip("10.0.0.2"), 5353, 6081, &[0u8; 40]),
+            build::tcp(ip("2001:db8::1"), ip("2001:db8::2"), 1, 2, 0x02, 0, 0, b""),
+            build::echo(ip("10.0.0.1"), ip("10.0.0.2"), true, 3, 4),
+        ]
+    }
+
+    #[test]
+    fn fast_path_takes_the_common_frames() {
+        let f = &frames();
+        for (i, taken) in [(0, true), (1, true), (2, false), (3, false), (4, false)] {
+            let fast = fast_ipv4(&f[i], f[i].len(), ParseOptions::default());
+            assert_eq!(fast.is_some(), taken, "frame {i}");
+            if let Some(p) = fast {
+                assert_eq!(
+                    Ok(Frame::Ip(p)),
+                    parse_general(
+                        LinkType::Ethernet,
+                        &f[i],
+                        f[i].len(),
+                        ParseOptions::default()
+                    )
+                );
+            }
+        }
+    }
+
+    proptest! {
+        /// Mutated and cut frames: whenever the fast path answers, the general
+        /// parser gives the same answer.
+        #[test]
+        fn fast_path_agrees(which in 0usize..5, flips in prop::collection::vec((0usize..80, any::<u8>()), 0..4),
+                            cut in 0usize..100, extra in 0usize..3000, decap in any::<bool>()) {
+            let mut f = frames()[which].clone();
+            for (at, v) in flips {
+                if at < f.len() {
+                    f[at] = v;
+                }
+            }
+            let len = f.len().saturating_sub(cut);
+            let orig = len + extra;
+            let opts = ParseOptions { decap_geneve: decap, gwlb_strict: false };
+            if let Some(p) = fast_ipv4(&f[..len], orig, opts) {
+                prop_assert_eq!(Ok(Frame::Ip(p)), parse_general(LinkType::Ethernet, &f[..len], orig, opts));
+            }
+            // And the public entry point never disagrees with the general parser.
+            prop_assert_eq!(parse(LinkType::Ethernet, &f[..len], orig, opts), parse_general(LinkType::Ethernet, &f[..len], orig, opts));
+        }
+    }
+}
