@@ -18,6 +18,7 @@
 //! The first fragment's verdict is remembered by (zone, src, dst, proto, IP id)
 //! for the fragments that follow ([`FragmentMemory`]).
 
+#[allow(unsafe_code)] // a prefetch of the home slot, and madvise for huge pages
 pub mod table;
 pub mod tcp;
 
