@@ -9,7 +9,7 @@
 //! pcap-file 2.0 leaves raw. Packet lengths are not checked against the snap
 //! length, as libpcap does not either.
 //!
-//! As a device ([`frames`]): a reader is a [`FrameSource`](super::FrameSource)
+//! As a device (`capture/frames.rs`): a reader is a [`FrameSource`](super::FrameSource)
 //! of its packets, and [`CaptureWriter`] a [`FrameSink`](super::FrameSink)
 //! that writes a pcap file.
 

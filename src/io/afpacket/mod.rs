@@ -1,6 +1,6 @@
 //! AF_PACKET on an existing interface: a `TPACKET_V3` receive ring (the
 //! kernel fills blocks of frames in shared memory; one `poll` per block, no
-//! system call per frame, [`ring`]) and `sendmmsg` sockets for sending (one
+//! system call per frame, `ring.rs`) and `sendmmsg` sockets for sending (one
 //! system call per batch).
 //!
 //! Both carry a `virtio_net_hdr` before every frame (`PACKET_VNET_HDR`), the

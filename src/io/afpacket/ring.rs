@@ -73,9 +73,11 @@ impl Ring {
         Ring { map, next: 0 }
     }
 
+    /// The next block; `next < BLOCK_NR`, so it lies inside the mapping.
     fn block_ptr(&self) -> *mut u8 {
-        // SAFETY: `next < BLOCK_NR`, so the block lies inside the mapping.
-        unsafe { self.map.as_ptr().add(self.next * BLOCK_SIZE as usize) }
+        self.map
+            .as_ptr()
+            .wrapping_add(self.next * BLOCK_SIZE as usize)
     }
 
     /// True when the next block is ready to drain: no system call needed.

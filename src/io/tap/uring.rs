@@ -73,14 +73,14 @@ impl Burst {
         let base = self.slab.as_mut_ptr();
         let mut n = 0;
         for i in 0..self.want {
-            // SAFETY: slot i lies inside `slab` (i < want <= BURST), which outlives
-            // the operation: `complete` waits for every completion.
-            let slot = unsafe { base.add(i * SLOT) };
+            // Slot i lies inside `slab` (i < want <= BURST).
+            let slot = base.wrapping_add(i * SLOT);
             let sqe = io_uring::opcode::Read::new(io_uring::types::Fixed(0), slot, SLOT as u32)
                 .rw_flags(libc::RWF_NOWAIT)
                 .build()
                 .user_data(i as u64);
-            // SAFETY: the entry points into memory that stays valid (above).
+            // SAFETY: the entry points at slot i of `slab`, which outlives the
+            // operation: `complete` waits for every completion.
             if unsafe { self.ring.submission().push(&sqe) }.is_err() {
                 break; // the queue is full: cannot happen, it holds BURST
             }

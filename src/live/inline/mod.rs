@@ -12,7 +12,7 @@
 //!
 //! With one worker (`--workers 1`) the reader and worker threads are one
 //! thread, which waits on both sides at once and judges each burst as soon
-//! as it has read it (see [`solo`]).
+//! as it has read it (see `solo`).
 //!
 //! A reader (one per side) takes frames off its device, a [`FrameSource`]
 //! ([`crate::io::tap`]: a burst through io_uring, or one `read` per frame;
