@@ -17,13 +17,21 @@
 //! 5. [`classify`]: compiled lookup tables for new-flow decisions.
 //! 6. [`engine`]: one packet (or a batch) and a time in, a verdict and its
 //!    reason out; no I/O, no clock.
-//! 7. [`io`]: capture files.
+//! 7. [`io`]: capture files, TAP devices, AF_PACKET and the GWLB UDP
+//!    sockets, behind one frame source and sink interface.
 //! 8. [`output`]: verdict lines and flow logs, for replay and live modes.
 //! 9. [`replay`], [`live`], [`export`]: `sgplane replay`; `sgplane run` and
 //!    `sgplane gwlb` (devices, sockets, reload, metrics); the policy for
 //!    other systems.
 //!
 //! `main.rs`, the command line, sits on top and may use any of them.
+//!
+//! `unsafe` is denied but where a module says why it needs it: the system
+//! calls and the memory shared with the kernel in [`io`], the AVX2 lookups
+//! in [`classify`], a prefetch and `madvise` in [`conntrack`].
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod base;
 pub mod classify;
 pub mod conntrack;

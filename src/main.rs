@@ -237,11 +237,7 @@ fn main() -> ExitCode {
 /// like other command-line tools, end quietly instead.
 fn restore_sigpipe() {
     #[cfg(unix)]
-    // SAFETY: called first thing in main, before any thread exists; restoring
-    // a signal's default action has no other effect.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    sgplane::io::sys::restore_default_sigpipe();
 }
 
 fn init_logging(verbose: u8) {

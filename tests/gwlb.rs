@@ -806,7 +806,7 @@ fn a_second_appliance_on_the_same_address_is_refused() {
 /// `sgplane gwlb` in this process, with explicit tuning.
 struct InProcess {
     control: Arc<Control>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<String>>>,
+    thread: Option<std::thread::JoinHandle<Result<String, gwlb::Error>>>,
 }
 
 impl InProcess {

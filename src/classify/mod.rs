@@ -82,6 +82,7 @@
 //! with their numbers, are in `docs/classifier.md`.
 
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)] // AVX2 intrinsics and unchecked node reads (see # Unsafe above)
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod packed;
@@ -265,6 +266,7 @@ impl Classifier {
 
     /// The index of the first rule matching `key`, or `None`.
     #[inline]
+    #[allow(unsafe_code)] // the call into the AVX2 forest, see its SAFETY
     pub fn lookup(&self, key: &Key) -> Option<u32> {
         let best = match &self.forest {
             Forest::Portable(trees) => {
@@ -291,6 +293,7 @@ impl Classifier {
     ///
     /// # Panics
     /// If `out` is shorter than `keys`.
+    #[allow(unsafe_code)] // the call into the AVX2 forest, see its SAFETY
     pub fn lookup_batch(&self, keys: &[Key], out: &mut [Option<u32>]) {
         assert!(
             out.len() >= keys.len(),

@@ -19,6 +19,7 @@
 //! for the fragments that follow ([`FragmentMemory`]).
 
 mod fragments;
+#[allow(unsafe_code)] // a prefetch of the home slot, and madvise for huge pages
 pub mod table;
 pub mod tcp;
 

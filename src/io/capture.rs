@@ -8,6 +8,14 @@
 //! are converted with the interface's `if_tsresol`/`if_tsoffset`, which
 //! pcap-file 2.0 leaves raw. Packet lengths are not checked against the snap
 //! length, as libpcap does not either.
+//!
+//! As a device (`capture/frames.rs`): a reader is a [`FrameSource`](super::FrameSource)
+//! of its packets, and [`CaptureWriter`] a [`FrameSink`](super::FrameSink)
+//! that writes a pcap file.
+
+mod frames;
+
+pub use frames::CaptureWriter;
 
 use std::io::{self, Read};
 

@@ -1,2 +1,34 @@
-//! Input and output: capture files, and (live modes) devices and sockets.
+//! Input and output: every device frames come from or go to, behind one
+//! interface ([`FrameSource`], [`FrameSink`], [`frame`]):
+//!
+//! - [`capture`]: pcap and pcapng files;
+//! - [`tap`]: TAP devices, with io_uring bursts where the kernel allows;
+//! - [`afpacket`]: existing interfaces through AF_PACKET (a shared-memory
+//!   receive ring, `sendmmsg`);
+//! - [`udp`]: the GWLB appliance's UDP sockets (GENEVE in, returns out), and
+//!   [`waker`] to wake a worker waiting on one.
+//!
+//! [`sys`] wraps the system calls they make; the `unsafe` of this crate's
+//! I/O is there, and where memory is shared with the kernel beyond a call
+//! (`tap::uring`, the AF_PACKET ring).
+
+pub mod afpacket;
 pub mod capture;
+pub mod frame;
+#[allow(unsafe_code)] // the system calls: each wrapped once, safe to call
+pub mod sys;
+pub mod tap;
+pub mod udp;
+pub mod waker;
+
+pub use frame::{FrameMeta, FrameSink, FrameSource, Frames, VlanTag, VnetHdr};
+
+use crate::base::Nanos;
+
+/// The clock devices stamp frames with when the kernel gives no time
+/// (nanoseconds since the Unix epoch).
+fn clock() -> Nanos {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as Nanos)
+}

@@ -16,7 +16,16 @@ use arc_swap::ArcSwap;
 
 use crate::base::Nanos;
 use crate::engine::Ruleset;
-use crate::policy::Policy;
+use crate::policy::{Policy, PolicyError};
+
+/// Why a reload kept the old policy.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("the built-in policy cannot be reloaded: start with -c FILE")]
+    Builtin,
+    #[error("policy not reloaded, the old one stays: {0}")]
+    Rejected(PolicyError),
+}
 
 /// What SIGTERM does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +88,11 @@ impl Control {
 
     /// Loads the policy file again and swaps it in; on error the old policy
     /// stays and the error is returned (and logged).
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), ReloadError> {
         let Some(path) = &self.policy_path else {
-            let msg = "the built-in policy cannot be reloaded: start with -c FILE".to_string();
-            tracing::warn!("{msg}");
-            return Err(msg);
+            let e = ReloadError::Builtin;
+            tracing::warn!("{e}");
+            return Err(e);
         };
         *self.last_modified.lock().expect("not poisoned") = modified(path);
         let started = Instant::now();
@@ -99,16 +108,16 @@ impl Control {
                 Ok(())
             }
             Err(e) => {
-                let msg = format!("policy not reloaded, the old one stays: {e}");
-                tracing::error!("{msg}");
+                let e = ReloadError::Rejected(e);
+                tracing::error!("{e}");
                 self.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                Err(msg)
+                Err(e)
             }
         }
     }
 
     /// Reloads when the policy file's modification time changed since the last load.
-    pub fn reload_if_changed(&self) -> Option<Result<(), String>> {
+    pub fn reload_if_changed(&self) -> Option<Result<(), ReloadError>> {
         let path = self.policy_path.as_ref()?;
         let now = modified(path);
         let changed = *self.last_modified.lock().expect("not poisoned") != now;
@@ -223,7 +232,7 @@ mod tests {
         c.reload().unwrap();
         assert_eq!((c.rules().policy.rules.len(), c.generation()), (2, 1));
         std::fs::write(&path, "[security_groups.sg-a\n").unwrap();
-        let err = c.reload().unwrap_err();
+        let err = c.reload().unwrap_err().to_string();
         assert!(err.contains("p.toml:1:"), "{err}");
         assert_eq!((c.rules().policy.rules.len(), c.generation()), (2, 1));
         assert_eq!(c.reloads_failed.load(Ordering::Relaxed), 1);

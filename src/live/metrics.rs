@@ -257,10 +257,34 @@ pub fn add(total: &mut Stats, s: &Stats) {
     }
 }
 
+/// Why an HTTP endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot serve {what} on {addr}: {reason}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        reason: String,
+    },
+    #[error("starting the {what} thread")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn server(what: &'static str, addr: SocketAddr) -> Result<tiny_http::Server, ServeError> {
+    tiny_http::Server::http(addr).map_err(|e| ServeError::Bind {
+        what,
+        addr,
+        reason: e.to_string(),
+    })
+}
+
 /// Serves `GET /metrics` on `addr` from a thread of its own.
-pub fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+pub fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr, ServeError> {
+    let server = server("metrics", addr)?;
     let bound = server.server_addr().to_ip().unwrap_or(addr);
     std::thread::Builder::new()
         .name("metrics".into())
@@ -277,15 +301,18 @@ pub fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<
                 };
                 let _ = req.respond(resp);
             }
+        })
+        .map_err(|source| ServeError::Thread {
+            what: "metrics",
+            source,
         })?;
     tracing::info!(%bound, "serving Prometheus metrics on /metrics");
     Ok(bound)
 }
 
 /// Answers every request on `addr` with 200 while serving and 503 while draining.
-pub fn serve_health(addr: SocketAddr, control: Arc<Control>) -> anyhow::Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow::anyhow!("cannot serve health checks on {addr}: {e}"))?;
+pub fn serve_health(addr: SocketAddr, control: Arc<Control>) -> Result<SocketAddr, ServeError> {
+    let server = server("health checks", addr)?;
     let bound = server.server_addr().to_ip().unwrap_or(addr);
     std::thread::Builder::new()
         .name("health".into())
@@ -298,6 +325,10 @@ pub fn serve_health(addr: SocketAddr, control: Arc<Control>) -> anyhow::Result<S
                 };
                 let _ = req.respond(resp);
             }
+        })
+        .map_err(|source| ServeError::Thread {
+            what: "health check",
+            source,
         })?;
     tracing::info!(%bound, "answering health checks");
     Ok(bound)

@@ -10,8 +10,9 @@
 //!
 //! - Workers, one per core, each with its own [`Engine`] (conntrack,
 //!   counters), its own UDP socket on the listen address (one
-//!   `SO_REUSEPORT` group) read with `recvmmsg` and UDP GRO, and its own
-//!   sockets for the returns ([`socket`], `returns.rs`).
+//!   `SO_REUSEPORT` group) read with `recvmmsg` and UDP GRO
+//!   ([`UdpSource`]), and its own sockets for the returns (`returns.rs`,
+//!   [`crate::io::udp::send`]).
 //! - Both directions of an inner flow must meet one worker's conntrack, but
 //!   the kernel spreads datagrams by their *outer* addresses and ports. A
 //!   classic BPF program on the socket group makes the kernel deliver each
@@ -60,17 +61,46 @@ use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use crossbeam::channel::{self, Receiver, Sender};
 
 use self::frame::{FrameBatch, Outer};
 use self::returns::Returns;
-use self::socket::{RawSocket, RecvBatch, UdpSocket, Waker};
 use super::control::{self, Control};
-use super::metrics::{self, Metrics};
+use super::metrics::{self, Metrics, ServeError};
 use crate::engine::{Engine, Input, Judgement};
+use crate::io::sys::{self, BpfInsn};
+use crate::io::udp::{RawSocket, UdpSocket, UdpSource};
+use crate::io::waker::{self, Waker};
+use crate::io::FrameSource;
 use crate::policy::Verdict;
 use crate::wire::{LinkType, ParseOptions};
+
+/// Why the appliance could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "opening the raw socket that returns packets (sgplane gwlb needs root or CAP_NET_RAW)"
+    )]
+    RawSocket(#[source] io::Error),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("starting a worker")]
+    Spawn(#[source] io::Error),
+    #[error("receiving GENEVE")]
+    Receive(#[source] io::Error),
+    #[error("waiting for GENEVE")]
+    Wait(#[source] io::Error),
+    #[error("a worker panicked")]
+    Panicked,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
 
 /// `sgplane gwlb` options.
 #[derive(Debug, Clone)]
@@ -137,7 +167,7 @@ const MAILBOX: usize = 256;
 const CHUNK: usize = 64;
 
 /// Runs the appliance until stopped; returns the final summary.
-pub fn run(control: Arc<Control>, opts: GwlbOptions) -> anyhow::Result<String> {
+pub fn run(control: Arc<Control>, opts: GwlbOptions) -> Result<String, Error> {
     run_tuned(control, opts, &Tuning::default())
 }
 
@@ -146,13 +176,13 @@ pub fn run_tuned(
     control: Arc<Control>,
     opts: GwlbOptions,
     tuning: &Tuning,
-) -> anyhow::Result<String> {
+) -> Result<String, Error> {
     let n = opts.workers.max(1);
     let sockets = bind_group(opts.listen, n, tuning.gro)?;
     let bound = sockets[0].local_addr()?;
     let mut steering = false;
     if n > 1 && tuning.kernel_steering {
-        match sockets[0].attach_steering(&steer::program(n)) {
+        match sockets[0].attach_steering(&steering_program(n)) {
             Ok(()) => steering = true,
             Err(e) => {
                 tracing::warn!(error = %e, "no kernel steering: datagrams that reach the wrong worker are handed over")
@@ -162,9 +192,7 @@ pub fn run_tuned(
     let raws = (0..n)
         .map(|_| RawSocket::open(bound.is_ipv6(), SOCKET_BUFFER, Duration::from_millis(100)))
         .collect::<io::Result<Vec<_>>>()
-        .context(
-            "opening the raw socket that returns packets (sgplane gwlb needs root or CAP_NET_RAW)",
-        )?;
+        .map_err(Error::RawSocket)?;
     let budget = return_socket_budget(tuning.return_sockets, n);
     let metrics = Metrics::new(n, Arc::clone(&control), "gwlb");
     if let Some(addr) = opts.metrics {
@@ -181,7 +209,8 @@ pub fn run_tuned(
     let udp_returns = tuning.udp_returns && budget > 0;
     tracing::info!(listen = %bound, workers = n, steering, gro, udp_returns, "serving as a GWLB target");
 
-    let failure = std::thread::scope(|s| -> anyhow::Result<Option<anyhow::Error>> {
+    let local = Some(opts.listen.ip()).filter(|a| !a.is_unspecified());
+    let failure = std::thread::scope(|s| -> Result<Option<Error>, Error> {
         let mut handles = Vec::new();
         for (id, (udp, raw)) in sockets.into_iter().zip(raws).enumerate() {
             let shared = Shared {
@@ -189,9 +218,9 @@ pub fn run_tuned(
                 mesh: &mesh,
                 control: &control,
                 metrics: &metrics,
-                listen: opts.listen,
             };
             let batch = tuning.batch;
+            let source = UdpSource::new(udp, batch, SLOT, local);
             let returns = Returns::new(raw, udp_returns, bound.port(), budget);
             let h = std::thread::Builder::new()
                 .name(format!("gwlb-{id}"))
@@ -199,13 +228,13 @@ pub fn run_tuned(
                     // A worker that fails or panics stops the others: the
                     // appliance exits rather than serving a share of the flows.
                     let _stop = StopOnDrop(shared.control);
-                    Worker::new(shared, udp, returns, batch).run()
+                    Worker::new(shared, source, returns, batch).run()
                 });
             match h {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     control.stop();
-                    return Err(e).context("starting a worker");
+                    return Err(Error::Spawn(e));
                 }
             }
         }
@@ -214,7 +243,7 @@ pub fn run_tuned(
             match h.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(_) => failure = failure.or(Some(anyhow::anyhow!("a worker panicked"))),
+                Err(_) => failure = failure.or(Some(Error::Panicked)),
             }
         }
         Ok(failure)
@@ -237,7 +266,7 @@ impl Drop for StopOnDrop<'_> {
 /// UDP return sockets per worker: as asked, but together at most half the
 /// descriptors the process may still open.
 fn return_socket_budget(asked: usize, workers: usize) -> usize {
-    let limit = socket::open_files_limit().unwrap_or(1024);
+    let limit = sys::open_files_limit().unwrap_or(1024);
     let spare = limit.saturating_sub(64 + 4 * workers) / 2;
     let budget = asked.min(spare / workers);
     if budget < asked {
@@ -253,21 +282,37 @@ fn return_socket_budget(asked: usize, workers: usize) -> usize {
 
 /// `n` sockets on `listen`, in one `SO_REUSEPORT` group (port 0: one port
 /// the kernel picks for all).
-fn bind_group(listen: SocketAddr, n: usize, gro: bool) -> anyhow::Result<Vec<UdpSocket>> {
+fn bind_group(listen: SocketAddr, n: usize, gro: bool) -> Result<Vec<UdpSocket>, Error> {
+    let cannot = |source| Error::Listen {
+        addr: listen,
+        source,
+    };
     // Another process in the group would silently take a share of the
     // datagrams, and of the flows' packets: the address must be free.
     if listen.port() != 0 {
-        std::net::UdpSocket::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+        std::net::UdpSocket::bind(listen).map_err(cannot)?;
     }
     let mut sockets: Vec<UdpSocket> = Vec::with_capacity(n);
     let mut addr = listen;
     for _ in 0..n {
-        let s = UdpSocket::bind(addr, gro, SOCKET_BUFFER)
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let s = UdpSocket::bind(addr, gro, SOCKET_BUFFER).map_err(cannot)?;
         addr.set_port(s.local_addr()?.port());
         sockets.push(s);
     }
     Ok(sockets)
+}
+
+/// [`steer::program`] for `workers` as the socket option takes it.
+fn steering_program(workers: usize) -> Vec<BpfInsn> {
+    steer::program(workers)
+        .iter()
+        .map(|i| BpfInsn {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect()
 }
 
 /// How workers hand frames to each other, and wake each other up.
@@ -343,7 +388,6 @@ struct Shared<'a> {
     mesh: &'a Mesh,
     control: &'a Control,
     metrics: &'a Metrics,
-    listen: SocketAddr,
 }
 
 /// A worker's own counters, published with the engine's.
@@ -357,11 +401,10 @@ struct Counters {
 
 struct Worker<'a> {
     sh: Shared<'a>,
-    udp: UdpSocket,
+    source: UdpSource,
     returns: Returns,
     engine: Engine,
     generation: u64,
-    rx: RecvBatch,
     own: FrameBatch,
     outbox: Vec<Option<FrameBatch>>,
     inbox: Vec<FrameBatch>,
@@ -371,18 +414,17 @@ struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(sh: Shared<'a>, udp: UdpSocket, returns: Returns, batch: usize) -> Worker<'a> {
+    fn new(sh: Shared<'a>, source: UdpSource, returns: Returns, batch: usize) -> Worker<'a> {
         let generation = sh.control.generation();
         let mut engine = Engine::new(sh.control.rules());
         engine.set_parse_options(PARSE);
         let n = sh.mesh.mailboxes.len();
         let mut w = Worker {
             sh,
-            udp,
+            source,
             returns,
             engine,
             generation,
-            rx: RecvBatch::new(batch, SLOT),
             own: FrameBatch::with_capacity(64 << 10, batch),
             outbox: (0..n).map(|_| None).collect(),
             inbox: Vec::new(),
@@ -401,7 +443,7 @@ impl<'a> Worker<'a> {
         self.engine.share_conntrack(n);
     }
 
-    fn run(mut self) -> anyhow::Result<()> {
+    fn run(mut self) -> Result<(), Error> {
         let (mut published, mut expired) = (Instant::now(), Instant::now());
         while !self.sh.control.should_stop() {
             let g = self.sh.control.generation();
@@ -409,8 +451,7 @@ impl<'a> Worker<'a> {
                 self.generation = g;
                 self.engine.set_rules(self.sh.control.rules());
             }
-            let received = self.rx.recv(self.udp.as_fd()).context("receiving GENEVE")?;
-            self.route();
+            let received = self.route().map_err(Error::Receive)?;
             self.take_inbox();
             if received == 0 && self.inbox.is_empty() {
                 self.park()?;
@@ -440,58 +481,52 @@ impl<'a> Worker<'a> {
     }
 
     /// Blocks until a datagram or a handed-over batch arrives, or a while passes.
-    fn park(&mut self) -> anyhow::Result<()> {
+    fn park(&mut self) -> Result<(), Error> {
         let m = &self.sh.mesh.mailboxes[self.sh.id];
         m.parked.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let r = if m.rx.is_empty() {
-            socket::wait(self.udp.as_fd(), &m.waker, IDLE_WAIT)
+            waker::wait(self.source.socket().as_fd(), &m.waker, IDLE_WAIT)
         } else {
             Ok(())
         };
         m.parked.store(false, Ordering::Relaxed);
-        r.context("waiting for GENEVE")
+        r.map_err(Error::Wait)
     }
 
-    /// Turns the datagrams just received into frames: this worker's own, or
-    /// handed to their owner.
-    fn route(&mut self) {
+    /// Receives what is waiting and turns it into frames: this worker's
+    /// own, or handed to their owner. Returns how many frames came.
+    fn route(&mut self) -> io::Result<usize> {
         let n = self.outbox.len();
-        for i in 0..self.rx.len() {
-            let (d, bytes) = self.rx.get(i);
-            let outer = match (
-                d.peer,
-                d.local
-                    .or(Some(self.sh.listen.ip()).filter(|a| !a.is_unspecified())),
-            ) {
-                (Some(peer), Some(local)) if !d.truncated => Outer { peer, local },
+        let Worker {
+            sh,
+            source,
+            own,
+            outbox,
+            c,
+            ..
+        } = self;
+        let received = source.recv_burst(1, &mut |payload, meta| {
+            let outer = match (meta.peer, meta.local) {
+                (Some(peer), Some(local)) if meta.wire_len as usize <= payload.len() => {
+                    Outer { peer, local }
+                }
                 _ => {
-                    self.c.unusable += 1;
-                    continue;
+                    c.unusable += 1;
+                    return;
                 }
             };
-            // A coalesced run is cut back into its datagrams; an empty
-            // datagram is one (malformed) frame too.
-            let seg = if d.segment == 0 {
-                bytes.len().max(1)
+            c.received += 1;
+            let owner = steer::owner(payload, n);
+            let batch = if owner == sh.id {
+                &mut *own
             } else {
-                d.segment
+                outbox[owner].get_or_insert_with(|| sh.mesh.spare())
             };
-            let mut chunks = bytes.chunks(seg);
-            let first = chunks.next().unwrap_or(&[]);
-            for payload in std::iter::once(first).chain(chunks) {
-                self.c.received += 1;
-                let owner = steer::owner(payload, n);
-                let batch = if owner == self.sh.id {
-                    &mut self.own
-                } else {
-                    self.outbox[owner].get_or_insert_with(|| self.sh.mesh.spare())
-                };
-                if !batch.push(&outer, payload) {
-                    self.c.unusable += 1;
-                }
+            if !batch.push(&outer, payload) {
+                c.unusable += 1;
             }
-        }
+        })?;
         for (to, slot) in self.outbox.iter_mut().enumerate() {
             if let Some(b) = slot.take() {
                 let k = b.len() as u64;
@@ -502,6 +537,7 @@ impl<'a> Worker<'a> {
                 }
             }
         }
+        Ok(received)
     }
 
     fn take_inbox(&mut self) {
@@ -568,5 +604,64 @@ impl<'a> Worker<'a> {
                 ("gwlb_unusable_datagrams_total", c.unusable),
             ],
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::udp::RecvBatch;
+    use crate::wire::build;
+    use std::net::IpAddr;
+
+    #[test]
+    fn the_kernel_delivers_each_datagram_to_its_owner() {
+        let group: Vec<UdpSocket> = {
+            let first = UdpSocket::bind("127.0.0.1:0".parse().unwrap(), false, 1 << 20).unwrap();
+            let addr = first.local_addr().unwrap();
+            let mut g = vec![first];
+            for _ in 1..3 {
+                g.push(UdpSocket::bind(addr, false, 1 << 20).unwrap());
+            }
+            g
+        };
+        group[0].attach_steering(&steering_program(3)).unwrap();
+        let addr = group[0].local_addr().unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let mut sent = Vec::new();
+        for i in 0..30u8 {
+            let inner = build::udp(ip(&format!("10.0.0.{i}")), ip("10.1.0.1"), 5000, 53, b"q");
+            let outer = build::geneve_wrap(
+                ip("127.0.0.1"),
+                addr.ip(),
+                1,
+                &inner,
+                &build::aws_options(1, 2, 3),
+            );
+            let payload = outer[14 + 28..].to_vec();
+            tx.send_to(&payload, addr).unwrap();
+            sent.push(payload);
+        }
+        let mut got = 0;
+        let mut rx = RecvBatch::new(64, 2048);
+        for _ in 0..100 {
+            for (i, s) in group.iter().enumerate() {
+                rx.recv(s.as_fd()).unwrap();
+                for k in 0..rx.len() {
+                    let (_, bytes) = rx.get(k);
+                    assert_eq!(steer::owner(bytes, 3), i);
+                    got += 1;
+                }
+            }
+            if got == sent.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(got, sent.len());
+        let owners: std::collections::BTreeSet<usize> =
+            sent.iter().map(|p| steer::owner(p, 3)).collect();
+        assert_eq!(owners.len(), 3, "the flows cover every socket");
     }
 }

@@ -1,0 +1,152 @@
+//! Per-packet verdict lines and flow log records of `sgplane run`, written
+//! by a thread of their own so the workers never wait on a file.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam::channel::{self, Receiver, Sender};
+
+use super::{Error, InlineOptions, TICK};
+use crate::engine::{Judgement, Ruleset};
+use crate::live::control;
+use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
+
+/// The account id written in flow log lines (as `replay`'s default).
+const ACCOUNT_ID: &str = "123456789012";
+
+/// What a worker judged in one batch.
+pub(super) struct LogBatch {
+    pub rules: Arc<Ruleset>,
+    pub ts: u64,
+    /// Each judgement with the frame's length.
+    pub items: Vec<(Judgement, u32)>,
+}
+
+/// Where workers send log records, and the thread that writes them.
+pub(super) type LogThread = (Sender<LogBatch>, JoinHandle<io::Result<()>>);
+
+/// Starts the thread that writes the logs `opts` asks for, if any.
+pub(super) fn start(opts: &InlineOptions) -> Result<Option<LogThread>, Error> {
+    if opts.verdicts.is_none() && opts.flow_log.is_none() {
+        return Ok(None);
+    }
+    let verdicts = match &opts.verdicts {
+        Some(p) => Some((open_text(p)?, VerdictFormat::for_path(p))),
+        None => None,
+    };
+    let flow_log = match &opts.flow_log {
+        // Created now so a bad path is reported before forwarding starts.
+        Some(p) => Some((open_text(p)?, p.clone())),
+        None => None,
+    };
+    let interval = opts.flow_log_interval;
+    let (tx, rx) = channel::bounded::<LogBatch>(4096);
+    let handle = std::thread::Builder::new()
+        .name("log".into())
+        .spawn(move || write_logs(rx, verdicts, flow_log, interval))
+        .map_err(Error::Spawn)?;
+    Ok(Some((tx, handle)))
+}
+
+fn open_text(path: &Path) -> Result<Box<dyn Write + Send>, Error> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufWriter::with_capacity(1 << 16, io::stdout())));
+    }
+    let f = File::create(path).map_err(|source| Error::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
+}
+
+fn write_logs(
+    rx: Receiver<LogBatch>,
+    verdicts: Option<(Box<dyn Write + Send>, VerdictFormat)>,
+    flow_log: Option<(Box<dyn Write + Send>, PathBuf)>,
+    interval: AggregationInterval,
+) -> io::Result<()> {
+    let mut verdicts = match verdicts {
+        // Microseconds, as the SPEC's example line.
+        Some((w, format)) => Some(VerdictWriter::new(w, format, false)?),
+        None => None,
+    };
+    let mut flow_log = match flow_log {
+        Some((mut w, path)) => {
+            FlowLog::write_header(&mut w)?;
+            Some((w, path))
+        }
+        None => None,
+    };
+    let mut index = 0u64;
+    // One flow log per policy in force: rule and interface ids belong to it.
+    let mut logs: Vec<(Arc<Ruleset>, FlowLog)> = Vec::new();
+    loop {
+        // Windows end by the clock, also when no packet comes.
+        let b = match rx.recv_timeout(TICK * 10) {
+            Ok(b) => b,
+            Err(channel::RecvTimeoutError::Timeout) => {
+                if let Some((w, _)) = flow_log.as_mut() {
+                    write_ended(&mut logs, w, control::now())?;
+                }
+                continue;
+            }
+            Err(channel::RecvTimeoutError::Disconnected) => break,
+        };
+        let policy = &b.rules.policy;
+        if flow_log.is_some() && !logs.last().is_some_and(|(r, _)| Arc::ptr_eq(r, &b.rules)) {
+            match logs.iter().position(|(r, _)| Arc::ptr_eq(r, &b.rules)) {
+                Some(i) => {
+                    let l = logs.remove(i);
+                    logs.push(l);
+                }
+                None => logs.push((Arc::clone(&b.rules), FlowLog::new(interval))),
+            }
+        }
+        for (j, len) in &b.items {
+            if let Some(v) = verdicts.as_mut() {
+                v.write(index, b.ts, j, policy)?;
+            }
+            if let Some((_, log)) = logs.last_mut() {
+                log.observe(j, *len, b.ts, policy);
+            }
+            index += 1;
+        }
+        if let Some((w, _)) = flow_log.as_mut() {
+            write_ended(&mut logs, w, b.ts)?;
+        }
+    }
+    if let Some(v) = verdicts {
+        v.finish()?;
+    }
+    if let Some((mut w, path)) = flow_log {
+        for (rules, log) in &mut logs {
+            log.write_all(&mut w, ACCOUNT_ID, &rules.policy)?;
+        }
+        w.flush()?;
+        tracing::info!(file = %path.display(), "flow log written");
+    }
+    Ok(())
+}
+
+/// Writes the flow log windows that ended by `now`, and lets go of the logs
+/// of replaced policies once they hold nothing.
+fn write_ended(
+    logs: &mut Vec<(Arc<Ruleset>, FlowLog)>,
+    w: &mut Box<dyn Write + Send>,
+    now: u64,
+) -> io::Result<()> {
+    for (rules, log) in logs.iter_mut() {
+        log.advance(now);
+        log.write_ended(w, ACCOUNT_ID, &rules.policy)?;
+    }
+    let current = logs.len().saturating_sub(1);
+    let mut i = 0;
+    logs.retain(|(_, log)| {
+        i += 1;
+        i - 1 == current || !log.is_empty()
+    });
+    Ok(())
+}
