@@ -55,17 +55,17 @@ impl SgClassifier {
         let zone_ctx: HashMap<ZoneId, usize> =
             zones.iter().enumerate().map(|(i, &z)| (z, i + 1)).collect();
         let zoned_sg: Vec<bool> = policy
-            .security_groups
+            .security_groups()
             .iter()
             .map(|g| g.members.iter().any(|m| m.zone.is_some()))
             .collect();
         let mut tables = Vec::new();
-        let mut index = vec![Vec::with_capacity(policy.policy_sets.len() * 2); zones.len() + 1];
+        let mut index = vec![Vec::with_capacity(policy.policy_sets().len() * 2); zones.len() + 1];
         let cx = Compiler {
             policy,
             bounds: &bounds,
         };
-        for set in &policy.policy_sets {
+        for set in policy.policy_sets() {
             for dir in [Direction::Ingress, Direction::Egress] {
                 let rules = set.rules(dir);
                 let by_zone = rules.iter().any(|&r| {
@@ -145,7 +145,7 @@ impl SgClassifier {
         let table = &self.tables[self.index[ctx][set * 2 + dir_index(dir)] as usize];
         let rule = table
             .lookup(key)
-            .map(|i| policy.policy_sets[set].rules(dir)[i as usize]);
+            .map(|i| policy.policy_sets()[set].rules(dir)[i as usize]);
         let verdict = match rule.map(|r| policy.rule(r).action) {
             Some(Action::Allow) => Verdict::Allow,
             _ => Verdict::Deny,
@@ -172,7 +172,7 @@ impl Decide for SgClassifier {
         let d = policy.interface_of(flow.dst, flow.zone);
         if s.is_none() && d.is_none() {
             return Evaluation {
-                verdict: policy.settings.unknown_address,
+                verdict: policy.settings().unknown_address,
                 reason: Reason::UnknownAddress,
                 egress: None,
                 ingress: None,
@@ -228,7 +228,7 @@ fn interval_bounds(policy: &Policy) -> Vec<AddrKey> {
             b.push((v6, hi + 1));
         }
     };
-    for r in &policy.rules {
+    for r in policy.rules() {
         for x in &r.remote {
             if let Remote::Net(n) = x {
                 add(n);
@@ -238,10 +238,10 @@ fn interval_bounds(policy: &Policy) -> Vec<AddrKey> {
             add(l);
         }
     }
-    for pl in &policy.prefix_lists {
+    for pl in policy.prefix_lists() {
         pl.entries.iter().for_each(&mut add);
     }
-    for g in &policy.security_groups {
+    for g in policy.security_groups() {
         g.members.iter().for_each(|m| add(&m.net));
     }
     b.sort_unstable();
@@ -276,13 +276,13 @@ impl Compiler<'_> {
             match *x {
                 Remote::Net(n) => remote.push(self.net(&n)),
                 Remote::PrefixList(pl) => remote.extend(
-                    self.policy.prefix_lists[pl as usize]
+                    self.policy.prefix_lists()[pl as usize]
                         .entries
                         .iter()
                         .map(|n| self.net(n)),
                 ),
                 Remote::Sg(g) => remote.extend(
-                    self.policy.security_groups[g as usize]
+                    self.policy.security_groups()[g as usize]
                         .members
                         .iter()
                         .filter(|m| m.zone.is_none() || m.zone == zone)

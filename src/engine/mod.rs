@@ -139,9 +139,9 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(rules: Arc<Ruleset>) -> Engine {
-        let conntrack = Conntrack::new(&rules.policy.conntrack.config());
+        let conntrack = Conntrack::new(&rules.policy.conntrack().config());
         let stats = Stats {
-            rule_hits: vec![0; rules.policy.rules.len()],
+            rule_hits: vec![0; rules.policy.rules().len()],
             ..Default::default()
         };
         Engine {
@@ -167,8 +167,9 @@ impl Engine {
 
     /// Swaps in a new policy: tracked flows keep flowing, new flows see the new rules.
     pub fn set_rules(&mut self, rules: Arc<Ruleset>) {
-        self.conntrack.reconfigure(&rules.policy.conntrack.config());
-        self.stats.rule_hits = vec![0; rules.policy.rules.len()];
+        self.conntrack
+            .reconfigure(&rules.policy.conntrack().config());
+        self.stats.rule_hits = vec![0; rules.policy.rules().len()];
         self.rules = rules;
     }
 
@@ -327,7 +328,7 @@ impl Engine {
                 *self.stats.malformed.entry(e.kind()).or_default() += 1;
                 Judgement::new(Verdict::Deny, Reason::Malformed)
             }
-            Ok(Frame::Arp) if self.rules.policy.settings.allow_arp => {
+            Ok(Frame::Arp) if self.rules.policy.settings().allow_arp => {
                 Judgement::new(Verdict::Allow, Reason::Arp)
             }
             Ok(Frame::Arp) | Ok(Frame::NotIp(_)) => Judgement::new(Verdict::Deny, Reason::NotIp),
@@ -368,7 +369,7 @@ impl Engine {
         }
         // ICMP other than echo.
         if let L4::Icmp { typ: 133..=137, .. } = p.l4 {
-            if p.proto == IpProto::ICMPV6 && self.rules.policy.settings.allow_neighbor_discovery {
+            if p.proto == IpProto::ICMPV6 && self.rules.policy.settings().allow_neighbor_discovery {
                 return with(Verdict::Allow, Reason::NeighborDiscovery);
             }
         }

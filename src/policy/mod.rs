@@ -283,14 +283,14 @@ impl AddressIndex {
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Where it came from (file name), for messages.
-    pub source: String,
-    pub settings: Settings,
-    pub conntrack: ConntrackSettings,
-    pub prefix_lists: Vec<PrefixList>,
-    pub security_groups: Vec<SecurityGroup>,
-    pub rules: Vec<Rule>,
-    pub interfaces: Vec<Interface>,
-    pub policy_sets: Vec<PolicySet>,
+    source: String,
+    settings: Settings,
+    conntrack: ConntrackSettings,
+    prefix_lists: Vec<PrefixList>,
+    security_groups: Vec<SecurityGroup>,
+    rules: Vec<Rule>,
+    interfaces: Vec<Interface>,
+    policy_sets: Vec<PolicySet>,
     index: AddressIndex,
     sg_by_name: HashMap<String, SgId>,
     iface_by_name: HashMap<String, IfaceId>,
@@ -315,6 +315,52 @@ impl Policy {
     pub fn builtin() -> Policy {
         Self::from_toml(DEFAULT_POLICY_TOML, DEFAULT_POLICY_NAME)
             .expect("config/default.toml is checked by the test suite")
+    }
+
+    /// Where the policy came from (a file name), for messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn conntrack(&self) -> &ConntrackSettings {
+        &self.conntrack
+    }
+
+    /// Every prefix list, indexed by [`PrefixListId`].
+    pub fn prefix_lists(&self) -> &[PrefixList] {
+        &self.prefix_lists
+    }
+
+    /// Every security group, indexed by [`SgId`], in file order.
+    pub fn security_groups(&self) -> &[SecurityGroup] {
+        &self.security_groups
+    }
+
+    /// Every rule, explicit and implicit, indexed by [`RuleId`].
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Every interface, indexed by [`IfaceId`], in file order.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// The distinct SG lists of the interfaces, each with its merged rules.
+    pub fn policy_sets(&self) -> &[PolicySet] {
+        &self.policy_sets
+    }
+
+    pub fn security_group(&self, id: SgId) -> &SecurityGroup {
+        &self.security_groups[id as usize]
+    }
+
+    pub fn prefix_list(&self, id: PrefixListId) -> &PrefixList {
+        &self.prefix_lists[id as usize]
     }
 
     /// The interface that owns `addr` as seen from `zone` (a zoned interface

@@ -398,7 +398,7 @@ impl<'a> Worker<'a> {
     /// over the owners, so the appliance as a whole holds about that many.
     fn share_conntrack(&mut self) {
         let n = self.sh.mesh.mailboxes.len() as u32;
-        let mut settings = self.engine.policy().conntrack.config();
+        let mut settings = self.engine.policy().conntrack().config();
         settings.max_entries = settings.max_entries.div_ceil(n).max(1);
         self.engine.conntrack_mut().reconfigure(&settings);
     }
