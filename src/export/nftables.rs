@@ -386,7 +386,7 @@ impl<'a> Export<'a> {
         }
 
         // The forward hook.
-        let s = &p.settings();
+        let s = p.settings();
         let _ = writeln!(o, "\n\tchain forward {{");
         let _ = writeln!(
             o,
@@ -454,7 +454,7 @@ impl<'a> Export<'a> {
 
     fn header(&self, o: &mut String, table: &str) {
         let p = self.policy;
-        let s = &p.settings();
+        let s = p.settings();
         let _ = writeln!(o, "#!/usr/sbin/nft -f");
         let _ = writeln!(
             o,
@@ -507,7 +507,7 @@ impl<'a> Export<'a> {
             };
             let _ = writeln!(o, "#   Left out (zoned): {}{more}.", names.join(", "));
         }
-        let c = &p.conntrack();
+        let c = p.conntrack();
         let _ = writeln!(
             o,
             "# - Conntrack timeouts and size are the kernel's sysctls; this policy's would be:"
