@@ -50,10 +50,10 @@ fn load(c: &mut Criterion) {
         let p = Policy::from_toml(&text, "bench").expect("the generated policy is valid");
         eprintln!(
             "policy/load: {} interfaces, {} explicit rules, {} KiB of TOML, {} SG sets",
-            p.interfaces.len(),
+            p.interfaces().len(),
             p.explicit_rule_count(),
             text.len() / 1024,
-            p.policy_sets.len()
+            p.policy_sets().len()
         );
         g.throughput(Throughput::Elements(p.explicit_rule_count() as u64));
         g.bench_with_input(

@@ -259,7 +259,7 @@ fn load_policy(path: &Option<PathBuf>) -> Result<Policy> {
     match path {
         Some(p) => {
             let policy = Policy::load(p).map_err(|e| anyhow::anyhow!("{e}"))?;
-            tracing::info!(file = %p.display(), rules = policy.rules.len(), "policy loaded");
+            tracing::info!(file = %p.display(), rules = policy.rules().len(), "policy loaded");
             Ok(policy)
         }
         None => Ok(Policy::builtin()),
@@ -314,10 +314,13 @@ fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
         if w.line > 0 {
             println!(
                 "  {}:{}: warning[{}]: {}",
-                policy.source, w.line, w.kind, w.message
+                policy.source(),
+                w.line,
+                w.kind,
+                w.message
             );
         } else {
-            println!("  {}: warning[{}]: {}", policy.source, w.kind, w.message);
+            println!("  {}: warning[{}]: {}", policy.source(), w.kind, w.message);
         }
     }
     if shown < warnings.len() {

@@ -294,7 +294,7 @@ proptest! {
             }
         };
         if std::env::var("SG_PROP_STATS").is_ok() {
-            eprintln!("loaded: {} rules, {} interfaces", policy.rules.len(), policy.interfaces.len());
+            eprintln!("loaded: {} rules, {} interfaces", policy.rules().len(), policy.interfaces().len());
         }
         let fast = SgClassifier::build(&policy);
         for f in &flows {

@@ -391,6 +391,6 @@ fn policy_structured_120_day_timeout_reproducer_decodes() {
     let edit = policy_mutation::Edit::arbitrary_take_rest(Unstructured::new(&bytes)).unwrap();
     let text = edit.apply().unwrap();
     let p = sgplane::policy::Policy::from_toml(&text, "repro.toml").unwrap();
-    assert_eq!(p.conntrack.tcp_transitory, 10_349_162);
+    assert_eq!(p.conntrack().tcp_transitory, 10_349_162);
     check_policy_text(&text);
 }

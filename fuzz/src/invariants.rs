@@ -623,7 +623,7 @@ fn probe_flows(p: &Policy) -> Vec<Flow> {
     let ip = |s: &str| s.parse::<IpAddr>().expect("literal address");
     let mut addrs: Vec<IpAddr> = vec![ip("10.0.0.1"), ip("203.0.113.50"), ip("2001:db8::1")];
     addrs.extend(
-        p.interfaces
+        p.interfaces()
             .iter()
             .take(6)
             .filter_map(|i| i.addresses.first())
@@ -669,8 +669,8 @@ pub fn check_policy(p: &Policy, text: &str) {
         );
     }
     assert!(!p.summary().is_empty());
-    for (id, r) in p.rules.iter().enumerate() {
-        assert!((r.sg as usize) < p.security_groups.len());
+    for (id, r) in p.rules().iter().enumerate() {
+        assert!((r.sg as usize) < p.security_groups().len());
         assert!(!p.describe_rule(id as u32).is_empty());
         assert!(
             r.index.is_some() == (r.priority != 0),
@@ -709,7 +709,7 @@ pub fn check_policy(p: &Policy, text: &str) {
     // The engine takes any accepted conntrack settings.
     let mut h = EngineHarness::new(p.clone());
     let addrs: Vec<IpAddr> = p
-        .interfaces
+        .interfaces()
         .iter()
         .filter_map(|i| i.addresses.first())
         .map(|n| n.addr())
@@ -959,7 +959,7 @@ impl EngineHarness {
 
     /// The longest inactivity timeout an entry of this protocol can have, in ns.
     fn longest_timeout(&self, proto: u8) -> u64 {
-        let c = &self.engine.policy().conntrack;
+        let c = &self.engine.policy().conntrack();
         let s = match proto {
             6 => c.tcp_established.max(c.tcp_transitory),
             17 => c.udp.max(c.udp_stream),
@@ -989,7 +989,7 @@ impl EngineHarness {
         let always = match j.reason {
             Established | Related | Arp | NeighborDiscovery => Some(Verdict::Allow),
             NoRule | Invalid | Malformed | NotIp | ConntrackFull => Some(Verdict::Deny),
-            UnknownAddress => Some(policy.settings.unknown_address),
+            UnknownAddress => Some(policy.settings().unknown_address),
             Rule | Fragment => None,
         };
         if let Some(v) = always {
@@ -1008,7 +1008,7 @@ impl EngineHarness {
             assert!(j.rule.is_some(), "reason rule names its rule: {j:?}");
         }
         if let Some(r) = j.rule {
-            assert!((r as usize) < policy.rules.len(), "{j:?}");
+            assert!((r as usize) < policy.rules().len(), "{j:?}");
             let (iface, dir) = j
                 .decision
                 .expect("a deciding rule has a deciding interface");
@@ -1074,7 +1074,7 @@ impl EngineHarness {
         );
         assert_eq!(
             ct.max_entries(),
-            self.engine.policy().conntrack.max_entries as usize
+            self.engine.policy().conntrack().max_entries as usize
         );
     }
 }

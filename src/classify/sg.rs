@@ -55,17 +55,17 @@ impl SgClassifier {
         let zone_ctx: HashMap<ZoneId, usize> =
             zones.iter().enumerate().map(|(i, &z)| (z, i + 1)).collect();
         let zoned_sg: Vec<bool> = policy
-            .security_groups
+            .security_groups()
             .iter()
             .map(|g| g.members.iter().any(|m| m.zone.is_some()))
             .collect();
         let mut tables = Vec::new();
-        let mut index = vec![Vec::with_capacity(policy.policy_sets.len() * 2); zones.len() + 1];
+        let mut index = vec![Vec::with_capacity(policy.policy_sets().len() * 2); zones.len() + 1];
         let cx = Compiler {
             policy,
             bounds: &bounds,
         };
-        for set in &policy.policy_sets {
+        for set in policy.policy_sets() {
             for dir in [Direction::Ingress, Direction::Egress] {
                 let rules = set.rules(dir);
                 let by_zone = rules.iter().any(|&r| {
@@ -257,7 +257,7 @@ impl Decide for SgClassifier {
                     hits[slot as usize] = hit;
                 }
             }
-            let unknown = policy.settings.unknown_address;
+            let unknown = policy.settings().unknown_address;
             out.extend(b.ends.iter().enumerate().map(|(n, &(s, d))| {
                 let egress = s.map(|i| decision(policy, i, Direction::Egress, b.hits[n * 2 + 1]));
                 let ingress = d.map(|i| decision(policy, i, Direction::Ingress, b.hits[n * 2]));
@@ -399,7 +399,7 @@ fn interval_bounds(policy: &Policy) -> Vec<AddrKey> {
             b.push((v6, hi + 1));
         }
     };
-    for r in &policy.rules {
+    for r in policy.rules() {
         for x in &r.remote {
             if let Remote::Net(n) = x {
                 add(n);
@@ -409,10 +409,10 @@ fn interval_bounds(policy: &Policy) -> Vec<AddrKey> {
             add(l);
         }
     }
-    for pl in &policy.prefix_lists {
+    for pl in policy.prefix_lists() {
         pl.entries.iter().for_each(&mut add);
     }
-    for g in &policy.security_groups {
+    for g in policy.security_groups() {
         g.members.iter().for_each(|m| add(&m.net));
     }
     b.sort_unstable();
@@ -447,13 +447,13 @@ impl Compiler<'_> {
             match *x {
                 Remote::Net(n) => remote.push(self.net(&n)),
                 Remote::PrefixList(pl) => remote.extend(
-                    self.policy.prefix_lists[pl as usize]
+                    self.policy.prefix_lists()[pl as usize]
                         .entries
                         .iter()
                         .map(|n| self.net(n)),
                 ),
                 Remote::Sg(g) => remote.extend(
-                    self.policy.security_groups[g as usize]
+                    self.policy.security_groups()[g as usize]
                         .members
                         .iter()
                         .filter(|m| m.zone.is_none() || m.zone == zone)

@@ -149,13 +149,13 @@ const AHEAD: usize = 8;
 /// The most frames [`Engine::process_batch`] stages at once.
 const STAGE: usize = 64;
 
-/// What the conntrack stage passes on to the rules: a new flow, whether an
-/// allowed one opens an entry, and its slot.
+/// What the conntrack stage passes on to the rules: a new flow of this
+/// class, and whether an allowed one opens an entry (in the slot of the
+/// packet's flow key).
 #[derive(Debug, Clone, Copy)]
 struct NewFlow {
     class: Class,
     opens: bool,
-    prepared: Option<Prepared>,
 }
 
 /// The data plane's decision core.
@@ -180,9 +180,9 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(rules: Arc<Ruleset>) -> Engine {
-        let conntrack = Conntrack::new(&rules.policy.conntrack.config());
+        let conntrack = Conntrack::new(&rules.policy.conntrack().config());
         let stats = Stats {
-            rule_hits: vec![0; rules.policy.rules.len()],
+            rule_hits: vec![0; rules.policy.rules().len()],
             ..Default::default()
         };
         Engine {
@@ -211,7 +211,7 @@ impl Engine {
     /// Swaps in a new policy: tracked flows keep flowing, new flows see the
     /// new rules; the table takes the new limits and timeouts.
     pub fn set_rules(&mut self, rules: Arc<Ruleset>) {
-        self.stats.rule_hits = vec![0; rules.policy.rules.len()];
+        self.stats.rule_hits = vec![0; rules.policy.rules().len()];
         self.rules = rules;
         self.configure_conntrack();
     }
@@ -226,7 +226,7 @@ impl Engine {
     }
 
     fn configure_conntrack(&mut self) {
-        let mut config = self.rules.policy.conntrack.config();
+        let mut config = self.rules.policy.conntrack().config();
         config.max_entries = config.max_entries.div_ceil(self.conntrack_share).max(1);
         self.conntrack.reconfigure(&config);
     }
@@ -276,7 +276,7 @@ impl Engine {
             _ => None,
         };
         let now = self.clock(now);
-        let j = self.judge(parsed, key, data, now, None);
+        let j = self.judge(&parsed, key.as_ref(), data, now, None);
         self.count(&j, input.wire_len() as u64);
         j
     }
@@ -355,13 +355,8 @@ impl Engine {
                 keys.push(k);
             }
             let now = self.clock(f.ts);
-            let j = self.judge(
-                s.parsed,
-                keys[i],
-                f.data,
-                now,
-                s.decided.filter(|_| decided),
-            );
+            let decided = s.decided.as_ref().filter(|_| decided);
+            let j = self.judge(&s.parsed, keys[i].as_ref(), f.data, now, decided);
             self.count(&j, f.wire_len() as u64);
             out.push(j);
         }
@@ -398,11 +393,11 @@ impl Engine {
     #[inline]
     fn judge(
         &mut self,
-        parsed: Result<Frame, ParseError>,
-        key: Option<(Prepared, Class)>,
+        parsed: &Result<Frame, ParseError>,
+        key: Option<&(Prepared, Class)>,
         frame: &[u8],
         now: Nanos,
-        decided: Option<Evaluation>,
+        decided: Option<&Evaluation>,
     ) -> Judgement {
         let p = match self.link(parsed) {
             Ok(p) => p,
@@ -414,12 +409,12 @@ impl Engine {
         // (A stateless stage, network ACLs, goes here: before conntrack.)
         let j = match self.conntrack_stage(p, key, frame, now) {
             Ok(new) => {
-                let e = self.rules_stage(&p, decided);
-                self.open(p, e, new, now)
+                let e = self.rules_stage(p, decided);
+                self.open(p, &e, new, key.map(|k| &k.0), now)
             }
             Err(j) => j,
         };
-        self.remember(&p, j.verdict, now);
+        self.remember(p, j.verdict, now);
         j
     }
 
@@ -427,14 +422,17 @@ impl Engine {
     /// that is not one (ARP, not IP, malformed) or needs no rules
     /// (neighbour discovery when allowed).
     #[inline]
-    fn link(&mut self, parsed: Result<Frame, ParseError>) -> Result<IpPacket, Judgement> {
-        let settings = &self.rules.policy.settings;
+    fn link<'p>(
+        &mut self,
+        parsed: &'p Result<Frame, ParseError>,
+    ) -> Result<&'p IpPacket, Judgement> {
+        let settings = &self.rules.policy.settings();
         match parsed {
             Ok(Frame::Ip(p)) => match p.l4 {
                 L4::Icmp { typ: 133..=137, .. }
                     if p.proto == IpProto::ICMPV6 && settings.allow_neighbor_discovery =>
                 {
-                    Err(Judgement::of(p, Verdict::Allow, Reason::NeighborDiscovery))
+                    Err(Judgement::of(*p, Verdict::Allow, Reason::NeighborDiscovery))
                 }
                 _ => Ok(p),
             },
@@ -457,7 +455,7 @@ impl Engine {
     /// unknown (only rules covering every port can allow it) and opens no
     /// entry. Other packets pass on.
     #[inline]
-    fn fragments(&mut self, p: IpPacket, now: Nanos) -> Option<Judgement> {
+    fn fragments(&mut self, p: &IpPacket, now: Nanos) -> Option<Judgement> {
         let Fragment::Later { id } = p.fragment else {
             return None;
         };
@@ -474,19 +472,14 @@ impl Engine {
             } else {
                 Verdict::Deny
             };
-            return Some(Judgement::of(p, v, Reason::Fragment));
+            return Some(Judgement::of(*p, v, Reason::Fragment));
         }
-        let e = self.rules_stage(&p, None);
-        Some(self.open(
-            p,
-            e,
-            NewFlow {
-                class: Class::Other,
-                opens: false,
-                prepared: None,
-            },
-            now,
-        ))
+        let e = self.rules_stage(p, None);
+        let new = NewFlow {
+            class: Class::Other,
+            opens: false,
+        };
+        Some(self.open(p, &e, new, None, now))
     }
 
     /// Stage 3, conntrack: a packet of a tracked flow passes (`established`),
@@ -496,17 +489,17 @@ impl Engine {
     #[inline]
     fn conntrack_stage(
         &mut self,
-        p: IpPacket,
-        key: Option<(Prepared, Class)>,
+        p: &IpPacket,
+        key: Option<&(Prepared, Class)>,
         frame: &[u8],
         now: Nanos,
     ) -> Result<NewFlow, Judgement> {
-        let Some((prepared, class)) = key else {
+        let Some(&(ref prepared, class)) = key else {
             return self.related(p, frame, now);
         };
-        match self.conntrack.track(&prepared, class, now) {
-            Outcome::Tracked => Err(Judgement::of(p, Verdict::Allow, Reason::Established)),
-            Outcome::Invalid => Err(Judgement::of(p, Verdict::Deny, Reason::Invalid)),
+        match self.conntrack.track(prepared, class, now) {
+            Outcome::Tracked => Err(Judgement::of(*p, Verdict::Allow, Reason::Established)),
+            Outcome::Invalid => Err(Judgement::of(*p, Verdict::Deny, Reason::Invalid)),
             outcome => {
                 let opening = match class {
                     Class::Tcp { flags } => tcp::open(flags).is_some(),
@@ -515,13 +508,12 @@ impl Engine {
                 };
                 if let Class::Tcp { .. } = class {
                     if !opening {
-                        return Err(Judgement::of(p, Verdict::Deny, Reason::Invalid));
+                        return Err(Judgement::of(*p, Verdict::Deny, Reason::Invalid));
                     }
                 }
                 Ok(NewFlow {
                     class,
                     opens: outcome == Outcome::New && opening,
-                    prepared: Some(prepared),
                 })
             }
         }
@@ -531,7 +523,7 @@ impl Engine {
     /// echo): an error relates to a flow only when it goes to the host that
     /// sent the packet it quotes (Linux `nf_conntrack_inet_error`: "outer
     /// daddr != inner"); one sent elsewhere is judged by the rules.
-    fn related(&mut self, p: IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
+    fn related(&mut self, p: &IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
         if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
             let k = FlowKey {
                 zone: p.tunnel.and_then(|t| t.zone).unwrap_or(0),
@@ -543,21 +535,20 @@ impl Engine {
             };
             let prepared = self.conntrack.prepare(&k);
             if self.conntrack.is_tracked(&prepared, now) {
-                return Err(Judgement::of(p, Verdict::Allow, Reason::Related));
+                return Err(Judgement::of(*p, Verdict::Allow, Reason::Related));
             }
         }
         Ok(NewFlow {
             class: Class::Other,
             opens: false,
-            prepared: None,
         })
     }
 
     /// Stage 4, the rules (SPEC §2 steps 3-4): the new flow's evaluation,
     /// or the one `decided` ahead for it.
     #[inline]
-    fn rules_stage(&mut self, p: &IpPacket, decided: Option<Evaluation>) -> Evaluation {
-        let e = decided.unwrap_or_else(|| {
+    fn rules_stage(&mut self, p: &IpPacket, decided: Option<&Evaluation>) -> Evaluation {
+        let e = decided.copied().unwrap_or_else(|| {
             let zone = p.tunnel.and_then(|t| t.zone);
             self.rules
                 .decider
@@ -576,16 +567,23 @@ impl Engine {
     /// Stage 5: the judgement of a new flow; an allowed one that opens
     /// takes an entry, or is denied `conntrack-full` when there is no room.
     #[inline]
-    fn open(&mut self, p: IpPacket, e: Evaluation, new: NewFlow, now: Nanos) -> Judgement {
+    fn open(
+        &mut self,
+        p: &IpPacket,
+        e: &Evaluation,
+        new: NewFlow,
+        prepared: Option<&Prepared>,
+        now: Nanos,
+    ) -> Judgement {
         let mut j = Judgement {
             verdict: e.verdict,
             reason: e.reason,
             rule: e.rule(),
             decision: e.deciding().map(|d| (d.interface, d.direction)),
-            packet: Some(p),
+            packet: Some(*p),
         };
-        if let (Verdict::Allow, true, Some(prep)) = (e.verdict, new.opens, new.prepared) {
-            match self.conntrack.open(&prep, new.class, now) {
+        if let (Verdict::Allow, true, Some(prep)) = (e.verdict, new.opens, prepared) {
+            match self.conntrack.open(prep, new.class, now) {
                 Ok(o) => {
                     self.stats.flows_opened += 1;
                     self.stats.early_drops += u64::from(o.early_drop);

@@ -98,7 +98,7 @@ impl Control {
         let started = Instant::now();
         match Policy::load(path) {
             Ok(p) => {
-                let rules = p.rules.len();
+                let rules = p.rules().len();
                 self.rules.store(Arc::new(Ruleset::compile(p)));
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 // Logged before counted: whoever sees the counter move also
@@ -223,18 +223,18 @@ mod tests {
         let path = dir.path().join("p.toml");
         std::fs::write(&path, GOOD).unwrap();
         let c = Control::new(Policy::load(&path).unwrap(), Some(path.clone()));
-        assert_eq!(c.rules().policy.rules.len(), 1);
+        assert_eq!(c.rules().policy.rules().len(), 1);
         std::fs::write(
             &path,
             format!("{GOOD}egress = [ {{ proto = \"all\", to = \"0.0.0.0/0\" }} ]\n"),
         )
         .unwrap();
         c.reload().unwrap();
-        assert_eq!((c.rules().policy.rules.len(), c.generation()), (2, 1));
+        assert_eq!((c.rules().policy.rules().len(), c.generation()), (2, 1));
         std::fs::write(&path, "[security_groups.sg-a\n").unwrap();
         let err = c.reload().unwrap_err().to_string();
         assert!(err.contains("p.toml:1:"), "{err}");
-        assert_eq!((c.rules().policy.rules.len(), c.generation()), (2, 1));
+        assert_eq!((c.rules().policy.rules().len(), c.generation()), (2, 1));
         assert_eq!(c.reloads_failed.load(Ordering::Relaxed), 1);
     }
 

@@ -175,7 +175,7 @@ impl Metrics {
             let s = w.lock().expect("not poisoned");
             if let Some(rules) = &s.rules {
                 for (id, &n) in s.stats.rule_hits.iter().enumerate() {
-                    if n > 0 && id < rules.policy.rules.len() {
+                    if n > 0 && id < rules.policy.rules().len() {
                         *hits
                             .entry(rules.policy.rule_name(id as u32).to_string())
                             .or_insert(0) += n;

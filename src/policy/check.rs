@@ -33,7 +33,7 @@ impl Policy {
             let name = self.rule_name(id);
             if r.ports_zero {
                 w.insert(Warning {
-                    line: r.line,
+                    line: r.line(),
                     kind: "port-zero",
                     message: format!("{name}: `ports` includes port 0, which no normal TCP or UDP traffic uses; \"-1/-1\" or leaving `ports` out means all ports"),
                 });
@@ -42,7 +42,7 @@ impl Policy {
                 if let Remote::Sg(sg) = rem {
                     if self.security_groups[*sg as usize].interfaces.is_empty() {
                         w.insert(Warning {
-                            line: r.line,
+                            line: r.line(),
                             kind: "unattached-sg",
                             message: format!(
                                 "{name}: refers to {} which is attached to no interface, so that reference matches no address",
@@ -54,7 +54,7 @@ impl Policy {
             }
             if let Some(fam) = self.family_mismatch(r) {
                 w.insert(Warning {
-                    line: r.line,
+                    line: r.line(),
                     kind: "never-matches",
                     message: format!("{name}: can never match: {fam}"),
                 });
@@ -162,7 +162,7 @@ impl Policy {
                     && self.covers(earlier, later)
                 {
                     w.insert(Warning {
-                        line: rl.line,
+                        line: rl.line(),
                         kind: "shadowed",
                         message: format!(
                             "{} can never decide{ctx}: {} comes first in decision order and matches everything it matches",
@@ -182,7 +182,7 @@ impl Policy {
                         (later, earlier)
                     };
                     w.insert(Warning {
-                        line: self.rule(allow).line.max(self.rule(deny).line),
+                        line: self.rule(allow).line().max(self.rule(deny).line()),
                         kind: "allow-deny-overlap",
                         message: format!(
                             "{} (allow) and {} (deny) overlap at priority {}{ctx}: the deny wins where both match",

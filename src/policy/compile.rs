@@ -1,51 +1,40 @@
-//! Validates a [`RawPolicy`] and compiles it into a [`Policy`]. Every problem is
-//! collected with its position; a policy with any problem is rejected whole.
+//! Checks a [`Model`] and compiles it into a [`Policy`]: every problem is
+//! collected with its origin, and a policy with any problem is rejected
+//! whole. These checks and their messages are the same for every source of
+//! a model (the TOML file, the cloud importers).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::ops::Range;
 
 use ipnet::IpNet;
-use toml::Spanned;
 
 use super::diag::{Diagnostic, PolicyError};
-use super::raw::{AddrList, RawPolicy, RawPorts, RawRule};
+use super::model::{self, At, Model, Origin};
 use super::*;
 
-struct Ctx<'a> {
-    file: &'a str,
-    text: &'a str,
+struct Ctx {
+    /// Stands in for a missing origin: the policy as a whole.
+    source: Origin,
     errors: Vec<Diagnostic>,
-    /// Byte offsets where lines start, for finding a rule's line quickly.
-    line_starts: Vec<usize>,
 }
 
-impl Ctx<'_> {
-    fn err(&mut self, span: Option<Range<usize>>, msg: impl Into<String>) {
-        self.errors
-            .push(Diagnostic::at(self.file, self.text, span, msg.into()));
-    }
-
-    fn line_of(&self, span: &Range<usize>) -> u32 {
-        self.line_starts.partition_point(|&s| s <= span.start) as u32
+impl Ctx {
+    fn err(&mut self, origin: &Origin, msg: impl Into<String>) {
+        let origin = match origin {
+            Origin::None => self.source.clone(),
+            o => o.clone(),
+        };
+        self.errors.push(Diagnostic::new(origin, msg));
     }
 }
 
-pub(super) fn compile(text: &str, file: &str) -> Result<Policy, PolicyError> {
-    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        let msg = e.message().trim_end().to_string();
-        PolicyError::Invalid(vec![Diagnostic::at(file, text, e.span(), msg)])
-    })?;
-    let line_starts = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
+pub(super) fn compile(model: &Model) -> Result<Policy, PolicyError> {
     let mut cx = Ctx {
-        file,
-        text,
+        source: Origin::File {
+            file: model.source.as_str().into(),
+        },
         errors: Vec::new(),
-        line_starts,
     };
-    let policy = build(&mut cx, raw, file);
+    let policy = build(&mut cx, model);
     if cx.errors.is_empty() {
         Ok(policy)
     } else {
@@ -54,57 +43,41 @@ pub(super) fn compile(text: &str, file: &str) -> Result<Policy, PolicyError> {
     }
 }
 
-fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
-    let settings = settings(&raw);
-    let conntrack = conntrack(cx, &raw);
+fn build(cx: &mut Ctx, model: &Model) -> Policy {
+    let conntrack = conntrack(cx, &model.conntrack);
 
     // Names first, so rules can refer to anything defined anywhere in the file.
     let mut pl_by_name = HashMap::new();
     let mut prefix_lists = Vec::new();
-    for (name, entries) in &raw.prefix_lists.0 {
-        if !name.get_ref().starts_with("pl-") {
+    for pl in &model.prefix_lists {
+        if !pl.name.starts_with("pl-") {
             cx.err(
-                Some(name.span()),
-                format!(
-                    "prefix list name `{}` must start with `pl-`",
-                    name.get_ref()
-                ),
+                &pl.origin,
+                format!("prefix list name `{}` must start with `pl-`", pl.name),
             );
         }
-        let mut nets = Vec::new();
-        for e in entries.get_ref() {
-            match parse_net(e.get_ref()) {
-                Ok(n) => nets.push(n),
-                Err(m) => cx.err(Some(e.span()), m),
-            }
-        }
-        pl_by_name.insert(name.get_ref().clone(), prefix_lists.len() as PrefixListId);
+        let entries = pl.entries.iter().filter_map(|e| network(cx, e)).collect();
+        pl_by_name.insert(pl.name.clone(), prefix_lists.len() as PrefixListId);
         prefix_lists.push(PrefixList {
-            name: name.get_ref().clone(),
-            entries: nets,
+            name: pl.name.clone(),
+            entries,
         });
     }
 
     let mut sg_by_name = HashMap::new();
     let mut security_groups = Vec::new();
-    for (name, sg) in &raw.security_groups.0 {
-        if !name.get_ref().starts_with("sg-") {
+    for sg in &model.security_groups {
+        if !sg.name.starts_with("sg-") {
             cx.err(
-                Some(name.span()),
-                format!(
-                    "security group name `{}` must start with `sg-`",
-                    name.get_ref()
-                ),
+                &sg.origin,
+                format!("security group name `{}` must start with `sg-`", sg.name),
             );
         }
-        sg_by_name.insert(name.get_ref().clone(), security_groups.len() as SgId);
+        sg_by_name.insert(sg.name.clone(), security_groups.len() as SgId);
         security_groups.push(SecurityGroup {
-            name: name.get_ref().clone(),
+            name: sg.name.clone(),
             description: sg.description.clone(),
-            intra_group: sg
-                .intra_group
-                .as_ref()
-                .is_some_and(|a| a.get_ref().0 == Action::Allow),
+            intra_group: sg.intra_group,
             ingress: Vec::new(),
             egress: Vec::new(),
             intra_rules: None,
@@ -118,11 +91,11 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
     };
 
     let mut rules = Vec::new();
-    for (sg_id, (_, raw_sg)) in raw.security_groups.0.iter().enumerate() {
+    for (sg_id, model_sg) in model.security_groups.iter().enumerate() {
         let sg_id = sg_id as SgId;
         for (direction, list) in [
-            (Direction::Ingress, &raw_sg.ingress),
-            (Direction::Egress, &raw_sg.egress),
+            (Direction::Ingress, &model_sg.ingress),
+            (Direction::Egress, &model_sg.egress),
         ] {
             for (index, r) in list.iter().enumerate() {
                 if let Some(rule) = compile_rule(cx, &names, sg_id, direction, index as u32, r) {
@@ -146,46 +119,33 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
 
     let mut interfaces = Vec::new();
     let mut iface_by_name = HashMap::new();
-    let mut spans = Vec::new();
-    for (name, ri) in &raw.interfaces.0 {
+    let mut written = Vec::new();
+    for mi in &model.interfaces {
         let id = interfaces.len() as IfaceId;
-        let zone = ri
-            .zone
-            .as_ref()
-            .and_then(|z| match parse_zone(z.get_ref()) {
-                Ok(z) => Some(z),
-                Err(m) => {
-                    cx.err(Some(z.span()), m.to_string());
-                    None
-                }
-            });
-        if ri.addresses.get_ref().is_empty() {
+        if mi.addresses.value.is_empty() {
             cx.err(
-                Some(ri.addresses.span()),
-                format!("interface `{}` has no addresses", name.get_ref()),
+                &mi.addresses.origin,
+                format!("interface `{}` has no addresses", mi.name),
             );
         }
         let mut addresses = Vec::new();
-        for a in ri.addresses.get_ref() {
-            match parse_net(a.get_ref()) {
-                Ok(n) => {
-                    addresses.push(n);
-                    spans.push((id, n, a.span()));
-                }
-                Err(m) => cx.err(Some(a.span()), m),
+        for a in &mi.addresses.value {
+            if let Some(n) = network(cx, a) {
+                addresses.push(n);
+                written.push((id, n, &a.origin));
             }
         }
         let mut sgs: Vec<SgId> = Vec::new();
-        for s in &ri.security_groups {
-            match sg_by_name.get(s.get_ref()) {
+        for s in &mi.security_groups {
+            match sg_by_name.get(&s.value) {
                 Some(&sg) if sgs.contains(&sg) => cx.err(
-                    Some(s.span()),
-                    format!("security group `{}` is listed twice", s.get_ref()),
+                    &s.origin,
+                    format!("security group `{}` is listed twice", s.value),
                 ),
                 Some(&sg) => sgs.push(sg),
                 None => cx.err(
-                    Some(s.span()),
-                    unknown("security group", s.get_ref(), sg_by_name.keys()),
+                    &s.origin,
+                    unknown("security group", &s.value, sg_by_name.keys()),
                 ),
             }
         }
@@ -195,26 +155,26 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
             g.members.extend(addresses.iter().map(|&net| Member {
                 net,
                 interface: id,
-                zone,
+                zone: mi.zone,
             }));
         }
-        iface_by_name.insert(name.get_ref().clone(), id);
+        iface_by_name.insert(mi.name.clone(), id);
         interfaces.push(Interface {
-            name: name.get_ref().clone(),
-            description: ri.description.clone(),
+            name: mi.name.clone(),
+            description: mi.description.clone(),
             addresses,
             security_groups: sgs,
-            zone,
+            zone: mi.zone,
             policy_set: 0,
         });
     }
 
-    let index = address_index(cx, &interfaces, &spans);
+    let index = address_index(cx, &interfaces, &written);
     let policy_sets = policy_sets(&mut interfaces, &security_groups, &rules);
 
     Policy {
-        source: file.to_string(),
-        settings,
+        source: model.source.clone(),
+        settings: model.settings.clone(),
         conntrack,
         prefix_lists,
         security_groups,
@@ -227,37 +187,16 @@ fn build(cx: &mut Ctx, raw: RawPolicy, file: &str) -> Policy {
     }
 }
 
-fn settings(raw: &RawPolicy) -> Settings {
-    let d = Settings::default();
-    let s = &raw.settings;
-    Settings {
-        unknown_address: match s.unknown_address.as_ref().map(|a| a.get_ref().0) {
-            Some(Action::Allow) => Verdict::Allow,
-            Some(Action::Deny) => Verdict::Deny,
-            None => d.unknown_address,
-        },
-        allow_arp: s.allow_arp.unwrap_or(d.allow_arp),
-        allow_neighbor_discovery: s
-            .allow_neighbor_discovery
-            .unwrap_or(d.allow_neighbor_discovery),
-    }
-}
-
-fn conntrack(cx: &mut Ctx, raw: &RawPolicy) -> ConntrackSettings {
+fn conntrack(cx: &mut Ctx, c: &model::Conntrack) -> ConntrackSettings {
     let d = ConntrackSettings::default();
-    let c = &raw.conntrack;
-    let when_full = when_full(cx, &c.when_full);
-    let mut get = |v: &Option<Spanned<i64>>, key: &str, default: u32, max: i64| -> u32 {
+    let mut get = |v: &Option<At<i64>>, key: &str, default: u32, max: i64| -> u32 {
         match v {
             None => default,
-            Some(s) if (1..=max).contains(s.get_ref()) => *s.get_ref() as u32,
-            Some(s) => {
+            Some(n) if (1..=max).contains(&n.value) => n.value as u32,
+            Some(n) => {
                 cx.err(
-                    Some(s.span()),
-                    format!(
-                        "`{key} = {}` is out of range: expected 1-{max}",
-                        s.get_ref()
-                    ),
+                    &n.origin,
+                    format!("`{key} = {}` is out of range: expected 1-{max}", n.value),
                 );
                 default
             }
@@ -268,7 +207,7 @@ fn conntrack(cx: &mut Ctx, raw: &RawPolicy) -> ConntrackSettings {
     let t = i64::from(ConntrackSettings::MAX_TIMEOUT);
     ConntrackSettings {
         max_entries: get(&c.max_entries, "max_entries", d.max_entries, 1 << 30),
-        when_full,
+        when_full: c.when_full,
         tcp_established: get(&c.tcp_established, "tcp_established", d.tcp_established, t),
         tcp_transitory: get(&c.tcp_transitory, "tcp_transitory", d.tcp_transitory, t),
         udp: get(&c.udp, "udp", d.udp, t),
@@ -278,23 +217,23 @@ fn conntrack(cx: &mut Ctx, raw: &RawPolicy) -> ConntrackSettings {
     }
 }
 
-fn when_full(cx: &mut Ctx, v: &Option<Spanned<String>>) -> WhenFull {
-    let Some(v) = v else {
-        return WhenFull::default();
-    };
-    match v.get_ref().as_str() {
-        "early_drop" => WhenFull::EarlyDrop,
-        "refuse" => WhenFull::Refuse,
-        other => {
-            cx.err(
-                Some(v.span()),
-                format!(
-                    "`when_full = {other:?}` is not a choice: expected \"early_drop\" (the default) or \"refuse\""
-                ),
-            );
-            WhenFull::default()
-        }
+/// A block as a network address: one with host bits set is a mistake.
+fn network(cx: &mut Ctx, n: &At<IpNet>) -> Option<IpNet> {
+    network_at(cx, n.value, &n.origin)
+}
+
+fn network_at(cx: &mut Ctx, n: IpNet, origin: &Origin) -> Option<IpNet> {
+    if n.trunc() == n {
+        return Some(n);
     }
+    cx.err(
+        origin,
+        format!(
+            "`{n}` has host bits set: did you mean {}? (a CIDR names its network address)",
+            n.trunc()
+        ),
+    );
+    None
 }
 
 struct Names<'a> {
@@ -308,59 +247,40 @@ fn compile_rule(
     sg: SgId,
     direction: Direction,
     index: u32,
-    spanned: &Spanned<RawRule>,
+    r: &model::Rule,
 ) -> Option<Rule> {
-    let r = spanned.get_ref();
     let errors_before = cx.errors.len();
-    let proto = *r.proto.get_ref();
-    let (want, other) = match direction {
-        Direction::Ingress => ("from", &r.to),
-        Direction::Egress => ("to", &r.from),
-    };
-    if let Some(o) = other {
-        let wrong = if want == "from" { "to" } else { "from" };
+    let proto = r.proto;
+    if r.remote.is_empty() {
+        let want = match direction {
+            Direction::Ingress => "from",
+            Direction::Egress => "to",
+        };
         cx.err(
-            Some(o.span()),
-            format!("an {direction} rule names its remote end with `{want}`, not `{wrong}`"),
+            &r.origin,
+            format!("this {direction} rule has no `{want}`: say where traffic may come from or go to (e.g. {want} = \"0.0.0.0/0\")"),
         );
     }
-    let remote_list = match direction {
-        Direction::Ingress => &r.from,
-        Direction::Egress => &r.to,
-    };
-    let remote = match remote_list {
-        Some(list) => resolve_remotes(cx, names, list),
-        None => {
-            cx.err(
-                Some(spanned.span()),
-                format!("this {direction} rule has no `{want}`: say where traffic may come from or go to (e.g. {want} = \"0.0.0.0/0\")"),
-            );
-            Vec::new()
-        }
-    };
+    let remote = resolve_remotes(cx, names, &r.remote);
 
     let ports = port_field(cx, proto, "ports", &r.ports);
     let source_ports = port_field(cx, proto, "source_ports", &r.source_ports);
-    let ports_zero = r.ports.as_ref().is_some_and(|p| p.get_ref().has_zero);
+    let ports_zero = r
+        .ports
+        .as_ref()
+        .is_some_and(|p| p.value.contains(&PortRange { lo: 0, hi: 0 }));
     let icmp_type = icmp_field(cx, proto, "icmp_type", &r.icmp_type);
     let icmp_code = icmp_field(cx, proto, "icmp_code", &r.icmp_code);
-
-    let local = r.local.as_ref().and_then(|l| match parse_net(l.get_ref()) {
-        Ok(n) => Some(n),
-        Err(m) => {
-            cx.err(Some(l.span()), m);
-            None
-        }
-    });
+    let local = r.local.as_ref().and_then(|l| network(cx, l));
     let priority = match &r.priority {
         None => 1,
-        Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
+        Some(p) if (1..=65535).contains(&p.value) => p.value as u16,
         Some(p) => {
             cx.err(
-                Some(p.span()),
+                &p.origin,
                 format!(
                     "priority {} is out of range: expected 1-65535 (smaller wins)",
-                    p.get_ref()
+                    p.value
                 ),
             );
             1
@@ -380,10 +300,10 @@ fn compile_rule(
         icmp_code,
         remote,
         local,
-        action: r.action.as_ref().map_or(Action::Allow, |a| a.get_ref().0),
+        action: r.action,
         priority,
         description: r.description.clone(),
-        line: cx.line_of(&spanned.span()),
+        origin: r.origin.clone(),
         ports_zero,
     })
 }
@@ -392,64 +312,75 @@ fn port_field(
     cx: &mut Ctx,
     proto: ProtoMatch,
     key: &str,
-    v: &Option<Spanned<RawPorts>>,
+    v: &Option<At<Vec<PortRange>>>,
 ) -> PortSet {
     let Some(v) = v else { return PortSet::all() };
-    let p = v.get_ref();
-    if !proto.has_ports() && !p.all_form && !p.set.is_all() {
+    if v.value.is_empty() {
         cx.err(
-            Some(v.span()),
+            &v.origin,
+            format!("an empty port list matches nothing: leave `{key}` out for all ports"),
+        );
+        return PortSet::all();
+    }
+    let set = PortSet::from_ranges(v.value.clone());
+    if !proto.has_ports() && !set.is_all() {
+        cx.err(
+            &v.origin,
             format!(
                 "`{key} = {}` on protocol {proto}, which has no ports: ports apply to tcp and udp only (use \"-1/-1\" or leave `{key}` out)",
-                &cx.text[v.span()]
+                written_ports(&v.value)
             ),
         );
         return PortSet::all();
     }
-    p.set.clone()
+    set
 }
 
-fn icmp_field(cx: &mut Ctx, proto: ProtoMatch, key: &str, v: &Option<Spanned<i64>>) -> Option<u8> {
+/// Ports as the policy file writes them: `"80"`, or `["80", "8000-8010"]`.
+fn written_ports(ranges: &[PortRange]) -> String {
+    let quoted: Vec<String> = ranges.iter().map(|r| format!("\"{r}\"")).collect();
+    match quoted.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", quoted.join(", ")),
+    }
+}
+
+fn icmp_field(cx: &mut Ctx, proto: ProtoMatch, key: &str, v: &Option<At<i64>>) -> Option<u8> {
     let v = v.as_ref()?;
-    let n = *v.get_ref();
-    if !(-1..=255).contains(&n) {
+    let n = v.value;
+    if !(0..=255).contains(&n) {
         cx.err(
-            Some(v.span()),
+            &v.origin,
             format!("`{key} = {n}` is out of range: expected 0-255, or -1 for any"),
         );
         return None;
     }
     if !proto.is_icmp() {
-        if n != -1 {
-            cx.err(
-                Some(v.span()),
-                format!("`{key}` on protocol {proto}: it applies to icmp and icmpv6 only"),
-            );
-        }
+        cx.err(
+            &v.origin,
+            format!("`{key}` on protocol {proto}: it applies to icmp and icmpv6 only"),
+        );
         return None;
     }
-    (n >= 0).then_some(n as u8)
+    Some(n as u8)
 }
 
-fn resolve_remotes(cx: &mut Ctx, names: &Names, list: &Spanned<AddrList>) -> Vec<Remote> {
+fn resolve_remotes(cx: &mut Ctx, names: &Names, list: &[At<model::Remote>]) -> Vec<Remote> {
     let mut out = Vec::new();
-    for (s, span) in &list.get_ref().0 {
-        let span = span.clone().unwrap_or_else(|| list.span());
-        let t = s.trim();
-        if t.starts_with("sg-") {
-            match names.sg.get(t) {
+    for r in list {
+        match &r.value {
+            model::Remote::Sg(name) => match names.sg.get(name) {
                 Some(&id) => out.push(Remote::Sg(id)),
-                None => cx.err(Some(span), unknown("security group", t, names.sg.keys())),
-            }
-        } else if t.starts_with("pl-") {
-            match names.pl.get(t) {
+                None => cx.err(&r.origin, unknown("security group", name, names.sg.keys())),
+            },
+            model::Remote::PrefixList(name) => match names.pl.get(name) {
                 Some(&id) => out.push(Remote::PrefixList(id)),
-                None => cx.err(Some(span), unknown("prefix list", t, names.pl.keys())),
-            }
-        } else {
-            match parse_net(t) {
-                Ok(n) => out.push(Remote::Net(n)),
-                Err(m) => cx.err(Some(span), m),
+                None => cx.err(&r.origin, unknown("prefix list", name, names.pl.keys())),
+            },
+            model::Remote::Net(n) => {
+                if let Some(n) = network_at(cx, *n, &r.origin) {
+                    out.push(Remote::Net(n));
+                }
             }
         }
     }
@@ -472,24 +403,6 @@ fn unknown<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>) 
     format!("unknown {kind} `{name}` ({list})")
 }
 
-/// An address (a host block) or a CIDR whose host bits are zero.
-pub(super) fn parse_net(s: &str) -> Result<IpNet, String> {
-    let t = s.trim();
-    if let Ok(a) = t.parse::<IpAddr>() {
-        return Ok(IpNet::from(a));
-    }
-    match t.parse::<IpNet>() {
-        Ok(n) if n.trunc() == n => Ok(n),
-        Ok(n) => Err(format!(
-            "`{t}` has host bits set: did you mean {}? (a CIDR names its network address)",
-            n.trunc()
-        )),
-        Err(_) => Err(format!(
-            "`{t}` is not an address or CIDR: expected e.g. 10.0.0.5, 10.0.0.0/16, 2001:db8::/32, or an sg-…/pl-… name"
-        )),
-    }
-}
-
 fn intra_rule(sg: SgId, direction: Direction) -> Rule {
     Rule {
         sg,
@@ -505,37 +418,30 @@ fn intra_rule(sg: SgId, direction: Direction) -> Rule {
         action: Action::Allow,
         priority: 0,
         description: Some("implicit: members of this group reach each other".into()),
-        line: 0,
+        origin: Origin::None,
         ports_zero: false,
     }
 }
 
-/// An interface's address block with where it is written: (zone, first, last, interface, block, span).
-type Block<'a> = (
-    Option<ZoneId>,
-    AddrKey,
-    AddrKey,
-    IfaceId,
-    IpNet,
-    &'a Range<usize>,
-);
+/// An interface's address block with where it is written: (zone, first, last, interface, block, origin).
+type Block<'a> = (Option<ZoneId>, AddrKey, AddrKey, IfaceId, IpNet, &'a Origin);
 
 fn address_index(
     cx: &mut Ctx,
     interfaces: &[Interface],
-    spans: &[(IfaceId, IpNet, Range<usize>)],
+    written: &[(IfaceId, IpNet, &Origin)],
 ) -> AddressIndex {
     let mut idx = AddressIndex::default();
-    let mut blocks: Vec<Block> = spans
+    let mut blocks: Vec<Block> = written
         .iter()
-        .map(|(id, n, span)| {
-            let (lo, hi) = net_bounds(n);
-            (interfaces[*id as usize].zone, lo, hi, *id, *n, span)
+        .map(|&(id, n, origin)| {
+            let (lo, hi) = net_bounds(&n);
+            (interfaces[id as usize].zone, lo, hi, id, n, origin)
         })
         .collect();
     blocks.sort_by_key(|b| (b.0, b.1, b.2));
     let mut reach: Option<(Option<ZoneId>, AddrKey, IfaceId)> = None;
-    for &(zone, lo, hi, id, _, span) in &blocks {
+    for &(zone, lo, hi, id, _, origin) in &blocks {
         if let Some((z, end, owner)) = reach {
             if z == zone && lo <= end {
                 let other = &interfaces[owner as usize].name;
@@ -547,7 +453,7 @@ fn address_index(
                         zone.map(|z| format!(" in zone {}", zone_name(z))).unwrap_or_default()
                     )
                 };
-                cx.err(Some(span.clone()), msg);
+                cx.err(origin, msg);
             }
         }
         if reach.is_none_or(|(z, end, _)| z != zone || hi > end) {

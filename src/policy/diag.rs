@@ -1,87 +1,71 @@
-//! Errors in a policy file, positioned as `file:line:column` with the line quoted.
+//! Errors in a policy, each at its [`Origin`]: `file:line:column` with the
+//! line quoted for a TOML file, `file:$.json.path` for an imported one.
 
 use std::fmt;
-use std::ops::Range;
 
-/// One problem in a policy file.
+use super::model::Origin;
+
+/// One problem in a policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub file: String,
-    /// 1-based; 0 when the problem has no position.
+    pub origin: Origin,
+    /// The origin's 1-based line in a TOML file; 0 when it has none.
     pub line: usize,
-    /// 1-based, in characters.
+    /// The origin's 1-based column in a TOML file, in characters; 0 when it
+    /// has none.
     pub column: usize,
     pub message: String,
-    /// The offending source line and the width of the marked part.
-    snippet: Option<(String, usize)>,
+    /// The source line a TOML origin points into, quoted under the message.
+    quoted: Option<String>,
 }
 
 impl Diagnostic {
-    /// Positions `message` at byte range `span` of `text`.
-    pub(crate) fn at(
-        file: &str,
-        text: &str,
-        span: Option<Range<usize>>,
-        message: String,
-    ) -> Diagnostic {
-        let Some(span) = span else {
-            return Diagnostic {
-                file: file.to_string(),
-                line: 0,
-                column: 0,
-                message,
-                snippet: None,
-            };
-        };
-        let start = floor_char_boundary(text, span.start.min(text.len()));
-        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-        let line = text[..start].matches('\n').count() + 1;
-        let column = text[line_start..start].chars().count() + 1;
-        let end = floor_char_boundary(text, span.end.clamp(start, line_end));
-        let width = text[start..end].chars().count().max(1);
-        let src_line = text[line_start..line_end]
-            .trim_end_matches('\r')
-            .to_string();
+    pub fn new(origin: Origin, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
-            file: file.to_string(),
-            line,
-            column,
-            message,
-            snippet: Some((src_line, width)),
+            line: origin.line() as usize,
+            column: origin.column() as usize,
+            origin,
+            message: message.into(),
+            quoted: None,
         }
     }
-}
 
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
+    /// The file, when the origin names one.
+    pub fn file(&self) -> Option<&str> {
+        self.origin.file()
     }
-    i
+
+    /// Quotes the line of `text` (the TOML file the origin names) that the
+    /// problem is on.
+    pub(crate) fn quoting(mut self, text: &str) -> Diagnostic {
+        if let Some(l) = self.line.checked_sub(1) {
+            self.quoted = text
+                .split('\n')
+                .nth(l)
+                .map(|s| s.trim_end_matches('\r').to_string());
+        }
+        self
+    }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            return write!(f, "{}: {}", self.file, self.message);
+        if self.origin == Origin::None {
+            return f.write_str(&self.message);
         }
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )?;
-        if let Some((src, width)) = &self.snippet {
+        write!(f, "{}: {}", self.origin, self.message)?;
+        if let (Some(src), Origin::Toml { column, width, .. }) = (&self.quoted, &self.origin) {
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());
             let indent: String = src
                 .chars()
-                .take(self.column - 1)
+                .take(*column as usize - 1)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             write!(
                 f,
                 "\n{pad} |\n{num} | {src}\n{pad} | {indent}{}",
-                "^".repeat(*width)
+                "^".repeat(*width as usize)
             )?;
         }
         Ok(())
@@ -106,6 +90,16 @@ impl PolicyError {
         match self {
             PolicyError::Invalid(d) => d,
             PolicyError::Io { .. } => &[],
+        }
+    }
+
+    /// Quotes the source lines of the TOML file `text` under its problems.
+    pub(crate) fn quoting(self, text: &str) -> PolicyError {
+        match self {
+            PolicyError::Invalid(d) => {
+                PolicyError::Invalid(d.into_iter().map(|d| d.quoting(text)).collect())
+            }
+            io => io,
         }
     }
 }
@@ -133,20 +127,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn positions_in_characters() {
-        let text = "a = 1\nbé = \"x\"\n";
-        let start = text.find("\"x\"").unwrap();
-        let d = Diagnostic::at("f.toml", text, Some(start..start + 3), "bad".into());
-        assert_eq!((d.line, d.column), (2, 6));
-        let shown = d.to_string();
-        assert!(shown.starts_with("f.toml:2:6: bad"), "{shown}");
-        assert!(shown.contains("2 | bé = \"x\""), "{shown}");
-        assert!(shown.ends_with("|      ^^^"), "{shown}");
-    }
-
-    #[test]
-    fn span_past_end_is_clamped() {
-        let d = Diagnostic::at("f", "x", Some(5..9), "m".into());
-        assert_eq!(d.line, 1);
+    fn json_origins_name_the_file_and_path() {
+        let d = Diagnostic::new(
+            Origin::json("sgs.json", "$.SecurityGroups[3].IpPermissions[0]"),
+            "bad",
+        );
+        assert_eq!(
+            d.to_string(),
+            "sgs.json:$.SecurityGroups[3].IpPermissions[0]: bad"
+        );
+        assert_eq!((d.line, d.column, d.file()), (0, 0, Some("sgs.json")));
+        assert_eq!(Diagnostic::new(Origin::None, "m").to_string(), "m");
     }
 }

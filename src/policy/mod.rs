@@ -1,11 +1,18 @@
-//! Security-group policy: the TOML format (SPEC §1), its compiled immutable
-//! form, and the linear reference evaluator of SPEC §2 steps 3-4.
+//! Security-group policy: the policy model, the TOML format (SPEC §1) that
+//! reads into it, its compiled immutable form, and the linear reference
+//! evaluator of SPEC §2 steps 3-4.
 //!
-//! [`Policy::from_toml`] parses and validates a policy file strictly (unknown
-//! keys, bad values and dangling references are errors naming file:line:column)
-//! and compiles it: every interface's address, every SG's members, prefix lists
-//! and SG references resolved, and each interface's ingress and egress rules in
+//! A policy is first a [`Model`]: plain data, each value with the
+//! [`Origin`] it was read from (a TOML line and column, a JSON path).
+//! [`Model::from_toml`] reads a policy file into one strictly (unknown keys
+//! and malformed values are errors naming file:line:column); the cloud
+//! importers build one from the clouds' JSON. [`Policy::compile`] checks a
+//! model (dangling references, ports on protocols without ports, ranges,
+//! overlapping addresses, …), every problem at its origin, and compiles it:
+//! every interface's address, every SG's members, prefix lists and SG
+//! references resolved, and each interface's ingress and egress rules in
 //! decision order. The result never changes; live modes swap in a new one.
+//! [`Policy::from_toml`] and [`Policy::load`] do both steps for a file.
 //!
 //! [`Policy::evaluate`] is the oracle: a plain scan that the fast classifier is
 //! tested against, and the engine of `sgplane explain`.
@@ -14,7 +21,8 @@ pub mod check;
 mod compile;
 mod diag;
 pub mod explain;
-mod raw;
+mod file;
+pub mod model;
 pub mod reference;
 pub mod types;
 
@@ -29,6 +37,7 @@ use std::path::Path;
 use ipnet::IpNet;
 
 pub use diag::{Diagnostic, PolicyError};
+pub use model::{Model, Origin};
 pub use reference::{Decision, Evaluation};
 pub use types::*;
 
@@ -185,8 +194,8 @@ pub struct Rule {
     /// 0 for intra-group rules, else 1-65535.
     pub priority: u16,
     pub description: Option<String>,
-    /// Line in the policy file (0 for implicit rules).
-    pub line: u32,
+    /// Where the rule was written (none for implicit rules).
+    pub origin: Origin,
     /// Written with port 0 alone, which `check` warns about.
     pub ports_zero: bool,
 }
@@ -283,26 +292,28 @@ impl AddressIndex {
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Where it came from (file name), for messages.
-    pub source: String,
-    pub settings: Settings,
-    pub conntrack: ConntrackSettings,
-    pub prefix_lists: Vec<PrefixList>,
-    pub security_groups: Vec<SecurityGroup>,
-    pub rules: Vec<Rule>,
-    pub interfaces: Vec<Interface>,
-    pub policy_sets: Vec<PolicySet>,
+    source: String,
+    settings: Settings,
+    conntrack: ConntrackSettings,
+    prefix_lists: Vec<PrefixList>,
+    security_groups: Vec<SecurityGroup>,
+    rules: Vec<Rule>,
+    interfaces: Vec<Interface>,
+    policy_sets: Vec<PolicySet>,
     index: AddressIndex,
     sg_by_name: HashMap<String, SgId>,
     iface_by_name: HashMap<String, IfaceId>,
 }
 
 impl Policy {
-    /// Parses, validates and compiles a policy; `source` names it in errors.
+    /// Reads, checks and compiles a policy file's text; `source` names it
+    /// in messages.
     pub fn from_toml(text: &str, source: &str) -> Result<Policy, PolicyError> {
-        compile::compile(text, source)
+        let model = Model::from_toml(text, source)?;
+        Self::compile(&model).map_err(|e| e.quoting(text))
     }
 
-    /// Reads and compiles a policy file.
+    /// Reads, checks and compiles a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Io {
             path: path.display().to_string(),
@@ -311,10 +322,62 @@ impl Policy {
         Self::from_toml(&text, &path.display().to_string())
     }
 
+    /// Checks a policy model and compiles it. Every problem is reported, each
+    /// at the origin of what it is about (the model's source when that has none).
+    pub fn compile(model: &Model) -> Result<Policy, PolicyError> {
+        compile::compile(model)
+    }
+
     /// The policy built into the binary from `config/default.toml`.
     pub fn builtin() -> Policy {
         Self::from_toml(DEFAULT_POLICY_TOML, DEFAULT_POLICY_NAME)
             .expect("config/default.toml is checked by the test suite")
+    }
+
+    /// Where the policy came from (a file name), for messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn conntrack(&self) -> &ConntrackSettings {
+        &self.conntrack
+    }
+
+    /// Every prefix list, indexed by [`PrefixListId`].
+    pub fn prefix_lists(&self) -> &[PrefixList] {
+        &self.prefix_lists
+    }
+
+    /// Every security group, indexed by [`SgId`], in file order.
+    pub fn security_groups(&self) -> &[SecurityGroup] {
+        &self.security_groups
+    }
+
+    /// Every rule, explicit and implicit, indexed by [`RuleId`].
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Every interface, indexed by [`IfaceId`], in file order.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// The distinct SG lists of the interfaces, each with its merged rules.
+    pub fn policy_sets(&self) -> &[PolicySet] {
+        &self.policy_sets
+    }
+
+    pub fn security_group(&self, id: SgId) -> &SecurityGroup {
+        &self.security_groups[id as usize]
+    }
+
+    pub fn prefix_list(&self, id: PrefixListId) -> &PrefixList {
+        &self.prefix_lists[id as usize]
     }
 
     /// The interface that owns `addr` as seen from `zone` (a zoned interface
@@ -402,6 +465,13 @@ impl fmt::Display for RuleName<'_> {
             Some(i) => write!(f, "{sg}/{}/{i}", r.direction),
             None => write!(f, "{sg}/intra_group"),
         }
+    }
+}
+
+impl Rule {
+    /// The rule's line in a TOML policy file; 0 when it has none.
+    pub fn line(&self) -> u32 {
+        self.origin.line()
     }
 }
 

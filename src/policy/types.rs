@@ -1,10 +1,13 @@
 //! The value types of a policy: protocols, port sets, actions, directions and
-//! the flow a decision is made for. Each parses from the policy file's text
-//! forms with an error that says what is allowed.
+//! the flow a decision is made for. Each parses from its canonical text form
+//! with an error that says what is allowed; the aliases of a dialect (the
+//! TOML file's `accept`, `-1`, `80/90`, …) are read by that dialect's reader.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+
+use ipnet::IpNet;
 
 pub use crate::base::{
     parse_zone, zone_name, Direction, IpProto, ProtoName, Reason, Verdict, ZoneId, ZoneName,
@@ -48,18 +51,23 @@ impl fmt::Display for ProtoMatch {
     }
 }
 
-impl FromStr for ProtoMatch {
-    type Err = String;
+/// A protocol that is neither `all`, a known name nor a number 0-255.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol `{0}`: expected tcp, udp, icmp, icmpv6, all or a number 0-255")]
+pub struct UnknownProtoMatch(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "all" | "-1" | "any" => Ok(ProtoMatch::Any),
-            _ => s.parse::<IpProto>().map(ProtoMatch::Is).map_err(|_| {
-                format!(
-                    "unknown protocol `{s}`: expected tcp, udp, icmp, icmpv6, all (or -1) or a number 0-255"
-                )
-            }),
+impl FromStr for ProtoMatch {
+    type Err = UnknownProtoMatch;
+
+    /// `all`, or what [`IpProto`] parses. Dialects' other spellings of
+    /// "every protocol" (`-1`, `any`) are their readers' business.
+    fn from_str(s: &str) -> Result<Self, UnknownProtoMatch> {
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(ProtoMatch::Any);
         }
+        s.parse::<IpProto>()
+            .map(ProtoMatch::Is)
+            .map_err(|_| UnknownProtoMatch(s.to_string()))
     }
 }
 
@@ -91,34 +99,40 @@ impl fmt::Display for PortRange {
     }
 }
 
-impl FromStr for PortRange {
-    type Err = String;
+/// A port or port range that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("bad port `{port}` in `{text}`: a port is a number 0-65535, a range is written 80-90")]
+    BadPort { port: String, text: String },
+    #[error("port range `{text}` ends before it starts ({lo} > {hi})")]
+    Reversed { text: String, lo: u16, hi: u16 },
+}
 
-    /// `80`, `80-90`, `80/90` (Alibaba), `-1/-1` or `-1` (all ports).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        if t == "-1/-1" || t == "-1" {
-            return Ok(PortRange::ALL);
-        }
-        let port = |p: &str| -> Result<u16, String> {
-            p.trim().parse::<u16>().map_err(|_| {
-                format!(
-                    "bad port `{}` in `{s}`: a port is a number 0-65535; ranges are written 80-90 or 80/90, all ports -1/-1",
-                    p.trim()
-                )
+impl FromStr for PortRange {
+    type Err = PortError;
+
+    /// `80` or `80-90`. Dialects' forms (`80/90`, `-1/-1` for all) are their
+    /// readers' business.
+    fn from_str(s: &str) -> Result<Self, PortError> {
+        let port = |p: &str| -> Result<u16, PortError> {
+            p.parse::<u16>().map_err(|_| PortError::BadPort {
+                port: p.to_string(),
+                text: s.to_string(),
             })
         };
-        let (lo, hi) = match t.split_once(['-', '/']) {
-            Some((a, b)) if !a.trim().is_empty() => (port(a)?, port(b)?),
-            _ => {
-                let p = port(t)?;
+        let (lo, hi) = match s.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => {
+                let p = port(s)?;
                 (p, p)
             }
         };
         if lo > hi {
-            return Err(format!(
-                "port range `{s}` ends before it starts ({lo} > {hi})"
-            ));
+            return Err(PortError::Reversed {
+                text: s.to_string(),
+                lo,
+                hi,
+            });
         }
         Ok(PortRange { lo, hi })
     }
@@ -200,6 +214,19 @@ impl fmt::Display for PortSet {
     }
 }
 
+impl FromStr for PortSet {
+    type Err = PortError;
+
+    /// Port ranges separated by commas, e.g. `80,443,8000-8010`.
+    fn from_str(s: &str) -> Result<Self, PortError> {
+        let ranges = s
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<PortRange>, PortError>>()?;
+        Ok(PortSet::from_ranges(ranges))
+    }
+}
+
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
@@ -223,18 +250,37 @@ impl fmt::Display for Action {
     }
 }
 
-impl FromStr for Action {
-    type Err = String;
+/// An action that is neither `allow` nor `deny`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action `{0}`: expected allow or deny")]
+pub struct UnknownAction(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "allow" | "accept" => Ok(Action::Allow),
-            "deny" | "drop" => Ok(Action::Deny),
-            _ => Err(format!(
-                "unknown action `{s}`: expected allow (or accept) or deny (or drop)"
-            )),
+impl FromStr for Action {
+    type Err = UnknownAction;
+
+    /// `allow` or `deny`. Dialects' aliases (`accept`, `drop`) are their
+    /// readers' business.
+    fn from_str(s: &str) -> Result<Self, UnknownAction> {
+        match s {
+            "allow" => Ok(Action::Allow),
+            "deny" => Ok(Action::Deny),
+            _ => Err(UnknownAction(s.to_string())),
         }
     }
+}
+
+/// Text that is neither an address nor a CIDR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an address or CIDR: expected e.g. 10.0.0.5, 10.0.0.0/16, 2001:db8::/32, or an sg-…/pl-… name")]
+pub struct NotAnAddress(pub String);
+
+/// An address (as a host block) or a CIDR. Host bits may be set: whether
+/// that is allowed is the policy checks' business, not the syntax's.
+pub fn parse_net(s: &str) -> Result<IpNet, NotAnAddress> {
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Ok(IpNet::from(a));
+    }
+    s.parse::<IpNet>().map_err(|_| NotAnAddress(s.to_string()))
 }
 
 /// The first packet of a new flow, as the rules see it.
@@ -323,26 +369,23 @@ mod tests {
             "80-90".parse::<PortRange>(),
             Ok(PortRange { lo: 80, hi: 90 })
         );
-        assert_eq!(
-            "80/90".parse::<PortRange>(),
-            Ok(PortRange { lo: 80, hi: 90 })
-        );
-        assert_eq!(
-            "1/65535".parse::<PortRange>(),
-            Ok(PortRange { lo: 1, hi: 65535 })
-        );
-        assert_eq!("-1/-1".parse::<PortRange>(), Ok(PortRange::ALL));
+        assert_eq!("0-65535".parse::<PortRange>(), Ok(PortRange::ALL));
         assert!("90-80"
             .parse::<PortRange>()
             .unwrap_err()
+            .to_string()
             .contains("ends before"));
         assert!("65536"
             .parse::<PortRange>()
             .unwrap_err()
+            .to_string()
             .contains("0-65535"));
-        assert!("http".parse::<PortRange>().is_err());
-        assert!("-5".parse::<PortRange>().is_err());
-        assert!("80-".parse::<PortRange>().is_err());
+        // The Alibaba and AWS forms belong to the readers of those dialects.
+        for other in ["http", "-5", "80-", "80/90", "-1/-1", " 80"] {
+            assert!(other.parse::<PortRange>().is_err(), "{other}");
+        }
+        let set: PortSet = "443,80,8000-8010".parse().unwrap();
+        assert_eq!(set.to_string(), "80,443,8000-8010");
     }
 
     #[test]
@@ -365,14 +408,22 @@ mod tests {
             "TCP".parse::<ProtoMatch>(),
             Ok(ProtoMatch::Is(IpProto::TCP))
         );
-        assert_eq!("-1".parse::<ProtoMatch>(), Ok(ProtoMatch::Any));
         assert_eq!("all".parse::<ProtoMatch>(), Ok(ProtoMatch::Any));
         assert_eq!("47".parse::<ProtoMatch>(), Ok(ProtoMatch::Is(IpProto(47))));
         assert!("256".parse::<ProtoMatch>().is_err());
+        assert!("-1".parse::<ProtoMatch>().is_err());
         assert!("tcpp"
             .parse::<ProtoMatch>()
             .unwrap_err()
+            .to_string()
             .contains("expected tcp"));
         assert_eq!(IpProto(47).to_string(), "47");
+    }
+
+    #[test]
+    fn actions() {
+        assert_eq!("allow".parse::<Action>(), Ok(Action::Allow));
+        assert_eq!("deny".parse::<Action>(), Ok(Action::Deny));
+        assert!("accept".parse::<Action>().is_err());
     }
 }

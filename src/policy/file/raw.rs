@@ -1,6 +1,8 @@
 //! The policy file as written: serde structs that mirror the TOML, keep the
 //! source position of every value that a later check may complain about, and
-//! reject unknown keys. Turning this into a [`super::Policy`] is `compile.rs`'s job.
+//! reject unknown keys. Values with a spelling of their own (actions,
+//! protocols, ports) are read here through [`dialect`]; the rest of the
+//! reading is `file/mod.rs`'s.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -10,7 +12,8 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::types::{Action, PortRange, PortSet, ProtoMatch};
+use super::dialect;
+use crate::policy::types::{Action, PortRange, ProtoMatch};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +65,7 @@ pub struct RawSecurityGroup {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
-    pub proto: Spanned<ProtoMatch>,
+    pub proto: Spanned<RawProto>,
     pub ports: Option<Spanned<RawPorts>>,
     pub icmp_type: Option<Spanned<i64>>,
     pub icmp_code: Option<Spanned<i64>>,
@@ -115,124 +118,70 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     }
 }
 
-/// `allow`/`accept` or `deny`/`drop`.
+/// An action as the file spells it (see [`dialect::action`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawAction(pub Action);
 
 impl<'de> Deserialize<'de> for RawAction {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<Action>()
+        dialect::action(&s)
             .map(RawAction)
             .map_err(de::Error::custom)
     }
 }
 
-impl<'de> Deserialize<'de> for ProtoMatch {
+/// A protocol as the file spells it: a name, `all`/`-1`, or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawProto(pub ProtoMatch);
+
+impl<'de> Deserialize<'de> for RawProto {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct ProtoVisitor;
         impl Visitor<'_> for ProtoVisitor {
-            type Value = ProtoMatch;
+            type Value = RawProto;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a protocol: tcp, udp, icmp, icmpv6, all (or -1) or a number 0-255")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ProtoMatch, E> {
-                v.parse().map_err(E::custom)
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawProto, E> {
+                dialect::proto(v).map(RawProto).map_err(E::custom)
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ProtoMatch, E> {
-                match v {
-                    -1 => Ok(ProtoMatch::Any),
-                    0..=255 => Ok(ProtoMatch::Is(super::types::IpProto(v as u8))),
-                    _ => Err(E::custom(format!(
-                        "protocol number {v} is out of range: expected 0-255, or -1 for all"
-                    ))),
-                }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawProto, E> {
+                dialect::proto_number(v).map(RawProto).map_err(E::custom)
             }
         }
         d.deserialize_any(ProtoVisitor)
     }
 }
 
-/// Ports as written: `"80"`, `80`, `"80-90"`, `"80/90"`, `"-1/-1"`, `"80,443"`, or a list.
+/// Ports as written: `"80"`, `80`, `"80-90"`, `"80/90"`, `"-1/-1"`,
+/// `"80,443"`, or a list of these; each range as written, never none.
 #[derive(Debug, Clone)]
-pub struct RawPorts {
-    pub set: PortSet,
-    /// Some entry was written as port 0 alone (`check` warns).
-    pub has_zero: bool,
-    /// Written as `-1/-1` (the one form allowed on protocols without ports).
-    pub all_form: bool,
-}
+pub struct RawPorts(pub Vec<PortRange>);
 
 impl<'de> Deserialize<'de> for RawPorts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct PortsVisitor;
-        fn one(
-            s: &str,
-            out: &mut Vec<PortRange>,
-            zero: &mut bool,
-            all: &mut bool,
-        ) -> Result<(), String> {
-            for part in s.split(',') {
-                let t = part.trim();
-                let r: PortRange = t.parse()?;
-                *zero |= r == PortRange { lo: 0, hi: 0 };
-                *all &= t == "-1/-1" || t == "-1";
-                out.push(r);
-            }
-            Ok(())
-        }
-        fn int(
-            v: i64,
-            out: &mut Vec<PortRange>,
-            zero: &mut bool,
-            all: &mut bool,
-        ) -> Result<(), String> {
-            match v {
-                -1 => {
-                    out.push(PortRange::ALL);
-                    Ok(())
-                }
-                0..=65535 => {
-                    *zero |= v == 0;
-                    *all = false;
-                    out.push(PortRange {
-                        lo: v as u16,
-                        hi: v as u16,
-                    });
-                    Ok(())
-                }
-                _ => Err(format!("port {v} is out of range: a port is 0-65535")),
-            }
-        }
         impl<'de> Visitor<'de> for PortsVisitor {
             type Value = RawPorts;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("ports: \"80\", \"80-90\", \"80/90\", \"-1/-1\" or a list of these")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPorts, E> {
-                let (mut out, mut zero, mut all) = (Vec::new(), false, true);
-                one(v, &mut out, &mut zero, &mut all).map_err(E::custom)?;
-                Ok(RawPorts {
-                    set: PortSet::from_ranges(out),
-                    has_zero: zero,
-                    all_form: all,
-                })
+                let mut out = Vec::new();
+                dialect::port_list(v, &mut out).map_err(E::custom)?;
+                Ok(RawPorts(out))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPorts, E> {
-                let (mut out, mut zero, mut all) = (Vec::new(), false, true);
-                int(v, &mut out, &mut zero, &mut all).map_err(E::custom)?;
-                Ok(RawPorts {
-                    set: PortSet::from_ranges(out),
-                    has_zero: zero,
-                    all_form: all,
-                })
+                let r = dialect::port_number(v).map_err(E::custom)?;
+                Ok(RawPorts(vec![r]))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawPorts, A::Error> {
-                let (mut out, mut zero, mut all) = (Vec::new(), false, true);
+                let mut out = Vec::new();
                 while let Some(item) = seq.next_element::<PortItem>()? {
                     match item {
-                        PortItem::Str(s) => one(&s, &mut out, &mut zero, &mut all),
-                        PortItem::Int(i) => int(i, &mut out, &mut zero, &mut all),
+                        PortItem::Str(s) => dialect::port_list(&s, &mut out),
+                        PortItem::Int(i) => dialect::port_number(i).map(|r| out.push(r)),
                     }
                     .map_err(de::Error::custom)?;
                 }
@@ -241,11 +190,7 @@ impl<'de> Deserialize<'de> for RawPorts {
                         "an empty port list matches nothing: leave `ports` out for all ports",
                     ));
                 }
-                Ok(RawPorts {
-                    set: PortSet::from_ranges(out),
-                    has_zero: zero,
-                    all_form: all,
-                })
+                Ok(RawPorts(out))
             }
         }
         d.deserialize_any(PortsVisitor)
