@@ -35,14 +35,14 @@
 //!   (on loopback all the way to a receiver with UDP GRO). That is what
 //!   makes the returns cheap: through a raw socket every return crosses the
 //!   stack alone. The raw socket (`IPPROTO_RAW`, `sendmmsg`) still sends
-//!   the frames as they stand where no UDP socket can be had — the port is
+//!   the returns where no UDP socket can be had — the port is
 //!   taken on this host or is the listening port, the worker holds its
 //!   most sockets ([`Tuning::return_sockets`]), the kernel refused a send —
 //!   and everything with [`Tuning::udp_returns`] off. Both ways send the
 //!   same packet: a UDP socket gets the payload as received, the raw socket
 //!   the outer headers written at send time followed by the payload, from
-//!   the batch where it lies. The returns are the worker's
-//!   [`FrameSink`](crate::io::FrameSink).
+//!   the batch where it lies ([`OuterEnds::emit_return`]). The returns are
+//!   the worker's [`FrameSink`].
 //! - Every packet goes back with its own GENEVE header, byte for byte: that
 //!   is the header last received for its flow, so a new cookie is reflected
 //!   at once, and no per-flow header needs keeping.
