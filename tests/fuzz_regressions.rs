@@ -185,6 +185,14 @@ fn geneve_checks_accept_gwlb_headers() {
     };
     check_geneve_roundtrip(0xff_ffff, ether_type::IPV4, &[odd.clone(), odd], b"");
     check_geneve_roundtrip(0x100_0000, 0, &[], b"");
+    // A datagram as GWLB sends it, whole and cut: as a payload it parses
+    // as the packet that carried it.
+    let inner = build::tcp(ip("10.0.0.1"), ip("10.0.0.2"), 1, 443, 0x02, 0, 0, b"x");
+    let outer = build::geneve_wrap(ip("192.0.2.1"), ip("192.0.2.2"), 9, &inner, &options);
+    let payload = &outer[14 + 20 + 8..];
+    for cut in 0..=payload.len() {
+        check_geneve(&payload[..cut]);
+    }
 }
 
 fn pcap(records: &[&[u8]]) -> Vec<u8> {

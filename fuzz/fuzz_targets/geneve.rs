@@ -1,5 +1,6 @@
 //! Any bytes as a GENEVE header and payload: `new_checked` never panics and
-//! an accepted header loses no byte (`invariants::check_geneve`). The same
+//! an accepted header loses no byte, and as a received UDP payload they
+//! parse as the packet that carried them (`invariants::check_geneve`). The same
 //! bytes, read as a list of valid options, round-trip through `emit`
 //! (`invariants::check_geneve_roundtrip`).
 #![no_main]

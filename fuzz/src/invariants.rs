@@ -11,10 +11,11 @@ use std::net::IpAddr;
 use sgplane::engine::{Engine, Input, Judgement};
 use sgplane::io::capture::CaptureReader;
 use sgplane::policy::{Direction, Flow, IpProto, Policy, Reason, Verdict};
-use sgplane::wire::ethernet::ether_type;
+use sgplane::wire::ethernet::{self, ether_type};
 use sgplane::wire::geneve::{self, GeneveError, GenevePacket};
 use sgplane::wire::packet::{
-    is_icmp_error, parse, Fragment, Frame, IpPacket, LinkType, ParseOptions, L4,
+    is_icmp_error, parse, parse_geneve, Fragment, Frame, IpPacket, LinkType, OuterEnds,
+    ParseOptions, Tunnel, L4,
 };
 
 /// Every link type the parser knows, in the order the `parse` target's first
@@ -310,10 +311,69 @@ fn check_tunnel(
 
 // ---------------------------------------------------------------- geneve
 
+/// The bytes as the UDP payload of a datagram a socket received, its outer
+/// ends given beside it (`parse_geneve`, the GWLB appliance's way in),
+/// parse as the whole packet that carried them does, in both GENEVE modes
+/// and over both outer families: the same packet or the same error, the
+/// offsets counted from the payload and no outer IP offset.
+pub fn check_geneve_payload(data: &[u8]) {
+    // What one IPv4 packet carries.
+    if data.len() > 60_000 {
+        return;
+    }
+    let ends = [
+        ("192.0.2.1:33000", "192.0.2.2:6081"),
+        ("[2001:db8::1]:33000", "[2001:db8::2]:16081"),
+    ];
+    for (peer, local) in ends {
+        let outer = OuterEnds {
+            peer: peer.parse().unwrap(),
+            local: local.parse().unwrap(),
+        };
+        // The packet as it was on the wire (to port 6081: it decapsulates there).
+        let frame = sgplane::wire::build::udp(
+            outer.peer.ip(),
+            outer.local.ip(),
+            outer.peer.port(),
+            geneve::UDP_PORT,
+            data,
+        );
+        let packet = &frame[ethernet::HEADER_LEN..];
+        let headers = (packet.len() - data.len()) as u32;
+        for gwlb_strict in [false, true] {
+            let opts = ParseOptions {
+                decap_geneve: true,
+                gwlb_strict,
+            };
+            let got = parse_geneve(data, &outer, opts);
+            let whole = parse(LinkType::RawIp, packet, packet.len(), opts);
+            let whole = whole.map(|f| match f {
+                Frame::Ip(p) => {
+                    let t = p.tunnel.expect("port 6081 decapsulates");
+                    assert_eq!(t.outer_ip_offset, Some(0), "{t:?}");
+                    Frame::Ip(IpPacket {
+                        l4_offset: p.l4_offset - headers,
+                        tunnel: Some(Tunnel {
+                            outer_ip_offset: None,
+                            geneve_offset: t.geneve_offset - headers,
+                            inner_offset: t.inner_offset - headers,
+                            ..t
+                        }),
+                        ..p
+                    })
+                }
+                other => other,
+            });
+            assert_eq!(got, whole, "as a payload and whole, {opts:?} over {peer}");
+        }
+    }
+}
+
 /// `GenevePacket::new_checked` never panics; an accepted header's option walk
 /// covers the option area exactly, no byte is lost between header and
 /// payload, and writing the header again gives the same header.
 pub fn check_geneve(data: &[u8]) {
+    check_geneve_payload(data);
     let g = match GenevePacket::new_checked(data) {
         Err(e) => {
             assert!(!e.to_string().is_empty());

@@ -22,6 +22,11 @@
 //! and the frames likely to be new flows decided together through the
 //! classifier's batch lookup; then judged in order, each frame's conntrack
 //! slot fetched a few frames ahead.
+//!
+//! Packets come as frames ([`Input`]: a link type and the bytes) or, from
+//! the GWLB appliance's sockets, as GENEVE UDP payloads with their outer
+//! ends beside them ([`GeneveInput`], [`Engine::process_geneve_batch`]):
+//! judged alike, the outer headers neither built nor parsed.
 
 use std::sync::Arc;
 
@@ -35,7 +40,8 @@ use crate::policy::{
     Direction, Evaluation, Flow, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId,
 };
 use crate::wire::packet::{
-    parse, Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, L4,
+    parse, parse_geneve, Fragment, Frame, IpPacket, LinkType, OuterEnds, ParseError, ParseOptions,
+    L4,
 };
 
 /// A policy and the decider compiled from it, swapped as one.
@@ -70,9 +76,61 @@ pub struct Input<'a> {
     pub ts: Nanos,
 }
 
-impl Input<'_> {
+/// One GENEVE datagram to judge, as a UDP socket received it: the payload
+/// (the GENEVE header at byte 0), and the ends its outer IP and UDP headers
+/// had. Its judgement is the one [`Input`] gets for the whole packet that
+/// carried it ([`parse_geneve`]), and so are its counted bytes (the outer
+/// IP packet's length); the offsets in its [`IpPacket`] count from the
+/// payload's start.
+#[derive(Debug, Clone, Copy)]
+pub struct GeneveInput<'a> {
+    pub payload: &'a [u8],
+    pub outer: OuterEnds,
+    pub ts: Nanos,
+}
+
+/// What the stages need of a packet, however it came.
+trait Arrival {
+    fn parse(&self, opts: ParseOptions) -> Result<Frame, ParseError>;
+    /// The bytes the parsed offsets count from.
+    fn bytes(&self) -> &[u8];
+    /// Its length on the wire: what the byte counters count.
+    fn wire_len(&self) -> usize;
+    fn ts(&self) -> Nanos;
+}
+
+impl Arrival for Input<'_> {
+    #[inline]
+    fn parse(&self, opts: ParseOptions) -> Result<Frame, ParseError> {
+        parse(self.link, self.data, self.wire_len(), opts)
+    }
+    fn bytes(&self) -> &[u8] {
+        self.data
+    }
     fn wire_len(&self) -> usize {
         self.orig_len.max(self.data.len())
+    }
+    fn ts(&self) -> Nanos {
+        self.ts
+    }
+}
+
+impl Arrival for GeneveInput<'_> {
+    #[inline]
+    fn parse(&self, opts: ParseOptions) -> Result<Frame, ParseError> {
+        parse_geneve(self.payload, &self.outer, opts)
+    }
+    fn bytes(&self) -> &[u8] {
+        self.payload
+    }
+    /// Ends no packet could have (malformed) count the payload alone.
+    fn wire_len(&self) -> usize {
+        self.outer
+            .ip_len(self.payload.len())
+            .unwrap_or(self.payload.len())
+    }
+    fn ts(&self) -> Nanos {
+        self.ts
     }
 }
 
@@ -308,6 +366,25 @@ impl Engine {
         self.staged = staged;
     }
 
+    /// Judges a batch of GENEVE datagrams in order, appending one judgement
+    /// per datagram to `out`: what [`Engine::process_batch`] gives for the
+    /// packets that carried them (the GWLB appliance's way in: no outer
+    /// header is built or parsed).
+    pub fn process_geneve_batch(&mut self, datagrams: &[GeneveInput], out: &mut Vec<Judgement>) {
+        let mut staged = std::mem::take(&mut self.staged);
+        for chunk in datagrams.chunks(STAGE) {
+            stage(
+                &self.rules,
+                self.parse,
+                chunk,
+                &mut staged,
+                &mut self.stage_scratch,
+            );
+            self.judge_staged(chunk, &staged, true, out);
+        }
+        self.staged = staged;
+    }
+
     /// Judges frames staged ahead by a [`Stager`] (`staged[i]` is
     /// `frames[i]` staged), appending one judgement per frame to `out`: the
     /// same judgements [`Engine::process_batch`] gives. Decisions staged with
@@ -335,9 +412,9 @@ impl Engine {
 
     /// Judges staged frames in order; `decided` says whether the staged
     /// decisions were made with this engine's rules.
-    fn judge_staged(
+    fn judge_staged<A: Arrival>(
         &mut self,
-        frames: &[Input],
+        frames: &[A],
         staged: &[Staged],
         decided: bool,
         out: &mut Vec<Judgement>,
@@ -354,9 +431,9 @@ impl Engine {
                 });
                 keys.push(k);
             }
-            let now = self.clock(f.ts);
+            let now = self.clock(f.ts());
             let decided = s.decided.as_ref().filter(|_| decided);
-            let j = self.judge(&s.parsed, keys[i].as_ref(), f.data, now, decided);
+            let j = self.judge(&s.parsed, keys[i].as_ref(), f.bytes(), now, decided);
             self.count(&j, f.wire_len() as u64);
             out.push(j);
         }
@@ -664,10 +741,10 @@ struct StageScratch {
 
 /// Stages `frames` into `out` (cleared first): each parsed with its flow
 /// key, and those likely to be new flows decided by `rules` in one batch.
-fn stage(
+fn stage<A: Arrival>(
     rules: &Ruleset,
     parse_options: ParseOptions,
-    frames: &[Input],
+    frames: &[A],
     out: &mut Vec<Staged>,
     scratch: &mut StageScratch,
 ) {
@@ -675,7 +752,7 @@ fn stage(
     scratch.flows.clear();
     scratch.at.clear();
     for f in frames {
-        let parsed = parse(f.link, f.data, f.wire_len(), parse_options);
+        let parsed = f.parse(parse_options);
         let key = match &parsed {
             Ok(Frame::Ip(p)) => {
                 let key = flow_key(p);

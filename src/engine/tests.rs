@@ -737,3 +737,206 @@ fn a_batch_decides_its_new_flows_together() {
     assert_eq!(counts.flows.load(Relaxed), 100);
     assert_eq!(e.stats().new_flows, 100);
 }
+
+/// A GENEVE payload as GWLB sends it: the header with these options, then
+/// the IP packet of `inner` (an Ethernet frame; shorter ones go whole).
+fn geneve_payload(inner: &[u8], options: &[u8], protocol: Option<u16>) -> Vec<u8> {
+    use crate::wire::{ethernet, geneve};
+    let ip = inner.get(ethernet::HEADER_LEN..).unwrap_or(inner);
+    let protocol = protocol.unwrap_or(match ip.first().map(|b| b >> 4) {
+        Some(6) => ethernet::ether_type::IPV6,
+        _ => ethernet::ether_type::IPV4,
+    });
+    let mut p = vec![0u8; geneve::HEADER_LEN + options.len()];
+    geneve::emit(&mut p, 0, protocol, options).unwrap();
+    p.extend_from_slice(ip);
+    p
+}
+
+/// GENEVE payloads that touch every path: [`mixed_frames`] behind two
+/// endpoints, and what GWLB mode refuses: every truncation of a few,
+/// another version, the O bit, options past the end, no AWS options, an
+/// unknown critical option (an unknown plain one passes), inner Ethernet,
+/// an unknown protocol type.
+fn mixed_geneve_payloads() -> Vec<Vec<u8>> {
+    let aws = |endpoint| build::aws_options(endpoint, 7, 9);
+    let mut v: Vec<Vec<u8>> = mixed_frames()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| geneve_payload(f, &aws(if i % 3 == 0 { 0xb } else { 0xe1 }), None))
+        .collect();
+    let syn = tcp(C, S, 41_000, 80, SYN);
+    let good = geneve_payload(&syn, &aws(0xe1), None);
+    for f in [&syn, &build::echo(ip(C), ip(S), true, 9, 9)] {
+        let p = geneve_payload(f, &aws(0xe1), None);
+        v.extend((0..p.len()).map(|len| p[..len].to_vec()));
+    }
+    let mut v1 = good.clone();
+    v1[0] |= 0x40;
+    let mut oam = good.clone();
+    oam[1] |= 0x80;
+    let mut past_end = good[..60].to_vec();
+    past_end[0] = 0x3f;
+    let with = |extra: [u8; 4]| [aws(0xe1), extra.to_vec()].concat();
+    v.extend([
+        v1,
+        oam,
+        past_end,
+        geneve_payload(&syn, &[], None),
+        geneve_payload(&syn, &with([0x09, 0x99, 0x81, 0]), None),
+        geneve_payload(
+            &tcp(C, S, 41_001, 80, SYN),
+            &with([0x09, 0x99, 0x01, 0]),
+            None,
+        ),
+        geneve_payload(&syn, &aws(0xe1), Some(0x6558)),
+        geneve_payload(&syn, &aws(0xe1), Some(0x1234)),
+        geneve_payload(&syn, &aws(0xe1)[..12], None),
+        good,
+    ]);
+    v
+}
+
+/// The judgement of a whole packet with its offsets made relative to its
+/// UDP payload (`headers` bytes in), as a GENEVE payload's are.
+fn from_payload(mut j: Judgement, headers: u32) -> Judgement {
+    if let Some(p) = &mut j.packet {
+        p.l4_offset -= headers;
+        if let Some(t) = &mut p.tunnel {
+            assert_eq!(t.outer_ip_offset, Some(0));
+            t.outer_ip_offset = None;
+            t.geneve_offset -= headers;
+            t.inner_offset -= headers;
+        }
+    }
+    j
+}
+
+/// The GWLB appliance's way in (a UDP payload and its outer ends) judges
+/// every datagram as its old one did (the whole packet, outer headers
+/// built in front): verdict, reason, rule, zone, the packet, the counters.
+#[test]
+fn a_geneve_payload_is_judged_as_the_packet_that_carried_it() {
+    let zoned = POLICY.replace("max_entries = 100\n", "max_entries = 100000\n")
+        + "[interfaces.server-b]\naddresses = [\"10.0.0.2\"]\nsecurity_groups = [\"sg-client\"]\n\
+           zone = \"vpce-0000000000000000b\"\n";
+    let payloads = mixed_geneve_payloads();
+    let strict = ParseOptions {
+        decap_geneve: true,
+        gwlb_strict: true,
+    };
+    let families = [
+        ("192.0.2.1:33000", "192.0.2.2:6081"),
+        ("[2001:db8::1]:33000", "[2001:db8::2]:6081"),
+    ];
+    for opts in [strict, ParseOptions::default()] {
+        for (peer, local) in families {
+            let outer = OuterEnds {
+                peer: peer.parse().unwrap(),
+                local: local.parse().unwrap(),
+            };
+            let packets: Vec<Vec<u8>> = payloads
+                .iter()
+                .map(|p| {
+                    let f = build::udp(outer.peer.ip(), outer.local.ip(), 33000, 6081, p);
+                    f[14..].to_vec()
+                })
+                .collect();
+            let ts = |i: usize| T0 + i as Nanos * 1000;
+            let whole: Vec<Input> = packets
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Input {
+                    link: LinkType::RawIp,
+                    data: p,
+                    orig_len: p.len(),
+                    ts: ts(i),
+                })
+                .collect();
+            let datagrams: Vec<GeneveInput> = payloads
+                .iter()
+                .enumerate()
+                .map(|(i, p)| GeneveInput {
+                    payload: p,
+                    outer,
+                    ts: ts(i),
+                })
+                .collect();
+            let (mut old, mut new) = (engine_with(&zoned), engine_with(&zoned));
+            old.set_parse_options(opts);
+            new.set_parse_options(opts);
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            for chunk in whole.chunks(64) {
+                old.process_batch(chunk, &mut want);
+            }
+            for chunk in datagrams.chunks(64) {
+                new.process_geneve_batch(chunk, &mut got);
+            }
+            assert_eq!(got.len(), payloads.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let headers = (packets[i].len() - payloads[i].len()) as u32;
+                assert_eq!(
+                    *g,
+                    from_payload(*w, headers),
+                    "datagram {i} {opts:?} {peer}"
+                );
+            }
+            // Every counter, bytes (outer headers included) and malformed
+            // causes among them.
+            assert_eq!(
+                format!("{:?}", new.stats()),
+                format!("{:?}", old.stats()),
+                "{opts:?} {peer}"
+            );
+            let s = new.stats();
+            assert!(
+                s.malformed.get("GENEVE").copied().unwrap_or(0) > 20,
+                "{s:?}"
+            );
+            for r in [
+                Reason::Rule,
+                Reason::Established,
+                Reason::NoRule,
+                Reason::Related,
+            ] {
+                assert!(s.reason(r) > 0, "{r:?} {s:?}");
+            }
+            let zones: std::collections::BTreeSet<_> =
+                got.iter().filter_map(|j| j.zone()).collect();
+            assert_eq!(zones.len(), 2, "{zones:?}");
+        }
+    }
+}
+
+#[test]
+fn outer_ends_no_packet_could_have_are_malformed() {
+    let mut e = engine();
+    e.set_parse_options(ParseOptions {
+        decap_geneve: true,
+        gwlb_strict: true,
+    });
+    let p = geneve_payload(
+        &tcp(C, S, 40_000, 80, SYN),
+        &build::aws_options(1, 2, 3),
+        None,
+    );
+    let outer = OuterEnds {
+        peer: "192.0.2.1:33000".parse().unwrap(),
+        local: "[2001:db8::2]:6081".parse().unwrap(),
+    };
+    let mut out = Vec::new();
+    e.process_geneve_batch(
+        &[GeneveInput {
+            payload: &p,
+            outer,
+            ts: T0,
+        }],
+        &mut out,
+    );
+    assert_eq!(
+        (out[0].verdict, out[0].reason),
+        (Verdict::Deny, Reason::Malformed)
+    );
+    assert_eq!(e.stats().malformed.get("outer addresses"), Some(&1));
+    assert_eq!(e.stats().bytes_denied, p.len() as u64);
+}

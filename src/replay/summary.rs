@@ -617,7 +617,7 @@ mod tests {
         later.fragment = Fragment::Later { id: 7 };
         let mut zoned = tcp(a, b, 1000, 80);
         zoned.tunnel = Some(Tunnel {
-            outer_ip_offset: 0,
+            outer_ip_offset: Some(0),
             geneve_offset: 28,
             inner_offset: 44,
             zone: Some(5),

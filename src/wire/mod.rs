@@ -28,7 +28,8 @@ pub use ethernet::EthernetFrame;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use packet::{
-    parse, Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, Quoted, Tunnel, L4,
+    parse, parse_geneve, Fragment, Frame, IpPacket, LinkType, OuterEnds, ParseError, ParseOptions,
+    Quoted, Tunnel, L4,
 };
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;

@@ -8,8 +8,9 @@
 //!   equal-size returns as one UDP GSO message each, several messages per
 //!   `sendmmsg`.
 //! - [`RawSocket`]: `IPPROTO_RAW`, the IP header ours, written with
-//!   `sendmmsg` ([`SendBatch`]): the returns that no UDP socket can send
-//!   (the port is taken on this host...), or all of them when so tuned.
+//!   `sendmmsg` ([`SendBatch`], the headers and the payload gathered from
+//!   where they lie): the returns that no UDP socket can send (the port is
+//!   taken on this host...), or all of them when so tuned.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -257,13 +258,24 @@ impl SendBatch {
         fd: BorrowedFd,
         packets: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
     ) -> SendReport {
+        self.send_gather(fd, packets.into_iter().map(|(p, to)| ([p], to)))
+    }
+
+    /// [`send`](Self::send) for packets in parts that lie apart (headers
+    /// written for the send, a payload where it was received): the kernel
+    /// gathers each packet's parts, in order.
+    pub fn send_gather<'a, const N: usize>(
+        &mut self,
+        fd: BorrowedFd,
+        packets: impl IntoIterator<Item = ([&'a [u8]; N], SocketAddr)>,
+    ) -> SendReport {
         let mut iovs = sys::reuse_slices(std::mem::take(&mut self.iovs));
         self.out.clear();
-        for (p, to) in packets {
+        for (parts, to) in packets {
             let k = iovs.len();
-            iovs.push(IoSlice::new(p));
+            iovs.extend(parts.map(IoSlice::new));
             self.out.push(OutMsg {
-                iovs: k..k + 1,
+                iovs: k..k + N,
                 to: Some(SockAddr::new(to)),
                 control: None,
             });
@@ -391,5 +403,31 @@ mod tests {
         let mut buf = [0u8; 64];
         assert_eq!(rx[0].recv(&mut buf).unwrap(), 10);
         assert_eq!(rx[1].recv(&mut buf).unwrap(), 20);
+    }
+
+    #[test]
+    fn a_packet_in_parts_arrives_whole() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut batch = SendBatch::new();
+        let to = rx.local_addr().unwrap();
+        let (h, p) = ([1u8; 3], [2u8; 5]);
+        let report = batch.send_gather(
+            tx.as_fd(),
+            [([&h[..], &p[..]], to), ([&p[..], &h[..0]], to)],
+        );
+        assert_eq!(
+            report,
+            SendReport {
+                sent: 2,
+                sent_bytes: 13,
+                failed: 0
+            }
+        );
+        let mut buf = [0u8; 64];
+        assert_eq!(rx.recv(&mut buf).unwrap(), 8);
+        assert_eq!(&buf[..8], &[1, 1, 1, 2, 2, 2, 2, 2]);
+        assert_eq!(rx.recv(&mut buf).unwrap(), 5);
     }
 }

@@ -21,10 +21,12 @@
 //!   reached the wrong worker to its owner over a channel. (Measured against
 //!   a conntrack shared by all workers in a concurrent map, and against the
 //!   hand-off alone: `benches/gwlb_sharing.rs`, figures in the README.)
-//! - Each datagram becomes a frame with an outer IP and UDP header in front
-//!   (`frame.rs`): the engine judges it like any captured GENEVE packet (zone
-//!   from the endpoint id, malformed GENEVE counted), and an allowed frame
-//!   already is the return.
+//! - Each datagram is copied once, as received, into a batch of the worker
+//!   that owns it (an [`io::Frames`](Frames), its ends in the metadata);
+//!   the engine judges the UDP payload with the ends beside it
+//!   ([`Engine::process_geneve_batch`]): what it would judge for the whole
+//!   packet (zone from the endpoint id, malformed GENEVE counted), with no
+//!   outer header built or parsed. An allowed payload is what goes back.
 //! - Returns go out through UDP sockets, one per (address the datagram was
 //!   sent to, load balancer source port, node), bound and connected to
 //!   those ends and opened on first use: the kernel writes the outer
@@ -33,11 +35,14 @@
 //!   (on loopback all the way to a receiver with UDP GRO). That is what
 //!   makes the returns cheap: through a raw socket every return crosses the
 //!   stack alone. The raw socket (`IPPROTO_RAW`, `sendmmsg`) still sends
-//!   the frames as they stand where no UDP socket can be had — the port is
+//!   the returns where no UDP socket can be had — the port is
 //!   taken on this host or is the listening port, the worker holds its
 //!   most sockets ([`Tuning::return_sockets`]), the kernel refused a send —
 //!   and everything with [`Tuning::udp_returns`] off. Both ways send the
-//!   same bytes: the UDP socket gets the frame after its UDP header.
+//!   same packet: a UDP socket gets the payload as received, the raw socket
+//!   the outer headers written at send time followed by the payload, from
+//!   the batch where it lies ([`OuterEnds::emit_return`]). The returns are
+//!   the worker's [`FrameSink`].
 //! - Every packet goes back with its own GENEVE header, byte for byte: that
 //!   is the header last received for its flow, so a new cookie is reflected
 //!   at once, and no per-flow header needs keeping.
@@ -49,7 +54,6 @@
 //!   until its health checks have failed, and dropping them would cut those
 //!   connections for nothing.
 
-mod frame;
 mod returns;
 pub mod socket;
 pub mod steer;
@@ -63,17 +67,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, Sender};
 
-use self::frame::{FrameBatch, Outer};
-use self::returns::Returns;
+use self::returns::{outer_ends, Returns};
 use super::control::{self, Control};
 use super::metrics::{self, Metrics, ServeError};
-use crate::engine::{Engine, Input, Judgement};
+use crate::engine::{Engine, GeneveInput, Judgement};
 use crate::io::sys::{self, BpfInsn};
 use crate::io::udp::{RawSocket, UdpSocket, UdpSource};
 use crate::io::waker::{self, Waker};
-use crate::io::FrameSource;
+use crate::io::{FrameSink, FrameSource, Frames};
 use crate::policy::Verdict;
-use crate::wire::{LinkType, ParseOptions};
+use crate::wire::{OuterEnds, ParseOptions};
 
 /// Why the appliance could not start, or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +166,7 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 /// Batches that may wait for one worker before more are dropped.
 const MAILBOX: usize = 256;
-/// The engine judges this many frames per call.
+/// The engine judges this many datagrams per call.
 const CHUNK: usize = 64;
 
 /// Runs the appliance until stopped; returns the final summary.
@@ -221,14 +224,15 @@ pub fn run_tuned(
             };
             let batch = tuning.batch;
             let source = UdpSource::new(udp, batch, SLOT, local);
-            let returns = Returns::new(raw, udp_returns, bound.port(), budget);
+            let port = bound.port();
+            let returns = Returns::new(raw, udp_returns, port, budget);
             let h = std::thread::Builder::new()
                 .name(format!("gwlb-{id}"))
                 .spawn_scoped(s, move || {
                     // A worker that fails or panics stops the others: the
                     // appliance exits rather than serving a share of the flows.
                     let _stop = StopOnDrop(shared.control);
-                    Worker::new(shared, source, returns, batch).run()
+                    Worker::new(shared, source, returns, port, batch).run()
                 });
             match h {
                 Ok(h) => handles.push(h),
@@ -315,16 +319,16 @@ fn steering_program(workers: usize) -> Vec<BpfInsn> {
         .collect()
 }
 
-/// How workers hand frames to each other, and wake each other up.
+/// How workers hand datagrams to each other, and wake each other up.
 struct Mesh {
     mailboxes: Vec<Mailbox>,
     /// Spare batches, so handing over allocates nothing once warm.
-    spare: (Sender<FrameBatch>, Receiver<FrameBatch>),
+    spare: (Sender<Frames>, Receiver<Frames>),
 }
 
 struct Mailbox {
-    tx: Sender<FrameBatch>,
-    rx: Receiver<FrameBatch>,
+    tx: Sender<Frames>,
+    rx: Receiver<Frames>,
     waker: Waker,
     /// The worker is (about to be) blocked in `wait`.
     parked: AtomicBool,
@@ -349,20 +353,20 @@ impl Mesh {
         })
     }
 
-    fn spare(&self) -> FrameBatch {
+    fn spare(&self) -> Frames {
         self.spare
             .1
             .try_recv()
-            .unwrap_or_else(|_| FrameBatch::with_capacity(16 << 10, CHUNK))
+            .unwrap_or_else(|_| Frames::with_capacity(16 << 10, CHUNK))
     }
 
-    fn recycle(&self, mut b: FrameBatch) {
+    fn recycle(&self, mut b: Frames) {
         b.clear();
         let _ = self.spare.0.try_send(b);
     }
 
     /// Gives `to` a batch; `false` (and the batch recycled) if its mailbox is full.
-    fn hand_over(&self, to: usize, b: FrameBatch) -> bool {
+    fn hand_over(&self, to: usize, b: Frames) -> bool {
         let m = &self.mailboxes[to];
         let sent = match m.tx.try_send(b) {
             Ok(()) => true,
@@ -403,18 +407,29 @@ struct Worker<'a> {
     sh: Shared<'a>,
     source: UdpSource,
     returns: Returns,
+    /// The port datagrams arrive on.
+    port: u16,
     engine: Engine,
     generation: u64,
-    own: FrameBatch,
-    outbox: Vec<Option<FrameBatch>>,
-    inbox: Vec<FrameBatch>,
+    /// The datagrams this worker received and owns, and those it received
+    /// for each other worker: UDP payloads as received, their ends in the
+    /// metadata.
+    own: Frames,
+    outbox: Vec<Option<Frames>>,
+    inbox: Vec<Frames>,
     judgements: Vec<Judgement>,
     allowed: Vec<u32>,
     c: Counters,
 }
 
 impl<'a> Worker<'a> {
-    fn new(sh: Shared<'a>, source: UdpSource, returns: Returns, batch: usize) -> Worker<'a> {
+    fn new(
+        sh: Shared<'a>,
+        source: UdpSource,
+        returns: Returns,
+        port: u16,
+        batch: usize,
+    ) -> Worker<'a> {
         let generation = sh.control.generation();
         let mut engine = Engine::new(sh.control.rules());
         engine.set_parse_options(PARSE);
@@ -423,9 +438,10 @@ impl<'a> Worker<'a> {
             sh,
             source,
             returns,
+            port,
             engine,
             generation,
-            own: FrameBatch::with_capacity(64 << 10, batch),
+            own: Frames::with_capacity(64 << 10, batch),
             outbox: (0..n).map(|_| None).collect(),
             inbox: Vec::new(),
             judgements: Vec::with_capacity(CHUNK),
@@ -458,11 +474,11 @@ impl<'a> Worker<'a> {
             } else {
                 let now = control::now();
                 let mut own = std::mem::take(&mut self.own);
-                self.judge(&mut own, now);
+                self.judge(&own, now);
                 own.clear();
                 self.own = own;
-                while let Some(mut b) = self.inbox.pop() {
-                    self.judge(&mut b, now);
+                while let Some(b) = self.inbox.pop() {
+                    self.judge(&b, now);
                     self.sh.mesh.recycle(b);
                 }
             }
@@ -494,8 +510,9 @@ impl<'a> Worker<'a> {
         r.map_err(Error::Wait)
     }
 
-    /// Receives what is waiting and turns it into frames: this worker's
-    /// own, or handed to their owner. Returns how many frames came.
+    /// Receives what is waiting and copies each datagram into a batch:
+    /// this worker's own, or one handed to its owner. Returns how many
+    /// datagrams came.
     fn route(&mut self) -> io::Result<usize> {
         let n = self.outbox.len();
         let Worker {
@@ -504,18 +521,18 @@ impl<'a> Worker<'a> {
             own,
             outbox,
             c,
+            port,
             ..
         } = self;
         let received = source.recv_burst(1, &mut |payload, meta| {
-            let outer = match (meta.peer, meta.local) {
-                (Some(peer), Some(local)) if meta.wire_len as usize <= payload.len() => {
-                    Outer { peer, local }
-                }
-                _ => {
-                    c.unusable += 1;
-                    return;
-                }
-            };
+            // Truncated, from or to an address the socket did not say, or
+            // more than one IP packet holds: there is no answering it.
+            let whole = meta.wire_len as usize <= payload.len();
+            let fits = outer_ends(meta, *port).is_some_and(|e| e.ip_len(payload.len()).is_ok());
+            if !whole || !fits {
+                c.unusable += 1;
+                return;
+            }
             c.received += 1;
             let owner = steer::owner(payload, n);
             let batch = if owner == sh.id {
@@ -523,7 +540,7 @@ impl<'a> Worker<'a> {
             } else {
                 outbox[owner].get_or_insert_with(|| sh.mesh.spare())
             };
-            if !batch.push(&outer, payload) {
+            if !batch.push(payload, meta) {
                 c.unusable += 1;
             }
         })?;
@@ -545,43 +562,55 @@ impl<'a> Worker<'a> {
         self.inbox.extend(rx.try_iter());
     }
 
-    /// Judges a batch of frames and returns the allowed ones.
-    fn judge(&mut self, batch: &mut FrameBatch, now: u64) {
+    /// Judges a batch of datagrams where they lie and returns the allowed
+    /// ones.
+    fn judge(&mut self, batch: &Frames, now: u64) {
         self.allowed.clear();
         if batch.is_empty() {
             return;
         }
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let empty = GeneveInput {
+            payload: &[],
+            outer: OuterEnds {
+                peer: unspecified,
+                local: unspecified,
+            },
+            ts: now,
+        };
         let mut start = 0;
         while start < batch.len() {
             let end = (start + CHUNK).min(batch.len());
-            let empty = Input {
-                link: LinkType::RawIp,
-                data: &[],
-                orig_len: 0,
-                ts: now,
-            };
+            // The datagrams and where each is in the batch.
             let mut inputs = [empty; CHUNK];
-            for (slot, i) in inputs.iter_mut().zip(start..end) {
-                let f = batch.frame(i);
-                *slot = Input {
-                    link: LinkType::RawIp,
-                    data: f,
-                    orig_len: f.len(),
+            let mut at = [0u32; CHUNK];
+            let mut n = 0;
+            for i in start..end {
+                let (payload, meta) = batch.get(i);
+                // `route` took only datagrams with both ends.
+                let Some(outer) = outer_ends(meta, self.port) else {
+                    continue;
+                };
+                inputs[n] = GeneveInput {
+                    payload,
+                    outer,
                     ts: now,
                 };
+                at[n] = i as u32;
+                n += 1;
             }
             self.judgements.clear();
             self.engine
-                .process_batch(&inputs[..end - start], &mut self.judgements);
-            for (k, j) in self.judgements.iter().enumerate() {
+                .process_geneve_batch(&inputs[..n], &mut self.judgements);
+            for (j, &i) in self.judgements.iter().zip(&at) {
                 if j.verdict == Verdict::Allow {
-                    self.allowed.push((start + k) as u32);
+                    self.allowed.push(i);
                 }
             }
             start = end;
         }
         if !self.allowed.is_empty() {
-            self.returns.send(batch, &self.allowed);
+            self.returns.send_burst(batch, &self.allowed);
         }
     }
 
@@ -611,7 +640,7 @@ impl<'a> Worker<'a> {
 mod tests {
     use super::*;
     use crate::io::udp::RecvBatch;
-    use crate::wire::build;
+    use crate::wire::{build, ethernet, ipv4, udp};
     use std::net::IpAddr;
 
     #[test]
@@ -639,7 +668,8 @@ mod tests {
                 &inner,
                 &build::aws_options(1, 2, 3),
             );
-            let payload = outer[14 + 28..].to_vec();
+            let headers = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN;
+            let payload = outer[headers..].to_vec();
             tx.send_to(&payload, addr).unwrap();
             sent.push(payload);
         }

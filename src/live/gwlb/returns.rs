@@ -1,7 +1,9 @@
 //! How a worker sends its returns (SPEC §5): from the address the datagram
 //! was sent to and the port the load balancer sent it from, to the node and
 //! the port it arrived on, with the GENEVE header and inner packet as
-//! received.
+//! received. [`Returns`] is the worker's [`FrameSink`]: it sends frames of
+//! a [`Frames`] batch, each a UDP payload as received with its ends in the
+//! metadata ([`FrameMeta::peer`], [`FrameMeta::local`]).
 //!
 //! By default through UDP sockets, one per (local address, load balancer
 //! source port, node) — a [`ReturnSocket`], bound and connected to exactly
@@ -10,26 +12,29 @@
 //! socket go down with one `sendmmsg`, each run of equal-size datagrams as
 //! one UDP GSO message: the kernel writes the headers, and the run crosses
 //! the stack (and loopback) as one packet, cut apart only where it leaves
-//! (or not at all, for a receiver with UDP GRO). The order of the returns
-//! of one socket is kept; returns of different sockets may pass each other.
+//! (or not at all, for a receiver with UDP GRO). The payloads go from the
+//! batch as they are. The order of the returns of one socket is kept;
+//! returns of different sockets may pass each other.
 //!
-//! The raw socket sends a frame as it stands (its headers are already the
-//! return's, [`make_return`]). It takes what a UDP socket cannot: a key
-//! whose socket cannot be bound (the port is taken on this host, or is the
-//! port the appliance listens on), one whose socket refused a send (no UDP
-//! GSO on that route, ...), keys past the worker's socket budget, and
-//! everything when UDP returns are turned off. A refused key stays on the
-//! raw socket until it has been idle for a while.
+//! The raw socket takes what a UDP socket cannot: a key whose socket cannot
+//! be bound (the port is taken on this host, or is the port the appliance
+//! listens on), one whose socket refused a send (no UDP GSO on that route,
+//! ...), keys past the worker's socket budget, and everything when UDP
+//! returns are turned off. Its outer IP and UDP headers are written at send
+//! time ([`OuterEnds::emit_return`]) and sent with the payload from where
+//! it lies. A refused key stays on the raw socket until it has been idle
+//! for a while.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use super::frame::{ends, make_return, FrameBatch, Outer};
 use super::socket::{
     GsoBatch, RawSocket, ReturnSocket, SendBatch, Sent, MAX_SEGMENTS, MAX_SEND_PAYLOAD,
 };
+use crate::io::{FrameMeta, FrameSink, Frames};
+use crate::wire::packet::{OuterEnds, OUTER_HEADERS_MAX};
 
 /// Calls of [`Returns::expire`] (one a second) a key may stay unused before
 /// its socket is closed, or its refusal forgotten.
@@ -73,6 +78,16 @@ pub struct ReturnCounters {
     pub socket_failures: u64,
 }
 
+/// The outer ends of a received datagram, from its metadata: who sent it,
+/// and the address it was sent to with `port`, the port it arrived on.
+/// `None` where the socket did not say.
+pub fn outer_ends(meta: &FrameMeta, port: u16) -> Option<OuterEnds> {
+    Some(OuterEnds {
+        peer: meta.peer?,
+        local: SocketAddr::new(meta.local?, port),
+    })
+}
+
 /// A worker's way out: its raw socket and its UDP sockets.
 pub struct Returns {
     raw: RawSocket,
@@ -83,23 +98,26 @@ pub struct Returns {
     port: u16,
     /// The most UDP sockets this worker keeps open.
     budget: usize,
-    routes: HashMap<Outer, Entry, foldhash::fast::RandomState>,
+    routes: HashMap<OuterEnds, Entry, foldhash::fast::RandomState>,
     /// Open sockets and their keys, by slot; free slots are `None`.
-    sockets: Vec<Option<(Outer, ReturnSocket)>>,
+    sockets: Vec<Option<(OuterEnds, ReturnSocket)>>,
     free: Vec<u32>,
     sweep: u32,
-    /// This batch's UDP returns: (socket slot, frame, where its UDP payload
-    /// starts).
-    plan: Vec<(u32, u32, u32)>,
+    /// This batch's UDP returns: (socket slot, frame).
+    plan: Vec<(u32, u32)>,
     /// This batch's raw returns: frames.
     raw_frames: Vec<u32>,
+    /// The outer headers of up to [`RAW_CHUNK`] raw returns, written at
+    /// send time.
+    headers: Vec<[u8; OUTER_HEADERS_MAX]>,
     runs: Vec<usize>,
     c: ReturnCounters,
 }
 
 impl Returns {
     /// `udp`: return through UDP sockets where possible, at most `budget`
-    /// of them open; else everything through `raw`.
+    /// of them open; else everything through `raw`. `port`: the one
+    /// datagrams arrive on.
     pub fn new(raw: RawSocket, udp: bool, port: u16, budget: usize) -> Returns {
         Returns {
             raw,
@@ -114,6 +132,7 @@ impl Returns {
             sweep: 0,
             plan: Vec::new(),
             raw_frames: Vec::new(),
+            headers: vec![[0; OUTER_HEADERS_MAX]; RAW_CHUNK],
             runs: Vec::new(),
             c: ReturnCounters::default(),
         }
@@ -121,42 +140,6 @@ impl Returns {
 
     pub fn counters(&self) -> ReturnCounters {
         self.c
-    }
-
-    /// Sends the returns of the allowed frames (indices into `batch`, in
-    /// arrival order). A raw return is rewritten in place ([`make_return`]).
-    pub fn send(&mut self, batch: &mut FrameBatch, allowed: &[u32]) {
-        self.plan.clear();
-        self.raw_frames.clear();
-        if self.udp {
-            // Frames of one coalesced run share their key: look it up once.
-            let mut last: Option<(Outer, Route)> = None;
-            for &i in allowed {
-                let Some((key, payload)) = ends(batch.frame(i as usize)) else {
-                    // Not a frame `FrameBatch::push` made: never sent.
-                    self.c.send_errors += 1;
-                    continue;
-                };
-                let route = match last {
-                    Some((k, r)) if k == key => r,
-                    _ => {
-                        let r = self.route(key);
-                        last = Some((key, r));
-                        r
-                    }
-                };
-                match route {
-                    Route::Udp(slot) => self.plan.push((slot, i, payload as u32)),
-                    Route::Raw => self.raw_frames.push(i),
-                }
-            }
-            // By socket, each socket's frames in arrival order.
-            self.plan.sort_unstable();
-            self.send_udp(batch);
-        } else {
-            self.raw_frames.extend_from_slice(allowed);
-        }
-        self.send_raw(batch);
     }
 
     /// Closes the sockets of keys unused for [`IDLE_SWEEPS`] calls, and
@@ -179,7 +162,7 @@ impl Returns {
         self.sockets.len() - self.free.len()
     }
 
-    fn route(&mut self, key: Outer) -> Route {
+    fn route(&mut self, key: OuterEnds) -> Route {
         if let Some(e) = self.routes.get_mut(&key) {
             e.used = self.sweep;
             return e.route;
@@ -196,7 +179,7 @@ impl Returns {
         route
     }
 
-    fn open(&mut self, key: Outer) -> Route {
+    fn open(&mut self, key: OuterEnds) -> Route {
         let source = key.peer.port();
         // A socket on the listening port would take a share of what
         // arrives there (and port 0 means "any").
@@ -204,8 +187,8 @@ impl Returns {
             Err(std::io::Error::from(std::io::ErrorKind::AddrInUse))
         } else {
             ReturnSocket::open(
-                SocketAddr::new(key.local, source),
-                SocketAddr::new(key.peer.ip(), self.port),
+                SocketAddr::new(key.local.ip(), source),
+                SocketAddr::new(key.peer.ip(), key.local.port()),
                 SEND_BUFFER,
                 SEND_TIMEOUT,
             )
@@ -226,47 +209,48 @@ impl Returns {
                 Route::Udp(slot)
             }
             Err(e) => {
-                tracing::debug!(local = %key.local, port = source, error = %e, "returns through the raw socket");
+                tracing::debug!(local = %key.local.ip(), port = source, error = %e, "returns through the raw socket");
                 self.c.socket_failures += 1;
                 Route::Raw
             }
         }
     }
 
-    fn send_udp(&mut self, batch: &FrameBatch) {
+    fn send_udp(&mut self, frames: &Frames) {
         let mut at = 0;
         while at < self.plan.len() {
             let slot = self.plan[at].0;
             let end = at + self.plan[at..].iter().take_while(|p| p.0 == slot).count();
-            let frames = &self.plan[at..end];
+            let planned = &self.plan[at..end];
             at = end;
-            let payload = |&(_, i, at): &(u32, u32, u32)| &batch.frame(i as usize)[at as usize..];
+            let payload = |&(_, i): &(u32, u32)| frames.frame(i as usize);
             self.runs.clear();
-            plan_runs(frames.iter().map(|f| payload(f).len()), &mut self.runs);
+            plan_runs(planned.iter().map(|f| payload(f).len()), &mut self.runs);
             let Some((key, socket)) = &self.sockets[slot as usize] else {
                 continue;
             };
             let key = *key;
             let outcome = self
                 .gso
-                .send(socket.as_fd(), frames.iter().map(payload), &self.runs);
+                .send(socket.as_fd(), planned.iter().map(payload), &self.runs);
             let mut refused = false;
             let mut k = 0;
             for (&n, sent) in self.runs.iter().zip(outcome) {
-                let run = &frames[k..k + n];
+                let run = &planned[k..k + n];
                 k += n;
                 match sent {
                     Sent::Sent => {
                         self.c.returned += n as u64;
                         self.c.sends += 1;
-                        for &(_, i, _) in run {
-                            self.c.returned_bytes += batch.frame(i as usize).len() as u64;
+                        for f in run {
+                            let len = payload(f).len();
+                            self.c.returned_bytes += key.ip_len(len).unwrap_or(len) as u64;
                         }
                     }
                     Sent::Lost => self.c.send_errors += n as u64,
                     Sent::Refused(_) => {
                         refused = true;
-                        self.raw_frames.extend(run.iter().map(|&(_, i, _)| i));
+                        self.raw_frames.extend(run.iter().map(|&(_, i)| i));
                     }
                 }
             }
@@ -281,33 +265,81 @@ impl Returns {
         }
     }
 
-    fn send_raw(&mut self, batch: &mut FrameBatch) {
+    /// Sends the raw returns, each with outer headers written for it in
+    /// front of its payload as it lies in the batch.
+    fn send_raw(&mut self, frames: &Frames) {
         let unspecified = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
-        let mut frames = [0u32; RAW_CHUNK];
-        let mut dsts = [unspecified; RAW_CHUNK];
+        let mut sends = [(0u32, 0usize, unspecified); RAW_CHUNK];
         for group in self.raw_frames.chunks(RAW_CHUNK) {
             let mut n = 0;
             for &i in group {
-                match make_return(batch.frame_mut(i as usize), self.port) {
-                    Some(d) => {
-                        (frames[n], dsts[n]) = (i, d);
+                let (payload, meta) = frames.get(i as usize);
+                let written = outer_ends(meta, self.port).and_then(|e| {
+                    let len = e.emit_return(payload, &mut self.headers[n])?;
+                    // Raw sockets have no port.
+                    Some((len, SocketAddr::new(e.peer.ip(), 0)))
+                });
+                match written {
+                    Some((len, to)) => {
+                        sends[n] = (i, len, to);
                         n += 1;
                     }
-                    // Not a frame `FrameBatch::push` made: never sent.
+                    // No ends, or none a packet could have: never sent.
                     None => self.c.send_errors += 1,
                 }
             }
-            let packets = frames[..n]
+            let packets = sends[..n]
                 .iter()
-                .zip(dsts)
-                .map(|(&i, d)| (batch.frame(i as usize), d));
-            let r = self.raw_tx.send(self.raw.as_fd(), packets);
+                .zip(&self.headers)
+                .map(|(&(i, len, to), h)| ([&h[..len], frames.frame(i as usize)], to));
+            let r = self.raw_tx.send_gather(self.raw.as_fd(), packets);
             self.c.returned += r.sent as u64;
             self.c.raw += r.sent as u64;
             self.c.sends += r.sent as u64;
             self.c.returned_bytes += r.sent_bytes as u64;
             self.c.send_errors += r.failed as u64;
         }
+    }
+}
+
+impl FrameSink for Returns {
+    /// Sends the returns of frames `which` of `frames` (each a GENEVE
+    /// payload as received, with its ends in the metadata), in arrival
+    /// order; returns how many went. A frame without ends is never sent
+    /// (counted as a send error).
+    fn send_burst(&mut self, frames: &Frames, which: &[u32]) -> usize {
+        let before = self.c.returned;
+        self.plan.clear();
+        self.raw_frames.clear();
+        if self.udp {
+            // Frames of one coalesced run share their key: look it up once.
+            let mut last: Option<(OuterEnds, Route)> = None;
+            for &i in which {
+                let Some(key) = outer_ends(frames.meta(i as usize), self.port) else {
+                    self.c.send_errors += 1;
+                    continue;
+                };
+                let route = match last {
+                    Some((k, r)) if k == key => r,
+                    _ => {
+                        let r = self.route(key);
+                        last = Some((key, r));
+                        r
+                    }
+                };
+                match route {
+                    Route::Udp(slot) => self.plan.push((slot, i)),
+                    Route::Raw => self.raw_frames.push(i),
+                }
+            }
+            // By socket, each socket's frames in arrival order.
+            self.plan.sort_unstable();
+            self.send_udp(frames);
+        } else {
+            self.raw_frames.extend_from_slice(which);
+        }
+        self.send_raw(frames);
+        (self.c.returned - before) as usize
     }
 }
 
@@ -361,5 +393,64 @@ mod tests {
         let per = MAX_SEND_PAYLOAD / big;
         assert_eq!(runs(&vec![big; per + 1]), vec![per, 1]);
         assert_eq!(runs(&[40_000, 40_000]), vec![1, 1]);
+    }
+
+    /// Both ways out send each payload as it lies in the batch, from the
+    /// address it was sent to and the load balancer's source port, to the
+    /// node and the port it arrived on: over IPv4 and IPv6 loopback, through
+    /// a UDP socket and through the raw socket (its headers written at send
+    /// time). Needs a raw socket (root) and IPv6 on loopback.
+    #[test]
+    fn both_ways_out_send_the_payload_as_it_lies() {
+        for (local, node) in [("127.0.0.1", "127.0.0.1"), ("::1", "::1")] {
+            let local: IpAddr = local.parse().unwrap();
+            let Ok(rx) = std::net::UdpSocket::bind(SocketAddr::new(node.parse().unwrap(), 0))
+            else {
+                eprintln!("SKIPPED: no {node}");
+                continue;
+            };
+            rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let node = rx.local_addr().unwrap();
+            // The load balancer's source port: one taken by nobody.
+            let lb_port = std::net::UdpSocket::bind(SocketAddr::new(local, 0))
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let peer = SocketAddr::new(node.ip(), lb_port);
+            for udp in [true, false] {
+                let raw = match RawSocket::open(local.is_ipv6(), 1 << 20, SEND_TIMEOUT) {
+                    Ok(raw) => raw,
+                    Err(e) => return eprintln!("SKIPPED: no raw socket ({e})"),
+                };
+                // Datagrams arrive on the node's port: the returns go there.
+                let mut returns = Returns::new(raw, udp, node.port(), 4);
+                let mut frames = Frames::default();
+                let payloads: Vec<Vec<u8>> = (0..5u8)
+                    .map(|k| vec![k; 30 + 2 * usize::from(k % 2)])
+                    .collect();
+                let meta = FrameMeta {
+                    peer: Some(peer),
+                    local: Some(local),
+                    ..FrameMeta::default()
+                };
+                for p in &payloads {
+                    assert!(frames.push(p, &meta));
+                }
+                frames.push(b"no ends", &FrameMeta::default());
+                assert_eq!(returns.send_burst(&frames, &[0, 1, 5, 2, 3, 4]), 5);
+                let mut buf = [0u8; 128];
+                for p in &payloads {
+                    let (n, from) = rx.recv_from(&mut buf).unwrap();
+                    assert_eq!((from, &buf[..n]), (SocketAddr::new(local, lb_port), &p[..]));
+                }
+                let c = returns.counters();
+                assert_eq!((c.returned, c.send_errors), (5, 1));
+                assert_eq!(c.raw, if udp { 0 } else { 5 });
+                let headers = if local.is_ipv4() { 28 } else { 48 };
+                let bytes: usize = payloads.iter().map(|p| p.len() + headers).sum();
+                assert_eq!(c.returned_bytes, bytes as u64);
+            }
+        }
     }
 }

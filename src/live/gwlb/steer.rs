@@ -72,10 +72,15 @@ mod at {
     use crate::base::IpProto;
     use crate::wire::{geneve, icmp, ipv4, ipv6};
 
+    /// GENEVE option lengths and the IPv4 header length count 4-byte
+    /// words; the program multiplies by a shift, and hashes words.
+    pub const WORD: usize = 4;
+    pub const WORD_SHIFT: u32 = WORD.trailing_zeros();
+
     pub const GENEVE_OPT_LEN: usize = geneve::field::VER_OPT_LEN;
     pub const GENEVE_OPT_LEN_MASK: u32 = geneve::OPT_LEN_WORDS_MASK as u32;
     pub const GENEVE_PROTOCOL: usize = geneve::field::PROTOCOL_TYPE.start;
-    /// The inner IP header starts here plus 4 bytes per options word.
+    /// The inner IP header starts here plus a [`WORD`] per options word.
     pub const GENEVE_HEADER_LEN: usize = geneve::HEADER_LEN;
 
     pub const V4_VER_IHL: usize = ipv4::field::VER_IHL;
@@ -86,11 +91,11 @@ mod at {
     pub const V4_PROTOCOL: usize = ipv4::field::PROTOCOL;
     /// Source and destination address, hashed together.
     pub const V4_ADDRS: usize = ipv4::field::SRC_ADDR.start;
-    pub const V4_ADDR_WORDS: usize = (ipv4::field::DST_ADDR.end - V4_ADDRS) / 4;
+    pub const V4_ADDR_WORDS: usize = (ipv4::field::DST_ADDR.end - V4_ADDRS) / WORD;
 
     pub const V6_NEXT_HEADER: usize = ipv6::field::NEXT_HEADER;
     pub const V6_ADDRS: usize = ipv6::field::SRC_ADDR.start;
-    pub const V6_ADDR_WORDS: usize = (ipv6::field::DST_ADDR.end - V6_ADDRS) / 4;
+    pub const V6_ADDR_WORDS: usize = (ipv6::field::DST_ADDR.end - V6_ADDRS) / WORD;
     /// An ICMPv6 header right after the fixed header.
     pub const V6_ICMP: usize = ipv6::HEADER_LEN;
 
@@ -135,21 +140,21 @@ fn ld32(p: &[u8], at: usize) -> Option<u32> {
 
 /// The XOR of the `words` 32-bit words from `at`: symmetric in the two addresses.
 fn fold(p: &[u8], at: usize, words: usize) -> Option<u32> {
-    (0..words).try_fold(0, |h, i| Some(h ^ ld32(p, at + 4 * i)?))
+    (0..words).try_fold(0, |h, i| Some(h ^ ld32(p, at + at::WORD * i)?))
 }
 
 /// The symmetric hash, in the order the program loads bytes; `None` where
 /// the program reads past the end (or the payload is not raw IP).
 fn hash(p: &[u8]) -> Option<u32> {
     let words = ld8(p, at::GENEVE_OPT_LEN)? & at::GENEVE_OPT_LEN_MASK;
-    let off = at::GENEVE_HEADER_LEN + 4 * words as usize;
+    let off = at::GENEVE_HEADER_LEN + at::WORD * words as usize;
     match ld16(p, at::GENEVE_PROTOCOL)? as u16 {
         ether_type::IPV4 => {
             if ld8(p, off + at::V4_PROTOCOL)? == at::ICMP
                 && ld16(p, off + at::V4_FLG_OFF)? & at::V4_FRAGMENT == 0
             {
                 let ihl = ld8(p, off + at::V4_VER_IHL)? & at::V4_IHL_MASK;
-                let l4 = off + 4 * ihl as usize;
+                let l4 = off + at::WORD * ihl as usize;
                 if icmp::is_error(false, ld8(p, l4 + at::ICMP_TYPE)? as u8) {
                     let quote = l4 + at::ICMP_QUOTE;
                     return fold(p, quote + at::V4_ADDRS, at::V4_ADDR_WORDS);
@@ -252,7 +257,7 @@ fn emit_fold(a: &mut Asm, from: usize, words: usize) {
     a.op(op::STX, M_BASE);
     for i in 0..words {
         a.op(op::LDX_MEM, M_BASE);
-        a.op(op::LDW_IND, at::k(from + 4 * i));
+        a.op(op::LDW_IND, at::k(from + at::WORD * i));
         if i > 0 {
             a.op(op::LDX_MEM, M_HASH);
             a.op(op::XOR_X, 0);
@@ -282,7 +287,7 @@ pub fn program(workers: usize) -> Vec<Insn> {
     // X = M_OFF = the GENEVE header length: 8 + 4 * options length.
     a.op(op::LDB_ABS, at::k(at::GENEVE_OPT_LEN));
     a.op(op::AND_K, at::GENEVE_OPT_LEN_MASK);
-    a.op(op::LSH_K, 2);
+    a.op(op::LSH_K, at::WORD_SHIFT);
     a.op(op::ADD_K, at::k(at::GENEVE_HEADER_LEN));
     a.op(op::ST, M_OFF);
     a.op(op::TAX, 0);
@@ -304,7 +309,7 @@ pub fn program(workers: usize) -> Vec<Insn> {
     // X = the ICMP header: the IP header plus 4 * IHL.
     a.op(op::LDB_IND, at::k(at::V4_VER_IHL));
     a.op(op::AND_K, at::V4_IHL_MASK);
-    a.op(op::LSH_K, 2);
+    a.op(op::LSH_K, at::WORD_SHIFT);
     a.op(op::ADD_X, 0);
     a.op(op::TAX, 0);
     a.op(op::LDB_IND, at::k(at::ICMP_TYPE));
@@ -364,7 +369,7 @@ pub fn program(workers: usize) -> Vec<Insn> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{build, ipv4};
+    use crate::wire::{build, ethernet, ipv4, udp};
     use proptest::prelude::*;
     use std::net::IpAddr;
 
@@ -442,7 +447,7 @@ mod tests {
             inner_frame,
             &build::aws_options(endpoint, 1, 2),
         );
-        outer[14 + 20 + 8..].to_vec()
+        outer[ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN..].to_vec()
     }
 
     fn samples() -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -518,7 +523,7 @@ mod tests {
                 p[0] = (p[0] & 0xc0) | words;
                 p[2..4].copy_from_slice(&proto.to_be_bytes());
             }
-            let off = at::GENEVE_HEADER_LEN + 4 * usize::from(words);
+            let off = at::GENEVE_HEADER_LEN + at::WORD * usize::from(words);
             let (v4, v6) = (proto == ether_type::IPV4, proto == ether_type::IPV6);
             if let Some(b) = p.get_mut(off + at::V4_PROTOCOL) { *b = l4; }
             // The IPv6 next header shares its byte with the IPv4 flags.

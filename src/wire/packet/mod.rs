@@ -8,17 +8,18 @@
 //! end of the frame as it was on the wire is malformed, as Linux drops it.
 //!
 //! This module holds what a parse gives. Beside it: `parse`, the parser
-//! itself ([`parse()`]); `quoted`, the packet inside an ICMP error; `tunnel`,
-//! the GENEVE encapsulation ([`Tunnel`]) and the return an appliance makes of
-//! it ([`geneve_return`]).
+//! itself ([`parse()`], and [`parse_geneve`] for a UDP payload that begins
+//! with GENEVE); `quoted`, the packet inside an ICMP error; `tunnel`, the
+//! GENEVE encapsulation ([`Tunnel`], [`OuterEnds`]) and the return an
+//! appliance makes of it ([`geneve_return`], [`OuterEnds::emit_return`]).
 
 mod parse;
 mod quoted;
 mod tunnel;
 
-pub use self::parse::{parse, parse_general};
+pub use self::parse::{parse, parse_general, parse_geneve};
 pub use self::quoted::is_icmp_error;
-pub use self::tunnel::{geneve_return, Tunnel};
+pub use self::tunnel::{geneve_return, OuterEnds, Tunnel, OUTER_HEADERS_MAX};
 /// The Internet checksum, where it was before [`crate::wire::checksum`].
 pub use crate::wire::checksum::checksum;
 
@@ -113,6 +114,10 @@ pub enum ParseError {
     Geneve(GeneveError),
     #[error("too many VLAN tags")]
     TooManyVlans,
+    /// The outer ends given beside a GENEVE payload ([`OuterEnds`]) are an
+    /// IPv4 and an IPv6 address: no packet carried it.
+    #[error("the outer addresses are of two IP families")]
+    MixedOuterFamilies,
 }
 
 impl ParseError {
@@ -128,6 +133,7 @@ impl ParseError {
             ParseError::BadIpv6Extension => "IPv6 extension header",
             ParseError::Geneve(_) => "GENEVE",
             ParseError::TooManyVlans => "VLAN tags",
+            ParseError::MixedOuterFamilies => "outer addresses",
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use super::{Fragment, Frame, IpPacket, LinkType, ParseError, ParseOptions, Tunnel, L4};
+use super::{Fragment, Frame, IpPacket, LinkType, OuterEnds, ParseError, ParseOptions, Tunnel, L4};
 use crate::base::IpProto;
 use crate::wire::ethernet::{self, ether_type, EthernetFrame};
 use crate::wire::geneve::{self, GeneveError, GenevePacket};
@@ -75,9 +75,34 @@ pub fn parse_general(
         opts,
         depth: 0,
         base: 0,
-        ip: 0,
+        ip: None,
     };
     cx.link(link, data)
+}
+
+/// Parses the payload of a UDP datagram that arrived on a GENEVE port, as a
+/// socket receives it: the GENEVE header at byte 0, then the inner packet,
+/// with `outer` what the outer IP and UDP headers said. The result is what
+/// [`parse`] gives for the whole outer packet, but that the [`Tunnel`]'s
+/// offsets count from the payload's start and it has no outer IP offset
+/// (as the transport offset counts from there too). Ends of two families,
+/// or a payload longer than one IP packet holds, are malformed
+/// ([`OuterEnds::ip_len`]): no packet carried them. The payload is GENEVE
+/// by where it arrived, so `opts.decap_geneve` is not asked.
+pub fn parse_geneve(
+    payload: &[u8],
+    outer: &OuterEnds,
+    opts: ParseOptions,
+) -> Result<Frame, ParseError> {
+    outer.ip_len(payload.len())?;
+    let cx = Cx {
+        cut: 0,
+        opts,
+        depth: 0,
+        base: 0,
+        ip: None,
+    };
+    cx.geneve(payload)
 }
 
 /// The most common frame in straight-line code: Ethernet without VLAN tags,
@@ -159,8 +184,9 @@ struct Cx {
     depth: u8,
     /// Offset of the current buffer in the frame.
     base: usize,
-    /// Offset of the IP header being parsed.
-    ip: usize,
+    /// Offset of the IP header being parsed; `None` before any (a GENEVE
+    /// payload parsed on its own).
+    ip: Option<usize>,
 }
 
 fn need(layer: &'static str, data: &[u8], n: usize) -> Result<(), ParseError> {
@@ -345,7 +371,7 @@ impl Cx {
         let payload = &d[ihl..len];
         let inner = Cx {
             cut: self.cut.saturating_sub(d.len() - len),
-            ip: self.base,
+            ip: Some(self.base),
             ..self.at(ihl)
         };
         inner.transport(
@@ -410,7 +436,7 @@ impl Cx {
         }
         let inner = Cx {
             cut: self.cut.saturating_sub(d.len() - len),
-            ip: self.base,
+            ip: Some(self.base),
             ..self.at(off)
         };
         inner.transport(
@@ -528,7 +554,7 @@ impl Cx {
         Ok(match frame {
             Frame::Ip(mut p) => {
                 p.tunnel = Some(Tunnel {
-                    outer_ip_offset: self.ip as u32,
+                    outer_ip_offset: self.ip.map(|at| at as u32),
                     geneve_offset: self.base as u32,
                     inner_offset: inner.base as u32,
                     zone,
@@ -606,6 +632,192 @@ mod tests {
             }
             // And the public entry point never disagrees with the general parser.
             prop_assert_eq!(parse(LinkType::Ethernet, &f[..len], orig, opts), parse_general(LinkType::Ethernet, &f[..len], orig, opts));
+        }
+    }
+
+    /// GENEVE payloads as GWLB sends them and as it should not: inner TCP,
+    /// UDP, ICMP echo and error, IPv6, a fragment, inner Ethernet; another
+    /// version, options past the end, no or unknown critical options, the
+    /// O bit, an unknown protocol type.
+    fn geneve_payloads() -> Vec<Vec<u8>> {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let aws = build::aws_options(0xe1, 7, 9);
+        let wrap = |inner: &[u8], options: &[u8], protocol: u16| {
+            let inner = &inner[ethernet::HEADER_LEN..];
+            let mut p = vec![0u8; geneve::HEADER_LEN + options.len()];
+            geneve::emit(&mut p, 0, protocol, options).unwrap();
+            p.extend_from_slice(inner);
+            p
+        };
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let syn = build::tcp(a, b, 40000, 443, 0x02, 1, 0, b"x");
+        let mut out: Vec<Vec<u8>> = [
+            syn.clone(),
+            build::udp(a, b, 5000, 53, b"q"),
+            build::echo(a, b, true, 7, 1),
+            build::icmp_error(b, a, 3, 3, &syn),
+            build::tcp(
+                ip("2001:db8::1"),
+                ip("2001:db8::2"),
+                1,
+                443,
+                0x02,
+                0,
+                0,
+                b"",
+            ),
+            build::fragment_v4(&build::udp(a, b, 1, 2, &[7; 64]), 32, 9)[1].clone(),
+        ]
+        .iter()
+        .map(|f| wrap(f, &aws, if f[14] >> 4 == 4 { 0x0800 } else { 0x86dd }))
+        .collect();
+        let mut eth = vec![0u8; geneve::HEADER_LEN + aws.len()];
+        geneve::emit(&mut eth, 0, ether_type::TRANS_ETHER, &aws).unwrap();
+        eth.extend_from_slice(&syn);
+        out.push(eth);
+        let good = out[0].clone();
+        let mut v1 = good.clone();
+        v1[0] |= 0x40;
+        let mut oam = good.clone();
+        oam[1] |= 0x80;
+        let mut past_end = good[..60].to_vec();
+        past_end[0] = 0x3f;
+        let mut critical = aws.clone();
+        critical.extend_from_slice(&[0x09, 0x99, 0x81, 0x00]);
+        let mut plain = aws.clone();
+        plain.extend_from_slice(&[0x09, 0x99, 0x01, 0x00]);
+        out.extend([
+            v1,
+            oam,
+            past_end,
+            wrap(&syn, &[], 0x0800),
+            wrap(&syn, &critical, 0x0800),
+            wrap(&syn, &plain, 0x0800),
+            wrap(&syn, &aws, 0x1234),
+            wrap(&syn, &build::aws_options(1, 2, 3)[..12], 0x0800),
+        ]);
+        out
+    }
+
+    /// What [`parse`] gives for the whole packet that carried `payload`
+    /// between `outer`'s ends (to port 6081, where it decapsulates), with
+    /// the offsets made relative to the payload, as [`parse_geneve`] gives them.
+    fn parse_whole(
+        payload: &[u8],
+        outer: &OuterEnds,
+        opts: ParseOptions,
+    ) -> Result<Frame, ParseError> {
+        let frame = build::udp(
+            outer.peer.ip(),
+            outer.local.ip(),
+            outer.peer.port(),
+            geneve::UDP_PORT,
+            payload,
+        );
+        let packet = &frame[ethernet::HEADER_LEN..];
+        let headers = (packet.len() - payload.len()) as u32;
+        let parsed = parse(LinkType::RawIp, packet, packet.len(), opts)?;
+        Ok(match parsed {
+            Frame::Ip(p) => {
+                let t = p.tunnel.expect("decapsulated");
+                assert_eq!(t.outer_ip_offset, Some(0));
+                Frame::Ip(IpPacket {
+                    l4_offset: p.l4_offset - headers,
+                    tunnel: Some(Tunnel {
+                        outer_ip_offset: None,
+                        geneve_offset: t.geneve_offset - headers,
+                        inner_offset: t.inner_offset - headers,
+                        ..t
+                    }),
+                    ..p
+                })
+            }
+            other => other,
+        })
+    }
+
+    fn outer_ends() -> [OuterEnds; 2] {
+        [
+            OuterEnds {
+                peer: "192.0.2.1:33000".parse().unwrap(),
+                local: "192.0.2.2:16081".parse().unwrap(),
+            },
+            OuterEnds {
+                peer: "[2001:db8::1]:33000".parse().unwrap(),
+                local: "[2001:db8::2]:6081".parse().unwrap(),
+            },
+        ]
+    }
+
+    const STRICT: ParseOptions = ParseOptions {
+        decap_geneve: true,
+        gwlb_strict: true,
+    };
+
+    #[test]
+    fn a_geneve_payload_parses_as_the_packet_that_carried_it() {
+        let mut zones = 0;
+        for opts in [STRICT, ParseOptions::default()] {
+            for outer in outer_ends() {
+                for p in geneve_payloads() {
+                    for len in 0..=p.len() {
+                        let got = parse_geneve(&p[..len], &outer, opts);
+                        assert_eq!(got, parse_whole(&p[..len], &outer, opts), "{opts:?} {len}");
+                        if let (Ok(Frame::Ip(q)), true) = (got, len == p.len()) {
+                            let t = q.tunnel.unwrap();
+                            assert_eq!((t.outer_ip_offset, t.geneve_offset), (None, 0));
+                            zones += usize::from(t.zone == Some(0xe1));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(zones > 20, "{zones}");
+    }
+
+    #[test]
+    fn a_payload_no_ip_packet_could_carry_is_malformed() {
+        let p = &geneve_payloads()[0];
+        let [v4, v6] = outer_ends();
+        let mixed = OuterEnds {
+            peer: v4.peer,
+            local: v6.local,
+        };
+        assert_eq!(
+            parse_geneve(p, &mixed, STRICT),
+            Err(ParseError::MixedOuterFamilies)
+        );
+        let mut huge = p.clone();
+        huge.resize(65_508, 0);
+        assert!(matches!(
+            parse_geneve(&huge, &v4, STRICT),
+            Err(ParseError::BadLength { layer: "UDP", .. })
+        ));
+        assert!(parse_geneve(&huge, &v6, STRICT).is_ok());
+    }
+
+    proptest! {
+        /// Any bytes, and mutations of real payloads: the payload parser
+        /// and the whole-packet parser agree.
+        #[test]
+        fn a_mutated_geneve_payload_parses_as_the_packet_that_carried_it(
+            which in 0usize..15,
+            flips in prop::collection::vec((0usize..120, any::<u8>()), 0..4),
+            cut in 0usize..130,
+            v6 in any::<bool>(),
+            strict in any::<bool>(),
+        ) {
+            let payloads = geneve_payloads();
+            let mut p = payloads[which % payloads.len()].clone();
+            for (at, v) in flips {
+                if at < p.len() {
+                    p[at] = v;
+                }
+            }
+            p.truncate(p.len().saturating_sub(cut));
+            let outer = outer_ends()[usize::from(v6)];
+            let opts = if strict { STRICT } else { ParseOptions::default() };
+            prop_assert_eq!(parse_geneve(&p, &outer, opts), parse_whole(&p, &outer, opts));
         }
     }
 }
