@@ -1,6 +1,9 @@
 //! The Linux nf_conntrack TCP state machine (net/netfilter/nf_conntrack_proto_tcp.c),
 //! without window tracking and with loose pick-up of established flows.
 
+/// The TCP flag bits (one definition, in the wire layer).
+pub use crate::wire::tcp::flags::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
+
 /// A tracked TCP connection's state, numbered as Linux numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -50,15 +53,6 @@ impl TcpState {
         }
     }
 }
-
-pub const FIN: u8 = 0x01;
-pub const SYN: u8 = 0x02;
-pub const RST: u8 = 0x04;
-pub const PSH: u8 = 0x08;
-pub const ACK: u8 = 0x10;
-pub const URG: u8 = 0x20;
-pub const ECE: u8 = 0x40;
-pub const CWR: u8 = 0x80;
 
 /// Linux's `tcp_valid_flags`: the flag combinations conntrack accepts at all
 /// (PSH, ECE and CWR ignored). Anything else is invalid in every state.

@@ -352,18 +352,7 @@ impl Engine {
     /// decided together through the classifier's batch lookup), then judged
     /// with each frame's conntrack slot fetched [`AHEAD`] frames before.
     pub fn process_batch(&mut self, frames: &[Input], out: &mut Vec<Judgement>) {
-        let mut staged = std::mem::take(&mut self.staged);
-        for chunk in frames.chunks(STAGE) {
-            stage(
-                &self.rules,
-                self.parse,
-                chunk,
-                &mut staged,
-                &mut self.stage_scratch,
-            );
-            self.judge_staged(chunk, &staged, true, out);
-        }
-        self.staged = staged;
+        self.stage_and_judge(frames, out);
     }
 
     /// Judges a batch of GENEVE datagrams in order, appending one judgement
@@ -371,8 +360,13 @@ impl Engine {
     /// packets that carried them (the GWLB appliance's way in: no outer
     /// header is built or parsed).
     pub fn process_geneve_batch(&mut self, datagrams: &[GeneveInput], out: &mut Vec<Judgement>) {
+        self.stage_and_judge(datagrams, out);
+    }
+
+    /// Stages `arrivals` [`STAGE`] at a time and judges each staged chunk.
+    fn stage_and_judge<A: Arrival>(&mut self, arrivals: &[A], out: &mut Vec<Judgement>) {
         let mut staged = std::mem::take(&mut self.staged);
-        for chunk in datagrams.chunks(STAGE) {
+        for chunk in arrivals.chunks(STAGE) {
             stage(
                 &self.rules,
                 self.parse,
