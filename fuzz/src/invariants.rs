@@ -15,7 +15,7 @@ use sgplane::wire::ethernet::{self, ether_type};
 use sgplane::wire::geneve::{self, GeneveError, GenevePacket};
 use sgplane::wire::packet::{
     is_icmp_error, parse, parse_geneve, Fragment, Frame, IpPacket, LinkType, OuterEnds,
-    ParseOptions, Tunnel, L4,
+    ParseOptions, L4,
 };
 
 /// Every link type the parser knows, in the order the `parse` target's first
@@ -351,16 +351,7 @@ pub fn check_geneve_payload(data: &[u8]) {
                 Frame::Ip(p) => {
                     let t = p.tunnel.expect("port 6081 decapsulates");
                     assert_eq!(t.outer_ip_offset, Some(0), "{t:?}");
-                    Frame::Ip(IpPacket {
-                        l4_offset: p.l4_offset - headers,
-                        tunnel: Some(Tunnel {
-                            outer_ip_offset: None,
-                            geneve_offset: t.geneve_offset - headers,
-                            inner_offset: t.inner_offset - headers,
-                            ..t
-                        }),
-                        ..p
-                    })
+                    Frame::Ip(p.past_outer_headers(headers))
                 }
                 other => other,
             });

@@ -144,13 +144,19 @@ impl SgClassifier {
     /// from the source (egress).
     #[inline]
     fn keys(&self, flow: &Flow) -> (Key, Key) {
-        let (src, dst) = (self.interval(flow.src), self.interval(flow.dst));
-        let (sport, last, proto) = rest_of_key(flow);
-        (
-            [src, dst, sport, last, proto],
-            [dst, src, sport, last, proto],
-        )
+        keys_of(flow, self.interval(flow.src), self.interval(flow.dst))
     }
+}
+
+/// A flow's lookup keys seen from the destination (ingress: the source is
+/// remote) and from the source (egress), given its addresses' intervals.
+#[inline]
+fn keys_of(flow: &Flow, src: u32, dst: u32) -> (Key, Key) {
+    let (sport, last, proto) = rest_of_key(flow);
+    (
+        [src, dst, sport, last, proto],
+        [dst, src, sport, last, proto],
+    )
 }
 
 /// The decision of `iface` in `dir` given its classifier's first match.
@@ -217,19 +223,17 @@ impl Decide for SgClassifier {
             b.keys.resize(flows.len() * 2, [0; 5]);
             for (n, f) in flows.iter().enumerate() {
                 let (s, d) = policy.ends_of(f);
-                let (src, dst) = (b.interval[n * 2], b.interval[n * 2 + 1]);
-                let (sport, last, proto) = rest_of_key(f);
-                if let Some(iface) = d {
-                    let slot = n * 2 + dir_index(Direction::Ingress);
-                    b.keys[slot] = [src, dst, sport, last, proto];
-                    let t = self.table(policy, iface, Direction::Ingress, f.zone);
-                    b.lookups.push((t, slot as u32));
-                }
-                if let Some(iface) = s {
-                    let slot = n * 2 + dir_index(Direction::Egress);
-                    b.keys[slot] = [dst, src, sport, last, proto];
-                    let t = self.table(policy, iface, Direction::Egress, f.zone);
-                    b.lookups.push((t, slot as u32));
+                let (ingress, egress) = keys_of(f, b.interval[n * 2], b.interval[n * 2 + 1]);
+                for (end, dir, key) in [
+                    (d, Direction::Ingress, ingress),
+                    (s, Direction::Egress, egress),
+                ] {
+                    if let Some(iface) = end {
+                        let slot = n * 2 + dir_index(dir);
+                        b.keys[slot] = key;
+                        b.lookups
+                            .push((self.table(policy, iface, dir, f.zone), slot as u32));
+                    }
                 }
                 b.ends.push((s, d));
             }

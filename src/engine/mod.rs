@@ -322,20 +322,15 @@ impl Engine {
         orig_len: usize,
         now: Nanos,
     ) -> Judgement {
-        let input = Input {
-            link,
-            data,
-            orig_len,
-            ts: now,
-        };
-        let parsed = parse(link, data, input.wire_len(), self.parse);
+        let wire_len = orig_len.max(data.len());
+        let parsed = parse(link, data, wire_len, self.parse);
         let key = match &parsed {
             Ok(Frame::Ip(p)) => flow_key(p).map(|(k, class)| (self.conntrack.prepare(&k), class)),
             _ => None,
         };
         let now = self.clock(now);
         let j = self.judge(&parsed, key.as_ref(), data, now, None);
-        self.count(&j, input.wire_len() as u64);
+        self.count(&j, wire_len as u64);
         j
     }
 
@@ -401,6 +396,7 @@ impl Engine {
         Stager {
             rules: Arc::clone(&self.rules),
             parse: self.parse,
+            scratch: StageScratch::default(),
         }
     }
 
@@ -705,6 +701,7 @@ pub struct Staged {
 pub struct Stager {
     rules: Arc<Ruleset>,
     parse: ParseOptions,
+    scratch: StageScratch,
 }
 
 impl Stager {
@@ -714,19 +711,13 @@ impl Stager {
     }
 
     /// Stages `frames` into `out` (cleared first), one per frame.
-    pub fn stage(&self, frames: &[Input], out: &mut Vec<Staged>) {
-        stage(
-            &self.rules,
-            self.parse,
-            frames,
-            out,
-            &mut StageScratch::default(),
-        );
+    pub fn stage(&mut self, frames: &[Input], out: &mut Vec<Staged>) {
+        stage(&self.rules, self.parse, frames, out, &mut self.scratch);
     }
 }
 
 /// The flows a batch decides together, and where their decisions go.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct StageScratch {
     flows: Vec<Flow>,
     at: Vec<usize>,

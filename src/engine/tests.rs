@@ -650,9 +650,9 @@ fn staged_frames_are_judged_as_a_batch_is() {
     // Staged by the engine's own stager, and by a stager of other rules
     // (whose decisions must not be used).
     let mut same = engine();
-    let stager = same.stager();
+    let mut stager = same.stager();
     let mut other = engine();
-    let foreign = engine_with(&roomy.replace("ports = \"80\"", "ports = \"1-65535\"")).stager();
+    let mut foreign = engine_with(&roomy.replace("ports = \"80\"", "ports = \"1-65535\"")).stager();
     let (mut got_same, mut got_other) = (Vec::new(), Vec::new());
     let mut staged = Vec::new();
     for chunk in inputs.chunks(37) {
@@ -800,14 +800,11 @@ fn mixed_geneve_payloads() -> Vec<Vec<u8>> {
 /// The judgement of a whole packet with its offsets made relative to its
 /// UDP payload (`headers` bytes in), as a GENEVE payload's are.
 fn from_payload(mut j: Judgement, headers: u32) -> Judgement {
-    if let Some(p) = &mut j.packet {
-        p.l4_offset -= headers;
-        if let Some(t) = &mut p.tunnel {
+    if let Some(p) = j.packet {
+        if let Some(t) = p.tunnel {
             assert_eq!(t.outer_ip_offset, Some(0));
-            t.outer_ip_offset = None;
-            t.geneve_offset -= headers;
-            t.inner_offset -= headers;
         }
+        j.packet = Some(p.past_outer_headers(headers));
     }
     j
 }

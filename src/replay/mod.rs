@@ -402,7 +402,7 @@ struct ReadThread {
 /// until as many chunks as are in flight exist.
 fn spawn_reader<R: Read + Send + 'static>(
     mut reader: CaptureReader<R>,
-    stager: Stager,
+    mut stager: Stager,
 ) -> Result<ReadThread> {
     let (tx, chunks) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
     let (recycled, back) = mpsc::channel::<Chunk>();

@@ -230,6 +230,25 @@ impl IpPacket {
             _ => None,
         }
     }
+
+    /// This GENEVE-carried packet, parsed from a whole packet whose outer IP
+    /// and UDP headers take `headers` bytes, as [`super::parse_geneve`] gives
+    /// it from the UDP payload alone: offsets counted from the payload and
+    /// no outer IP offset. A packet without a tunnel has only its L4 offset
+    /// moved.
+    ///
+    /// # Panics
+    /// If an offset is smaller than `headers` (the packet was not parsed
+    /// from such a whole packet).
+    pub fn past_outer_headers(mut self, headers: u32) -> IpPacket {
+        self.l4_offset -= headers;
+        if let Some(t) = &mut self.tunnel {
+            t.outer_ip_offset = None;
+            t.geneve_offset -= headers;
+            t.inner_offset -= headers;
+        }
+        self
+    }
 }
 
 /// Parsing options.

@@ -721,16 +721,7 @@ mod tests {
             Frame::Ip(p) => {
                 let t = p.tunnel.expect("decapsulated");
                 assert_eq!(t.outer_ip_offset, Some(0));
-                Frame::Ip(IpPacket {
-                    l4_offset: p.l4_offset - headers,
-                    tunnel: Some(Tunnel {
-                        outer_ip_offset: None,
-                        geneve_offset: t.geneve_offset - headers,
-                        inner_offset: t.inner_offset - headers,
-                        ..t
-                    }),
-                    ..p
-                })
+                Frame::Ip(p.past_outer_headers(headers))
             }
             other => other,
         })
