@@ -20,9 +20,9 @@
 //! 7. [`io`]: capture files, TAP devices, AF_PACKET and the GWLB UDP
 //!    sockets, behind one frame source and sink interface.
 //! 8. [`output`]: verdict lines and flow logs, for replay and live modes.
-//! 9. [`replay`], [`live`], [`export`]: `sgplane replay`; `sgplane run` and
-//!    `sgplane gwlb` (devices, sockets, reload, metrics); the policy for
-//!    other systems.
+//! 9. [`replay`], [`live`], [`export`], [`import`]: `sgplane replay`;
+//!    `sgplane run` and `sgplane gwlb` (devices, sockets, reload, metrics);
+//!    the policy for other systems; the clouds' JSON read into a policy.
 //!
 //! `main.rs`, the command line, sits on top and may use any of them.
 //!
@@ -37,6 +37,7 @@ pub mod classify;
 pub mod conntrack;
 pub mod engine;
 pub mod export;
+pub mod import;
 pub mod io;
 pub mod live;
 pub mod output;

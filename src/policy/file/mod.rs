@@ -130,6 +130,9 @@ impl Reader<'_> {
             .0
             .iter()
             .map(|(name, entries)| model::PrefixList {
+                max_entries: None,
+                owner: None,
+                incomplete: false,
                 name: name.get_ref().clone(),
                 origin: self.at.origin(name.span()),
                 entries: entries
@@ -158,6 +161,7 @@ impl Reader<'_> {
             prefix_lists,
             security_groups,
             interfaces,
+            ..Model::default()
         }
     }
 
@@ -218,6 +222,7 @@ impl Reader<'_> {
                 .is_some_and(|a| a.get_ref().0 == Action::Allow),
             ingress: rules(Direction::Ingress, &sg.ingress),
             egress: rules(Direction::Egress, &sg.egress),
+            ..model::SecurityGroup::default()
         }
     }
 
@@ -310,6 +315,7 @@ impl Reader<'_> {
                 .map(|s| self.at.spanned(s))
                 .collect(),
             zone,
+            place: Default::default(),
         })
     }
 }

@@ -128,6 +128,7 @@ fn names_and_lists_are_checked_at_their_origin() {
         name: "office".into(),
         origin: json("$.PrefixLists[0]"),
         entries: vec![net("203.0.113.7/24", json("$.PrefixLists[0].Entries[0]"))],
+        ..Default::default()
     });
     m.interfaces[0].security_groups.push(At::new(
         "sg-web".into(),

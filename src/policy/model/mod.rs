@@ -15,6 +15,10 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
+pub mod topology;
+
+pub use topology::*;
+
 use super::types::{parse_net, Action, NotAnAddress, PortRange, ProtoMatch, ZoneId};
 use super::{PolicyError, Settings, WhenFull};
 
@@ -108,18 +112,31 @@ impl<T> At<T> {
     }
 }
 
-/// A whole policy (SPEC §1). Later parts (§6's VPCs, subnets, …) are added
-/// as further fields.
+/// A whole policy: SPEC §1, and the topology of §6 (all of which may be
+/// empty: a Part I policy).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Model {
     /// Names the policy in messages and in `check` (a file name).
     pub source: String,
+    /// Set by an importer: where the policy came from.
+    pub imported: Option<Imported>,
     pub settings: Settings,
     pub conntrack: Conntrack,
     pub prefix_lists: Vec<PrefixList>,
     /// In the order written: a rule's name counts from its group's first rule.
     pub security_groups: Vec<SecurityGroup>,
+    /// Groups referenced but not in the input (imported policies only).
+    pub external_groups: Vec<ExternalGroup>,
     pub interfaces: Vec<Interface>,
+    pub vpcs: Vec<Vpc>,
+    pub peerings: Vec<Peering>,
+    pub subnets: Vec<Subnet>,
+    pub network_acls: Vec<NetworkAcl>,
+    pub route_tables: Vec<RouteTable>,
+    pub load_balancers: Vec<LoadBalancer>,
+    pub target_groups: Vec<TargetGroup>,
+    pub endpoint_services: Vec<EndpointService>,
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// `[conntrack]`. Numbers are as written; `compile` checks their range.
@@ -145,6 +162,14 @@ pub struct PrefixList {
     pub name: String,
     pub origin: Origin,
     pub entries: Vec<At<IpNet>>,
+    /// The list's maximum size (AWS counts it against quotas at this size).
+    pub max_entries: Option<At<i64>>,
+    /// Who owns it (`AWS` for AWS-managed lists), when imported.
+    pub owner: Option<String>,
+    /// True when the input named the list but did not give (all) its
+    /// entries (an AWS-managed list): it matches only what is listed, and
+    /// `check` names it. Default false.
+    pub incomplete: bool,
 }
 
 /// A security group and its rules.
@@ -154,6 +179,11 @@ pub struct SecurityGroup {
     pub name: String,
     pub origin: Origin,
     pub description: Option<String>,
+    /// The group's name in its cloud (`GroupName`), when it has one apart
+    /// from its id.
+    pub title: Option<String>,
+    /// The VPC it belongs to; `None`: the default one.
+    pub vpc: Option<At<String>>,
     /// Members reach each other on everything, above every rule. Default false.
     pub intra_group: bool,
     pub ingress: Vec<Rule>,
@@ -183,6 +213,8 @@ pub struct Rule {
     /// 1-65535, smaller wins; `None` is 1.
     pub priority: Option<At<i64>>,
     pub description: Option<String>,
+    /// The cloud's id of the rule (`sgr-…`, an NSG rule's name).
+    pub id: Option<String>,
 }
 
 impl Rule {
@@ -201,6 +233,7 @@ impl Rule {
             action: Action::Allow,
             priority: None,
             description: None,
+            id: None,
         }
     }
 }
@@ -252,6 +285,8 @@ pub struct Interface {
     pub security_groups: Vec<At<String>>,
     /// Only behind this GWLB endpoint; `None` is every zone.
     pub zone: Option<ZoneId>,
+    /// Where it sits in the topology (SPEC §6).
+    pub place: InterfacePlace,
 }
 
 impl<T: Default> Default for At<T> {

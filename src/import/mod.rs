@@ -1,0 +1,168 @@
+//! Importers: the clouds' own JSON (and Terraform's) turned into a policy
+//! [`Model`] (SPEC §7), and the model written back as a policy file.
+//!
+//! Each provider has its own room: [`aws`] reads the AWS CLI's
+//! `describe-…` outputs, Batfish and CloudMapper snapshots and recorded API
+//! responses, and hands Terraform's `show -json` files to [`terraform`].
+//! Every input file is recognised by its content. Nothing is dropped
+//! silently: what cannot be represented is a [`Skipped`] entry with its id
+//! and why. [`write`] renders a model as the TOML of SPEC §1 and §6, stable
+//! byte for byte for the same input.
+
+pub mod aws;
+pub mod json;
+pub mod terraform;
+pub mod write;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::policy::{Model, Origin};
+
+/// A cloud provider sgplane imports from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Aws,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Aws => "aws",
+        }
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = ImportError;
+
+    fn from_str(s: &str) -> Result<Provider, ImportError> {
+        match s {
+            "aws" => Ok(Provider::Aws),
+            other => Err(ImportError::Provider(other.to_string())),
+        }
+    }
+}
+
+/// An imported policy and what could not be represented.
+#[derive(Debug, Clone, Default)]
+pub struct Import {
+    /// The policy; its `imported` names the provider and the inputs.
+    pub model: Model,
+    /// Every resource, rule or field the model does not represent.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Something in the input that the model does not represent, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The resource's id (`sg-…`, `eni-…`, an ARN), or the file for
+    /// something that is not a resource.
+    pub id: String,
+    /// Where it was read.
+    pub origin: Origin,
+    pub why: String,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "skipped {}: {} ({})", self.id, self.why, self.origin)
+    }
+}
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("unknown provider `{0}`: expected aws")]
+    Provider(String),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not JSON at all, with the line and column serde_json gives.
+    #[error("{file}:{line}:{column}: not JSON: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// JSON of the wrong shape: the file and the JSON path.
+    #[error("{file}:{path}: {message}")]
+    Shape {
+        file: String,
+        path: String,
+        message: String,
+    },
+    /// `--strict`, and something was skipped.
+    #[error("{count} item(s) of the input cannot be represented (--strict): the first is {first}")]
+    Strict { count: usize, first: String },
+    #[error("no input files found in {0}")]
+    Empty(String),
+}
+
+/// Every file under `paths` (directories walked recursively, in name order),
+/// for importers that recognise files by content. Hidden files and
+/// directories are skipped.
+pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let before = out.len();
+        walk(p, &mut out)?;
+        if out.len() == before && p.is_dir() {
+            return Err(ImportError::Empty(p.display().to_string()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
+    let io = |e| ImportError::Io {
+        path: p.display().to_string(),
+        source: e,
+    };
+    let meta = std::fs::metadata(p).map_err(io)?;
+    if !meta.is_dir() {
+        out.push(p.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|e| {
+            !e.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    for e in entries {
+        if e.is_dir() {
+            walk(&e, out)?;
+        } else if e
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| x.eq_ignore_ascii_case("json"))
+        {
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
+/// Imports `paths` from `provider`. `strict` turns anything skipped into an
+/// error.
+pub fn import(provider: Provider, paths: &[PathBuf], strict: bool) -> Result<Import, ImportError> {
+    let import = match provider {
+        Provider::Aws => aws::import(paths)?,
+    };
+    if strict && !import.skipped.is_empty() {
+        return Err(ImportError::Strict {
+            count: import.skipped.len(),
+            first: import.skipped[0].to_string(),
+        });
+    }
+    Ok(import)
+}

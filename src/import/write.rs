@@ -1,0 +1,1 @@
+//! A [`crate::policy::Model`] written as a policy file (SPEC §1, §6).
