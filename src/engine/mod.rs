@@ -325,7 +325,8 @@ impl Engine {
         let wire_len = orig_len.max(data.len());
         let parsed = parse(link, data, wire_len, self.parse);
         let key = match &parsed {
-            Ok(Frame::Ip(p)) => flow_key(p).map(|(k, class)| (self.conntrack.prepare(&k), class)),
+            Ok(Frame::Ip(p)) => flow_key(&self.rules.policy, p)
+                .map(|(k, class)| (self.conntrack.prepare(&k), class)),
             _ => None,
         };
         let now = self.clock(now);
@@ -527,7 +528,7 @@ impl Engine {
             return None;
         };
         let k = FragmentKey {
-            zone: p.tunnel.and_then(|t| t.zone).unwrap_or(0),
+            zone: zone_of(&self.rules.policy, p).unwrap_or(0),
             src: p.src,
             dst: p.dst,
             proto: p.proto.0,
@@ -592,8 +593,9 @@ impl Engine {
     /// daddr != inner"); one sent elsewhere is judged by the rules.
     fn related(&mut self, p: &IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
         if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
+            let zone = self.rules.policy.zone_of(p.tunnel.and_then(|t| t.zone), q.src, q.dst);
             let k = FlowKey {
-                zone: p.tunnel.and_then(|t| t.zone).unwrap_or(0),
+                zone: zone.unwrap_or(0),
                 src: q.src,
                 dst: q.dst,
                 sport: q.ports.0,
@@ -616,7 +618,7 @@ impl Engine {
     #[inline]
     fn rules_stage(&mut self, p: &IpPacket, decided: Option<&Evaluation>) -> Evaluation {
         let e = decided.copied().unwrap_or_else(|| {
-            let zone = p.tunnel.and_then(|t| t.zone);
+            let zone = zone_of(&self.rules.policy, p);
             self.rules
                 .decider
                 .decide(&self.rules.policy, &flow_of(p, zone))
@@ -668,7 +670,7 @@ impl Engine {
     #[inline]
     fn remember(&mut self, p: &IpPacket, verdict: Verdict, now: Nanos) {
         if let Fragment::First { id } = p.fragment {
-            let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
+            let zone = zone_of(&self.rules.policy, p).unwrap_or(0);
             let k = FragmentKey {
                 zone,
                 src: p.src,
@@ -740,12 +742,10 @@ fn stage<A: Arrival>(
         let parsed = f.parse(parse_options);
         let key = match &parsed {
             Ok(Frame::Ip(p)) => {
-                let key = flow_key(p);
+                let key = flow_key(&rules.policy, p);
                 if key.is_some_and(|(_, c)| likely_new(c)) {
                     scratch.at.push(out.len());
-                    scratch
-                        .flows
-                        .push(flow_of(p, p.tunnel.and_then(|t| t.zone)));
+                    scratch.flows.push(flow_of(p, zone_of(&rules.policy, p)));
                 }
                 key
             }
@@ -780,11 +780,18 @@ fn likely_new(class: Class) -> bool {
     }
 }
 
+/// The zone a packet is judged in: its GWLB zone or its VPC space.
+#[inline]
+fn zone_of(policy: &Policy, p: &IpPacket) -> Option<ZoneId> {
+    policy.zone_of(p.tunnel.and_then(|t| t.zone), p.src, p.dst)
+}
+
 /// The conntrack key of a packet that is looked up as a flow of its own:
 /// TCP, UDP, ICMP echo and other protocols, but not later fragments or
 /// other ICMP messages (errors, neighbour discovery, …).
 #[inline]
-fn flow_key(p: &IpPacket) -> Option<(FlowKey, Class)> {
+
+fn flow_key(policy: &Policy, p: &IpPacket) -> Option<(FlowKey, Class)> {
     if let Fragment::Later { .. } = p.fragment {
         return None;
     }
@@ -806,7 +813,7 @@ fn flow_key(p: &IpPacket) -> Option<(FlowKey, Class)> {
         }
         L4::None => (0, 0, Class::Other),
     };
-    let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
+    let zone = zone_of(policy, p).unwrap_or(0);
     Some((
         FlowKey {
             zone,

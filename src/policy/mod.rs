@@ -24,6 +24,7 @@ pub mod explain;
 mod file;
 pub mod model;
 pub mod reference;
+pub mod topology;
 pub mod types;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ use ipnet::IpNet;
 pub use diag::{Diagnostic, PolicyError};
 pub use model::{Model, Origin};
 pub use reference::{Decision, Evaluation};
+pub use topology::{Topology, VpcId};
 pub use types::*;
 
 use crate::conntrack;
@@ -138,6 +140,11 @@ impl Default for ConntrackSettings {
 pub struct PrefixList {
     pub name: String,
     pub entries: Vec<IpNet>,
+    /// Its maximum size, when the input says (AWS quotas count it).
+    pub max_entries: Option<u32>,
+    pub owner: Option<String>,
+    /// The input did not give (all) its entries.
+    pub incomplete: bool,
 }
 
 /// A security group: its rules and the addresses of the interfaces it is attached to.
@@ -145,6 +152,12 @@ pub struct PrefixList {
 pub struct SecurityGroup {
     pub name: String,
     pub description: Option<String>,
+    /// The cloud's name for it (`GroupName`).
+    pub title: Option<String>,
+    pub vpc: Option<VpcId>,
+    /// A group the input referenced but did not contain: no rules, no
+    /// members (SPEC §6), and what the input says about it.
+    pub external: Option<model::ExternalGroup>,
     /// Members reach each other on everything, above every rule.
     pub intra_group: bool,
     /// Explicit rules, in file order (their index is the rule name's INDEX).
@@ -194,6 +207,8 @@ pub struct Rule {
     /// 0 for intra-group rules, else 1-65535.
     pub priority: u16,
     pub description: Option<String>,
+    /// The cloud's id of the rule (`sgr-…`).
+    pub id: Option<String>,
     /// Where the rule was written (none for implicit rules).
     pub origin: Origin,
     /// Written with port 0 alone, which `check` warns about.
@@ -207,7 +222,13 @@ pub struct Interface {
     pub description: Option<String>,
     pub addresses: Vec<IpNet>,
     pub security_groups: Vec<SgId>,
+    /// Only behind this GWLB endpoint.
     pub zone: Option<ZoneId>,
+    pub vpc: Option<VpcId>,
+    /// Its VPC's address space, when VPCs are spaces.
+    pub space: Option<ZoneId>,
+    /// Subnet, instance, Name tag, kind, tracking, timeouts (SPEC §6).
+    pub place: model::InterfacePlace,
     /// Index into [`Policy::policy_sets`].
     pub policy_set: u32,
 }
@@ -303,6 +324,15 @@ pub struct Policy {
     index: AddressIndex,
     sg_by_name: HashMap<String, SgId>,
     iface_by_name: HashMap<String, IfaceId>,
+    topology: Topology,
+}
+
+/// `--vpc` named a VPC the policy does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown VPC `{name}` ({known})")]
+pub struct UnknownVpc {
+    pub name: String,
+    pub known: String,
 }
 
 impl Policy {
@@ -380,11 +410,60 @@ impl Policy {
         &self.prefix_lists[id as usize]
     }
 
-    /// The interface that owns `addr` as seen from `zone` (a zoned interface
-    /// wins over a zoneless one).
+    /// The interface that owns `addr` as seen from `zone`: a GWLB zone's
+    /// or a VPC space's own interfaces first (then, for a VPC, its peers'),
+    /// then the zoneless ones.
     pub fn interface_of(&self, addr: IpAddr, zone: Option<ZoneId>) -> Option<IfaceId> {
-        zone.and_then(|z| self.index.find(Some(z), addr))
-            .or_else(|| self.index.find(None, addr))
+        if let Some(z) = zone {
+            if let Some(i) = self.index.find(Some(z), addr) {
+                return Some(i);
+            }
+            if let Some(v) = self.topology.vpc_of_space(z) {
+                for &p in &self.topology.vpcs[v as usize].peers {
+                    let found = self
+                        .topology
+                        .space(p)
+                        .and_then(|s| self.index.find(Some(s), addr));
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+            }
+        }
+        self.index.find(None, addr)
+    }
+
+    /// The zone a packet is judged in: its GWLB zone, else (with two or
+    /// more VPCs) the VPC space its addresses give (see [`topology`]).
+    #[inline]
+    pub fn zone_of(&self, tunnel: Option<ZoneId>, src: IpAddr, dst: IpAddr) -> Option<ZoneId> {
+        if tunnel.is_some() || !self.topology.spaced() {
+            return tunnel;
+        }
+        self.topology.space_of(src, dst)
+    }
+
+    /// Judges every packet without a GWLB zone in this VPC (`--vpc`).
+    pub fn judge_in_vpc(&mut self, name: &str) -> Result<(), UnknownVpc> {
+        let Some(v) = self.topology.vpc_id(name) else {
+            let mut known: Vec<&str> = self.topology.vpcs.iter().map(|v| v.name.as_str()).collect();
+            known.sort_unstable();
+            return Err(UnknownVpc {
+                name: name.to_string(),
+                known: if known.is_empty() {
+                    "the policy has no VPCs".into()
+                } else {
+                    format!("known: {}", known.join(", "))
+                },
+            });
+        };
+        self.topology.forced = self.topology.space(v);
+        Ok(())
+    }
+
+    /// VPCs, subnets, NACLs, routes, load balancers, endpoints (SPEC §6).
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// Whether `addr` belongs to a member of `sg` visible from `zone`.

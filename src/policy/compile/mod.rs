@@ -9,16 +9,19 @@ use ipnet::IpNet;
 
 use super::diag::{Diagnostic, PolicyError};
 use super::model::{self, At, Model, Origin};
+use super::topology::{self as topology_types, VpcId};
 use super::*;
 
-struct Ctx {
+mod topology;
+
+pub(super) struct Ctx {
     /// Stands in for a missing origin: the policy as a whole.
     source: Origin,
     errors: Vec<Diagnostic>,
 }
 
 impl Ctx {
-    fn err(&mut self, origin: &Origin, msg: impl Into<String>) {
+    pub(super) fn err(&mut self, origin: &Origin, msg: impl Into<String>) {
         let origin = match origin {
             Origin::None => self.source.clone(),
             o => o.clone(),
@@ -58,10 +61,42 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
         }
         let entries = pl.entries.iter().filter_map(|e| network(cx, e)).collect();
         pl_by_name.insert(pl.name.clone(), prefix_lists.len() as PrefixListId);
+        let max_entries = pl.max_entries.as_ref().and_then(|n| {
+            if (1..=1000).contains(&n.value) {
+                Some(n.value as u32)
+            } else {
+                cx.err(&n.origin, format!("`max_entries = {}` is out of range: expected 1-1000", n.value));
+                None
+            }
+        });
         prefix_lists.push(PrefixList {
             name: pl.name.clone(),
             entries,
+            max_entries,
+            owner: pl.owner.clone(),
+            incomplete: pl.incomplete,
         });
+    }
+    let (mut topo, topo_names) = topology::build(cx, model);
+    let imported = model.imported.is_some();
+    // An imported policy may reference prefix lists its input did not list.
+    if imported {
+        for name in referenced(model, |r| match r {
+            model::Remote::PrefixList(n) => Some(n),
+            _ => None,
+        }) {
+            if !pl_by_name.contains_key(name) {
+                topo.dangling.push(format!("prefix list `{name}` is referenced but not in the input: it matches nothing"));
+                pl_by_name.insert(name.clone(), prefix_lists.len() as PrefixListId);
+                prefix_lists.push(PrefixList {
+                    name: name.clone(),
+                    entries: Vec::new(),
+                    max_entries: None,
+                    owner: None,
+                    incomplete: true,
+                });
+            }
+        }
     }
 
     let mut sg_by_name = HashMap::new();
@@ -73,10 +108,17 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
                 format!("security group name `{}` must start with `sg-`", sg.name),
             );
         }
+        if sg_by_name.contains_key(&sg.name) {
+            cx.err(&sg.origin, format!("security group `{}` is defined twice", sg.name));
+        }
+        let vpc = sg.vpc.as_ref().and_then(|v| topology::vpc_ref(cx, &mut topo, v));
         sg_by_name.insert(sg.name.clone(), security_groups.len() as SgId);
         security_groups.push(SecurityGroup {
             name: sg.name.clone(),
             description: sg.description.clone(),
+            title: sg.title.clone(),
+            vpc,
+            external: None,
             intra_group: sg.intra_group,
             ingress: Vec::new(),
             egress: Vec::new(),
@@ -85,10 +127,55 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             members: Vec::new(),
         });
     }
+    // Groups the input referenced but did not contain: no members, so a
+    // reference to one matches nothing.
+    let mut external: Vec<model::ExternalGroup> = model.external_groups.clone();
+    if imported {
+        for name in referenced(model, |r| match r {
+            model::Remote::Sg(n) => Some(n),
+            _ => None,
+        }) {
+            if !sg_by_name.contains_key(name) && !external.iter().any(|e| &e.name == name) {
+                external.push(model::ExternalGroup {
+                    name: name.clone(),
+                    status: Some("missing".into()),
+                    ..Default::default()
+                });
+            }
+        }
+    } else if let Some(e) = external.first() {
+        cx.err(&e.origin, "external groups are for imported policies (with [imported]): define the group instead");
+    }
+    for e in &external {
+        if sg_by_name.contains_key(&e.name) {
+            cx.err(&e.origin, format!("`{}` is both a security group and an external group", e.name));
+            continue;
+        }
+        let vpc = e.vpc.as_ref().and_then(|v| topo.vpc_id(v));
+        sg_by_name.insert(e.name.clone(), security_groups.len() as SgId);
+        security_groups.push(SecurityGroup {
+            name: e.name.clone(),
+            description: None,
+            title: None,
+            vpc,
+            external: Some(e.clone()),
+            intra_group: false,
+            ingress: Vec::new(),
+            egress: Vec::new(),
+            intra_rules: None,
+            interfaces: Vec::new(),
+            members: Vec::new(),
+        });
+    }
+    topo.external_groups = external;
+    let sg_vpc: Vec<Option<VpcId>> = security_groups.iter().map(|g| g.vpc).collect();
     let names = Names {
         sg: &sg_by_name,
         pl: &pl_by_name,
+        sg_vpc: &sg_vpc,
+        topo: &topo,
     };
+    let mut unreachable = Vec::new();
 
     let mut rules = Vec::new();
     for (sg_id, model_sg) in model.security_groups.iter().enumerate() {
@@ -98,7 +185,7 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             (Direction::Egress, &model_sg.egress),
         ] {
             for (index, r) in list.iter().enumerate() {
-                if let Some(rule) = compile_rule(cx, &names, sg_id, direction, index as u32, r) {
+                if let Some(rule) = compile_rule(cx, &names, sg_id, direction, index as u32, r, &mut unreachable) {
                     let id = rules.len() as RuleId;
                     rules.push(rule);
                     let sg = &mut security_groups[sg_id as usize];
@@ -117,11 +204,17 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
         }
     }
 
+    topo.dangling.extend(unreachable);
+    // With two or more VPCs, each is an address space of its own.
+    let explicit_vpcs = topo.vpcs.len();
     let mut interfaces = Vec::new();
     let mut iface_by_name = HashMap::new();
     let mut written = Vec::new();
     for mi in &model.interfaces {
         let id = interfaces.len() as IfaceId;
+        if iface_by_name.contains_key(&mi.name) {
+            cx.err(&mi.origin, format!("interface `{}` is defined twice", mi.name));
+        }
         if mi.addresses.value.is_empty() {
             cx.err(
                 &mi.addresses.origin,
@@ -135,6 +228,8 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
                 written.push((id, n, &a.origin));
             }
         }
+        let vpc = interface_vpc(cx, &mut topo, &topo_names, mi);
+        place(cx, mi);
         let mut sgs: Vec<SgId> = Vec::new();
         for s in &mi.security_groups {
             match sg_by_name.get(&s.value) {
@@ -142,7 +237,24 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
                     &s.origin,
                     format!("security group `{}` is listed twice", s.value),
                 ),
-                Some(&sg) => sgs.push(sg),
+                Some(&sg) => {
+                    let g = &security_groups[sg as usize];
+                    if let (Some(a), Some(b)) = (vpc, g.vpc) {
+                        if a != b {
+                            cx.err(
+                                &s.origin,
+                                format!(
+                                    "security group `{}` is in VPC `{}`, the interface in `{}`: a group attaches only to interfaces of its VPC",
+                                    s.value, topo.vpcs[b as usize].name, topo.vpcs[a as usize].name
+                                ),
+                            );
+                        }
+                    }
+                    if g.external.is_some() {
+                        cx.err(&s.origin, format!("`{}` is an external group: it cannot be attached here", s.value));
+                    }
+                    sgs.push(sg)
+                }
                 None => cx.err(
                     &s.origin,
                     unknown("security group", &s.value, sg_by_name.keys()),
@@ -165,9 +277,19 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             addresses,
             security_groups: sgs,
             zone: mi.zone,
+            vpc,
+            space: None,
+            place: mi.place.clone(),
             policy_set: 0,
         });
     }
+    // Spaces, once every VPC is known (interfaces may name new ones).
+    topo.spaced = topo.vpcs.len() >= 2;
+    for i in &mut interfaces {
+        i.space = i.vpc.and_then(|v| topo.space(v));
+    }
+    owners(&mut topo, &interfaces, explicit_vpcs);
+    topology::services(cx, &mut topo, model, &sg_by_name, &iface_by_name);
 
     let index = address_index(cx, &interfaces, &written);
     let policy_sets = policy_sets(&mut interfaces, &security_groups, &rules);
@@ -184,7 +306,136 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
         index,
         sg_by_name,
         iface_by_name,
+        topology: topo,
     }
+}
+
+/// Every name of one kind that a rule's remote end references, once each.
+fn referenced<'a>(
+    model: &'a Model,
+    pick: impl Fn(&'a model::Remote) -> Option<&'a String>,
+) -> Vec<&'a String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for sg in &model.security_groups {
+        for r in sg.ingress.iter().chain(&sg.egress) {
+            for x in &r.remote {
+                if let Some(n) = pick(&x.value) {
+                    seen.insert(n);
+                }
+            }
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// The VPC an interface is in: its subnet's, else the one it names.
+fn interface_vpc(
+    cx: &mut Ctx,
+    topo: &mut topology_types::Topology,
+    names: &topology::TopologyNames,
+    mi: &model::Interface,
+) -> Option<VpcId> {
+    let from_subnet = match &mi.place.subnet {
+        None => None,
+        Some(s) => match names.subnets.get(&s.value) {
+            Some(&i) => topo.vpc_id(&topo.subnets[i].vpc.value),
+            None => {
+                cx.dangling(topo, &s.origin, format!("unknown subnet `{}`", s.value));
+                None
+            }
+        },
+    };
+    let named = mi
+        .place
+        .vpc
+        .as_ref()
+        .and_then(|v| topology::vpc_ref(cx, topo, v));
+    if let (Some(a), Some(b), Some(v)) = (from_subnet, named, &mi.place.vpc) {
+        if a != b {
+            cx.err(
+                &v.origin,
+                format!(
+                    "the interface's subnet is in VPC `{}`, not `{}`",
+                    topo.vpcs[a as usize].name, v.value
+                ),
+            );
+        }
+    }
+    from_subnet.or(named)
+}
+
+/// An interface's kind, tracking and timeouts (SPEC §6, §9.3).
+fn place(cx: &mut Ctx, mi: &model::Interface) {
+    let p = &mi.place;
+    if let Some(k) = &p.kind {
+        if !model::INTERFACE_KINDS.contains(&k.value.as_str()) {
+            cx.err(
+                &k.origin,
+                format!(
+                    "unknown interface kind `{}`: expected one of {}",
+                    k.value,
+                    model::INTERFACE_KINDS.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(t) = &p.tracking {
+        if t.value != "always" && t.value != "aws" {
+            cx.err(
+                &t.origin,
+                format!("`tracking = \"{}\"`: expected \"always\" or \"aws\"", t.value),
+            );
+        }
+    }
+    // AWS ConnectionTrackingSpecification's ranges.
+    for (v, key, lo, hi) in [
+        (&p.timeouts.tcp_established, "tcp_established", 60, 432_000),
+        (&p.timeouts.udp_stream, "udp_stream", 60, 180),
+        (&p.timeouts.udp, "udp", 30, 60),
+    ] {
+        if let Some(v) = v {
+            if !(lo..=hi).contains(&v.value) {
+                cx.err(
+                    &v.origin,
+                    format!("timeout `{key} = {}` is out of AWS's range {lo}-{hi} seconds", v.value),
+                );
+            }
+        }
+    }
+    for a in &p.public_addresses {
+        network(cx, a);
+    }
+}
+
+/// Which blocks say what VPC owns an address: each VPC's CIDRs; for one
+/// without, its subnets' blocks; for one without either, its interfaces'.
+fn owners(topo: &mut topology_types::Topology, interfaces: &[Interface], explicit: usize) {
+    let _ = explicit;
+    let mut owners = Vec::new();
+    for (v, vpc) in topo.vpcs.iter().enumerate() {
+        let v = v as VpcId;
+        if !vpc.cidrs.is_empty() {
+            owners.extend(vpc.cidrs.iter().map(|&c| (c, v)));
+            continue;
+        }
+        let subnets: Vec<IpNet> = topo
+            .subnets
+            .iter()
+            .filter(|s| s.vpc.value == vpc.name)
+            .flat_map(|s| s.cidrs.iter().map(|c| c.value.trunc()))
+            .collect();
+        if !subnets.is_empty() {
+            owners.extend(subnets.into_iter().map(|c| (c, v)));
+            continue;
+        }
+        owners.extend(
+            interfaces
+                .iter()
+                .filter(|i| i.vpc == Some(v))
+                .flat_map(|i| i.addresses.iter().map(move |&a| (a, v))),
+        );
+    }
+    topo.owners = owners;
 }
 
 fn conntrack(cx: &mut Ctx, c: &model::Conntrack) -> ConntrackSettings {
@@ -218,7 +469,7 @@ fn conntrack(cx: &mut Ctx, c: &model::Conntrack) -> ConntrackSettings {
 }
 
 /// A block as a network address: one with host bits set is a mistake.
-fn network(cx: &mut Ctx, n: &At<IpNet>) -> Option<IpNet> {
+pub(super) fn network(cx: &mut Ctx, n: &At<IpNet>) -> Option<IpNet> {
     network_at(cx, n.value, &n.origin)
 }
 
@@ -239,6 +490,9 @@ fn network_at(cx: &mut Ctx, n: IpNet, origin: &Origin) -> Option<IpNet> {
 struct Names<'a> {
     sg: &'a HashMap<String, SgId>,
     pl: &'a HashMap<String, PrefixListId>,
+    /// Each group's VPC, by [`SgId`].
+    sg_vpc: &'a [Option<VpcId>],
+    topo: &'a topology_types::Topology,
 }
 
 fn compile_rule(
@@ -248,6 +502,7 @@ fn compile_rule(
     direction: Direction,
     index: u32,
     r: &model::Rule,
+    unreachable: &mut Vec<String>,
 ) -> Option<Rule> {
     let errors_before = cx.errors.len();
     let proto = r.proto;
@@ -261,7 +516,27 @@ fn compile_rule(
             format!("this {direction} rule has no `{want}`: say where traffic may come from or go to (e.g. {want} = \"0.0.0.0/0\")"),
         );
     }
-    let remote = resolve_remotes(cx, names, &r.remote);
+    let mut remote = resolve_remotes(cx, names, &r.remote);
+    // A group reference reaches members in the rule's VPC and its peers.
+    if let Some(a) = names.sg_vpc[sg as usize] {
+        remote.retain(|x| {
+            let Remote::Sg(g) = *x else { return true };
+            let Some(b) = names.sg_vpc[g as usize] else { return true };
+            if a == b || names.topo.vpcs[a as usize].peers.contains(&b) {
+                return true;
+            }
+            let msg = format!(
+                "a rule of a group in VPC `{}` references a group in `{}`, which is not peered with it: the reference matches nothing",
+                names.topo.vpcs[a as usize].name, names.topo.vpcs[b as usize].name
+            );
+            if names.topo.imported.is_some() {
+                unreachable.push(format!("{}: {msg}", r.origin));
+            } else {
+                cx.err(&r.origin, msg);
+            }
+            false
+        });
+    }
 
     let ports = port_field(cx, proto, "ports", &r.ports);
     let source_ports = port_field(cx, proto, "source_ports", &r.source_ports);
@@ -303,12 +578,13 @@ fn compile_rule(
         action: r.action,
         priority,
         description: r.description.clone(),
+        id: r.id.clone(),
         origin: r.origin.clone(),
         ports_zero,
     })
 }
 
-fn port_field(
+pub(super) fn port_field(
     cx: &mut Ctx,
     proto: ProtoMatch,
     key: &str,
@@ -345,7 +621,7 @@ fn written_ports(ranges: &[PortRange]) -> String {
     }
 }
 
-fn icmp_field(cx: &mut Ctx, proto: ProtoMatch, key: &str, v: &Option<At<i64>>) -> Option<u8> {
+pub(super) fn icmp_field(cx: &mut Ctx, proto: ProtoMatch, key: &str, v: &Option<At<i64>>) -> Option<u8> {
     let v = v.as_ref()?;
     let n = v.value;
     if !(0..=255).contains(&n) {
@@ -418,6 +694,7 @@ fn intra_rule(sg: SgId, direction: Direction) -> Rule {
         action: Action::Allow,
         priority: 0,
         description: Some("implicit: members of this group reach each other".into()),
+        id: None,
         origin: Origin::None,
         ports_zero: false,
     }
@@ -436,7 +713,8 @@ fn address_index(
         .iter()
         .map(|&(id, n, origin)| {
             let (lo, hi) = net_bounds(&n);
-            (interfaces[id as usize].zone, lo, hi, id, n, origin)
+            let i = &interfaces[id as usize];
+            (i.zone.or(i.space), lo, hi, id, n, origin)
         })
         .collect();
     blocks.sort_by_key(|b| (b.0, b.1, b.2));
