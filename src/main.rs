@@ -66,6 +66,28 @@ enum Command {
     /// Print the policy in another system's terms.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Read a cloud's own JSON (AWS CLI `describe-…` outputs, Batfish and
+    /// CloudMapper snapshots, recorded API responses, `terraform show
+    /// -json`) and write it as a policy file. Files are recognised by their
+    /// content; directories are read whole. What cannot be represented is
+    /// listed on stderr.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// The cloud: aws.
+    #[arg(value_name = "PROVIDER")]
+    provider: String,
+    /// Files or directories to read.
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
+    /// Write the policy here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Fail (exit 2) when anything in the input cannot be represented.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,6 +167,10 @@ struct ReplayArgs {
     /// pcap or pcapng file, or - for standard input.
     #[arg(value_name = "INPUT")]
     input: PathBuf,
+    /// Judge every packet in this VPC (for captures inside one VPC of a
+    /// policy whose VPCs share addresses); GENEVE packets keep their zone.
+    #[arg(long, value_name = "VPC")]
+    vpc: Option<String>,
     /// Write one verdict line per packet: JSON lines, or CSV if FILE ends in .csv; - for stdout.
     #[arg(long, value_name = "FILE")]
     verdicts: Option<PathBuf>,
@@ -180,6 +206,10 @@ struct CheckArgs {
     /// Print every warning (by default the first 50, then a count by kind).
     #[arg(long)]
     all: bool,
+    /// Also warn where the cloud's quotas would reject the policy (aws:
+    /// rules per group, groups per interface, rules per interface).
+    #[arg(long, value_name = "CLOUD")]
+    profile: Option<sgplane::policy::check::Profile>,
 }
 
 #[derive(Args, Debug)]
@@ -208,6 +238,10 @@ struct ExplainArgs {
     /// The GWLB endpoint the flow comes through (vpce-…), for zoned policies.
     #[arg(long, value_name = "VPCE", value_parser = policy::parse_zone)]
     zone: Option<u64>,
+    /// The VPC the flow is in, where its addresses do not say (two VPCs
+    /// with the same CIDR).
+    #[arg(long, value_name = "VPC")]
+    vpc: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -255,15 +289,70 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// The policy of `-c`: a policy file, or a cloud's JSON imported on the
+/// fly (what the import skipped is listed on stderr); the built-in one
+/// without `-c`.
 fn load_policy(path: &Option<PathBuf>) -> Result<Policy> {
     match path {
         Some(p) => {
-            let policy = Policy::load(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (policy, skipped) =
+                sgplane::import::load_policy(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            report_skipped(&skipped);
             tracing::info!(file = %p.display(), rules = policy.rules().len(), "policy loaded");
             Ok(policy)
         }
         None => Ok(Policy::builtin()),
     }
+}
+
+/// Lists on stderr what an import could not represent.
+fn report_skipped(skipped: &[sgplane::import::Skipped]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!(
+        "{} item{} of the input cannot be represented:",
+        skipped.len(),
+        if skipped.len() == 1 { "" } else { "s" }
+    );
+    for s in skipped {
+        eprintln!("  {s}");
+    }
+}
+
+fn import(a: ImportArgs) -> Result<u8> {
+    use sgplane::import::{self, Provider};
+    let provider: Provider = a.provider.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let imported = import::import(provider, &a.paths, a.strict).map_err(|e| anyhow::anyhow!("{e}"))?;
+    report_skipped(&imported.skipped);
+    // What is written must load: compile it before writing.
+    Policy::compile(&imported.model).map_err(|e| {
+        anyhow::anyhow!("the imported policy does not compile (please report this): {e}")
+    })?;
+    let text = import::write::write(&imported.model);
+    match &a.output {
+        Some(path) => std::fs::write(path, &text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+    }
+    let m = &imported.model;
+    let rules: usize = m.security_groups.iter().map(|g| g.ingress.len() + g.egress.len()).sum();
+    eprintln!(
+        "imported {} VPCs, {} subnets, {} security groups ({rules} rules), {} interfaces, {} network ACLs, {} route tables, {} load balancers, {} endpoints; {} skipped",
+        m.vpcs.len(),
+        m.subnets.len(),
+        m.security_groups.len(),
+        m.interfaces.len(),
+        m.network_acls.len(),
+        m.route_tables.len(),
+        m.load_balancers.len(),
+        m.endpoints.len(),
+        imported.skipped.len()
+    );
+    Ok(0)
 }
 
 fn run(cli: Cli) -> Result<u8> {
@@ -273,6 +362,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Replay(a) => replay(&cli.config, a),
         Command::Run(a) => run_inline(&cli.config, a),
         Command::Gwlb(a) => gwlb(&cli.config, a),
+        Command::Import(a) => import(a),
         Command::Export(ExportCommand::Nftables { table }) => {
             let policy = load_policy(&cli.config)?;
             let text = sgplane::export::nftables::ruleset(&policy, &table)?;
@@ -294,7 +384,10 @@ fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
         fast.memory_bytes().div_ceil(1024),
         started.elapsed().as_secs_f64() * 1e3
     );
-    let warnings = policy.warnings();
+    let mut warnings = policy.warnings();
+    if let Some(profile) = args.profile {
+        warnings.extend(policy.quota_warnings(profile));
+    }
     if warnings.is_empty() {
         println!("no warnings");
         return Ok(0);
@@ -339,7 +432,10 @@ fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {
 }
 
 fn explain(config: &Option<PathBuf>, a: ExplainArgs) -> Result<u8> {
-    let policy = load_policy(config)?;
+    let mut policy = load_policy(config)?;
+    if let Some(v) = &a.vpc {
+        policy.judge_in_vpc(v)?;
+    }
     if a.src.is_ipv4() != a.dst.is_ipv4() {
         bail!(
             "--src {} and --dst {} are of different IP versions",
@@ -369,7 +465,7 @@ fn explain(config: &Option<PathBuf>, a: ExplainArgs) -> Result<u8> {
         let echo = if proto == IpProto::ICMP { 8 } else { 128 };
         flow.icmp = Some((a.icmp_type.unwrap_or(echo), a.icmp_code.unwrap_or(0)));
     }
-    flow.zone = a.zone;
+    flow.zone = policy.zone_of(a.zone, a.src, a.dst);
     let ex = policy.explain(&flow);
     if a.json {
         println!(
@@ -387,7 +483,10 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
     use sgplane::replay::{self, Outputs};
     use std::io::IsTerminal;
 
-    let policy = load_policy(config)?;
+    let mut policy = load_policy(config)?;
+    if let Some(v) = &a.vpc {
+        policy.judge_in_vpc(v)?;
+    }
     let mut engine = Engine::with_policy(policy);
     let stdin = a.input.as_os_str() == "-";
     let name = if stdin {

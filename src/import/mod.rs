@@ -166,3 +166,42 @@ pub fn import(provider: Provider, paths: &[PathBuf], strict: bool) -> Result<Imp
     }
     Ok(import)
 }
+
+/// Why a policy could not be loaded from a path.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+}
+
+/// Whether `path` is something to import rather than a policy file: a
+/// directory, or a JSON file (its first non-blank byte is `{` or `[`).
+pub fn is_importable(path: &Path) -> bool {
+    if path.is_dir() {
+        return true;
+    }
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let n = f.read(&mut head).unwrap_or(0);
+    head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{' || b == b'[')
+}
+
+/// Loads the policy at `path` (`-c`): a policy file, or a directory or JSON
+/// file imported on the fly (SPEC §7; AWS, the provider files are
+/// recognised as). Returns what the import skipped beside the policy.
+pub fn load_policy(path: &Path) -> Result<(crate::policy::Policy, Vec<Skipped>), LoadError> {
+    if !is_importable(path) {
+        return Ok((crate::policy::Policy::load(path)?, Vec::new()));
+    }
+    let import = import(Provider::Aws, &[path.to_path_buf()], false)?;
+    let policy = crate::policy::Policy::compile(&import.model)?;
+    Ok((policy, import.skipped))
+}

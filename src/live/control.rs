@@ -16,7 +16,8 @@ use arc_swap::ArcSwap;
 
 use crate::base::Nanos;
 use crate::engine::Ruleset;
-use crate::policy::{Policy, PolicyError};
+use crate::import::LoadError;
+use crate::policy::Policy;
 
 /// Why a reload kept the old policy.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +25,7 @@ pub enum ReloadError {
     #[error("the built-in policy cannot be reloaded: start with -c FILE")]
     Builtin,
     #[error("policy not reloaded, the old one stays: {0}")]
-    Rejected(PolicyError),
+    Rejected(LoadError),
 }
 
 /// What SIGTERM does.
@@ -96,8 +97,11 @@ impl Control {
         };
         *self.last_modified.lock().expect("not poisoned") = modified(path);
         let started = Instant::now();
-        match Policy::load(path) {
-            Ok(p) => {
+        match crate::import::load_policy(path) {
+            Ok((p, skipped)) => {
+                for s in &skipped {
+                    tracing::warn!("{s}");
+                }
                 let rules = p.rules().len();
                 self.rules.store(Arc::new(Ruleset::compile(p)));
                 self.generation.fetch_add(1, Ordering::AcqRel);

@@ -40,7 +40,32 @@ impl Policy {
             }
             for rem in &r.remote {
                 if let Remote::Sg(sg) = rem {
-                    if self.security_groups[*sg as usize].interfaces.is_empty() {
+                    let g = &self.security_groups[*sg as usize];
+                    if let Some(e) = &g.external {
+                        let peered = e.peering.is_some() || e.account.is_some();
+                        let mut about = Vec::new();
+                        if let Some(a) = &e.account {
+                            about.push(format!("account {a}"));
+                        }
+                        if let Some(v) = &e.vpc {
+                            about.push(format!("VPC {v}"));
+                        }
+                        if let Some(p) = &e.peering {
+                            about.push(format!("via {p}"));
+                        }
+                        if let Some(st) = &e.status {
+                            about.push(st.clone());
+                        }
+                        w.insert(Warning {
+                            line: r.line(),
+                            kind: if peered { "unknown-peered-sg" } else { "unknown-sg" },
+                            message: format!(
+                                "{name}: refers to {}{} which the imported input does not contain: the reference matches no address",
+                                g.name,
+                                if about.is_empty() { String::new() } else { format!(" ({})", about.join(", ")) }
+                            ),
+                        });
+                    } else if g.interfaces.is_empty() {
                         w.insert(Warning {
                             line: r.line(),
                             kind: "unattached-sg",
@@ -59,6 +84,27 @@ impl Policy {
                     message: format!("{name}: can never match: {fam}"),
                 });
             }
+        }
+        for pl in &self.prefix_lists {
+            if pl.incomplete {
+                w.insert(Warning {
+                    line: 0,
+                    kind: "unknown-prefix-list",
+                    message: format!(
+                        "prefix list {}{} is referenced but its entries are not in the input: it matches {}",
+                        pl.name,
+                        pl.owner.as_ref().map(|o| format!(" (owner {o})")).unwrap_or_default(),
+                        if pl.entries.is_empty() { "no address".to_string() } else { format!("only the {} entries listed", pl.entries.len()) }
+                    ),
+                });
+            }
+        }
+        for d in &self.topology.dangling {
+            w.insert(Warning {
+                line: 0,
+                kind: "unknown-reference",
+                message: d.clone(),
+            });
         }
         for iface in &self.interfaces {
             if iface.security_groups.is_empty() {
@@ -302,5 +348,140 @@ impl Policy {
             self.policy_sets.len(),
             refs
         )
+    }
+}
+
+/// A cloud whose quotas `check --profile` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Aws,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s {
+            "aws" => Ok(Profile::Aws),
+            other => Err(format!("unknown profile `{other}`: expected aws")),
+        }
+    }
+}
+
+/// AWS's default VPC quotas (Amazon VPC User Guide, "Amazon VPC quotas",
+/// security groups): adjustable, so these are what an account has unless it
+/// asked for more.
+pub mod aws_quotas {
+    /// Inbound or outbound rules per security group, counted separately for
+    /// IPv4 and IPv6.
+    pub const RULES_PER_GROUP: usize = 60;
+    /// Security groups per network interface.
+    pub const GROUPS_PER_INTERFACE: usize = 5;
+    /// Groups per interface times rules per group may not exceed this.
+    pub const RULES_PER_INTERFACE: usize = 1000;
+}
+
+impl Policy {
+    /// Where `profile`'s quotas would reject the policy. AWS counts one rule
+    /// per source, a rule naming a prefix list at the list's maximum size,
+    /// and IPv4 and IPv6 rules separately.
+    pub fn quota_warnings(&self, profile: Profile) -> Vec<Warning> {
+        let Profile::Aws = profile;
+        use aws_quotas::*;
+        let mut w = Vec::new();
+        // (ingress v4, ingress v6, egress v4, egress v6) per group.
+        let counts: Vec<[usize; 4]> = self
+            .security_groups
+            .iter()
+            .map(|g| {
+                let mut c = [0usize; 4];
+                for (base, list) in [(0, &g.ingress), (2, &g.egress)] {
+                    for &r in list.iter() {
+                        let (v4, v6) = self.rule_weight(self.rule(r));
+                        c[base] += v4;
+                        c[base + 1] += v6;
+                    }
+                }
+                c
+            })
+            .collect();
+        for (g, c) in self.security_groups.iter().zip(&counts) {
+            for (i, what) in ["inbound IPv4", "inbound IPv6", "outbound IPv4", "outbound IPv6"]
+                .iter()
+                .enumerate()
+            {
+                if c[i] > RULES_PER_GROUP {
+                    w.push(Warning {
+                        line: 0,
+                        kind: "quota-rules-per-sg",
+                        message: format!(
+                            "{} has {} {what} rules (prefix lists counted at their maximum size): AWS allows {RULES_PER_GROUP} per group by default",
+                            g.name, c[i]
+                        ),
+                    });
+                }
+            }
+        }
+        for iface in &self.interfaces {
+            let n = iface.security_groups.len();
+            if n > GROUPS_PER_INTERFACE {
+                w.push(Warning {
+                    line: 0,
+                    kind: "quota-sgs-per-eni",
+                    message: format!(
+                        "interface {} has {n} security groups: AWS allows {GROUPS_PER_INTERFACE} per network interface by default (16 at most)",
+                        iface.name
+                    ),
+                });
+            }
+            for (i, what) in ["inbound IPv4", "inbound IPv6", "outbound IPv4", "outbound IPv6"]
+                .iter()
+                .enumerate()
+            {
+                let total: usize = iface
+                    .security_groups
+                    .iter()
+                    .map(|&g| counts[g as usize][i])
+                    .sum();
+                if total > RULES_PER_INTERFACE {
+                    w.push(Warning {
+                        line: 0,
+                        kind: "quota-rules-per-eni",
+                        message: format!(
+                            "interface {}'s groups have {total} {what} rules together: AWS allows {RULES_PER_INTERFACE} per network interface",
+                            iface.name
+                        ),
+                    });
+                }
+            }
+        }
+        w
+    }
+
+    /// How many AWS rules (IPv4, IPv6) one rule is: one per source, a
+    /// prefix list at its maximum size (its entry count when unknown), a
+    /// group reference counted in both families.
+    fn rule_weight(&self, r: &Rule) -> (usize, usize) {
+        let (mut v4, mut v6) = (0, 0);
+        for x in &r.remote {
+            match *x {
+                Remote::Net(n) if n.addr().is_ipv4() => v4 += 1,
+                Remote::Net(_) => v6 += 1,
+                Remote::Sg(_) => {
+                    v4 += 1;
+                    v6 += 1;
+                }
+                Remote::PrefixList(p) => {
+                    let pl = &self.prefix_lists[p as usize];
+                    let size = pl.max_entries.map_or(pl.entries.len().max(1), |m| m as usize);
+                    if pl.entries.iter().any(|e| e.addr().is_ipv6()) {
+                        v6 += size;
+                    } else {
+                        v4 += size;
+                    }
+                }
+            }
+        }
+        (v4, v6)
     }
 }

@@ -119,7 +119,7 @@ impl Policy {
                 "neither {} nor {} belongs to an interface of this policy{}; settings.unknown_address = \"{}\"",
                 flow.src,
                 flow.dst,
-                flow.zone.map(|z| format!(" in zone {}", zone_name(z))).unwrap_or_default(),
+                flow.zone.map(|z| format!(" in {}", self.zone_label(z))).unwrap_or_default(),
                 self.settings.unknown_address
             )
         });
@@ -132,7 +132,7 @@ impl Policy {
                 dport: flow.dport,
                 icmp_type: flow.icmp.map(|i| i.0),
                 icmp_code: flow.icmp.map(|i| i.1),
-                zone: flow.zone.map(zone_name),
+                zone: flow.zone.map(|z| self.zone_label(z)),
                 src_interface: name(self.interface_of(flow.src, flow.zone)),
                 dst_interface: name(self.interface_of(flow.dst, flow.zone)),
             },
@@ -410,7 +410,11 @@ impl Explanation {
             f.proto,
             f.zone
                 .as_ref()
-                .map(|z| format!(" (zone {z})"))
+                .map(|z| if z.starts_with("vpce-") {
+                    format!(" (zone {z})")
+                } else {
+                    format!(" (in {z})")
+                })
                 .unwrap_or_default()
         );
         let side = |i: &Option<String>| i.clone().unwrap_or_else(|| "no interface".into());

@@ -461,6 +461,15 @@ impl Policy {
         Ok(())
     }
 
+    /// How a zone is named in output: a VPC space by its VPC's name, a GWLB
+    /// zone `vpce-…`.
+    pub fn zone_label(&self, zone: ZoneId) -> String {
+        match self.topology.vpc_of_space(zone) {
+            Some(v) => self.topology.vpcs[v as usize].name.clone(),
+            None => zone_name(zone),
+        }
+    }
+
     /// VPCs, subnets, NACLs, routes, load balancers, endpoints (SPEC §6).
     pub fn topology(&self) -> &Topology {
         &self.topology
