@@ -177,9 +177,14 @@ pub enum LoadError {
 }
 
 /// Whether `path` is something to import rather than a policy file: a
-/// directory, or a JSON file (its first non-blank byte is `{` or `[`).
+/// directory, a `.json` file, or a file whose first non-blank byte is `{`
+/// (a policy file starts with a comment, a key or a `[table]`).
 pub fn is_importable(path: &Path) -> bool {
-    if path.is_dir() {
+    let json = path
+        .extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| x.eq_ignore_ascii_case("json"));
+    if path.is_dir() || json {
         return true;
     }
     use std::io::Read;
@@ -191,7 +196,7 @@ pub fn is_importable(path: &Path) -> bool {
     head[..n]
         .iter()
         .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|&b| b == b'{' || b == b'[')
+        .is_some_and(|&b| b == b'{')
 }
 
 /// Loads the policy at `path` (`-c`): a policy file, or a directory or JSON

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use super::*;
 
 mod built_in_code;
+mod vpc;
 
 fn policy(text: &str) -> Policy {
     Policy::from_toml(text, "test.toml").unwrap_or_else(|e| panic!("policy should load:\n{e}"))
