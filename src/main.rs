@@ -323,7 +323,8 @@ fn report_skipped(skipped: &[sgplane::import::Skipped]) {
 fn import(a: ImportArgs) -> Result<u8> {
     use sgplane::import::{self, Provider};
     let provider: Provider = a.provider.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let imported = import::import(provider, &a.paths, a.strict).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let imported =
+        import::import(provider, &a.paths, a.strict).map_err(|e| anyhow::anyhow!("{e}"))?;
     report_skipped(&imported.skipped);
     // What is written must load: compile it before writing.
     Policy::compile(&imported.model).map_err(|e| {
@@ -339,7 +340,11 @@ fn import(a: ImportArgs) -> Result<u8> {
         }
     }
     let m = &imported.model;
-    let rules: usize = m.security_groups.iter().map(|g| g.ingress.len() + g.egress.len()).sum();
+    let rules: usize = m
+        .security_groups
+        .iter()
+        .map(|g| g.ingress.len() + g.egress.len())
+        .sum();
     eprintln!(
         "imported {} VPCs, {} subnets, {} security groups ({rules} rules), {} interfaces, {} network ACLs, {} route tables, {} load balancers, {} endpoints; {} skipped",
         m.vpcs.len(),

@@ -593,7 +593,10 @@ impl Engine {
     /// daddr != inner"); one sent elsewhere is judged by the rules.
     fn related(&mut self, p: &IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
         if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
-            let zone = self.rules.policy.zone_of(p.tunnel.and_then(|t| t.zone), q.src, q.dst);
+            let zone = self
+                .rules
+                .policy
+                .zone_of(p.tunnel.and_then(|t| t.zone), q.src, q.dst);
             let k = FlowKey {
                 zone: zone.unwrap_or(0),
                 src: q.src,

@@ -234,7 +234,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_line_and_column() {
-        let e = parse(b"{\n  \"a\": ,\n}", "x.json").unwrap_err().to_string();
+        let e = parse(b"{\n  \"a\": ,\n}", "x.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.json:2:8: not JSON"), "{e}");
     }
 }

@@ -332,6 +332,36 @@ impl Policy {
             .map(|s| s.ingress.len() + s.egress.len())
             .sum();
         let zones = self.zones().len();
+        let t = &self.topology;
+        let external = self
+            .security_groups
+            .iter()
+            .filter(|g| g.external.is_some())
+            .count();
+        let topology = if t.vpcs.is_empty() && t.subnets.is_empty() && t.load_balancers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n  topology:        {} VPCs{}, {} subnets, {} network ACLs, {} route tables, {} load balancers, {} target groups, {} endpoints",
+                t.vpcs.len(),
+                if t.spaced() { " (each its own address space)" } else { "" },
+                t.subnets.len(),
+                t.network_acls.len(),
+                t.route_tables.len(),
+                t.load_balancers.len(),
+                t.target_groups.len(),
+                t.endpoints.len()
+            )
+        };
+        let imported = match &t.imported {
+            None => String::new(),
+            Some(i) => format!(
+                "\n  imported:        from {} ({} input files); {} groups referenced but not in the input",
+                i.provider,
+                i.inputs.len(),
+                external
+            ),
+        };
         format!(
             "policy {}\n  security groups: {} ({} with intra_group)\n  rules:           {} ({} ingress, {} egress)\n  interfaces:      {} with {} addresses{}\n  prefix lists:    {} with {} entries\n  compiled:        {} distinct SG sets, {} rules in decision order",
             self.source,
@@ -347,7 +377,8 @@ impl Policy {
             entries,
             self.policy_sets.len(),
             refs
-        )
+        ) + &topology
+            + &imported
     }
 }
 
@@ -406,9 +437,14 @@ impl Policy {
             })
             .collect();
         for (g, c) in self.security_groups.iter().zip(&counts) {
-            for (i, what) in ["inbound IPv4", "inbound IPv6", "outbound IPv4", "outbound IPv6"]
-                .iter()
-                .enumerate()
+            for (i, what) in [
+                "inbound IPv4",
+                "inbound IPv6",
+                "outbound IPv4",
+                "outbound IPv6",
+            ]
+            .iter()
+            .enumerate()
             {
                 if c[i] > RULES_PER_GROUP {
                     w.push(Warning {
@@ -434,9 +470,14 @@ impl Policy {
                     ),
                 });
             }
-            for (i, what) in ["inbound IPv4", "inbound IPv6", "outbound IPv4", "outbound IPv6"]
-                .iter()
-                .enumerate()
+            for (i, what) in [
+                "inbound IPv4",
+                "inbound IPv6",
+                "outbound IPv4",
+                "outbound IPv6",
+            ]
+            .iter()
+            .enumerate()
             {
                 let total: usize = iface
                     .security_groups
@@ -473,7 +514,9 @@ impl Policy {
                 }
                 Remote::PrefixList(p) => {
                     let pl = &self.prefix_lists[p as usize];
-                    let size = pl.max_entries.map_or(pl.entries.len().max(1), |m| m as usize);
+                    let size = pl
+                        .max_entries
+                        .map_or(pl.entries.len().max(1), |m| m as usize);
                     if pl.entries.iter().any(|e| e.addr().is_ipv6()) {
                         v6 += size;
                     } else {

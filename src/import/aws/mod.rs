@@ -8,5 +8,7 @@ use super::{Import, ImportError};
 /// Imports every file under `paths`.
 pub fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
     let _ = super::input_files(paths)?;
-    Err(ImportError::Empty("the AWS importer is being written".into()))
+    Err(ImportError::Empty(
+        "the AWS importer is being written".into(),
+    ))
 }

@@ -65,7 +65,13 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             if (1..=1000).contains(&n.value) {
                 Some(n.value as u32)
             } else {
-                cx.err(&n.origin, format!("`max_entries = {}` is out of range: expected 1-1000", n.value));
+                cx.err(
+                    &n.origin,
+                    format!(
+                        "`max_entries = {}` is out of range: expected 1-1000",
+                        n.value
+                    ),
+                );
                 None
             }
         });
@@ -86,7 +92,9 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             _ => None,
         }) {
             if !pl_by_name.contains_key(name) {
-                topo.dangling.push(format!("prefix list `{name}` is referenced but not in the input: it matches nothing"));
+                topo.dangling.push(format!(
+                    "prefix list `{name}` is referenced but not in the input: it matches nothing"
+                ));
                 pl_by_name.insert(name.clone(), prefix_lists.len() as PrefixListId);
                 prefix_lists.push(PrefixList {
                     name: name.clone(),
@@ -109,9 +117,15 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             );
         }
         if sg_by_name.contains_key(&sg.name) {
-            cx.err(&sg.origin, format!("security group `{}` is defined twice", sg.name));
+            cx.err(
+                &sg.origin,
+                format!("security group `{}` is defined twice", sg.name),
+            );
         }
-        let vpc = sg.vpc.as_ref().and_then(|v| topology::vpc_ref(cx, &mut topo, v));
+        let vpc = sg
+            .vpc
+            .as_ref()
+            .and_then(|v| topology::vpc_ref(cx, &mut topo, v));
         sg_by_name.insert(sg.name.clone(), security_groups.len() as SgId);
         security_groups.push(SecurityGroup {
             name: sg.name.clone(),
@@ -144,11 +158,20 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             }
         }
     } else if let Some(e) = external.first() {
-        cx.err(&e.origin, "external groups are for imported policies (with [imported]): define the group instead");
+        cx.err(
+            &e.origin,
+            "external groups are for imported policies (with [imported]): define the group instead",
+        );
     }
     for e in &external {
         if sg_by_name.contains_key(&e.name) {
-            cx.err(&e.origin, format!("`{}` is both a security group and an external group", e.name));
+            cx.err(
+                &e.origin,
+                format!(
+                    "`{}` is both a security group and an external group",
+                    e.name
+                ),
+            );
             continue;
         }
         let vpc = e.vpc.as_ref().and_then(|v| topo.vpc_id(v));
@@ -185,7 +208,15 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             (Direction::Egress, &model_sg.egress),
         ] {
             for (index, r) in list.iter().enumerate() {
-                if let Some(rule) = compile_rule(cx, &names, sg_id, direction, index as u32, r, &mut unreachable) {
+                if let Some(rule) = compile_rule(
+                    cx,
+                    &names,
+                    sg_id,
+                    direction,
+                    index as u32,
+                    r,
+                    &mut unreachable,
+                ) {
                     let id = rules.len() as RuleId;
                     rules.push(rule);
                     let sg = &mut security_groups[sg_id as usize];
@@ -213,7 +244,10 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
     for mi in &model.interfaces {
         let id = interfaces.len() as IfaceId;
         if iface_by_name.contains_key(&mi.name) {
-            cx.err(&mi.origin, format!("interface `{}` is defined twice", mi.name));
+            cx.err(
+                &mi.origin,
+                format!("interface `{}` is defined twice", mi.name),
+            );
         }
         if mi.addresses.value.is_empty() {
             cx.err(
@@ -251,7 +285,13 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
                         }
                     }
                     if g.external.is_some() {
-                        cx.err(&s.origin, format!("`{}` is an external group: it cannot be attached here", s.value));
+                        cx.err(
+                            &s.origin,
+                            format!(
+                                "`{}` is an external group: it cannot be attached here",
+                                s.value
+                            ),
+                        );
                     }
                     sgs.push(sg)
                 }
@@ -383,7 +423,10 @@ fn place(cx: &mut Ctx, mi: &model::Interface) {
         if t.value != "always" && t.value != "aws" {
             cx.err(
                 &t.origin,
-                format!("`tracking = \"{}\"`: expected \"always\" or \"aws\"", t.value),
+                format!(
+                    "`tracking = \"{}\"`: expected \"always\" or \"aws\"",
+                    t.value
+                ),
             );
         }
     }
@@ -397,7 +440,10 @@ fn place(cx: &mut Ctx, mi: &model::Interface) {
             if !(lo..=hi).contains(&v.value) {
                 cx.err(
                     &v.origin,
-                    format!("timeout `{key} = {}` is out of AWS's range {lo}-{hi} seconds", v.value),
+                    format!(
+                        "timeout `{key} = {}` is out of AWS's range {lo}-{hi} seconds",
+                        v.value
+                    ),
                 );
             }
         }
@@ -621,7 +667,12 @@ fn written_ports(ranges: &[PortRange]) -> String {
     }
 }
 
-pub(super) fn icmp_field(cx: &mut Ctx, proto: ProtoMatch, key: &str, v: &Option<At<i64>>) -> Option<u8> {
+pub(super) fn icmp_field(
+    cx: &mut Ctx,
+    proto: ProtoMatch,
+    key: &str,
+    v: &Option<At<i64>>,
+) -> Option<u8> {
     let v = v.as_ref()?;
     let n = v.value;
     if !(0..=255).contains(&n) {

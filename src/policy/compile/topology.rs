@@ -92,8 +92,16 @@ pub(super) fn build(cx: &mut Ctx, m: &Model) -> (Topology, TopologyNames) {
     let mut names = TopologyNames {
         subnets: HashMap::new(),
     };
-    let acls = unique(cx, m.network_acls.iter().map(|a| (&a.name, &a.origin)), "network ACL");
-    let tables = unique(cx, m.route_tables.iter().map(|a| (&a.name, &a.origin)), "route table");
+    let acls = unique(
+        cx,
+        m.network_acls.iter().map(|a| (&a.name, &a.origin)),
+        "network ACL",
+    );
+    let tables = unique(
+        cx,
+        m.route_tables.iter().map(|a| (&a.name, &a.origin)),
+        "route table",
+    );
     for (i, s) in m.subnets.iter().enumerate() {
         if names.subnets.insert(s.name.clone(), i).is_some() {
             cx.err(&s.origin, format!("subnet `{}` is defined twice", s.name));
@@ -104,12 +112,20 @@ pub(super) fn build(cx: &mut Ctx, m: &Model) -> (Topology, TopologyNames) {
         }
         if let Some(a) = &s.network_acl {
             if !acls.contains(&a.value) {
-                cx.dangling(&mut t, &a.origin, format!("unknown network ACL `{}`", a.value));
+                cx.dangling(
+                    &mut t,
+                    &a.origin,
+                    format!("unknown network ACL `{}`", a.value),
+                );
             }
         }
         if let Some(r) = &s.route_table {
             if !tables.contains(&r.value) {
-                cx.dangling(&mut t, &r.origin, format!("unknown route table `{}`", r.value));
+                cx.dangling(
+                    &mut t,
+                    &r.origin,
+                    format!("unknown route table `{}`", r.value),
+                );
             }
         }
     }
@@ -166,9 +182,21 @@ pub(super) fn services(
     sgs: &HashMap<String, super::SgId>,
     interfaces: &HashMap<String, super::IfaceId>,
 ) {
-    let tgs = unique(cx, m.target_groups.iter().map(|g| (&g.name, &g.origin)), "target group");
-    let lbs = unique(cx, m.load_balancers.iter().map(|g| (&g.name, &g.origin)), "load balancer");
-    let check = |cx: &mut Ctx, t: &mut Topology, list: &[At<String>], known: &dyn Fn(&str) -> bool, kind: &str| {
+    let tgs = unique(
+        cx,
+        m.target_groups.iter().map(|g| (&g.name, &g.origin)),
+        "target group",
+    );
+    let lbs = unique(
+        cx,
+        m.load_balancers.iter().map(|g| (&g.name, &g.origin)),
+        "load balancer",
+    );
+    let check = |cx: &mut Ctx,
+                 t: &mut Topology,
+                 list: &[At<String>],
+                 known: &dyn Fn(&str) -> bool,
+                 kind: &str| {
         for x in list {
             if !known(&x.value) {
                 cx.dangling(t, &x.origin, format!("unknown {kind} `{}`", x.value));
@@ -187,7 +215,13 @@ pub(super) fn services(
         for l in &lb.listeners {
             if let Some(p) = &l.port {
                 if !(1..=65535).contains(&p.value) {
-                    cx.err(&p.origin, format!("listener port {} is out of range: expected 1-65535", p.value));
+                    cx.err(
+                        &p.origin,
+                        format!(
+                            "listener port {} is out of range: expected 1-65535",
+                            p.value
+                        ),
+                    );
                 }
             }
             if let Some(g) = &l.target_group {
@@ -281,7 +315,10 @@ fn acl_rule(cx: &mut Ctx, r: &model::AclRule) {
     if !(1..=32766).contains(&r.rule.value) {
         cx.err(
             &r.rule.origin,
-            format!("rule number {} is out of range: expected 1-32766", r.rule.value),
+            format!(
+                "rule number {} is out of range: expected 1-32766",
+                r.rule.value
+            ),
         );
     }
     let _: PortSet = super::port_field(cx, r.proto, "ports", &r.ports);

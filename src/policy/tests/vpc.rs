@@ -27,7 +27,10 @@ fn group(name: &str, vpc: &str, port: u16, from: &str) -> model::SecurityGroup {
         vec![At::bare(from.parse::<Remote>().unwrap())],
     );
     r.ports = Some(At::bare(vec![PortRange { lo: port, hi: port }]));
-    let all_out = model::Rule::new(ProtoMatch::Any, vec![At::bare("0.0.0.0/0".parse().unwrap())]);
+    let all_out = model::Rule::new(
+        ProtoMatch::Any,
+        vec![At::bare("0.0.0.0/0".parse().unwrap())],
+    );
     model::SecurityGroup {
         name: name.into(),
         vpc: Some(At::bare(vpc.into())),
@@ -107,12 +110,18 @@ fn the_same_cidr_in_two_vpcs_compiles_and_each_vpc_owns_its_addresses() {
     assert_eq!((e.verdict, e.reason), (Verdict::Allow, Reason::Rule));
     let e = p.evaluate(&tcp80("10.0.1.20", "10.0.1.10", sb));
     assert_eq!((e.verdict, e.reason), (Verdict::Deny, Reason::NoRule));
-    assert_eq!(e.deciding().unwrap().interface, p.interface_id("eni-b").unwrap());
+    assert_eq!(
+        e.deciding().unwrap().interface,
+        p.interface_id("eni-b").unwrap()
+    );
     // `--vpc` makes every packet's space the named VPC's.
     p.judge_in_vpc("vpc-b").unwrap();
     assert_eq!(p.zone_of(None, ip("10.0.1.20"), x), sb);
     let err = p.judge_in_vpc("vpc-z").unwrap_err().to_string();
-    assert!(err.contains("unknown VPC `vpc-z`") && err.contains("vpc-a, vpc-b, vpc-c"), "{err}");
+    assert!(
+        err.contains("unknown VPC `vpc-z`") && err.contains("vpc-a, vpc-b, vpc-c"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -127,13 +136,23 @@ fn group_references_reach_peered_vpcs_and_both_directions_share_a_space() {
     assert_eq!(fwd, t.space(c));
     assert_eq!(fwd, back);
     // From vpc-c's space, vpc-a's interfaces are visible through the peering.
-    assert_eq!(p.interface_of(ip("10.0.1.20"), fwd), p.interface_id("eni-a2"));
+    assert_eq!(
+        p.interface_of(ip("10.0.1.20"), fwd),
+        p.interface_id("eni-a2")
+    );
     // sg-c admits members of sg-a (in the peered VPC).
     let e = p.evaluate(&tcp80("10.0.1.20", "10.2.1.10", fwd));
-    assert_eq!((e.verdict, e.reason), (Verdict::Allow, Reason::Rule), "{e:?}");
+    assert_eq!(
+        (e.verdict, e.reason),
+        (Verdict::Allow, Reason::Rule),
+        "{e:?}"
+    );
     // vpc-b's 10.0.1.10 is not visible from vpc-c.
     let _ = a;
-    assert_eq!(p.interface_of(ip("10.0.1.10"), fwd), p.interface_id("eni-a"));
+    assert_eq!(
+        p.interface_of(ip("10.0.1.10"), fwd),
+        p.interface_id("eni-a")
+    );
 }
 
 #[test]
@@ -163,7 +182,10 @@ fn a_hand_written_reference_across_unpeered_vpcs_is_an_error() {
     let mut m = three_vpcs();
     m.interfaces[0].security_groups = vec![At::bare("sg-b".into())];
     let e = Policy::compile(&m).unwrap_err().to_string();
-    assert!(e.contains("a group attaches only to interfaces of its VPC"), "{e}");
+    assert!(
+        e.contains("a group attaches only to interfaces of its VPC"),
+        "{e}"
+    );
     let mut m = three_vpcs();
     m.interfaces[0].place.vpc = Some(At::bare("vpc-nope".into()));
     let e = Policy::compile(&m).unwrap_err().to_string();
@@ -178,15 +200,18 @@ fn an_imported_policy_keeps_what_its_input_did_not_contain_as_references() {
         inputs: vec!["describe-security-groups.json".into()],
     });
     m.security_groups[1] = group("sg-b", "vpc-b", 80, "sg-a");
-    m.security_groups[0]
-        .ingress
-        .push(model::Rule::new(ProtoMatch::Any, vec![At::bare(Remote::Sg("sg-0other".into()))]));
-    m.security_groups[0]
-        .ingress
-        .push(model::Rule::new(ProtoMatch::Any, vec![At::bare(Remote::Sg("sg-0peer".into()))]));
-    m.security_groups[0]
-        .ingress
-        .push(model::Rule::new(ProtoMatch::Any, vec![At::bare(Remote::PrefixList("pl-0aws".into()))]));
+    m.security_groups[0].ingress.push(model::Rule::new(
+        ProtoMatch::Any,
+        vec![At::bare(Remote::Sg("sg-0other".into()))],
+    ));
+    m.security_groups[0].ingress.push(model::Rule::new(
+        ProtoMatch::Any,
+        vec![At::bare(Remote::Sg("sg-0peer".into()))],
+    ));
+    m.security_groups[0].ingress.push(model::Rule::new(
+        ProtoMatch::Any,
+        vec![At::bare(Remote::PrefixList("pl-0aws".into()))],
+    ));
     m.external_groups.push(model::ExternalGroup {
         name: "sg-0peer".into(),
         account: Some("222233334444".into()),
@@ -196,13 +221,23 @@ fn an_imported_policy_keeps_what_its_input_did_not_contain_as_references() {
     });
     m.interfaces[0].place.subnet = Some(At::bare("subnet-gone".into()));
     let p = Policy::compile(&m).unwrap();
-    let kinds: Vec<(&str, String)> = p.warnings().into_iter().map(|w| (w.kind, w.message)).collect();
+    let kinds: Vec<(&str, String)> = p
+        .warnings()
+        .into_iter()
+        .map(|w| (w.kind, w.message))
+        .collect();
     let has = |k: &str, text: &str| kinds.iter().any(|(kk, m)| *kk == k && m.contains(text));
     assert!(has("unknown-sg", "sg-0other"), "{kinds:?}");
-    assert!(has("unknown-peered-sg", "account 222233334444, via pcx-0123"), "{kinds:?}");
+    assert!(
+        has("unknown-peered-sg", "account 222233334444, via pcx-0123"),
+        "{kinds:?}"
+    );
     assert!(has("unknown-prefix-list", "pl-0aws"), "{kinds:?}");
     assert!(has("unknown-reference", "not peered"), "{kinds:?}");
-    assert!(has("unknown-reference", "unknown subnet `subnet-gone`"), "{kinds:?}");
+    assert!(
+        has("unknown-reference", "unknown subnet `subnet-gone`"),
+        "{kinds:?}"
+    );
     // References to what is not there match nothing: sg-b's only rule
     // lost its source, so nothing reaches eni-b.
     let sb = p.topology().space(p.topology().vpc_id("vpc-b").unwrap());
@@ -216,16 +251,19 @@ fn aws_quotas_count_sources_and_prefix_lists_at_their_size() {
     let many: Vec<At<Remote>> = (0..61)
         .map(|i| At::bare(format!("192.0.2.{i}/32").parse().unwrap()))
         .collect();
-    m.security_groups[0].ingress.push(model::Rule::new(ProtoMatch::Any, many));
+    m.security_groups[0]
+        .ingress
+        .push(model::Rule::new(ProtoMatch::Any, many));
     m.prefix_lists.push(model::PrefixList {
         name: "pl-big".into(),
         entries: vec![net("198.51.100.0/24")],
         max_entries: Some(At::bare(70)),
         ..Default::default()
     });
-    m.security_groups[1]
-        .egress
-        .push(model::Rule::new(ProtoMatch::Any, vec![At::bare(Remote::PrefixList("pl-big".into()))]));
+    m.security_groups[1].egress.push(model::Rule::new(
+        ProtoMatch::Any,
+        vec![At::bare(Remote::PrefixList("pl-big".into()))],
+    ));
     let groups: Vec<model::SecurityGroup> = (0..6)
         .map(|i| group(&format!("sg-x{i}"), "vpc-c", 80, "10.2.0.0/16"))
         .collect();
@@ -233,10 +271,26 @@ fn aws_quotas_count_sources_and_prefix_lists_at_their_size() {
     m.security_groups.extend(groups);
     let p = Policy::compile(&m).unwrap();
     let w = p.quota_warnings(check::Profile::Aws);
-    let msgs: Vec<String> = w.iter().map(|w| format!("{}: {}", w.kind, w.message)).collect();
-    assert!(msgs.iter().any(|m| m.contains("sg-a has 62 inbound IPv4")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("sg-b has 71 outbound IPv4")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.starts_with("quota-sgs-per-eni") && m.contains("eni-c has 6")), "{msgs:?}");
+    let msgs: Vec<String> = w
+        .iter()
+        .map(|w| format!("{}: {}", w.kind, w.message))
+        .collect();
+    assert!(
+        msgs.iter().any(|m| m.contains("sg-a has 62 inbound IPv4")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("sg-b has 71 outbound IPv4")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("quota-sgs-per-eni") && m.contains("eni-c has 6")),
+        "{msgs:?}"
+    );
     assert!(!msgs.iter().any(|m| m.contains("eni-a ")), "{msgs:?}");
-    assert!(Policy::compile(&three_vpcs()).unwrap().quota_warnings(check::Profile::Aws).is_empty());
+    assert!(Policy::compile(&three_vpcs())
+        .unwrap()
+        .quota_warnings(check::Profile::Aws)
+        .is_empty());
 }
