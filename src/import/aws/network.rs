@@ -165,12 +165,13 @@ fn network_acl(b: &mut Build, n: &Node) -> Result<(), ImportError> {
     Ok(())
 }
 
-/// One NACL entry; `None` for the implicit final deny (rule 32767, which
-/// the model never writes) and for what it cannot represent.
+/// One NACL entry; `None` for the implicit final deny (`*`: rule 32767,
+/// and 32768 for IPv6 — the model never writes it) and for what it cannot
+/// represent.
 fn acl_entry(b: &mut Build, acl: &str, e: &Node) -> Result<Option<AclRule>, ImportError> {
     let number = e.need("RuleNumber")?;
     let rule = At::new(e.int("RuleNumber")?.unwrap_or(0), number.origin());
-    if rule.value == 32767 {
+    if rule.value >= 32767 {
         return Ok(None);
     }
     let proto_text = e.need_str("Protocol")?;
