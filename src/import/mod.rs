@@ -141,15 +141,32 @@ fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
     for e in entries {
         if e.is_dir() {
             walk(&e, out)?;
-        } else if e
-            .extension()
-            .and_then(|x| x.to_str())
-            .is_some_and(|x| x.eq_ignore_ascii_case("json"))
-        {
+        } else if is_json_file(&e) {
             out.push(e);
         }
     }
     Ok(())
+}
+
+/// Whether a file found in a directory is an input: a `.json` file, or one
+/// without an extension (CloudMapper names per-resource files after the
+/// resource) that starts like JSON. Anything else (a README, a licence) is
+/// not an input.
+fn is_json_file(p: &Path) -> bool {
+    match p.extension().and_then(|x| x.to_str()) {
+        Some(x) => x.eq_ignore_ascii_case("json"),
+        None => {
+            use std::io::Read;
+            let mut head = [0u8; 256];
+            let n = std::fs::File::open(p)
+                .and_then(|mut f| f.read(&mut head))
+                .unwrap_or(0);
+            head[..n]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|&b| b == b'{' || b == b'[')
+        }
+    }
 }
 
 /// Imports `paths` from `provider`. `strict` turns anything skipped into an

@@ -1050,7 +1050,6 @@ fn compile_accepts_an_imported_account() {
 }
 
 #[test]
-#[ignore = "needs compile support for external groups (merge)"]
 fn compile_accepts_references_to_external_groups() {
     let mut docs = account();
     docs.push(doc(
