@@ -66,7 +66,12 @@ pub struct Skipped {
 
 impl fmt::Display for Skipped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "skipped {}: {} ({})", self.id, self.why, self.origin)
+        let at = self.origin.to_string();
+        if at.is_empty() || at == self.id {
+            write!(f, "skipped {}: {}", self.id, self.why)
+        } else {
+            write!(f, "skipped {}: {} ({at})", self.id, self.why)
+        }
     }
 }
 
