@@ -12,7 +12,6 @@
 //! exists.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -40,7 +39,6 @@ pub(super) type Got<T> = Result<T, String>;
 
 /// Terraform's `show -json`, indexed.
 pub(super) struct Doc<'a> {
-    pub file: Arc<str>,
     pub root: Node<'a>,
     pub resources: Vec<Resource<'a>>,
     by_address: HashMap<String, usize>,
@@ -56,7 +54,6 @@ impl<'a> Doc<'a> {
     pub fn read(v: &'a Value, file: &str) -> Result<Doc<'a>, ImportError> {
         let root = Node::root(v, file);
         let mut doc = Doc {
-            file: root.file.clone(),
             root: root.clone(),
             resources: Vec::new(),
             by_address: HashMap::new(),
@@ -241,10 +238,6 @@ impl<'a> Doc<'a> {
             Some(r) => self.id(r).to_string(),
             None => v.to_string(),
         }
-    }
-
-    pub fn resource(&self, address: &str) -> Option<&Resource<'a>> {
-        self.by_address.get(address).map(|&i| &self.resources[i])
     }
 
     /// What the references of an expression will be, in `scope`: model ids

@@ -60,13 +60,13 @@ pub fn import_value(v: &Value, file: &str) -> Result<Import, ImportError> {
 }
 
 /// What is being built.
-pub(super) struct Out {
+struct Out {
     pub model: Model,
     pub skipped: Vec<Skipped>,
 }
 
 impl Out {
-    pub(super) fn skip(&mut self, id: &str, origin: Origin, why: impl Into<String>) {
+    fn skip(&mut self, id: &str, origin: Origin, why: impl Into<String>) {
         self.skipped.push(Skipped {
             id: id.to_string(),
             origin,
@@ -75,7 +75,7 @@ impl Out {
     }
 
     /// A value, or `None` with the reason listed as skipped.
-    pub(super) fn got<T>(&mut self, r: &Resource, v: Got<T>) -> Option<T> {
+    fn got<T>(&mut self, r: &Resource, v: Got<T>) -> Option<T> {
         match v {
             Ok(v) => Some(v),
             Err(why) => {
