@@ -67,7 +67,9 @@ impl<'d, 'a> Block<'d, 'a> {
 
     /// The values the configuration gives `key`.
     fn configured(&self, key: &str) -> Got<Option<(Vec<String>, Origin)>> {
-        let Some(expr) = self.config.as_ref().and_then(|c| c.get(key)) else {
+        // Not written in the configuration: a value AWS computes, which the
+        // callers that need it (an instance's address) say so about.
+        let Some(config) = &self.config else {
             return if self.known.is_none() {
                 Ok(None)
             } else {
@@ -75,6 +77,9 @@ impl<'d, 'a> Block<'d, 'a> {
                     "`{key}` is known only after apply and the plan has no configuration for it"
                 ))
             };
+        };
+        let Some(expr) = config.get(key) else {
+            return Ok(None);
         };
         let v = self
             .doc
@@ -86,9 +91,12 @@ impl<'d, 'a> Block<'d, 'a> {
     /// A string attribute (empty is unset).
     pub fn str(&self, key: &str) -> R<Option<At<String>>> {
         if let (Some(k), false) = (&self.known, self.unknown(key)) {
-            return Ok(Ok(k
-                .str(key)?
-                .map(|s| At::new(s.to_string(), k.get(key).map(|n| n.origin()).unwrap_or_default()))));
+            return Ok(Ok(k.str(key)?.map(|s| {
+                At::new(
+                    s.to_string(),
+                    k.get(key).map(|n| n.origin()).unwrap_or_default(),
+                )
+            })));
         }
         Ok(match self.configured(key) {
             Err(why) => Err(why),
@@ -151,9 +159,9 @@ impl<'d, 'a> Block<'d, 'a> {
     /// An integer attribute.
     pub fn int(&self, key: &str) -> R<Option<At<i64>>> {
         if let (Some(k), false) = (&self.known, self.unknown(key)) {
-            return Ok(Ok(k
-                .int(key)?
-                .map(|v| At::new(v, k.get(key).map(|n| n.origin()).unwrap_or_default()))));
+            return Ok(Ok(k.int(key)?.map(|v| {
+                At::new(v, k.get(key).map(|n| n.origin()).unwrap_or_default())
+            })));
         }
         Ok(match self.str(key)? {
             Err(why) => Err(why),
@@ -199,24 +207,27 @@ impl<'d, 'a> Block<'d, 'a> {
             _ => Vec::new(),
         };
         let whole = self.known.is_none()
-            || matches!(self.unknown.and_then(|u| u.get(key)), Some(Value::Bool(true)));
+            || matches!(
+                self.unknown.and_then(|u| u.get(key)),
+                Some(Value::Bool(true))
+            );
         let known = match (&self.known, whole) {
             (Some(k), false) => k,
             _ => {
-            if configs.is_empty() && self.config.as_ref().is_some_and(|c| c.has(key)) {
-                return Ok(Err(format!(
+                if configs.is_empty() && self.config.as_ref().is_some_and(|c| c.has(key)) {
+                    return Ok(Err(format!(
                     "`{key}` is known only after apply and written as an expression the importer does not follow (a dynamic block?)"
                 )));
-            }
-            if configs.is_empty() && self.known.is_some() {
-                return Ok(Err(format!(
+                }
+                if self.config.is_none() && self.known.is_some() {
+                    return Ok(Err(format!(
                     "`{key}` is known only after apply and the plan has no configuration for it"
                 )));
-            }
-            return Ok(Ok(configs
-                .into_iter()
-                .map(|c| self.child(None, None, Some(c)))
-                .collect()));
+                }
+                return Ok(Ok(configs
+                    .into_iter()
+                    .map(|c| self.child(None, None, Some(c)))
+                    .collect()));
             }
         };
         let marks = self

@@ -57,9 +57,7 @@ impl<'a> Doc<'a> {
             root: root.clone(),
             resources: Vec::new(),
             by_address: HashMap::new(),
-            config: root
-                .get("configuration")
-                .and_then(|c| c.get("root_module")),
+            config: root.get("configuration").and_then(|c| c.get("root_module")),
             ids: HashMap::new(),
             by_value: HashMap::new(),
         };
@@ -98,7 +96,8 @@ impl<'a> Doc<'a> {
 
     fn walk_data(&mut self, module: &Node<'a>) -> Result<(), ImportError> {
         for r in module.array("resources")? {
-            if r.str("mode")? == Some("data") && !self.by_address.contains_key(r.need_str("address")?)
+            if r.str("mode")? == Some("data")
+                && !self.by_address.contains_key(r.need_str("address")?)
             {
                 self.add(r)?;
             }
@@ -122,7 +121,8 @@ impl<'a> Doc<'a> {
                 crate::import::json::kind(values.value)
             )));
         }
-        self.by_address.insert(address.clone(), self.resources.len());
+        self.by_address
+            .insert(address.clone(), self.resources.len());
         self.resources.push(Resource {
             address,
             scope,
@@ -313,7 +313,9 @@ impl<'a> Doc<'a> {
                     rest[0],
                     rest[1]
                 );
-                Ok(Some(self.resource_ref(&base, rest.get(2).map(String::as_str))?))
+                Ok(Some(
+                    self.resource_ref(&base, rest.get(2).map(String::as_str))?,
+                ))
             }
         }
     }
@@ -323,7 +325,12 @@ impl<'a> Doc<'a> {
         let found: Vec<&Resource> = self
             .resources
             .iter()
-            .filter(|r| r.address == base || r.address.strip_prefix(base).is_some_and(|t| t.starts_with('[')))
+            .filter(|r| {
+                r.address == base
+                    || r.address
+                        .strip_prefix(base)
+                        .is_some_and(|t| t.starts_with('['))
+            })
             .collect();
         if found.is_empty() {
             return Err(format!("it references `{base}`, which is not in the plan"));
@@ -364,7 +371,12 @@ impl<'a> Doc<'a> {
         let call = module_names(&scope[cut..]).pop().unwrap_or_default();
         let expr = self
             .config_module(parent)
-            .and_then(|m| m.get("module_calls")?.get(&call)?.get("expressions")?.get(name))
+            .and_then(|m| {
+                m.get("module_calls")?
+                    .get(&call)?
+                    .get("expressions")?
+                    .get(name)
+            })
             .ok_or_else(|| format!("variable `{name}` of module `{call}` is not set"))?;
         self.resolve(parent, &expr, depth + 1)
     }
@@ -553,7 +565,10 @@ mod unit {
             placeholder("sg", "module.a[\"x\"].module.b.aws_security_group.web"),
             "sg-tf-a-x.b.web"
         );
-        assert_eq!(scope_of("module.net.aws_vpc.main", false, "aws_vpc"), "module.net.");
+        assert_eq!(
+            scope_of("module.net.aws_vpc.main", false, "aws_vpc"),
+            "module.net."
+        );
         assert_eq!(module_names("module.a[0].module.b."), vec!["a", "b"]);
     }
 }

@@ -168,7 +168,11 @@ fn not_imported(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
 /// Groups and prefix lists that rules reference but the input does not
 /// contain: external groups, and prefix lists whose entries are unknown.
 fn references(model: &mut Model) {
-    let groups: BTreeSet<String> = model.security_groups.iter().map(|g| g.name.clone()).collect();
+    let groups: BTreeSet<String> = model
+        .security_groups
+        .iter()
+        .map(|g| g.name.clone())
+        .collect();
     let lists: BTreeSet<String> = model.prefix_lists.iter().map(|p| p.name.clone()).collect();
     // First mention of each, in model order.
     let mut ext: Vec<(String, Origin)> = Vec::new();

@@ -14,8 +14,8 @@ use super::block::Block;
 use super::doc::{Doc, Got, Resource};
 use super::Out;
 use crate::import::ImportError;
-use crate::policy::types::{parse_net, Action, PortRange, ProtoMatch};
 use crate::policy::model::{At, Origin, Remote, Rule, SecurityGroup};
+use crate::policy::types::{parse_net, Action, PortRange, ProtoMatch};
 
 pub(super) const RULE_TYPES: &[&str] = &[
     "aws_security_group_rule",
@@ -44,7 +44,10 @@ fn group(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportError> {
         origin: r.values.origin(),
         description: out.got(r, b.str("description")?).flatten().map(|d| d.value),
         title: out.got(r, b.str("name")?).flatten().map(|d| d.value),
-        vpc: out.got(r, b.str("vpc_id")?).flatten().map(|v| At::new(doc.model_id(&v.value), v.origin)),
+        vpc: out
+            .got(r, b.str("vpc_id")?)
+            .flatten()
+            .map(|v| At::new(doc.model_id(&v.value), v.origin)),
         ..SecurityGroup::default()
     };
     for (egress, key) in [(false, "ingress"), (true, "egress")] {
@@ -55,11 +58,7 @@ fn group(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportError> {
             match inline_rules(doc, &blk, &name)? {
                 Ok(rules) if egress => sg.egress.extend(rules),
                 Ok(rules) => sg.ingress.extend(rules),
-                Err(why) => out.skip(
-                    &r.address,
-                    blk.origin(),
-                    format!("an {key} block: {why}"),
-                ),
+                Err(why) => out.skip(&r.address, blk.origin(), format!("an {key} block: {why}")),
             }
         }
     }
@@ -74,7 +73,12 @@ fn inline_rules(doc: &Doc, b: &Block, group: &str) -> Result<Got<Vec<Rule>>, Imp
         Err(why) => return Ok(Err(why)),
     };
     let mut remotes = Vec::new();
-    for key in ["cidr_blocks", "ipv6_cidr_blocks", "prefix_list_ids", "security_groups"] {
+    for key in [
+        "cidr_blocks",
+        "ipv6_cidr_blocks",
+        "prefix_list_ids",
+        "security_groups",
+    ] {
         match b.strings(key)? {
             Ok(v) => {
                 for s in v {
@@ -116,7 +120,12 @@ fn separate_rule(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportErr
         }
     };
     let (group, egress, rules) = rules;
-    match out.model.security_groups.iter_mut().find(|g| g.name == group) {
+    match out
+        .model
+        .security_groups
+        .iter_mut()
+        .find(|g| g.name == group)
+    {
         Some(g) if egress => g.egress.extend(rules),
         Some(g) => g.ingress.extend(rules),
         None => out.skip(
@@ -157,9 +166,19 @@ fn rule_resource(doc: &Doc, r: &Resource, b: &Block) -> Result<Got<RuleSet>, Imp
         Err(why) => return Ok(Err(why)),
     };
     let keys: &[&str] = if legacy {
-        &["cidr_blocks", "ipv6_cidr_blocks", "prefix_list_ids", "source_security_group_id"]
+        &[
+            "cidr_blocks",
+            "ipv6_cidr_blocks",
+            "prefix_list_ids",
+            "source_security_group_id",
+        ]
     } else {
-        &["cidr_ipv4", "cidr_ipv6", "prefix_list_id", "referenced_security_group_id"]
+        &[
+            "cidr_ipv4",
+            "cidr_ipv6",
+            "prefix_list_id",
+            "referenced_security_group_id",
+        ]
     };
     let mut remotes = Vec::new();
     for key in keys {
@@ -211,7 +230,9 @@ fn remote(doc: &Doc, s: &At<String>) -> Got<At<Remote>> {
             Ok(n) => Remote::Net(n.trunc()),
             Err(_) => {
                 // A group given by name (default VPC) or anything else.
-                return Err(format!("`{v}` is neither a CIDR, a prefix list nor a group id"));
+                return Err(format!(
+                    "`{v}` is neither a CIDR, a prefix list nor a group id"
+                ));
             }
         }
     };
@@ -228,7 +249,13 @@ pub(super) struct Shape {
 }
 
 impl Shape {
-    fn rule(&self, origin: Origin, remote: At<Remote>, description: Option<String>, id: Option<String>) -> Rule {
+    fn rule(
+        &self,
+        origin: Origin,
+        remote: At<Remote>,
+        description: Option<String>,
+        id: Option<String>,
+    ) -> Rule {
         let mut rule = Rule::new(self.proto, vec![remote]);
         rule.origin = origin;
         rule.ports = self.ports.clone();
@@ -269,9 +296,12 @@ pub(super) fn protocol_shape(
     let p = proto.value.to_ascii_lowercase();
     let proto_match = match p.as_str() {
         "-1" | "all" => ProtoMatch::Any,
-        other => other
-            .parse::<ProtoMatch>()
-            .map_err(|_| format!("protocol `{}` is not tcp, udp, icmp, icmpv6, -1 or a number 0-255", proto.value))?,
+        other => other.parse::<ProtoMatch>().map_err(|_| {
+            format!(
+                "protocol `{}` is not tcp, udp, icmp, icmpv6, -1 or a number 0-255",
+                proto.value
+            )
+        })?,
     };
     let mut shape = Shape {
         proto: proto_match,

@@ -46,13 +46,22 @@ fn ids_of(doc: &Doc, out: &mut Out, r: &Resource, v: Got<Vec<At<String>>>) -> Ve
 }
 
 /// CIDRs of string attributes, host bits dropped as AWS does.
-fn cidrs(out: &mut Out, r: &Resource, b: &Block, keys: &[&str]) -> Result<Vec<At<IpNet>>, ImportError> {
+fn cidrs(
+    out: &mut Out,
+    r: &Resource,
+    b: &Block,
+    keys: &[&str],
+) -> Result<Vec<At<IpNet>>, ImportError> {
     let mut v = Vec::new();
     for k in keys {
         for s in out.got(r, b.strings(k)?).unwrap_or_default() {
             match net(&s.value) {
                 Some(n) => v.push(At::new(n, s.origin)),
-                None => out.skip(&r.address, s.origin, format!("`{k}`: `{}` is not a CIDR", s.value)),
+                None => out.skip(
+                    &r.address,
+                    s.origin,
+                    format!("`{k}`: `{}` is not a CIDR", s.value),
+                ),
             }
         }
     }
@@ -78,7 +87,11 @@ fn vpcs(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
             let id = doc.id(r).to_string();
             match out.model.vpcs.iter_mut().find(|x| x.name == v.value) {
                 Some(vpc) => vpc.internet_gateways.push(id),
-                None => out.skip(&r.address, v.origin, format!("its VPC `{}` is not in the input", v.value)),
+                None => out.skip(
+                    &r.address,
+                    v.origin,
+                    format!("its VPC `{}` is not in the input", v.value),
+                ),
             }
         }
     }
@@ -90,7 +103,10 @@ fn vpcs(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
         ) else {
             continue;
         };
-        let status = out.got(r, b.str("accept_status")?).flatten().map(|s| s.value);
+        let status = out
+            .got(r, b.str("accept_status")?)
+            .flatten()
+            .map(|s| s.value);
         // A new peering in the same account with `auto_accept` becomes active.
         let active = status.as_deref() == Some("active")
             || (status.is_none() && b.bool("auto_accept")?.ok().flatten() == Some(true));
@@ -142,7 +158,12 @@ fn subnet_field(
     value: At<String>,
     set: fn(&mut Subnet, At<String>),
 ) {
-    match out.model.subnets.iter_mut().find(|s| s.name == subnet.value) {
+    match out
+        .model
+        .subnets
+        .iter_mut()
+        .find(|s| s.name == subnet.value)
+    {
         Some(s) => set(s, value),
         None => out.skip(
             &r.address,
@@ -164,10 +185,15 @@ fn network_acls(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
         };
         for (egress, key) in [(false, "ingress"), (true, "egress")] {
             for blk in out.got(r, b.blocks(key)?).unwrap_or_default() {
-                match acl_rule(&blk, &["rule_no", "action", "cidr_block", "ipv6_cidr_block"])? {
+                match acl_rule(
+                    &blk,
+                    &["rule_no", "action", "cidr_block", "ipv6_cidr_block"],
+                )? {
                     Ok(rule) if egress => acl.egress.push(rule),
                     Ok(rule) => acl.ingress.push(rule),
-                    Err(why) => out.skip(&r.address, blk.origin(), format!("an {key} entry: {why}")),
+                    Err(why) => {
+                        out.skip(&r.address, blk.origin(), format!("an {key} entry: {why}"))
+                    }
                 }
             }
         }
@@ -183,17 +209,34 @@ fn network_acls(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
             continue;
         };
         let egress = out.got(r, b.bool("egress")?).flatten().unwrap_or(false);
-        let rule = match acl_rule(&b, &["rule_number", "rule_action", "cidr_block", "ipv6_cidr_block"])? {
+        let rule = match acl_rule(
+            &b,
+            &[
+                "rule_number",
+                "rule_action",
+                "cidr_block",
+                "ipv6_cidr_block",
+            ],
+        )? {
             Ok(rule) => rule,
             Err(why) => {
                 out.skip(&r.address, r.values.origin(), why);
                 continue;
             }
         };
-        match out.model.network_acls.iter_mut().find(|a| a.name == acl.value) {
+        match out
+            .model
+            .network_acls
+            .iter_mut()
+            .find(|a| a.name == acl.value)
+        {
             Some(a) if egress => a.egress.push(rule),
             Some(a) => a.ingress.push(rule),
-            None => out.skip(&r.address, acl.origin, format!("network ACL `{}` is not in the input", acl.value)),
+            None => out.skip(
+                &r.address,
+                acl.origin,
+                format!("network ACL `{}` is not in the input", acl.value),
+            ),
         }
     }
     for r in doc.managed("aws_network_acl_association") {
@@ -225,7 +268,10 @@ fn acl_rule(b: &Block, keys: &[&str; 4]) -> Result<Got<AclRule>, ImportError> {
     let Some(number) = got!(b.int(keys[0])) else {
         return Ok(Err(format!("`{}` is missing", keys[0])));
     };
-    let action = match got!(b.str(keys[1])).map(|a| a.value.to_ascii_lowercase()).as_deref() {
+    let action = match got!(b.str(keys[1]))
+        .map(|a| a.value.to_ascii_lowercase())
+        .as_deref()
+    {
         Some("allow") => Action::Allow,
         Some("deny") => Action::Deny,
         other => return Ok(Err(format!("action {other:?}: expected allow or deny"))),
@@ -265,7 +311,10 @@ fn acl_rule(b: &Block, keys: &[&str; 4]) -> Result<Got<AclRule>, ImportError> {
             let ok = |n: i64| (0..=65535).contains(&n);
             if !all {
                 if !ok(f.value) || !ok(t.value) || f.value > t.value {
-                    return Ok(Err(format!("ports {}-{} are not a range", f.value, t.value)));
+                    return Ok(Err(format!(
+                        "ports {}-{} are not a range",
+                        f.value, t.value
+                    )));
                 }
                 rule.ports = Some(At::new(
                     vec![PortRange {
@@ -305,7 +354,16 @@ fn route_tables(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
             ..RouteTable::default()
         };
         for blk in out.got(r, b.blocks("route")?).unwrap_or_default() {
-            match route(doc, &blk, TARGETS, &["cidr_block", "ipv6_cidr_block", "destination_prefix_list_id"])? {
+            match route(
+                doc,
+                &blk,
+                TARGETS,
+                &[
+                    "cidr_block",
+                    "ipv6_cidr_block",
+                    "destination_prefix_list_id",
+                ],
+            )? {
                 Ok(x) => t.routes.push(x),
                 Err(why) => out.skip(&r.address, blk.origin(), format!("a route: {why}")),
             }
@@ -317,11 +375,24 @@ fn route_tables(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
         let Some(table) = id_of(doc, out, r, b.str("route_table_id")?) else {
             continue;
         };
-        let keys = ["destination_cidr_block", "destination_ipv6_cidr_block", "destination_prefix_list_id"];
+        let keys = [
+            "destination_cidr_block",
+            "destination_ipv6_cidr_block",
+            "destination_prefix_list_id",
+        ];
         match route(doc, &b, TARGETS, &keys)? {
-            Ok(x) => match out.model.route_tables.iter_mut().find(|t| t.name == table.value) {
+            Ok(x) => match out
+                .model
+                .route_tables
+                .iter_mut()
+                .find(|t| t.name == table.value)
+            {
                 Some(t) => t.routes.push(x),
-                None => out.skip(&r.address, table.origin, format!("route table `{}` is not in the input", table.value)),
+                None => out.skip(
+                    &r.address,
+                    table.origin,
+                    format!("route table `{}` is not in the input", table.value),
+                ),
             },
             Err(why) => out.skip(&r.address, r.values.origin(), why),
         }
@@ -333,13 +404,22 @@ fn route_tables(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
         };
         match id_of(doc, out, r, b.str("subnet_id")?) {
             Some(s) => subnet_field(out, r, &s, table, |s, v| s.route_table = Some(v)),
-            None => out.skip(&r.address, r.values.origin(), "an association with a gateway, not a subnet: not represented"),
+            None => out.skip(
+                &r.address,
+                r.values.origin(),
+                "an association with a gateway, not a subnet: not represented",
+            ),
         }
     }
     Ok(())
 }
 
-fn route(doc: &Doc, b: &Block, targets: &[&str], dests: &[&str; 3]) -> Result<Got<Route>, ImportError> {
+fn route(
+    doc: &Doc,
+    b: &Block,
+    targets: &[&str],
+    dests: &[&str; 3],
+) -> Result<Got<Route>, ImportError> {
     let mut dest = None;
     for k in dests {
         match b.str(k)? {
@@ -389,7 +469,9 @@ fn addresses(b: &Block, keys: &[&str]) -> Result<Got<Vec<At<IpNet>>>, ImportErro
                     match parse_net(&s.value) {
                         Ok(n) if !v.iter().any(|x| x.value == n) => v.push(At::new(n, s.origin)),
                         Ok(_) => {}
-                        Err(_) => return Ok(Err(format!("`{k}`: `{}` is not an address", s.value))),
+                        Err(_) => {
+                            return Ok(Err(format!("`{k}`: `{}` is not an address", s.value)))
+                        }
                     }
                 }
             }
@@ -407,13 +489,21 @@ fn interfaces(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
         let mut addrs: Vec<At<IpNet>> = Vec::new();
         for k in ["private_ip", "private_ips", "ipv6_addresses"] {
             match addresses(&b, &[k])? {
-                Ok(a) => addrs.extend(a.into_iter().filter(|x| !addrs.iter().any(|y| y.value == x.value)).collect::<Vec<_>>()),
+                Ok(a) => addrs.extend(
+                    a.into_iter()
+                        .filter(|x| !addrs.iter().any(|y| y.value == x.value))
+                        .collect::<Vec<_>>(),
+                ),
                 Err(_) if k != "ipv6_addresses" => {}
                 Err(why) => out.skip(&r.address, r.values.origin(), why),
             }
         }
         if addrs.is_empty() {
-            out.skip(&r.address, r.values.origin(), "private address unknown until apply; set private_ips to check it");
+            out.skip(
+                &r.address,
+                r.values.origin(),
+                "private address unknown until apply; set private_ips to check it",
+            );
             continue;
         }
         let instance = b
@@ -447,10 +537,21 @@ fn interfaces(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
         ) else {
             continue;
         };
-        match out.model.interfaces.iter_mut().find(|i| i.name == eni.value) {
-            Some(i) if !i.security_groups.iter().any(|s| s.value == sg.value) => i.security_groups.push(sg),
+        match out
+            .model
+            .interfaces
+            .iter_mut()
+            .find(|i| i.name == eni.value)
+        {
+            Some(i) if !i.security_groups.iter().any(|s| s.value == sg.value) => {
+                i.security_groups.push(sg)
+            }
             Some(_) => {}
-            None => out.skip(&r.address, eni.origin, format!("interface `{}` is not in the input", eni.value)),
+            None => out.skip(
+                &r.address,
+                eni.origin,
+                format!("interface `{}` is not in the input", eni.value),
+            ),
         }
     }
     Ok(())
@@ -460,8 +561,12 @@ fn interfaces(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
 fn instances(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
     for r in doc.managed("aws_instance") {
         let b = Block::of(doc, r);
-        if b.is_unknown("private_ip") && b.str("private_ip")?.is_err() {
-            out.skip(&r.address, r.values.origin(), "private address unknown until apply; set private_ip to check it");
+        if b.is_unknown("private_ip") && !matches!(b.str("private_ip")?, Ok(Some(_))) {
+            out.skip(
+                &r.address,
+                r.values.origin(),
+                "private address unknown until apply; set private_ip to check it",
+            );
             continue;
         }
         let addrs = match addresses(&b, &["private_ip", "ipv6_addresses"])? {
@@ -475,9 +580,19 @@ fn instances(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
                 continue;
             }
         };
+        if b.is_unknown("ipv6_addresses")
+            && matches!(b.int("ipv6_address_count")?, Ok(Some(n)) if n.value > 0)
+        {
+            out.skip(&r.address, r.values.origin(), "its IPv6 addresses are known only after apply: the interface has only its IPv4 address in the model; set ipv6_addresses to check them");
+        }
         let eni = ["primary_network_interface_id", "network_interface_id"]
             .iter()
-            .find_map(|k| b.str(k).ok().and_then(|v| v.ok().flatten()).filter(|_| !b.is_unknown(k)))
+            .find_map(|k| {
+                b.str(k)
+                    .ok()
+                    .and_then(|v| v.ok().flatten())
+                    .filter(|_| !b.is_unknown(k))
+            })
             .map(|e| e.value)
             .unwrap_or_else(|| super::doc::placeholder("eni", &r.address));
         let mut public = Vec::new();
@@ -486,7 +601,11 @@ fn instances(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
                 public.push(At::new(n, p.origin));
             }
         } else if b.bool("associate_public_ip_address")?.ok().flatten() == Some(true) {
-            out.skip(&r.address, r.values.origin(), "its public address is known only after apply: the interface has none in the model");
+            out.skip(
+                &r.address,
+                r.values.origin(),
+                "its public address is known only after apply: the interface has none in the model",
+            );
         }
         let mut sgs = ids_of(doc, out, r, b.strings("vpc_security_group_ids")?);
         sgs.dedup_by(|a, b| a.value == b.value);
@@ -544,10 +663,18 @@ fn prefix_lists(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
         ) else {
             continue;
         };
-        let found = out.model.prefix_lists.iter().position(|p| p.name == pl.value);
+        let found = out
+            .model
+            .prefix_lists
+            .iter()
+            .position(|p| p.name == pl.value);
         match (found, net(&c.value)) {
             (Some(i), Some(n)) => out.model.prefix_lists[i].entries.push(At::new(n, c.origin)),
-            (None, _) => out.skip(&r.address, pl.origin, format!("prefix list `{}` is not in the input", pl.value)),
+            (None, _) => out.skip(
+                &r.address,
+                pl.origin,
+                format!("prefix list `{}` is not in the input", pl.value),
+            ),
             (_, None) => out.skip(&r.address, c.origin, format!("`{}` is not a CIDR", c.value)),
         }
     }
@@ -570,7 +697,10 @@ fn load_balancers(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
             listener(doc, r, out)?;
         }
     }
-    for kind in ["aws_lb_target_group_attachment", "aws_alb_target_group_attachment"] {
+    for kind in [
+        "aws_lb_target_group_attachment",
+        "aws_alb_target_group_attachment",
+    ] {
         for r in doc.managed(kind) {
             attachment(doc, r, out)?;
         }
@@ -594,17 +724,28 @@ fn load_balancer(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportErr
     }
     zones.sort();
     zones.dedup();
-    let enforce = match one(out, r, b.str("enforce_security_group_inbound_rules_on_private_link_traffic")?) {
+    let enforce = match one(
+        out,
+        r,
+        b.str("enforce_security_group_inbound_rules_on_private_link_traffic")?,
+    ) {
         Some(v) => Some(v.value.eq_ignore_ascii_case("on")),
         None => None,
     };
-    let cross_zone = out.got(r, b.bool("enable_cross_zone_load_balancing")?).flatten();
+    let cross_zone = out
+        .got(r, b.bool("enable_cross_zone_load_balancing")?)
+        .flatten();
     let item = LoadBalancer {
         name: doc.id(r).to_string(),
         origin: r.values.origin(),
         kind,
         scheme: Some(At::new(
-            if internal { "internal" } else { "internet-facing" }.to_string(),
+            if internal {
+                "internal"
+            } else {
+                "internet-facing"
+            }
+            .to_string(),
             r.values.origin(),
         )),
         vpc,
@@ -614,7 +755,12 @@ fn load_balancer(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportErr
         enforce_inbound_rules_on_privatelink: enforce,
         listeners: Vec::new(),
         dns_name: b.str("dns_name")?.ok().flatten().map(|d| d.value),
-        arn: b.str("arn")?.ok().flatten().filter(|_| !b.is_unknown("arn")).map(|a| a.value),
+        arn: b
+            .str("arn")?
+            .ok()
+            .flatten()
+            .filter(|_| !b.is_unknown("arn"))
+            .map(|a| a.value),
         zones,
     };
     out.model.load_balancers.push(item);
@@ -636,14 +782,20 @@ fn target_group(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportErro
     let item = TargetGroup {
         name: doc.id(r).to_string(),
         origin: r.values.origin(),
-        proto: one(out, r, b.str("protocol")?).map(|p| At::new(p.value.to_ascii_lowercase(), p.origin)),
+        proto: one(out, r, b.str("protocol")?)
+            .map(|p| At::new(p.value.to_ascii_lowercase(), p.origin)),
         port: out.got(r, b.int("port")?).flatten(),
         vpc: id_of(doc, out, r, b.str("vpc_id")?),
         target_type: one(out, r, b.str("target_type")?).map(|t| t.value),
         preserve_client_ip: preserve,
         health_check_port,
         targets: Vec::new(),
-        arn: b.str("arn")?.ok().flatten().filter(|_| !b.is_unknown("arn")).map(|a| a.value),
+        arn: b
+            .str("arn")?
+            .ok()
+            .flatten()
+            .filter(|_| !b.is_unknown("arn"))
+            .map(|a| a.value),
     };
     out.model.target_groups.push(item);
     Ok(())
@@ -669,9 +821,18 @@ fn listener(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportError> {
         port: out.got(r, b.int("port")?).flatten(),
         target_group,
     };
-    match out.model.load_balancers.iter_mut().find(|x| x.name == lb.value) {
+    match out
+        .model
+        .load_balancers
+        .iter_mut()
+        .find(|x| x.name == lb.value)
+    {
         Some(x) => x.listeners.push(l),
-        None => out.skip(&r.address, lb.origin, format!("load balancer `{}` is not in the input", lb.value)),
+        None => out.skip(
+            &r.address,
+            lb.origin,
+            format!("load balancer `{}` is not in the input", lb.value),
+        ),
     }
     Ok(())
 }
@@ -691,9 +852,18 @@ fn attachment(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportError>
         az: one(out, r, b.str("availability_zone")?).map(|a| a.value),
         health: None,
     };
-    match out.model.target_groups.iter_mut().find(|x| x.name == tg.value) {
+    match out
+        .model
+        .target_groups
+        .iter_mut()
+        .find(|x| x.name == tg.value)
+    {
         Some(x) => x.targets.push(t),
-        None => out.skip(&r.address, tg.origin, format!("target group `{}` is not in the input", tg.value)),
+        None => out.skip(
+            &r.address,
+            tg.origin,
+            format!("target group `{}` is not in the input", tg.value),
+        ),
     }
     Ok(())
 }
@@ -724,9 +894,7 @@ fn endpoints(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
             service: one(out, r, b.str("service_name")?),
             vpc: id_of(doc, out, r, b.str("vpc_id")?),
             subnets: ids_of(doc, out, r, b.strings("subnet_ids")?),
-            interfaces: b
-                .strings("network_interface_ids")?
-                .unwrap_or_default(),
+            interfaces: b.strings("network_interface_ids")?.unwrap_or_default(),
             security_groups: ids_of(doc, out, r, b.strings("security_group_ids")?),
             route_tables: ids_of(doc, out, r, b.strings("route_table_ids")?),
             dns_names,
