@@ -69,11 +69,10 @@ impl<'a> Doc<'a> {
             doc.walk(&m)?;
         }
         // Data sources read at plan time are in the prior state.
-        if let Some(m) = root.get("prior_state").and_then(|p| {
-            p.get("values")
-                .and_then(|v| v.get("root_module"))
-                .map(|m| m.clone())
-        }) {
+        if let Some(m) = root
+            .get("prior_state")
+            .and_then(|p| p.get("values").and_then(|v| v.get("root_module")))
+        {
             doc.walk_data(&m)?;
         }
         doc.attach_changes()?;
@@ -259,7 +258,6 @@ impl<'a> Doc<'a> {
             return Err("its references go too deep".into());
         }
         let mut out = Vec::new();
-        let mut seen_bare: Vec<&str> = Vec::new();
         for (k, r) in refs.iter().enumerate() {
             // Terraform lists `a.b.id` then `a.b`: the bare one only counts alone.
             if refs[..k]
@@ -268,9 +266,8 @@ impl<'a> Doc<'a> {
             {
                 continue;
             }
-            match self.resolve_one(scope, r, depth)? {
-                Some(v) => out.extend(v),
-                None => seen_bare.push(r),
+            if let Some(v) = self.resolve_one(scope, r, depth)? {
+                out.extend(v);
             }
         }
         if out.is_empty() {
@@ -550,6 +547,19 @@ fn clean(s: &str) -> String {
     out
 }
 
+impl<'a> Doc<'a> {
+    /// The managed resources of one type, in address order.
+    pub fn managed<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s Resource<'a>> + 's {
+        let mut v: Vec<&Resource> = self
+            .resources
+            .iter()
+            .filter(|r| !r.data && r.kind == kind)
+            .collect();
+        v.sort_by(|a, b| a.address.cmp(&b.address));
+        v.into_iter()
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -570,18 +580,5 @@ mod unit {
             "module.net."
         );
         assert_eq!(module_names("module.a[0].module.b."), vec!["a", "b"]);
-    }
-}
-
-impl<'a> Doc<'a> {
-    /// The managed resources of one type, in address order.
-    pub fn managed<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s Resource<'a>> + 's {
-        let mut v: Vec<&Resource> = self
-            .resources
-            .iter()
-            .filter(|r| !r.data && r.kind == kind)
-            .collect();
-        v.sort_by(|a, b| a.address.cmp(&b.address));
-        v.into_iter()
     }
 }
