@@ -80,7 +80,7 @@ fn import_documents(docs: &[Document]) -> Result<Import, ImportError> {
     let mut import = b.finish();
     for doc in &inputs.terraform {
         let file = doc.file.to_string();
-        let tf = terraform_stub(doc.value, &file)?;
+        let tf = crate::import::terraform::import_value(doc.value, &file)?;
         append(&mut import, tf);
     }
     sort(&mut import.model);
@@ -89,13 +89,6 @@ fn import_documents(docs: &[Document]) -> Result<Import, ImportError> {
         inputs: docs.iter().map(|d| d.file.clone()).collect(),
     });
     Ok(import)
-}
-
-/// Terraform's `show -json`, until the Terraform importer is in this
-/// branch.
-// TODO(merge): call crate::import::terraform::import_value
-fn terraform_stub(_value: &serde_json::Value, _file: &str) -> Result<Import, ImportError> {
-    Ok(Import::default())
 }
 
 /// Adds another import's items to `into`.

@@ -155,7 +155,7 @@ pub(super) fn recognise<'a>(
     if !doc.value.is_object() {
         return Ok(Kind::Unknown);
     }
-    if doc.has("format_version") && (doc.has("planned_values") || doc.has("values")) {
+    if crate::import::terraform::is_terraform(doc.value) {
         inputs.terraform.push(doc);
         return Ok(Kind::Terraform);
     }
