@@ -99,7 +99,7 @@ fn security_groups() -> String {
             if r > 0 {
                 t.push_str(", ");
             }
-            permission(&mut t, g, g * per + r);
+            permission(&mut t, g, g * (per - 1) + r);
         }
         t.push_str("], \"IpPermissionsEgress\": [{\"IpProtocol\": \"-1\", \"IpRanges\": [{\"CidrIp\": \"0.0.0.0/0\"}], \"Ipv6Ranges\": [], \"PrefixListIds\": [], \"UserIdGroupPairs\": []}]}");
     }
