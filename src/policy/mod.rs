@@ -411,15 +411,15 @@ impl Policy {
     }
 
     /// The interface that owns `addr` as seen from `zone`: a GWLB zone's
-    /// or a VPC space's own interfaces first (then, for a VPC, its peers'),
-    /// then the zoneless ones.
+    /// or a VPC space's own interfaces first (then, for a VPC, its peers'
+    /// and PrivateLink neighbours'), then the zoneless ones.
     pub fn interface_of(&self, addr: IpAddr, zone: Option<ZoneId>) -> Option<IfaceId> {
         if let Some(z) = zone {
             if let Some(i) = self.index.find(Some(z), addr) {
                 return Some(i);
             }
             if let Some(v) = self.topology.vpc_of_space(z) {
-                for &p in &self.topology.vpcs[v as usize].peers {
+                for p in self.topology.neighbours(v) {
                     let found = self
                         .topology
                         .space(p)

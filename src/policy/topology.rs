@@ -8,8 +8,10 @@
 //! ([`VPC_SPACE`] and up), so the connection table and the address index key
 //! them as they key GWLB zones. A packet is judged in one space: the VPC the
 //! user names (`--vpc`), else the only VPC whose blocks hold its source
-//! address (or else its destination's), a flow between peered VPCs in the
-//! lower of the two so that both directions share one entry.
+//! address (or else its destination's), a flow between peered VPCs (or
+//! VPCs joined by PrivateLink: an interface endpoint's VPC and its
+//! service's load balancer's) in the lower of the two so that both
+//! directions share one entry.
 //!
 //! Items the rest of sgplane does not judge yet (NACLs, routes, load
 //! balancers, endpoints) are kept as the model has them, their references
@@ -37,6 +39,10 @@ pub struct Vpc {
     pub cidrs: Vec<IpNet>,
     /// Peered VPCs (active peerings), both ways.
     pub peers: Vec<VpcId>,
+    /// VPCs joined to this one by PrivateLink (an interface endpoint here
+    /// and its service's load balancer there, or the other way): their
+    /// interfaces are reachable, their groups are not referenceable.
+    pub linked: Vec<VpcId>,
     pub account: Option<String>,
     pub region: Option<String>,
     pub title: Option<String>,
@@ -96,6 +102,13 @@ impl Topology {
         self.spaced.then_some(VPC_SPACE + ZoneId::from(vpc))
     }
 
+    /// The VPCs whose interfaces a packet in `vpc` may reach besides its
+    /// own: peered ones, then those joined by PrivateLink.
+    pub fn neighbours(&self, vpc: VpcId) -> impl Iterator<Item = VpcId> + '_ {
+        let v = &self.vpcs[vpc as usize];
+        v.peers.iter().chain(&v.linked).copied()
+    }
+
     /// The VPC a space is, when it is one.
     pub fn vpc_of_space(&self, zone: ZoneId) -> Option<VpcId> {
         let i = zone.checked_sub(VPC_SPACE)?;
@@ -127,7 +140,7 @@ impl Topology {
             return self.forced;
         }
         let vpc = match (self.vpc_owning(src), self.vpc_owning(dst)) {
-            (Some(a), Some(b)) if a != b && self.vpcs[a as usize].peers.contains(&b) => a.min(b),
+            (Some(a), Some(b)) if a != b && self.neighbours(a).any(|n| n == b) => a.min(b),
             (Some(a), _) => a,
             (None, b) => b?,
         };

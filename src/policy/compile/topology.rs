@@ -251,6 +251,7 @@ pub(super) fn services(
         check(cx, t, &e.interfaces, &if_known, "interface");
         check(cx, t, &e.security_groups, &sg_known, "security group");
     }
+    privatelink(t, m, interfaces);
     t.load_balancers = m.load_balancers.clone();
     t.target_groups = m.target_groups.clone();
     t.endpoint_services = m.endpoint_services.clone();
@@ -325,4 +326,47 @@ fn acl_rule(cx: &mut Ctx, r: &model::AclRule) {
     super::icmp_field(cx, r.proto, "icmp_type", &r.icmp_type);
     super::icmp_field(cx, r.proto, "icmp_code", &r.icmp_code);
     network(cx, &r.remote);
+}
+
+/// Joins each interface endpoint's VPC to the VPC of its service's load
+/// balancers (PrivateLink), both ways.
+fn privatelink(t: &mut Topology, m: &Model, interfaces: &HashMap<String, super::IfaceId>) {
+    let _ = interfaces;
+    let lb_vpc = |name: &str| -> Option<VpcId> {
+        let lb = m.load_balancers.iter().find(|l| l.name == name)?;
+        let by_subnet = || {
+            lb.interfaces.iter().find_map(|i| {
+                let mi = m.interfaces.iter().find(|x| x.name == i.value)?;
+                let s = mi.place.subnet.as_ref()?;
+                let s = m.subnets.iter().find(|x| x.name == s.value)?;
+                t.vpc_id(&s.vpc.value)
+            })
+        };
+        lb.vpc.as_ref().and_then(|v| t.vpc_id(&v.value)).or_else(by_subnet)
+    };
+    let mut links = BTreeSet::new();
+    for e in &m.endpoints {
+        let Some(a) = e.vpc.as_ref().and_then(|v| t.vpc_id(&v.value)) else {
+            continue;
+        };
+        let Some(service) = &e.service else { continue };
+        let found = m.endpoint_services.iter().find(|s| {
+            s.name == service.value || s.service_name.as_deref() == Some(service.value.as_str())
+        });
+        for lb in found.iter().flat_map(|s| &s.load_balancers) {
+            if let Some(b) = lb_vpc(&lb.value) {
+                if a != b {
+                    links.insert((a, b));
+                }
+            }
+        }
+    }
+    for (a, b) in links {
+        for (x, y) in [(a, b), (b, a)] {
+            let list = &mut t.vpcs[x as usize].linked;
+            if !list.contains(&y) {
+                list.push(y);
+            }
+        }
+    }
 }
