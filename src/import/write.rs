@@ -1000,36 +1000,43 @@ state = "available"
                 prop::collection::vec(acl_rule(), 0..3),
                 prop::collection::vec(acl_rule(), 0..3),
             )
-                .prop_map(|(security_groups, interfaces, cidrs, ingress, egress)| {
-                    Model {
-                        source: "prop".into(),
-                        security_groups,
-                        interfaces,
-                        vpcs: vec![Vpc {
-                            name: "vpc-1".into(),
-                            cidrs: cidrs.clone(),
-                            ..Vpc::default()
-                        }],
-                        subnets: vec![Subnet {
-                            name: "subnet-1".into(),
-                            vpc: At::bare("vpc-1".into()),
-                            cidrs,
-                            network_acl: Some(At::bare("acl-1".into())),
-                            ..Subnet::default()
-                        }],
-                        network_acls: vec![NetworkAcl {
-                            name: "acl-1".into(),
-                            ingress,
-                            egress,
-                            ..NetworkAcl::default()
-                        }],
-                        ..Model::default()
-                    }
-                })
+                .prop_map(
+                    |(mut security_groups, mut interfaces, cidrs, ingress, egress)| {
+                        // A name is a TOML key: written twice, the file is not
+                        // TOML (and such a model would not compile).
+                        let mut seen = std::collections::HashSet::new();
+                        security_groups.retain(|g| seen.insert(g.name.clone()));
+                        interfaces.retain(|i| seen.insert(i.name.clone()));
+                        Model {
+                            source: "prop".into(),
+                            security_groups,
+                            interfaces,
+                            vpcs: vec![Vpc {
+                                name: "vpc-1".into(),
+                                cidrs: cidrs.clone(),
+                                ..Vpc::default()
+                            }],
+                            subnets: vec![Subnet {
+                                name: "subnet-1".into(),
+                                vpc: At::bare("vpc-1".into()),
+                                cidrs,
+                                network_acl: Some(At::bare("acl-1".into())),
+                                ..Subnet::default()
+                            }],
+                            network_acls: vec![NetworkAcl {
+                                name: "acl-1".into(),
+                                ingress,
+                                egress,
+                                ..NetworkAcl::default()
+                            }],
+                            ..Model::default()
+                        }
+                    },
+                )
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(64))]
+            #![proptest_config(ProptestConfig::with_cases(256))]
             #[test]
             fn write_read_write_is_a_fixed_point(m in model()) {
                 let text = write(&m);
