@@ -1,5 +1,6 @@
-//! The policy file (SPEC §1, and the topology of §6 in [`topology`]): TOML read into a [`Model`], each value with
-//! its line and column as its [`Origin`], the file's own spellings of values
+//! The policy file (SPEC §1, and the topology of §6 in [`topology`]): TOML
+//! read into a [`Model`], each value with its line and column as its
+//! [`Origin`], the file's own spellings of values
 //! turned into canonical ones ([`dialect`]). Unknown keys and malformed
 //! values are errors here; everything else is checked by `compile` against
 //! the model, for every source alike.
