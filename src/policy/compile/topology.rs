@@ -342,7 +342,10 @@ fn privatelink(t: &mut Topology, m: &Model, interfaces: &HashMap<String, super::
                 t.vpc_id(&s.vpc.value)
             })
         };
-        lb.vpc.as_ref().and_then(|v| t.vpc_id(&v.value)).or_else(by_subnet)
+        lb.vpc
+            .as_ref()
+            .and_then(|v| t.vpc_id(&v.value))
+            .or_else(by_subnet)
     };
     let mut links = BTreeSet::new();
     for e in &m.endpoints {

@@ -1,11 +1,13 @@
-//! The policy file (SPEC §1): TOML read into a [`Model`], each value with
-//! its line and column as its [`Origin`], the file's own spellings of values
+//! The policy file (SPEC §1, and the topology of §6 in [`topology`]): TOML
+//! read into a [`Model`], each value with its line and column as its
+//! [`Origin`], the file's own spellings of values
 //! turned into canonical ones ([`dialect`]). Unknown keys and malformed
 //! values are errors here; everything else is checked by `compile` against
 //! the model, for every source alike.
 
 mod dialect;
 mod raw;
+mod topology;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -129,18 +131,7 @@ impl Reader<'_> {
             .prefix_lists
             .0
             .iter()
-            .map(|(name, entries)| model::PrefixList {
-                max_entries: None,
-                owner: None,
-                incomplete: false,
-                name: name.get_ref().clone(),
-                origin: self.at.origin(name.span()),
-                entries: entries
-                    .get_ref()
-                    .iter()
-                    .filter_map(|e| self.net(e))
-                    .collect(),
-            })
+            .map(|(name, pl)| self.prefix_list(name, pl))
             .collect();
         let security_groups = raw
             .security_groups
@@ -154,14 +145,36 @@ impl Reader<'_> {
             .iter()
             .filter_map(|(name, i)| self.interface(name, i))
             .collect();
+        macro_rules! section {
+            ($field:ident, $read:ident) => {
+                raw.$field
+                    .0
+                    .iter()
+                    .map(|(name, v)| self.$read(name, v))
+                    .collect()
+            };
+        }
         Model {
             source: source.to_string(),
+            imported: raw.imported.map(|i| model::Imported {
+                provider: i.provider,
+                inputs: i.inputs,
+            }),
             settings,
             conntrack,
             prefix_lists,
             security_groups,
+            external_groups: section!(external_groups, external_group),
             interfaces,
-            ..Model::default()
+            vpcs: section!(vpcs, vpc),
+            peerings: section!(peerings, peering),
+            subnets: section!(subnets, subnet),
+            network_acls: section!(network_acls, network_acl),
+            route_tables: section!(route_tables, route_table),
+            load_balancers: section!(load_balancers, load_balancer),
+            target_groups: section!(target_groups, target_group),
+            endpoint_services: section!(endpoint_services, endpoint_service),
+            endpoints: section!(endpoints, endpoint),
         }
     }
 
@@ -209,6 +222,7 @@ impl Reader<'_> {
         sg: &RawSecurityGroup,
     ) -> model::SecurityGroup {
         let origin = self.at.origin(name.span());
+        let vpc = sg.vpc.as_ref().map(|v| self.at.spanned(v));
         let mut rules = |dir: Direction, list: &[Spanned<RawRule>]| -> Vec<model::Rule> {
             list.iter().map(|r| self.rule(dir, r)).collect()
         };
@@ -216,13 +230,14 @@ impl Reader<'_> {
             name: name.get_ref().clone(),
             origin,
             description: sg.description.clone(),
+            title: sg.name.clone(),
+            vpc,
             intra_group: sg
                 .intra_group
                 .as_ref()
                 .is_some_and(|a| a.get_ref().0 == Action::Allow),
             ingress: rules(Direction::Ingress, &sg.ingress),
             egress: rules(Direction::Egress, &sg.egress),
-            ..model::SecurityGroup::default()
         }
     }
 
@@ -267,6 +282,7 @@ impl Reader<'_> {
         rule.priority = r.priority.as_ref().map(|p| self.at.spanned(p));
         rule.action = r.action.as_ref().map_or(Action::Allow, |a| a.get_ref().0);
         rule.description = r.description.clone();
+        rule.id = r.id.clone();
         rule.local = r.local.as_ref().and_then(|l| self.net(l));
         rule
     }
@@ -315,7 +331,7 @@ impl Reader<'_> {
                 .map(|s| self.at.spanned(s))
                 .collect(),
             zone,
-            place: Default::default(),
+            place: self.interface_place(ri),
         })
     }
 }

@@ -13,21 +13,46 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::dialect;
+use super::topology::{
+    RawEndpoint, RawEndpointService, RawExternalGroup, RawImported, RawLoadBalancer, RawNetworkAcl,
+    RawPeering, RawPrefixList, RawRouteTable, RawSubnet, RawTargetGroup, RawTimeouts, RawVpc,
+};
 use crate::policy::types::{Action, PortRange, ProtoMatch};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
+    pub imported: Option<RawImported>,
     #[serde(default)]
     pub settings: RawSettings,
     #[serde(default)]
     pub conntrack: RawConntrack,
     #[serde(default)]
-    pub prefix_lists: OrderedMap<Spanned<Vec<Spanned<String>>>>,
+    pub prefix_lists: OrderedMap<RawPrefixList>,
     #[serde(default)]
     pub security_groups: OrderedMap<RawSecurityGroup>,
     #[serde(default)]
+    pub external_groups: OrderedMap<RawExternalGroup>,
+    #[serde(default)]
     pub interfaces: OrderedMap<RawInterface>,
+    #[serde(default)]
+    pub vpcs: OrderedMap<RawVpc>,
+    #[serde(default)]
+    pub peerings: OrderedMap<RawPeering>,
+    #[serde(default)]
+    pub subnets: OrderedMap<RawSubnet>,
+    #[serde(default)]
+    pub network_acls: OrderedMap<RawNetworkAcl>,
+    #[serde(default)]
+    pub route_tables: OrderedMap<RawRouteTable>,
+    #[serde(default)]
+    pub load_balancers: OrderedMap<RawLoadBalancer>,
+    #[serde(default)]
+    pub target_groups: OrderedMap<RawTargetGroup>,
+    #[serde(default)]
+    pub endpoint_services: OrderedMap<RawEndpointService>,
+    #[serde(default)]
+    pub endpoints: OrderedMap<RawEndpoint>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +80,9 @@ pub struct RawConntrack {
 #[serde(deny_unknown_fields)]
 pub struct RawSecurityGroup {
     pub description: Option<String>,
+    /// The group's name in its cloud (the model's `title`).
+    pub name: Option<String>,
+    pub vpc: Option<Spanned<String>>,
     pub intra_group: Option<Spanned<RawAction>>,
     #[serde(default)]
     pub ingress: Vec<Spanned<RawRule>>,
@@ -76,6 +104,8 @@ pub struct RawRule {
     pub action: Option<Spanned<RawAction>>,
     pub priority: Option<Spanned<i64>>,
     pub description: Option<String>,
+    /// The cloud's id of the rule (`sgr-…`).
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +116,18 @@ pub struct RawInterface {
     pub security_groups: Vec<Spanned<String>>,
     pub zone: Option<Spanned<String>>,
     pub description: Option<String>,
+    // SPEC §6: where it sits in the topology.
+    pub subnet: Option<Spanned<String>>,
+    pub vpc: Option<Spanned<String>>,
+    pub instance: Option<String>,
+    /// The Name tag (the model's `place.title`).
+    pub name: Option<String>,
+    pub kind: Option<Spanned<String>>,
+    #[serde(default)]
+    pub public_addresses: Vec<Spanned<String>>,
+    pub tracking: Option<Spanned<String>>,
+    pub timeouts: Option<RawTimeouts>,
+    pub az: Option<String>,
 }
 
 /// A TOML table read in file order, with the position of each key.
