@@ -657,13 +657,15 @@ fn twins_explain_group_references_and_prefix_lists() {
             interface: Some("eni-0b1a2b3c4d5e6f701"),
         },
     );
-    // The prefix list admits the consumer VPC's range at the NLB.
+    // The prefix list admits the consumer VPC's range at the NLB: the
+    // endpoint's ENI in AZ b reaches NLB node 1b across the PrivateLink
+    // (the endpoint's VPC and the NLB's are joined by the endpoint).
     explain(
         pl,
         Some("vpc-0b0a1b2c3d4e50030"),
         &[
             "--src",
-            "10.20.1.15",
+            "10.20.3.100",
             "--dst",
             "10.30.2.50",
             "--proto",
