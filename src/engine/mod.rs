@@ -793,7 +793,6 @@ fn zone_of(policy: &Policy, p: &IpPacket) -> Option<ZoneId> {
 /// TCP, UDP, ICMP echo and other protocols, but not later fragments or
 /// other ICMP messages (errors, neighbour discovery, …).
 #[inline]
-
 fn flow_key(policy: &Policy, p: &IpPacket) -> Option<(FlowKey, Class)> {
     if let Fragment::Later { .. } = p.fragment {
         return None;
