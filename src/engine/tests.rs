@@ -937,3 +937,55 @@ fn outer_ends_no_packet_could_have_are_malformed() {
     assert_eq!(e.stats().malformed.get("outer addresses"), Some(&1));
     assert_eq!(e.stats().bytes_denied, p.len() as u64);
 }
+
+/// Two peered VPCs with their own blocks: a connection from one to the
+/// other is one entry, its reply `established` (VPC spaces, SPEC §6).
+#[test]
+fn a_flow_between_peered_vpcs_is_one_connection() {
+    let p = Policy::from_toml(
+        r#"
+[vpcs.vpc-a]
+cidrs = ["10.0.0.0/16"]
+peers = ["vpc-c"]
+[vpcs.vpc-b]
+cidrs = ["10.1.0.0/16"]
+[vpcs.vpc-c]
+cidrs = ["10.2.0.0/16"]
+
+[security_groups.sg-a]
+vpc = "vpc-a"
+egress = [ { proto = "all", to = "0.0.0.0/0" } ]
+[security_groups.sg-c]
+vpc = "vpc-c"
+ingress = [ { proto = "tcp", ports = "80", from = "sg-a" } ]
+
+[interfaces.eni-a]
+vpc = "vpc-a"
+addresses = ["10.0.1.20"]
+security_groups = ["sg-a"]
+[interfaces.eni-c]
+vpc = "vpc-c"
+addresses = ["10.2.1.10"]
+security_groups = ["sg-c"]
+"#,
+        "peered.toml",
+    )
+    .unwrap();
+    let mut engine = Engine::with_policy(p);
+    let (client, server): (IpAddr, IpAddr) =
+        ("10.0.1.20".parse().unwrap(), "10.2.1.10".parse().unwrap());
+    let syn = build::tcp(client, server, 40000, 80, SYN, 1, 0, b"");
+    let synack = build::tcp(server, client, 80, 40000, SYN | ACK, 9, 2, b"");
+    let j = engine.process(LinkType::Ethernet, &syn, syn.len(), 1_000);
+    assert_eq!((j.verdict, j.reason), (Verdict::Allow, Reason::Rule));
+    assert_eq!(
+        engine.policy().rule_name(j.rule.unwrap()).to_string(),
+        "sg-c/ingress/0"
+    );
+    let j = engine.process(LinkType::Ethernet, &synack, synack.len(), 2_000);
+    assert_eq!((j.verdict, j.reason), (Verdict::Allow, Reason::Established));
+    // Port 81 from the same client: no rule of sg-c admits it.
+    let other = build::tcp(client, server, 40001, 81, SYN, 1, 0, b"");
+    let j = engine.process(LinkType::Ethernet, &other, other.len(), 3_000);
+    assert_eq!((j.verdict, j.reason), (Verdict::Deny, Reason::NoRule));
+}

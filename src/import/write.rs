@@ -252,7 +252,11 @@ impl Writer {
         self.out.push_str("[imported]\n");
         let mut t = Fields::default();
         t.str("provider", &imp.provider);
-        t.strs("inputs", &imp.inputs);
+        // One input per line: an import of a directory reads dozens.
+        t.lines(
+            "inputs",
+            imp.inputs.iter().map(|s| (None, string(s))).collect(),
+        );
         t.write_lines(&mut self.out);
     }
 

@@ -3,9 +3,7 @@
 //! policy may reference without defining.
 
 use super::*;
-use crate::engine::Engine;
 use crate::policy::model::{self, At, Model, Remote};
-use crate::wire::build;
 
 fn net(s: &str) -> At<ipnet::IpNet> {
     At::bare(parse_net(s).unwrap())
@@ -153,24 +151,6 @@ fn group_references_reach_peered_vpcs_and_both_directions_share_a_space() {
         p.interface_of(ip("10.0.1.10"), fwd),
         p.interface_id("eni-a")
     );
-}
-
-#[test]
-fn a_peered_flow_is_one_connection_in_the_engine() {
-    let mut m = three_vpcs();
-    // Give vpc-a its own block so that both ends say their VPC.
-    m.vpcs[1].cidrs = vec![net("10.1.0.0/16")];
-    m.interfaces[2].addresses = At::bare(vec![net("10.1.1.10")]);
-    m.security_groups[1] = group("sg-b", "vpc-b", 80, "10.1.9.9/32");
-    let mut engine = Engine::with_policy(Policy::compile(&m).unwrap());
-    let (client, server) = (ip("10.0.1.20"), ip("10.2.1.10"));
-    let syn = build::tcp(client, server, 40000, 80, 0x02, 1, 0, b"");
-    let synack = build::tcp(server, client, 80, 40000, 0x12, 9, 2, b"");
-    let link = crate::wire::LinkType::Ethernet;
-    let j = engine.process(link, &syn, syn.len(), 1_000);
-    assert_eq!((j.verdict, j.reason), (Verdict::Allow, Reason::Rule));
-    let j = engine.process(link, &synack, synack.len(), 2_000);
-    assert_eq!((j.verdict, j.reason), (Verdict::Allow, Reason::Established));
 }
 
 #[test]
