@@ -433,6 +433,9 @@ fn kind(
     let typ = n.str("InterfaceType")?.unwrap_or("interface");
     let mut kind = match typ {
         "natGateway" => "nat_gateway".to_string(),
+        // SPEC §6 names every ELB node `load_balancer` (its load balancer
+        // says which type); GWLB nodes stay apart.
+        "network_load_balancer" => "load_balancer".to_string(),
         t if INTERFACE_KINDS.contains(&t) => t.to_string(),
         t => {
             b.skip(
@@ -447,7 +450,7 @@ fn kind(
     if let Some(lb) = d.strip_prefix("ELB ") {
         match lb.split('/').next() {
             Some("app") => kind = "load_balancer".into(),
-            Some("net") => kind = "network_load_balancer".into(),
+            Some("net") => kind = "load_balancer".into(),
             Some("gwy") => kind = "gateway_load_balancer".into(),
             _ => kind = "load_balancer".into(),
         }

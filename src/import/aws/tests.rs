@@ -479,7 +479,7 @@ fn interface_kinds_from_type_and_description() {
         kinds,
         vec![
             Some("load_balancer"),
-            Some("network_load_balancer"),
+            Some("load_balancer"),
             Some("vpc_endpoint"),
             Some("lambda"),
             Some("nat_gateway"),
