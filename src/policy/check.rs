@@ -42,7 +42,11 @@ impl Policy {
                 if let Remote::Sg(sg) = rem {
                     let g = &self.security_groups[*sg as usize];
                     if let Some(e) = &g.external {
-                        let peered = e.peering.is_some() || e.account.is_some();
+                        // A pair through a peering carries its peering or
+                        // its `PeeringStatus`; `missing` is a group the
+                        // input only references.
+                        let peered = e.peering.is_some()
+                            || e.status.as_deref().is_some_and(|s| s != "missing");
                         let mut about = Vec::new();
                         if let Some(a) = &e.account {
                             about.push(format!("account {a}"));
