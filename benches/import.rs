@@ -2,8 +2,10 @@
 //! security groups with 50,000 rules (IPv4 and IPv6 CIDRs, prefix lists,
 //! group pairs; tcp, udp, ICMP and all-traffic) and 20,000 ENIs of one to
 //! five groups across three VPCs, written as AWS CLI JSON into a temp dir.
-//! Benches the import (target: under 2 s) and `Policy::compile` of its
-//! model, separately.
+//! Benches the import (target: under 2 s), `Policy::compile` of its model
+//! and the fast path's tables built from that, separately, beside a
+//! reference run in the same process: reading and parsing the same files
+//! into JSON values, which any importer has to do.
 //!
 //! `cargo bench --bench import`
 
@@ -229,6 +231,20 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("compile/5k-sgs-50k-rules-20k-enis", |b| {
         b.iter(|| Policy::compile(&first.model).unwrap())
+    });
+    g.bench_function("fast-path/5k-sgs-50k-rules-20k-enis", |b| {
+        b.iter(|| sgplane::classify::sg::SgClassifier::build(&policy))
+    });
+    // The reference: reading and parsing the same files into JSON values,
+    // which any importer has to do; the import's ratio to it is its cost.
+    let files = sgplane::import::input_files(&paths).unwrap();
+    g.bench_function("reference/parse-json-only", |b| {
+        b.iter(|| {
+            files
+                .iter()
+                .map(|f| sgplane::import::json::load(f).unwrap())
+                .count()
+        })
     });
     g.finish();
 }

@@ -11,6 +11,7 @@ Input layouts (see fuzz/src/invariants.rs and fuzz/src/scenario.rs):
   geneve   the UDP payload of packets to port 6081
   capture  whole capture files
   policy   policy files
+  import_aws  AWS JSON documents joined by NUL bytes
 """
 
 import hashlib
@@ -106,7 +107,10 @@ def main():
         (d for d in (os.path.join(os.path.dirname(root), "shared"), "/work/shared") if os.path.isdir(d)), None
     )
     corpus = os.path.join(fuzz, "corpus")
-    dirs = {t: os.path.join(corpus, t) for t in ("parse", "engine", "geneve", "capture", "policy", "policy_structured")}
+    dirs = {
+        t: os.path.join(corpus, t)
+        for t in ("parse", "engine", "geneve", "capture", "policy", "policy_structured", "import_aws")
+    }
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
     counts = dict.fromkeys(dirs, 0)
@@ -119,6 +123,23 @@ def main():
                 counts["policy"] += write(dirs["policy"], f.read())
     for i in range(7):
         counts["policy_structured"] += write(dirs["policy_structured"], bytes([i]))
+
+    # import_aws: each AWS JSON file of the snapshots and twins alone, and
+    # each snapshot's files joined by NUL bytes (the target's layout).
+    for base in ("examples/aws", "config", "tests/data/aws", "tests/data/terraform"):
+        top = os.path.join(root, base)
+        for dirpath, _, names in sorted(os.walk(top)):
+            if base == "config" and ".aws" not in dirpath:
+                continue
+            docs = []
+            for name in sorted(names):
+                if name.endswith(".json"):
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        docs.append(f.read())
+            for d in docs:
+                counts["import_aws"] += write(dirs["import_aws"], d)
+            if len(docs) > 1:
+                counts["import_aws"] += write(dirs["import_aws"], b"\0".join(docs))
 
     # geneve: a GWLB header with the three AWS options, and one without options.
     aws = b"".join(

@@ -83,6 +83,36 @@ fn replay_committed_reproducers() {
         }
     });
     replay("policy_structured", check_policy_structured);
+    replay("import_aws", check_import_aws);
+}
+
+/// The import target's invariants on the AWS snapshots and twins in the
+/// tree (each directory's files as one input): what is imported survives
+/// being written and read back.
+#[test]
+fn import_invariants_hold_on_the_snapshots_in_the_tree() {
+    for dir in [
+        "examples/aws/batfish-hybrid-cloud",
+        "examples/aws/batfish-load-balancer",
+        "config/aws-default-sg.aws",
+        "config/privatelink-nlb.aws",
+        "tests/data/aws/cloudmapper",
+        "tests/data/terraform",
+    ] {
+        let path = root().join(dir);
+        let imported =
+            sgplane::import::import(sgplane::import::Provider::Aws, &[path.clone()], false)
+                .unwrap_or_else(|e| panic!("{dir}: {e}"));
+        sgplane::policy::Policy::compile(&imported.model).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        let files = sgplane::import::input_files(&[path]).unwrap();
+        assert!(!files.is_empty(), "{dir}");
+        let mut data = Vec::new();
+        for f in files {
+            data.extend(std::fs::read(f).unwrap());
+            data.push(0);
+        }
+        check_import_aws(&data);
+    }
 }
 
 /// The `policy_structured` target's body (`fuzz_targets/policy_structured.rs`).

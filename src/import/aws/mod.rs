@@ -55,6 +55,23 @@ pub fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
     Ok(import)
 }
 
+/// Imports JSON documents already parsed, each named by the path it would
+/// have (for the account, region and resource a path gives): tests and
+/// fuzzing. `Model::source` is the first name.
+pub fn import_values(docs: &[(String, serde_json::Value)]) -> Result<Import, ImportError> {
+    let docs: Vec<Document> = docs
+        .iter()
+        .map(|(name, value)| Document {
+            file: name.clone(),
+            value: value.clone(),
+            src: Rc::new(Source::of(std::path::Path::new(name))),
+        })
+        .collect();
+    let mut import = import_documents(&docs)?;
+    import.model.source = docs.first().map(|d| d.file.clone()).unwrap_or_default();
+    Ok(import)
+}
+
 /// Imports parsed documents; `Model::source` is left empty.
 fn import_documents(docs: &[Document]) -> Result<Import, ImportError> {
     let mut inputs = Inputs::default();

@@ -1,0 +1,10 @@
+//! AWS JSON, up to 64 documents separated by NUL bytes, through `import
+//! aws`: never a panic, skipped items named, and an import that compiles
+//! survives being written and read back (`invariants::check_import_aws`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    sgplane_fuzz::invariants::check_import_aws(data);
+});
