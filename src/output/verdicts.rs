@@ -4,7 +4,8 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::engine::Judgement;
-use crate::policy::{zone_name, Policy};
+use crate::policy::nacl::AclRuleName;
+use crate::policy::{zone_name, Policy, RuleName};
 use crate::wire::L4;
 
 /// JSON lines or CSV.
@@ -64,9 +65,19 @@ impl VerdictWriter {
     pub fn write(&mut self, index: u64, ts: u64, j: &Judgement, policy: &Policy) -> io::Result<()> {
         let secs = ts / 1_000_000_000;
         let frac = ts % 1_000_000_000;
-        let rule = j.rule.map(|r| policy.rule_name(r));
-        let iface = j.decision.map(|(i, _)| policy.interface(i).name.as_str());
-        let dir = j.decision.map(|(_, d)| d.as_str());
+        let (rule, iface, dir) = match (j.nacl, policy.nacls()) {
+            // Denied by a network ACL: its rule, the subnet, its direction.
+            (Some(d), Some(n)) => (
+                Some(Named::Nacl(n.rule_name(&d))),
+                Some(policy.subnet_name(d.subnet)),
+                Some(d.direction.as_str()),
+            ),
+            _ => (
+                j.rule.map(|r| Named::Rule(policy.rule_name(r))),
+                j.decision.map(|(i, _)| policy.interface(i).name.as_str()),
+                j.decision.map(|(_, d)| d.as_str()),
+            ),
+        };
         let pkt = j.packet.as_ref();
         let proto = pkt.map(|p| p.proto);
         let ports = pkt.and_then(|p| match p.l4 {
@@ -135,6 +146,21 @@ impl VerdictWriter {
 
     pub fn finish(mut self) -> io::Result<()> {
         self.w.flush()
+    }
+}
+
+/// The rule a line names: a security group's or a network ACL's.
+enum Named<'a> {
+    Rule(RuleName<'a>),
+    Nacl(AclRuleName<'a>),
+}
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Named::Rule(r) => r.fmt(f),
+            Named::Nacl(r) => r.fmt(f),
+        }
     }
 }
 
