@@ -914,4 +914,6 @@ pub fn flow_of(p: &IpPacket, zone: Option<ZoneId>) -> Flow {
 }
 
 #[cfg(test)]
+pub(crate) mod nacl_tests;
+#[cfg(test)]
 mod tests;

@@ -191,3 +191,49 @@ fn csv_opt(w: &mut dyn Write, v: Option<impl std::fmt::Display>) -> io::Result<(
     }
     w.write_all(b",")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::nacl_tests::nacl_model;
+    use crate::engine::Engine;
+    use crate::wire::build;
+    use crate::wire::packet::LinkType;
+
+    /// Writes one judgement as a JSON line and reads it back.
+    fn line(j: &Judgement, policy: &Policy) -> serde_json::Value {
+        let path = std::env::temp_dir().join(format!(
+            "sgplane-verdict-{}-{:?}.jsonl",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut w = VerdictWriter::new(Box::new(f), VerdictFormat::JsonLines, false).unwrap();
+        w.write(0, 0, j, policy).unwrap();
+        w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_network_acl_denial_names_the_acl_rule_and_the_subnet() {
+        let mut e = Engine::with_policy(Policy::compile(&nacl_model()).unwrap());
+        let ip = |s: &str| s.parse().unwrap();
+        let syn = |dport| build::tcp(ip("10.0.2.20"), ip("10.0.1.10"), 40000, dport, 0x02, 1, 1, b"");
+        let f = syn(22);
+        let j = e.process(LinkType::Ethernet, &f, f.len(), 0);
+        let v = line(&j, e.policy());
+        assert_eq!(v["reason"], "nacl");
+        assert_eq!(v["rule"], "acl-web/ingress/*");
+        assert_eq!(v["interface"], "subnet-web");
+        assert_eq!(v["direction"], "ingress");
+        // An allowed packet names its security-group rule as before.
+        let f = syn(443);
+        let j = e.process(LinkType::Ethernet, &f, f.len(), 0);
+        let v = line(&j, e.policy());
+        assert_eq!(v["reason"], "rule");
+        assert_eq!(v["rule"], "sg-open/ingress/0");
+        assert_eq!(v["interface"], "web");
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::engine::Engine;
-use crate::policy::model::{self, At, Model, Origin, Remote};
+use crate::policy::model::{self, At, Model, Remote};
 use crate::wire::build;
 
 fn net(s: &str) -> At<ipnet::IpNet> {
