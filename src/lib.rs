@@ -23,8 +23,8 @@
 //! 9. [`import`]: the clouds' JSON (and Terraform's) read into a policy,
 //!    and a policy written back as TOML.
 //! 10. [`replay`], [`live`], [`export`]: `sgplane replay`; `sgplane run` and
-//!    `sgplane gwlb` (devices, sockets, reload, metrics); the policy for
-//!    other systems.
+//!     `sgplane gwlb` (devices, sockets, reload, metrics); the policy for
+//!     other systems.
 //!
 //! `main.rs`, the command line, sits on top and may use any of them.
 //!

@@ -1058,7 +1058,11 @@ impl EngineHarness {
         if j.reason == Rule {
             assert!(j.rule.is_some(), "reason rule names its rule: {j:?}");
         }
-        assert_eq!(j.nacl.is_some(), j.reason == Nacl, "reason nacl names its ACL entry: {j:?}");
+        assert_eq!(
+            j.nacl.is_some(),
+            j.reason == Nacl,
+            "reason nacl names its ACL entry: {j:?}"
+        );
         if let Some(r) = j.rule {
             assert!((r as usize) < policy.rules().len(), "{j:?}");
             let (iface, dir) = j

@@ -509,6 +509,9 @@ impl Engine {
     /// Stage 1, the link layer: the IP packet, or the judgement of a frame
     /// that is not one (ARP, not IP, malformed) or needs no rules
     /// (neighbour discovery when allowed).
+    // A judgement is 136 bytes since it carries the ACL decision; these
+    // stages return it by value on purpose (no allocation per packet).
+    #[allow(clippy::result_large_err)]
     #[inline]
     fn link<'p>(
         &mut self,
@@ -587,6 +590,9 @@ impl Engine {
     /// TCP that cannot open a flow is `invalid`, an ICMP error quoting a
     /// tracked flow passes (`related`); anything else is a new flow for the
     /// rules.
+    // A judgement is 136 bytes since it carries the ACL decision; these
+    // stages return it by value on purpose (no allocation per packet).
+    #[allow(clippy::result_large_err)]
     #[inline]
     fn conntrack_stage(
         &mut self,
@@ -624,9 +630,15 @@ impl Engine {
     /// echo): an error relates to a flow only when it goes to the host that
     /// sent the packet it quotes (Linux `nf_conntrack_inet_error`: "outer
     /// daddr != inner"); one sent elsewhere is judged by the rules.
+    // A judgement is 136 bytes since it carries the ACL decision; these
+    // stages return it by value on purpose (no allocation per packet).
+    #[allow(clippy::result_large_err)]
     fn related(&mut self, p: &IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
         if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
-            let zone = self.rules.policy.zone_of(p.tunnel.and_then(|t| t.zone), q.src, q.dst);
+            let zone = self
+                .rules
+                .policy
+                .zone_of(p.tunnel.and_then(|t| t.zone), q.src, q.dst);
             let k = FlowKey {
                 zone: zone.unwrap_or(0),
                 src: q.src,
@@ -862,7 +874,6 @@ fn zone_of(policy: &Policy, p: &IpPacket) -> Option<ZoneId> {
 /// TCP, UDP, ICMP echo and other protocols, but not later fragments or
 /// other ICMP messages (errors, neighbour discovery, …).
 #[inline]
-
 fn flow_key(policy: &Policy, p: &IpPacket) -> Option<(FlowKey, Class)> {
     if let Fragment::Later { .. } = p.fragment {
         return None;

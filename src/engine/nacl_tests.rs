@@ -50,8 +50,16 @@ pub(crate) fn nacl_model() -> Model {
     model(
         SGS,
         &[
-            ("subnet-web", &["10.0.1.0/24", "2001:db8:0:1::/64"], Some("acl-web")),
-            ("subnet-app", &["10.0.2.0/24", "2001:db8:0:2::/64"], Some("acl-app")),
+            (
+                "subnet-web",
+                &["10.0.1.0/24", "2001:db8:0:1::/64"],
+                Some("acl-web"),
+            ),
+            (
+                "subnet-app",
+                &["10.0.2.0/24", "2001:db8:0:2::/64"],
+                Some("acl-app"),
+            ),
         ],
         vec![
             acl(
@@ -80,7 +88,12 @@ pub(crate) fn nacl_model() -> Model {
                 ],
             ),
         ],
-        &[("web", "subnet-web"), ("web2", "subnet-web"), ("app", "subnet-app"), ("app2", "subnet-app")],
+        &[
+            ("web", "subnet-web"),
+            ("web2", "subnet-web"),
+            ("app", "subnet-app"),
+            ("app2", "subnet-app"),
+        ],
     )
 }
 
@@ -114,7 +127,12 @@ fn run(e: &mut Engine, frame: &[u8]) -> (Verdict, Reason, Option<String>, Option
 }
 
 fn nacl_deny(rule: &str, subnet: &str) -> (Verdict, Reason, Option<String>, Option<String>) {
-    (Verdict::Deny, Reason::Nacl, Some(rule.into()), Some(subnet.into()))
+    (
+        Verdict::Deny,
+        Reason::Nacl,
+        Some(rule.into()),
+        Some(subnet.into()),
+    )
 }
 
 const RULE: (Verdict, Reason, Option<String>, Option<String>) =
@@ -163,7 +181,10 @@ fn a_lower_numbered_deny_beats_an_allow() {
         run(&mut e, &tcp("10.0.2.99", WEB, 40000, 443, SYN)),
         nacl_deny("acl-web/ingress/90", "subnet-web")
     );
-    assert!(e.conntrack().is_empty(), "a packet the ACL drops opens nothing");
+    assert!(
+        e.conntrack().is_empty(),
+        "a packet the ACL drops opens nothing"
+    );
     assert_eq!(run(&mut e, &tcp("10.0.2.98", WEB, 40000, 443, SYN)), RULE);
 }
 
@@ -221,14 +242,27 @@ fn later_fragments_match_only_entries_covering_every_port() {
     // A later fragment with no first: its port is unknown, so udp/53 (130)
     // cannot admit it and the implicit deny does.
     let orphan = build::fragment_v4(&build::udp(ip(APP), ip(WEB), 5353, 53, &[7u8; 100]), 32, 8);
-    assert_eq!(run(&mut e, &orphan[2]), nacl_deny("acl-web/ingress/*", "subnet-web"));
+    assert_eq!(
+        run(&mut e, &orphan[2]),
+        nacl_deny("acl-web/ingress/*", "subnet-web")
+    );
     // From 10.0.3.0/24 the udp entry without ports (140) admits it.
-    let orphan = build::fragment_v4(&build::udp(ip("10.0.3.1"), ip(WEB), 5353, 9, &[7u8; 100]), 32, 9);
+    let orphan = build::fragment_v4(
+        &build::udp(ip("10.0.3.1"), ip(WEB), 5353, 9, &[7u8; 100]),
+        32,
+        9,
+    );
     assert_eq!(run(&mut e, &orphan[2]), RULE);
     // A first fragment the ACL drops: the rest take its verdict.
     let denied = build::fragment_v4(&build::udp(ip(APP), ip(WEB), 5353, 54, &[7u8; 100]), 32, 10);
-    assert_eq!(run(&mut e, &denied[0]), nacl_deny("acl-web/ingress/*", "subnet-web"));
-    assert_eq!(run(&mut e, &denied[1]).0..=run(&mut e, &denied[2]).0, Verdict::Deny..=Verdict::Deny);
+    assert_eq!(
+        run(&mut e, &denied[0]),
+        nacl_deny("acl-web/ingress/*", "subnet-web")
+    );
+    assert_eq!(
+        run(&mut e, &denied[1]).0..=run(&mut e, &denied[2]).0,
+        Verdict::Deny..=Verdict::Deny
+    );
 }
 
 #[test]
@@ -285,9 +319,25 @@ fn arb_entries() -> impl Strategy<Value = Vec<crate::policy::model::AclRule>> {
 
 /// A packet between the subnets, an address of no interface and the internet.
 fn arb_packet() -> impl Strategy<Value = Vec<u8>> {
-    let addr = prop::sample::select(vec![WEB, WEB2, APP, APP2, "10.0.1.77", "10.0.2.150", "192.0.2.9"]);
-    (addr.clone(), addr, 0u8..4, 995u16..1065, 995u16..1065, 0u8..5, any::<bool>()).prop_map(
-        |(s, d, kind, sport, dport, typ, frag)| {
+    let addr = prop::sample::select(vec![
+        WEB,
+        WEB2,
+        APP,
+        APP2,
+        "10.0.1.77",
+        "10.0.2.150",
+        "192.0.2.9",
+    ]);
+    (
+        addr.clone(),
+        addr,
+        0u8..4,
+        995u16..1065,
+        995u16..1065,
+        0u8..5,
+        any::<bool>(),
+    )
+        .prop_map(|(s, d, kind, sport, dport, typ, frag)| {
             let frame = match kind {
                 0 => tcp(s, d, sport, dport, if frag { SYN } else { ACK }),
                 1 => build::udp(ip(s), ip(d), sport, dport, &[1u8; 64]),
@@ -299,8 +349,7 @@ fn arb_packet() -> impl Strategy<Value = Vec<u8>> {
             } else {
                 frame
             }
-        },
-    )
+        })
 }
 
 proptest! {

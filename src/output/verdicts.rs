@@ -220,7 +220,18 @@ mod tests {
     fn a_network_acl_denial_names_the_acl_rule_and_the_subnet() {
         let mut e = Engine::with_policy(Policy::compile(&nacl_model()).unwrap());
         let ip = |s: &str| s.parse().unwrap();
-        let syn = |dport| build::tcp(ip("10.0.2.20"), ip("10.0.1.10"), 40000, dport, 0x02, 1, 1, b"");
+        let syn = |dport| {
+            build::tcp(
+                ip("10.0.2.20"),
+                ip("10.0.1.10"),
+                40000,
+                dport,
+                0x02,
+                1,
+                1,
+                b"",
+            )
+        };
         let f = syn(22);
         let j = e.process(LinkType::Ethernet, &f, f.len(), 0);
         let v = line(&j, e.policy());

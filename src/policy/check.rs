@@ -155,20 +155,35 @@ impl Policy {
     /// ports not covering the ephemeral range), whether the other direction
     /// lets the replies out to (or in from) the same remote block on
     /// 1024-65535.
-    fn ephemeral_warnings(&self, acl: &nacl::NetworkAcl, dir: Direction, w: &mut BTreeSet<Warning>) {
+    fn ephemeral_warnings(
+        &self,
+        acl: &nacl::NetworkAcl,
+        dir: Direction,
+        w: &mut BTreeSet<Warning>,
+    ) {
         let back = match dir {
             Direction::Ingress => Direction::Egress,
             Direction::Egress => Direction::Ingress,
         };
-        let linux = PortSet::from_ranges(vec![PortRange { lo: 32768, hi: 60999 }]);
+        let linux = PortSet::from_ranges(vec![PortRange {
+            lo: 32768,
+            hi: 60999,
+        }]);
         for e in acl.entries(dir) {
-            let ProtoMatch::Is(proto) = e.proto else { continue };
+            let ProtoMatch::Is(proto) = e.proto else {
+                continue;
+            };
             if e.action != Action::Allow || !proto.has_ports() || linux.is_subset_of(&e.ports) {
                 continue;
             }
             // Only an entry that decides for some packet: one a lower deny
             // shadows admits nothing.
-            if acl.entries(dir).iter().take_while(|x| x.number < e.number).any(|x| x.covers(e)) {
+            if acl
+                .entries(dir)
+                .iter()
+                .take_while(|x| x.number < e.number)
+                .any(|x| x.covers(e))
+            {
                 continue;
             }
             let remote = e.remote.network();
@@ -178,7 +193,8 @@ impl Policy {
                 let mut f = Flow::other(remote, remote, proto);
                 f.dport = Some(port);
                 let i = acl.first_match(back, &f, remote);
-                let allow = i.is_some_and(|i| acl.entries(back)[i as usize].action == Action::Allow);
+                let allow =
+                    i.is_some_and(|i| acl.entries(back)[i as usize].action == Action::Allow);
                 (allow, i)
             };
             let mut lo = nacl::EPHEMERAL.lo;
@@ -186,8 +202,15 @@ impl Policy {
             let mut cuts: Vec<u32> = acl
                 .entries(back)
                 .iter()
-                .flat_map(|x| x.ports.ranges().iter().flat_map(|r| [u32::from(r.lo), u32::from(r.hi) + 1]))
-                .filter(|&c| c > u32::from(nacl::EPHEMERAL.lo) && c <= u32::from(nacl::EPHEMERAL.hi))
+                .flat_map(|x| {
+                    x.ports
+                        .ranges()
+                        .iter()
+                        .flat_map(|r| [u32::from(r.lo), u32::from(r.hi) + 1])
+                })
+                .filter(|&c| {
+                    c > u32::from(nacl::EPHEMERAL.lo) && c <= u32::from(nacl::EPHEMERAL.hi)
+                })
                 .collect();
             cuts.push(u32::from(nacl::EPHEMERAL.hi) + 1);
             cuts.sort_unstable();
@@ -195,7 +218,10 @@ impl Policy {
             for c in cuts {
                 let (allow, i) = probe(lo);
                 if !allow {
-                    dropped.push(PortRange { lo, hi: (c - 1) as u16 });
+                    dropped.push(PortRange {
+                        lo,
+                        hi: (c - 1) as u16,
+                    });
                     by.get_or_insert(i);
                 }
                 lo = c.min(65535) as u16;
@@ -204,7 +230,11 @@ impl Policy {
                 continue;
             }
             let by = match by.flatten() {
-                Some(i) => format!("{}/{back}/{}", acl.name, acl.entries(back)[i as usize].number),
+                Some(i) => format!(
+                    "{}/{back}/{}",
+                    acl.name,
+                    acl.entries(back)[i as usize].number
+                ),
                 None => format!("{}/{back}/*", acl.name),
             };
             let (word, way) = match dir {
@@ -508,9 +538,14 @@ impl Policy {
             })
             .collect();
         for (g, c) in self.security_groups.iter().zip(&counts) {
-            for (i, what) in ["inbound IPv4", "inbound IPv6", "outbound IPv4", "outbound IPv6"]
-                .iter()
-                .enumerate()
+            for (i, what) in [
+                "inbound IPv4",
+                "inbound IPv6",
+                "outbound IPv4",
+                "outbound IPv6",
+            ]
+            .iter()
+            .enumerate()
             {
                 if c[i] > RULES_PER_GROUP {
                     w.push(Warning {
@@ -536,9 +571,14 @@ impl Policy {
                     ),
                 });
             }
-            for (i, what) in ["inbound IPv4", "inbound IPv6", "outbound IPv4", "outbound IPv6"]
-                .iter()
-                .enumerate()
+            for (i, what) in [
+                "inbound IPv4",
+                "inbound IPv6",
+                "outbound IPv4",
+                "outbound IPv6",
+            ]
+            .iter()
+            .enumerate()
             {
                 let total: usize = iface
                     .security_groups
@@ -575,7 +615,9 @@ impl Policy {
                 }
                 Remote::PrefixList(p) => {
                     let pl = &self.prefix_lists[p as usize];
-                    let size = pl.max_entries.map_or(pl.entries.len().max(1), |m| m as usize);
+                    let size = pl
+                        .max_entries
+                        .map_or(pl.entries.len().max(1), |m| m as usize);
                     if pl.entries.iter().any(|e| e.addr().is_ipv6()) {
                         v6 += size;
                     } else {

@@ -181,7 +181,13 @@ impl Policy {
     }
 
     /// An ACL decision as a report; `dropped` names the reply ports it drops.
-    fn acl_report(&self, d: &AclDecision, flow: &Flow, leg: &'static str, dropped: Option<String>) -> AclReport {
+    fn acl_report(
+        &self,
+        d: &AclDecision,
+        flow: &Flow,
+        leg: &'static str,
+        dropped: Option<String>,
+    ) -> AclReport {
         let n = self.nacls().expect("a decision comes from an ACL");
         let acl = &n.acls[d.acl as usize];
         let rule = n.rule_name(d).to_string();
@@ -238,7 +244,9 @@ impl Policy {
         let mut out: Vec<(AclDecision, Flow, Vec<PortRange>)> = Vec::new();
         let mut note = |e: NaclEvaluation, f: Flow, r: Option<PortRange>| {
             for d in e.decisions() {
-                let slot = out.iter().position(|(x, _, _)| x.direction == d.direction && x.subnet == d.subnet);
+                let slot = out
+                    .iter()
+                    .position(|(x, _, _)| x.direction == d.direction && x.subnet == d.subnet);
                 let i = match slot {
                     Some(i) => i,
                     None => {
@@ -270,7 +278,8 @@ impl Policy {
                         format!("{}", f.proto)
                     } else {
                         let set = PortSet::from_ranges(dropped);
-                        let one = set.ranges().len() == 1 && set.ranges()[0].lo == set.ranges()[0].hi;
+                        let one =
+                            set.ranges().len() == 1 && set.ranges()[0].lo == set.ranges()[0].hi;
                         format!("{} {set}", if one { "port" } else { "ports" })
                     }
                 });
@@ -744,7 +753,10 @@ impl Explanation {
                 a.rules_evaluated,
                 a.verdict.as_str().to_uppercase(),
                 a.rule,
-                a.rule_summary.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                a.rule_summary
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             );
             if a.verdict == Verdict::Deny {
                 let _ = writeln!(s, "    {}", a.message);

@@ -28,7 +28,10 @@ pub type AclId = u32;
 /// The ephemeral ports a client's reply goes back to: AWS's advice for
 /// NACLs, covering every common client (Linux 32768-60999, Windows
 /// 49152-65535, NAT gateways 1024-65535).
-pub const EPHEMERAL: PortRange = PortRange { lo: 1024, hi: 65535 };
+pub const EPHEMERAL: PortRange = PortRange {
+    lo: 1024,
+    hi: 65535,
+};
 
 /// One ACL entry, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,7 +383,12 @@ impl Nacls {
     /// holds it (an address no interface owns, or an interface that names
     /// no subnet).
     #[inline]
-    pub fn subnet_of(&self, policy: &Policy, addr: IpAddr, zone: Option<ZoneId>) -> Option<SubnetId> {
+    pub fn subnet_of(
+        &self,
+        policy: &Policy,
+        addr: IpAddr,
+        zone: Option<ZoneId>,
+    ) -> Option<SubnetId> {
         if let Some(s) = policy
             .interface_of(addr, zone)
             .and_then(|i| self.interface_subnet.get(i as usize).copied().flatten())
@@ -405,8 +413,7 @@ impl Nacls {
         let decide = |subnet: Option<SubnetId>, direction: Direction, remote: IpAddr| {
             let subnet = subnet?;
             let acl = self.subnet_acl[subnet as usize]?;
-            let (allow, entry) =
-                self.acls[acl as usize].scan(direction, &Probe::new(flow, remote));
+            let (allow, entry) = self.acls[acl as usize].scan(direction, &Probe::new(flow, remote));
             Some(AclDecision {
                 subnet,
                 acl,
@@ -470,7 +477,9 @@ impl Policy {
         }
         let vpc = packet_vpc(self, addr, zone)?;
         (0..n.subnet_vpc.len())
-            .find(|&s| n.subnet_vpc[s] == vpc && n.subnet_blocks[s].iter().any(|b| b.contains(&addr)))
+            .find(|&s| {
+                n.subnet_vpc[s] == vpc && n.subnet_blocks[s].iter().any(|b| b.contains(&addr))
+            })
             .map(|s| s as SubnetId)
     }
 
@@ -491,7 +500,8 @@ impl Policy {
             let acl = n.subnet_acl[subnet as usize]?;
             let a = &n.acls[acl as usize];
             let entry = a.first_match(direction, flow, remote);
-            let allow = entry.is_some_and(|i| a.entries(direction)[i as usize].action == Action::Allow);
+            let allow =
+                entry.is_some_and(|i| a.entries(direction)[i as usize].action == Action::Allow);
             Some(AclDecision {
                 subnet,
                 acl,
@@ -520,14 +530,18 @@ pub(crate) mod testing {
     use super::super::*;
 
     /// An entry: `rule`, protocol, ports (`None`: all), remote block, allow or deny.
-    pub fn entry(rule: i64, proto: &str, ports: Option<&str>, remote: &str, allow: bool) -> model::AclRule {
+    pub fn entry(
+        rule: i64,
+        proto: &str,
+        ports: Option<&str>,
+        remote: &str,
+        allow: bool,
+    ) -> model::AclRule {
         model::AclRule {
             origin: model::Origin::None,
             rule: At::bare(rule),
             proto: proto.parse().unwrap(),
-            ports: ports.map(|p| {
-                At::bare(p.split(',').map(|r| r.parse().unwrap()).collect())
-            }),
+            ports: ports.map(|p| At::bare(p.split(',').map(|r| r.parse().unwrap()).collect())),
             icmp_type: None,
             icmp_code: None,
             remote: At::bare(parse_net(remote).unwrap()),
@@ -535,7 +549,11 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn acl(name: &str, ingress: Vec<model::AclRule>, egress: Vec<model::AclRule>) -> model::NetworkAcl {
+    pub fn acl(
+        name: &str,
+        ingress: Vec<model::AclRule>,
+        egress: Vec<model::AclRule>,
+    ) -> model::NetworkAcl {
         model::NetworkAcl {
             name: name.into(),
             ingress,
@@ -567,7 +585,10 @@ pub(crate) mod testing {
             m.subnets.push(model::Subnet {
                 name: name.to_string(),
                 vpc: At::bare("vpc-1".into()),
-                cidrs: blocks.iter().map(|b| At::bare(parse_net(b).unwrap())).collect(),
+                cidrs: blocks
+                    .iter()
+                    .map(|b| At::bare(parse_net(b).unwrap()))
+                    .collect(),
                 network_acl: acl.map(|a| At::bare(a.to_string())),
                 ..Default::default()
             });

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{network, Ctx};
 use crate::policy::model::{self, At, Model, Origin};
-use crate::policy::nacl::{AclEntry, AclId, NetworkAcl, Nacls};
+use crate::policy::nacl::{AclEntry, AclId, Nacls, NetworkAcl};
 use crate::policy::topology::{Topology, Vpc, VpcId};
 use crate::policy::PortSet;
 
@@ -247,11 +247,19 @@ fn nacls(t: &Topology, m: &Model, interfaces: &HashMap<String, super::IfaceId>) 
         number: r.rule.value.clamp(0, 32766) as u16,
         proto: r.proto,
         ports: match &r.ports {
-            Some(p) if !p.value.is_empty() && r.proto.has_ports() => PortSet::from_ranges(p.value.clone()),
+            Some(p) if !p.value.is_empty() && r.proto.has_ports() => {
+                PortSet::from_ranges(p.value.clone())
+            }
             _ => PortSet::all(),
         },
-        icmp_type: r.icmp_type.as_ref().and_then(|v| u8::try_from(v.value).ok()),
-        icmp_code: r.icmp_code.as_ref().and_then(|v| u8::try_from(v.value).ok()),
+        icmp_type: r
+            .icmp_type
+            .as_ref()
+            .and_then(|v| u8::try_from(v.value).ok()),
+        icmp_code: r
+            .icmp_code
+            .as_ref()
+            .and_then(|v| u8::try_from(v.value).ok()),
         remote: r.remote.value.trunc(),
         action: r.action,
         line: r.origin.line(),
@@ -278,7 +286,11 @@ fn nacls(t: &Topology, m: &Model, interfaces: &HashMap<String, super::IfaceId>) 
             )
         })
         .collect();
-    let count = interfaces.values().map(|&i| i as usize + 1).max().unwrap_or(0);
+    let count = interfaces
+        .values()
+        .map(|&i| i as usize + 1)
+        .max()
+        .unwrap_or(0);
     let mut interface_subnet = vec![None; count];
     for mi in &m.interfaces {
         let (Some(&i), Some(s)) = (interfaces.get(&mi.name), &mi.place.subnet) else {

@@ -68,15 +68,47 @@ fn explain_says_the_reply_to_a_low_ephemeral_port_is_dropped() {
     let legs: Vec<(&str, &str, Direction, Verdict, &str)> = ex
         .network_acls
         .iter()
-        .map(|a| (a.leg, a.subnet.as_str(), a.direction, a.verdict, a.rule.as_str()))
+        .map(|a| {
+            (
+                a.leg,
+                a.subnet.as_str(),
+                a.direction,
+                a.verdict,
+                a.rule.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         legs,
         vec![
-            ("request", "subnet-app", Direction::Egress, Verdict::Allow, "acl-app/egress/100"),
-            ("request", "subnet-web", Direction::Ingress, Verdict::Allow, "acl-web/ingress/100"),
-            ("reply", "subnet-web", Direction::Egress, Verdict::Deny, "acl-web/egress/*"),
-            ("reply", "subnet-app", Direction::Ingress, Verdict::Allow, "acl-app/ingress/100"),
+            (
+                "request",
+                "subnet-app",
+                Direction::Egress,
+                Verdict::Allow,
+                "acl-app/egress/100"
+            ),
+            (
+                "request",
+                "subnet-web",
+                Direction::Ingress,
+                Verdict::Allow,
+                "acl-web/ingress/100"
+            ),
+            (
+                "reply",
+                "subnet-web",
+                Direction::Egress,
+                Verdict::Deny,
+                "acl-web/egress/*"
+            ),
+            (
+                "reply",
+                "subnet-app",
+                Direction::Ingress,
+                Verdict::Allow,
+                "acl-app/ingress/100"
+            ),
         ]
     );
     let reply = &ex.network_acls[2];
@@ -86,12 +118,18 @@ fn explain_says_the_reply_to_a_low_ephemeral_port_is_dropped() {
     );
     // The nearest miss is the entry for the other ephemeral ports.
     assert!(
-        reply.nearest_misses.iter().any(|m| m.rule == "acl-web/egress/200" && m.field == explain::Field::Port),
+        reply
+            .nearest_misses
+            .iter()
+            .any(|m| m.rule == "acl-web/egress/200" && m.field == explain::Field::Port),
         "{:?}",
         reply.nearest_misses
     );
     let text = ex.to_text();
-    assert!(text.contains("the reply would be dropped by acl-web/egress/* (port 20000 not allowed)"), "{text}");
+    assert!(
+        text.contains("the reply would be dropped by acl-web/egress/* (port 20000 not allowed)"),
+        "{text}"
+    );
     // A client port in 32768-65535 gets its reply.
     let ex = p.explain(&flow("10.0.2.20", "10.0.1.10", Some(40000), 443));
     assert!(ex.network_acls.iter().all(|a| a.verdict == Verdict::Allow));
@@ -124,16 +162,33 @@ fn explain_gives_reason_nacl_for_a_request_an_acl_drops() {
     let denied = &ex.network_acls[1];
     assert_eq!((denied.leg, denied.verdict), ("request", Verdict::Deny));
     // Rule 100 would allow it but for the deny numbered before it.
-    let miss = denied.nearest_misses.iter().find(|m| m.rule == "acl-web/ingress/100").unwrap();
+    let miss = denied
+        .nearest_misses
+        .iter()
+        .find(|m| m.rule == "acl-web/ingress/100")
+        .unwrap();
     assert_eq!(miss.field, explain::Field::Priority);
-    assert!(miss.message.contains("acl-web/ingress/90 (deny) comes first"), "{}", miss.message);
-    assert!(ex.to_text().contains("DENY (nacl) by network ACL rule acl-web/ingress/90 (subnet subnet-web ingress)"));
+    assert!(
+        miss.message
+            .contains("acl-web/ingress/90 (deny) comes first"),
+        "{}",
+        miss.message
+    );
+    assert!(ex.to_text().contains(
+        "DENY (nacl) by network ACL rule acl-web/ingress/90 (subnet subnet-web ingress)"
+    ));
     // A port no entry admits: the implicit deny, the port named as the miss.
     let ex = p.explain(&flow("10.0.2.20", "10.0.1.10", Some(40000), 22));
     assert_eq!(ex.rule.as_deref(), Some("acl-web/ingress/*"));
     let miss = &ex.network_acls[1].nearest_misses[0];
-    assert_eq!((miss.rule.as_str(), miss.field), ("acl-web/ingress/100", explain::Field::Port));
-    assert_eq!(miss.message, "acl-web/ingress/100 allows tcp/443 from 0.0.0.0/0, packet is tcp/22");
+    assert_eq!(
+        (miss.rule.as_str(), miss.field),
+        ("acl-web/ingress/100", explain::Field::Port)
+    );
+    assert_eq!(
+        miss.message,
+        "acl-web/ingress/100 allows tcp/443 from 0.0.0.0/0, packet is tcp/22"
+    );
 }
 
 #[test]
