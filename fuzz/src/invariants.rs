@@ -1039,7 +1039,7 @@ impl EngineHarness {
         let policy = self.engine.policy();
         let always = match j.reason {
             Established | Related | Arp | NeighborDiscovery => Some(Verdict::Allow),
-            NoRule | Invalid | Malformed | NotIp | ConntrackFull => Some(Verdict::Deny),
+            NoRule | Invalid | Malformed | NotIp | ConntrackFull | Nacl => Some(Verdict::Deny),
             UnknownAddress => Some(policy.settings().unknown_address),
             Rule | Fragment => None,
         };
@@ -1058,6 +1058,11 @@ impl EngineHarness {
         if j.reason == Rule {
             assert!(j.rule.is_some(), "reason rule names its rule: {j:?}");
         }
+        assert_eq!(
+            j.nacl.is_some(),
+            j.reason == Nacl,
+            "reason nacl names its ACL entry: {j:?}"
+        );
         if let Some(r) = j.rule {
             assert!((r as usize) < policy.rules().len(), "{j:?}");
             let (iface, dir) = j

@@ -140,11 +140,13 @@ pub enum Reason {
     Arp,
     NeighborDiscovery,
     Fragment,
+    /// Denied by a network ACL (SPEC §9.1).
+    Nacl,
 }
 
 impl Reason {
     /// How many reasons there are: the size of per-reason counters.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Established,
@@ -159,6 +161,7 @@ impl Reason {
         Reason::Arp,
         Reason::NeighborDiscovery,
         Reason::Fragment,
+        Reason::Nacl,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -175,6 +178,7 @@ impl Reason {
             Reason::Arp => "arp",
             Reason::NeighborDiscovery => "neighbor-discovery",
             Reason::Fragment => "fragment",
+            Reason::Nacl => "nacl",
         }
     }
 

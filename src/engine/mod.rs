@@ -10,14 +10,21 @@
 //!    are judged here, and ICMPv6 neighbour discovery when allowed;
 //! 2. **fragments** ([`Engine::fragments`]): a later fragment takes its first
 //!    fragment's verdict;
-//! 3. **conntrack** ([`Engine::conntrack_stage`]): established packets,
+//! 3. **nacl** ([`Engine::nacl_stage`]): the network ACLs of the subnets
+//!    the packet leaves and enters judge it, statelessly: every packet,
+//!    established and related ones included (SPEC §9.1); a policy without
+//!    ACLs passes through on one branch;
+//! 4. **conntrack** ([`Engine::conntrack_stage`]): established packets,
 //!    invalid TCP, ICMP errors related to a tracked flow;
-//! 4. **rules** ([`Engine::rules_stage`]): a new flow is decided by the
+//! 5. **rules** ([`Engine::rules_stage`]): a new flow is decided by the
 //!    security groups, or the decision made for it ahead, in a batch;
-//! 5. **open** ([`Engine::open`]): an allowed new flow opens an entry (or is
+//! 6. **open** ([`Engine::open`]): an allowed new flow opens an entry (or is
 //!    denied when the table is full).
 //!
-//! A stateless stage (network ACLs, SPEC §9.1) goes between 2 and 3. A batch
+//! A later fragment that takes its first fragment's verdict takes the ACLs'
+//! verdict with it (the first fragment was judged by them); one without a
+//! remembered verdict is judged by the ACLs and then the rules with its
+//! ports unknown. A batch
 //! is staged first ([`Stager`]): every frame parsed and its flow key made,
 //! and the frames likely to be new flows decided together through the
 //! classifier's batch lookup; then judged in order, each frame's conntrack
@@ -36,6 +43,7 @@ use crate::classify::sg::SgClassifier;
 use crate::conntrack::{
     tcp, Class, Conntrack, FlowKey, FragmentKey, FragmentMemory, Nanos, Outcome, Prepared,
 };
+use crate::policy::nacl::{AclDecision, Nacls};
 use crate::policy::{
     Direction, Evaluation, Flow, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId,
 };
@@ -143,6 +151,9 @@ pub struct Judgement {
     pub rule: Option<RuleId>,
     /// The interface and direction that decided (reasons `rule` and `no-rule`).
     pub decision: Option<(IfaceId, Direction)>,
+    /// The network ACL decision that denied the packet (reason `nacl`):
+    /// the subnet, direction and entry that output lines name.
+    pub nacl: Option<AclDecision>,
     /// The packet, when it is IP (the inner one for GENEVE).
     pub packet: Option<IpPacket>,
 }
@@ -154,6 +165,7 @@ impl Judgement {
             reason,
             rule: None,
             decision: None,
+            nacl: None,
             packet: None,
         }
     }
@@ -189,6 +201,10 @@ pub struct Stats {
     pub early_drops: u64,
     /// Hits of each rule as the deciding rule of a new flow, by rule id.
     pub rule_hits: Vec<u64>,
+    /// Packets each network ACL entry (or `*`) decided, by
+    /// [`Nacls::hit_index`]: a packet crossing two ACLs counts in both
+    /// (unless the first denies it).
+    pub nacl_hits: Vec<u64>,
     /// Malformed frames by what was wrong ([`ParseError::kind`]).
     pub malformed: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -241,6 +257,7 @@ impl Engine {
         let conntrack = Conntrack::new(&rules.policy.conntrack().config());
         let stats = Stats {
             rule_hits: vec![0; rules.policy.rules().len()],
+            nacl_hits: vec![0; nacl_counters(&rules.policy)],
             ..Default::default()
         };
         Engine {
@@ -270,6 +287,7 @@ impl Engine {
     /// new rules; the table takes the new limits and timeouts.
     pub fn set_rules(&mut self, rules: Arc<Ruleset>) {
         self.stats.rule_hits = vec![0; rules.policy.rules().len()];
+        self.stats.nacl_hits = vec![0; nacl_counters(&rules.policy)];
         self.rules = rules;
         self.configure_conntrack();
     }
@@ -474,13 +492,15 @@ impl Engine {
         if let Some(j) = self.fragments(p, now) {
             return j;
         }
-        // (A stateless stage, network ACLs, goes here: before conntrack.)
-        let j = match self.conntrack_stage(p, key, frame, now) {
-            Ok(new) => {
-                let e = self.rules_stage(p, decided);
-                self.open(p, &e, new, key.map(|k| &k.0), now)
-            }
-            Err(j) => j,
+        let j = match self.nacl_stage(p) {
+            Some(j) => j,
+            None => match self.conntrack_stage(p, key, frame, now) {
+                Ok(new) => {
+                    let e = self.rules_stage(p, decided);
+                    self.open(p, &e, new, key.map(|k| &k.0), now)
+                }
+                Err(j) => j,
+            },
         };
         self.remember(p, j.verdict, now);
         j
@@ -489,6 +509,9 @@ impl Engine {
     /// Stage 1, the link layer: the IP packet, or the judgement of a frame
     /// that is not one (ARP, not IP, malformed) or needs no rules
     /// (neighbour discovery when allowed).
+    // A judgement is 136 bytes since it carries the ACL decision; these
+    // stages return it by value on purpose (no allocation per packet).
+    #[allow(clippy::result_large_err)]
     #[inline]
     fn link<'p>(
         &mut self,
@@ -519,9 +542,9 @@ impl Engine {
     }
 
     /// Stage 2, fragments: a later fragment takes its first fragment's
-    /// verdict; without one it is judged by the rules with its ports
-    /// unknown (only rules covering every port can allow it) and opens no
-    /// entry. Other packets pass on.
+    /// verdict; without one it is judged by the network ACLs and the rules
+    /// with its ports unknown (only entries and rules covering every port
+    /// can allow it) and opens no entry. Other packets pass on.
     #[inline]
     fn fragments(&mut self, p: &IpPacket, now: Nanos) -> Option<Judgement> {
         let Fragment::Later { id } = p.fragment else {
@@ -542,6 +565,9 @@ impl Engine {
             };
             return Some(Judgement::of(*p, v, Reason::Fragment));
         }
+        if let Some(j) = self.nacl_stage(p) {
+            return Some(j);
+        }
         let e = self.rules_stage(p, None);
         let new = NewFlow {
             class: Class::Other,
@@ -550,10 +576,23 @@ impl Engine {
         Some(self.open(p, &e, new, None, now))
     }
 
-    /// Stage 3, conntrack: a packet of a tracked flow passes (`established`),
+    /// Stage 3, network ACLs (SPEC §9.1): the denial of the ACL of the
+    /// subnet the packet leaves (egress) or enters (ingress), if one denies
+    /// it; every packet, whatever its flow's state. A policy without ACLs
+    /// costs this one branch.
+    #[inline]
+    fn nacl_stage(&mut self, p: &IpPacket) -> Option<Judgement> {
+        let nacls = self.rules.policy.nacls()?;
+        judge_nacls(nacls, &self.rules.policy, p, &mut self.stats.nacl_hits)
+    }
+
+    /// Stage 4, conntrack: a packet of a tracked flow passes (`established`),
     /// TCP that cannot open a flow is `invalid`, an ICMP error quoting a
     /// tracked flow passes (`related`); anything else is a new flow for the
     /// rules.
+    // A judgement is 136 bytes since it carries the ACL decision; these
+    // stages return it by value on purpose (no allocation per packet).
+    #[allow(clippy::result_large_err)]
     #[inline]
     fn conntrack_stage(
         &mut self,
@@ -587,10 +626,13 @@ impl Engine {
         }
     }
 
-    /// Stage 3 for packets that are not flows of their own (ICMP other than
+    /// Stage 4 for packets that are not flows of their own (ICMP other than
     /// echo): an error relates to a flow only when it goes to the host that
     /// sent the packet it quotes (Linux `nf_conntrack_inet_error`: "outer
     /// daddr != inner"); one sent elsewhere is judged by the rules.
+    // A judgement is 136 bytes since it carries the ACL decision; these
+    // stages return it by value on purpose (no allocation per packet).
+    #[allow(clippy::result_large_err)]
     fn related(&mut self, p: &IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
         if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
             let zone = self
@@ -616,7 +658,7 @@ impl Engine {
         })
     }
 
-    /// Stage 4, the rules (SPEC §2 steps 3-4): the new flow's evaluation,
+    /// Stage 5, the rules (SPEC §2 steps 3-4): the new flow's evaluation,
     /// or the one `decided` ahead for it.
     #[inline]
     fn rules_stage(&mut self, p: &IpPacket, decided: Option<&Evaluation>) -> Evaluation {
@@ -636,7 +678,7 @@ impl Engine {
         e
     }
 
-    /// Stage 5: the judgement of a new flow; an allowed one that opens
+    /// Stage 6: the judgement of a new flow; an allowed one that opens
     /// takes an entry, or is denied `conntrack-full` when there is no room.
     #[inline]
     fn open(
@@ -652,6 +694,7 @@ impl Engine {
             reason: e.reason,
             rule: e.rule(),
             decision: e.deciding().map(|d| (d.interface, d.direction)),
+            nacl: None,
             packet: Some(*p),
         };
         if let (Verdict::Allow, true, Some(prep)) = (e.verdict, new.opens, prepared) {
@@ -783,6 +826,44 @@ fn likely_new(class: Class) -> bool {
     }
 }
 
+/// How many hit counters a policy's network ACLs have.
+fn nacl_counters(policy: &Policy) -> usize {
+    policy.nacls().map_or(0, Nacls::hit_count)
+}
+
+/// The network ACLs' judgement of a packet: its denial, if an ACL denies
+/// it. Each decision taken counts a hit (the ingress one only when the
+/// egress one let the packet out).
+fn judge_nacls(
+    nacls: &Nacls,
+    policy: &Policy,
+    p: &IpPacket,
+    hits: &mut [u64],
+) -> Option<Judgement> {
+    let e = nacls.judge(policy, &flow_of(p, zone_of(policy, p)));
+    let mut count = |d: &AclDecision| {
+        if let Some(h) = hits.get_mut(nacls.hit_index(d)) {
+            *h += 1;
+        }
+    };
+    if let Some(d) = &e.egress {
+        count(d);
+        if d.verdict == Verdict::Deny {
+            return Some(denied_by_nacl(p, d));
+        }
+    }
+    let d = e.ingress.as_ref()?;
+    count(d);
+    (d.verdict == Verdict::Deny).then(|| denied_by_nacl(p, d))
+}
+
+fn denied_by_nacl(p: &IpPacket, d: &AclDecision) -> Judgement {
+    Judgement {
+        nacl: Some(*d),
+        ..Judgement::of(*p, Verdict::Deny, Reason::Nacl)
+    }
+}
+
 /// The zone a packet is judged in: its GWLB zone or its VPC space.
 #[inline]
 fn zone_of(policy: &Policy, p: &IpPacket) -> Option<ZoneId> {
@@ -843,5 +924,7 @@ pub fn flow_of(p: &IpPacket, zone: Option<ZoneId>) -> Flow {
     f
 }
 
+#[cfg(test)]
+pub(crate) mod nacl_tests;
 #[cfg(test)]
 mod tests;

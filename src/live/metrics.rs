@@ -192,6 +192,30 @@ impl Metrics {
         }
         head(
             &mut out,
+            "nacl_hits_total",
+            "counter",
+            "Packets each network ACL entry decided, `*` for the implicit deny (since the policy was loaded).",
+        );
+        let mut hits: BTreeMap<String, u64> = BTreeMap::new();
+        for w in &self.workers {
+            let s = w.lock().expect("not poisoned");
+            if let Some(n) = s.rules.as_ref().and_then(|r| r.policy.nacls()) {
+                for (i, &c) in s.stats.nacl_hits.iter().enumerate() {
+                    if c > 0 && i < n.hit_count() {
+                        *hits.entry(n.hit_name(i).to_string()).or_insert(0) += c;
+                    }
+                }
+            }
+        }
+        for (rule, n) in hits {
+            let _ = writeln!(
+                out,
+                "sgplane_nacl_hits_total{{rule=\"{}\"}} {n}",
+                escape(&rule)
+            );
+        }
+        head(
+            &mut out,
             "policy_reloads_total",
             "counter",
             "Policy reloads, by result.",

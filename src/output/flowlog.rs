@@ -161,7 +161,14 @@ impl FlowLog {
             c.start = c.start.min(secs);
             c.end = c.end.max(secs);
         };
-        match (j.verdict, j.decision) {
+        // A network ACL's denial is where the packet stopped: at the source
+        // leaving its subnet, or at the destination entering its own.
+        let decision = j.decision.or(j.nacl.map(|n| match n.direction {
+            Direction::Egress => (s_if.unwrap_or(IfaceId::MAX), Direction::Egress),
+            Direction::Ingress => (d_if.unwrap_or(IfaceId::MAX), Direction::Ingress),
+        }));
+        let decision = decision.filter(|&(i, _)| i != IfaceId::MAX);
+        match (j.verdict, decision) {
             (Verdict::Allow, _) => {
                 add(s_if, true);
                 if d_if != s_if {
@@ -297,6 +304,7 @@ security_groups = ["sg-all"]
             reason: Reason::Rule,
             rule: None,
             decision: None,
+            nacl: None,
             packet: Some(IpPacket {
                 src: "10.0.0.1".parse().unwrap(),
                 dst: "10.0.0.2".parse().unwrap(),

@@ -4,7 +4,8 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::engine::Judgement;
-use crate::policy::{zone_name, Policy};
+use crate::policy::nacl::AclRuleName;
+use crate::policy::{zone_name, Policy, RuleName};
 use crate::wire::L4;
 
 /// JSON lines or CSV.
@@ -64,9 +65,19 @@ impl VerdictWriter {
     pub fn write(&mut self, index: u64, ts: u64, j: &Judgement, policy: &Policy) -> io::Result<()> {
         let secs = ts / 1_000_000_000;
         let frac = ts % 1_000_000_000;
-        let rule = j.rule.map(|r| policy.rule_name(r));
-        let iface = j.decision.map(|(i, _)| policy.interface(i).name.as_str());
-        let dir = j.decision.map(|(_, d)| d.as_str());
+        let (rule, iface, dir) = match (j.nacl, policy.nacls()) {
+            // Denied by a network ACL: its rule, the subnet, its direction.
+            (Some(d), Some(n)) => (
+                Some(Named::Nacl(n.rule_name(&d))),
+                Some(policy.subnet_name(d.subnet)),
+                Some(d.direction.as_str()),
+            ),
+            _ => (
+                j.rule.map(|r| Named::Rule(policy.rule_name(r))),
+                j.decision.map(|(i, _)| policy.interface(i).name.as_str()),
+                j.decision.map(|(_, d)| d.as_str()),
+            ),
+        };
         let pkt = j.packet.as_ref();
         let proto = pkt.map(|p| p.proto);
         let ports = pkt.and_then(|p| match p.l4 {
@@ -138,6 +149,21 @@ impl VerdictWriter {
     }
 }
 
+/// The rule a line names: a security group's or a network ACL's.
+enum Named<'a> {
+    Rule(RuleName<'a>),
+    Nacl(AclRuleName<'a>),
+}
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Named::Rule(r) => r.fmt(f),
+            Named::Nacl(r) => r.fmt(f),
+        }
+    }
+}
+
 /// Names, addresses and protocol names never need JSON escaping except for
 /// rule names built from the policy file, which are checked here.
 fn json_opt(w: &mut dyn Write, v: Option<impl std::fmt::Display>) -> io::Result<()> {
@@ -164,4 +190,61 @@ fn csv_opt(w: &mut dyn Write, v: Option<impl std::fmt::Display>) -> io::Result<(
         }
     }
     w.write_all(b",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::nacl_tests::nacl_model;
+    use crate::engine::Engine;
+    use crate::wire::build;
+    use crate::wire::packet::LinkType;
+
+    /// Writes one judgement as a JSON line and reads it back.
+    fn line(j: &Judgement, policy: &Policy) -> serde_json::Value {
+        let path = std::env::temp_dir().join(format!(
+            "sgplane-verdict-{}-{:?}.jsonl",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut w = VerdictWriter::new(Box::new(f), VerdictFormat::JsonLines, false).unwrap();
+        w.write(0, 0, j, policy).unwrap();
+        w.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_network_acl_denial_names_the_acl_rule_and_the_subnet() {
+        let mut e = Engine::with_policy(Policy::compile(&nacl_model()).unwrap());
+        let ip = |s: &str| s.parse().unwrap();
+        let syn = |dport| {
+            build::tcp(
+                ip("10.0.2.20"),
+                ip("10.0.1.10"),
+                40000,
+                dport,
+                0x02,
+                1,
+                1,
+                b"",
+            )
+        };
+        let f = syn(22);
+        let j = e.process(LinkType::Ethernet, &f, f.len(), 0);
+        let v = line(&j, e.policy());
+        assert_eq!(v["reason"], "nacl");
+        assert_eq!(v["rule"], "acl-web/ingress/*");
+        assert_eq!(v["interface"], "subnet-web");
+        assert_eq!(v["direction"], "ingress");
+        // An allowed packet names its security-group rule as before.
+        let f = syn(443);
+        let j = e.process(LinkType::Ethernet, &f, f.len(), 0);
+        let v = line(&j, e.policy());
+        assert_eq!(v["reason"], "rule");
+        assert_eq!(v["rule"], "sg-open/ingress/0");
+        assert_eq!(v["interface"], "web");
+    }
 }

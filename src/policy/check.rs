@@ -119,6 +119,7 @@ impl Policy {
                 });
             }
         }
+        self.nacl_warnings(&mut w);
         // Each pair of rules is judged once, in the first SG set that has both.
         let mut seen = std::collections::HashSet::new();
         for set in &self.policy_sets {
@@ -127,6 +128,137 @@ impl Policy {
             }
         }
         w.into_iter().collect()
+    }
+
+    /// Network ACL entries that can never decide (`nacl-shadowed`), and
+    /// ACLs whose one direction admits a service but whose other direction
+    /// drops the replies to the clients' ephemeral ports (`nacl-ephemeral`).
+    fn nacl_warnings(&self, w: &mut BTreeSet<Warning>) {
+        let Some(n) = self.nacls() else { return };
+        for acl in &n.acls {
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let entries = acl.entries(dir);
+                for (j, later) in entries.iter().enumerate() {
+                    if let Some(first) = entries[..j].iter().find(|e| e.covers(later)) {
+                        w.insert(Warning {
+                            line: later.line,
+                            kind: "nacl-shadowed",
+                            message: format!(
+                                "{}/{dir}/{} can never decide: {}/{dir}/{} has a lower number and matches everything it matches",
+                                acl.name, later.number, acl.name, first.number
+                            ),
+                        });
+                    }
+                }
+                self.ephemeral_warnings(acl, dir, w);
+            }
+        }
+    }
+
+    /// For each allow entry of `dir` that admits a service (tcp or udp
+    /// ports not covering the ephemeral range), whether the other direction
+    /// lets the replies out to (or in from) the same remote block on
+    /// 1024-65535.
+    fn ephemeral_warnings(
+        &self,
+        acl: &nacl::NetworkAcl,
+        dir: Direction,
+        w: &mut BTreeSet<Warning>,
+    ) {
+        let back = match dir {
+            Direction::Ingress => Direction::Egress,
+            Direction::Egress => Direction::Ingress,
+        };
+        let linux = PortSet::from_ranges(vec![PortRange {
+            lo: 32768,
+            hi: 60999,
+        }]);
+        for e in acl.entries(dir) {
+            let ProtoMatch::Is(proto) = e.proto else {
+                continue;
+            };
+            if e.action != Action::Allow || !proto.has_ports() || linux.is_subset_of(&e.ports) {
+                continue;
+            }
+            // Only an entry that decides for some packet: one a lower deny
+            // shadows admits nothing.
+            if acl
+                .entries(dir)
+                .iter()
+                .take_while(|x| x.number < e.number)
+                .any(|x| x.covers(e))
+            {
+                continue;
+            }
+            let remote = e.remote.network();
+            let mut dropped = Vec::new();
+            let mut by = None;
+            let probe = |port: u16| {
+                let mut f = Flow::other(remote, remote, proto);
+                f.dport = Some(port);
+                let i = acl.first_match(back, &f, remote);
+                let allow =
+                    i.is_some_and(|i| acl.entries(back)[i as usize].action == Action::Allow);
+                (allow, i)
+            };
+            let mut lo = nacl::EPHEMERAL.lo;
+            // Cut the range where any entry of the other direction changes.
+            let mut cuts: Vec<u32> = acl
+                .entries(back)
+                .iter()
+                .flat_map(|x| {
+                    x.ports
+                        .ranges()
+                        .iter()
+                        .flat_map(|r| [u32::from(r.lo), u32::from(r.hi) + 1])
+                })
+                .filter(|&c| {
+                    c > u32::from(nacl::EPHEMERAL.lo) && c <= u32::from(nacl::EPHEMERAL.hi)
+                })
+                .collect();
+            cuts.push(u32::from(nacl::EPHEMERAL.hi) + 1);
+            cuts.sort_unstable();
+            cuts.dedup();
+            for c in cuts {
+                let (allow, i) = probe(lo);
+                if !allow {
+                    dropped.push(PortRange {
+                        lo,
+                        hi: (c - 1) as u16,
+                    });
+                    by.get_or_insert(i);
+                }
+                lo = c.min(65535) as u16;
+            }
+            if dropped.is_empty() {
+                continue;
+            }
+            let by = match by.flatten() {
+                Some(i) => format!(
+                    "{}/{back}/{}",
+                    acl.name,
+                    acl.entries(back)[i as usize].number
+                ),
+                None => format!("{}/{back}/*", acl.name),
+            };
+            let (word, way) = match dir {
+                Direction::Ingress => ("from", "out to"),
+                Direction::Egress => ("to", "in from"),
+            };
+            w.insert(Warning {
+                line: e.line,
+                kind: "nacl-ephemeral",
+                message: format!(
+                    "{}/{dir}/{} allows {proto}/{} {word} {}, but {} does not let the replies {way} it on ports {} ({by} decides): stateless ACLs need the ephemeral ports 1024-65535 allowed back",
+                    acl.name,
+                    e.number,
+                    e.ports,
+                    e.remote,
+                    acl.name,
+                    PortSet::from_ranges(dropped),
+                ),
+            });
+        }
     }
 
     fn family_mismatch(&self, r: &Rule) -> Option<&'static str> {

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::nacl::{AclDecision, NaclEvaluation, EPHEMERAL};
 use super::reference::ends;
 use super::*;
 
@@ -72,6 +73,31 @@ pub struct Explanation {
     pub decisions: Vec<DecisionReport>,
     /// Set when neither end is an interface.
     pub note: Option<String>,
+    /// The network ACLs the request crosses (the source subnet's egress,
+    /// the destination subnet's ingress), then those its reply crosses.
+    pub network_acls: Vec<AclReport>,
+}
+
+/// One network ACL judging the request or its reply in one direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct AclReport {
+    /// `request` (the flow's packets) or `reply` (dst to src, to the
+    /// client's port).
+    pub leg: &'static str,
+    pub subnet: String,
+    pub network_acl: String,
+    pub direction: Direction,
+    pub rules_evaluated: usize,
+    pub verdict: Verdict,
+    /// `ACL/DIRECTION/RULE`, `*` for the implicit deny.
+    pub rule: String,
+    pub rule_summary: Option<String>,
+    /// The reply's ports this ACL drops (the client's port, or those of
+    /// the ephemeral range 1024-65535 when it is not known).
+    pub dropped_ports: Option<String>,
+    /// One sentence, e.g. `the reply would be dropped by acl-x/egress/* (port 40000 not allowed)`.
+    pub message: String,
+    pub nearest_misses: Vec<NearMiss>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +139,12 @@ impl Policy {
         let e = self.evaluate(flow);
         let name = |i: Option<IfaceId>| i.map(|i| self.interface(i).name.clone());
         let deciding = e.deciding().copied();
+        let acls = self.evaluate_nacls(flow);
+        let mut network_acls: Vec<AclReport> = acls
+            .decisions()
+            .map(|d| self.acl_report(d, flow, "request", None))
+            .collect();
+        network_acls.extend(self.reply_reports(flow));
         let decisions = e.decisions().map(|d| self.report(d, flow)).collect();
         let note = (e.reason == Reason::UnknownAddress).then(|| {
             format!(
@@ -143,7 +175,190 @@ impl Policy {
             direction: deciding.map(|d| d.direction),
             decisions,
             note,
+            network_acls,
         }
+        .judged_by_acls(self, &acls)
+    }
+
+    /// An ACL decision as a report; `dropped` names the reply ports it drops.
+    fn acl_report(
+        &self,
+        d: &AclDecision,
+        flow: &Flow,
+        leg: &'static str,
+        dropped: Option<String>,
+    ) -> AclReport {
+        let n = self.nacls().expect("a decision comes from an ACL");
+        let acl = &n.acls[d.acl as usize];
+        let rule = n.rule_name(d).to_string();
+        let entry = d.entry.map(|i| &acl.entries(d.direction)[i as usize]);
+        let message = match (leg, d.verdict, &dropped) {
+            ("reply", Verdict::Deny, Some(p)) => {
+                format!("the reply would be dropped by {rule} ({p} not allowed)")
+            }
+            (_, Verdict::Deny, _) => format!("the {leg} is dropped by {rule}"),
+            (_, Verdict::Allow, _) => format!("the {leg} is allowed by {rule}"),
+        };
+        AclReport {
+            leg,
+            subnet: self.subnet_name(d.subnet).to_string(),
+            network_acl: acl.name.clone(),
+            direction: d.direction,
+            rules_evaluated: acl.entries(d.direction).len(),
+            verdict: d.verdict,
+            rule,
+            rule_summary: entry.map(|e| e.describe(d.direction)),
+            dropped_ports: dropped,
+            message,
+            nearest_misses: if d.verdict == Verdict::Deny {
+                self.acl_misses(d, flow)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The ACL decisions the reply (dst to src, to the client's port)
+    /// meets: the destination subnet's egress and the source subnet's
+    /// ingress. Without `--sport` the client's port is any of the
+    /// ephemeral range: every part of it an entry treats differently is
+    /// tried, and the ports dropped are named.
+    fn reply_reports(&self, flow: &Flow) -> Vec<AclReport> {
+        let Some(n) = self.nacls() else {
+            return Vec::new();
+        };
+        let mut reply = Flow::other(flow.dst, flow.src, flow.proto).in_zone(flow.zone);
+        match flow.icmp {
+            Some((8, _)) if flow.proto == IpProto::ICMP => reply.icmp = Some((0, 0)),
+            Some((128, _)) if flow.proto == IpProto::ICMPV6 => reply.icmp = Some((129, 0)),
+            Some(_) => return Vec::new(), // no reply to judge
+            None => {}
+        }
+        reply.sport = flow.dport;
+        let ports: Vec<PortRange> = match (flow.proto.has_ports(), flow.sport) {
+            (false, _) => vec![],
+            (true, Some(p)) => vec![PortRange { lo: p, hi: p }],
+            (true, None) => segments(n, EPHEMERAL),
+        };
+        // (decision, its representative flow, the ports it drops)
+        let mut out: Vec<(AclDecision, Flow, Vec<PortRange>)> = Vec::new();
+        let mut note = |e: NaclEvaluation, f: Flow, r: Option<PortRange>| {
+            for d in e.decisions() {
+                let slot = out
+                    .iter()
+                    .position(|(x, _, _)| x.direction == d.direction && x.subnet == d.subnet);
+                let i = match slot {
+                    Some(i) => i,
+                    None => {
+                        out.push((*d, f, Vec::new()));
+                        out.len() - 1
+                    }
+                };
+                if d.verdict == Verdict::Deny {
+                    if out[i].0.verdict == Verdict::Allow || out[i].2.is_empty() {
+                        out[i].0 = *d;
+                        out[i].1 = f;
+                    }
+                    out[i].2.extend(r);
+                }
+            }
+        };
+        if ports.is_empty() {
+            note(self.evaluate_nacls(&reply), reply, None);
+        }
+        for r in ports {
+            let mut f = reply;
+            f.dport = Some(r.lo);
+            note(self.evaluate_nacls(&f), f, Some(r));
+        }
+        out.into_iter()
+            .map(|(d, f, dropped)| {
+                let dropped = (d.verdict == Verdict::Deny).then(|| {
+                    if dropped.is_empty() {
+                        format!("{}", f.proto)
+                    } else {
+                        let set = PortSet::from_ranges(dropped);
+                        let one =
+                            set.ranges().len() == 1 && set.ranges()[0].lo == set.ranges()[0].hi;
+                        format!("{} {set}", if one { "port" } else { "ports" })
+                    }
+                });
+                self.acl_report(&d, &f, "reply", dropped)
+            })
+            .collect()
+    }
+
+    /// Allow entries of the denying ACL direction that miss the packet on
+    /// one field, or that match it but come after the deny that decided.
+    fn acl_misses(&self, d: &AclDecision, flow: &Flow) -> Vec<NearMiss> {
+        let n = self.nacls().expect("a decision comes from an ACL");
+        let acl = &n.acls[d.acl as usize];
+        let entries = acl.entries(d.direction);
+        let remote = ends(flow, d.direction).1;
+        let decider = d.entry.map(|i| &entries[i as usize]);
+        entries
+            .iter()
+            .filter(|e| e.action == Action::Allow)
+            .filter_map(|e| {
+                let mut failed = Vec::new();
+                if !e.proto.matches(flow.proto) {
+                    failed.push(Field::Protocol);
+                } else {
+                    if !e.ports.contains_opt(flow.dport) {
+                        failed.push(Field::Port);
+                    }
+                    if e.icmp_type.is_some() && e.icmp_type != flow.icmp.map(|i| i.0) {
+                        failed.push(Field::IcmpType);
+                    }
+                    if e.icmp_code.is_some() && e.icmp_code != flow.icmp.map(|i| i.1) {
+                        failed.push(Field::IcmpCode);
+                    }
+                }
+                if !e.remote.contains(&remote) {
+                    failed.push(match d.direction {
+                        Direction::Ingress => Field::Source,
+                        Direction::Egress => Field::Destination,
+                    });
+                }
+                if failed.len() > 1 {
+                    return None;
+                }
+                let name = format!("{}/{}/{}", acl.name, d.direction, e.number);
+                let what = e.describe(d.direction);
+                let what = what.strip_prefix("allow ").unwrap_or(&what).to_string();
+                let port = flow.dport.map_or("an unknown port".to_string(), |p| p.to_string());
+                let field = failed.first().copied().unwrap_or(Field::Priority);
+                let message = match field {
+                    Field::Protocol => format!("{name} allows {what}, packet is {}", flow.proto),
+                    Field::Port => format!("{name} allows {what}, packet is {}/{port}", flow.proto),
+                    Field::IcmpType | Field::IcmpCode => format!(
+                        "{name} allows {what}, packet is {} type {} code {}",
+                        flow.proto,
+                        flow.icmp.map_or("unknown".into(), |i| i.0.to_string()),
+                        flow.icmp.map_or("unknown".into(), |i| i.1.to_string())
+                    ),
+                    Field::Source | Field::Destination => format!(
+                        "{name} allows {what}, packet {} {remote} is not in it",
+                        if field == Field::Source { "source" } else { "destination" }
+                    ),
+                    _ => match decider {
+                        Some(x) => format!(
+                            "{name} allows this packet, but {}/{}/{} (deny) comes first: the lowest rule number decides",
+                            acl.name, d.direction, x.number
+                        ),
+                        None => format!("{name} allows this packet"),
+                    },
+                };
+                Some(NearMiss {
+                    rule: name,
+                    field,
+                    fields: if failed.is_empty() { vec![Field::Priority] } else { failed },
+                    rule_allows: e.describe(d.direction),
+                    message,
+                })
+            })
+            .take(MAX_MISSES)
+            .collect()
     }
 
     fn report(&self, d: &Decision, flow: &Flow) -> DecisionReport {
@@ -380,7 +595,43 @@ impl Policy {
     }
 }
 
+/// `range` cut where any ACL entry's ports begin or end, so that every
+/// entry treats all ports of one piece alike.
+fn segments(n: &super::nacl::Nacls, range: PortRange) -> Vec<PortRange> {
+    let mut cuts: Vec<u32> = vec![u32::from(range.lo), u32::from(range.hi) + 1];
+    for acl in &n.acls {
+        for e in acl.ingress.iter().chain(&acl.egress) {
+            for r in e.ports.ranges() {
+                cuts.push(u32::from(r.lo));
+                cuts.push(u32::from(r.hi) + 1);
+            }
+        }
+    }
+    cuts.retain(|&c| c >= u32::from(range.lo) && c <= u32::from(range.hi) + 1);
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts.windows(2)
+        .map(|w| PortRange {
+            lo: w[0] as u16,
+            hi: (w[1] - 1) as u16,
+        })
+        .collect()
+}
+
 impl Explanation {
+    /// NACLs are judged before the groups: a request an ACL drops is
+    /// denied `nacl` by that ACL's rule, naming its subnet.
+    fn judged_by_acls(mut self, policy: &Policy, acls: &NaclEvaluation) -> Explanation {
+        if let (Some(d), Some(n)) = (acls.denied(), policy.nacls()) {
+            self.verdict = Verdict::Deny;
+            self.reason = Reason::Nacl;
+            self.rule = Some(n.rule_name(d).to_string());
+            self.interface = Some(policy.subnet_name(d.subnet).to_string());
+            self.direction = Some(d.direction);
+        }
+        self
+    }
+
     /// Human-readable text, one decision per paragraph.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
@@ -429,6 +680,9 @@ impl Explanation {
             Verdict::Deny => "DENY",
         };
         let by = match (&self.rule, &self.interface, &self.direction) {
+            (Some(r), Some(i), Some(d)) if self.reason == Reason::Nacl => {
+                format!(" by network ACL rule {r} (subnet {i} {d})")
+            }
             (Some(r), Some(i), Some(d)) => format!(" by {r} ({i} {d})"),
             (None, Some(i), Some(d)) => format!(": no rule of {i} {d} matches"),
             _ => String::new(),
@@ -482,6 +736,32 @@ impl Explanation {
                     for m in &d.nearest_misses {
                         let _ = writeln!(s, "    - {}", m.message);
                     }
+                }
+            }
+        }
+        if !self.network_acls.is_empty() {
+            let _ = writeln!(s, "\nnetwork ACLs (stateless, judged before the groups):");
+        }
+        for a in &self.network_acls {
+            let _ = writeln!(
+                s,
+                "  {} {} of {} ({}), {} entries: {} by {}{}",
+                a.leg,
+                a.direction,
+                a.subnet,
+                a.network_acl,
+                a.rules_evaluated,
+                a.verdict.as_str().to_uppercase(),
+                a.rule,
+                a.rule_summary
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            if a.verdict == Verdict::Deny {
+                let _ = writeln!(s, "    {}", a.message);
+                for m in &a.nearest_misses {
+                    let _ = writeln!(s, "    - {}", m.message);
                 }
             }
         }

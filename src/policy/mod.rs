@@ -23,6 +23,7 @@ mod diag;
 pub mod explain;
 mod file;
 pub mod model;
+pub mod nacl;
 pub mod reference;
 pub mod topology;
 pub mod types;

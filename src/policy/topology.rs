@@ -13,9 +13,10 @@
 //! service's load balancer's) in the lower of the two so that both
 //! directions share one entry.
 //!
-//! Items the rest of sgplane does not judge yet (NACLs, routes, load
-//! balancers, endpoints) are kept as the model has them, their references
-//! checked: the network-ACL and path analyses build on them.
+//! Network ACLs are compiled for the engine ([`super::nacl`]). Items the
+//! rest of sgplane does not judge yet (routes, load balancers, endpoints)
+//! are kept as the model has them, their references checked: the path
+//! analysis builds on them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -78,6 +79,8 @@ pub struct Topology {
     pub(super) owners: Vec<(IpNet, VpcId)>,
     /// The space every packet is judged in, when the user names one.
     pub(super) forced: Option<ZoneId>,
+    /// The network ACLs compiled, when a subnet has one (SPEC §9.1).
+    pub(super) nacls: Option<Box<super::nacl::Nacls>>,
 }
 
 impl Topology {

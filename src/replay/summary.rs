@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::distinct::{self, DistinctCount};
 use super::heavy::SpaceSaving;
 use crate::engine::{Engine, Judgement};
+use crate::policy::nacl::AclDecision;
 use crate::policy::{
     zone_name, Direction, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId,
 };
@@ -62,6 +63,14 @@ pub struct RuleHit {
     pub flows: u64,
 }
 
+/// Packets one network ACL entry (or a direction's `*`) decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct NaclHit {
+    /// `ACL/DIRECTION/RULE`.
+    pub rule: String,
+    pub packets: u64,
+}
+
 /// A replay stopped by a signal.
 #[derive(Debug, Clone, Serialize)]
 pub struct Interrupted {
@@ -101,6 +110,7 @@ pub struct TopDeniedBound {
 struct Decided {
     rule: Option<RuleId>,
     decision: Option<(IfaceId, Direction)>,
+    nacl: Option<AclDecision>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +152,8 @@ pub struct Report {
     pub top_denied: Vec<DeniedFlow>,
     pub top_denied_bound: TopDeniedBound,
     pub rule_hits: Vec<RuleHit>,
+    /// Network ACL entries by the packets they decided (SPEC §9.1).
+    pub nacl_hits: Vec<NaclHit>,
     pub elapsed_seconds: f64,
     pub packets_per_second: f64,
     /// pcap LINKTYPE values sgplane cannot parse, with their packet counts
@@ -193,6 +205,7 @@ impl Report {
                 statement: String::new(),
             },
             rule_hits: Vec::new(),
+            nacl_hits: Vec::new(),
             elapsed_seconds: 0.0,
             packets_per_second: 0.0,
             unsupported_link_types: BTreeMap::new(),
@@ -240,6 +253,7 @@ impl Report {
         self.denied_flows.observe(k, || Decided {
             rule: j.rule,
             decision: j.decision,
+            nacl: j.nacl,
         });
     }
 
@@ -295,6 +309,20 @@ impl Report {
             .collect();
         hits.sort_by(|a, b| b.flows.cmp(&a.flows).then_with(|| a.rule.cmp(&b.rule)));
         self.rule_hits = hits;
+        if let Some(n) = policy.nacls() {
+            let mut hits: Vec<NaclHit> = s
+                .nacl_hits
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .map(|(i, &c)| NaclHit {
+                    rule: n.hit_name(i).to_string(),
+                    packets: c,
+                })
+                .collect();
+            hits.sort_by(|a, b| b.packets.cmp(&a.packets).then_with(|| a.rule.cmp(&b.rule)));
+            self.nacl_hits = hits;
+        }
         // Most packets first; the first seen first among equals.
         self.top_denied = self
             .denied_flows
@@ -312,9 +340,19 @@ impl Report {
                     packets: c.count,
                     error: c.error,
                     reason: k.reason,
-                    rule: d.rule.map(|r| policy.rule_name(r).to_string()),
-                    interface: d.decision.map(|(i, _)| policy.interface(i).name.clone()),
-                    direction: d.decision.map(|(_, d)| d.to_string()),
+                    rule: match (d.nacl, policy.nacls()) {
+                        (Some(a), Some(n)) => Some(n.rule_name(&a).to_string()),
+                        _ => d.rule.map(|r| policy.rule_name(r).to_string()),
+                    },
+                    interface: match d.nacl {
+                        Some(a) => Some(policy.subnet_name(a.subnet).to_string()),
+                        None => d.decision.map(|(i, _)| policy.interface(i).name.clone()),
+                    },
+                    direction: d
+                        .nacl
+                        .map(|a| a.direction)
+                        .or(d.decision.map(|(_, d)| d))
+                        .map(|d| d.to_string()),
                 }
             })
             .collect();
@@ -487,6 +525,12 @@ impl Report {
                 let _ = writeln!(s, "  {:>8}  {}", h.flows, h.rule);
             }
         }
+        if !self.nacl_hits.is_empty() {
+            let _ = writeln!(s, "\nnetwork ACL hits (packets decided):");
+            for h in &self.nacl_hits {
+                let _ = writeln!(s, "  {:>8}  {}", h.packets, h.rule);
+            }
+        }
         let _ = writeln!(
             s,
             "\n{} packets in {:.3} s: {:.0} packets/s",
@@ -585,6 +629,7 @@ mod tests {
             reason,
             rule: None,
             decision: None,
+            nacl: None,
             packet: Some(p),
         }
     }

@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{network, Ctx};
 use crate::policy::model::{self, At, Model, Origin};
+use crate::policy::nacl::{AclEntry, AclId, Nacls, NetworkAcl};
 use crate::policy::topology::{Topology, Vpc, VpcId};
 use crate::policy::PortSet;
 
@@ -256,6 +257,85 @@ pub(super) fn services(
     t.target_groups = m.target_groups.clone();
     t.endpoint_services = m.endpoint_services.clone();
     t.endpoints = m.endpoints.clone();
+    t.nacls = nacls(t, m, interfaces).map(Box::new);
+}
+
+/// The network ACLs compiled for the engine (SPEC §9.1), when any subnet
+/// has a known one; their values were checked by [`build`]. An ACL a
+/// subnet names but the (imported) input did not contain judges nothing.
+fn nacls(t: &Topology, m: &Model, interfaces: &HashMap<String, super::IfaceId>) -> Option<Nacls> {
+    let by_name: HashMap<&str, AclId> = m
+        .network_acls
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.name.as_str(), i as AclId))
+        .collect();
+    let subnet_acl = |s: &model::Subnet| {
+        s.network_acl
+            .as_ref()
+            .and_then(|a| by_name.get(a.value.as_str()).copied())
+    };
+    if !t.subnets.iter().any(|s| subnet_acl(s).is_some()) {
+        return None;
+    }
+    let entry = |r: &model::AclRule| AclEntry {
+        number: r.rule.value.clamp(0, 32766) as u16,
+        proto: r.proto,
+        ports: match &r.ports {
+            Some(p) if !p.value.is_empty() && r.proto.has_ports() => {
+                PortSet::from_ranges(p.value.clone())
+            }
+            _ => PortSet::all(),
+        },
+        icmp_type: r
+            .icmp_type
+            .as_ref()
+            .and_then(|v| u8::try_from(v.value).ok()),
+        icmp_code: r
+            .icmp_code
+            .as_ref()
+            .and_then(|v| u8::try_from(v.value).ok()),
+        remote: r.remote.value.trunc(),
+        action: r.action,
+        line: r.origin.line(),
+    };
+    let acls = m
+        .network_acls
+        .iter()
+        .map(|a| {
+            NetworkAcl::new(
+                a.name.clone(),
+                a.ingress.iter().map(entry).collect(),
+                a.egress.iter().map(entry).collect(),
+            )
+        })
+        .collect();
+    let subnets = t
+        .subnets
+        .iter()
+        .map(|s| {
+            (
+                t.vpc_id(&s.vpc.value).unwrap_or(VpcId::MAX),
+                s.cidrs.iter().map(|c| c.value.trunc()).collect(),
+                subnet_acl(s),
+            )
+        })
+        .collect();
+    let count = interfaces
+        .values()
+        .map(|&i| i as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut interface_subnet = vec![None; count];
+    for mi in &m.interfaces {
+        let (Some(&i), Some(s)) = (interfaces.get(&mi.name), &mi.place.subnet) else {
+            continue;
+        };
+        if let Some(slot) = interface_subnet.get_mut(i as usize) {
+            *slot = t.subnet_by_name.get(&s.value).copied();
+        }
+    }
+    Some(Nacls::new(acls, subnets, interface_subnet))
 }
 
 fn t_subnet(m: &Model, name: &str) -> bool {
