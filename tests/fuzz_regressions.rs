@@ -100,9 +100,12 @@ fn import_invariants_hold_on_the_snapshots_in_the_tree() {
         "tests/data/terraform",
     ] {
         let path = root().join(dir);
-        let imported =
-            sgplane::import::import(sgplane::import::Provider::Aws, &[path.clone()], false)
-                .unwrap_or_else(|e| panic!("{dir}: {e}"));
+        let imported = sgplane::import::import(
+            sgplane::import::Provider::Aws,
+            std::slice::from_ref(&path),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{dir}: {e}"));
         sgplane::policy::Policy::compile(&imported.model).unwrap_or_else(|e| panic!("{dir}: {e}"));
         let files = sgplane::import::input_files(&[path]).unwrap();
         assert!(!files.is_empty(), "{dir}");

@@ -1149,7 +1149,10 @@ pub fn check_import_aws(data: &[u8]) {
         .enumerate()
         .filter_map(|(i, d)| {
             let v = serde_json::from_slice(d).ok()?;
-            Some((format!("account-data/111122223333/us-east-1/doc{i}.json"), v))
+            Some((
+                format!("account-data/111122223333/us-east-1/doc{i}.json"),
+                v,
+            ))
         })
         .collect();
     let imported = match sgplane::import::aws::import_values(&docs) {
@@ -1181,7 +1184,10 @@ pub fn check_import_aws(data: &[u8]) {
     assert_eq!(p2.topology().vpcs.len(), policy.topology().vpcs.len());
     for (a, b) in policy.rules().iter().zip(p2.rules()) {
         assert_eq!((a.sg, a.direction, a.index), (b.sg, b.direction, b.index));
-        assert_eq!((a.proto, a.action, a.priority), (b.proto, b.action, b.priority));
+        assert_eq!(
+            (a.proto, a.action, a.priority),
+            (b.proto, b.action, b.priority)
+        );
         assert_eq!(a.remote, b.remote);
     }
 }
