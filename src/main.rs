@@ -76,7 +76,7 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ImportArgs {
-    /// The cloud: aws.
+    /// The cloud: aws, alibaba or azure.
     #[arg(value_name = "PROVIDER")]
     provider: String,
     /// Files or directories to read.

@@ -9,7 +9,9 @@
 //! and why. [`write`] renders a model as the TOML of SPEC §1 and §6, stable
 //! byte for byte for the same input.
 
+pub mod alibaba;
 pub mod aws;
+pub mod azure;
 pub mod json;
 pub mod terraform;
 pub mod write;
@@ -23,13 +25,44 @@ use crate::policy::{Model, Origin};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Aws,
+    Alibaba,
+    Azure,
 }
 
 impl Provider {
     pub fn name(self) -> &'static str {
         match self {
             Provider::Aws => "aws",
+            Provider::Alibaba => "alibaba",
+            Provider::Azure => "azure",
         }
+    }
+
+    /// The provider whose JSON `value` is: Alibaba's and Azure's importers
+    /// say whether they recognise a document; anything else is AWS's (whose
+    /// importer lists what it does not read).
+    pub fn of_document(value: &serde_json::Value) -> Option<Provider> {
+        if azure::recognises(value) {
+            Some(Provider::Azure)
+        } else if alibaba::recognises(value) {
+            Some(Provider::Alibaba)
+        } else {
+            None
+        }
+    }
+
+    /// The provider of the files under `paths` (`-c DIR` without a
+    /// provider named): the first file Alibaba's or Azure's importer
+    /// recognises decides; otherwise AWS.
+    pub fn detect(paths: &[PathBuf]) -> Result<Provider, ImportError> {
+        for f in input_files(paths)? {
+            if let Ok(v) = json::load(&f) {
+                if let Some(p) = Provider::of_document(&v) {
+                    return Ok(p);
+                }
+            }
+        }
+        Ok(Provider::Aws)
     }
 }
 
@@ -39,6 +72,8 @@ impl std::str::FromStr for Provider {
     fn from_str(s: &str) -> Result<Provider, ImportError> {
         match s {
             "aws" => Ok(Provider::Aws),
+            "alibaba" | "aliyun" => Ok(Provider::Alibaba),
+            "azure" => Ok(Provider::Azure),
             other => Err(ImportError::Provider(other.to_string())),
         }
     }
@@ -78,7 +113,7 @@ impl fmt::Display for Skipped {
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("unknown provider `{0}`: expected aws")]
+    #[error("unknown provider `{0}`: expected aws, alibaba or azure")]
     Provider(String),
     #[error("cannot read {path}: {source}")]
     Io {
@@ -106,6 +141,9 @@ pub enum ImportError {
     Strict { count: usize, first: String },
     #[error("no input files found in {0}")]
     Empty(String),
+    /// A provider whose importer is not there yet.
+    #[error("`sgplane import {0}` is not available yet")]
+    NotYet(&'static str),
 }
 
 /// Every file under `paths` (directories walked recursively, in name order),
@@ -179,6 +217,8 @@ fn is_json_file(p: &Path) -> bool {
 pub fn import(provider: Provider, paths: &[PathBuf], strict: bool) -> Result<Import, ImportError> {
     let import = match provider {
         Provider::Aws => aws::import(paths)?,
+        Provider::Alibaba => alibaba::import(paths)?,
+        Provider::Azure => azure::import(paths)?,
     };
     if strict && !import.skipped.is_empty() {
         return Err(ImportError::Strict {
@@ -222,13 +262,14 @@ pub fn is_importable(path: &Path) -> bool {
 }
 
 /// Loads the policy at `path` (`-c`): a policy file, or a directory or JSON
-/// file imported on the fly (SPEC §7; AWS, the provider files are
-/// recognised as). Returns what the import skipped beside the policy.
+/// file imported on the fly (SPEC §7; the provider recognised from the
+/// files' content). Returns what the import skipped beside the policy.
 pub fn load_policy(path: &Path) -> Result<(crate::policy::Policy, Vec<Skipped>), LoadError> {
     if !is_importable(path) {
         return Ok((crate::policy::Policy::load(path)?, Vec::new()));
     }
-    let import = import(Provider::Aws, &[path.to_path_buf()], false)?;
+    let paths = [path.to_path_buf()];
+    let import = import(Provider::detect(&paths)?, &paths, false)?;
     let policy = crate::policy::Policy::compile(&import.model)?;
     Ok((policy, import.skipped))
 }
