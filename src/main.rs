@@ -461,7 +461,8 @@ fn path(config: &Option<PathBuf>, a: PathArgs) -> Result<u8> {
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&path::render::to_json(&trace)).context("encoding JSON")?
+            serde_json::to_string_pretty(&path::render::to_json(&trace))
+                .context("encoding JSON")?
         );
     } else {
         print!("{}", path::render::to_text(&trace));

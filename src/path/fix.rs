@@ -18,10 +18,7 @@ pub fn search(model: &Model, q: &Query, trace: &Trace) -> Vec<Fix> {
     let mut fixes = Vec::new();
     let mut current = model.clone();
     let mut blocking = trace.blocking().cloned();
-    let aws = model
-        .imported
-        .as_ref()
-        .is_some_and(|i| i.provider == "aws");
+    let aws = model.imported.as_ref().is_some_and(|i| i.provider == "aws");
     while let Some(block) = blocking.take() {
         if fixes.len() >= MAX_FIXES {
             break;
@@ -38,9 +35,11 @@ pub fn search(model: &Model, q: &Query, trace: &Trace) -> Vec<Fix> {
             let Ok(again) = analyse(&policy, q) else {
                 continue;
             };
-            let same_block = again
-                .blocking()
-                .is_some_and(|h| h.component == block.component && h.kind == block.kind && h.direction == block.direction);
+            let same_block = again.blocking().is_some_and(|h| {
+                h.component == block.component
+                    && h.kind == block.kind
+                    && h.direction == block.direction
+            });
             if same_block {
                 continue;
             }
@@ -219,7 +218,11 @@ pub fn toml(c: &Change) -> String {
             icmp,
             remote,
         } => {
-            let word = if *direction == Direction::Ingress { "from" } else { "to" };
+            let word = if *direction == Direction::Ingress {
+                "from"
+            } else {
+                "to"
+            };
             format!(
                 "# [security_groups.{sg}] {direction}: add\n{{ {}, {word} = \"{remote}\" }},",
                 toml_fields(*proto, ports, icmp)
@@ -234,7 +237,11 @@ pub fn toml(c: &Change) -> String {
             icmp,
             remote,
         } => {
-            let word = if *direction == Direction::Ingress { "from" } else { "to" };
+            let word = if *direction == Direction::Ingress {
+                "from"
+            } else {
+                "to"
+            };
             format!(
                 "# [network_acls.{acl}] {direction}: add\n{{ rule = {number}, {}, {word} = \"{remote}\", action = \"allow\" }},",
                 toml_fields(*proto, ports, icmp)

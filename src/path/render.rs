@@ -32,7 +32,11 @@ pub fn to_text(t: &Trace) -> String {
         t.from,
         t.to,
         t.flow,
-        if t.reachable { "REACHABLE" } else { "NOT REACHABLE" }
+        if t.reachable {
+            "REACHABLE"
+        } else {
+            "NOT REACHABLE"
+        }
     );
     for (i, h) in t.hops.iter().enumerate() {
         let mark = if Some(i) == t.blocked_at { ">>" } else { "  " };
@@ -48,12 +52,20 @@ pub fn to_text(t: &Trace) -> String {
         let _ = writeln!(
             s,
             "       {}{}",
-            h.rule.as_ref().map(|r| format!("[{r}] ")).unwrap_or_default(),
+            h.rule
+                .as_ref()
+                .map(|r| format!("[{r}] "))
+                .unwrap_or_default(),
             h.explanation
         );
     }
     if let Some(h) = t.blocking() {
-        let _ = writeln!(s, "blocked at hop {}: {}", t.blocked_at.unwrap_or(0) + 1, h.component);
+        let _ = writeln!(
+            s,
+            "blocked at hop {}: {}",
+            t.blocked_at.unwrap_or(0) + 1,
+            h.component
+        );
         for e in &t.explanations {
             let _ = writeln!(s, "  {}: {}", e.code, e.message);
         }
@@ -135,7 +147,11 @@ pub fn to_svg(t: &Trace) -> String {
         esc(&t.from),
         esc(&t.to),
         esc(&t.flow),
-        if t.reachable { "reachable" } else { "NOT reachable" }
+        if t.reachable {
+            "reachable"
+        } else {
+            "NOT reachable"
+        }
     );
     let _ = writeln!(
         s,
@@ -156,9 +172,7 @@ pub fn to_svg(t: &Trace) -> String {
             if blocking { " blocking" } else { "" },
             if blocking { 3 } else { 1 }
         );
-        let mut lines = vec![
-            (format!("{}. {} ({})", i + 1, h.kind, h.direction), true),
-        ];
+        let mut lines = vec![(format!("{}. {} ({})", i + 1, h.kind, h.direction), true)];
         lines.extend(wrap(&h.component, 30).into_iter().map(|l| (l, false)));
         lines.push((h.verdict.as_str().to_uppercase(), true));
         if let Some(r) = &h.rule {
@@ -198,11 +212,19 @@ pub fn to_svg(t: &Trace) -> String {
             y += 16;
         }
         for line in wrap(&h.explanation, 70).iter().take(3) {
-            let _ = writeln!(s, r##"<text x="{x}" y="{y}" fill="#c62828">{}</text>"##, esc(line));
+            let _ = writeln!(
+                s,
+                r##"<text x="{x}" y="{y}" fill="#c62828">{}</text>"##,
+                esc(line)
+            );
             y += 15;
         }
         for line in &fix_lines {
-            let _ = writeln!(s, r##"<text x="{x}" y="{y}" fill="#1565c0">{}</text>"##, esc(line));
+            let _ = writeln!(
+                s,
+                r##"<text x="{x}" y="{y}" fill="#1565c0">{}</text>"##,
+                esc(line)
+            );
             y += 15;
         }
     }

@@ -43,11 +43,11 @@ pub fn analyse(p: &Policy, q: &Query) -> Result<Trace, PathError> {
     }
     let client = w.point(from, v6)?;
     match to {
-        End::Lb(lb) => w.to_lb(&client, lb)?,
-        End::Endpoint(ep) => w.to_endpoint(&client, ep)?,
+        End::Lb(lb) => w.toward_lb(&client, lb)?,
+        End::Endpoint(ep) => w.toward_endpoint(&client, ep)?,
         _ => {
             let dst = w.point(to, v6)?;
-            w.to_point(&client, &dst, to);
+            w.toward_point(&client, &dst, to);
         }
     };
     let blocked_at = w.hops.iter().position(|h| h.verdict != HopVerdict::Allow);
@@ -89,7 +89,12 @@ struct Point {
 }
 
 /// Finds what `name` is. An address is looked up in `hint`'s VPC first.
-fn resolve(p: &Policy, name: &str, flag: &'static str, hint: Option<VpcId>) -> Result<End, PathError> {
+fn resolve(
+    p: &Policy,
+    name: &str,
+    flag: &'static str,
+    hint: Option<VpcId>,
+) -> Result<End, PathError> {
     let t = p.topology();
     if let Ok(addr) = name.parse::<IpAddr>() {
         let zone = hint.and_then(|v| t.space(v));
@@ -97,7 +102,11 @@ fn resolve(p: &Policy, name: &str, flag: &'static str, hint: Option<VpcId>) -> R
             return Ok(End::Iface(i));
         }
         for (i, f) in p.interfaces().iter().enumerate() {
-            if f.place.public_addresses.iter().any(|n| n.value.addr() == addr) {
+            if f.place
+                .public_addresses
+                .iter()
+                .any(|n| n.value.addr() == addr)
+            {
                 return Ok(End::Public(i as IfaceId, addr));
             }
         }
@@ -129,7 +138,12 @@ fn resolve(p: &Policy, name: &str, flag: &'static str, hint: Option<VpcId>) -> R
             }
         }
     };
-    let ifaces = || p.interfaces().iter().enumerate().map(|(i, f)| (i as IfaceId, f));
+    let ifaces = || {
+        p.interfaces()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i as IfaceId, f))
+    };
     if let Some(e) = pick(
         ifaces()
             .filter(|(_, f)| f.place.instance.as_deref() == Some(name))
@@ -146,9 +160,14 @@ fn resolve(p: &Policy, name: &str, flag: &'static str, hint: Option<VpcId>) -> R
     )? {
         return Ok(e);
     }
-    let dns = |s: &str| s.trim_end_matches('.').eq_ignore_ascii_case(name.trim_end_matches('.'));
+    let dns = |s: &str| {
+        s.trim_end_matches('.')
+            .eq_ignore_ascii_case(name.trim_end_matches('.'))
+    };
     if let Some(lb) = t.load_balancers.iter().position(|lb| {
-        lb.name == name || lb.arn.as_deref() == Some(name) || lb.dns_name.as_deref().is_some_and(dns)
+        lb.name == name
+            || lb.arn.as_deref() == Some(name)
+            || lb.dns_name.as_deref().is_some_and(dns)
     }) {
         if flag == "from" {
             let node = t.load_balancers[lb]
@@ -413,9 +432,18 @@ impl<'a> Walk<'a> {
     /// A subnet's ACL judging `flow` in one direction; `leg` is `request`
     /// or `reply`. `reply_ports`: the reply's destination ports that must
     /// all pass (the client's ephemeral range).
-    fn acl_hop(&mut self, subnet: Option<usize>, direction: Direction, flow: &Flow, leg: &str, reply_ports: Option<PortRange>) -> bool {
+    fn acl_hop(
+        &mut self,
+        subnet: Option<usize>,
+        direction: Direction,
+        flow: &Flow,
+        leg: &str,
+        reply_ports: Option<PortRange>,
+    ) -> bool {
         let Some(s) = subnet else { return true };
-        let Some(acl) = self.acl_of(s) else { return true };
+        let Some(acl) = self.acl_of(s) else {
+            return true;
+        };
         let subnet_name = self.t().subnets[s].name.clone();
         let remote = match direction {
             Direction::Ingress => flow.src,
@@ -522,7 +550,7 @@ impl<'a> Walk<'a> {
             None => {}
         }
         r.sport = flow.dport;
-        let ports = flow.proto.has_ports().then(|| match self.q.sport {
+        let ports = flow.proto.has_ports().then_some(match self.q.sport {
             Some(p) => PortRange { lo: p, hi: p },
             None => EPHEMERAL,
         });
@@ -563,7 +591,13 @@ impl<'a> Walk<'a> {
                     .prefix_lists()
                     .iter()
                     .find(|l| &l.name == pl)
-                    .and_then(|l| l.entries.iter().filter(|n| n.contains(&dst.addr)).map(|n| n.prefix_len()).max()),
+                    .and_then(|l| {
+                        l.entries
+                            .iter()
+                            .filter(|n| n.contains(&dst.addr))
+                            .map(|n| n.prefix_len())
+                            .max()
+                    }),
                 model::Remote::Sg(_) => None,
             };
             if let Some(len) = len {
@@ -579,7 +613,11 @@ impl<'a> Walk<'a> {
             h.explanation = format!("no route in {} matches {}", h.component, dst.addr);
             return self.push(h);
         };
-        let prefix = if target == "local" { "local".to_string() } else { format!("/{len} -> {target}") };
+        let prefix = if target == "local" {
+            "local".to_string()
+        } else {
+            format!("/{len} -> {target}")
+        };
         h.rule = Some(prefix);
         if state.as_deref() == Some("blackhole") {
             h.verdict = HopVerdict::Deny;
@@ -603,7 +641,10 @@ impl<'a> Walk<'a> {
         } else if target.starts_with("pcx-") {
             let peering = t.peerings.iter().find(|pc| pc.name == target);
             let joins = peering.is_some_and(|pc| {
-                let ends = [pc.requester_vpc.value.as_str(), pc.accepter_vpc.value.as_str()];
+                let ends = [
+                    pc.requester_vpc.value.as_str(),
+                    pc.accepter_vpc.value.as_str(),
+                ];
                 dst_name.as_deref().is_some_and(|d| ends.contains(&d))
                     && ends.contains(&vname.as_str())
                     && pc.status.as_deref().is_none_or(|s| s == "active")
@@ -627,7 +668,10 @@ impl<'a> Walk<'a> {
             if !dst.internet {
                 h.verdict = HopVerdict::Deny;
                 h.codes.push("NO_ROUTE_TO_DESTINATION");
-                h.explanation = format!("{} is not on the internet, but the route sends it to {target}", dst.addr);
+                h.explanation = format!(
+                    "{} is not on the internet, but the route sends it to {target}",
+                    dst.addr
+                );
             } else if let Some(pa) = public.first() {
                 h.explanation = format!(
                     "to the internet through {target}, {} translated to its public address {}",
@@ -644,16 +688,21 @@ impl<'a> Walk<'a> {
             }
         } else if target.starts_with("nat-") {
             h.explanation = format!("through NAT gateway {target}, translated to its address");
-            self.notes
-                .push(format!("{target}: its own subnet's route to the internet gateway is assumed"));
+            self.notes.push(format!(
+                "{target}: its own subnet's route to the internet gateway is assumed"
+            ));
         } else if target.starts_with("vpce-") {
             h.explanation = format!("through Gateway Load Balancer endpoint {target}");
-            self.notes
-                .push(format!("{target}: the appliances behind it are assumed to forward the flow"));
+            self.notes.push(format!(
+                "{target}: the appliances behind it are assumed to forward the flow"
+            ));
         } else {
             h.verdict = HopVerdict::Unsupported;
             h.codes.push("UNSUPPORTED_COMPONENT");
-            h.explanation = format!("the route sends {} to {target}, which sgplane does not model", dst.addr);
+            h.explanation = format!(
+                "the route sends {} to {target}, which sgplane does not model",
+                dst.addr
+            );
         }
         self.push(h)
     }
@@ -665,7 +714,10 @@ impl<'a> Walk<'a> {
         let Some(vpc) = dst.vpc else { return true };
         let v = &t.vpcs[vpc as usize];
         let mut h = hop(
-            v.internet_gateways.first().cloned().unwrap_or_else(|| format!("{} (no internet gateway)", v.name)),
+            v.internet_gateways
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("{} (no internet gateway)", v.name)),
             "internet-gateway",
             "ingress",
         );
@@ -716,7 +768,9 @@ impl<'a> Walk<'a> {
         let sg_name = |pt: &Point| {
             pt.iface.and_then(|i| {
                 let f = self.p.interface(i);
-                f.security_groups.first().map(|&g| self.p.security_group(g).name.clone())
+                f.security_groups
+                    .first()
+                    .map(|&g| self.p.security_group(g).name.clone())
             })
         };
         let same_vpc = src.vpc == dst.vpc;
@@ -730,18 +784,28 @@ impl<'a> Walk<'a> {
             }
         }
         let crosses = src.subnet != dst.subnet || !same_vpc;
-        if crosses && !src.internet && !self.acl_hop(src.subnet, Direction::Egress, flow, "request", None) {
+        if crosses
+            && !src.internet
+            && !self.acl_hop(src.subnet, Direction::Egress, flow, "request", None)
+        {
             return false;
         }
         if !src.internet && !self.route_hop(src, dst) {
             return false;
         }
-        if crosses && !dst.internet && !self.acl_hop(dst.subnet, Direction::Ingress, flow, "request", None) {
+        if crosses
+            && !dst.internet
+            && !self.acl_hop(dst.subnet, Direction::Ingress, flow, "request", None)
+        {
             return false;
         }
         if dst_sg {
             if let Some(i) = dst.iface {
-                let remote = if same_vpc && !src.internet { sg_name(src) } else { None };
+                let remote = if same_vpc && !src.internet {
+                    sg_name(src)
+                } else {
+                    None
+                };
                 let c = iface_label(self.p, i);
                 if !self.sg_hop(i, Direction::Ingress, flow, "security-group", c, remote) {
                     return false;
@@ -752,8 +816,12 @@ impl<'a> Walk<'a> {
         self.reply_hops(src, dst, flow)
     }
 
-    fn to_point(&mut self, client: &Point, dst: &Point, to: End) {
-        let vpc = if client.internet { dst.vpc } else { client.vpc.or(dst.vpc) };
+    fn toward_point(&mut self, client: &Point, dst: &Point, to: End) {
+        let vpc = if client.internet {
+            dst.vpc
+        } else {
+            client.vpc.or(dst.vpc)
+        };
         if client.internet {
             let public = match to {
                 End::Public(_, a) => Some(a),
@@ -784,7 +852,7 @@ impl<'a> Walk<'a> {
 
     /// Client to a load balancer: its SGs, a listener, its node's AZ and
     /// targets, and each target as the node reaches it.
-    fn to_lb(&mut self, client: &Point, lb: usize) -> Result<(), PathError> {
+    fn toward_lb(&mut self, client: &Point, lb: usize) -> Result<(), PathError> {
         let t = self.t();
         let l = &t.load_balancers[lb];
         let nodes: Vec<Point> = l
@@ -809,12 +877,13 @@ impl<'a> Walk<'a> {
                 e.vpc.as_ref().and_then(|v| t.vpc_id(&v.value)) == client.vpc
                     && e.service.as_ref().is_some_and(|s| {
                         t.endpoint_services.iter().any(|es| {
-                            es.name == s.value && es.load_balancers.iter().any(|x| x.value == l.name)
+                            es.name == s.value
+                                && es.load_balancers.iter().any(|x| x.value == l.name)
                         })
                     })
             });
             if let Some(ep) = ep {
-                return self.to_endpoint(client, ep);
+                return self.toward_endpoint(client, ep);
             }
         }
         let az = self.az_of(client);
@@ -824,9 +893,16 @@ impl<'a> Walk<'a> {
             .unwrap_or(&nodes[0])
             .clone();
         if client.internet {
-            let facing = l.scheme.as_ref().is_some_and(|s| s.value == "internet-facing");
+            let facing = l
+                .scheme
+                .as_ref()
+                .is_some_and(|s| s.value == "internet-facing");
             if !facing {
-                let mut h = hop(format!("load balancer {}", l.name), "internet-gateway", "ingress");
+                let mut h = hop(
+                    format!("load balancer {}", l.name),
+                    "internet-gateway",
+                    "ingress",
+                );
                 h.verdict = HopVerdict::Deny;
                 h.codes.push("NO_ROUTE_TO_DESTINATION");
                 h.explanation = format!("{} is internal: the internet does not reach it", l.name);
@@ -837,17 +913,30 @@ impl<'a> Walk<'a> {
                 return Ok(());
             }
         }
-        let vpc = if client.internet { node.vpc } else { client.vpc };
+        let vpc = if client.internet {
+            node.vpc
+        } else {
+            client.vpc
+        };
         let flow = self.flow(client.addr, node.addr, self.q.dport, vpc);
         let has_sgs = !l.security_groups.is_empty();
         if !self.leg(client, &node, &flow, true, has_sgs) {
             return Ok(());
         }
         if !has_sgs {
-            let mut h = hop(format!("load balancer {}", l.name), "load-balancer-security-group", "ingress");
+            let mut h = hop(
+                format!("load balancer {}", l.name),
+                "load-balancer-security-group",
+                "ingress",
+            );
             h.explanation = "no security groups: every client reaches the listeners".into();
             self.push(h);
-        } else if let Some(h) = self.hops.iter_mut().rev().find(|h| h.kind == "security-group" && h.direction == "ingress") {
+        } else if let Some(h) = self
+            .hops
+            .iter_mut()
+            .rev()
+            .find(|h| h.kind == "security-group" && h.direction == "ingress")
+        {
             h.kind = "load-balancer-security-group";
             h.component = format!("load balancer {} ({})", l.name, h.component);
         }
@@ -857,7 +946,7 @@ impl<'a> Walk<'a> {
 
     /// Client to an interface endpoint, its service, and the service's NLB
     /// in the endpoint's AZ.
-    fn to_endpoint(&mut self, client: &Point, ep: usize) -> Result<(), PathError> {
+    fn toward_endpoint(&mut self, client: &Point, ep: usize) -> Result<(), PathError> {
         let t = self.t();
         let e = &t.endpoints[ep];
         let enis: Vec<Point> = e
@@ -867,7 +956,10 @@ impl<'a> Walk<'a> {
             .filter_map(|i| self.iface_point(i, client.addr.is_ipv6()).ok())
             .collect();
         let Some(first) = enis.first() else {
-            return Err(PathError::Other(format!("--to {}: the endpoint has no interface in the policy", e.name)));
+            return Err(PathError::Other(format!(
+                "--to {}: the endpoint has no interface in the policy",
+                e.name
+            )));
         };
         let az = self.az_of(client);
         let eni = enis
@@ -887,13 +979,26 @@ impl<'a> Walk<'a> {
         if !self.leg(client, &eni, &flow, true, true) {
             return Ok(());
         }
-        if let Some(h) = self.hops.iter_mut().rev().find(|h| h.kind == "security-group" && h.direction == "ingress") {
+        if let Some(h) = self
+            .hops
+            .iter_mut()
+            .rev()
+            .find(|h| h.kind == "security-group" && h.direction == "ingress")
+        {
             h.kind = "vpc-endpoint-security-group";
             h.component = format!("VPC endpoint {} ({})", e.name, h.component);
         }
-        let service = e.service.as_ref().map(|s| s.value.clone()).unwrap_or_default();
+        let service = e
+            .service
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_default();
         let svc = t.endpoint_services.iter().find(|s| s.name == service);
-        let mut h = hop(format!("endpoint service {service}"), "vpc-endpoint-service", "forward");
+        let mut h = hop(
+            format!("endpoint service {service}"),
+            "vpc-endpoint-service",
+            "forward",
+        );
         let lb = svc.and_then(|s| {
             s.load_balancers
                 .iter()
@@ -902,7 +1007,9 @@ impl<'a> Walk<'a> {
         let Some(lb) = lb else {
             h.verdict = HopVerdict::Unsupported;
             h.codes.push("UNSUPPORTED_COMPONENT");
-            h.explanation = format!("the endpoint service {service} (or its load balancer) is not in the policy");
+            h.explanation = format!(
+                "the endpoint service {service} (or its load balancer) is not in the policy"
+            );
             self.push(h);
             return Ok(());
         };
@@ -949,11 +1056,19 @@ impl<'a> Walk<'a> {
             self.push(h);
         } else if let Some(i) = node.iface {
             let flow = self.flow(client.addr, node.addr, self.q.dport, node.vpc);
-            let ok = self.sg_hop(i, Direction::Ingress, &flow, "load-balancer-security-group", comp, None);
+            let ok = self.sg_hop(
+                i,
+                Direction::Ingress,
+                &flow,
+                "load-balancer-security-group",
+                comp,
+                None,
+            );
             if let Some(h) = self.hops.last_mut() {
                 if !ok {
                     h.explanation.push_str(" (evaluated against the client's address: inbound rules are enforced on PrivateLink traffic)");
-                    h.candidates.insert(0, Change::PrivateLinkEnforcementOff { lb: l.name.clone() });
+                    h.candidates
+                        .insert(0, Change::PrivateLinkEnforcementOff { lb: l.name.clone() });
                 }
             }
             if !ok {
@@ -974,11 +1089,15 @@ impl<'a> Walk<'a> {
         let listener = l.listeners.iter().find(|li| {
             let proto = li.proto.value.to_ascii_lowercase();
             let proto_ok = match self.q.proto {
-                IpProto::TCP => matches!(proto.as_str(), "tcp" | "tls" | "http" | "https" | "tcp_udp"),
+                IpProto::TCP => {
+                    matches!(proto.as_str(), "tcp" | "tls" | "http" | "https" | "tcp_udp")
+                }
                 IpProto::UDP => matches!(proto.as_str(), "udp" | "tcp_udp"),
                 _ => kind == "gateway",
             };
-            proto_ok && (li.port.is_none() || li.port.as_ref().map(|p| p.value) == self.q.dport.map(i64::from))
+            proto_ok
+                && (li.port.is_none()
+                    || li.port.as_ref().map(|p| p.value) == self.q.dport.map(i64::from))
         });
         let Some(li) = listener else {
             h.verdict = HopVerdict::Deny;
@@ -986,12 +1105,24 @@ impl<'a> Walk<'a> {
             let have: Vec<String> = l
                 .listeners
                 .iter()
-                .map(|li| format!("{}/{}", li.proto.value, li.port.as_ref().map_or("all".into(), |p| p.value.to_string())))
+                .map(|li| {
+                    format!(
+                        "{}/{}",
+                        li.proto.value,
+                        li.port
+                            .as_ref()
+                            .map_or("all".into(), |p| p.value.to_string())
+                    )
+                })
                 .collect();
             h.explanation = format!(
                 "none of the listeners of {} ({}) accepts {}",
                 l.name,
-                if have.is_empty() { "none".into() } else { have.join(", ") },
+                if have.is_empty() {
+                    "none".into()
+                } else {
+                    have.join(", ")
+                },
                 describe_flow(self.q)
             );
             self.push(h);
@@ -1000,17 +1131,34 @@ impl<'a> Walk<'a> {
         h.rule = Some(format!(
             "{}/{}",
             li.proto.value,
-            li.port.as_ref().map_or("all".into(), |p| p.value.to_string())
+            li.port
+                .as_ref()
+                .map_or("all".into(), |p| p.value.to_string())
         ));
-        let tg_name = li.target_group.as_ref().map(|g| g.value.clone()).unwrap_or_default();
-        let Some(tg) = t.target_groups.iter().find(|g| g.name == tg_name || g.arn.as_deref() == Some(&tg_name)) else {
+        let tg_name = li
+            .target_group
+            .as_ref()
+            .map(|g| g.value.clone())
+            .unwrap_or_default();
+        let Some(tg) = t
+            .target_groups
+            .iter()
+            .find(|g| g.name == tg_name || g.arn.as_deref() == Some(&tg_name))
+        else {
             h.verdict = HopVerdict::Deny;
             h.codes.push("ELBV2_LISTENER_HAS_NO_TG");
-            h.explanation = format!("the listener {} forwards to no target group in the policy", h.rule.clone().unwrap_or_default());
+            h.explanation = format!(
+                "the listener {} forwards to no target group in the policy",
+                h.rule.clone().unwrap_or_default()
+            );
             self.push(h);
             return;
         };
-        h.explanation = format!("listener {} forwards to {}", h.rule.clone().unwrap_or_default(), tg.name);
+        h.explanation = format!(
+            "listener {} forwards to {}",
+            h.rule.clone().unwrap_or_default(),
+            tg.name
+        );
         self.push(h);
         // Targets and their AZs.
         let cross = match kind {
@@ -1048,12 +1196,35 @@ impl<'a> Walk<'a> {
                     .or(self.q.dport)
                     .unwrap_or(0);
                 let az = tgt.az.clone().or_else(|| self.az_of(&pt));
-                Some((pt, port, id.clone(), az.map(|a| format!("{a}, {}", tgt.health.clone().unwrap_or_else(|| "health unknown".into())))))
+                Some((
+                    pt,
+                    port,
+                    id.clone(),
+                    az.map(|a| {
+                        format!(
+                            "{a}, {}",
+                            tgt.health
+                                .clone()
+                                .unwrap_or_else(|| "health unknown".into())
+                        )
+                    }),
+                ))
             })
             .collect();
-        let mut h = hop(format!("load balancer {} ({})", l.name, tg.name), "load-balancer-targets", "forward");
-        let in_az = |az: &Option<String>| node_az.is_none() || az.as_ref().is_some_and(|a| Some(a.split(',').next().unwrap_or("")) == node_az.as_deref());
-        let eligible: Vec<usize> = (0..targets.len()).filter(|&i| cross || in_az(&targets[i].3)).collect();
+        let mut h = hop(
+            format!("load balancer {} ({})", l.name, tg.name),
+            "load-balancer-targets",
+            "forward",
+        );
+        let in_az = |az: &Option<String>| {
+            node_az.is_none()
+                || az
+                    .as_ref()
+                    .is_some_and(|a| Some(a.split(',').next().unwrap_or("")) == node_az.as_deref())
+        };
+        let eligible: Vec<usize> = (0..targets.len())
+            .filter(|&i| cross || in_az(&targets[i].3))
+            .collect();
         let listing = targets
             .iter()
             .map(|(_, port, id, az)| format!("{id}:{port} ({})", az.clone().unwrap_or_default()))
@@ -1075,20 +1246,45 @@ impl<'a> Walk<'a> {
             self.push(h);
             return;
         }
-        h.rule = Some(if cross { "cross-zone on".into() } else { format!("targets in {}", node_az.clone().unwrap_or_default()) });
-        h.explanation = format!("node {} ({}) sends to {}", node.addr, node_az.clone().unwrap_or_default(), eligible.iter().map(|&i| format!("{}:{} ({})", targets[i].2, targets[i].1, targets[i].3.clone().unwrap_or_default())).collect::<Vec<_>>().join(", "));
+        h.rule = Some(if cross {
+            "cross-zone on".into()
+        } else {
+            format!("targets in {}", node_az.clone().unwrap_or_default())
+        });
+        h.explanation = format!(
+            "node {} ({}) sends to {}",
+            node.addr,
+            node_az.clone().unwrap_or_default(),
+            eligible
+                .iter()
+                .map(|&i| format!(
+                    "{}:{} ({})",
+                    targets[i].2,
+                    targets[i].1,
+                    targets[i].3.clone().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         self.push(h);
         // Each eligible target; the first reachable one's hops are kept,
         // else the first one's.
         let preserve = !privatelink
             && kind == "network"
-            && tg.preserve_client_ip.unwrap_or(tg.target_type.as_deref() != Some("ip"));
+            && tg
+                .preserve_client_ip
+                .unwrap_or(tg.target_type.as_deref() != Some("ip"));
         let has_sgs = !l.security_groups.is_empty();
         let lb_sg = l.security_groups.first().map(|g| g.value.clone());
         let mut first: Option<Vec<Hop>> = None;
         for &i in &eligible {
             let (pt, port, _, _) = &targets[i];
-            let mut sub = Walk { p: self.p, q: self.q, hops: Vec::new(), notes: Vec::new() };
+            let mut sub = Walk {
+                p: self.p,
+                q: self.q,
+                hops: Vec::new(),
+                notes: Vec::new(),
+            };
             let src = if preserve { client } else { node.addr };
             let flow = sub.flow(src, pt.addr, Some(*port), node.vpc);
             let ok = sub.target_leg(node, pt, &flow, has_sgs, lb_sg.clone(), preserve);
@@ -1104,18 +1300,43 @@ impl<'a> Walk<'a> {
 
     /// The node to one target: the LB's SG egress, the ACLs, the target's
     /// SG ingress (from the node, or the client when it is preserved).
-    fn target_leg(&mut self, node: &Point, target: &Point, flow: &Flow, has_sgs: bool, lb_sg: Option<String>, preserve: bool) -> bool {
+    fn target_leg(
+        &mut self,
+        node: &Point,
+        target: &Point,
+        flow: &Flow,
+        has_sgs: bool,
+        lb_sg: Option<String>,
+        preserve: bool,
+    ) -> bool {
         let same = node.vpc == target.vpc;
         if has_sgs {
             if let Some(i) = node.iface {
-                let remote = target.iface.and_then(|t| self.p.interface(t).security_groups.first().map(|&g| self.p.security_group(g).name.clone()));
+                let remote = target.iface.and_then(|t| {
+                    self.p
+                        .interface(t)
+                        .security_groups
+                        .first()
+                        .map(|&g| self.p.security_group(g).name.clone())
+                });
                 let c = format!("load balancer node {}", self.p.interface(i).name);
-                if !self.sg_hop(i, Direction::Egress, flow, "load-balancer-security-group", c, remote.filter(|_| same)) {
+                if !self.sg_hop(
+                    i,
+                    Direction::Egress,
+                    flow,
+                    "load-balancer-security-group",
+                    c,
+                    remote.filter(|_| same),
+                ) {
                     return false;
                 }
             }
         }
-        let client = Point { iface: if preserve { None } else { node.iface }, addr: flow.src, ..node.clone() };
+        let client = Point {
+            iface: if preserve { None } else { node.iface },
+            addr: flow.src,
+            ..node.clone()
+        };
         let crosses = node.subnet != target.subnet;
         if crosses && !self.acl_hop(node.subnet, Direction::Egress, flow, "request", None) {
             return false;
@@ -1127,7 +1348,11 @@ impl<'a> Walk<'a> {
             return false;
         }
         if let Some(i) = target.iface {
-            let remote = if preserve { None } else { lb_sg.filter(|_| same) };
+            let remote = if preserve {
+                None
+            } else {
+                lb_sg.filter(|_| same)
+            };
             let c = format!("target {}", iface_label(self.p, i));
             if !self.sg_hop(i, Direction::Ingress, flow, "security-group", c, remote) {
                 if let Some(h) = self.hops.last_mut() {
@@ -1171,6 +1396,9 @@ fn segments(acl: &NetworkAcl, direction: Direction, range: PortRange) -> Vec<Por
     cuts.sort_unstable();
     cuts.dedup();
     cuts.windows(2)
-        .map(|w| PortRange { lo: w[0] as u16, hi: (w[1] - 1) as u16 })
+        .map(|w| PortRange {
+            lo: w[0] as u16,
+            hi: (w[1] - 1) as u16,
+        })
         .collect()
 }
