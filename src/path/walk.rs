@@ -823,9 +823,13 @@ impl<'a> Walk<'a> {
             client.vpc.or(dst.vpc)
         };
         if client.internet {
+            // An interface named by id or tag: its first public address.
             let public = match to {
                 End::Public(_, a) => Some(a),
-                _ => None,
+                _ => dst.iface.and_then(|i| {
+                    let f = self.p.interface(i);
+                    f.place.public_addresses.first().map(|n| n.value.addr())
+                }),
             };
             if public.is_none() && dst.iface.is_some() {
                 let mut h = hop(
@@ -836,7 +840,7 @@ impl<'a> Walk<'a> {
                 h.verdict = HopVerdict::Deny;
                 h.codes.push("NO_ROUTE_TO_DESTINATION");
                 h.explanation = format!(
-                    "{} is a private address: from the internet, name the interface's public address",
+                    "{} has no public address: the internet does not reach it",
                     dst.addr
                 );
                 self.push(h);
