@@ -20,8 +20,10 @@
 //! 7. [`io`]: capture files, TAP devices, AF_PACKET and the GWLB UDP
 //!    sockets, behind one frame source and sink interface.
 //! 8. [`output`]: verdict lines and flow logs, for replay and live modes.
-//! 9. [`import`]: the clouds' JSON (and Terraform's) read into a policy,
-//!    and a policy written back as TOML.
+//! 9. [`import`], [`path`]: the clouds' JSON (and Terraform's) read into a
+//!    policy, and a policy written back as TOML; whole-path reachability
+//!    through groups, ACLs, routes, load balancers and PrivateLink, with
+//!    checked fixes.
 //! 10. [`replay`], [`live`], [`export`]: `sgplane replay`; `sgplane run`
 //!     and `sgplane gwlb` (devices, sockets, reload, metrics); the policy
 //!     for other systems.
@@ -43,6 +45,7 @@ pub mod import;
 pub mod io;
 pub mod live;
 pub mod output;
+pub mod path;
 pub mod policy;
 pub mod replay;
 pub mod wire;

@@ -72,6 +72,47 @@ enum Command {
     /// content; directories are read whole. What cannot be represented is
     /// listed on stderr.
     Import(ImportArgs),
+    /// Whole-path reachability (SPEC §8): can a new flow from X reach Y
+    /// through security groups, network ACLs (both ways), routes, load
+    /// balancers and PrivateLink? Every hop with its verdict and rule; for
+    /// a blocked path the first blocking hop with Reachability Analyzer's
+    /// code, the nearest misses and fixes checked by running the analysis
+    /// again. Exit 0 reachable, 1 not reachable, 2 bad input.
+    Path(PathArgs),
+}
+
+#[derive(Args, Debug)]
+struct PathArgs {
+    /// Source: instance id, ENI id, Name tag, IP address (an address of no
+    /// VPC is the internet), or a load balancer (its node).
+    #[arg(long, value_name = "X")]
+    from: String,
+    /// Destination: instance id, ENI id, Name tag, IP address, load
+    /// balancer (name, ARN, DNS name) or VPC endpoint (id, DNS name).
+    #[arg(long, value_name = "Y")]
+    to: String,
+    /// Protocol: tcp, udp, icmp, icmpv6 or a number 0-255.
+    #[arg(long, value_name = "P", default_value = "tcp")]
+    proto: IpProto,
+    /// Destination port (tcp/udp).
+    #[arg(long, value_name = "N")]
+    dport: Option<u16>,
+    /// The client's port, which the reply's network ACLs judge; default:
+    /// all of 1024-65535 must pass.
+    #[arg(long, value_name = "N")]
+    sport: Option<u16>,
+    /// ICMP type; default 8 (echo request) for icmp, 128 for icmpv6.
+    #[arg(long, value_name = "T")]
+    icmp_type: Option<u8>,
+    /// ICMP code; default 0.
+    #[arg(long, value_name = "C")]
+    icmp_code: Option<u8>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also draw the path as a standalone SVG in FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -368,6 +409,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Run(a) => run_inline(&cli.config, a),
         Command::Gwlb(a) => gwlb(&cli.config, a),
         Command::Import(a) => import(a),
+        Command::Path(a) => path(&cli.config, a),
         Command::Export(ExportCommand::Nftables { table }) => {
             let policy = load_policy(&cli.config)?;
             let text = sgplane::export::nftables::ruleset(&policy, &table)?;
@@ -375,6 +417,57 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn path(config: &Option<PathBuf>, a: PathArgs) -> Result<u8> {
+    use sgplane::path;
+    let model = match config {
+        Some(p) => {
+            let (model, skipped) =
+                sgplane::import::load_model(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            report_skipped(&skipped);
+            model
+        }
+        None => policy::Model::from_toml(policy::DEFAULT_POLICY_TOML, policy::DEFAULT_POLICY_NAME)?,
+    };
+    let policy = Policy::compile(&model)?;
+    let proto = a.proto;
+    if !proto.has_ports() && (a.sport.is_some() || a.dport.is_some()) {
+        bail!("--sport/--dport apply to tcp and udp, not {proto}");
+    }
+    if !proto.is_icmp() && (a.icmp_type.is_some() || a.icmp_code.is_some()) {
+        bail!("--icmp-type/--icmp-code apply to icmp and icmpv6, not {proto}");
+    }
+    let icmp = proto.is_icmp().then(|| {
+        let echo = if proto == IpProto::ICMP { 8 } else { 128 };
+        (a.icmp_type.unwrap_or(echo), a.icmp_code.unwrap_or(0))
+    });
+    let q = path::Query {
+        from: a.from,
+        to: a.to,
+        proto,
+        dport: a.dport.filter(|_| proto.has_ports()),
+        sport: a.sport.filter(|_| proto.has_ports()),
+        icmp,
+    };
+    let mut trace = path::analyse(&policy, &q)?;
+    if !trace.reachable {
+        trace.fixes = path::fix::search(&model, &q, &trace);
+    }
+    if let Some(file) = &a.svg {
+        std::fs::write(file, path::render::to_svg(&trace))
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&path::render::to_json(&trace))
+                .context("encoding JSON")?
+        );
+    } else {
+        print!("{}", path::render::to_text(&trace));
+    }
+    Ok(if trace.reachable { 0 } else { 1 })
 }
 
 fn check(config: &Option<PathBuf>, args: CheckArgs) -> Result<u8> {

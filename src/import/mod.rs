@@ -273,3 +273,14 @@ pub fn load_policy(path: &Path) -> Result<(crate::policy::Policy, Vec<Skipped>),
     let policy = crate::policy::Policy::compile(&import.model)?;
     Ok((policy, import.skipped))
 }
+
+/// Like [`load_policy`], keeping the [`Model`] the policy was compiled
+/// from (what `path` changes to check a fix).
+pub fn load_model(path: &Path) -> Result<(Model, Vec<Skipped>), LoadError> {
+    if !is_importable(path) {
+        return Ok((Model::load(path)?, Vec::new()));
+    }
+    let paths = [path.to_path_buf()];
+    let import = import(Provider::detect(&paths)?, &paths, false)?;
+    Ok((import.model, import.skipped))
+}
