@@ -114,7 +114,10 @@ fn twin_ack_cluster_judges_like_the_toml() {
             ("sg-ack-enterprise/ingress/1", "sg-ack-enterprise/ingress/0"),
             ("sg-ack-enterprise/ingress/4", "sg-ack-enterprise/ingress/2"),
             ("sg-ack-enterprise/ingress/6", "sg-ack-enterprise/ingress/3"),
-            ("sg-ack-enterprise/ingress/14", "sg-ack-enterprise/ingress/6"),
+            (
+                "sg-ack-enterprise/ingress/14",
+                "sg-ack-enterprise/ingress/6",
+            ),
             ("sg-ack-enterprise/egress/19", "sg-ack-enterprise/egress/5"),
         ],
     );
@@ -181,11 +184,7 @@ fn masked_documentation_values_are_refused_with_the_path() {
             "InnerAccessPolicy": "Accept", "Permissions": {"Permission": []}}"#,
     )
     .unwrap();
-    let out = sgplane([
-        OsString::from("import"),
-        "alibaba".into(),
-        f.clone().into(),
-    ]);
+    let out = sgplane([OsString::from("import"), "alibaba".into(), f.clone().into()]);
     assert_ne!(out.status.code(), Some(0), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

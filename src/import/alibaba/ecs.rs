@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use super::recognise::Inputs;
 use super::vpc::{port_range, protocol};
 use super::{
-    add_unique, at_value, block, host, nested, nested_values, need_value, text, value, Build,
+    add_unique, at_value, block, host, need_value, nested, nested_values, text, value, Build,
 };
 use crate::import::json::Node;
 use crate::import::ImportError;
@@ -92,11 +92,14 @@ fn listed_group(
 /// directions, in the API's order, and its intra-group policy.
 fn attribute(b: &mut Build, n: &Node, kind: Option<GroupKind>) -> Result<(), ImportError> {
     let id = need_value(n, "SecurityGroupId")?;
-    let mut sg = b.security_groups.remove(id).unwrap_or_else(|| SecurityGroup {
-        name: id.to_string(),
-        origin: n.origin(),
-        ..SecurityGroup::default()
-    });
+    let mut sg = b
+        .security_groups
+        .remove(id)
+        .unwrap_or_else(|| SecurityGroup {
+            name: id.to_string(),
+            origin: n.origin(),
+            ..SecurityGroup::default()
+        });
     sg.description = sg.description.or(text(n, "Description")?);
     sg.title = sg.title.or(text(n, "SecurityGroupName")?);
     if sg.vpc.is_none() {
@@ -129,10 +132,7 @@ fn attribute(b: &mut Build, n: &Node, kind: Option<GroupKind>) -> Result<(), Imp
         // rules, and no rule is a `no-rule` deny.
         for to in ["0.0.0.0/0", "::/0"] {
             let net: IpNet = to.parse().expect("a block");
-            let mut r = Rule::new(
-                ProtoMatch::Any,
-                vec![At::new(Remote::Net(net), n.origin())],
-            );
+            let mut r = Rule::new(ProtoMatch::Any, vec![At::new(Remote::Net(net), n.origin())]);
             r.origin = n.origin();
             r.priority = Some(At::new(100, n.origin()));
             r.description = Some(
@@ -238,10 +238,14 @@ fn shape(b: &mut Build, group: &str, p: &Node, keys: &Keys) -> Result<Option<Rul
         return Ok(None);
     };
     if let Some(list) = value(p, "PortRangeListId")? {
-        skip(format!("port list `{list}` (PortRangeListId) cannot be represented"));
+        skip(format!(
+            "port list `{list}` (PortRangeListId) cannot be represented"
+        ));
         return Ok(None);
     }
-    if p.str("NicType")?.is_some_and(|t| t.eq_ignore_ascii_case("internet")) {
+    if p.str("NicType")?
+        .is_some_and(|t| t.eq_ignore_ascii_case("internet"))
+    {
         skip("a classic-network internet NIC rule".into());
         return Ok(None);
     }
@@ -467,7 +471,15 @@ fn instance(b: &mut Build, n: &Node) -> Result<(), ImportError> {
         public,
     };
     let groups = nested_values(n, "SecurityGroupIds", "SecurityGroupId")?;
-    add_interface(b, &name, n, text(n, "Description")?, addresses, groups, place);
+    add_interface(
+        b,
+        &name,
+        n,
+        text(n, "Description")?,
+        addresses,
+        groups,
+        place,
+    );
     Ok(())
 }
 

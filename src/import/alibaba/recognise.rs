@@ -33,7 +33,9 @@ pub(super) struct Inputs<'a> {
 type Slot = for<'x, 'a> fn(&'x mut Inputs<'a>) -> &'x mut Vec<Node<'a>>;
 
 const LISTS: &[(&str, &str, Slot)] = &[
-    ("SecurityGroups", "SecurityGroup", |i| &mut i.security_groups),
+    ("SecurityGroups", "SecurityGroup", |i| {
+        &mut i.security_groups
+    }),
     ("NetworkInterfaceSets", "NetworkInterfaceSet", |i| {
         &mut i.network_interfaces
     }),

@@ -93,6 +93,9 @@ fn remote(r: &Rule) -> String {
     r.remote[0].value.to_string()
 }
 
+/// An ACL entry's number, action and ports.
+type AclLine = (i64, Action, Option<(u16, u16)>);
+
 fn ports(p: &Option<At<Vec<PortRange>>>) -> Option<(u16, u16)> {
     p.as_ref().map(|p| (p.value[0].lo, p.value[0].hi))
 }
@@ -143,9 +146,13 @@ fn recognises_alibaba_and_not_aws_or_azure() {
     assert!(recognises(&attribute("sg-a", "Accept", vec![])));
     assert!(recognises(&enis(&[])));
     assert!(recognises(&json!({"Vpcs": {"Vpc": []}, "RequestId": "r"})));
-    assert!(recognises(&json!({"NetworkAclAttribute": {"NetworkAclId": "nacl-1"}})));
+    assert!(recognises(
+        &json!({"NetworkAclAttribute": {"NetworkAclId": "nacl-1"}})
+    ));
     // AWS's describe-security-groups and describe-vpcs, Azure's nsg list.
-    assert!(!recognises(&json!({"SecurityGroups": [{"GroupId": "sg-1"}]})));
+    assert!(!recognises(
+        &json!({"SecurityGroups": [{"GroupId": "sg-1"}]})
+    ));
     assert!(!recognises(&json!({"Vpcs": [{"VpcId": "vpc-1"}]})));
     assert!(!recognises(&json!([{"name": "nsg", "securityRules": []}])));
     assert!(!recognises(&json!({"properties": {"securityRules": []}})));
@@ -202,7 +209,11 @@ fn a_smaller_priority_accept_beats_a_larger_priority_drop() {
     ]);
     assert_eq!(
         verdict(&p, &tcp("10.0.0.1", "10.0.0.2", 40000, 80)),
-        (Verdict::Allow, Reason::Rule, Some("sg-srv/ingress/1".into()))
+        (
+            Verdict::Allow,
+            Reason::Rule,
+            Some("sg-srv/ingress/1".into())
+        )
     );
 }
 
@@ -214,10 +225,22 @@ fn port_range_forms() {
             "sg-a",
             "Accept",
             vec![
-                perm("ingress", json!({"PortRange": "22/22", "SourceCidrIp": "1.1.1.1"})),
-                perm("ingress", json!({"PortRange": "8000/8080", "SourceCidrIp": "1.1.1.1"})),
-                perm("ingress", json!({"PortRange": "-1/-1", "SourceCidrIp": "1.1.1.1"})),
-                perm("ingress", json!({"PortRange": "1/65535", "SourceCidrIp": "1.1.1.1"})),
+                perm(
+                    "ingress",
+                    json!({"PortRange": "22/22", "SourceCidrIp": "1.1.1.1"}),
+                ),
+                perm(
+                    "ingress",
+                    json!({"PortRange": "8000/8080", "SourceCidrIp": "1.1.1.1"}),
+                ),
+                perm(
+                    "ingress",
+                    json!({"PortRange": "-1/-1", "SourceCidrIp": "1.1.1.1"}),
+                ),
+                perm(
+                    "ingress",
+                    json!({"PortRange": "1/65535", "SourceCidrIp": "1.1.1.1"}),
+                ),
                 perm(
                     "ingress",
                     json!({"IpProtocol": "ICMP", "PortRange": "-1/-1", "SourceCidrIp": "1.1.1.1"}),
@@ -260,7 +283,10 @@ fn port_range_forms() {
         attribute(
             "sg-b",
             "Accept",
-            vec![perm("ingress", json!({"PortRange": "80-x", "SourceCidrIp": "1.1.1.1"}))],
+            vec![perm(
+                "ingress",
+                json!({"PortRange": "80-x", "SourceCidrIp": "1.1.1.1"}),
+            )],
         ),
     )]);
     assert_eq!(
@@ -304,7 +330,10 @@ fn empty_strings_are_unset_and_each_set_source_is_a_rule() {
         attribute(
             "sg-a",
             "",
-            vec![perm("ingress", json!({"SourceCidrIp": "1.1.1.1", "Policy": ""}))],
+            vec![perm(
+                "ingress",
+                json!({"SourceCidrIp": "1.1.1.1", "Policy": ""}),
+            )],
         ),
     )]);
     let r = &rules_of(&i, "sg-a", true)[0];
@@ -350,7 +379,10 @@ fn prefix_lists_are_referenced_and_listed_incomplete() {
             "sg-a",
             "Accept",
             vec![
-                perm("ingress", json!({"PortRange": "22/22", "SourcePrefixListId": "pl-bp1office"})),
+                perm(
+                    "ingress",
+                    json!({"PortRange": "22/22", "SourcePrefixListId": "pl-bp1office"}),
+                ),
                 perm("egress", json!({"DestPrefixListId": "pl-bp1svc"})),
             ],
         ),
@@ -395,7 +427,10 @@ fn dest_cidr_ip_of_an_inbound_rule_is_the_local_address() {
         attribute(
             "sg-a",
             "Accept",
-            vec![perm("egress", json!({"DestCidrIp": "0.0.0.0/0", "SourceCidrIp": "10.0.0.0/24"}))],
+            vec![perm(
+                "egress",
+                json!({"DestCidrIp": "0.0.0.0/0", "SourceCidrIp": "10.0.0.0/24"}),
+            )],
         ),
     )]);
     let r = &rules_of(&i, "sg-a", false)[0];
@@ -432,14 +467,20 @@ fn ipv6_sources_and_destinations() {
                     json!({"IpProtocol": "ICMPv6", "Ipv6SourceCidrIp": "2001:db8:1::/48",
                            "Ipv6DestCidrIp": "2001:db8:2::10"}),
                 ),
-                perm("egress", json!({"Ipv6DestCidrIp": "::/0", "IpProtocol": "ALL"})),
+                perm(
+                    "egress",
+                    json!({"Ipv6DestCidrIp": "::/0", "IpProtocol": "ALL"}),
+                ),
             ],
         ),
     )]);
     let r = &rules_of(&i, "sg-a", true)[0];
     assert_eq!(r.proto, ProtoMatch::Is(IpProto::ICMPV6));
     assert_eq!(remote(r), "2001:db8:1::/48");
-    assert_eq!(r.local.as_ref().unwrap().value.to_string(), "2001:db8:2::10/128");
+    assert_eq!(
+        r.local.as_ref().unwrap().value.to_string(),
+        "2001:db8:2::10/128"
+    );
     assert_eq!(remote(&rules_of(&i, "sg-a", false)[0]), "::/0");
 }
 
@@ -514,7 +555,11 @@ fn enterprise_groups_are_isolated_and_deny_egress_without_rules() {
     );
     assert_eq!(
         verdict(&p, &tcp("10.0.1.1", "8.8.8.8", 40000, 53)),
-        (Verdict::Allow, Reason::Rule, Some("sg-basic/egress/0".into()))
+        (
+            Verdict::Allow,
+            Reason::Rule,
+            Some("sg-basic/egress/0".into())
+        )
     );
 }
 
@@ -585,7 +630,11 @@ fn interfaces_from_enis_and_instances() {
         .map(|x| {
             (
                 x.name.as_str(),
-                x.addresses.value.iter().map(|a| a.value.to_string()).collect(),
+                x.addresses
+                    .value
+                    .iter()
+                    .map(|a| a.value.to_string())
+                    .collect(),
                 x.place.title.as_deref(),
             )
         })
@@ -632,7 +681,11 @@ fn vpcs_vswitches_and_network_acls() {
         "Resources": {"Resource": [
             {"ResourceId": "vsw-bp1a", "ResourceType": "VSwitch", "Status": "BINDED"},
             {"ResourceId": "vsw-bp1gone", "ResourceType": "VSwitch", "Status": "BINDED"}]}}]}});
-    let i = run(vec![("vpcs.json", vpcs), ("vsw.json", vsw), ("acls.json", acls)]);
+    let i = run(vec![
+        ("vpcs.json", vpcs),
+        ("vsw.json", vsw),
+        ("acls.json", acls),
+    ]);
     let v = &i.model.vpcs[0];
     let cidrs: Vec<String> = v.cidrs.iter().map(|c| c.value.to_string()).collect();
     assert_eq!(cidrs, ["192.168.0.0/16", "172.16.0.0/12"]);
@@ -657,7 +710,7 @@ fn vpcs_vswitches_and_network_acls() {
         ]
     );
     let acl = &i.model.network_acls[0];
-    let ingress: Vec<(i64, Action, Option<(u16, u16)>)> = acl
+    let ingress: Vec<AclLine> = acl
         .ingress
         .iter()
         .map(|r| (r.rule.value, r.action, ports(&r.ports)))
