@@ -544,8 +544,17 @@ fn network_acls_are_a_stateless_chain_ahead_of_conntrack() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("nacl.nft");
         std::fs::write(&file, &t).unwrap();
-        let out = Command::new("nft").arg("-c").arg("-f").arg(&file).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("nft")
+            .arg("-c")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -604,7 +613,9 @@ fn untracked_flows_are_notracked_in_raw_and_judged_by_the_rules() {
         "type filter hook prerouting priority raw + 1; policy accept;"
     );
     assert!(
-        hook.contains(&"meta l4proto != { tcp, udp } accept comment \"ICMP and other protocols: tracked\""),
+        hook.contains(
+            &"meta l4proto != { tcp, udp } accept comment \"ICMP and other protocols: tracked\""
+        ),
         "{hook:?}"
     );
     // A flow opened to srv: ingress rules in decision order; the deny and
@@ -635,12 +646,24 @@ fn untracked_flows_are_notracked_in_raw_and_judged_by_the_rules() {
         elements(&t, "map", "ut_dst_v4"),
         "10.8.2.20 : jump ut_dst_srv, 10.8.2.21 : accept, 10.8.2.22 : accept"
     );
-    assert_eq!(chain(&t, "ut_notrack"), ["counter notrack accept comment \"untracked\""]);
+    assert_eq!(
+        chain(&t, "ut_notrack"),
+        ["counter notrack accept comment \"untracked\""]
+    );
     if !skip("nft -c", &["nft"]) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("untracked.nft");
         std::fs::write(&file, &t).unwrap();
-        let out = Command::new("nft").arg("-c").arg("-f").arg(&file).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("nft")
+            .arg("-c")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

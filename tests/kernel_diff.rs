@@ -2782,7 +2782,7 @@ fn write_nacl_cases(path: &Path) {
 /// traffic inside a subnet, fails here even where sgplane would agree.
 const NACL_KERNEL: [bool; 22] = [
     true, false, true, // A
-    true, true, true, true, true, false, true, true, true, // B
+    true, true, true, true, true, false, true, true, true,  // B
     false, // C
     true, true, true, // D
     true, true, true, true, false, false, // E
@@ -2890,7 +2890,10 @@ fn untracked_flows_in_the_kernel() {
     let report = differential(&untracked_case());
     println!("{}", report.text);
     let want: Vec<Option<bool>> = UNTRACKED_KERNEL.iter().map(|&k| Some(k)).collect();
-    assert_eq!(report.kernel, want, "the kernel's verdicts, record by record");
+    assert_eq!(
+        report.kernel, want,
+        "the kernel's verdicts, record by record"
+    );
 }
 
 /// The same capture compared packet by packet with sgplane.

@@ -28,7 +28,7 @@ use ipnet::IpNet;
 use super::text::{comment_text, l4_match, net_text};
 use super::{fam_index, Family, Names};
 use crate::policy::nacl::{AclEntry, AclId, Nacls, SubnetId};
-use crate::policy::{Action, Direction, PortSet, Policy};
+use crate::policy::{Action, Direction, Policy, PortSet};
 
 /// Why a policy's ACLs cannot be exported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,7 +110,9 @@ impl NaclStage {
     }
 
     pub(super) fn write(&self, p: &Policy, o: &mut String) {
-        let n = p.nacls().expect("a NACL stage is made for a policy with ACLs");
+        let n = p
+            .nacls()
+            .expect("a NACL stage is made for a policy with ACLs");
         let _ = writeln!(
             o,
             "\n\t# Network ACLs (stateless, every packet, before conntrack): the source"
@@ -171,7 +173,10 @@ impl NaclStage {
             let _ = writeln!(o, "\t\tjump {eg}");
             let _ = writeln!(o, "\t}}");
         }
-        for (base, dir) in [("nacl_src", Direction::Egress), ("nacl_dst", Direction::Ingress)] {
+        for (base, dir) in [
+            ("nacl_src", Direction::Egress),
+            ("nacl_dst", Direction::Ingress),
+        ] {
             for f in Family::BOTH {
                 let mut elems: Vec<(u128, String)> = Vec::new();
                 for (s, by_family) in self.pieces.iter().enumerate() {
@@ -309,7 +314,9 @@ fn addr(f: Family, k: u128) -> IpAddr {
 /// `lo-hi`, or the block it is when it is one.
 fn range_text(f: Family, lo: u128, hi: u128) -> String {
     let size = hi - lo;
-    if size.checked_add(1).is_some_and(|s| s.is_power_of_two() && lo % s == 0)
+    if size
+        .checked_add(1)
+        .is_some_and(|s| s.is_power_of_two() && lo % s == 0)
         || (lo == 0 && hi == u128::MAX)
     {
         let bits: u32 = match f {
@@ -374,8 +381,14 @@ mod tests {
 
     #[test]
     fn ranges_are_written_as_blocks_where_they_are_one() {
-        assert_eq!(range_text(Family::V4, 0x0a00_0100, 0x0a00_01ff), "10.0.1.0/24");
-        assert_eq!(range_text(Family::V4, 0x0a00_010a, 0x0a00_010a), "10.0.1.10");
+        assert_eq!(
+            range_text(Family::V4, 0x0a00_0100, 0x0a00_01ff),
+            "10.0.1.0/24"
+        );
+        assert_eq!(
+            range_text(Family::V4, 0x0a00_010a, 0x0a00_010a),
+            "10.0.1.10"
+        );
         assert_eq!(
             range_text(Family::V4, 0x0a00_0100, 0x0a00_0109),
             "10.0.1.0-10.0.1.9"

@@ -293,7 +293,11 @@ impl UntrackedStage {
                 if !sees_tcp_or_udp(r) {
                     continue;
                 }
-                let verdict = if opens_untracked(r, f) { next } else { "return" };
+                let verdict = if opens_untracked(r, f) {
+                    next
+                } else {
+                    "return"
+                };
                 for m in x.rule_matches(id, dir, f, reversed) {
                     let _ = writeln!(
                         o,
