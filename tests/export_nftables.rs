@@ -377,3 +377,293 @@ fn the_kernel_with_the_export_decides_like_sgplane() {
     assert!(hits("sg-server/ingress/0") >= 2, "{listing}");
     assert!(hits("sg-server/ingress/1") >= 3, "{listing}");
 }
+
+// ---------------------------------------------------------------- network ACLs and untracked flows
+
+fn export_text(policy: &str) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(&file, policy).unwrap();
+    let out = Command::new(SGPLANE)
+        .args(["-c", file.to_str().unwrap(), "export", "nftables"])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The lines of chain `name`, trimmed, comments left out.
+fn chain<'t>(text: &'t str, name: &str) -> Vec<&'t str> {
+    let start = format!("chain {name} {{");
+    text.split(&start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no chain {name} in\n{text}"))
+        .split("\n\t}")
+        .next()
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// The set or map `name`'s elements line(s), joined.
+fn elements(text: &str, kind: &str, name: &str) -> String {
+    let start = format!("{kind} {name} {{");
+    let body = text
+        .split(&start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {kind} {name} in\n{text}"))
+        .split("\n\t}")
+        .next()
+        .unwrap();
+    body.split("elements = {")
+        .nth(1)
+        .map_or(String::new(), |e| {
+            e.split('}')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+}
+
+const NACLS: &str = r#"
+[vpcs.vpc-1]
+cidrs = ["10.7.0.0/16", "fd07::/48"]
+
+[subnets.subnet-web]
+vpc = "vpc-1"
+cidr = ["10.7.1.0/24", "fd07:0:0:1::/64"]
+network_acl = "acl-web"
+
+[subnets.subnet-app]
+vpc = "vpc-1"
+cidr = "10.7.2.0/24"
+network_acl = "acl-app"
+
+[subnets.subnet-free]
+vpc = "vpc-1"
+cidr = "10.7.3.0/24"
+
+[network_acls.acl-web]
+ingress = [
+  { rule = 100, proto = "tcp", ports = "443", from = "0.0.0.0/0", action = "allow" },
+  { rule = 90, proto = "tcp", ports = "443", from = "10.7.2.99/32", action = "deny" },
+  { rule = 110, proto = "icmp", icmp_type = 3, icmp_code = 4, from = "0.0.0.0/0", action = "allow" },
+  { rule = 120, proto = "udp", ports = ["53", "5353"], from = "fd07::/48", action = "allow" },
+  { rule = 130, proto = "50", from = "0.0.0.0/0", action = "allow" },
+]
+egress = [ { rule = 100, proto = "tcp", ports = "32768-65535", to = "0.0.0.0/0", action = "allow" } ]
+
+[network_acls.acl-app]
+ingress = [ { rule = 100, proto = "all", from = "0.0.0.0/0", action = "allow" } ]
+egress = [ { rule = 100, proto = "all", to = "0.0.0.0/0", action = "allow" } ]
+
+[security_groups.sg-open]
+ingress = [ { proto = "all", from = ["0.0.0.0/0", "::/0"] } ]
+egress = [ { proto = "all", to = ["0.0.0.0/0", "::/0"] } ]
+
+[interfaces.web]
+addresses = ["10.7.1.10", "fd07:0:0:1::10"]
+security_groups = ["sg-open"]
+subnet = "subnet-web"
+
+[interfaces.app-in-web-block]
+addresses = ["10.7.1.77"]
+security_groups = ["sg-open"]
+subnet = "subnet-app"
+"#;
+
+#[test]
+fn network_acls_are_a_stateless_chain_ahead_of_conntrack() {
+    let t = export_text(NACLS).unwrap();
+    // The hook: prerouting at raw (after defragmentation at -400, before
+    // conntrack at -200), the source's egress then the destination's ingress.
+    assert_eq!(
+        chain(&t, "nacl"),
+        [
+            "type filter hook prerouting priority raw; policy accept;",
+            "fib daddr type local accept comment \"to this host: not filtered\"",
+            "icmpv6 type 133-137 accept comment \"neighbor-discovery\"",
+            "ip saddr vmap @nacl_src_v4",
+            "ip6 saddr vmap @nacl_src_v6",
+            "ip daddr vmap @nacl_dst_v4",
+            "ip6 daddr vmap @nacl_dst_v6",
+        ]
+    );
+    // Entries in rule-number order (90 before 100), allow returns, `*` drops.
+    assert_eq!(
+        chain(&t, "nacl_in_acl-web"),
+        [
+            "ip saddr 10.7.2.99 tcp dport 443 counter drop comment \"acl-web/ingress/90\"",
+            "meta nfproto ipv4 tcp dport 443 counter return comment \"acl-web/ingress/100\"",
+            "meta nfproto ipv4 icmp type 3 icmp code 4 counter return comment \"acl-web/ingress/110\"",
+            "ip6 saddr fd07::/48 udp dport { 53, 5353 } counter return comment \"acl-web/ingress/120\"",
+            "meta nfproto ipv4 meta l4proto 50 counter return comment \"acl-web/ingress/130\"",
+            "counter drop comment \"acl-web/ingress/*\"",
+        ]
+    );
+    assert_eq!(
+        chain(&t, "nacl_eg_acl-web"),
+        [
+            "meta nfproto ipv4 tcp dport 32768-65535 counter return comment \"acl-web/egress/100\"",
+            "counter drop comment \"acl-web/egress/*\"",
+        ]
+    );
+    // Same subnet: accepted before the egress entries.
+    assert_eq!(
+        chain(&t, "nacl_from_subnet-web"),
+        [
+            "ip daddr @nacl_subnet-web_v4 accept comment \"inside subnet-web: not judged\"",
+            "ip6 daddr @nacl_subnet-web_v6 accept comment \"inside subnet-web: not judged\"",
+            "jump nacl_eg_acl-web",
+        ]
+    );
+    // An interface's subnet wins over the block its address is in; a
+    // subnet without an ACL is in no map.
+    assert_eq!(
+        elements(&t, "set", "nacl_subnet-web_v4"),
+        "10.7.1.0-10.7.1.76, 10.7.1.78-10.7.1.255"
+    );
+    assert_eq!(
+        elements(&t, "set", "nacl_subnet-app_v4"),
+        "10.7.1.77, 10.7.2.0/24"
+    );
+    assert_eq!(
+        elements(&t, "map", "nacl_dst_v4"),
+        "10.7.1.0-10.7.1.76 : jump nacl_in_acl-web, 10.7.1.77 : jump nacl_in_acl-app, \
+         10.7.1.78-10.7.1.255 : jump nacl_in_acl-web, 10.7.2.0/24 : jump nacl_in_acl-app"
+    );
+    assert!(!t.contains("10.7.3."), "subnet-free has no ACL: {t}");
+    if !skip("nft -c", &["nft"]) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nacl.nft");
+        std::fs::write(&file, &t).unwrap();
+        let out = Command::new("nft")
+            .arg("-c")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn without_acls_or_aws_tracking_nothing_runs_ahead_of_conntrack() {
+    let t = export_text(
+        &NACLS
+            .replace("network_acl = \"acl-web\"", "")
+            .replace("network_acl = \"acl-app\"", ""),
+    )
+    .unwrap();
+    assert!(!t.contains("prerouting"), "{t}");
+    assert!(!t.contains("notrack"), "{t}");
+}
+
+#[test]
+fn acls_in_two_vpcs_are_refused() {
+    let two = format!("{NACLS}\n[vpcs.vpc-2]\ncidrs = [\"10.7.0.0/16\"]\n");
+    let e = export_text(&two).unwrap_err();
+    assert!(
+        e.contains("network ACLs and 2 VPCs") && e.contains("one address space"),
+        "{e}"
+    );
+}
+
+const UNTRACKED: &str = r#"
+[security_groups.sg-srv]
+ingress = [ { proto = "tcp", ports = "22", from = "10.0.0.0/8", action = "deny", priority = 1 },
+            { proto = "tcp", ports = "22", from = "0.0.0.0/0", priority = 2 },
+            { proto = "udp", ports = "53", from = "10.0.0.0/8", priority = 2 },
+            { proto = "icmp", from = "0.0.0.0/0", priority = 2 } ]
+egress = [ { proto = "all", to = "0.0.0.0/0" } ]
+
+[interfaces.srv]
+addresses = ["10.8.2.20", "fd08::20"]
+security_groups = ["sg-srv"]
+tracking = "aws"
+
+[interfaces.always]
+addresses = ["10.8.2.21"]
+security_groups = ["sg-srv"]
+
+[interfaces.nlb]
+addresses = ["10.8.2.22"]
+security_groups = ["sg-srv"]
+tracking = "aws"
+kind = "load_balancer"
+"#;
+
+#[test]
+fn untracked_flows_are_notracked_in_raw_and_judged_by_the_rules() {
+    let t = export_text(UNTRACKED).unwrap();
+    let hook = chain(&t, "untracked");
+    assert_eq!(
+        hook[0],
+        "type filter hook prerouting priority raw + 1; policy accept;"
+    );
+    assert!(
+        hook.contains(
+            &"meta l4proto != { tcp, udp } accept comment \"ICMP and other protocols: tracked\""
+        ),
+        "{hook:?}"
+    );
+    // A flow opened to srv: ingress rules in decision order; the deny and
+    // the non-/0 allow keep it tracked, the /0 allow does not; ICMP rules
+    // are not asked. Only IPv4: the egress all-traffic rule names 0.0.0.0/0.
+    assert_eq!(
+        chain(&t, "ut_dst_fwd_srv"),
+        [
+            "ip saddr 10.0.0.0/8 tcp dport 22 return comment \"sg-srv/ingress/0\"",
+            "meta nfproto ipv4 tcp dport 22 goto ut_notrack comment \"sg-srv/ingress/1\"",
+            "ip saddr 10.0.0.0/8 udp dport 53 return comment \"sg-srv/ingress/2\"",
+        ]
+    );
+    // Its replies leaving srv: the same rules, the packet turned around.
+    assert_eq!(
+        chain(&t, "ut_src_rev_srv"),
+        [
+            "ip daddr 10.0.0.0/8 tcp sport 22 return comment \"sg-srv/ingress/0, reply\"",
+            "meta nfproto ipv4 tcp sport 22 goto ut_dst comment \"sg-srv/ingress/1, reply\"",
+            "ip daddr 10.0.0.0/8 udp sport 53 return comment \"sg-srv/ingress/2, reply\"",
+        ]
+    );
+    // Flows srv opens stay tracked: its ingress has no all-traffic rule.
+    assert!(chain(&t, "ut_src_fwd_srv").is_empty());
+    assert!(chain(&t, "ut_dst_rev_srv").is_empty());
+    // Interfaces that track (the default, and always-tracked kinds) accept.
+    assert_eq!(
+        elements(&t, "map", "ut_dst_v4"),
+        "10.8.2.20 : jump ut_dst_srv, 10.8.2.21 : accept, 10.8.2.22 : accept"
+    );
+    assert_eq!(
+        chain(&t, "ut_notrack"),
+        ["counter notrack accept comment \"untracked\""]
+    );
+    if !skip("nft -c", &["nft"]) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("untracked.nft");
+        std::fs::write(&file, &t).unwrap();
+        let out = Command::new("nft")
+            .arg("-c")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

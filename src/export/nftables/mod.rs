@@ -32,9 +32,15 @@ use ipnet::IpNet;
 
 use crate::policy::{Action, Direction, IfaceId, Policy, Remote, RuleId, Verdict};
 
+mod nacl;
 mod text;
+mod untracked;
 
+use nacl::NaclStage;
+pub use nacl::SpacedAcls;
 use text::{comment_text, l4_match, net_text, write_set};
+use untracked::UntrackedStage;
+pub use untracked::{may_untrack, ALWAYS_TRACKED_KINDS};
 
 /// IPv4 or IPv6, as nftables spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,10 +96,19 @@ impl Family {
 )]
 pub struct BadTableName(pub String);
 
+/// Why a policy cannot be exported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    BadTableName(#[from] BadTableName),
+    #[error(transparent)]
+    SpacedAcls(#[from] SpacedAcls),
+}
+
 /// The ruleset text for `nft -f`.
-pub fn ruleset(policy: &Policy, table: &str) -> Result<String, BadTableName> {
+pub fn ruleset(policy: &Policy, table: &str) -> Result<String, Error> {
     check_name(table)?;
-    Ok(Export::new(policy).write(table))
+    Ok(Export::new(policy)?.write(table))
 }
 
 /// nftables identifiers: a letter, then letters, digits, `_` and `-`.
@@ -157,6 +172,10 @@ struct Export<'a> {
     pl_sets: Vec<[Option<String>; 2]>,
     sg_members: Vec<[Vec<IpNet>; 2]>,
     pl_entries: Vec<[Vec<IpNet>; 2]>,
+    /// The network ACLs' stage, when a subnet has an ACL.
+    nacl: Option<NaclStage>,
+    /// The `notrack` stage, when an interface may leave flows untracked.
+    untracked: Option<UntrackedStage>,
 }
 
 fn fam_index(f: Family) -> usize {
@@ -188,7 +207,7 @@ fn by_family(nets: impl IntoIterator<Item = IpNet>) -> [Vec<IpNet>; 2] {
 }
 
 impl<'a> Export<'a> {
-    fn new(policy: &'a Policy) -> Export<'a> {
+    fn new(policy: &'a Policy) -> Result<Export<'a>, SpacedAcls> {
         let mut names = Names {
             used: [
                 "forward",
@@ -200,6 +219,8 @@ impl<'a> Export<'a> {
                 "ingress_v6",
             ]
             .iter()
+            .chain(&nacl::RESERVED)
+            .chain(&untracked::RESERVED)
             .map(|s| s.to_string())
             .collect(),
         };
@@ -249,7 +270,9 @@ impl<'a> Export<'a> {
             .zip(&pl_entries)
             .map(|(pl, e)| set_names(&pl.name, e))
             .collect();
-        Export {
+        let nacl = NaclStage::new(policy, &mut names)?;
+        let untracked = UntrackedStage::new(policy, &ifaces, &mut names);
+        Ok(Export {
             policy,
             ifaces,
             zoned,
@@ -258,7 +281,9 @@ impl<'a> Export<'a> {
             pl_sets,
             sg_members,
             pl_entries,
-        }
+            nacl,
+            untracked,
+        })
     }
 
     fn write(&self, table: &str) -> String {
@@ -390,6 +415,14 @@ impl<'a> Export<'a> {
                 }
                 let _ = writeln!(o, "\t}}");
             }
+        }
+
+        // The stages ahead of conntrack.
+        if let Some(n) = &self.nacl {
+            n.write(p, &mut o);
+        }
+        if let Some(u) = &self.untracked {
+            u.write(self, &mut o);
         }
 
         // The forward hook.
@@ -576,41 +609,56 @@ impl<'a> Export<'a> {
             "counter {verdict} comment \"{}\"",
             comment_text(&p.rule_name(id).to_string())
         );
+        Family::BOTH
+            .into_iter()
+            .flat_map(|f| self.rule_matches(id, dir, f, false))
+            .map(|m| format!("{m} {tail}"))
+            .collect()
+    }
+
+    /// The match expressions of one sgplane rule in a chain of `dir` for one
+    /// family, one per kind of remote; none when it cannot match the family.
+    /// `reversed`: matched against a packet going the other way (the local
+    /// and remote addresses and the two ports swapped), to ask whether the
+    /// packet would be the reply of a flow the rule allows.
+    fn rule_matches(&self, id: RuleId, dir: Direction, f: Family, reversed: bool) -> Vec<String> {
+        let r = self.policy.rule(id);
         // Egress: the local end is the source; ingress: the destination.
-        let (local_dir, remote_dir) = match dir {
+        let (mut local_dir, mut remote_dir) = match dir {
             Direction::Egress => ("saddr", "daddr"),
             Direction::Ingress => ("daddr", "saddr"),
         };
+        if reversed {
+            std::mem::swap(&mut local_dir, &mut remote_dir);
+        }
         let mut lines = Vec::new();
-        for f in Family::BOTH {
-            if r.local.is_some_and(|l| Family::of(&l) != f) {
-                continue;
+        if r.local.is_some_and(|l| Family::of(&l) != f) {
+            return lines;
+        }
+        let Some(l4) = l4_match(
+            r.proto,
+            f,
+            &r.ports,
+            &r.source_ports,
+            r.icmp_type,
+            r.icmp_code,
+            reversed,
+        ) else {
+            return lines;
+        };
+        let local = r
+            .local
+            .map(|l| format!("{} {local_dir} {}", f.ip(), net_text(&l.trunc())));
+        for remote in self.remote_matches(&r.remote, f) {
+            let addr = remote.map(|m| format!("{} {remote_dir} {m}", f.ip()));
+            let mut parts: Vec<String> = Vec::new();
+            if addr.is_none() && local.is_none() {
+                parts.push(format!("meta nfproto {}", f.nfproto()));
             }
-            let Some(l4) = l4_match(
-                r.proto,
-                f,
-                &r.ports,
-                &r.source_ports,
-                r.icmp_type,
-                r.icmp_code,
-            ) else {
-                continue;
-            };
-            let local = r
-                .local
-                .map(|l| format!("{} {local_dir} {}", f.ip(), net_text(&l.trunc())));
-            for remote in self.remote_matches(&r.remote, f) {
-                let addr = remote.map(|m| format!("{} {remote_dir} {m}", f.ip()));
-                let mut parts: Vec<String> = Vec::new();
-                if addr.is_none() && local.is_none() {
-                    parts.push(format!("meta nfproto {}", f.nfproto()));
-                }
-                parts.extend(local.clone());
-                parts.extend(addr);
-                parts.extend(l4.clone());
-                parts.push(tail.clone());
-                lines.push(parts.join(" "));
-            }
+            parts.extend(local.clone());
+            parts.extend(addr);
+            parts.extend(l4.clone());
+            lines.push(parts.join(" "));
         }
         lines
     }

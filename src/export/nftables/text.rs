@@ -9,7 +9,9 @@ use super::Family;
 use crate::policy::{IpProto, PortSet, ProtoMatch};
 
 /// The protocol, port and ICMP matches, or `None` when the rule cannot match
-/// this family at all.
+/// this family at all. `reversed`: the ports are matched on a packet going
+/// the other way (`ports` against its source port, `source_ports` against
+/// its destination port).
 pub(super) fn l4_match(
     proto: ProtoMatch,
     f: Family,
@@ -17,7 +19,13 @@ pub(super) fn l4_match(
     source_ports: &PortSet,
     icmp_type: Option<u8>,
     icmp_code: Option<u8>,
+    reversed: bool,
 ) -> Option<Vec<String>> {
+    let (sport, dport) = if reversed {
+        ("dport", "sport")
+    } else {
+        ("sport", "dport")
+    };
     let mut m = Vec::new();
     let ProtoMatch::Is(p) = proto else {
         return Some(m);
@@ -33,10 +41,10 @@ pub(super) fn l4_match(
                 m.push(format!("meta l4proto {n}"));
             }
             if !source_ports.is_all() {
-                m.push(format!("{n} sport {}", ports_text(source_ports)));
+                m.push(format!("{n} {sport} {}", ports_text(source_ports)));
             }
             if !ports.is_all() {
-                m.push(format!("{n} dport {}", ports_text(ports)));
+                m.push(format!("{n} {dport} {}", ports_text(ports)));
             }
         }
         None => {
