@@ -137,6 +137,9 @@ impl<'a> Inputs<'a> {
     }
 }
 
+/// A VNet's connected peers by id key, with their address space when known.
+type Peers = Vec<(String, Option<Vec<IpNet>>)>;
+
 /// What conversion knows and builds.
 struct Cx {
     skipped: Vec<Skipped>,
@@ -147,7 +150,7 @@ struct Cx {
     /// Each VNet's own address space, when the input has the VNet.
     vnet_space: BTreeMap<String, Vec<IpNet>>,
     /// Each VNet's connected peers, with their address space when known.
-    vnet_peers: BTreeMap<String, Vec<(String, Option<Vec<IpNet>>)>>,
+    vnet_peers: BTreeMap<String, Peers>,
     /// The VNets each NSG applies in (through subnets and NICs).
     nsg_vnets: BTreeMap<String, BTreeSet<String>>,
     /// Each ASG's group name, and its members' addresses.

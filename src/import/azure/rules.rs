@@ -39,7 +39,7 @@ pub(super) fn group(cx: &mut Cx, k: &str, nsg: &Res) -> Result<SecurityGroup, Im
             read.push(NsgRule::read(&Res::new(r))?);
         }
     }
-    read.sort_by(|a, b| (a.inbound, a.priority.value).cmp(&(b.inbound, b.priority.value)));
+    read.sort_by_key(|r| (r.inbound, r.priority.value));
     let mut g = SecurityGroup {
         name: cx.nsg_names[k].clone(),
         origin: nsg.node.origin(),
