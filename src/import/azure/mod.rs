@@ -434,6 +434,15 @@ impl Cx {
                     }
                 }
             }
+            if let Some(n) = nic.get("disableTcpStateTracking") {
+                if n.value.as_bool() == Some(true) {
+                    self.skip(
+                        id,
+                        n.origin(),
+                        "`disableTcpStateTracking`: sgplane tracks this NIC's connections (an untracked NIC's NSG judges every packet)",
+                    );
+                }
+            }
             if addresses.is_empty() {
                 self.skip(id, nic.node.origin(), "NIC without a private IP address");
                 continue;

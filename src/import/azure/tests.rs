@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::policy::types::{Action, IpProto, Reason, Verdict};
+use crate::policy::types::{Action, IpProto, Verdict};
 use crate::policy::{Flow, Policy};
 
 fn demo_dir() -> PathBuf {
@@ -589,5 +589,4 @@ fn the_provider_is_recognised_by_content() {
         crate::import::Provider::detect(&[demo_dir()]).unwrap(),
         crate::import::Provider::Azure
     );
-    let _ = Reason::Rule;
 }
