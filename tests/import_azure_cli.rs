@@ -168,8 +168,16 @@ fn import_azure_writes_a_policy_that_answers_the_same() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let err = text(&out.stderr);
-    assert!(err.contains("3 skipped"), "{err}");
+    assert!(err.contains("5 skipped"), "{err}");
     assert!(err.contains("bastion-pip"), "{err}");
+    // Both web NICs have an NSG and sit in a subnet with one: the subnet
+    // layer (SPEC §9.2) is not enforced yet, and the import says so.
+    assert!(
+        err.contains(
+            "skipped web-vm-nic: subnet vnet-hub.web's NSG sg-nsg-web-subnet also applies"
+        ),
+        "{err}"
+    );
     let toml = std::fs::read_to_string(&file).unwrap();
     assert!(
         toml.starts_with("# Imported by sgplane import azure from:"),
