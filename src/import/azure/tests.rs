@@ -590,3 +590,50 @@ fn the_provider_is_recognised_by_content() {
         crate::import::Provider::Azure
     );
 }
+
+/// Until the engine enforces the subnet layer (SPEC §9.2), a NIC without
+/// an NSG of its own in a subnet with one takes the subnet's NSG (the only
+/// layer that applies to it), and a NIC with both is listed as skipped.
+#[test]
+fn a_nic_without_an_nsg_takes_its_subnets_until_layers_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(demo_dir()).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    // Give the bastion's subnet (`app`, whose NIC has no NSG) the web
+    // subnet's NSG.
+    let vnets = dir.path().join("vnet-list.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&vnets).unwrap()).unwrap();
+    let web = v[0]["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "web")
+        .unwrap()["networkSecurityGroup"]
+        .clone();
+    for s in v[0]["subnets"].as_array_mut().unwrap() {
+        if s["name"] == "app" {
+            s["networkSecurityGroup"] = web.clone();
+        }
+    }
+    std::fs::write(&vnets, serde_json::to_vec(&v).unwrap()).unwrap();
+    let i = import(&[dir.path().to_path_buf()]).unwrap();
+    let bastion = i
+        .model
+        .interfaces
+        .iter()
+        .find(|n| n.name == "bastion-nic")
+        .unwrap();
+    let groups: Vec<&str> = bastion
+        .security_groups
+        .iter()
+        .map(|g| g.value.as_str())
+        .collect();
+    assert_eq!(groups, ["sg-nsg-web-subnet", "sg-asg.asg-bastion"]);
+    assert!(i
+        .skipped
+        .iter()
+        .any(|s| s.id == "web-vm-nic" && s.why.contains("does not enforce the subnet layer yet")));
+    assert!(!i.skipped.iter().any(|s| s.id == "bastion-nic"));
+}
