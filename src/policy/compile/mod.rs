@@ -448,6 +448,18 @@ fn place(cx: &mut Ctx, mi: &model::Interface) {
             }
         }
     }
+    if let Some(m) = &p.conntrack_max {
+        if !(1..=1 << 30).contains(&m.value) {
+            cx.err(
+                &m.origin,
+                format!(
+                    "`conntrack_max = {}` is out of range: expected 1-{}",
+                    m.value,
+                    1 << 30
+                ),
+            );
+        }
+    }
     for a in &p.public_addresses {
         network(cx, a);
     }
