@@ -1064,3 +1064,5 @@ pub fn flow_of(p: &IpPacket, zone: Option<ZoneId>) -> Flow {
 pub(crate) mod nacl_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tracking_tests;
