@@ -722,11 +722,7 @@ impl Conntrack {
         let v6 = self.v6.iter().map(|s| (s.key.proto(), s.tcp(), s.flags));
         v4.chain(v6)
             .map(|(proto, tcp, flags)| {
-                (
-                    proto,
-                    TcpState::from_u8(tcp),
-                    flags & flag::SEEN_REPLY != 0,
-                )
+                (proto, TcpState::from_u8(tcp), flags & flag::SEEN_REPLY != 0)
             })
             .collect()
     }

@@ -779,13 +779,9 @@ impl Engine {
             return Judgement::of(*p, Verdict::Deny, Reason::Invalid);
         }
         if let (Verdict::Allow, true, Some(prep)) = (e.verdict, new.opens, prepared) {
-            let opened = self.conntrack.open_at(
-                prep,
-                new.class,
-                now,
-                tracking.ends,
-                tracking.untracked_end,
-            );
+            let opened =
+                self.conntrack
+                    .open_at(prep, new.class, now, tracking.ends, tracking.untracked_end);
             match opened {
                 Ok(o) => {
                     self.stats.flows_opened += 1;

@@ -82,10 +82,19 @@ const RULE: (Verdict, Reason) = (Verdict::Allow, Reason::Rule);
 fn an_untracked_flow_takes_no_entry_and_its_reply_is_judged_by_the_rules() {
     let mut e = Engine::with_policy(policy(POLICY));
     let t = T0;
-    assert_eq!(vr(run(&mut e, &tcp(CLIENT, WEB, 40000, 80, SYN), t)), UNTRACKED);
+    assert_eq!(
+        vr(run(&mut e, &tcp(CLIENT, WEB, 40000, 80, SYN), t)),
+        UNTRACKED
+    );
     // The reply: a SYN+ACK with no entry, let through by web's all-traffic egress rule.
-    assert_eq!(vr(run(&mut e, &tcp(WEB, CLIENT, 80, 40000, SYN | ACK), t)), UNTRACKED);
-    assert_eq!(vr(run(&mut e, &tcp(CLIENT, WEB, 40000, 80, ACK), t)), UNTRACKED);
+    assert_eq!(
+        vr(run(&mut e, &tcp(WEB, CLIENT, 80, 40000, SYN | ACK), t)),
+        UNTRACKED
+    );
+    assert_eq!(
+        vr(run(&mut e, &tcp(CLIENT, WEB, 40000, 80, ACK), t)),
+        UNTRACKED
+    );
     // UDP the same way, both directions.
     let q = build::udp(ip(CLIENT), ip(WEB), 5353, 53, b"q");
     let a = build::udp(ip(WEB), ip(CLIENT), 53, 5353, b"a");
@@ -95,9 +104,15 @@ fn an_untracked_flow_takes_no_entry_and_its_reply_is_judged_by_the_rules() {
     assert_eq!(e.stats().reason(Reason::Untracked), 5);
     assert_eq!(e.stats().flows_opened, 0);
     // A mid-flow segment with no SYN seen is untracked too (judged by the rules).
-    assert_eq!(vr(run(&mut e, &tcp(CLIENT, WEB, 40001, 80, ACK), t)), UNTRACKED);
+    assert_eq!(
+        vr(run(&mut e, &tcp(CLIENT, WEB, 40001, 80, ACK), t)),
+        UNTRACKED
+    );
     // Not named 0.0.0.0/0: tracked as ever.
-    assert_eq!(vr(run(&mut e, &tcp("10.9.0.1", WEB, 40000, 22, SYN), t)), RULE);
+    assert_eq!(
+        vr(run(&mut e, &tcp("10.9.0.1", WEB, 40000, 22, SYN), t)),
+        RULE
+    );
     assert_eq!(e.conntrack().len(), 1);
     // A reply with no flow to be the reply of is still invalid when tracked.
     let j = run(&mut e, &tcp("10.9.0.1", WEB, 40009, 22, SYN | ACK), t);
@@ -122,9 +137,18 @@ fn icmp_and_load_balancers_are_always_tracked() {
 fn a_reload_removing_the_rule_stops_untracked_flows_and_not_tracked_ones() {
     let mut e = Engine::with_policy(policy(POLICY));
     // Untracked: HTTP from anywhere. Tracked: SSH from 10/8.
-    assert_eq!(vr(run(&mut e, &tcp(CLIENT, WEB, 40000, 80, SYN), T0)), UNTRACKED);
-    assert_eq!(vr(run(&mut e, &tcp("10.9.0.1", WEB, 40000, 22, SYN), T0)), RULE);
-    assert_eq!(vr(run(&mut e, &tcp(WEB, "10.9.0.1", 22, 40000, SYN | ACK), T0)), EST);
+    assert_eq!(
+        vr(run(&mut e, &tcp(CLIENT, WEB, 40000, 80, SYN), T0)),
+        UNTRACKED
+    );
+    assert_eq!(
+        vr(run(&mut e, &tcp("10.9.0.1", WEB, 40000, 22, SYN), T0)),
+        RULE
+    );
+    assert_eq!(
+        vr(run(&mut e, &tcp(WEB, "10.9.0.1", 22, 40000, SYN | ACK), T0)),
+        EST
+    );
     let without = POLICY
         .replace(
             r#"  { proto = "tcp", ports = "80", from = "0.0.0.0/0" },"#,
@@ -141,8 +165,14 @@ fn a_reload_removing_the_rule_stops_untracked_flows_and_not_tracked_ones() {
     assert_eq!(vr(j), (Verdict::Deny, Reason::NoRule), "{j:?}");
     let j = run(&mut e, &tcp(CLIENT, WEB, 40000, 80, SYN), t);
     assert_eq!(vr(j), (Verdict::Deny, Reason::NoRule));
-    assert_eq!(vr(run(&mut e, &tcp("10.9.0.1", WEB, 40000, 22, ACK), t)), EST);
-    assert_eq!(vr(run(&mut e, &tcp(WEB, "10.9.0.1", 22, 40000, ACK), t)), EST);
+    assert_eq!(
+        vr(run(&mut e, &tcp("10.9.0.1", WEB, 40000, 22, ACK), t)),
+        EST
+    );
+    assert_eq!(
+        vr(run(&mut e, &tcp(WEB, "10.9.0.1", 22, 40000, ACK), t)),
+        EST
+    );
 }
 
 #[test]
@@ -166,13 +196,22 @@ fn each_end_decides_for_itself() {
             r#"ingress = [ { proto = "tcp", ports = "5432", from = "sg-web" } ]"#,
             r#"ingress = [ { proto = "all", from = "0.0.0.0/0" } ]"#,
         )
-        .replace("conntrack_max = 2\n", "conntrack_max = 2\ntracking = \"aws\"\n");
+        .replace(
+            "conntrack_max = 2\n",
+            "conntrack_max = 2\ntracking = \"aws\"\n",
+        );
     let mut e = Engine::with_policy(policy(&text));
     assert_eq!(vr(run(&mut e, &tcp(WEB, DB, 40000, 5432, SYN), T0)), RULE);
     let counts = e.conntrack().interfaces();
-    assert_eq!((counts[web as usize].entries, counts[db as usize].entries), (1, 0));
+    assert_eq!(
+        (counts[web as usize].entries, counts[db as usize].entries),
+        (1, 0)
+    );
     // The reply passes web's entry and db's rules (its all-traffic egress).
-    assert_eq!(vr(run(&mut e, &tcp(DB, WEB, 5432, 40000, SYN | ACK), T0)), EST);
+    assert_eq!(
+        vr(run(&mut e, &tcp(DB, WEB, 5432, 40000, SYN | ACK), T0)),
+        EST
+    );
     // db's egress loses its rule: db judges every packet, so the flow stops
     // at db though web still tracks it.
     let cut = text.replacen(
@@ -185,7 +224,10 @@ fn each_end_decides_for_itself() {
     let j = run(&mut e, &tcp(DB, WEB, 5432, 40000, ACK), T0 + SEC);
     assert_eq!(vr(j), (Verdict::Deny, Reason::NoRule));
     assert_eq!(j.decision, Some((db, Direction::Egress)));
-    assert_eq!(vr(run(&mut e, &tcp(WEB, DB, 40000, 5432, ACK), T0 + SEC)), EST);
+    assert_eq!(
+        vr(run(&mut e, &tcp(WEB, DB, 40000, 5432, ACK), T0 + SEC)),
+        EST
+    );
 }
 
 #[test]
@@ -229,7 +271,10 @@ fn an_interfaces_timeouts_expire_its_flows() {
     // A flow to an interface without timeouts keeps the table's.
     let mut e = Engine::with_policy(policy(POLICY));
     assert_eq!(vr(run(&mut e, &tcp("10.9.0.1", WEB, 1, 22, SYN), T0)), RULE);
-    assert_eq!(vr(run(&mut e, &tcp(WEB, "10.9.0.1", 22, 1, SYN | ACK), T0)), EST);
+    assert_eq!(
+        vr(run(&mut e, &tcp(WEB, "10.9.0.1", 22, 1, SYN | ACK), T0)),
+        EST
+    );
     assert_eq!(vr(run(&mut e, &tcp("10.9.0.1", WEB, 1, 22, ACK), T0)), EST);
     let t = T0 + 3600 * SEC;
     assert_eq!(vr(run(&mut e, &tcp(WEB, "10.9.0.1", 22, 1, ACK), t)), EST);

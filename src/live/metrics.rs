@@ -495,9 +495,21 @@ conntrack_max = 1
         let m = Metrics::new(1, control, "test");
         m.publish(0, &e, &[]);
         let text = m.render();
-        assert!(text.contains("sgplane_conntrack_allowance_available{interface=\"eni-b\"} 0"), "{text}");
-        assert!(text.contains("sgplane_conntrack_allowance_exceeded{interface=\"eni-b\"} 1"), "{text}");
-        assert!(!text.contains("allowance_available{interface=\"eni-a\"}"), "{text}");
-        assert!(text.contains("sgplane_conntrack_interface_entries{interface=\"eni-a\"} 1"), "{text}");
+        assert!(
+            text.contains("sgplane_conntrack_allowance_available{interface=\"eni-b\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sgplane_conntrack_allowance_exceeded{interface=\"eni-b\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("allowance_available{interface=\"eni-a\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sgplane_conntrack_interface_entries{interface=\"eni-a\"} 1"),
+            "{text}"
+        );
     }
 }

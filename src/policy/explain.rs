@@ -153,11 +153,9 @@ impl Policy {
             .map(|d| self.acl_report(d, flow, "request", None))
             .collect();
         network_acls.extend(self.reply_reports(flow));
-        let decisions: Vec<DecisionReport> =
-            e.decisions().map(|d| self.report(d, flow)).collect();
-        let tracked = (e.verdict == Verdict::Allow).then(|| {
-            decisions.is_empty() || decisions.iter().any(|d| d.tracked != Some(false))
-        });
+        let decisions: Vec<DecisionReport> = e.decisions().map(|d| self.report(d, flow)).collect();
+        let tracked = (e.verdict == Verdict::Allow)
+            .then(|| decisions.is_empty() || decisions.iter().any(|d| d.tracked != Some(false)));
         let reason = match tracked {
             Some(false) => Reason::Untracked,
             _ => e.reason,

@@ -437,7 +437,8 @@ impl Policy {
             .map(|i| {
                 let p = &i.place;
                 let secs = |v: &Option<model::At<i64>>, d: u32| {
-                    v.as_ref().map_or(d, |v| u32::try_from(v.value).unwrap_or(d))
+                    v.as_ref()
+                        .map_or(d, |v| u32::try_from(v.value).unwrap_or(d))
                 };
                 conntrack::InterfaceConfig {
                     max_entries: p

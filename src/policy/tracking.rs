@@ -136,11 +136,11 @@ impl Policy {
         if self.gwlb_mode() {
             return Some(Tracking::GwlbMode);
         }
-        if let Some(k) = place.kind.as_ref().and_then(|k| {
-            TRACKED_KINDS
-                .iter()
-                .find(|&&name| name == k.value.as_str())
-        }) {
+        if let Some(k) = place
+            .kind
+            .as_ref()
+            .and_then(|k| TRACKED_KINDS.iter().find(|&&name| name == k.value.as_str()))
+        {
             return Some(Tracking::Kind(k));
         }
         if flow.proto != IpProto::TCP && flow.proto != IpProto::UDP {
@@ -151,7 +151,12 @@ impl Policy {
 
     /// A rule of `iface`'s `direction` policy allowing all traffic (every
     /// protocol, every port) to or from 0.0.0.0/0 (`v6`: ::/0).
-    pub fn all_traffic_rule(&self, iface: IfaceId, direction: Direction, v6: bool) -> Option<RuleId> {
+    pub fn all_traffic_rule(
+        &self,
+        iface: IfaceId,
+        direction: Direction,
+        v6: bool,
+    ) -> Option<RuleId> {
         self.interface_rules(iface, direction)
             .iter()
             .copied()
