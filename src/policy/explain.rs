@@ -79,7 +79,8 @@ pub struct Explanation {
     pub note: Option<String>,
     /// Whether an allowed flow takes a connection-table entry: some end
     /// tracks it (or neither end is an interface). `false`: every packet of
-    /// it is judged by the rules (reason `untracked`).
+    /// it is judged by the rules (the engine's reason `untracked`; `reason`
+    /// here stays the rules' `rule`, the decision being the same).
     pub tracked: Option<bool>,
     /// The network ACLs the request crosses (the source subnet's egress,
     /// the destination subnet's ingress), then those its reply crosses.
@@ -156,10 +157,6 @@ impl Policy {
         let decisions: Vec<DecisionReport> = e.decisions().map(|d| self.report(d, flow)).collect();
         let tracked = (e.verdict == Verdict::Allow)
             .then(|| decisions.is_empty() || decisions.iter().any(|d| d.tracked != Some(false)));
-        let reason = match tracked {
-            Some(false) => Reason::Untracked,
-            _ => e.reason,
-        };
         let note = (e.reason == Reason::UnknownAddress).then(|| {
             format!(
                 "neither {} nor {} belongs to an interface of this policy{}; settings.unknown_address = \"{}\"",
@@ -183,7 +180,7 @@ impl Policy {
                 dst_interface: name(self.interface_of(flow.dst, flow.zone)),
             },
             verdict: e.verdict,
-            reason,
+            reason: e.reason,
             rule: e.rule().map(|r| self.rule_name(r).to_string()),
             interface: deciding.map(|d| self.interface(d.interface).name.clone()),
             direction: deciding.map(|d| d.direction),

@@ -38,7 +38,7 @@ fn explain_says_an_untracked_flow_is_untracked_and_why() {
     let ex = p.explain(&tcp("198.51.100.7", "10.0.1.10", 80));
     assert_eq!(
         (ex.verdict, ex.reason, ex.tracked),
-        (Verdict::Allow, Reason::Untracked, Some(false))
+        (Verdict::Allow, Reason::Rule, Some(false))
     );
     let d = &ex.decisions[0];
     assert_eq!(d.tracked, Some(false));
@@ -54,7 +54,7 @@ fn explain_says_an_untracked_flow_is_untracked_and_why() {
     );
     let json = serde_json::to_value(&ex).unwrap();
     assert_eq!(json["tracked"], false);
-    assert_eq!(json["reason"], "untracked");
+    assert_eq!(json["reason"], "rule");
     assert_eq!(json["decisions"][0]["tracked"], false);
 }
 
