@@ -199,6 +199,13 @@ struct GwlbArgs {
     /// (slower; use it if those ports must stay free on this host).
     #[arg(long)]
     raw_returns: bool,
+    /// Established TCP flows a policy sets no `tcp_established` for expire
+    /// after this many idle seconds: the GWLB listener's
+    /// `tcp.idle_timeout.seconds` (350 by default; 60-6000). Other flows
+    /// get GWLB's 120 s unless the policy sets theirs.
+    #[arg(long, value_name = "SECONDS", default_value_t = sgplane::policy::GWLB_TCP_IDLE,
+          value_parser = clap::value_parser!(u32).range(60..=6000))]
+    tcp_idle: u32,
     #[command(flatten)]
     live: LiveArgs,
 }
@@ -736,6 +743,7 @@ fn gwlb(config: &Option<PathBuf>, a: GwlbArgs) -> Result<u8> {
     use sgplane::live::control::OnTerm;
     use sgplane::live::gwlb::{self, GwlbOptions};
     let control = live_control(config)?;
+    control.gwlb_mode(a.tcp_idle);
     let drain = std::time::Duration::from_secs(a.drain_seconds);
     control
         .spawn_signal_thread(OnTerm::Drain(drain))

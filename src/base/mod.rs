@@ -95,6 +95,14 @@ impl Direction {
             Direction::Egress => "egress",
         }
     }
+
+    /// The other direction.
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::Ingress => Direction::Egress,
+            Direction::Egress => Direction::Ingress,
+        }
+    }
 }
 
 impl fmt::Display for Direction {
@@ -142,11 +150,13 @@ pub enum Reason {
     Fragment,
     /// Denied by a network ACL (SPEC §9.1).
     Nacl,
+    /// Allowed by the rules on a flow the interfaces do not track (SPEC §9.3).
+    Untracked,
 }
 
 impl Reason {
     /// How many reasons there are: the size of per-reason counters.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Established,
@@ -162,6 +172,7 @@ impl Reason {
         Reason::NeighborDiscovery,
         Reason::Fragment,
         Reason::Nacl,
+        Reason::Untracked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -179,6 +190,7 @@ impl Reason {
             Reason::NeighborDiscovery => "neighbor-discovery",
             Reason::Fragment => "fragment",
             Reason::Nacl => "nacl",
+            Reason::Untracked => "untracked",
         }
     }
 

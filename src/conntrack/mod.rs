@@ -15,6 +15,12 @@
 //! timeout (`tcp_transitory`, `udp`) and is what a full table evicts to make
 //! room for a new flow (early drop, SPEC §2.8 and §9.3).
 //!
+//! Each end of a flow that is an interface keeps its own state (SPEC §9.3):
+//! one entry holds the flow, naming the interfaces that track it
+//! ([`Ends`]); each counts against its own allowance (`conntrack_max`) and
+//! the entry takes the shortest of their timeouts (the first end to forget
+//! the flow ends it; a later packet is a new flow to the rules of both).
+//!
 //! The first fragment's verdict is remembered by (zone, src, dst, proto, IP id)
 //! for the fragments that follow ([`FragmentMemory`]).
 
@@ -27,6 +33,7 @@ pub use fragments::{FragmentKey, FragmentMemory, FRAGMENT_CAPACITY, FRAGMENT_TIM
 
 use std::net::IpAddr;
 
+pub use table::Ends;
 use table::{flag, Addr, Key, Slot, Stamp, Table};
 use tcp::{TcpState, Transition};
 
@@ -139,6 +146,32 @@ impl From<&Timeouts> for Millis {
     }
 }
 
+/// The timeouts the table applies: its own, and each interface's where any
+/// interface sets them (each a whole set: the table's with the
+/// interface's overrides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Timing {
+    table: Millis,
+    /// By interface index; empty when no interface sets timeouts.
+    by_interface: Vec<Millis>,
+}
+
+impl Timing {
+    /// The timeout `pick` chooses for an entry kept by `ends`: the shortest
+    /// of its interfaces', or the table's.
+    #[inline]
+    fn of(&self, ends: Ends, pick: impl Fn(&Millis) -> u64) -> u64 {
+        if self.by_interface.is_empty() {
+            return pick(&self.table);
+        }
+        ends.interfaces()
+            .filter_map(|i| self.by_interface.get(i as usize))
+            .map(&pick)
+            .min()
+            .unwrap_or_else(|| pick(&self.table))
+    }
+}
+
 /// A packet's flow, as the packet travels (source first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
@@ -177,11 +210,48 @@ pub enum Outcome {
     /// An entry exists but this packet does not fit it (an echo reply sent by
     /// the requester): the rules decide and no entry is opened.
     Stray,
+    /// It belongs to a tracked flow that an end does not track (SPEC §9.3):
+    /// the interfaces named keep the state and pass it; every other end
+    /// that is an interface judges it by its rules.
+    Partly(Ends),
 }
 
-/// The table is full: a new flow is denied (`conntrack-full`).
+/// The table is full, or an interface's allowance is: a new flow is denied
+/// (`conntrack-full`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full;
+pub struct Full {
+    /// The interface whose `conntrack_max` is reached; `None`: the table's
+    /// `max_entries`.
+    pub interface: Option<u32>,
+}
+
+/// What one interface keeps apart from the table (SPEC §9.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InterfaceConfig {
+    /// Its allowance (`conntrack_max`); `None`: only the table bounds it.
+    pub max_entries: Option<u32>,
+    /// Its timeouts, where they differ from the table's.
+    pub timeouts: Option<Timeouts>,
+}
+
+/// One interface's entries and refusals: ENA's `conntrack_allowance_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InterfaceCount {
+    /// Live entries (and expired ones not yet swept) it keeps.
+    pub entries: u32,
+    /// Its allowance, when it has one.
+    pub max_entries: Option<u32>,
+    /// New flows refused because its allowance was used up.
+    pub exceeded: u64,
+}
+
+impl InterfaceCount {
+    /// Entries it may still open: ENA's `conntrack_allowance_available`
+    /// (`None` without an allowance of its own).
+    pub fn available(&self) -> Option<u32> {
+        self.max_entries.map(|m| m.saturating_sub(self.entries))
+    }
+}
 
 /// A new flow's entry was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,7 +302,9 @@ pub struct Conntrack {
     v6: Table<[u64; 2]>,
     max_entries: usize,
     when_full: WhenFull,
-    timeouts: Millis,
+    timing: Timing,
+    /// Entries and allowance of each interface, by index.
+    interfaces: Vec<InterfaceCount>,
     /// Milliseconds since the Unix epoch that slot times count from.
     epoch: Option<u64>,
     /// The latest time seen (ms since the Unix epoch): the clock.
@@ -255,7 +327,11 @@ impl Conntrack {
             v6: Table::new(max),
             max_entries: max,
             when_full: settings.when_full,
-            timeouts: Millis::from(&settings.timeouts),
+            timing: Timing {
+                table: Millis::from(&settings.timeouts),
+                by_interface: Vec::new(),
+            },
+            interfaces: Vec::new(),
             epoch: None,
             latest: 0,
             next_expiry: 0,
@@ -266,8 +342,70 @@ impl Conntrack {
     pub fn reconfigure(&mut self, settings: &Config) {
         self.max_entries = settings.max_entries as usize;
         self.when_full = settings.when_full;
-        self.timeouts = Millis::from(&settings.timeouts);
+        self.timing.table = Millis::from(&settings.timeouts);
         self.next_expiry = 0;
+    }
+
+    /// Applies each interface's allowance and timeouts (by interface
+    /// index; a policy reload). `remap` gives, for each interface index the
+    /// entries name, its index in the new policy (`None`: gone; its
+    /// entries then keep the table's timeouts and count nowhere); an empty
+    /// `remap` keeps the indexes. Entries stay; the counts are taken again.
+    pub fn configure_interfaces(&mut self, interfaces: &[InterfaceConfig], remap: &[Option<u32>]) {
+        let table = self.timing.table;
+        self.timing.by_interface = if interfaces.iter().any(|i| i.timeouts.is_some()) {
+            interfaces
+                .iter()
+                .map(|i| i.timeouts.as_ref().map_or(table, Millis::from))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let exceeded: Vec<u64> = self.interfaces.iter().map(|c| c.exceeded).collect();
+        self.interfaces = interfaces
+            .iter()
+            .map(|i| InterfaceCount {
+                max_entries: i.max_entries,
+                ..Default::default()
+            })
+            .collect();
+        let moved = |e: Ends| -> Ends {
+            if remap.is_empty() {
+                return e;
+            }
+            let to = |v: u16| {
+                (v != 0)
+                    .then(|| remap.get(usize::from(v) - 1).copied().flatten())
+                    .flatten()
+            };
+            Ends::of(to(e.0[0]), to(e.0[1]))
+        };
+        self.v4.for_each_mut(|s| s.ends = moved(s.ends));
+        self.v6.for_each_mut(|s| s.ends = moved(s.ends));
+        for (old, n) in exceeded.into_iter().enumerate() {
+            let new = if remap.is_empty() {
+                Some(old as u32)
+            } else {
+                remap.get(old).copied().flatten()
+            };
+            if let Some(c) = new.and_then(|i| self.interfaces.get_mut(i as usize)) {
+                c.exceeded += n;
+            }
+        }
+        let mut counts = std::mem::take(&mut self.interfaces);
+        for s in self.v4.iter() {
+            hold(&mut counts, s.ends);
+        }
+        for s in self.v6.iter() {
+            hold(&mut counts, s.ends);
+        }
+        self.interfaces = counts;
+        self.next_expiry = 0;
+    }
+
+    /// Each interface's entries, allowance and refusals, by index.
+    pub fn interfaces(&self) -> &[InterfaceCount] {
+        &self.interfaces
     }
 
     /// Live entries and entries expired but not yet swept.
@@ -377,11 +515,14 @@ impl Conntrack {
     /// it neither revives an entry nor makes one older.
     pub fn track(&mut self, p: &Prepared, class: Class, now: Nanos) -> Outcome {
         let now = self.clock(now);
-        let timeouts = self.timeouts;
-        let next = &mut self.next_expiry;
+        let mut books = Books {
+            timing: &self.timing,
+            next_expiry: &mut self.next_expiry,
+            interfaces: &mut self.interfaces,
+        };
         match p.key {
-            PKey::V4(k) => track_in(&mut self.v4, &k, p, class, now, &timeouts, next),
-            PKey::V6(k) => track_in(&mut self.v6, &k, p, class, now, &timeouts, next),
+            PKey::V4(k) => track_in(&mut self.v4, &k, p, class, now, &mut books),
+            PKey::V6(k) => track_in(&mut self.v6, &k, p, class, now, &mut books),
         }
     }
 
@@ -389,7 +530,7 @@ impl Conntrack {
     /// it is not refreshed.
     pub fn is_tracked(&mut self, p: &Prepared, now: Nanos) -> bool {
         let now = self.clock(now);
-        let t = &self.timeouts;
+        let t = &self.timing;
         match p.key {
             PKey::V4(k) => self
                 .v4
@@ -402,22 +543,47 @@ impl Conntrack {
         }
     }
 
-    /// Opens an entry for a new flow the rules allowed. `track` must have
-    /// returned `New` for this packet.
+    /// Opens an entry for a new flow the rules allowed, kept by the table
+    /// alone (no interface of its own). `track` must have returned `New`
+    /// for this packet. See [`Conntrack::open_at`].
+    pub fn open(&mut self, p: &Prepared, class: Class, now: Nanos) -> Result<Opened, Full> {
+        self.open_at(p, class, now, Ends::NONE, false)
+    }
+
+    /// Opens an entry for a new flow the rules allowed, kept by the
+    /// interfaces `ends` (each counting it against its allowance);
+    /// `untracked_end`: an end that is an interface does not track the
+    /// flow and judges its every packet ([`Outcome::Partly`]). `track` must
+    /// have returned `New` for this packet.
     ///
-    /// A full table first evicts an expired entry or, with `when_full =
-    /// "early_drop"`, the oldest unassured one among the
+    /// An interface whose allowance is used up refuses the flow, naming
+    /// itself. A full table first evicts an expired entry or, with
+    /// `when_full = "early_drop"`, the oldest unassured one among the
     /// [`EARLY_DROP_SAMPLE`] entries from the flow's home slot (looking on up
     /// to [`EARLY_DROP_REACH`] if those are all assured; in its own address
     /// family's table, then the other's); failing that it is swept, and if
     /// still full the flow is refused. An assured entry is never evicted.
-    pub fn open(&mut self, p: &Prepared, class: Class, now: Nanos) -> Result<Opened, Full> {
+    pub fn open_at(
+        &mut self,
+        p: &Prepared,
+        class: Class,
+        now: Nanos,
+        ends: Ends,
+        untracked_end: bool,
+    ) -> Result<Opened, Full> {
         let now_rel = self.clock(now);
+        if let Some(i) = self.exhausted(ends, now_rel) {
+            self.interfaces[i as usize].exceeded += 1;
+            return Err(Full { interface: Some(i) });
+        }
         let tcp = match class {
             Class::Tcp { flags } => tcp::open(flags).unwrap_or(TcpState::Established) as u8,
             _ => 0,
         };
-        let flags = if p.src_is_a { flag::ORIG_IS_A } else { 0 };
+        let mut flags = if p.src_is_a { flag::ORIG_IS_A } else { 0 };
+        if untracked_end {
+            flags |= flag::UNTRACKED_END;
+        }
         let mut len = self.len();
         let grows = match p.key {
             PKey::V4(_) => (self.v4.len() + 1) * 4 > self.v4.capacity() * 3,
@@ -441,42 +607,60 @@ impl Conntrack {
             len = self.len();
         }
         if len >= self.max_entries {
-            return Err(Full);
+            return Err(Full { interface: None });
         }
         let last = Stamp::new(now_rel);
-        let counts = 1;
+        // The first packet, from the originator.
+        let state = tcp | 1 << 4;
         let until = match p.key {
             PKey::V4(key) => {
                 let s = Slot {
                     key,
                     last,
-                    tcp,
+                    state,
                     flags,
-                    counts,
+                    ends,
                 };
                 self.v4.insert(p.hash, s);
-                now_rel + timeout_of(&s, &self.timeouts)
+                now_rel + timeout_of(&s, &self.timing)
             }
             PKey::V6(key) => {
                 let s = Slot {
                     key,
                     last,
-                    tcp,
+                    state,
                     flags,
-                    counts,
+                    ends,
                 };
                 self.v6.insert(p.hash, s);
-                now_rel + timeout_of(&s, &self.timeouts)
+                now_rel + timeout_of(&s, &self.timing)
             }
         };
+        hold(&mut self.interfaces, ends);
         self.next_expiry = self.next_expiry.min(until);
         Ok(Opened { early_drop })
+    }
+
+    /// The first of `ends` whose allowance is used up (after sweeping the
+    /// expired entries, when that may help).
+    fn exhausted(&mut self, ends: Ends, now: u64) -> Option<u32> {
+        let full = |c: &[InterfaceCount]| {
+            ends.interfaces().find(|&i| {
+                c.get(i as usize)
+                    .is_some_and(|c| c.max_entries.is_some_and(|m| c.entries >= m))
+            })
+        };
+        full(&self.interfaces)?;
+        if now >= self.next_expiry {
+            self.sweep(now);
+        }
+        full(&self.interfaces)
     }
 
     /// The entry a full table gives up for `p`: the first expired one, else
     /// the oldest unassured one, among the entries sampled from its home slot.
     fn victim(&self, p: &Prepared, now: u64) -> Option<Victim> {
-        let t = &self.timeouts;
+        let t = &self.timing;
         let in_v4 = || victim_in(&self.v4, p.hash, now, t).map(|v| (false, v));
         let in_v6 = || victim_in(&self.v6, p.hash, now, t).map(|v| (true, v));
         let found = match p.key {
@@ -487,11 +671,16 @@ impl Conntrack {
     }
 
     fn evict(&mut self, v: Victim) {
-        if v.v6 {
+        let ends = if v.v6 {
+            let e = self.v6.slot(v.slot).ends;
             self.v6.remove(v.slot);
+            e
         } else {
+            let e = self.v4.slot(v.slot).ends;
             self.v4.remove(v.slot);
-        }
+            e
+        };
+        release(&mut self.interfaces, ends);
     }
 
     /// Removes every expired entry; returns how many.
@@ -504,42 +693,64 @@ impl Conntrack {
     }
 
     fn sweep(&mut self, now: u64) -> usize {
-        let t = self.timeouts;
+        let t = &self.timing;
+        let counts = &mut self.interfaces;
         let mut next = u64::MAX;
-        let mut keep = |last: u64, timeout: u64| {
+        let mut keep = |last: u64, timeout: u64, ends: Ends| {
             let until = last + timeout;
             let kept = now < until;
             if kept {
                 next = next.min(until);
+            } else {
+                release(counts, ends);
             }
             kept
         };
-        let n = self.v4.retain(|s| keep(s.last.get(), timeout_of(s, &t)))
-            + self.v6.retain(|s| keep(s.last.get(), timeout_of(s, &t)));
+        let n = self
+            .v4
+            .retain(|s| keep(s.last.get(), timeout_of(s, t), s.ends))
+            + self
+                .v6
+                .retain(|s| keep(s.last.get(), timeout_of(s, t), s.ends));
         self.next_expiry = next;
         n
     }
 
     /// Every live entry, for tests and diagnostics: (protocol, TCP state, seen reply).
     pub fn entries(&self) -> Vec<(u8, TcpState, bool)> {
-        let mut out = Vec::new();
-        let mut push = |proto: u8, tcp: u8, flags: u8| {
-            out.push((proto, TcpState::from_u8(tcp), flags & flag::SEEN_REPLY != 0));
-        };
-        for i in 0..self.v4.capacity() {
-            let s = self.v4.slot(i);
-            if s.occupied() {
-                push(s.key.proto, s.tcp, s.flags);
-            }
-        }
-        for i in 0..self.v6.capacity() {
-            let s = self.v6.slot(i);
-            if s.occupied() {
-                push(s.key.proto, s.tcp, s.flags);
-            }
-        }
-        out
+        let v4 = self.v4.iter().map(|s| (s.key.proto(), s.tcp(), s.flags));
+        let v6 = self.v6.iter().map(|s| (s.key.proto(), s.tcp(), s.flags));
+        v4.chain(v6)
+            .map(|(proto, tcp, flags)| {
+                (proto, TcpState::from_u8(tcp), flags & flag::SEEN_REPLY != 0)
+            })
+            .collect()
     }
+}
+
+/// Counts an entry against the allowances of the interfaces keeping it.
+fn hold(counts: &mut [InterfaceCount], ends: Ends) {
+    for i in ends.interfaces() {
+        if let Some(c) = counts.get_mut(i as usize) {
+            c.entries += 1;
+        }
+    }
+}
+
+/// Gives an entry back to the allowances of the interfaces that kept it.
+fn release(counts: &mut [InterfaceCount], ends: Ends) {
+    for i in ends.interfaces() {
+        if let Some(c) = counts.get_mut(i as usize) {
+            c.entries = c.entries.saturating_sub(1);
+        }
+    }
+}
+
+/// What a lookup updates beside the entry.
+struct Books<'a> {
+    timing: &'a Timing,
+    next_expiry: &'a mut u64,
+    interfaces: &'a mut [InterfaceCount],
 }
 
 /// An entry a full table may give up: which table, which slot, and whether
@@ -555,7 +766,7 @@ struct Victim {
 /// first expired one (`true`), else the oldest unassured one of the first
 /// [`EARLY_DROP_SAMPLE`], else the first unassured one of the first
 /// [`EARLY_DROP_REACH`].
-fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Millis) -> Option<(usize, bool)> {
+fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Timing) -> Option<(usize, bool)> {
     let mut oldest: Option<(usize, u64)> = None;
     for (n, i) in t.sample(hash, EARLY_DROP_REACH).enumerate() {
         if n >= EARLY_DROP_SAMPLE && oldest.is_some() {
@@ -575,21 +786,23 @@ fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Millis) -> Option<
 
 /// An entry's inactivity timeout in ms. TCP gets `tcp_established` only
 /// when established and assured (a picked-up flow nobody answered keeps
-/// `tcp_transitory`); UDP gets `udp_stream` after more than one packet each way.
+/// `tcp_transitory`); UDP gets `udp_stream` after more than one packet each
+/// way. The interfaces keeping the entry may set their own (the shortest wins).
 #[inline]
-fn timeout_of<A>(s: &Slot<A>, t: &Millis) -> u64 {
-    match s.key.proto {
-        6 if s.tcp == TcpState::Established as u8 && s.assured() => t.tcp_established,
-        6 => t.tcp_transitory,
-        17 if s.counts & 0x0f > 1 && s.counts >> 4 > 1 => t.udp_stream,
-        17 => t.udp,
-        1 | 58 => t.icmp,
-        _ => t.other,
-    }
+fn timeout_of<A: Copy>(s: &Slot<A>, t: &Timing) -> u64 {
+    let pick: fn(&Millis) -> u64 = match s.key.proto() {
+        6 if s.tcp() == TcpState::Established as u8 && s.assured() => |m| m.tcp_established,
+        6 => |m| m.tcp_transitory,
+        17 if s.packets().0 > 1 && s.packets().1 > 1 => |m| m.udp_stream,
+        17 => |m| m.udp,
+        1 | 58 => |m| m.icmp,
+        _ => |m| m.other,
+    };
+    t.of(s.ends, pick)
 }
 
 #[inline]
-fn expired<A>(s: &Slot<A>, now: u64, t: &Millis) -> bool {
+fn expired<A: Copy>(s: &Slot<A>, now: u64, t: &Timing) -> bool {
     now.saturating_sub(s.last.get()) >= timeout_of(s, t)
 }
 
@@ -600,31 +813,39 @@ fn track_in<A: Addr>(
     p: &Prepared,
     class: Class,
     now: u64,
-    to: &Millis,
-    next_expiry: &mut u64,
+    books: &mut Books,
 ) -> Outcome {
     let Some(i) = t.find(p.hash, k) else {
         return Outcome::New;
     };
-    if expired(t.slot(i), now, to) {
+    let remove = |t: &mut Table<A>, books: &mut Books| {
+        release(books.interfaces, t.slot(i).ends);
         t.remove(i);
+    };
+    if expired(t.slot(i), now, books.timing) {
+        remove(t, books);
         return Outcome::New;
     }
     let s = t.slot_mut(i);
-    let before = (s.tcp, s.flags, s.counts);
+    let tracked = if s.flags & flag::UNTRACKED_END != 0 {
+        Outcome::Partly(s.ends)
+    } else {
+        Outcome::Tracked
+    };
+    let before = (s.state, s.flags);
     let reply = p.src_is_a != (s.flags & flag::ORIG_IS_A != 0);
     match class {
         Class::Tcp { flags } => {
-            let old = TcpState::from_u8(s.tcp);
+            let old = TcpState::from_u8(s.tcp());
             match tcp::transition(old, reply, flags) {
                 Transition::Invalid => return Outcome::Invalid,
-                Transition::Ignore => return Outcome::Tracked,
+                Transition::Ignore => return tracked,
                 // A SYN reopening a closed connection: the old entry goes and
                 // the SYN is a new flow (Linux kills the entry and repeats).
                 Transition::To(TcpState::SynSent)
                     if matches!(old, TcpState::TimeWait | TcpState::Close) =>
                 {
-                    t.remove(i);
+                    remove(t, books);
                     return Outcome::New;
                 }
                 // A RST before any reply (the reply may be the RST itself):
@@ -632,10 +853,10 @@ fn track_in<A: Addr>(
                 // can consider ourselves not to have an established
                 // connection") and lets the RST through.
                 Transition::To(_) if flags & tcp::RST != 0 && s.flags & flag::SEEN_REPLY == 0 => {
-                    t.remove(i);
-                    return Outcome::Tracked;
+                    remove(t, books);
+                    return tracked;
                 }
-                Transition::To(new) => s.tcp = new as u8,
+                Transition::To(new) => s.set_tcp(new as u8),
             }
         }
         Class::Echo { request } if request == reply => return Outcome::Stray,
@@ -643,16 +864,12 @@ fn track_in<A: Addr>(
     }
     if reply {
         s.flags |= flag::SEEN_REPLY;
-        if s.counts < 0xf0 {
-            s.counts += 0x10;
-        }
-    } else if s.counts & 0x0f < 0x0f {
-        s.counts += 1;
     }
+    s.count_packet(reply);
     // Both ways seen; for TCP also established: the handshake's last ACK,
     // or the answer to a picked-up flow (Linux sets IPS_ASSURED the same way).
     if s.flags & (flag::SEEN_REPLY | flag::ASSURED) == flag::SEEN_REPLY
-        && (s.key.proto != 6 || s.tcp == TcpState::Established as u8)
+        && (s.key.proto() != 6 || s.tcp() == TcpState::Established as u8)
     {
         s.flags |= flag::ASSURED;
     }
@@ -660,10 +877,10 @@ fn track_in<A: Addr>(
     // A new timeout (a FIN, a RST, a policy whose udp_stream is shorter than
     // udp) may bring the first expiry forward. Only the state, the flags and
     // the counts choose the timeout, and they rarely change.
-    if (s.tcp, s.flags, s.counts) != before {
-        *next_expiry = (*next_expiry).min(now + timeout_of(s, to));
+    if (s.state, s.flags) != before {
+        *books.next_expiry = (*books.next_expiry).min(now + timeout_of(s, books.timing));
     }
-    Outcome::Tracked
+    tracked
 }
 
 #[cfg(test)]

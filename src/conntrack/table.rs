@@ -3,6 +3,10 @@
 //! IPv6 entry 56. The key is stored in a canonical order, so both directions
 //! of a flow hash to the same slot and a packet costs one hash.
 //!
+//! The key is packed (21 bytes for IPv4, 45 for IPv6, no padding) so the
+//! slot has room for the two interfaces that keep the flow's state
+//! ([`Ends`], SPEC §9.3) in the same 32 and 56 bytes.
+//!
 //! Written by hand rather than with hashbrown so the engine can prefetch a
 //! packet's slot before it needs it (`benches/conntrack.rs` compares them).
 
@@ -29,14 +33,25 @@ impl Addr for [u64; 2] {
 }
 
 /// A flow's key with its two ends in canonical order (`(a, pa) <= (b, pb)`).
+/// Packed: its fields are read by value (unaligned loads cost nothing on
+/// the machines this runs on), never borrowed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Key<A> {
+#[repr(C, packed)]
+pub struct Key<A: Copy> {
     pub zone: u64,
     pub a: A,
     pub b: A,
     pub pa: u16,
     pub pb: u16,
     pub proto: u8,
+}
+
+impl<A: Copy> Key<A> {
+    /// The protocol number.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
 }
 
 impl<A: Addr> Key<A> {
@@ -89,6 +104,48 @@ pub mod flag {
     /// Packets were seen both ways (for TCP: and the connection reached
     /// ESTABLISHED): the full timeout applies and early drop leaves it alone.
     pub const ASSURED: u8 = 8;
+    /// An end of the flow is an interface that does not track it (SPEC
+    /// §9.3): that end judges every packet by its rules.
+    pub const UNTRACKED_END: u8 = 16;
+}
+
+/// The interfaces that keep a flow's state (SPEC §9.3: each end its own),
+/// as interface index + 1, 0 for an end that keeps none (an address of no
+/// interface, or one that does not track the flow). Interfaces past index
+/// 65,534 keep state but are not told apart (0): their entries count only
+/// against the table's `max_entries` and take the table's timeouts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ends(pub [u16; 2]);
+
+impl Ends {
+    /// No interface keeps the state apart from the table.
+    pub const NONE: Ends = Ends([0, 0]);
+
+    /// The ends for two interface indexes (each `None` when that end keeps
+    /// no state of its own).
+    pub fn of(a: Option<u32>, b: Option<u32>) -> Ends {
+        let id = |i: Option<u32>| {
+            i.and_then(|i| u16::try_from(i + 1).ok())
+                .filter(|&v| v != u16::MAX)
+                .unwrap_or(0)
+        };
+        let (a, b) = (id(a), id(b));
+        // One interface at both ends (a flow to itself) counts once.
+        Ends([a, if b == a { 0 } else { b }])
+    }
+
+    /// The interface indexes, each once.
+    pub fn interfaces(self) -> impl Iterator<Item = u32> {
+        self.0
+            .into_iter()
+            .filter(|&v| v != 0)
+            .map(|v| u32::from(v) - 1)
+    }
+
+    /// Whether this interface keeps the flow's state.
+    pub fn contains(self, iface: u32) -> bool {
+        self.interfaces().any(|i| i == iface)
+    }
 }
 
 /// A time in milliseconds since the table's epoch, in 40 bits (about 34.8
@@ -125,19 +182,49 @@ impl Stamp {
 
 /// One entry: the key and the flow's state. All zero is an empty slot.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Slot<A> {
+pub struct Slot<A: Copy> {
     pub key: Key<A>,
     /// Last packet, in milliseconds since the table's epoch.
     pub last: Stamp,
-    /// TCP state (see `tcp::TcpState`); 0 for other protocols.
-    pub tcp: u8,
+    /// TCP state (see `tcp::TcpState`, 0 for other protocols) in the low
+    /// nibble; packets seen from the originator (bits 4-5) and the replier
+    /// (bits 6-7), each saturating at 3 (what matters is "more than one").
+    pub state: u8,
     pub flags: u8,
-    /// Packets seen from the originator (low nibble) and the replier (high
-    /// nibble), saturating at 15.
-    pub counts: u8,
+    /// The interfaces that keep this flow's state.
+    pub ends: Ends,
 }
 
-impl<A> Slot<A> {
+impl<A: Copy> Slot<A> {
+    #[inline]
+    pub fn tcp(&self) -> u8 {
+        self.state & 0x0f
+    }
+
+    #[inline]
+    pub fn set_tcp(&mut self, tcp: u8) {
+        self.state = self.state & 0xf0 | tcp & 0x0f;
+    }
+
+    /// Packets seen from the originator and from the replier, up to 3 each.
+    #[inline]
+    pub fn packets(&self) -> (u8, u8) {
+        ((self.state >> 4) & 3, self.state >> 6)
+    }
+
+    /// Counts one more packet one way (saturating at 3).
+    #[inline]
+    pub fn count_packet(&mut self, reply: bool) {
+        let (shift, n) = if reply {
+            (6, self.packets().1)
+        } else {
+            (4, self.packets().0)
+        };
+        if n < 3 {
+            self.state += 1 << shift;
+        }
+    }
+
     #[inline]
     pub fn occupied(&self) -> bool {
         self.flags & flag::OCCUPIED != 0
@@ -152,7 +239,7 @@ impl<A> Slot<A> {
 /// The smallest table; it grows by doubling.
 const MIN_SLOTS: usize = 1024;
 
-pub struct Table<A> {
+pub struct Table<A: Copy> {
     slots: Vec<Slot<A>>,
     mask: usize,
     len: usize,
@@ -180,9 +267,10 @@ impl<A: Addr> Table<A> {
     #[inline]
     pub fn hash(&self, k: &Key<A>) -> u64 {
         let mut h = self.hasher.build_hasher();
-        h.write_u64(k.zone);
-        k.a.write(&mut h);
-        k.b.write(&mut h);
+        let (zone, a, b) = (k.zone, k.a, k.b);
+        h.write_u64(zone);
+        a.write(&mut h);
+        b.write(&mut h);
         h.write_u64(u64::from(k.pa) << 24 | u64::from(k.pb) << 8 | u64::from(k.proto));
         h.finish()
     }

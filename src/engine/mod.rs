@@ -19,7 +19,14 @@
 //! 5. **rules** ([`Engine::rules_stage`]): a new flow is decided by the
 //!    security groups, or the decision made for it ahead, in a batch;
 //! 6. **open** ([`Engine::open`]): an allowed new flow opens an entry (or is
-//!    denied when the table is full).
+//!    denied when the table, or an interface's allowance, is full).
+//!
+//! Interfaces with `tracking = "aws"` leave some flows untracked (SPEC
+//! §9.3, [`crate::policy::tracking`]): each end that is an interface decides
+//! for itself. A flow no end tracks takes no entry and every packet of it,
+//! whatever its TCP flags, goes to the rules (reason `untracked`); a flow
+//! one end tracks takes an entry kept by that end, and the other end judges
+//! every packet of it by its rules ([`Outcome::Partly`]).
 //!
 //! A later fragment that takes its first fragment's verdict takes the ACLs'
 //! verdict with it (the first fragment was judged by them); one without a
@@ -41,7 +48,7 @@ pub use crate::classify::{Decide, Reference};
 
 use crate::classify::sg::SgClassifier;
 use crate::conntrack::{
-    tcp, Class, Conntrack, FlowKey, FragmentKey, FragmentMemory, Nanos, Outcome, Prepared,
+    tcp, Class, Conntrack, Ends, FlowKey, FragmentKey, FragmentMemory, Nanos, Outcome, Prepared,
 };
 use crate::policy::nacl::{AclDecision, Nacls};
 use crate::policy::{
@@ -230,6 +237,9 @@ const STAGE: usize = 64;
 struct NewFlow {
     class: Class,
     opens: bool,
+    /// TCP that cannot open a flow (no SYN, or SYN+ACK, FIN, RST): only an
+    /// untracked flow lets it through; otherwise it is `invalid`.
+    unopenable: bool,
 }
 
 /// The data plane's decision core.
@@ -250,6 +260,9 @@ pub struct Engine {
     /// The prepared flow keys of the staged frames being judged.
     keys: Vec<Option<(Prepared, Class)>>,
     stage_scratch: StageScratch,
+    /// Some interface may leave flows untracked (`tracking = "aws"`, not
+    /// in gwlb mode): new flows ask each end.
+    aws_tracking: bool,
 }
 
 impl Engine {
@@ -260,7 +273,7 @@ impl Engine {
             nacl_hits: vec![0; nacl_counters(&rules.policy)],
             ..Default::default()
         };
-        Engine {
+        let mut engine = Engine {
             rules,
             conntrack,
             conntrack_share: 1,
@@ -271,7 +284,10 @@ impl Engine {
             staged: Vec::new(),
             keys: Vec::new(),
             stage_scratch: StageScratch::default(),
-        }
+            aws_tracking: false,
+        };
+        engine.configure_conntrack(&[]);
+        engine
     }
 
     /// An engine deciding with the compiled classifier.
@@ -288,8 +304,16 @@ impl Engine {
     pub fn set_rules(&mut self, rules: Arc<Ruleset>) {
         self.stats.rule_hits = vec![0; rules.policy.rules().len()];
         self.stats.nacl_hits = vec![0; nacl_counters(&rules.policy)];
+        // Entries name interfaces by index: give each its index in the new policy.
+        let remap: Vec<Option<IfaceId>> = self
+            .rules
+            .policy
+            .interfaces()
+            .iter()
+            .map(|i| rules.policy.interface_id(&i.name))
+            .collect();
         self.rules = rules;
-        self.configure_conntrack();
+        self.configure_conntrack(&remap);
     }
 
     /// Makes this engine's table hold one `parts`-th of the policy's
@@ -298,13 +322,27 @@ impl Engine {
     /// about that many.
     pub fn share_conntrack(&mut self, parts: u32) {
         self.conntrack_share = parts.max(1);
-        self.configure_conntrack();
+        self.configure_conntrack(&[]);
     }
 
-    fn configure_conntrack(&mut self) {
-        let mut config = self.rules.policy.conntrack().config();
-        config.max_entries = config.max_entries.div_ceil(self.conntrack_share).max(1);
+    /// The table's limits and timeouts, and each interface's (`remap`:
+    /// see [`Conntrack::configure_interfaces`]).
+    fn configure_conntrack(&mut self, remap: &[Option<IfaceId>]) {
+        let policy = &self.rules.policy;
+        let share = self.conntrack_share;
+        let mut config = policy.conntrack().config();
+        config.max_entries = config.max_entries.div_ceil(share).max(1);
         self.conntrack.reconfigure(&config);
+        let mut interfaces = policy.interface_conntrack();
+        for i in &mut interfaces {
+            i.max_entries = i.max_entries.map(|m| m.div_ceil(share).max(1));
+        }
+        self.conntrack.configure_interfaces(&interfaces, remap);
+        self.aws_tracking = !policy.gwlb_mode()
+            && policy
+                .interfaces()
+                .iter()
+                .any(|i| i.place.tracking.as_ref().is_some_and(|t| t.value == "aws"));
     }
 
     /// Removes the entries expired at `now` (live modes call it when idle;
@@ -572,6 +610,7 @@ impl Engine {
         let new = NewFlow {
             class: Class::Other,
             opens: false,
+            unopenable: false,
         };
         Some(self.open(p, &e, new, None, now))
     }
@@ -606,6 +645,7 @@ impl Engine {
         };
         match self.conntrack.track(prepared, class, now) {
             Outcome::Tracked => Err(Judgement::of(*p, Verdict::Allow, Reason::Established)),
+            Outcome::Partly(ends) => Err(self.untracked_ends(p, ends)),
             Outcome::Invalid => Err(Judgement::of(*p, Verdict::Deny, Reason::Invalid)),
             outcome => {
                 let opening = match class {
@@ -613,16 +653,41 @@ impl Engine {
                     Class::Echo { request } => request,
                     Class::Udp | Class::Other => true,
                 };
-                if let Class::Tcp { .. } = class {
-                    if !opening {
-                        return Err(Judgement::of(*p, Verdict::Deny, Reason::Invalid));
-                    }
+                let unopenable = matches!(class, Class::Tcp { .. }) && !opening;
+                // Without untracked flows there is nothing the rules could
+                // let through.
+                if unopenable && !self.aws_tracking {
+                    return Err(Judgement::of(*p, Verdict::Deny, Reason::Invalid));
                 }
                 Ok(NewFlow {
                     class,
                     opens: outcome == Outcome::New && opening,
+                    unopenable,
                 })
             }
+        }
+    }
+
+    /// A packet of a flow some of its ends track ([`Outcome::Partly`]): the
+    /// ends that are interfaces not keeping the entry judge it by their
+    /// rules, every packet (SPEC §9.3); if they allow it, it passes as
+    /// `established` (the other end tracks it).
+    fn untracked_ends(&mut self, p: &IpPacket, ends: Ends) -> Judgement {
+        let zone = zone_of(&self.rules.policy, p);
+        let e = self
+            .rules
+            .decider
+            .decide(&self.rules.policy, &flow_of(p, zone));
+        let denied = e
+            .decisions()
+            .find(|d| !ends.contains(d.interface) && d.verdict == Verdict::Deny);
+        match denied {
+            Some(d) => Judgement {
+                rule: d.rule,
+                decision: Some((d.interface, d.direction)),
+                ..Judgement::of(*p, Verdict::Deny, d.reason())
+            },
+            None => Judgement::of(*p, Verdict::Allow, Reason::Established),
         }
     }
 
@@ -655,6 +720,7 @@ impl Engine {
         Ok(NewFlow {
             class: Class::Other,
             opens: false,
+            unopenable: false,
         })
     }
 
@@ -679,7 +745,10 @@ impl Engine {
     }
 
     /// Stage 6: the judgement of a new flow; an allowed one that opens
-    /// takes an entry, or is denied `conntrack-full` when there is no room.
+    /// takes an entry kept by the ends that track it, or is denied
+    /// `conntrack-full` when there is no room (in the table, or in an end's
+    /// allowance: that end named). A flow no end tracks takes no entry and
+    /// is `untracked`; TCP that cannot open a flow is `invalid` unless so.
     #[inline]
     fn open(
         &mut self,
@@ -697,19 +766,65 @@ impl Engine {
             nacl: None,
             packet: Some(*p),
         };
+        let tracking = if e.verdict == Verdict::Allow {
+            self.tracking_ends(p, e, new.class)
+        } else {
+            EndsTracking::default()
+        };
+        if e.verdict == Verdict::Allow && tracking.untracked() {
+            j.reason = Reason::Untracked;
+            return j;
+        }
+        if new.unopenable {
+            return Judgement::of(*p, Verdict::Deny, Reason::Invalid);
+        }
         if let (Verdict::Allow, true, Some(prep)) = (e.verdict, new.opens, prepared) {
-            match self.conntrack.open(prep, new.class, now) {
+            let opened =
+                self.conntrack
+                    .open_at(prep, new.class, now, tracking.ends, tracking.untracked_end);
+            match opened {
                 Ok(o) => {
                     self.stats.flows_opened += 1;
                     self.stats.early_drops += u64::from(o.early_drop);
                 }
-                Err(_) => {
+                Err(full) => {
                     j.verdict = Verdict::Deny;
                     j.reason = Reason::ConntrackFull;
+                    if let Some(i) = full.interface {
+                        let d = e.decisions().find(|d| d.interface == i);
+                        j.decision = d.map(|d| (d.interface, d.direction));
+                        j.rule = None;
+                    }
                 }
             }
         }
         j
+    }
+
+    /// Which ends of an allowed new flow keep its state (SPEC §9.3).
+    fn tracking_ends(&self, p: &IpPacket, e: &Evaluation, class: Class) -> EndsTracking {
+        let end = |d: Option<&crate::policy::Decision>| d.map(|d| d.interface);
+        let (src, dst) = (end(e.egress.as_ref()), end(e.ingress.as_ref()));
+        if !self.aws_tracking || !matches!(class, Class::Tcp { .. } | Class::Udp) {
+            return EndsTracking {
+                ends: Ends::of(src, dst),
+                ..Default::default()
+            };
+        }
+        let policy = &self.rules.policy;
+        let flow = flow_of(p, zone_of(policy, p));
+        let tracks = |d: &Option<crate::policy::Decision>| {
+            d.as_ref().and_then(|d| {
+                (!policy.untracked_either_way(d.interface, d.direction, &flow, d.rule))
+                    .then_some(d.interface)
+            })
+        };
+        let (ts, td) = (tracks(&e.egress), tracks(&e.ingress));
+        EndsTracking {
+            ends: Ends::of(ts, td),
+            untracked_end: ts != src || td != dst,
+            all_untracked: ts.is_none() && td.is_none() && (src.is_some() || dst.is_some()),
+        }
     }
 
     /// Remembers a first fragment's verdict for the fragments that follow.
@@ -726,6 +841,23 @@ impl Engine {
             };
             self.fragments.remember(k, verdict == Verdict::Allow, now);
         }
+    }
+}
+
+/// Which ends of a new flow keep its state.
+#[derive(Debug, Clone, Copy, Default)]
+struct EndsTracking {
+    /// The interfaces that track it.
+    ends: Ends,
+    /// An end that is an interface does not.
+    untracked_end: bool,
+    /// It has interface ends and none tracks it: no entry.
+    all_untracked: bool,
+}
+
+impl EndsTracking {
+    fn untracked(&self) -> bool {
+        self.all_untracked
     }
 }
 
@@ -928,3 +1060,5 @@ pub fn flow_of(p: &IpPacket, zone: Option<ZoneId>) -> Flow {
 pub(crate) mod nacl_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tracking_tests;

@@ -53,6 +53,7 @@ pub fn write(model: &Model) -> String {
         if !p.timeouts.is_empty() {
             t.raw("timeouts", timeouts(&p.timeouts));
         }
+        t.opt_num("conntrack_max", &p.conntrack_max);
         t.opt_str("az", &p.az);
         w.table("interfaces", &i.name, t);
     }
@@ -680,6 +681,7 @@ kind = "interface"
 public_addresses = ["18.216.80.133"]
 tracking = "aws"
 timeouts = { tcp_established = 350, udp_stream = 180 }
+conntrack_max = 2000
 
 [interfaces.eni-2]
 addresses = ["10.0.2.10"]

@@ -8,7 +8,7 @@
 //! reported and the old one kept.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,6 +48,8 @@ pub struct Control {
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     last_modified: Mutex<Option<SystemTime>>,
+    /// GWLB mode's TCP idle timeout in seconds; 0: not GWLB mode.
+    gwlb_tcp_idle: AtomicU32,
 }
 
 /// The current time as the engine counts it (nanoseconds since the Unix epoch).
@@ -72,7 +74,25 @@ impl Control {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             last_modified: Mutex::new(modified),
+            gwlb_tcp_idle: AtomicU32::new(0),
         })
+    }
+
+    /// Judges as a GWLB appliance from now on, this policy and every one
+    /// reloaded ([`Policy::for_gwlb`]: every flow tracked, GWLB's timeouts
+    /// where the policy sets none, `tcp_idle` seconds for established TCP).
+    pub fn gwlb_mode(&self, tcp_idle: u32) {
+        self.gwlb_tcp_idle.store(tcp_idle.max(1), Ordering::Release);
+        let p = self.rules().policy.clone().for_gwlb(tcp_idle.max(1));
+        self.rules.store(Arc::new(Ruleset::compile(p)));
+    }
+
+    /// A loaded policy as this appliance judges it.
+    fn shape(&self, p: Policy) -> Policy {
+        match self.gwlb_tcp_idle.load(Ordering::Acquire) {
+            0 => p,
+            idle => p.for_gwlb(idle),
+        }
     }
 
     /// The current policy and its compiled tables.
@@ -103,6 +123,7 @@ impl Control {
                     tracing::warn!("{s}");
                 }
                 let rules = p.rules().len();
+                let p = self.shape(p);
                 self.rules.store(Arc::new(Ruleset::compile(p)));
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 // Logged before counted: whoever sees the counter move also
@@ -220,6 +241,23 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "[security_groups.sg-a]\ningress = [ { proto = \"tcp\", ports = \"80\", from = \"0.0.0.0/0\" } ]\n";
+
+    #[test]
+    fn gwlb_mode_shapes_the_policy_and_every_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[conntrack]\nudp = 45\n").unwrap();
+        let c = Control::new(Policy::load(&path).unwrap(), Some(path.clone()));
+        c.gwlb_mode(600);
+        let ct = *c.rules().policy.conntrack();
+        assert!(c.rules().policy.gwlb_mode());
+        assert_eq!((ct.tcp_established, ct.udp, ct.other), (600, 45, 120));
+        std::fs::write(&path, "[conntrack]\nother = 30\n").unwrap();
+        c.reload().unwrap();
+        let ct = *c.rules().policy.conntrack();
+        assert!(c.rules().policy.gwlb_mode());
+        assert_eq!((ct.tcp_established, ct.udp, ct.other), (600, 120, 30));
+    }
 
     #[test]
     fn reload_swaps_good_policies_and_keeps_the_old_on_error() {

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::control::Control;
+use crate::conntrack::InterfaceCount;
 use crate::engine::{Engine, Ruleset, Stats};
 use crate::policy::Reason;
 
@@ -24,6 +25,9 @@ pub struct Snapshot {
     pub rules: Option<Arc<Ruleset>>,
     /// Mode-specific counters, e.g. `("returned_packets", n)`.
     pub extra: Vec<(&'static str, u64)>,
+    /// Each interface's entries, allowance and refusals, by interface
+    /// index of `rules`' policy.
+    pub interfaces: Vec<InterfaceCount>,
 }
 
 /// Every worker's snapshot.
@@ -49,6 +53,7 @@ impl Metrics {
             conntrack_entries: engine.conntrack().len(),
             rules: Some(Arc::clone(engine.rules())),
             extra: extra.to_vec(),
+            interfaces: engine.conntrack().interfaces().to_vec(),
         };
         *self.workers[worker].lock().expect("not poisoned") = snap;
     }
@@ -140,6 +145,7 @@ impl Metrics {
             "sgplane_conntrack_full_total {}",
             total.denied_by_reason[Reason::ConntrackFull.index()]
         );
+        self.render_allowances(&mut out);
         head(
             &mut out,
             "conntrack_early_drops_total",
@@ -253,6 +259,67 @@ impl Metrics {
             let _ = writeln!(out, "sgplane_{name} {v}");
         }
         out
+    }
+}
+
+impl Metrics {
+    /// Each interface's connection-tracking allowance, as ENA reports it
+    /// (SPEC §9.3): entries it may still open (interfaces with a
+    /// `conntrack_max`), and new flows refused because it had none left;
+    /// the workers' shares added up.
+    fn render_allowances(&self, out: &mut String) {
+        let mut by: BTreeMap<String, (Option<u64>, u64, u64)> = BTreeMap::new();
+        for w in &self.workers {
+            let s = w.lock().expect("not poisoned");
+            let Some(rules) = &s.rules else { continue };
+            for (c, i) in s.interfaces.iter().zip(rules.policy.interfaces()) {
+                let e = by.entry(i.name.clone()).or_default();
+                if let Some(a) = c.available() {
+                    e.0 = Some(e.0.unwrap_or(0) + u64::from(a));
+                }
+                e.1 += c.exceeded;
+                e.2 += u64::from(c.entries);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sgplane_conntrack_allowance_available Entries each interface with a conntrack_max may still open.\n# TYPE sgplane_conntrack_allowance_available gauge"
+        );
+        for (name, (available, _, _)) in &by {
+            if let Some(a) = available {
+                let _ = writeln!(
+                    out,
+                    "sgplane_conntrack_allowance_available{{interface=\"{}\"}} {a}",
+                    escape(name)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sgplane_conntrack_allowance_exceeded New flows refused because the interface's conntrack_max was reached.\n# TYPE sgplane_conntrack_allowance_exceeded counter"
+        );
+        for (name, (_, exceeded, _)) in &by {
+            if *exceeded > 0 {
+                let _ = writeln!(
+                    out,
+                    "sgplane_conntrack_allowance_exceeded{{interface=\"{}\"}} {exceeded}",
+                    escape(name)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sgplane_conntrack_interface_entries Entries each interface keeps.\n# TYPE sgplane_conntrack_interface_entries gauge"
+        );
+        for (name, (_, _, entries)) in &by {
+            if *entries > 0 {
+                let _ = writeln!(
+                    out,
+                    "sgplane_conntrack_interface_entries{{interface=\"{}\"}} {entries}",
+                    escape(name)
+                );
+            }
+        }
     }
 }
 
@@ -385,4 +452,64 @@ pub fn summary(metrics: &Metrics) -> String {
         let _ = writeln!(s, "{k} {v}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::policy::Policy;
+    use crate::wire::build;
+    use crate::wire::packet::LinkType;
+
+    #[test]
+    fn allowances_per_interface_as_ena_names_them() {
+        let text = r#"
+[security_groups.sg-x]
+ingress = [ { proto = "tcp", from = "10.0.0.0/8" } ]
+egress = [ { proto = "all", to = "0.0.0.0/0" } ]
+[interfaces.eni-a]
+addresses = ["10.0.0.1"]
+security_groups = ["sg-x"]
+[interfaces.eni-b]
+addresses = ["10.0.0.2"]
+security_groups = ["sg-x"]
+conntrack_max = 1
+"#;
+        let policy = Policy::from_toml(text, "t.toml").unwrap();
+        let control = Control::new(policy.clone(), None);
+        let mut e = Engine::with_policy(policy);
+        for sport in [1, 2] {
+            let f = build::tcp(
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap(),
+                sport,
+                80,
+                crate::conntrack::tcp::SYN,
+                1,
+                1,
+                b"",
+            );
+            e.process(LinkType::Ethernet, &f, f.len(), 1_000_000_000);
+        }
+        let m = Metrics::new(1, control, "test");
+        m.publish(0, &e, &[]);
+        let text = m.render();
+        assert!(
+            text.contains("sgplane_conntrack_allowance_available{interface=\"eni-b\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sgplane_conntrack_allowance_exceeded{interface=\"eni-b\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("allowance_available{interface=\"eni-a\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sgplane_conntrack_interface_entries{interface=\"eni-a\"} 1"),
+            "{text}"
+        );
+    }
 }

@@ -58,6 +58,10 @@ pub struct DecisionReport {
     pub rule_description: Option<String>,
     pub rule_summary: Option<String>,
     pub nearest_misses: Vec<NearMiss>,
+    /// Whether this interface would track the flow (SPEC §9.3), when it
+    /// allows it; `tracking` says why.
+    pub tracked: Option<bool>,
+    pub tracking: Option<String>,
 }
 
 /// The whole answer.
@@ -73,6 +77,11 @@ pub struct Explanation {
     pub decisions: Vec<DecisionReport>,
     /// Set when neither end is an interface.
     pub note: Option<String>,
+    /// Whether an allowed flow takes a connection-table entry: some end
+    /// tracks it (or neither end is an interface). `false`: every packet of
+    /// it is judged by the rules (the engine's reason `untracked`; `reason`
+    /// here stays the rules' `rule`, the decision being the same).
+    pub tracked: Option<bool>,
     /// The network ACLs the request crosses (the source subnet's egress,
     /// the destination subnet's ingress), then those its reply crosses.
     pub network_acls: Vec<AclReport>,
@@ -145,7 +154,9 @@ impl Policy {
             .map(|d| self.acl_report(d, flow, "request", None))
             .collect();
         network_acls.extend(self.reply_reports(flow));
-        let decisions = e.decisions().map(|d| self.report(d, flow)).collect();
+        let decisions: Vec<DecisionReport> = e.decisions().map(|d| self.report(d, flow)).collect();
+        let tracked = (e.verdict == Verdict::Allow)
+            .then(|| decisions.is_empty() || decisions.iter().any(|d| d.tracked != Some(false)));
         let note = (e.reason == Reason::UnknownAddress).then(|| {
             format!(
                 "neither {} nor {} belongs to an interface of this policy{}; settings.unknown_address = \"{}\"",
@@ -175,6 +186,7 @@ impl Policy {
             direction: deciding.map(|d| d.direction),
             decisions,
             note,
+            tracked,
             network_acls,
         }
         .judged_by_acls(self, &acls)
@@ -362,6 +374,8 @@ impl Policy {
     }
 
     fn report(&self, d: &Decision, flow: &Flow) -> DecisionReport {
+        let tracking = (d.verdict == Verdict::Allow)
+            .then(|| self.tracking_at(d.interface, d.direction, flow, d.rule));
         let iface = self.interface(d.interface);
         let rules = self.interface_rules(d.interface, d.direction);
         DecisionReport {
@@ -384,6 +398,8 @@ impl Policy {
             } else {
                 Vec::new()
             },
+            tracked: tracking.map(|t| t.tracked()),
+            tracking: tracking.map(|t| t.why(self)),
         }
     }
 
@@ -713,6 +729,10 @@ impl Explanation {
                     );
                     if let Some(desc) = &d.rule_description {
                         let _ = writeln!(s, "    \"{desc}\"");
+                    }
+                    if let (Some(t), Some(why)) = (d.tracked, &d.tracking) {
+                        let word = if t { "tracked" } else { "untracked" };
+                        let _ = writeln!(s, "  {word} here: {why}");
                     }
                 }
                 (None, _) => {

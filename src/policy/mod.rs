@@ -26,6 +26,7 @@ pub mod model;
 pub mod nacl;
 pub mod reference;
 pub mod topology;
+pub mod tracking;
 pub mod types;
 
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use diag::{Diagnostic, PolicyError};
 pub use model::{Model, Origin};
 pub use reference::{Decision, Evaluation};
 pub use topology::{Topology, VpcId};
+pub use tracking::Tracking;
 pub use types::*;
 
 use crate::conntrack;
@@ -134,6 +136,23 @@ impl Default for ConntrackSettings {
             other: t.other,
         }
     }
+}
+
+/// GWLB's idle timeout for everything but established TCP, in seconds.
+pub const GWLB_IDLE: u32 = 120;
+/// GWLB's default TCP idle timeout, in seconds (a listener's
+/// `tcp.idle_timeout.seconds` may set 60-6000).
+pub const GWLB_TCP_IDLE: u32 = 350;
+
+/// Which `[conntrack]` timeouts a policy file set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeoutsSet {
+    pub tcp_established: bool,
+    pub tcp_transitory: bool,
+    pub udp: bool,
+    pub udp_stream: bool,
+    pub icmp: bool,
+    pub other: bool,
 }
 
 /// A named list of CIDRs (`pl-…`).
@@ -317,6 +336,10 @@ pub struct Policy {
     source: String,
     settings: Settings,
     conntrack: ConntrackSettings,
+    /// Which `[conntrack]` timeouts the file set (GWLB mode leaves those).
+    timeouts_set: TimeoutsSet,
+    /// Judged as a GWLB appliance: every flow tracked (SPEC §9.3).
+    gwlb: bool,
     prefix_lists: Vec<PrefixList>,
     security_groups: Vec<SecurityGroup>,
     rules: Vec<Rule>,
@@ -376,6 +399,61 @@ impl Policy {
 
     pub fn conntrack(&self) -> &ConntrackSettings {
         &self.conntrack
+    }
+
+    /// The policy as a GWLB appliance judges it (SPEC §9.3): every flow
+    /// tracked, and the `[conntrack]` timeouts the file does not set are
+    /// GWLB's own: `tcp_idle` seconds for established TCP (350 by default,
+    /// the listener's `tcp.idle_timeout.seconds`), 120 s for everything else.
+    pub fn for_gwlb(mut self, tcp_idle: u32) -> Policy {
+        let set = self.timeouts_set;
+        let c = &mut self.conntrack;
+        for (was_set, v, default) in [
+            (set.tcp_established, &mut c.tcp_established, tcp_idle),
+            (set.tcp_transitory, &mut c.tcp_transitory, GWLB_IDLE),
+            (set.udp, &mut c.udp, GWLB_IDLE),
+            (set.udp_stream, &mut c.udp_stream, GWLB_IDLE),
+            (set.icmp, &mut c.icmp, GWLB_IDLE),
+            (set.other, &mut c.other, GWLB_IDLE),
+        ] {
+            if !was_set {
+                *v = default;
+            }
+        }
+        self.gwlb = true;
+        self
+    }
+
+    /// Whether this is the policy as a GWLB appliance judges it ([`Policy::for_gwlb`]).
+    pub fn gwlb_mode(&self) -> bool {
+        self.gwlb
+    }
+
+    /// Each interface's allowance and timeouts, for the connection table.
+    pub fn interface_conntrack(&self) -> Vec<conntrack::InterfaceConfig> {
+        let t = self.conntrack.config().timeouts;
+        self.interfaces
+            .iter()
+            .map(|i| {
+                let p = &i.place;
+                let secs = |v: &Option<model::At<i64>>, d: u32| {
+                    v.as_ref()
+                        .map_or(d, |v| u32::try_from(v.value).unwrap_or(d))
+                };
+                conntrack::InterfaceConfig {
+                    max_entries: p
+                        .conntrack_max
+                        .as_ref()
+                        .and_then(|m| u32::try_from(m.value).ok()),
+                    timeouts: (!p.timeouts.is_empty()).then(|| conntrack::Timeouts {
+                        tcp_established: secs(&p.timeouts.tcp_established, t.tcp_established),
+                        udp: secs(&p.timeouts.udp, t.udp),
+                        udp_stream: secs(&p.timeouts.udp_stream, t.udp_stream),
+                        ..t
+                    }),
+                }
+            })
+            .collect()
     }
 
     /// Every prefix list, indexed by [`PrefixListId`].

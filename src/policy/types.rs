@@ -326,6 +326,17 @@ impl Flow {
         }
     }
 
+    /// The same flow the other way (ends and ports swapped).
+    pub fn reversed(&self) -> Flow {
+        Flow {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            ..*self
+        }
+    }
+
     /// A flow of another protocol (or with unknown ports).
     pub fn other(src: IpAddr, dst: IpAddr, proto: IpProto) -> Flow {
         Flow {

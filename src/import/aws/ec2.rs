@@ -352,6 +352,7 @@ fn interface(
         public_addresses: public_addresses(n)?,
         tracking: Some(At::new("aws".to_string(), n.origin())),
         timeouts: timeouts(n)?,
+        conntrack_max: None,
         az: string(n, "AvailabilityZone")?,
     };
     let iface = Interface {

@@ -338,6 +338,15 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
         source: model.source.clone(),
         settings: model.settings.clone(),
         conntrack,
+        timeouts_set: TimeoutsSet {
+            tcp_established: model.conntrack.tcp_established.is_some(),
+            tcp_transitory: model.conntrack.tcp_transitory.is_some(),
+            udp: model.conntrack.udp.is_some(),
+            udp_stream: model.conntrack.udp_stream.is_some(),
+            icmp: model.conntrack.icmp.is_some(),
+            other: model.conntrack.other.is_some(),
+        },
+        gwlb: false,
         prefix_lists,
         security_groups,
         rules,
@@ -446,6 +455,18 @@ fn place(cx: &mut Ctx, mi: &model::Interface) {
                     ),
                 );
             }
+        }
+    }
+    if let Some(m) = &p.conntrack_max {
+        if !(1..=1 << 30).contains(&m.value) {
+            cx.err(
+                &m.origin,
+                format!(
+                    "`conntrack_max = {}` is out of range: expected 1-{}",
+                    m.value,
+                    1 << 30
+                ),
+            );
         }
     }
     for a in &p.public_addresses {

@@ -127,6 +127,7 @@ pub struct RawInterface {
     pub public_addresses: Vec<Spanned<String>>,
     pub tracking: Option<Spanned<String>>,
     pub timeouts: Option<RawTimeouts>,
+    pub conntrack_max: Option<Spanned<i64>>,
     pub az: Option<String>,
 }
 

@@ -591,6 +591,7 @@ impl Reader<'_> {
             public_addresses: self.nets(&ri.public_addresses),
             tracking: self.name_opt(&ri.tracking),
             timeouts,
+            conntrack_max: self.num_opt(&ri.conntrack_max),
             az: ri.az.clone(),
         }
     }

@@ -294,6 +294,9 @@ pub struct InterfacePlace {
     /// `always` (default) or `aws` (SPEC §9.3).
     pub tracking: Option<At<String>>,
     pub timeouts: InterfaceTimeouts,
+    /// The most connection-table entries this interface holds (its own
+    /// allowance, SPEC §9.3); `None`: only `[conntrack] max_entries` bounds it.
+    pub conntrack_max: Option<At<i64>>,
     /// The availability zone, where there is no subnet to give it.
     pub az: Option<String>,
 }

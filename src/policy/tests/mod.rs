@@ -7,6 +7,7 @@ use super::*;
 
 mod built_in_code;
 mod nacl;
+mod tracking;
 mod vpc;
 
 fn policy(text: &str) -> Policy {
