@@ -409,6 +409,25 @@ fn a_tcp_handshake_and_data_pass_and_replies_ride_conntrack() {
     );
 }
 
+/// GWLB sends inner packets of at most 8500 bytes; a larger one is judged
+/// like any other and counted as oversized.
+#[test]
+fn inner_packets_larger_than_gwlbs_are_judged_and_counted() {
+    need_root!();
+    let a = Appliance::start(74, POLICY, &["--workers", "2"]);
+    let g = Gwlb::for_test(&a);
+    let t = Tcp::new(&g, "198.51.100.7", 40009, "10.0.1.10", 443, 0xe1);
+    t.handshake();
+    g.round_trip(&t.fwd, &t.to_server(PSH_ACK, &[7; 8400]));
+    a.wait_metric(r#"sgplane_gwlb_oversized_packets_total"#, 0);
+    g.round_trip(&t.fwd, &t.to_server(PSH_ACK, &[7; 9000]));
+    a.wait_metric(r#"sgplane_gwlb_oversized_packets_total"#, 1);
+    a.wait_metric(
+        r#"sgplane_packets_total{verdict="allow",reason="established"}"#,
+        4,
+    );
+}
+
 #[test]
 fn denied_ports_are_not_returned() {
     need_root!();

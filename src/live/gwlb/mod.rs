@@ -394,10 +394,19 @@ struct Shared<'a> {
     metrics: &'a Metrics,
 }
 
+/// The largest inner packet GWLB sends (AWS: 8500 bytes)...
+pub const MAX_GWLB_INNER: usize = 8500;
+/// ...behind a GENEVE header with the three AWS options (8 + 32 bytes): a
+/// larger datagram did not come from a GWLB as AWS documents it. It is
+/// judged like any other and counted as oversized.
+const MAX_GWLB_PAYLOAD: usize = MAX_GWLB_INNER + 40;
+
 /// A worker's own counters, published with the engine's.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
     received: u64,
+    /// Datagrams whose inner packet is larger than GWLB's 8500 bytes.
+    oversized: u64,
     handed_over: u64,
     handover_dropped: u64,
     unusable: u64,
@@ -534,6 +543,9 @@ impl<'a> Worker<'a> {
                 return;
             }
             c.received += 1;
+            if payload.len() > MAX_GWLB_PAYLOAD {
+                c.oversized += 1;
+            }
             let owner = steer::owner(payload, n);
             let batch = if owner == sh.id {
                 &mut *own
@@ -621,6 +633,7 @@ impl<'a> Worker<'a> {
             &self.engine,
             &[
                 ("gwlb_received_packets_total", c.received),
+                ("gwlb_oversized_packets_total", c.oversized),
                 ("gwlb_returned_packets_total", r.returned),
                 ("gwlb_returned_bytes_total", r.returned_bytes),
                 ("gwlb_returned_raw_packets_total", r.raw),
