@@ -71,6 +71,19 @@ pub struct NaclHit {
     pub packets: u64,
 }
 
+/// One interface's connection-tracking allowance at the end (SPEC §9.3,
+/// ENA's `conntrack_allowance_available` / `_exceeded`): listed for
+/// interfaces with a `conntrack_max` or with refusals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Allowance {
+    pub interface: String,
+    pub entries: u32,
+    pub max_entries: Option<u32>,
+    pub available: Option<u32>,
+    /// New flows refused because its allowance was used up.
+    pub exceeded: u64,
+}
+
 /// A replay stopped by a signal.
 #[derive(Debug, Clone, Serialize)]
 pub struct Interrupted {
@@ -147,6 +160,8 @@ pub struct Report {
     /// Unassured entries a full table evicted for new flows (SPEC §2.8).
     pub early_drops: u64,
     pub conntrack_entries: usize,
+    /// Per-interface allowances (interfaces with one or with refusals).
+    pub allowances: Vec<Allowance>,
     pub first_ts: Option<f64>,
     pub last_ts: Option<f64>,
     pub top_denied: Vec<DeniedFlow>,
@@ -193,6 +208,7 @@ impl Report {
             flows_opened: 0,
             early_drops: 0,
             conntrack_entries: 0,
+            allowances: Vec::new(),
             first_ts: None,
             last_ts: None,
             top_denied: Vec::new(),
@@ -297,6 +313,22 @@ impl Report {
         self.flows_opened = s.flows_opened;
         self.early_drops = s.early_drops;
         self.conntrack_entries = engine.conntrack().len();
+        self.allowances = engine
+            .conntrack()
+            .interfaces()
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                (c.max_entries.is_some() || c.exceeded > 0) && *i < policy.interfaces().len()
+            })
+            .map(|(i, c)| Allowance {
+                interface: policy.interfaces()[i].name.clone(),
+                entries: c.entries,
+                max_entries: c.max_entries,
+                available: c.available(),
+                exceeded: c.exceeded,
+            })
+            .collect();
         let mut hits: Vec<RuleHit> = s
             .rule_hits
             .iter()
@@ -465,6 +497,18 @@ impl Report {
                 s,
                 "  early drops     {:>10}  unassured entries evicted from the full table for new flows",
                 self.early_drops
+            );
+        }
+        for a in &self.allowances {
+            let _ = writeln!(
+                s,
+                "  allowance       {:>10}  {}: {} entries of {}, {} available, {} new flows refused (conntrack_allowance_exceeded)",
+                a.exceeded,
+                a.interface,
+                a.entries,
+                a.max_entries.map_or("no limit of its own".to_string(), |m| m.to_string()),
+                a.available.map_or("-".to_string(), |m| m.to_string()),
+                a.exceeded
             );
         }
         for (lt, n) in &self.unsupported_link_types {
