@@ -88,6 +88,46 @@ pub struct Import {
     pub skipped: Vec<Skipped>,
 }
 
+impl Import {
+    /// Adds another import's items (and what it skipped) to this one.
+    pub fn append(&mut self, other: Import) {
+        let (m, o) = (&mut self.model, other.model);
+        m.prefix_lists.extend(o.prefix_lists);
+        m.security_groups.extend(o.security_groups);
+        m.external_groups.extend(o.external_groups);
+        m.interfaces.extend(o.interfaces);
+        m.vpcs.extend(o.vpcs);
+        m.peerings.extend(o.peerings);
+        m.subnets.extend(o.subnets);
+        m.network_acls.extend(o.network_acls);
+        m.route_tables.extend(o.route_tables);
+        m.load_balancers.extend(o.load_balancers);
+        m.target_groups.extend(o.target_groups);
+        m.endpoint_services.extend(o.endpoint_services);
+        m.endpoints.extend(o.endpoints);
+        self.skipped.extend(other.skipped);
+    }
+}
+
+/// Sorts every list of a model by id, so that the same input gives the same
+/// policy file whatever the order of its files (stable: a group's rules
+/// keep their order).
+pub fn sort_by_id(m: &mut Model) {
+    m.prefix_lists.sort_by(|a, b| a.name.cmp(&b.name));
+    m.security_groups.sort_by(|a, b| a.name.cmp(&b.name));
+    m.external_groups.sort_by(|a, b| a.name.cmp(&b.name));
+    m.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+    m.vpcs.sort_by(|a, b| a.name.cmp(&b.name));
+    m.peerings.sort_by(|a, b| a.name.cmp(&b.name));
+    m.subnets.sort_by(|a, b| a.name.cmp(&b.name));
+    m.network_acls.sort_by(|a, b| a.name.cmp(&b.name));
+    m.route_tables.sort_by(|a, b| a.name.cmp(&b.name));
+    m.load_balancers.sort_by(|a, b| a.name.cmp(&b.name));
+    m.target_groups.sort_by(|a, b| a.name.cmp(&b.name));
+    m.endpoint_services.sort_by(|a, b| a.name.cmp(&b.name));
+    m.endpoints.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
 /// Something in the input that the model does not represent, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {

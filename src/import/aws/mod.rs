@@ -98,50 +98,14 @@ fn import_documents(docs: &[Document]) -> Result<Import, ImportError> {
     for doc in &inputs.terraform {
         let file = doc.file.to_string();
         let tf = crate::import::terraform::import_value(doc.value, &file)?;
-        append(&mut import, tf);
+        import.append(tf);
     }
-    sort(&mut import.model);
+    super::sort_by_id(&mut import.model);
     import.model.imported = Some(Imported {
         provider: "aws".into(),
         inputs: docs.iter().map(|d| d.file.clone()).collect(),
     });
     Ok(import)
-}
-
-/// Adds another import's items to `into`.
-fn append(into: &mut Import, other: Import) {
-    let (m, o) = (&mut into.model, other.model);
-    m.prefix_lists.extend(o.prefix_lists);
-    m.security_groups.extend(o.security_groups);
-    m.external_groups.extend(o.external_groups);
-    m.interfaces.extend(o.interfaces);
-    m.vpcs.extend(o.vpcs);
-    m.peerings.extend(o.peerings);
-    m.subnets.extend(o.subnets);
-    m.network_acls.extend(o.network_acls);
-    m.route_tables.extend(o.route_tables);
-    m.load_balancers.extend(o.load_balancers);
-    m.target_groups.extend(o.target_groups);
-    m.endpoint_services.extend(o.endpoint_services);
-    m.endpoints.extend(o.endpoints);
-    into.skipped.extend(other.skipped);
-}
-
-/// Every list by id (stable: a group's rules keep their order).
-fn sort(m: &mut Model) {
-    m.prefix_lists.sort_by(|a, b| a.name.cmp(&b.name));
-    m.security_groups.sort_by(|a, b| a.name.cmp(&b.name));
-    m.external_groups.sort_by(|a, b| a.name.cmp(&b.name));
-    m.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-    m.vpcs.sort_by(|a, b| a.name.cmp(&b.name));
-    m.peerings.sort_by(|a, b| a.name.cmp(&b.name));
-    m.subnets.sort_by(|a, b| a.name.cmp(&b.name));
-    m.network_acls.sort_by(|a, b| a.name.cmp(&b.name));
-    m.route_tables.sort_by(|a, b| a.name.cmp(&b.name));
-    m.load_balancers.sort_by(|a, b| a.name.cmp(&b.name));
-    m.target_groups.sort_by(|a, b| a.name.cmp(&b.name));
-    m.endpoint_services.sort_by(|a, b| a.name.cmp(&b.name));
-    m.endpoints.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
 /// The model under construction, each kind by id (the first read wins).

@@ -240,10 +240,7 @@ impl Cx {
         model.prefix_lists = std::mem::take(&mut self.prefix_lists)
             .into_values()
             .collect();
-        model.security_groups.sort_by(|a, b| a.name.cmp(&b.name));
-        model.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-        model.vpcs.sort_by(|a, b| a.name.cmp(&b.name));
-        model.subnets.sort_by(|a, b| a.name.cmp(&b.name));
+        super::sort_by_id(&mut model);
         Ok(model)
     }
 

@@ -52,7 +52,7 @@ pub fn import_value(v: &Value, file: &str) -> Result<Import, ImportError> {
     topology::import(&doc, &mut out)?;
     not_imported(&doc, &mut out)?;
     references(&mut out.model);
-    sort(&mut out.model);
+    super::sort_by_id(&mut out.model);
     Ok(Import {
         model: out.model,
         skipped: out.skipped,
@@ -213,19 +213,4 @@ fn references(model: &mut Model) {
             });
         }
     }
-}
-
-fn sort(m: &mut Model) {
-    m.prefix_lists.sort_by(|a, b| a.name.cmp(&b.name));
-    m.security_groups.sort_by(|a, b| a.name.cmp(&b.name));
-    m.external_groups.sort_by(|a, b| a.name.cmp(&b.name));
-    m.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-    m.vpcs.sort_by(|a, b| a.name.cmp(&b.name));
-    m.peerings.sort_by(|a, b| a.name.cmp(&b.name));
-    m.subnets.sort_by(|a, b| a.name.cmp(&b.name));
-    m.network_acls.sort_by(|a, b| a.name.cmp(&b.name));
-    m.route_tables.sort_by(|a, b| a.name.cmp(&b.name));
-    m.load_balancers.sort_by(|a, b| a.name.cmp(&b.name));
-    m.target_groups.sort_by(|a, b| a.name.cmp(&b.name));
-    m.endpoints.sort_by(|a, b| a.name.cmp(&b.name));
 }
