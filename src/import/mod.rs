@@ -270,6 +270,21 @@ pub fn import(provider: Provider, paths: &[PathBuf], strict: bool) -> Result<Imp
 }
 
 /// Why a policy could not be loaded from a path.
+#[cfg(test)]
+mod tests {
+    use super::looks_like_json;
+
+    #[test]
+    fn json_is_told_from_a_policy_file_by_its_first_bytes() {
+        for json in ["{}", "  {\"a\": 1}", "[{\"name\": \"x\"}]", "[\n  {", "[]", "[\"a\"]"] {
+            assert!(looks_like_json(json.as_bytes()), "{json}");
+        }
+        for toml in ["[settings]", "[[x]]", "# comment\n{", "a = 1", "[ security_groups.sg-a ]", ""] {
+            assert!(!looks_like_json(toml.as_bytes()), "{toml}");
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
@@ -279,8 +294,8 @@ pub enum LoadError {
 }
 
 /// Whether `path` is something to import rather than a policy file: a
-/// directory, a `.json` file, or a file whose first non-blank byte is `{`
-/// (a policy file starts with a comment, a key or a `[table]`).
+/// directory, a `.json` file, or a file that starts like JSON (see
+/// [`looks_like_json`]).
 pub fn is_importable(path: &Path) -> bool {
     let json = path
         .extension()
@@ -295,10 +310,19 @@ pub fn is_importable(path: &Path) -> bool {
     };
     let mut head = [0u8; 512];
     let n = f.read(&mut head).unwrap_or(0);
-    head[..n]
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|&b| b == b'{')
+    looks_like_json(&head[..n])
+}
+
+/// Whether text starts like a JSON object or array rather than a policy
+/// file: `{`, or `[` followed by `{`, `"` or `]` (`az … list` prints an
+/// array of objects; a policy file's `[table]` has a name after its `[`).
+fn looks_like_json(head: &[u8]) -> bool {
+    let mut bytes = head.iter().copied().filter(|b| !b.is_ascii_whitespace());
+    match bytes.next() {
+        Some(b'{') => true,
+        Some(b'[') => matches!(bytes.next(), Some(b'{' | b'"' | b']')),
+        _ => false,
+    }
 }
 
 /// Loads the policy at `path` (`-c`): a policy file, or a directory or JSON
