@@ -247,9 +247,8 @@ impl Shared<'_> {
     /// `at`'s subnet ACL in `direction`, request or reply, `other` the
     /// remote end.
     fn acl(&mut self, at: u32, other: u32, direction: Direction, reply: bool) -> HopResult {
-        let Some(subnet) = self.pts[at as usize].subnet else {
-            return None;
-        };
+        // No subnet, no ACL: allowed (`None`).
+        let subnet = self.pts[at as usize].subnet?;
         let key = (subnet, direction == Direction::Ingress, reply, other);
         if let Some(&r) = self.acl.get(&key) {
             return r;
