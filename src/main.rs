@@ -85,12 +85,12 @@ enum Command {
 struct PathArgs {
     /// Source: instance id, ENI id, Name tag, IP address (an address of no
     /// VPC is the internet), or a load balancer (its node).
-    #[arg(long, value_name = "X")]
-    from: String,
+    #[arg(long, value_name = "X", required_unless_present = "all")]
+    from: Option<String>,
     /// Destination: instance id, ENI id, Name tag, IP address, load
     /// balancer (name, ARN, DNS name) or VPC endpoint (id, DNS name).
-    #[arg(long, value_name = "Y")]
-    to: String,
+    #[arg(long, value_name = "Y", required_unless_present = "all")]
+    to: Option<String>,
     /// Protocol: tcp, udp, icmp, icmpv6 or a number 0-255.
     #[arg(long, value_name = "P", default_value = "tcp")]
     proto: IpProto,
@@ -111,8 +111,18 @@ struct PathArgs {
     #[arg(long)]
     json: bool,
     /// Also draw the path as a standalone SVG in FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
     svg: Option<PathBuf>,
+    /// Every instance interface (kind `interface`: not load balancer
+    /// nodes, endpoints or NAT gateways) to every other: a CSV matrix,
+    /// rows sources, columns destinations, each cell `reachable` or the
+    /// blocking code; no fixes are searched. Exit 0.
+    #[arg(long, conflicts_with_all = ["from", "to", "json"])]
+    all: bool,
+    /// With --all: write the matrix to FILE (the summary goes to stdout);
+    /// default: the matrix on stdout, the summary on stderr.
+    #[arg(long, value_name = "FILE", requires = "all")]
+    csv: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -450,13 +460,39 @@ fn path(config: &Option<PathBuf>, a: PathArgs) -> Result<u8> {
         (a.icmp_type.unwrap_or(echo), a.icmp_code.unwrap_or(0))
     });
     let q = path::Query {
-        from: a.from,
-        to: a.to,
+        from: a.from.unwrap_or_default(),
+        to: a.to.unwrap_or_default(),
         proto,
         dport: a.dport.filter(|_| proto.has_ports()),
         sport: a.sport.filter(|_| proto.has_ports()),
         icmp,
     };
+    if a.all {
+        let ifaces = path::all::instance_interfaces(&policy);
+        let m = path::all::all_pairs(&policy, &q, &ifaces)?;
+        let (reachable, codes) = m.summary();
+        let n = ifaces.len();
+        let mut summary = format!(
+            "{n} interfaces, {} pairs, {}: {reachable} reachable",
+            n * n.saturating_sub(1),
+            path::describe_flow(&q)
+        );
+        for (code, count) in codes {
+            summary.push_str(&format!(", {count} {code}"));
+        }
+        match &a.csv {
+            Some(file) => {
+                std::fs::write(file, m.to_csv())
+                    .with_context(|| format!("writing {}", file.display()))?;
+                println!("{summary}");
+            }
+            None => {
+                print!("{}", m.to_csv());
+                eprintln!("{summary}");
+            }
+        }
+        return Ok(0);
+    }
     let mut trace = path::analyse(&policy, &q)?;
     if !trace.reachable {
         trace.fixes = path::fix::search(&model, &q, &trace);

@@ -10,6 +10,7 @@
 //! NACLs) and takes the nearest misses from `explain`, so every verdict is
 //! the one `explain` and the engine give for the same packet.
 
+pub mod all;
 pub mod fix;
 pub mod render;
 mod walk;

@@ -27,15 +27,20 @@ pub fn analyse(p: &Policy, q: &Query) -> Result<Trace, PathError> {
         q,
         hops: Vec::new(),
         notes: Vec::new(),
+        quick: false,
     };
     let from_label = w.end_label(from);
     let to_label = w.end_label(to);
-    let v6 = match (from, to) {
-        (End::Addr(a, _) | End::Public(_, a), _) | (_, End::Addr(a, _) | End::Public(_, a)) => {
-            a.is_ipv6()
-        }
-        _ => false,
-    };
+    let named_v6 = [&q.from, &q.to]
+        .iter()
+        .any(|n| n.parse::<IpAddr>().is_ok_and(|a| a.is_ipv6()));
+    let v6 = named_v6
+        || match (from, to) {
+            (End::Addr(a, _) | End::Public(_, a), _) | (_, End::Addr(a, _) | End::Public(_, a)) => {
+                a.is_ipv6()
+            }
+            _ => false,
+        };
     if let (End::Addr(a, _), End::Addr(b, _) | End::Public(_, b)) = (from, to) {
         if a.is_ipv4() != b.is_ipv4() {
             return Err(PathError::Versions(a, b));
@@ -79,13 +84,13 @@ pub fn analyse(p: &Policy, q: &Query) -> Result<Trace, PathError> {
 
 /// One end of a leg: where a packet is.
 #[derive(Debug, Clone)]
-struct Point {
-    iface: Option<IfaceId>,
-    addr: IpAddr,
-    vpc: Option<VpcId>,
+pub(super) struct Point {
+    pub(super) iface: Option<IfaceId>,
+    pub(super) addr: IpAddr,
+    pub(super) vpc: Option<VpcId>,
     /// Index in the topology's subnets.
-    subnet: Option<usize>,
-    internet: bool,
+    pub(super) subnet: Option<usize>,
+    pub(super) internet: bool,
 }
 
 /// Finds what `name` is. An address is looked up in `hint`'s VPC first.
@@ -227,11 +232,13 @@ fn end_vpc(p: &Policy, e: End) -> Option<VpcId> {
     }
 }
 
-struct Walk<'a> {
-    p: &'a Policy,
-    q: &'a Query,
-    hops: Vec<Hop>,
-    notes: Vec<String>,
+pub(super) struct Walk<'a> {
+    pub(super) p: &'a Policy,
+    pub(super) q: &'a Query,
+    pub(super) hops: Vec<Hop>,
+    pub(super) notes: Vec<String>,
+    /// Verdicts and codes only: no nearest misses (`path --all`).
+    pub(super) quick: bool,
 }
 
 /// A new hop, allowed, with nothing else said.
@@ -285,7 +292,7 @@ impl<'a> Walk<'a> {
         })
     }
 
-    fn iface_point(&self, i: IfaceId, v6: bool) -> Result<Point, PathError> {
+    pub(super) fn iface_point(&self, i: IfaceId, v6: bool) -> Result<Point, PathError> {
         let f = self.p.interface(i);
         let addr = f
             .addresses
@@ -323,12 +330,18 @@ impl<'a> Walk<'a> {
             .or_else(|| pt.subnet.and_then(|s| self.t().subnets[s].az.clone()))
     }
 
-    fn space(&self, vpc: Option<VpcId>) -> Option<ZoneId> {
+    pub(super) fn space(&self, vpc: Option<VpcId>) -> Option<ZoneId> {
         vpc.and_then(|v| self.t().space(v))
     }
 
     /// The query's flow between two addresses, judged in `vpc`'s space.
-    fn flow(&self, src: IpAddr, dst: IpAddr, dport: Option<u16>, vpc: Option<VpcId>) -> Flow {
+    pub(super) fn flow(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        dport: Option<u16>,
+        vpc: Option<VpcId>,
+    ) -> Flow {
         let mut f = Flow::other(src, dst, self.q.proto);
         if self.q.proto.has_ports() {
             f.sport = self.q.sport;
@@ -402,13 +415,15 @@ impl<'a> Walk<'a> {
         if none {
             h.codes.push("SG_HAS_NO_RULES");
         }
-        let ex = p.explain(flow);
-        if let Some(r) = ex
-            .decisions
-            .into_iter()
-            .find(|r| r.interface == f.name && r.direction == direction)
-        {
-            h.nearest_misses = r.nearest_misses;
+        if !self.quick {
+            if let Some(r) = p
+                .explain(flow)
+                .decisions
+                .into_iter()
+                .find(|r| r.interface == f.name && r.direction == direction)
+            {
+                h.nearest_misses = r.nearest_misses;
+            }
         }
         if let Some(&g) = f.security_groups.first() {
             let remote = remote_sg.unwrap_or_else(|| host(remote).to_string());
@@ -432,7 +447,7 @@ impl<'a> Walk<'a> {
     /// A subnet's ACL judging `flow` in one direction; `leg` is `request`
     /// or `reply`. `reply_ports`: the reply's destination ports that must
     /// all pass (the client's ephemeral range).
-    fn acl_hop(
+    pub(super) fn acl_hop(
         &mut self,
         subnet: Option<usize>,
         direction: Direction,
@@ -503,11 +518,12 @@ impl<'a> Walk<'a> {
         h.explanation = format!("the {leg} {} is dropped by {rule}{ports}", flow_text(flow));
         h.codes.push("SUBNET_ACL_RESTRICTION");
         let f = first_denied_flow.unwrap_or(*flow);
-        let ex = self.p.explain(&f);
-        if let Some(r) = ex.network_acls.into_iter().find(|r| {
-            r.subnet == subnet_name && r.direction == direction && r.verdict == Verdict::Deny
-        }) {
-            h.nearest_misses = r.nearest_misses;
+        if !self.quick {
+            if let Some(r) = self.p.explain(&f).network_acls.into_iter().find(|r| {
+                r.subnet == subnet_name && r.direction == direction && r.verdict == Verdict::Deny
+            }) {
+                h.nearest_misses = r.nearest_misses;
+            }
         }
         let used: Vec<u16> = acl.entries(direction).iter().map(|e| e.number).collect();
         let number = match number {
@@ -541,12 +557,24 @@ impl<'a> Walk<'a> {
         if src.subnet == dst.subnet && src.vpc == dst.vpc {
             return true;
         }
+        let Some((r, ports)) = self.reply_flow(flow) else {
+            return true;
+        };
+        if !dst.internet && !self.acl_hop(dst.subnet, Direction::Egress, &r, "reply", ports) {
+            return false;
+        }
+        src.internet || self.acl_hop(src.subnet, Direction::Ingress, &r, "reply", ports)
+    }
+
+    /// The reply of `flow` and the client's ports it goes to; `None` for
+    /// an ICMP message that has no reply.
+    fn reply_flow(&self, flow: &Flow) -> Option<(Flow, Option<PortRange>)> {
         let mut r = Flow::other(flow.dst, flow.src, flow.proto);
         r.zone = flow.zone;
         match flow.icmp {
             Some((8, _)) if flow.proto == IpProto::ICMP => r.icmp = Some((0, 0)),
             Some((128, _)) if flow.proto == IpProto::ICMPV6 => r.icmp = Some((129, 0)),
-            Some(_) => return true,
+            Some(_) => return None,
             None => {}
         }
         r.sport = flow.dport;
@@ -554,14 +582,26 @@ impl<'a> Walk<'a> {
             Some(p) => PortRange { lo: p, hi: p },
             None => EPHEMERAL,
         });
-        if !dst.internet && !self.acl_hop(dst.subnet, Direction::Egress, &r, "reply", ports) {
-            return false;
-        }
-        src.internet || self.acl_hop(src.subnet, Direction::Ingress, &r, "reply", ports)
+        Some((r, ports))
+    }
+
+    /// One ACL of the reply of `request` (`path --all`): allowed (`None`)
+    /// or the blocking code.
+    pub(super) fn reply_acl(
+        &mut self,
+        subnet: usize,
+        direction: Direction,
+        request: &Flow,
+    ) -> Option<&'static str> {
+        let (r, ports) = self.reply_flow(request)?;
+        let ok = self.acl_hop(Some(subnet), direction, &r, "reply", ports);
+        let code = self.hops.last().and_then(|h| h.codes.first().copied());
+        self.hops.clear();
+        (!ok).then(|| code.unwrap_or("SUBNET_ACL_RESTRICTION"))
     }
 
     /// The route from `src`'s subnet to `dst`.
-    fn route_hop(&mut self, src: &Point, dst: &Point) -> bool {
+    pub(super) fn route_hop(&mut self, src: &Point, dst: &Point) -> bool {
         let t = self.t();
         let Some(vpc) = src.vpc else { return true };
         let vname = &t.vpcs[vpc as usize].name;
@@ -621,7 +661,7 @@ impl<'a> Walk<'a> {
         h.rule = Some(prefix);
         if state.as_deref() == Some("blackhole") {
             h.verdict = HopVerdict::Deny;
-            h.codes.push("NO_ROUTE_TO_DESTINATION");
+            h.codes.push("BAD_STATE_ROUTE");
             h.explanation = format!("the route to {} through {target} is a blackhole", dst.addr);
             return self.push(h);
         }
@@ -653,7 +693,14 @@ impl<'a> Walk<'a> {
                 h.explanation = format!("peering {target} to {}", dst_name.unwrap_or_default());
             } else {
                 h.verdict = HopVerdict::Deny;
-                h.codes.push("NO_ROUTE_TO_DESTINATION");
+                let inactive =
+                    peering.is_some_and(|pc| pc.status.as_deref().is_some_and(|s| s != "active"));
+                h.codes.push(match peering {
+                    Some(_) if inactive => "BAD_STATE",
+                    // Active, but the destination is not in the peer VPC.
+                    Some(_) => "PCX_REQUIRES_ADDRESS_IN_VPC_CIDR",
+                    None => "NO_ROUTE_TO_DESTINATION",
+                });
                 h.explanation = format!(
                     "the route sends {} to {target}, which does not join {vname} to {} (or is not active)",
                     dst.addr,
@@ -667,7 +714,12 @@ impl<'a> Walk<'a> {
                 .unwrap_or_default();
             if !dst.internet {
                 h.verdict = HopVerdict::Deny;
-                h.codes.push("NO_ROUTE_TO_DESTINATION");
+                let private = matches!(dst.addr, IpAddr::V4(a) if a.is_private());
+                h.codes.push(if private {
+                    "IGW_DESTINATION_ADDRESS_NOT_IN_RFC1918_EGRESS"
+                } else {
+                    "NO_ROUTE_TO_DESTINATION"
+                });
                 h.explanation = format!(
                     "{} is not on the internet, but the route sends it to {target}",
                     dst.addr
@@ -678,9 +730,14 @@ impl<'a> Walk<'a> {
                     src.addr,
                     pa.value.addr()
                 );
+            } else if let Some(lb) = src.iface.and_then(|i| self.internet_facing_lb(i)) {
+                h.explanation = format!(
+                    "to the internet through {target}, {} translated to the public address of {lb}'s node",
+                    src.addr
+                );
             } else {
                 h.verdict = HopVerdict::Deny;
-                h.codes.push("NO_ROUTE_TO_DESTINATION");
+                h.codes.push("IGW_PUBLIC_IP_ASSOCIATION_FOR_EGRESS");
                 h.explanation = format!(
                     "{target} translates only addresses with a public address; {} has none",
                     src.addr
@@ -705,6 +762,22 @@ impl<'a> Walk<'a> {
             );
         }
         self.push(h)
+    }
+
+    /// The internet-facing load balancer whose node `i` is: the node has
+    /// a public address, whether or not the input lists it.
+    fn internet_facing_lb(&self, i: IfaceId) -> Option<&'a str> {
+        let name = &self.p.interface(i).name;
+        self.t()
+            .load_balancers
+            .iter()
+            .find(|l| {
+                l.scheme
+                    .as_ref()
+                    .is_some_and(|s| s.value == "internet-facing")
+                    && l.interfaces.iter().any(|n| &n.value == name)
+            })
+            .map(|l| l.name.as_str())
     }
 
     /// From the internet into a VPC through its internet gateway, to `dst`'s
@@ -838,7 +911,7 @@ impl<'a> Walk<'a> {
                     "ingress",
                 );
                 h.verdict = HopVerdict::Deny;
-                h.codes.push("NO_ROUTE_TO_DESTINATION");
+                h.codes.push("IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS");
                 h.explanation = format!(
                     "{} has no public address: the internet does not reach it",
                     dst.addr
@@ -908,7 +981,7 @@ impl<'a> Walk<'a> {
                     "ingress",
                 );
                 h.verdict = HopVerdict::Deny;
-                h.codes.push("NO_ROUTE_TO_DESTINATION");
+                h.codes.push("IGW_PRIVATE_IP_ASSOCIATION_FOR_INGRESS");
                 h.explanation = format!("{} is internal: the internet does not reach it", l.name);
                 self.push(h);
                 return Ok(());
@@ -1010,7 +1083,7 @@ impl<'a> Walk<'a> {
         });
         let Some(lb) = lb else {
             h.verdict = HopVerdict::Unsupported;
-            h.codes.push("UNSUPPORTED_COMPONENT");
+            h.codes.push("UNKNOWN_RESOURCE");
             h.explanation = format!(
                 "the endpoint service {service} (or its load balancer) is not in the policy"
             );
@@ -1027,7 +1100,7 @@ impl<'a> Walk<'a> {
             .collect();
         let Some(node) = nodes.iter().find(|n| self.az_of(n) == ep_az).cloned() else {
             h.verdict = HopVerdict::Deny;
-            h.codes.push("ELB_INSTALLED_AZ_RESTRICTION");
+            h.codes.push("VPCE_SERVICE_NOT_INSTALLED_IN_AZ");
             h.explanation = format!(
                 "{} has no node in the endpoint's AZ {}",
                 l.name,
@@ -1150,7 +1223,7 @@ impl<'a> Walk<'a> {
             .find(|g| g.name == tg_name || g.arn.as_deref() == Some(&tg_name))
         else {
             h.verdict = HopVerdict::Deny;
-            h.codes.push("ELBV2_LISTENER_HAS_NO_TG");
+            h.codes.push("ELBV2_LISTENER_REQUIRES_TG_ACCEPT");
             h.explanation = format!(
                 "the listener {} forwards to no target group in the policy",
                 h.rule.clone().unwrap_or_default()
@@ -1237,7 +1310,7 @@ impl<'a> Walk<'a> {
         if eligible.is_empty() {
             h.verdict = HopVerdict::Deny;
             if targets.is_empty() {
-                h.codes.push("TARGET_GROUP_HAS_NO_TARGETS");
+                h.codes.push("ELBV2_LISTENER_HAS_NO_TG");
                 h.explanation = format!("{} has no registered targets", tg.name);
             } else {
                 h.codes.push("ELB_NOT_CROSSZONE");
@@ -1288,6 +1361,7 @@ impl<'a> Walk<'a> {
                 q: self.q,
                 hops: Vec::new(),
                 notes: Vec::new(),
+                quick: self.quick,
             };
             let src = if preserve { client } else { node.addr };
             let flow = sub.flow(src, pt.addr, Some(*port), node.vpc);
