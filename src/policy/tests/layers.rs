@@ -152,3 +152,37 @@ fn an_unknown_subnet_group_is_an_error() {
     let err = Policy::from_toml(&text, "t.toml").unwrap_err().to_string();
     assert!(err.contains("sg-nope"), "{err}");
 }
+
+#[test]
+fn explain_names_the_layer_that_blocked() {
+    let p = layered();
+    let x = p.explain(&tcp(OUTSIDE, "10.0.1.4", 80));
+    assert_eq!(x.layer, Some(Layer::Subnet));
+    assert_eq!(x.decisions.len(), 2);
+    let sub = &x.decisions[0];
+    assert_eq!((sub.layer, sub.subnet.as_deref()), (Layer::Subnet, Some("web")));
+    assert_eq!(sub.security_groups, ["sg-subnet"]);
+    assert_eq!(sub.verdict, Verdict::Deny);
+    // The subnet's 443 rule is a nearest miss, on the port.
+    assert!(sub.nearest_misses.iter().any(|m| m.rule == "sg-subnet/ingress/0"), "{sub:?}");
+    let nic = &x.decisions[1];
+    assert_eq!((nic.layer, nic.verdict), (Layer::Interface, Verdict::Allow));
+    let json = serde_json::to_value(&x).unwrap();
+    assert_eq!(json["layer"], "subnet");
+    assert_eq!(json["decisions"][0]["layer"], "subnet");
+    assert_eq!(json["decisions"][1]["layer"], "interface");
+    let text = x.to_text();
+    assert!(text.contains("no rule of web-nic ingress, layer subnet matches"), "{text}");
+    assert!(text.contains("web-nic ingress, layer subnet (web) [sg-subnet]"), "{text}");
+    // The NIC's own deny: layer interface, with its nearest misses.
+    let x = p.explain(&tcp(OUTSIDE, "10.0.1.4", 8443));
+    assert_eq!(x.layer, Some(Layer::Interface));
+    assert!(x.to_text().contains("by sg-nic/ingress/2 (web-nic ingress, layer interface)"));
+}
+
+#[test]
+fn explain_without_layers_says_nothing_of_them() {
+    let x = layered().explain(&tcp(OUTSIDE, "10.0.2.4", 80));
+    assert_eq!(x.layer, Some(Layer::Interface));
+    assert!(!x.to_text().contains("layer"), "{}", x.to_text());
+}
