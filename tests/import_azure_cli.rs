@@ -163,13 +163,24 @@ fn answers_as_azure(config: &str) {
     // Both layers are reported, each with its layer; the NIC's own layer
     // denies by Deny-Bad-Actor, with its description.
     let out = sgplane([
-        "-c", config, "explain", "--src", "203.0.113.5", "--dst", "10.0.1.4", "--dport", "22",
+        "-c",
+        config,
+        "explain",
+        "--src",
+        "203.0.113.5",
+        "--dst",
+        "10.0.1.4",
+        "--dport",
+        "22",
         "--json",
     ]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["layer"], "subnet", "{v}");
     let d = &v["decisions"];
-    assert_eq!((&d[0]["layer"], &d[1]["layer"]), (&"subnet".into(), &"interface".into()));
+    assert_eq!(
+        (&d[0]["layer"], &d[1]["layer"]),
+        (&"subnet".into(), &"interface".into())
+    );
     assert_eq!(d[1]["rule"], "sg-nsg-web/ingress/1");
     assert_eq!(d[1]["rule_description"], "abuse report 4711");
 }

@@ -292,9 +292,9 @@ impl Decide for SgClassifier {
                         (iface.policy_set, Layer::Interface),
                         hits[slot],
                     ),
-                    subnet: iface.subnet_policy_set.map(|set| {
-                        decision(policy, i, dir, (set, Layer::Subnet), hits[slot + 2])
-                    }),
+                    subnet: iface
+                        .subnet_policy_set
+                        .map(|set| decision(policy, i, dir, (set, Layer::Subnet), hits[slot + 2])),
                 }
             };
             out.extend(b.ends.iter().enumerate().map(|(n, &(s, d))| {

@@ -99,10 +99,16 @@ fn one_entry_passes_both_layers() {
 
 #[test]
 fn a_batch_judges_as_one_by_one() {
-    let frames: Vec<Vec<u8>> = [(OUT, NIC, 80), (OUT, NIC, 443), (NIC, OUT, 8080), (NIC, OUT, 443), (OUT, NIC, 22)]
-        .iter()
-        .map(|&(s, d, p)| build::tcp(ip(s), ip(d), 40000, p, SYN, 1, 1, b""))
-        .collect();
+    let frames: Vec<Vec<u8>> = [
+        (OUT, NIC, 80),
+        (OUT, NIC, 443),
+        (NIC, OUT, 8080),
+        (NIC, OUT, 443),
+        (OUT, NIC, 22),
+    ]
+    .iter()
+    .map(|&(s, d, p)| build::tcp(ip(s), ip(d), 40000, p, SYN, 1, 1, b""))
+    .collect();
     let inputs: Vec<Input> = frames
         .iter()
         .map(|f| Input {

@@ -399,9 +399,9 @@ impl Policy {
             .then(|| self.tracking_at(d.interface, d.direction, flow, d.rule));
         let iface = self.interface(d.interface);
         let rules = self.layer_rules(d.interface, d.layer, d.direction);
-        let groups = self
-            .layer_set(d.interface, d.layer)
-            .map_or(&[][..], |set| &self.policy_sets[set as usize].security_groups[..]);
+        let groups = self.layer_set(d.interface, d.layer).map_or(&[][..], |set| {
+            &self.policy_sets[set as usize].security_groups[..]
+        });
         DecisionReport {
             interface: iface.name.clone(),
             direction: d.direction,

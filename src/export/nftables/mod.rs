@@ -375,7 +375,9 @@ impl<'a> Export<'a> {
                 for &i in &self.ifaces {
                     let (eg, ing) = self.chains[i as usize].as_ref().expect("named");
                     // Entering, the subnet layer's chain comes first.
-                    let ing = self.subnet_chains[i as usize].as_ref().map_or(ing, |c| &c.1);
+                    let ing = self.subnet_chains[i as usize]
+                        .as_ref()
+                        .map_or(ing, |c| &c.1);
                     let chain = if dir == Direction::Egress { eg } else { ing };
                     for a in &p.interface(i).addresses {
                         if Family::of(a) == f {
@@ -620,7 +622,11 @@ impl<'a> Export<'a> {
             chains.push((
                 Direction::Egress,
                 egs,
-                format!("subnet {} layer: {}", comment_text(subnet_name), names(&subnet_groups().security_groups)),
+                format!(
+                    "subnet {} layer: {}",
+                    comment_text(subnet_name),
+                    names(&subnet_groups().security_groups)
+                ),
                 "return".to_string(),
                 subnet_groups().rules(Direction::Egress),
                 format!(" (subnet {})", comment_text(subnet_name)),
@@ -630,7 +636,11 @@ impl<'a> Export<'a> {
             chains.push((
                 Direction::Ingress,
                 ins,
-                format!("subnet {} layer: {}", comment_text(subnet_name), names(&subnet_groups().security_groups)),
+                format!(
+                    "subnet {} layer: {}",
+                    comment_text(subnet_name),
+                    names(&subnet_groups().security_groups)
+                ),
                 format!("goto {ing}"),
                 subnet_groups().rules(Direction::Ingress),
                 format!(" (subnet {})", comment_text(subnet_name)),

@@ -174,12 +174,24 @@ security_groups = ["sg-nic"]
         body[..body.find('}').unwrap()].to_string()
     };
     let eg = chain("eg_web-nic");
-    assert!(eg.contains("goto egs_web-nic comment \"sg-nic/egress/0\""), "{eg}");
+    assert!(
+        eg.contains("goto egs_web-nic comment \"sg-nic/egress/0\""),
+        "{eg}"
+    );
     let egs = chain("egs_web-nic");
-    assert!(egs.contains("tcp dport 443 counter return comment \"sg-subnet/egress/0\""), "{egs}");
-    assert!(egs.contains("counter drop comment \"no-rule: web-nic egress (subnet web)\""), "{egs}");
+    assert!(
+        egs.contains("tcp dport 443 counter return comment \"sg-subnet/egress/0\""),
+        "{egs}"
+    );
+    assert!(
+        egs.contains("counter drop comment \"no-rule: web-nic egress (subnet web)\""),
+        "{egs}"
+    );
     let ins = chain("ins_web-nic");
-    assert!(ins.contains("goto in_web-nic comment \"sg-subnet/ingress/0\""), "{ins}");
+    assert!(
+        ins.contains("goto in_web-nic comment \"sg-subnet/ingress/0\""),
+        "{ins}"
+    );
     let ing = chain("in_web-nic");
     assert!(ing.contains("accept comment \"sg-nic/ingress/0\""), "{ing}");
     // The ingress map enters the subnet's chain first.

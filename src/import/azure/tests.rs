@@ -607,18 +607,39 @@ fn the_provider_is_recognised_by_content() {
 #[test]
 fn the_subnet_nsg_and_the_nic_nsg_both_apply() {
     let i = demo();
-    assert!(!i.skipped.iter().any(|s| s.id.contains("web-vm")), "{:?}", i.skipped);
-    let web = i.model.subnets.iter().find(|s| s.name == "vnet-hub.web").unwrap();
+    assert!(
+        !i.skipped.iter().any(|s| s.id.contains("web-vm")),
+        "{:?}",
+        i.skipped
+    );
+    let web = i
+        .model
+        .subnets
+        .iter()
+        .find(|s| s.name == "vnet-hub.web")
+        .unwrap();
     assert_eq!(web.security_groups[0].value, "sg-nsg-web-subnet");
     let p = policy(&i);
     // nsg-web's Allow-Dns-Replies admits 198.51.100.0/24 on 5000-5010; the
     // subnet's NSG admits only tcp 80,443 from the internet: denied by the
     // subnet's DenyAllInBound.
-    denied_by(&p, &tcp("198.51.100.7", "10.0.1.4", 5005), "sg-nsg-web-subnet/DenyAllInBound");
+    denied_by(
+        &p,
+        &tcp("198.51.100.7", "10.0.1.4", 5005),
+        "sg-nsg-web-subnet/DenyAllInBound",
+    );
     // Both allow: the NIC's own rule is named.
-    allowed_by(&p, &tcp("198.51.100.7", "10.0.1.4", 443), "sg-nsg-web/Allow-Web");
+    allowed_by(
+        &p,
+        &tcp("198.51.100.7", "10.0.1.4", 443),
+        "sg-nsg-web/Allow-Web",
+    );
     // Leaving, the NIC's Deny-SMTP-Out decides before the subnet's allow.
-    denied_by(&p, &tcp("10.0.1.4", "8.8.8.8", 25), "sg-nsg-web/Deny-SMTP-Out");
+    denied_by(
+        &p,
+        &tcp("10.0.1.4", "8.8.8.8", 25),
+        "sg-nsg-web/Deny-SMTP-Out",
+    );
 }
 
 /// A NIC without an NSG in a subnet with one keeps `sg-azure.no-nsg`

@@ -81,7 +81,11 @@ fn compiled_layers() {
 #[test]
 fn inbound_allowed_by_both() {
     // The verdict names the NIC's own ingress rule, as without layers.
-    allowed_by(&layered(), &tcp(OUTSIDE, "10.0.1.4", 443), "sg-nic/ingress/1");
+    allowed_by(
+        &layered(),
+        &tcp(OUTSIDE, "10.0.1.4", 443),
+        "sg-nic/ingress/1",
+    );
 }
 
 #[test]
@@ -101,9 +105,19 @@ fn inbound_the_subnet_decides_first() {
     // The subnet denies 22 by rule and the NIC by no-rule: entering, the
     // subnet's comes first.
     let p = layered();
-    denied(&p, &tcp(OUTSIDE, "10.0.1.4", 22), Reason::Rule, Some("sg-subnet/ingress/2"));
+    denied(
+        &p,
+        &tcp(OUTSIDE, "10.0.1.4", 22),
+        Reason::Rule,
+        Some("sg-subnet/ingress/2"),
+    );
     // The subnet allows 8443 and the NIC denies it: the NIC's rule decides.
-    denied(&p, &tcp(OUTSIDE, "10.0.1.4", 8443), Reason::Rule, Some("sg-nic/ingress/2"));
+    denied(
+        &p,
+        &tcp(OUTSIDE, "10.0.1.4", 8443),
+        Reason::Rule,
+        Some("sg-nic/ingress/2"),
+    );
 }
 
 #[test]
@@ -122,7 +136,12 @@ fn outbound_the_nic_decides_first() {
     // web-nic-2's NSG denies 80 by rule; the subnet denies it by no-rule:
     // leaving, the NIC's comes first.
     let p = layered();
-    denied(&p, &tcp("10.0.1.5", OUTSIDE, 80), Reason::Rule, Some("sg-other/egress/0"));
+    denied(
+        &p,
+        &tcp("10.0.1.5", OUTSIDE, 80),
+        Reason::Rule,
+        Some("sg-other/egress/0"),
+    );
 }
 
 #[test]
@@ -148,7 +167,10 @@ fn a_subnet_without_groups_adds_no_layer() {
 
 #[test]
 fn an_unknown_subnet_group_is_an_error() {
-    let text = LAYERED.replace(r#"security_groups = ["sg-subnet"]"#, r#"security_groups = ["sg-nope"]"#);
+    let text = LAYERED.replace(
+        r#"security_groups = ["sg-subnet"]"#,
+        r#"security_groups = ["sg-nope"]"#,
+    );
     let err = Policy::from_toml(&text, "t.toml").unwrap_err().to_string();
     assert!(err.contains("sg-nope"), "{err}");
 }
@@ -160,11 +182,19 @@ fn explain_names_the_layer_that_blocked() {
     assert_eq!(x.layer, Some(Layer::Subnet));
     assert_eq!(x.decisions.len(), 2);
     let sub = &x.decisions[0];
-    assert_eq!((sub.layer, sub.subnet.as_deref()), (Layer::Subnet, Some("web")));
+    assert_eq!(
+        (sub.layer, sub.subnet.as_deref()),
+        (Layer::Subnet, Some("web"))
+    );
     assert_eq!(sub.security_groups, ["sg-subnet"]);
     assert_eq!(sub.verdict, Verdict::Deny);
     // The subnet's 443 rule is a nearest miss, on the port.
-    assert!(sub.nearest_misses.iter().any(|m| m.rule == "sg-subnet/ingress/0"), "{sub:?}");
+    assert!(
+        sub.nearest_misses
+            .iter()
+            .any(|m| m.rule == "sg-subnet/ingress/0"),
+        "{sub:?}"
+    );
     let nic = &x.decisions[1];
     assert_eq!((nic.layer, nic.verdict), (Layer::Interface, Verdict::Allow));
     let json = serde_json::to_value(&x).unwrap();
@@ -172,12 +202,20 @@ fn explain_names_the_layer_that_blocked() {
     assert_eq!(json["decisions"][0]["layer"], "subnet");
     assert_eq!(json["decisions"][1]["layer"], "interface");
     let text = x.to_text();
-    assert!(text.contains("no rule of web-nic ingress, layer subnet matches"), "{text}");
-    assert!(text.contains("web-nic ingress, layer subnet (web) [sg-subnet]"), "{text}");
+    assert!(
+        text.contains("no rule of web-nic ingress, layer subnet matches"),
+        "{text}"
+    );
+    assert!(
+        text.contains("web-nic ingress, layer subnet (web) [sg-subnet]"),
+        "{text}"
+    );
     // The NIC's own deny: layer interface, with its nearest misses.
     let x = p.explain(&tcp(OUTSIDE, "10.0.1.4", 8443));
     assert_eq!(x.layer, Some(Layer::Interface));
-    assert!(x.to_text().contains("by sg-nic/ingress/2 (web-nic ingress, layer interface)"));
+    assert!(x
+        .to_text()
+        .contains("by sg-nic/ingress/2 (web-nic ingress, layer interface)"));
 }
 
 #[test]
