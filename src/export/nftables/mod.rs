@@ -165,6 +165,11 @@ impl Names {
     }
 }
 
+/// One chain of an interface's layer: its direction, name, groups (for
+/// the comment), an allow rule's verdict, its rules, and the words the
+/// final drop's comment adds for the subnet layer.
+struct LayerChain<'a>(Direction, &'a str, String, String, &'a [RuleId], String);
+
 /// Everything named before the text is written.
 struct Export<'a> {
     policy: &'a Policy,
@@ -610,7 +615,7 @@ impl<'a> Export<'a> {
         };
         let egress_allow = subnet.map_or("return".to_string(), |c| format!("goto {}", c.0));
         let ingress_allow = "accept".to_string();
-        let mut chains: Vec<(Direction, &String, String, String, &[RuleId], String)> = vec![(
+        let mut chains: Vec<LayerChain> = vec![LayerChain(
             Direction::Egress,
             eg,
             names(&iface.security_groups),
@@ -619,7 +624,7 @@ impl<'a> Export<'a> {
             String::new(),
         )];
         if let Some((egs, _)) = subnet {
-            chains.push((
+            chains.push(LayerChain(
                 Direction::Egress,
                 egs,
                 format!(
@@ -633,7 +638,7 @@ impl<'a> Export<'a> {
             ));
         }
         if let Some((_, ins)) = subnet {
-            chains.push((
+            chains.push(LayerChain(
                 Direction::Ingress,
                 ins,
                 format!(
@@ -646,7 +651,7 @@ impl<'a> Export<'a> {
                 format!(" (subnet {})", comment_text(subnet_name)),
             ));
         }
-        chains.push((
+        chains.push(LayerChain(
             Direction::Ingress,
             ing,
             names(&iface.security_groups),
@@ -654,7 +659,7 @@ impl<'a> Export<'a> {
             p.interface_rules(i, Direction::Ingress),
             String::new(),
         ));
-        for (dir, chain, groups, allow, rules, layer) in chains {
+        for LayerChain(dir, chain, groups, allow, rules, layer) in chains {
             let then = match allow.as_str() {
                 "return" => "returns to `forward` for the destination's ingress check".to_string(),
                 "accept" => "accepts".to_string(),
