@@ -1,7 +1,8 @@
 //! The compiled SG classifier decides every new flow exactly as the linear
 //! reference evaluator does: random policies (overlapping ranges and prefixes,
 //! duplicates, every priority pattern, deny ties, SG references, prefix lists,
-//! zones, IPv4 and IPv6, ICMP type/code) against random flows.
+//! zones, IPv4 and IPv6, ICMP type/code, subnets with groups of their own as
+//! Azure's subnet NSGs) against random flows.
 
 use std::net::IpAddr;
 
@@ -146,6 +147,10 @@ fn render_rule(r: &RuleSpec, dir: &str) -> String {
 struct PolicySpec {
     sgs: Vec<(bool, Vec<RuleSpec>, Vec<RuleSpec>)>,
     ifaces: Vec<(Vec<usize>, Vec<usize>, Option<usize>)>,
+    /// Each interface's subnet, if any (by interface, cycled).
+    iface_subnets: Vec<Option<usize>>,
+    /// The groups of the two subnets (SPEC §9.2; empty: no subnet layer).
+    subnet_sgs: [Vec<usize>; 2],
     unknown_allow: bool,
 }
 
@@ -161,16 +166,23 @@ fn policy_spec() -> impl Strategy<Value = PolicySpec> {
             prop::collection::vec(0..n, 0..3),
             prop::option::weighted(0.3, 0usize..2),
         );
+        let subnet_sgs = || prop::collection::vec(0..n, 0..3);
         (
             prop::collection::vec(sg, n),
             prop::collection::vec(iface, 1..6),
+            prop::collection::vec(prop::option::weighted(0.6, 0usize..2), 1..6),
+            (subnet_sgs(), subnet_sgs()),
             any::<bool>(),
         )
-            .prop_map(|(sgs, ifaces, unknown_allow)| PolicySpec {
-                sgs,
-                ifaces,
-                unknown_allow,
-            })
+            .prop_map(
+                |(sgs, ifaces, iface_subnets, (a, b), unknown_allow)| PolicySpec {
+                    sgs,
+                    ifaces,
+                    iface_subnets,
+                    subnet_sgs: [a, b],
+                    unknown_allow,
+                },
+            )
     })
 }
 
@@ -201,6 +213,18 @@ fn render(p: &PolicySpec) -> String {
             e.join(",\n  ")
         );
     }
+    // One VNet; two subnets that may carry groups. Whether an interface's
+    // addresses lie in its subnet does not matter to the rules.
+    t += "[vpcs.vnet-0]\ncidrs = [\"10.0.0.0/8\", \"192.0.2.0/24\", \"2001:db8::/32\"]\n";
+    for (s, groups) in p.subnet_sgs.iter().enumerate() {
+        let mut g: Vec<String> = groups.iter().map(|i| format!("\"sg-{i}\"")).collect();
+        g.sort();
+        g.dedup();
+        t += &format!(
+            "[subnets.subnet-{s}]\nvpc = \"vnet-0\"\ncidr = \"10.0.{s}.0/24\"\nsecurity_groups = [{}]\n",
+            g.join(", ")
+        );
+    }
     for (n, (addrs, sgs, zone)) in p.ifaces.iter().enumerate() {
         let mut a: Vec<&str> = addrs.iter().map(|&i| addr(i)).collect();
         a.dedup();
@@ -215,6 +239,9 @@ fn render(p: &PolicySpec) -> String {
         );
         if let Some(z) = zone {
             t += &format!("zone = \"{}\"\n", ZONES[*z]);
+        }
+        if let Some(s) = p.iface_subnets[n % p.iface_subnets.len()] {
+            t += &format!("subnet = \"subnet-{s}\"\n");
         }
     }
     t
@@ -294,7 +321,7 @@ proptest! {
             }
         };
         if std::env::var("SG_PROP_STATS").is_ok() {
-            eprintln!("loaded: {} rules, {} interfaces", policy.rules().len(), policy.interfaces().len());
+            eprintln!("loaded: {} rules, {} interfaces, layered {}", policy.rules().len(), policy.interfaces().len(), policy.layered());
         }
         let fast = SgClassifier::build(&policy);
         for f in &flows {

@@ -75,7 +75,9 @@ fn explain(config: &str, src: &str, dst: &str, dport: u16) -> (String, String, V
 /// 110 Deny-Bad-Actor * from 203.0.113.0/24; 120 SSH from asg-bastion; …;
 /// defaults. nsg-app (app-vm 10.1.1.4, in the peered spoke): 200 tcp 8080
 /// from asg-web; 4096 Deny from VirtualNetwork; defaults (not in its JSON,
-/// so added). The bastion 10.0.2.4 has no NSG and is in asg-bastion.
+/// so added). The bastion 10.0.2.4 has no NSG and is in asg-bastion. The
+/// web subnet has nsg-web-subnet (SPEC §9.2): 100 Allow-Web-In tcp 80,443
+/// from Internet, then the defaults; entering, it judges before the NIC's.
 fn answers_as_azure(config: &str) {
     let cases: &[(&str, &str, u16, &str, &str)] = &[
         // Priority 100 before 110.
@@ -86,21 +88,32 @@ fn answers_as_azure(config: &str) {
             "allow",
             "sg-nsg-web/ingress/0",
         ),
+        // SSH from the internet: the subnet's DenyAllInBound decides before
+        // the NIC's Deny-Bad-Actor (which is judged too, see below).
         (
             "203.0.113.5",
             "10.0.1.4",
             22,
             "deny",
-            "sg-nsg-web/ingress/1",
+            "sg-nsg-web-subnet/ingress/3",
         ),
-        // SSH from the bastion's ASG; from elsewhere DenyAllInBound.
+        // The NIC's Allow-Dns-Replies admits this; the subnet does not.
+        (
+            "198.51.100.7",
+            "10.0.1.4",
+            5005,
+            "deny",
+            "sg-nsg-web-subnet/ingress/3",
+        ),
+        // SSH from the bastion's ASG (the subnet's AllowVnetInBound, then
+        // the NIC's rule); from elsewhere DenyAllInBound.
         ("10.0.2.4", "10.0.1.4", 22, "allow", "sg-nsg-web/ingress/2"),
         (
             "198.18.0.1",
             "10.0.1.4",
             22,
             "deny",
-            "sg-nsg-web/ingress/10",
+            "sg-nsg-web-subnet/ingress/3",
         ),
         // The spoke is peered: AllowVnetInBound.
         (
@@ -134,7 +147,8 @@ fn answers_as_azure(config: &str) {
             "deny",
             "sg-nsg-app/ingress/4",
         ),
-        // Out: Deny-SMTP-Out to Internet before AllowInternetOutBound.
+        // Out: the NIC's NSG first: Deny-SMTP-Out to Internet before
+        // AllowInternetOutBound; then the subnet's AllowInternetOutBound.
         ("10.0.1.4", "8.8.8.8", 25, "deny", "sg-nsg-web/egress/2"),
         ("10.0.1.4", "8.8.8.8", 443, "allow", "sg-nsg-web/egress/4"),
     ];
@@ -146,8 +160,29 @@ fn answers_as_azure(config: &str) {
             "-c {config} explain {src} -> {dst}:{port}"
         );
     }
-    let (_, _, d) = explain(config, "203.0.113.5", "10.0.1.4", 22);
-    assert_eq!(d, "abuse report 4711");
+    // Both layers are reported, each with its layer; the NIC's own layer
+    // denies by Deny-Bad-Actor, with its description.
+    let out = sgplane([
+        "-c",
+        config,
+        "explain",
+        "--src",
+        "203.0.113.5",
+        "--dst",
+        "10.0.1.4",
+        "--dport",
+        "22",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["layer"], "subnet", "{v}");
+    let d = &v["decisions"];
+    assert_eq!(
+        (&d[0]["layer"], &d[1]["layer"]),
+        (&"subnet".into(), &"interface".into())
+    );
+    assert_eq!(d[1]["rule"], "sg-nsg-web/ingress/1");
+    assert_eq!(d[1]["rule_description"], "abuse report 4711");
 }
 
 #[test]
@@ -168,16 +203,11 @@ fn import_azure_writes_a_policy_that_answers_the_same() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let err = text(&out.stderr);
-    assert!(err.contains("5 skipped"), "{err}");
+    assert!(err.contains("3 skipped"), "{err}");
     assert!(err.contains("bastion-pip"), "{err}");
-    // Both web NICs have an NSG and sit in a subnet with one: the subnet
-    // layer (SPEC §9.2) is not enforced yet, and the import says so.
-    assert!(
-        err.contains(
-            "skipped web-vm-nic: subnet vnet-hub.web's NSG sg-nsg-web-subnet also applies"
-        ),
-        "{err}"
-    );
+    // Both web NICs have an NSG and sit in a subnet with one: both layers
+    // are enforced (SPEC §9.2), nothing is skipped for it.
+    assert!(!err.contains("web-vm-nic"), "{err}");
     let toml = std::fs::read_to_string(&file).unwrap();
     assert!(
         toml.starts_with("# Imported by sgplane import azure from:"),

@@ -19,15 +19,18 @@
 //! - SG members depend on the zone (a zoned member is visible only in its
 //!   zone), so a set whose rules reference SGs with zoned members gets one
 //!   classifier per named zone; every other set shares one for all zones.
+//! - A subnet's groups (Azure's subnet NSG, SPEC §9.2) are a policy set like
+//!   any other: an interface with that layer takes a second lookup in its
+//!   subnet set's classifier.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{ClassRule, Classifier, Decide, Key, RangeSet};
-use crate::policy::reference::Decision;
+use crate::policy::reference::{Decision, EndDecision};
 use crate::policy::{
-    net_bounds, Action, AddrKey, Direction, Evaluation, Flow, IfaceId, IpProto, Policy, ProtoMatch,
-    Remote, Rule, RuleId, Verdict, ZoneId,
+    net_bounds, Action, AddrKey, Direction, Evaluation, Flow, IfaceId, IpProto, Layer, Policy,
+    ProtoMatch, Remote, Rule, RuleId, Verdict, ZoneId,
 };
 
 /// The value of an unknown port or ICMP type/code.
@@ -132,12 +135,11 @@ impl SgClassifier {
         (i - 1) as u32
     }
 
-    /// The classifier of `iface`'s policy in `dir` for a packet in `zone`.
+    /// The classifier of policy set `set` in `dir` for a packet in `zone`.
     #[inline]
-    fn table(&self, policy: &Policy, iface: IfaceId, dir: Direction, zone: Option<ZoneId>) -> u32 {
+    fn table(&self, set: u32, dir: Direction, zone: Option<ZoneId>) -> u32 {
         let ctx = zone.and_then(|z| self.zones.get(&z).copied()).unwrap_or(0);
-        let set = policy.interface(iface).policy_set as usize;
-        self.index[ctx][set * 2 + dir_index(dir)]
+        self.index[ctx][set as usize * 2 + dir_index(dir)]
     }
 
     /// The lookup keys of a flow, seen from the destination (ingress) and
@@ -159,9 +161,16 @@ fn keys_of(flow: &Flow, src: u32, dst: u32) -> (Key, Key) {
     )
 }
 
-/// The decision of `iface` in `dir` given its classifier's first match.
-fn decision(policy: &Policy, iface: IfaceId, dir: Direction, hit: Option<u32>) -> Decision {
-    let rule = hit.map(|i| policy.interface_rules(iface, dir)[i as usize]);
+/// The decision of `iface`'s `layer` (policy set `set`) in `dir` given its
+/// classifier's first match.
+fn decision(
+    policy: &Policy,
+    iface: IfaceId,
+    dir: Direction,
+    (set, layer): (u32, Layer),
+    hit: Option<u32>,
+) -> Decision {
+    let rule = hit.map(|i| policy.policy_sets()[set as usize].rules(dir)[i as usize]);
     let verdict = match rule.map(|r| policy.rule(r).action) {
         Some(Action::Allow) => Verdict::Allow,
         _ => Verdict::Deny,
@@ -169,6 +178,7 @@ fn decision(policy: &Policy, iface: IfaceId, dir: Direction, hit: Option<u32>) -
     Decision {
         interface: iface,
         direction: dir,
+        layer,
         verdict,
         rule,
     }
@@ -184,13 +194,13 @@ fn dir_index(d: Direction) -> usize {
 impl Decide for SgClassifier {
     fn decide(&self, policy: &Policy, flow: &Flow) -> Evaluation {
         let (ingress, egress) = self.keys(flow);
-        policy.judge_ends(flow, |iface, dir| {
+        policy.judge_ends(flow, |iface, dir, set, layer| {
             let key = match dir {
                 Direction::Ingress => &ingress,
                 Direction::Egress => &egress,
             };
-            let table = &self.tables[self.table(policy, iface, dir, flow.zone) as usize];
-            decision(policy, iface, dir, table.lookup(key))
+            let table = &self.tables[self.table(set, dir, flow.zone) as usize];
+            decision(policy, iface, dir, (set, layer), table.lookup(key))
         })
     }
 
@@ -198,8 +208,8 @@ impl Decide for SgClassifier {
     /// binary searches interleaved, so their cache misses overlap), their
     /// lookups grouped by classifier, each group through the classifier's
     /// batch lookup (16 keys at a time on AVX2), then each flow's two
-    /// decisions combined by [`Evaluation::combine`], as
-    /// [`Policy::judge_ends`] does for one flow.
+    /// decisions (four with subnet layers) combined by
+    /// [`Evaluation::combine`], as [`Policy::judge_ends`] does for one flow.
     fn decide_batch(&self, policy: &Policy, flows: &[Flow], out: &mut Vec<Evaluation>) {
         out.clear();
         BATCH.with_borrow_mut(|b| {
@@ -218,9 +228,11 @@ impl Decide for SgClassifier {
             place(&self.bounds4, &b.v4, 0, &mut b.interval, &mut b.found);
             place(&self.bounds6, &b.v6, base6, &mut b.interval, &mut b.found);
 
-            // One lookup per end that is an interface, keyed by slot
-            // n * 2 + direction index.
-            b.keys.resize(flows.len() * 2, [0; 5]);
+            // One lookup per layer of each end that is an interface, keyed
+            // by slot n * stride + direction index (+ 2 for the subnet
+            // layer, whose slots exist only when some interface has one).
+            let stride = if policy.layered() { 4 } else { 2 };
+            b.keys.resize(flows.len() * stride, [0; 5]);
             for (n, f) in flows.iter().enumerate() {
                 let (s, d) = policy.ends_of(f);
                 let (ingress, egress) = keys_of(f, b.interval[n * 2], b.interval[n * 2 + 1]);
@@ -229,16 +241,22 @@ impl Decide for SgClassifier {
                     (s, Direction::Egress, egress),
                 ] {
                     if let Some(iface) = end {
-                        let slot = n * 2 + dir_index(dir);
+                        let i = policy.interface(iface);
+                        let slot = n * stride + dir_index(dir);
                         b.keys[slot] = key;
                         b.lookups
-                            .push((self.table(policy, iface, dir, f.zone), slot as u32));
+                            .push((self.table(i.policy_set, dir, f.zone), slot as u32));
+                        if let Some(set) = i.subnet_policy_set {
+                            b.keys[slot + 2] = key;
+                            b.lookups
+                                .push((self.table(set, dir, f.zone), (slot + 2) as u32));
+                        }
                     }
                 }
                 b.ends.push((s, d));
             }
             b.group(self.tables.len());
-            b.hits.resize(flows.len() * 2, None);
+            b.hits.resize(flows.len() * stride, None);
             let Batch {
                 order,
                 groups,
@@ -262,9 +280,26 @@ impl Decide for SgClassifier {
                 }
             }
             let unknown = policy.settings().unknown_address;
+            let hits = &b.hits;
+            let end = |n: usize, i: IfaceId, dir: Direction| {
+                let iface = policy.interface(i);
+                let slot = n * stride + dir_index(dir);
+                EndDecision {
+                    interface: decision(
+                        policy,
+                        i,
+                        dir,
+                        (iface.policy_set, Layer::Interface),
+                        hits[slot],
+                    ),
+                    subnet: iface
+                        .subnet_policy_set
+                        .map(|set| decision(policy, i, dir, (set, Layer::Subnet), hits[slot + 2])),
+                }
+            };
             out.extend(b.ends.iter().enumerate().map(|(n, &(s, d))| {
-                let egress = s.map(|i| decision(policy, i, Direction::Egress, b.hits[n * 2 + 1]));
-                let ingress = d.map(|i| decision(policy, i, Direction::Ingress, b.hits[n * 2]));
+                let egress = s.map(|i| end(n, i, Direction::Egress));
+                let ingress = d.map(|i| end(n, i, Direction::Ingress));
                 Evaluation::combine(unknown, egress, ingress)
             }));
         });

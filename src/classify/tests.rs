@@ -327,3 +327,60 @@ fn multi_range_source_is_not_multiplied() {
     }
     assert!(c.memory_bytes() < 64 * 1024, "{} bytes", c.memory_bytes());
 }
+
+/// Azure's two layers (SPEC §9.2): the classifier consults the subnet's
+/// groups too, one flow at a time and in a batch, as the reference does.
+#[test]
+fn subnet_layers_decide_as_the_reference() {
+    use crate::policy::{Flow, IpProto, Layer, Policy};
+    let text = r#"
+[vpcs.vnet-1]
+cidrs = ["10.0.0.0/16"]
+[subnets.web]
+vpc = "vnet-1"
+cidr = "10.0.1.0/24"
+security_groups = ["sg-subnet"]
+[security_groups.sg-subnet]
+ingress = [ { priority = 100, proto = "tcp", ports = "443", from = "0.0.0.0/0" },
+            { priority = 200, proto = "tcp", ports = "22", from = "0.0.0.0/0", action = "deny" } ]
+egress = [ { priority = 100, proto = "tcp", ports = "443", to = "0.0.0.0/0" } ]
+[security_groups.sg-nic]
+ingress = [ { priority = 100, proto = "tcp", ports = "80-443", from = "0.0.0.0/0" } ]
+egress = [ { priority = 100, proto = "all", to = "0.0.0.0/0" } ]
+[interfaces.web-nic]
+subnet = "web"
+addresses = ["10.0.1.4"]
+security_groups = ["sg-nic"]
+[interfaces.web-nic-2]
+subnet = "web"
+addresses = ["10.0.1.5"]
+security_groups = ["sg-nic"]
+[interfaces.out]
+addresses = ["10.0.9.9"]
+security_groups = ["sg-nic"]
+"#;
+    let policy = Policy::from_toml(text, "t.toml").unwrap();
+    let fast = sg::SgClassifier::build(&policy);
+    let addrs = ["10.0.1.4", "10.0.1.5", "10.0.9.9", "203.0.113.1"];
+    let mut flows = Vec::new();
+    for s in addrs {
+        for d in addrs {
+            for port in [22, 80, 443, 8080] {
+                let (s, d) = (s.parse().unwrap(), d.parse().unwrap());
+                flows.push(Flow::ports(s, d, IpProto::TCP, 40000, port));
+            }
+        }
+    }
+    let mut layers_decided = 0;
+    for f in &flows {
+        let want = policy.evaluate(f);
+        assert_eq!(fast.decide(&policy, f), want, "{f}");
+        layers_decided += usize::from(want.deciding().is_some_and(|d| d.layer == Layer::Subnet));
+    }
+    assert!(layers_decided > 0);
+    let mut got = Vec::new();
+    fast.decide_batch(&policy, &flows, &mut got);
+    for (f, g) in flows.iter().zip(&got) {
+        assert_eq!(*g, policy.evaluate(f), "batch {f}");
+    }
+}

@@ -1062,3 +1062,5 @@ pub(crate) mod nacl_tests;
 mod tests;
 #[cfg(test)]
 mod tracking_tests;
+#[cfg(test)]
+mod layers_tests;

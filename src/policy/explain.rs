@@ -1,7 +1,10 @@
 //! `sgplane explain`: why a new flow is allowed or denied, as data (for
 //! `--json`) and as text. For a deny it names every blocking interface and
 //! direction, the SGs evaluated, and the nearest misses: rules that would
-//! have allowed the flow but for one field.
+//! have allowed the flow but for one field. Where a subnet has groups of its
+//! own (Azure's subnet NSG, SPEC §9.2), each layer of an end is a decision of
+//! its own, with its own nearest misses, and the deciding one names its
+//! `layer`.
 
 use std::fmt::Write as _;
 
@@ -44,11 +47,15 @@ pub struct NearMiss {
     pub message: String,
 }
 
-/// One interface's decision in one direction.
+/// One interface's decision in one direction, by one of its layers.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionReport {
     pub interface: String,
     pub direction: Direction,
+    /// `interface` (its own groups) or `subnet` (its subnet's, SPEC §9.2).
+    pub layer: Layer,
+    /// The subnet whose groups judged, for the subnet layer.
+    pub subnet: Option<String>,
     pub zone: Option<String>,
     pub security_groups: Vec<String>,
     pub rules_evaluated: usize,
@@ -73,7 +80,12 @@ pub struct Explanation {
     pub rule: Option<String>,
     pub interface: Option<String>,
     pub direction: Option<Direction>,
-    /// Egress first, then ingress.
+    /// The layer of the deciding decision (SPEC §9.2): `interface` or
+    /// `subnet`; none for a network ACL's or `unknown-address`.
+    pub layer: Option<Layer>,
+    /// In the order the packet meets them: the source's egress (its own
+    /// groups, then its subnet's), then the destination's ingress (its
+    /// subnet's, then its own).
     pub decisions: Vec<DecisionReport>,
     /// Set when neither end is an interface.
     pub note: Option<String>,
@@ -128,6 +140,11 @@ impl Serialize for Direction {
         s.serialize_str(self.as_str())
     }
 }
+impl Serialize for Layer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 impl Serialize for Verdict {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -155,8 +172,11 @@ impl Policy {
             .collect();
         network_acls.extend(self.reply_reports(flow));
         let decisions: Vec<DecisionReport> = e.decisions().map(|d| self.report(d, flow)).collect();
-        let tracked = (e.verdict == Verdict::Allow)
-            .then(|| decisions.is_empty() || decisions.iter().any(|d| d.tracked != Some(false)));
+        // Tracking is the interfaces' (their own layer's decisions).
+        let tracked = (e.verdict == Verdict::Allow).then(|| {
+            let own = || decisions.iter().filter(|d| d.layer == Layer::Interface);
+            own().next().is_none() || own().any(|d| d.tracked != Some(false))
+        });
         let note = (e.reason == Reason::UnknownAddress).then(|| {
             format!(
                 "neither {} nor {} belongs to an interface of this policy{}; settings.unknown_address = \"{}\"",
@@ -184,6 +204,7 @@ impl Policy {
             rule: e.rule().map(|r| self.rule_name(r).to_string()),
             interface: deciding.map(|d| self.interface(d.interface).name.clone()),
             direction: deciding.map(|d| d.direction),
+            layer: deciding.map(|d| d.layer),
             decisions,
             note,
             tracked,
@@ -374,16 +395,22 @@ impl Policy {
     }
 
     fn report(&self, d: &Decision, flow: &Flow) -> DecisionReport {
-        let tracking = (d.verdict == Verdict::Allow)
+        let tracking = (d.verdict == Verdict::Allow && d.layer == Layer::Interface)
             .then(|| self.tracking_at(d.interface, d.direction, flow, d.rule));
         let iface = self.interface(d.interface);
-        let rules = self.interface_rules(d.interface, d.direction);
+        let rules = self.layer_rules(d.interface, d.layer, d.direction);
+        let groups = self.layer_set(d.interface, d.layer).map_or(&[][..], |set| {
+            &self.policy_sets[set as usize].security_groups[..]
+        });
         DecisionReport {
             interface: iface.name.clone(),
             direction: d.direction,
+            layer: d.layer,
+            subnet: (d.layer == Layer::Subnet)
+                .then(|| iface.place.subnet.as_ref().map(|s| s.value.clone()))
+                .flatten(),
             zone: iface.zone.map(zone_name),
-            security_groups: iface
-                .security_groups
+            security_groups: groups
                 .iter()
                 .map(|&g| self.security_groups[g as usize].name.clone())
                 .collect(),
@@ -408,7 +435,7 @@ impl Policy {
     /// are none, the rules that fail on two fields, naming both.
     fn nearest_misses(&self, d: &Decision, flow: &Flow) -> Vec<NearMiss> {
         let candidates: Vec<(RuleId, Vec<Field>)> = self
-            .interface_rules(d.interface, d.direction)
+            .layer_rules(d.interface, d.layer, d.direction)
             .iter()
             .filter(|&&id| self.rule(id).action == Action::Allow)
             .map(|&id| (id, self.failed_fields(id, flow)))
@@ -644,8 +671,24 @@ impl Explanation {
             self.rule = Some(n.rule_name(d).to_string());
             self.interface = Some(policy.subnet_name(d.subnet).to_string());
             self.direction = Some(d.direction);
+            self.layer = None;
         }
         self
+    }
+
+    /// Whether some decision is a subnet layer's (SPEC §9.2): then every
+    /// decision names its layer.
+    fn layered(&self) -> bool {
+        self.decisions.iter().any(|d| d.layer == Layer::Subnet)
+    }
+
+    /// `, layer subnet` after the deciding interface and direction, when
+    /// layers are in play.
+    fn layer_words(&self) -> String {
+        match self.layer {
+            Some(l) if self.layered() => format!(", layer {l}"),
+            _ => String::new(),
+        }
     }
 
     /// Human-readable text, one decision per paragraph.
@@ -699,8 +742,10 @@ impl Explanation {
             (Some(r), Some(i), Some(d)) if self.reason == Reason::Nacl => {
                 format!(" by network ACL rule {r} (subnet {i} {d})")
             }
-            (Some(r), Some(i), Some(d)) => format!(" by {r} ({i} {d})"),
-            (None, Some(i), Some(d)) => format!(": no rule of {i} {d} matches"),
+            (Some(r), Some(i), Some(d)) => format!(" by {r} ({i} {d}{})", self.layer_words()),
+            (None, Some(i), Some(d)) => {
+                format!(": no rule of {i} {d}{} matches", self.layer_words())
+            }
             _ => String::new(),
         };
         let _ = writeln!(s, "verdict: {verdict} ({}){by}", self.reason);
@@ -714,9 +759,15 @@ impl Explanation {
             } else {
                 d.security_groups.join(", ")
             };
+            let layer = match (&d.layer, &d.subnet) {
+                (Layer::Subnet, Some(sn)) => format!(", layer subnet ({sn})"),
+                (Layer::Subnet, None) => ", layer subnet".to_string(),
+                (Layer::Interface, _) if self.layered() => ", layer interface".to_string(),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "{} {} [{sgs}]: {} rules evaluated",
+                "{} {}{layer} [{sgs}]: {} rules evaluated",
                 d.interface, d.direction, d.rules_evaluated
             );
             match (&d.rule, d.verdict) {

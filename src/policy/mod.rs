@@ -251,6 +251,33 @@ pub struct Interface {
     pub place: model::InterfacePlace,
     /// Index into [`Policy::policy_sets`].
     pub policy_set: u32,
+    /// The policy set of its subnet's groups, where the subnet has any (an
+    /// Azure subnet NSG, SPEC §9.2): a layer of its own that must allow too.
+    pub subnet_policy_set: Option<u32>,
+}
+
+/// Which of an interface's layers (SPEC §9.2) a decision is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    /// The interface's own groups (every interface has this layer).
+    Interface,
+    /// Its subnet's groups (an Azure subnet NSG).
+    Subnet,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Interface => "interface",
+            Layer::Subnet => "subnet",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The merged rules of one distinct list of SGs, in decision order: priority,
@@ -345,6 +372,8 @@ pub struct Policy {
     rules: Vec<Rule>,
     interfaces: Vec<Interface>,
     policy_sets: Vec<PolicySet>,
+    /// Some interface has a subnet layer.
+    layered: bool,
     index: AddressIndex,
     sg_by_name: HashMap<String, SgId>,
     iface_by_name: HashMap<String, IfaceId>,
@@ -476,7 +505,8 @@ impl Policy {
         &self.interfaces
     }
 
-    /// The distinct SG lists of the interfaces, each with its merged rules.
+    /// The distinct SG lists of the interfaces and of their subnets, each
+    /// with its merged rules.
     pub fn policy_sets(&self) -> &[PolicySet] {
         &self.policy_sets
     }
@@ -593,6 +623,31 @@ impl Policy {
     /// The rules an interface applies in one direction, in decision order.
     pub fn interface_rules(&self, iface: IfaceId, direction: Direction) -> &[RuleId] {
         self.policy_sets[self.interface(iface).policy_set as usize].rules(direction)
+    }
+
+    /// The policy set of one of an interface's layers; `None` for the
+    /// subnet layer of an interface whose subnet has no groups.
+    #[inline]
+    pub fn layer_set(&self, iface: IfaceId, layer: Layer) -> Option<u32> {
+        let i = self.interface(iface);
+        match layer {
+            Layer::Interface => Some(i.policy_set),
+            Layer::Subnet => i.subnet_policy_set,
+        }
+    }
+
+    /// The rules of one of an interface's layers in one direction, in
+    /// decision order (none for a layer it does not have).
+    pub fn layer_rules(&self, iface: IfaceId, layer: Layer, direction: Direction) -> &[RuleId] {
+        match self.layer_set(iface, layer) {
+            Some(set) => self.policy_sets[set as usize].rules(direction),
+            None => &[],
+        }
+    }
+
+    /// Whether any interface has a subnet layer (SPEC §9.2).
+    pub fn layered(&self) -> bool {
+        self.layered
     }
 
     /// The rule's name, `SG/DIRECTION/INDEX` or `SG/intra_group`.

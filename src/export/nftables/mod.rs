@@ -19,6 +19,12 @@
 //!   allow rules `accept`; a packet whose destination is no interface and
 //!   whose source passed its egress chain is accepted; one whose two ends
 //!   are no interface gets `unknown_address`.
+//! - where a subnet has groups of its own (Azure's subnet NSG, SPEC §9.2),
+//!   each of its interfaces gets two more chains, `egs_NAME` and `ins_NAME`:
+//!   leaving, the interface's egress chain's allow rules `goto egs_NAME` (the
+//!   subnet's rules, whose allows `return`); entering, the ingress map
+//!   jumps to `ins_NAME` (the subnet's rules first), whose allows `goto
+//!   in_NAME` (the interface's own). One conntrack entry covers both.
 //!
 //! What has no kernel counterpart is said in the ruleset's header comment:
 //! ARP (not in the `inet` family), zones (only zoneless interfaces are
@@ -159,6 +165,11 @@ impl Names {
     }
 }
 
+/// One chain of an interface's layer: its direction, name, groups (for
+/// the comment), an allow rule's verdict, its rules, and the words the
+/// final drop's comment adds for the subnet layer.
+struct LayerChain<'a>(Direction, &'a str, String, String, &'a [RuleId], String);
+
 /// Everything named before the text is written.
 struct Export<'a> {
     policy: &'a Policy,
@@ -167,6 +178,9 @@ struct Export<'a> {
     zoned: Vec<IfaceId>,
     /// Chain names by interface id: (egress, ingress).
     chains: Vec<Option<(String, String)>>,
+    /// The subnet layer's chains (SPEC §9.2) by interface id: (egress,
+    /// ingress), for interfaces whose subnet has groups.
+    subnet_chains: Vec<Option<(String, String)>>,
     /// Set names of SG members and prefix lists, by id and family (None: empty).
     sg_sets: Vec<[Option<String>; 2]>,
     pl_sets: Vec<[Option<String>; 2]>,
@@ -228,12 +242,22 @@ impl<'a> Export<'a> {
             as IfaceId)
             .partition(|&i| policy.interface(i).zone.is_none());
         let mut chains = vec![None; policy.interfaces().len()];
+        let mut subnet_chains = vec![None; policy.interfaces().len()];
         for &i in &ifaces {
             let n = &policy.interface(i).name;
             chains[i as usize] = Some((
                 names.unique(&format!("eg_{n}")),
                 names.unique(&format!("in_{n}")),
             ));
+        }
+        for &i in &ifaces {
+            if policy.interface(i).subnet_policy_set.is_some() {
+                let n = &policy.interface(i).name;
+                subnet_chains[i as usize] = Some((
+                    names.unique(&format!("egs_{n}")),
+                    names.unique(&format!("ins_{n}")),
+                ));
+            }
         }
         let sg_members: Vec<[Vec<IpNet>; 2]> = policy
             .security_groups()
@@ -277,6 +301,7 @@ impl<'a> Export<'a> {
             ifaces,
             zoned,
             chains,
+            subnet_chains,
             sg_sets,
             pl_sets,
             sg_members,
@@ -342,44 +367,7 @@ impl<'a> Export<'a> {
 
         // Per-interface chains.
         for &i in &self.ifaces {
-            let iface = p.interface(i);
-            let (eg, ing) = self.chains[i as usize]
-                .as_ref()
-                .expect("named for every exported interface");
-            for (dir, chain) in [(Direction::Egress, eg), (Direction::Ingress, ing)] {
-                let sgs: Vec<&str> = iface
-                    .security_groups
-                    .iter()
-                    .map(|&s| p.security_groups()[s as usize].name.as_str())
-                    .collect();
-                let _ = writeln!(
-                    o,
-                    "\n\t# {} {dir}: {}; allow {}.",
-                    comment_text(&iface.name),
-                    if sgs.is_empty() {
-                        "no security groups".to_string()
-                    } else {
-                        comment_text(&sgs.join(", "))
-                    },
-                    match dir {
-                        Direction::Egress =>
-                            "returns to `forward` for the destination's ingress check",
-                        Direction::Ingress => "accepts",
-                    }
-                );
-                let _ = writeln!(o, "\tchain {chain} {{");
-                for &r in p.interface_rules(i, dir) {
-                    for line in self.rule_lines(r, dir) {
-                        let _ = writeln!(o, "\t\t{line}");
-                    }
-                }
-                let _ = writeln!(
-                    o,
-                    "\t\tcounter drop comment \"no-rule: {} {dir}\"",
-                    comment_text(&iface.name)
-                );
-                let _ = writeln!(o, "\t}}");
-            }
+            self.write_interface_chains(&mut o, i);
         }
 
         // Address -> chain maps.
@@ -391,6 +379,10 @@ impl<'a> Export<'a> {
                 let mut elems: Vec<(IpNet, &str)> = Vec::new();
                 for &i in &self.ifaces {
                     let (eg, ing) = self.chains[i as usize].as_ref().expect("named");
+                    // Entering, the subnet layer's chain comes first.
+                    let ing = self.subnet_chains[i as usize]
+                        .as_ref()
+                        .map_or(ing, |c| &c.1);
                     let chain = if dir == Direction::Egress { eg } else { ing };
                     for a in &p.interface(i).addresses {
                         if Family::of(a) == f {
@@ -594,16 +586,115 @@ impl<'a> Export<'a> {
         let _ = writeln!(o);
     }
 
-    /// The nftables rules for one sgplane rule in a chain of `dir`: one per
-    /// family and kind of remote (CIDRs, each SG, each prefix list), all with
-    /// the same verdict, so first-match order is kept.
-    fn rule_lines(&self, id: RuleId, dir: Direction) -> Vec<String> {
+    /// One interface's chains: its own egress and ingress, and where its
+    /// subnet has groups, the subnet layer's (SPEC §9.2) in the order the
+    /// packet meets them: leaving, the interface's then the subnet's;
+    /// entering, the subnet's then the interface's.
+    fn write_interface_chains(&self, o: &mut String, i: IfaceId) {
+        let p = self.policy;
+        let iface = p.interface(i);
+        let (eg, ing) = self.chains[i as usize]
+            .as_ref()
+            .expect("named for every exported interface");
+        let subnet = self.subnet_chains[i as usize].as_ref();
+        let names = |groups: &[crate::policy::SgId]| -> String {
+            let sgs: Vec<&str> = groups
+                .iter()
+                .map(|&s| p.security_groups()[s as usize].name.as_str())
+                .collect();
+            if sgs.is_empty() {
+                "no security groups".to_string()
+            } else {
+                comment_text(&sgs.join(", "))
+            }
+        };
+        let subnet_name = iface.place.subnet.as_ref().map_or("", |s| s.value.as_str());
+        let subnet_groups = || {
+            let set = iface.subnet_policy_set.expect("a subnet chain has a layer");
+            &p.policy_sets()[set as usize]
+        };
+        let egress_allow = subnet.map_or("return".to_string(), |c| format!("goto {}", c.0));
+        let ingress_allow = "accept".to_string();
+        let mut chains: Vec<LayerChain> = vec![LayerChain(
+            Direction::Egress,
+            eg,
+            names(&iface.security_groups),
+            egress_allow.clone(),
+            p.interface_rules(i, Direction::Egress),
+            String::new(),
+        )];
+        if let Some((egs, _)) = subnet {
+            chains.push(LayerChain(
+                Direction::Egress,
+                egs,
+                format!(
+                    "subnet {} layer: {}",
+                    comment_text(subnet_name),
+                    names(&subnet_groups().security_groups)
+                ),
+                "return".to_string(),
+                subnet_groups().rules(Direction::Egress),
+                format!(" (subnet {})", comment_text(subnet_name)),
+            ));
+        }
+        if let Some((_, ins)) = subnet {
+            chains.push(LayerChain(
+                Direction::Ingress,
+                ins,
+                format!(
+                    "subnet {} layer: {}",
+                    comment_text(subnet_name),
+                    names(&subnet_groups().security_groups)
+                ),
+                format!("goto {ing}"),
+                subnet_groups().rules(Direction::Ingress),
+                format!(" (subnet {})", comment_text(subnet_name)),
+            ));
+        }
+        chains.push(LayerChain(
+            Direction::Ingress,
+            ing,
+            names(&iface.security_groups),
+            ingress_allow,
+            p.interface_rules(i, Direction::Ingress),
+            String::new(),
+        ));
+        for LayerChain(dir, chain, groups, allow, rules, layer) in chains {
+            let then = match allow.as_str() {
+                "return" => "returns to `forward` for the destination's ingress check".to_string(),
+                "accept" => "accepts".to_string(),
+                other => format!("goes on ({other})"),
+            };
+            let _ = writeln!(
+                o,
+                "\n\t# {} {dir}: {groups}; allow {then}.",
+                comment_text(&iface.name),
+            );
+            let _ = writeln!(o, "\tchain {chain} {{");
+            for &r in rules {
+                for line in self.rule_lines(r, dir, &allow) {
+                    let _ = writeln!(o, "\t\t{line}");
+                }
+            }
+            let _ = writeln!(
+                o,
+                "\t\tcounter drop comment \"no-rule: {} {dir}{layer}\"",
+                comment_text(&iface.name)
+            );
+            let _ = writeln!(o, "\t}}");
+        }
+    }
+
+    /// The nftables rules for one sgplane rule in a chain of `dir`, `allow`
+    /// being the verdict of an allow rule there: one per family and kind of
+    /// remote (CIDRs, each SG, each prefix list), all with the same verdict,
+    /// so first-match order is kept.
+    fn rule_lines(&self, id: RuleId, dir: Direction, allow: &str) -> Vec<String> {
         let p = self.policy;
         let r = p.rule(id);
-        let verdict = match (r.action, dir) {
-            (Action::Deny, _) => "drop",
-            (Action::Allow, Direction::Egress) => "return",
-            (Action::Allow, Direction::Ingress) => "accept",
+        let verdict = match r.action {
+            Action::Deny => "drop",
+            Action::Allow => allow,
         };
         let tail = format!(
             "counter {verdict} comment \"{}\"",

@@ -137,3 +137,68 @@ security_groups = ["sg-a b"]
     assert!(ruleset(&Policy::builtin(), "bad name").is_err());
     assert!(ruleset(&Policy::builtin(), "9x").is_err());
 }
+
+/// Azure's subnet NSG (SPEC §9.2): leaving, the NIC's chain goes on to the
+/// subnet's; entering, the map jumps to the subnet's chain, which goes on
+/// to the NIC's. An interface of a subnet without groups is as before.
+#[test]
+fn subnet_layers_chain_in_the_order_packets_meet_them() {
+    let t = export(
+        r#"
+[vpcs.vnet-1]
+cidrs = ["10.0.0.0/16"]
+[subnets.web]
+vpc = "vnet-1"
+cidr = "10.0.1.0/24"
+security_groups = ["sg-subnet"]
+[security_groups.sg-subnet]
+ingress = [ { priority = 100, proto = "tcp", ports = "443", from = "0.0.0.0/0" } ]
+egress = [ { priority = 100, proto = "tcp", ports = "443", to = "0.0.0.0/0" } ]
+[security_groups.sg-nic]
+ingress = [ { priority = 100, proto = "tcp", ports = "80-443", from = "0.0.0.0/0" } ]
+egress = [ { priority = 100, proto = "all", to = "0.0.0.0/0" } ]
+[interfaces.web-nic]
+subnet = "web"
+addresses = ["10.0.1.4"]
+security_groups = ["sg-nic"]
+[interfaces.other]
+addresses = ["10.0.9.9"]
+security_groups = ["sg-nic"]
+"#,
+    );
+    let chain = |name: &str| {
+        let body = t
+            .split(&format!("chain {name} {{"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no chain {name}:\n{t}"));
+        body[..body.find('}').unwrap()].to_string()
+    };
+    let eg = chain("eg_web-nic");
+    assert!(
+        eg.contains("goto egs_web-nic comment \"sg-nic/egress/0\""),
+        "{eg}"
+    );
+    let egs = chain("egs_web-nic");
+    assert!(
+        egs.contains("tcp dport 443 counter return comment \"sg-subnet/egress/0\""),
+        "{egs}"
+    );
+    assert!(
+        egs.contains("counter drop comment \"no-rule: web-nic egress (subnet web)\""),
+        "{egs}"
+    );
+    let ins = chain("ins_web-nic");
+    assert!(
+        ins.contains("goto in_web-nic comment \"sg-subnet/ingress/0\""),
+        "{ins}"
+    );
+    let ing = chain("in_web-nic");
+    assert!(ing.contains("accept comment \"sg-nic/ingress/0\""), "{ing}");
+    // The ingress map enters the subnet's chain first.
+    assert!(t.contains("10.0.1.4 : jump ins_web-nic"), "{t}");
+    assert!(t.contains("10.0.1.4 : jump eg_web-nic"), "{t}");
+    // Without a subnet layer: as before.
+    assert!(t.contains("10.0.9.9 : jump in_other"), "{t}");
+    assert!(chain("eg_other").contains("counter return comment \"sg-nic/egress/0\""));
+    assert!(!t.contains("egs_other"));
+}

@@ -224,7 +224,6 @@ impl Cx {
         self.nsg_attachments(inputs)?;
         self.nics(inputs, &subnets, &mut model)?;
         self.subnet_layers(inputs, &mut model)?;
-        self.until_layers_are_enforced(&mut model);
         for (k, nsg) in &inputs.nsgs {
             let g = rules::group(self, k, nsg)?;
             model.security_groups.push(g);
@@ -492,44 +491,9 @@ impl Cx {
         Ok(())
     }
 
-    /// Each subnet's NSG (SPEC §9.2's subnet layer).
-    /// The engine does not enforce the subnet NSG layer (SPEC §9.2) yet.
-    /// Where a NIC has no NSG of its own, its subnet's NSG is the only layer
-    /// and becomes the NIC's group (exactly Azure's answer). Where both
-    /// have one, the NIC's alone decides: listed as skipped, since answers
-    /// may then be more permissive than Azure's.
-    fn until_layers_are_enforced(&mut self, model: &mut Model) {
-        let layers: BTreeMap<String, At<String>> = model
-            .subnets
-            .iter()
-            .filter_map(|s| {
-                s.security_groups
-                    .first()
-                    .map(|g| (s.name.clone(), g.clone()))
-            })
-            .collect();
-        for i in &mut model.interfaces {
-            let Some(subnet) = i.place.subnet.as_ref().map(|s| s.value.clone()) else {
-                continue;
-            };
-            let Some(layer) = layers.get(&subnet) else {
-                continue;
-            };
-            if let Some(slot) = i.security_groups.iter_mut().find(|g| g.value == NO_NSG) {
-                *slot = layer.clone();
-            } else {
-                self.skipped.push(Skipped {
-                    id: i.name.clone(),
-                    origin: i.origin.clone(),
-                    why: format!(
-                        "subnet {subnet}'s NSG {} also applies to this NIC (SPEC §9.2), but sgplane does not enforce the subnet layer yet: the NIC's own NSG alone decides, so answers may be more permissive than Azure's",
-                        layer.value
-                    ),
-                });
-            }
-        }
-    }
-
+    /// Each subnet's NSG: SPEC §9.2's subnet layer, which the engine
+    /// enforces on top of each NIC's own (a NIC without an NSG keeps
+    /// `sg-azure.no-nsg`, allowing all, so the subnet's alone decides).
     fn subnet_layers(&mut self, inputs: &Inputs, model: &mut Model) -> Result<(), ImportError> {
         let mut by_subnet: BTreeMap<String, (String, Origin)> = BTreeMap::new();
         for v in inputs.vnets.values() {

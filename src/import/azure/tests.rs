@@ -23,6 +23,15 @@ fn policy(i: &Import) -> Policy {
     Policy::compile(&i.model).unwrap_or_else(|e| panic!("the import compiles:\n{e}"))
 }
 
+/// The import with only the NICs' own NSGs: the traps of one NSG's rules,
+/// without the web subnet's NSG (SPEC §9.2, tested on its own below)
+/// judging first.
+fn nic_layer(i: &Import) -> Policy {
+    let mut m = i.model.clone();
+    m.subnets.iter_mut().for_each(|s| s.security_groups.clear());
+    Policy::compile(&m).unwrap_or_else(|e| panic!("the import compiles:\n{e}"))
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -63,7 +72,7 @@ fn denied_by(p: &Policy, f: &Flow, rule: &str) {
 
 #[test]
 fn the_first_matching_priority_decides() {
-    let p = policy(&demo());
+    let p = nic_layer(&demo());
     // 100 Allow-Web comes before 110 Deny-Bad-Actor ...
     allowed_by(
         &p,
@@ -92,7 +101,7 @@ fn the_first_matching_priority_decides() {
 #[test]
 fn the_six_default_rules_apply_in_both_directions() {
     let i = demo();
-    let p = policy(&i);
+    let p = nic_layer(&i);
     // Read from `defaultSecurityRules` (az output) ...
     let web = i
         .model
@@ -175,7 +184,7 @@ fn the_six_default_rules_apply_in_both_directions() {
 
 #[test]
 fn star_ranges_and_lists() {
-    let p = policy(&demo());
+    let p = nic_layer(&demo());
     // destinationPortRanges ["80", "443"]
     allowed_by(
         &p,
@@ -236,7 +245,7 @@ fn star_ranges_and_lists() {
 
 #[test]
 fn protocols_are_read_in_any_case_and_icmp_covers_both_families() {
-    let p = policy(&demo());
+    let p = nic_layer(&demo());
     // "TCP", "Tcp", "tcp", "udp" in the input.
     allowed_by(
         &p,
@@ -576,10 +585,11 @@ fn the_import_writes_and_reads_back() {
         &tcp("10.0.1.5", "10.1.1.4", 8080),
         "sg-nsg-app/Allow-8080-From-Web",
     );
+    // The subnet layer is written and read back: it denies first.
     denied_by(
         &p,
         &tcp("203.0.113.5", "10.0.1.4", 22),
-        "sg-nsg-web/Deny-Bad-Actor",
+        "sg-nsg-web-subnet/DenyAllInBound",
     );
 }
 
@@ -591,11 +601,52 @@ fn the_provider_is_recognised_by_content() {
     );
 }
 
-/// Until the engine enforces the subnet layer (SPEC §9.2), a NIC without
-/// an NSG of its own in a subnet with one takes the subnet's NSG (the only
-/// layer that applies to it), and a NIC with both is listed as skipped.
+/// Azure's two layers (SPEC §9.2): web-vm-nic has nsg-web, and its subnet
+/// nsg-web-subnet; both judge, entering the subnet's first, and a NIC with
+/// both is no longer skipped.
 #[test]
-fn a_nic_without_an_nsg_takes_its_subnets_until_layers_are_enforced() {
+fn the_subnet_nsg_and_the_nic_nsg_both_apply() {
+    let i = demo();
+    assert!(
+        !i.skipped.iter().any(|s| s.id.contains("web-vm")),
+        "{:?}",
+        i.skipped
+    );
+    let web = i
+        .model
+        .subnets
+        .iter()
+        .find(|s| s.name == "vnet-hub.web")
+        .unwrap();
+    assert_eq!(web.security_groups[0].value, "sg-nsg-web-subnet");
+    let p = policy(&i);
+    // nsg-web's Allow-Dns-Replies admits 198.51.100.0/24 on 5000-5010; the
+    // subnet's NSG admits only tcp 80,443 from the internet: denied by the
+    // subnet's DenyAllInBound.
+    denied_by(
+        &p,
+        &tcp("198.51.100.7", "10.0.1.4", 5005),
+        "sg-nsg-web-subnet/DenyAllInBound",
+    );
+    // Both allow: the NIC's own rule is named.
+    allowed_by(
+        &p,
+        &tcp("198.51.100.7", "10.0.1.4", 443),
+        "sg-nsg-web/Allow-Web",
+    );
+    // Leaving, the NIC's Deny-SMTP-Out decides before the subnet's allow.
+    denied_by(
+        &p,
+        &tcp("10.0.1.4", "8.8.8.8", 25),
+        "sg-nsg-web/Deny-SMTP-Out",
+    );
+}
+
+/// A NIC without an NSG in a subnet with one keeps `sg-azure.no-nsg`
+/// (allow all, as Azure has no NIC layer then); the subnet's NSG judges on
+/// top of it.
+#[test]
+fn a_nic_without_an_nsg_is_judged_by_its_subnets() {
     let dir = tempfile::tempdir().unwrap();
     for e in std::fs::read_dir(demo_dir()).unwrap() {
         let p = e.unwrap().path();
@@ -630,10 +681,12 @@ fn a_nic_without_an_nsg_takes_its_subnets_until_layers_are_enforced() {
         .iter()
         .map(|g| g.value.as_str())
         .collect();
-    assert_eq!(groups, ["sg-nsg-web-subnet", "sg-asg.asg-bastion"]);
-    assert!(i
-        .skipped
-        .iter()
-        .any(|s| s.id == "web-vm-nic" && s.why.contains("does not enforce the subnet layer yet")));
-    assert!(!i.skipped.iter().any(|s| s.id == "bastion-nic"));
+    assert_eq!(groups, [NO_NSG, "sg-asg.asg-bastion"]);
+    assert!(!i.skipped.iter().any(|s| s.id.ends_with("-nic")));
+    let p = policy(&i);
+    // From the internet: 443 passes the subnet's Allow-Web-In (and the
+    // NIC's allow-all); 22 does not.
+    let to_bastion = |port| tcp("198.51.100.7", "10.0.2.4", port);
+    assert_eq!(judge(&p, &to_bastion(443)).0, Verdict::Allow);
+    denied_by(&p, &to_bastion(22), "sg-nsg-web-subnet/DenyAllInBound");
 }

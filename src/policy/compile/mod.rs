@@ -321,6 +321,7 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
             space: None,
             place: mi.place.clone(),
             policy_set: 0,
+            subnet_policy_set: None,
         });
     }
     // Spaces, once every VPC is known (interfaces may name new ones).
@@ -332,7 +333,18 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
     topology::services(cx, &mut topo, model, &sg_by_name, &iface_by_name);
 
     let index = address_index(cx, &interfaces, &written);
-    let policy_sets = policy_sets(&mut interfaces, &security_groups, &rules);
+    let subnet_sgs = subnet_groups(cx, model, &sg_by_name, &security_groups);
+    let layers: Vec<Option<&Vec<SgId>>> = model
+        .interfaces
+        .iter()
+        .map(|mi| {
+            let s = mi.place.subnet.as_ref()?;
+            let &i = topo_names.subnets.get(&s.value)?;
+            subnet_sgs[i].as_ref()
+        })
+        .collect();
+    let policy_sets = policy_sets(&mut interfaces, &layers, &security_groups, &rules);
+    let layered = interfaces.iter().any(|i| i.subnet_policy_set.is_some());
 
     Policy {
         source: model.source.clone(),
@@ -352,6 +364,7 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
         rules,
         interfaces,
         policy_sets,
+        layered,
         index,
         sg_by_name,
         iface_by_name,
@@ -820,42 +833,86 @@ fn address_index(
     idx
 }
 
+/// Each subnet's groups (SPEC §9.2), resolved; `None` for a subnet
+/// without any. An unknown, external or repeated group is an error: this
+/// layer is enforced, and a name that resolved to nothing would let
+/// traffic through that the file means to stop.
+fn subnet_groups(
+    cx: &mut Ctx,
+    model: &Model,
+    sg_by_name: &HashMap<String, SgId>,
+    sgs: &[SecurityGroup],
+) -> Vec<Option<Vec<SgId>>> {
+    model
+        .subnets
+        .iter()
+        .map(|sn| {
+            let mut ids: Vec<SgId> = Vec::new();
+            for s in &sn.security_groups {
+                match sg_by_name.get(&s.value) {
+                    Some(&sg) if ids.contains(&sg) => cx.err(
+                        &s.origin,
+                        format!("security group `{}` is listed twice", s.value),
+                    ),
+                    Some(&sg) if sgs[sg as usize].external.is_some() => cx.err(
+                        &s.origin,
+                        format!(
+                            "`{}` is an external group: it cannot be attached here",
+                            s.value
+                        ),
+                    ),
+                    Some(&sg) => ids.push(sg),
+                    None => cx.err(
+                        &s.origin,
+                        unknown("security group", &s.value, sg_by_name.keys()),
+                    ),
+                }
+            }
+            (!sn.security_groups.is_empty()).then_some(ids)
+        })
+        .collect()
+}
+
+/// The distinct SG lists, each merged in decision order: every
+/// interface's own, and its subnet's (`subnet_sgs`, by interface) where
+/// the subnet has groups.
 fn policy_sets(
     interfaces: &mut [Interface],
+    subnet_sgs: &[Option<&Vec<SgId>>],
     sgs: &[SecurityGroup],
     rules: &[Rule],
 ) -> Vec<PolicySet> {
     let mut sets: Vec<PolicySet> = Vec::new();
     let mut by_sgs: HashMap<Vec<SgId>, u32> = HashMap::new();
-    for iface in interfaces.iter_mut() {
-        let id = *by_sgs
-            .entry(iface.security_groups.clone())
-            .or_insert_with(|| {
-                let ordered = |dir: Direction| {
-                    let mut ids: Vec<RuleId> = Vec::new();
-                    for &sg in &iface.security_groups {
-                        let g = &sgs[sg as usize];
-                        if let Some((i, e)) = g.intra_rules {
-                            ids.push(if dir == Direction::Ingress { i } else { e });
-                        }
-                        ids.extend(match dir {
-                            Direction::Ingress => &g.ingress,
-                            Direction::Egress => &g.egress,
-                        });
+    let mut set_of = |list: &[SgId]| -> u32 {
+        *by_sgs.entry(list.to_vec()).or_insert_with(|| {
+            let ordered = |dir: Direction| {
+                let mut ids: Vec<RuleId> = Vec::new();
+                for &sg in list {
+                    let g = &sgs[sg as usize];
+                    if let Some((i, e)) = g.intra_rules {
+                        ids.push(if dir == Direction::Ingress { i } else { e });
                     }
-                    // Stable: at equal priority and action, file order (SG order, then index).
-                    ids.sort_by_key(|&r| (rules[r as usize].priority, rules[r as usize].action));
-                    ids
-                };
-                let set = PolicySet {
-                    security_groups: iface.security_groups.clone(),
-                    ingress: ordered(Direction::Ingress),
-                    egress: ordered(Direction::Egress),
-                };
-                sets.push(set);
-                (sets.len() - 1) as u32
+                    ids.extend(match dir {
+                        Direction::Ingress => &g.ingress,
+                        Direction::Egress => &g.egress,
+                    });
+                }
+                // Stable: at equal priority and action, file order (SG order, then index).
+                ids.sort_by_key(|&r| (rules[r as usize].priority, rules[r as usize].action));
+                ids
+            };
+            sets.push(PolicySet {
+                security_groups: list.to_vec(),
+                ingress: ordered(Direction::Ingress),
+                egress: ordered(Direction::Egress),
             });
-        iface.policy_set = id;
+            (sets.len() - 1) as u32
+        })
+    };
+    for (n, iface) in interfaces.iter_mut().enumerate() {
+        iface.policy_set = set_of(&iface.security_groups);
+        iface.subnet_policy_set = subnet_sgs.get(n).copied().flatten().map(|l| set_of(l));
     }
     sets
 }

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use super::*;
 
 mod built_in_code;
+mod layers;
 mod nacl;
 mod tracking;
 mod vpc;
