@@ -66,6 +66,8 @@ fn the_matrix_is_the_single_path_answer_for_every_pair() {
         "tests/data/path/overlap.toml",
         "tests/data/path/ipv6.toml",
         "tests/data/path/internet.toml",
+        "tests/data/path/azure-layers.toml",
+        "tests/data/azure/demo",
     ];
     let queries = [
         query(IpProto::TCP, Some(80), None),

@@ -295,3 +295,70 @@ fn ipv6_goes_through_groups_and_acls_both_ways() {
     assert_eq!(code, 1);
     assert_eq!(codes(&v), ["SUBNET_ACL_RESTRICTION"]);
 }
+
+/// An imported Azure subscription (tests/data/azure/demo): VNet peering is a
+/// system route (no route table needed, unlike AWS), and a subnet NSG is a
+/// layer of its own (SPEC §9.2) — leaving, after the NIC's NSG; entering,
+/// before it.
+#[test]
+fn azure_paths_cross_vnet_peerings_and_both_nsg_layers() {
+    let azure = "tests/data/azure/demo";
+    let (code, v) = path(
+        azure,
+        &[
+            "--from",
+            "web-vm-nic",
+            "--to",
+            "app-vm-nic",
+            "--dport",
+            "8080",
+        ],
+    );
+    assert_eq!(code, 0, "{v}");
+    let kinds: Vec<&str> = v["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "security-group",
+            "subnet-security-group",
+            "route",
+            "security-group"
+        ],
+        "{v}"
+    );
+    assert_eq!(v["hops"][1]["rule"], "sg-nsg-web-subnet/egress/0");
+    assert!(v["hops"][2]["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("VNet peering's system route"));
+    // Into a subnet whose NSG admits only HTTPS, on a port the NIC's NSG
+    // allows: blocked at the subnet layer, which is judged first, and the
+    // fix goes to the subnet's NSG.
+    let layers = &format!("{D}azure-layers.toml");
+    let (code, v) = path(
+        layers,
+        &["--from", "app-nic", "--to", "web-nic", "--dport", "443"],
+    );
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = path(
+        layers,
+        &["--from", "app-nic", "--to", "web-nic", "--dport", "8080"],
+    );
+    assert_eq!(code, 1, "{v}");
+    let hop = blocking(&v);
+    assert_eq!(hop["kind"], "subnet-security-group", "{v}");
+    assert_eq!(hop["direction"], "ingress");
+    assert_eq!(hop["rule"], "sg-web-subnet/ingress/1");
+    assert!(
+        v["fixes"][0]["toml"]
+            .as_str()
+            .unwrap()
+            .contains("security_groups.sg-web-subnet"),
+        "{v}"
+    );
+}

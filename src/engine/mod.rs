@@ -1057,10 +1057,10 @@ pub fn flow_of(p: &IpPacket, zone: Option<ZoneId>) -> Flow {
 }
 
 #[cfg(test)]
+mod layers_tests;
+#[cfg(test)]
 pub(crate) mod nacl_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tracking_tests;
-#[cfg(test)]
-mod layers_tests;

@@ -276,10 +276,24 @@ mod tests {
 
     #[test]
     fn json_is_told_from_a_policy_file_by_its_first_bytes() {
-        for json in ["{}", "  {\"a\": 1}", "[{\"name\": \"x\"}]", "[\n  {", "[]", "[\"a\"]"] {
+        for json in [
+            "{}",
+            "  {\"a\": 1}",
+            "[{\"name\": \"x\"}]",
+            "[\n  {",
+            "[]",
+            "[\"a\"]",
+        ] {
             assert!(looks_like_json(json.as_bytes()), "{json}");
         }
-        for toml in ["[settings]", "[[x]]", "# comment\n{", "a = 1", "[ security_groups.sg-a ]", ""] {
+        for toml in [
+            "[settings]",
+            "[[x]]",
+            "# comment\n{",
+            "a = 1",
+            "[ security_groups.sg-a ]",
+            "",
+        ] {
             assert!(!looks_like_json(toml.as_bytes()), "{toml}");
         }
     }

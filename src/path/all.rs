@@ -15,7 +15,7 @@ use foldhash::fast::FixedState;
 
 use super::walk::{Point, Walk};
 use super::*;
-use crate::policy::{Flow, Verdict, ZoneId};
+use crate::policy::{Flow, Layer, Verdict, ZoneId};
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +118,8 @@ struct Shared<'a> {
     w: Walk<'a>,
     pts: Vec<Point>,
     /// (policy set, space, direction is ingress, other end) → allowed.
-    sg: Map<(u32, Option<ZoneId>, bool, u32), bool>,
+    /// (interface set, subnet layer set, zone, ingress, other end).
+    sg: Map<(u32, Option<u32>, Option<ZoneId>, bool, u32), bool>,
     /// Policy sets with a rule bound to a local address: not shared.
     local_bound: Vec<bool>,
     /// (subnet, direction is ingress, reply, other end) → result.
@@ -226,15 +227,21 @@ impl Shared<'_> {
         let (a, o) = (&self.pts[at as usize], &self.pts[other as usize]);
         let iface = a.iface.unwrap_or_default();
         let set = p.interface(iface).policy_set;
+        let layer = p.interface(iface).subnet_policy_set;
         let flow = match direction {
             Direction::Egress => self.flow(a, o, zone),
             Direction::Ingress => self.flow(o, a, zone),
         };
-        let judge = || p.decide(iface, direction, &flow).verdict == Verdict::Allow;
-        if self.local_bound[set as usize] {
+        // Both layers (an Azure subnet NSG, SPEC §9.2) must allow.
+        let judge = || {
+            p.decide(iface, direction, &flow).verdict == Verdict::Allow
+                && p.decide_layer(iface, direction, Layer::Subnet, &flow)
+                    .is_none_or(|d| d.verdict == Verdict::Allow)
+        };
+        if self.local_bound[set as usize] || layer.is_some_and(|l| self.local_bound[l as usize]) {
             return judge();
         }
-        let key = (set, zone, direction == Direction::Ingress, other);
+        let key = (set, layer, zone, direction == Direction::Ingress, other);
         *self.sg.entry(key).or_insert_with(judge)
     }
 

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use super::*;
 use crate::policy::model;
 use crate::policy::nacl::{NetworkAcl, EPHEMERAL};
-use crate::policy::{Action, Flow, Verdict, ZoneId};
+use crate::policy::{Action, Flow, Layer, Verdict, ZoneId};
 
 /// Answers a query on a compiled policy. Fixes are not searched here
 /// ([`super::fix::search`] does, on the model).
@@ -360,9 +360,99 @@ impl<'a> Walk<'a> {
 
     // ---------------------------------------------------------------- hops
 
-    /// An interface's groups in one direction. `remote_sg` is the group a
-    /// fix names as the remote end (else the remote address).
+    /// An interface's groups in one direction, with its subnet's groups
+    /// where the subnet has them (an Azure subnet NSG, SPEC §9.2): entering,
+    /// the subnet's first; leaving, the interface's first. `remote_sg` is
+    /// the group a fix names as the remote end (else the remote address).
+    #[allow(clippy::too_many_arguments)]
     fn sg_hop(
+        &mut self,
+        iface: IfaceId,
+        direction: Direction,
+        flow: &Flow,
+        kind: &'static str,
+        component: String,
+        remote_sg: Option<String>,
+    ) -> bool {
+        if self.p.layer_set(iface, Layer::Subnet).is_none() {
+            return self.nic_sg_hop(iface, direction, flow, kind, component, remote_sg);
+        }
+        match direction {
+            Direction::Ingress => {
+                self.subnet_sg_hop(iface, direction, flow, &component)
+                    && self.nic_sg_hop(iface, direction, flow, kind, component, remote_sg)
+            }
+            Direction::Egress => {
+                let c = component.clone();
+                self.nic_sg_hop(iface, direction, flow, kind, component, remote_sg)
+                    && self.subnet_sg_hop(iface, direction, flow, &c)
+            }
+        }
+    }
+
+    /// The subnet layer of an interface in one direction.
+    fn subnet_sg_hop(
+        &mut self,
+        iface: IfaceId,
+        direction: Direction,
+        flow: &Flow,
+        component: &str,
+    ) -> bool {
+        let p = self.p;
+        let Some(d) = p.decide_layer(iface, direction, Layer::Subnet, flow) else {
+            return true;
+        };
+        let set = p.layer_set(iface, Layer::Subnet).unwrap_or_default();
+        let groups: Vec<&str> = p.policy_sets()[set as usize]
+            .security_groups
+            .iter()
+            .map(|&g| p.security_group(g).name.as_str())
+            .collect();
+        let subnet = p
+            .interface(iface)
+            .place
+            .subnet
+            .as_ref()
+            .map_or(String::new(), |s| s.value.clone());
+        let mut h = hop(
+            format!("subnet {subnet} of {component}"),
+            "subnet-security-group",
+            direction.as_str(),
+        );
+        h.rule = d.rule.map(|r| p.rule_name(r).to_string());
+        let (remote, word) = match direction {
+            Direction::Ingress => (flow.src, "from"),
+            Direction::Egress => (flow.dst, "to"),
+        };
+        let what = format!("{} {word} {remote}", flow_text(flow));
+        if d.verdict == Verdict::Allow {
+            h.explanation = format!("the subnet's {} allows {what}", groups.join(", "));
+            return self.push(h);
+        }
+        h.verdict = HopVerdict::Deny;
+        h.explanation = format!(
+            "the subnet's {} denies {what}{}",
+            groups.join(", "),
+            d.rule
+                .map(|r| format!(" ({})", p.rule_name(r)))
+                .unwrap_or_else(|| ": no rule matches".into())
+        );
+        h.codes.push("ENI_SG_RULES_MISMATCH");
+        if let Some(&g) = p.policy_sets()[set as usize].security_groups.first() {
+            h.candidates.push(Change::AddSgRule {
+                sg: p.security_group(g).name.clone(),
+                direction,
+                proto: flow.proto,
+                ports: flow.dport.map(|d| PortRange { lo: d, hi: d }),
+                icmp: flow.icmp,
+                remote: host(remote).to_string(),
+            });
+        }
+        self.push(h)
+    }
+
+    /// An interface's own groups in one direction.
+    fn nic_sg_hop(
         &mut self,
         iface: IfaceId,
         direction: Direction,
@@ -623,6 +713,19 @@ impl<'a> Walk<'a> {
                 best = Some((c.prefix_len(), "local".into(), None));
             }
         }
+        // Azure adds a system route for each connected VNet peering (AWS
+        // needs a route table entry).
+        let azure = t.imported.as_ref().is_some_and(|i| i.provider == "azure");
+        if azure {
+            for &peer in &t.vpcs[vpc as usize].peers {
+                for c in &t.vpcs[peer as usize].cidrs {
+                    if c.contains(&dst.addr) && best.as_ref().is_none_or(|b| c.prefix_len() > b.0) {
+                        let name = format!("vnet-peering:{}", t.vpcs[peer as usize].name);
+                        best = Some((c.prefix_len(), name, None));
+                    }
+                }
+            }
+        }
         for r in table.map(|t| t.routes.as_slice()).unwrap_or_default() {
             let len = match &r.destination.value {
                 model::Remote::Net(n) => n.contains(&dst.addr).then_some(n.prefix_len()),
@@ -678,6 +781,10 @@ impl<'a> Walk<'a> {
                     dst_name.unwrap_or_default()
                 );
             }
+        } else if let Some(peer) = target.strip_prefix("vnet-peering:") {
+            // A system route: it exists only while the peering is connected.
+            h.rule = Some(format!("/{len} -> VNet peering"));
+            h.explanation = format!("{} is in {peer}: the VNet peering's system route", dst.addr);
         } else if target.starts_with("pcx-") {
             let peering = t.peerings.iter().find(|pc| pc.name == target);
             let joins = peering.is_some_and(|pc| {
