@@ -17,6 +17,10 @@ use super::walk::{Point, Walk};
 use super::*;
 use crate::policy::{Flow, Layer, Verdict, ZoneId};
 
+/// A group decision shared by pairs: (interface set, subnet layer set,
+/// zone, ingress, the other end).
+type SgKey = (u32, Option<u32>, Option<ZoneId>, bool, u32);
+
 /// One cell of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
@@ -118,8 +122,7 @@ struct Shared<'a> {
     w: Walk<'a>,
     pts: Vec<Point>,
     /// (policy set, space, direction is ingress, other end) → allowed.
-    /// (interface set, subnet layer set, zone, ingress, other end).
-    sg: Map<(u32, Option<u32>, Option<ZoneId>, bool, u32), bool>,
+    sg: Map<SgKey, bool>,
     /// Policy sets with a rule bound to a local address: not shared.
     local_bound: Vec<bool>,
     /// (subnet, direction is ingress, reply, other end) → result.
