@@ -2903,3 +2903,96 @@ fn untracked_flows_in_the_kernel() {
 fn untracked_flows() {
     run("kernel_diff untracked flows", &untracked_case());
 }
+
+/// Azure's two layers (SPEC §9.2): the server's subnet has an NSG of its
+/// own that admits only HTTPS and keeps DNS in; the server's NIC NSG admits
+/// HTTPS and 8080 and lets everything out.
+const LAYERS_POLICY: &str = r#"
+[vpcs.vnet-a]
+cidrs = ["10.8.0.0/16"]
+
+[subnets.net-srv]
+vpc = "vnet-a"
+cidr = "10.8.2.0/24"
+security_groups = ["sg-subnet"]
+
+[security_groups.sg-subnet]
+ingress = [ { proto = "tcp", ports = "443", from = "0.0.0.0/0", priority = 100 },
+            { proto = "all", from = "0.0.0.0/0", action = "deny", priority = 65500 } ]
+egress = [ { proto = "udp", ports = "53", to = "0.0.0.0/0", action = "deny", priority = 100 },
+           { proto = "all", to = "0.0.0.0/0", priority = 65000 } ]
+
+[security_groups.sg-nic]
+ingress = [ { proto = "tcp", ports = ["443", "8080"], from = "0.0.0.0/0" } ]
+egress = [ { proto = "all", to = "0.0.0.0/0" } ]
+
+[security_groups.sg-cli]
+ingress = [ { proto = "tcp", ports = "80", from = "10.8.2.0/24" } ]
+egress = [ { proto = "all", to = "0.0.0.0/0" } ]
+
+[interfaces.srv]
+addresses = ["10.8.2.20"]
+security_groups = ["sg-nic"]
+subnet = "net-srv"
+
+[interfaces.cli]
+addresses = ["10.8.1.10"]
+security_groups = ["sg-cli"]
+"#;
+
+fn write_layer_cases(path: &Path) {
+    let mut g = Gen {
+        packets: Vec::new(),
+        id: 0,
+    };
+    // A: HTTPS in: both layers allow; the reply rides the one entry.
+    g.tcp(CLI, 40000, SRV, 443, F_SYN, 1000, 0, &[]);
+    g.tcp(SRV, 443, CLI, 40000, F_SYN | F_ACK, 5000, 1001, &[]);
+    g.tcp(CLI, 40000, SRV, 443, F_ACK, 1001, 5001, &[]);
+    // B: 8080 in: the NIC allows it, the subnet (judged first) does not.
+    g.tcp(CLI, 40001, SRV, 8080, F_SYN, 1000, 0, &[]);
+    // C: 22 in: neither.
+    g.tcp(CLI, 40002, SRV, 22, F_SYN, 1000, 0, &[]);
+    // D: DNS out: the NIC lets it out, the subnet (judged last) does not.
+    g.udp(SRV, 5353, CLI, 53, b"query");
+    // E: HTTP out: both allow; the answer rides the entry.
+    g.tcp(SRV, 50000, CLI, 80, F_SYN, 1000, 0, &[]);
+    g.tcp(CLI, 80, SRV, 50000, F_SYN | F_ACK, 5000, 1001, &[]);
+    g.write(path);
+}
+
+/// The kernel's verdict on each record of [`write_layer_cases`].
+const LAYERS_KERNEL: [bool; 8] = [true, true, true, false, false, false, true, true];
+
+fn layers_case() -> Case {
+    Case {
+        tag: "layr",
+        pcap: "layers.pcap",
+        policy: PolicySource::Inline(LAYERS_POLICY),
+        generate: Some(write_layer_cases),
+    }
+}
+
+/// The exported ruleset judges the subnet layer and the NIC layer in
+/// Azure's order, as the kernel sees it.
+#[test]
+fn azure_layers_in_the_kernel() {
+    let test = "kernel_diff Azure layers (kernel only)";
+    if skip(test) {
+        return;
+    }
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let report = differential(&layers_case());
+    println!("{}", report.text);
+    let want: Vec<Option<bool>> = LAYERS_KERNEL.iter().map(|&k| Some(k)).collect();
+    assert_eq!(
+        report.kernel, want,
+        "the kernel's verdicts, record by record"
+    );
+}
+
+/// The same capture compared packet by packet with sgplane.
+#[test]
+fn azure_layers() {
+    run("kernel_diff Azure layers", &layers_case());
+}
