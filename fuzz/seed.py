@@ -11,7 +11,7 @@ Input layouts (see fuzz/src/invariants.rs and fuzz/src/scenario.rs):
   geneve   the UDP payload of packets to port 6081
   capture  whole capture files
   policy   policy files
-  import_aws  AWS JSON documents joined by NUL bytes
+  import_aws, import_alibaba, import_azure  JSON documents joined by NUL bytes
 """
 
 import hashlib
@@ -109,7 +109,10 @@ def main():
     corpus = os.path.join(fuzz, "corpus")
     dirs = {
         t: os.path.join(corpus, t)
-        for t in ("parse", "engine", "geneve", "capture", "policy", "policy_structured", "import_aws")
+        for t in (
+            "parse", "engine", "geneve", "capture", "policy", "policy_structured",
+            "import_aws", "import_alibaba", "import_azure",
+        )
     }
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
@@ -140,6 +143,23 @@ def main():
                 counts["import_aws"] += write(dirs["import_aws"], d)
             if len(docs) > 1:
                 counts["import_aws"] += write(dirs["import_aws"], b"\0".join(docs))
+
+    # import_alibaba, import_azure: the twins and test data, alone and joined.
+    for target, bases in (
+        ("import_alibaba", ("config/ack-cluster.alibaba", "config/mse-gateway.alibaba")),
+        ("import_azure", ("tests/data/azure/demo",)),
+    ):
+        for base in bases:
+            top = os.path.join(root, base)
+            docs = []
+            for name in sorted(os.listdir(top)):
+                if name.endswith(".json"):
+                    with open(os.path.join(top, name), "rb") as f:
+                        docs.append(f.read())
+            for d in docs:
+                counts[target] += write(dirs[target], d)
+            if len(docs) > 1:
+                counts[target] += write(dirs[target], b"\0".join(docs))
 
     # geneve: a GWLB header with the three AWS options, and one without options.
     aws = b"".join(

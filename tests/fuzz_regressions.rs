@@ -84,6 +84,31 @@ fn replay_committed_reproducers() {
     });
     replay("policy_structured", check_policy_structured);
     replay("import_aws", check_import_aws);
+    replay("import_alibaba", check_import_alibaba);
+    replay("import_azure", check_import_azure);
+}
+
+/// The Alibaba and Azure import targets' invariants on the twins and test
+/// data in the tree.
+#[test]
+fn import_invariants_hold_on_the_alibaba_and_azure_data() {
+    use sgplane::import::Provider;
+    for (provider, dir) in [
+        (Provider::Alibaba, "config/ack-cluster.alibaba"),
+        (Provider::Alibaba, "config/mse-gateway.alibaba"),
+        (Provider::Azure, "tests/data/azure/demo"),
+    ] {
+        let path = root().join(dir);
+        let imported = sgplane::import::import(provider, std::slice::from_ref(&path), false)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"));
+        sgplane::policy::Policy::compile(&imported.model).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        let mut data = Vec::new();
+        for f in sgplane::import::input_files(&[path]).unwrap() {
+            data.extend(std::fs::read(f).unwrap());
+            data.push(0);
+        }
+        check_import(provider, &data);
+    }
 }
 
 /// The import target's invariants on the AWS snapshots and twins in the

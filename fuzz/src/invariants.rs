@@ -1149,11 +1149,29 @@ impl EngineHarness {
 // ---------------------------------------------------------------- import
 
 /// Up to 64 JSON documents separated by NUL bytes, imported as AWS
-/// responses: the import never panics; what it skips is named and said why;
-/// an import that compiles is written as a policy file that reads back,
-/// writes the same bytes again (a fixed point) and compiles to a policy
-/// with the same groups, rules and interfaces — nothing lost on the way.
+/// responses: see [`check_import`].
 pub fn check_import_aws(data: &[u8]) {
+    check_import(sgplane::import::Provider::Aws, data);
+}
+
+/// The same as Alibaba Cloud responses.
+pub fn check_import_alibaba(data: &[u8]) {
+    check_import(sgplane::import::Provider::Alibaba, data);
+}
+
+/// The same as Azure resources.
+pub fn check_import_azure(data: &[u8]) {
+    check_import(sgplane::import::Provider::Azure, data);
+}
+
+/// Up to 64 JSON documents separated by NUL bytes, imported from
+/// `provider`: the import never panics; what it skips is named and said
+/// why; an import that compiles is written as a policy file that reads
+/// back, writes the same bytes again (a fixed point) and compiles to a
+/// policy with the same groups, rules and interfaces — nothing lost on the
+/// way.
+pub fn check_import(provider: sgplane::import::Provider, data: &[u8]) {
+    use sgplane::import::{alibaba, aws, azure, Provider};
     let docs: Vec<(String, serde_json::Value)> = data
         .split(|&b| b == 0)
         .take(64)
@@ -1166,7 +1184,12 @@ pub fn check_import_aws(data: &[u8]) {
             ))
         })
         .collect();
-    let imported = match sgplane::import::aws::import_values(&docs) {
+    let imported = match provider {
+        Provider::Aws => aws::import_values(&docs),
+        Provider::Alibaba => alibaba::import_values(&docs),
+        Provider::Azure => azure::import_values(&docs),
+    };
+    let imported = match imported {
         Ok(i) => i,
         Err(e) => {
             assert!(!e.to_string().is_empty());
