@@ -254,3 +254,69 @@ fn malformed_azure_json_names_the_file_and_path() {
         "{err}"
     );
 }
+
+/// Microsoft's own REST API examples (tests/data/azure/rest-spec-examples,
+/// MIT): recorded responses (`responses.200.body`) read as they are; the
+/// NIC's prefix configuration is one of its addresses; what the separate
+/// examples do not contain (the NIC's NSG, its VNet, its public IP) and
+/// what sgplane does not model (`disableTcpStateTracking`) are listed, never
+/// dropped; `testnsg`'s rules are Azure's: rule1 (`*`, port 80, priority
+/// 130) as tcp and udp, then the six default rules.
+#[test]
+fn azure_rest_spec_examples_import_as_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.toml");
+    let out = sgplane([
+        OsString::from("import"),
+        "azure".into(),
+        "tests/data/azure/rest-spec-examples".into(),
+        "-o".into(),
+        file.clone().into(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let err = text(&out.stderr);
+    for listed in [
+        "networkSecurityGroups/nsg: the NSG of NIC `test-nic` is not in the input",
+        "rg1-vnet/subnets/default: subnet not in the input",
+        "publicIPAddresses/test-ip",
+        "`disableTcpStateTracking`",
+    ] {
+        assert!(err.contains(listed), "{listed}\n{err}");
+    }
+    let toml = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        toml.contains(r#"addresses = ["172.20.2.4", "172.20.2.16/28"]"#),
+        "{toml}"
+    );
+    assert!(toml.contains(
+        r#"{ proto = "tcp", ports = "80", from = ["0.0.0.0/0", "::/0"], priority = 130, id = "rule1" }"#
+    ), "{toml}");
+    assert!(toml.contains(
+        r#"{ proto = "udp", ports = "80", from = ["0.0.0.0/0", "::/0"], priority = 130, id = "rule1" }"#
+    ), "{toml}");
+    for default in [
+        "AllowVnetInBound",
+        "AllowAzureLoadBalancerInBound",
+        "DenyAllInBound",
+        "AllowVnetOutBound",
+        "AllowInternetOutBound",
+        "DenyAllOutBound",
+    ] {
+        assert!(
+            toml.contains(&format!("id = \"{default}\"")),
+            "{default}\n{toml}"
+        );
+    }
+    // The NIC's own NSG is not in the input: it gets none of its rules, so
+    // sgplane allows it nothing (and says why above) rather than guess.
+    let (verdict, _, _) = explain(file.to_str().unwrap(), "10.0.1.9", "172.20.2.4", 80);
+    assert_eq!(verdict, "deny");
+    // --strict refuses an input with anything listed.
+    let strict = sgplane([
+        "import",
+        "azure",
+        "tests/data/azure/rest-spec-examples",
+        "--strict",
+    ]);
+    assert_eq!(strict.status.code(), Some(2), "{}", show(&strict));
+}

@@ -44,6 +44,7 @@ const NO_NSG: &str = "sg-azure.no-nsg";
 /// Whether a JSON document is an Azure resource, a list of them (`az … list`
 /// prints an array) or a REST list response (`{"value": […]}`).
 pub fn recognises(value: &Value) -> bool {
+    let value = recorded_body(value);
     match value {
         Value::Array(a) => a.iter().any(|v| Kind::of(v).is_some()),
         Value::Object(o) => match o.get("value") {
@@ -54,6 +55,39 @@ pub fn recognises(value: &Value) -> bool {
         },
         _ => false,
     }
+}
+
+/// A recorded response's body: the examples of Azure's REST API specs
+/// (`{"parameters": …, "responses": {"200": {"body": …}}}`) and the
+/// project's `{"status_code": …, "data": …}` recordings; anything else as
+/// it is.
+fn recorded_body(value: &Value) -> &Value {
+    if let Some(body) = value.pointer("/responses/200/body") {
+        return body;
+    }
+    match (value.get("status_code"), value.get("data")) {
+        (Some(_), Some(data)) => data,
+        _ => value,
+    }
+}
+
+/// [`recorded_body`] on a node, keeping its path.
+fn unwrap_recorded(root: Node<'_>) -> Node<'_> {
+    if root.value.pointer("/responses/200/body").is_some() {
+        if let Some(body) = root
+            .get("responses")
+            .and_then(|r| r.get("200"))
+            .and_then(|r| r.get("body"))
+        {
+            return body;
+        }
+    }
+    if root.has("status_code") {
+        if let Some(data) = root.get("data") {
+            return data;
+        }
+    }
+    root
 }
 
 /// Imports every file under `paths`.
@@ -77,7 +111,8 @@ pub fn import_values(docs: &[(String, Value)]) -> Result<Import, ImportError> {
     let mut inputs = Inputs::default();
     let mut skipped = Vec::new();
     for (file, value) in docs {
-        let root = Node::root(value, file.as_str());
+        let root = unwrap_recorded(Node::root(value, file.as_str()));
+        let value = root.value;
         let items = match value {
             Value::Array(_) => root.items()?,
             Value::Object(_) if Kind::of(value).is_none() && root.has("value") => {
@@ -393,6 +428,15 @@ impl Cx {
                         .parse()
                         .map_err(|_| n.error(format!("`{a}` is not an IP address")))?;
                     addresses.push(At::new(IpNet::from(addr), n.origin()));
+                }
+                // A prefix assigned to the NIC (an IP configuration with
+                // `privateIPAddressPrefix` instead of one address).
+                if let Some(a) = ip.str("privateIPAddressPrefix")? {
+                    let n = ip.get("privateIPAddressPrefix").expect("present");
+                    let net: IpNet = a
+                        .parse()
+                        .map_err(|_| n.error(format!("`{a}` is not an address prefix")))?;
+                    addresses.push(At::new(net.trunc(), n.origin()));
                 }
                 if let Some((s, at)) = ip.reference("subnet")? {
                     match (subnets.get(&key(s)), &subnet) {
