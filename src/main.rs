@@ -720,7 +720,10 @@ fn replay_flow_log(
         print!("{text}");
     }
     if let Some(sig) = report.interrupted {
-        eprintln!("sgplane: replay interrupted by signal {sig} at record {}", report.records);
+        eprintln!(
+            "sgplane: replay interrupted by signal {sig} at record {}",
+            report.records
+        );
         return Ok(130);
     }
     if let Some(st) = &report.stopped {

@@ -116,14 +116,20 @@ fn the_text_summary_lists_differences_and_does_not_overclaim() {
     let out = sgplane(&["replay", path_str(&data("default.log"))], None);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("records: 11 (judged 7, NODATA 1, SKIPDATA 1, malformed 2)"), "{text}");
+    assert!(
+        text.contains("records: 11 (judged 7, NODATA 1, SKIPDATA 1, malformed 2)"),
+        "{text}"
+    );
     assert!(
         text.contains("line 7: tcp 10.0.0.7:53000 -> 10.0.1.10:22 recorded REJECT, sgplane allow rule sg-web/ingress/1 at eni-web ingress"),
         "{text}"
     );
     assert!(text.contains("possibly replies"), "{text}");
     assert!(text.contains("network ACLs"), "{text}");
-    assert!(text.contains("malformed lines: 2; first at lines 10"), "{text}");
+    assert!(
+        text.contains("malformed lines: 2; first at lines 10"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -164,7 +170,15 @@ fn gzip_and_stdin_give_the_same_summary() {
     let from_stdin = summary("-", Some(&text));
     let from_stdin_gzip = summary("-", Some(&gzip(&text)));
     for s in [&from_gzip, &from_stdin, &from_stdin_gzip] {
-        for k in ["records", "judged", "agreeing", "differing", "nodata", "skipdata", "malformed"] {
+        for k in [
+            "records",
+            "judged",
+            "agreeing",
+            "differing",
+            "nodata",
+            "skipdata",
+            "malformed",
+        ] {
             assert_eq!(s[k], plain[k], "{k}");
         }
         assert_eq!(s["differences"], plain["differences"]);
@@ -190,10 +204,19 @@ fn verdict_lines_one_per_judged_record_with_the_recorded_action() {
     let csv = dir.path().join("v.csv");
     for p in [&jsonl, &csv] {
         let out = sgplane(
-            &["replay", path_str(&data("default.log")), "--verdicts", path_str(p)],
+            &[
+                "replay",
+                path_str(&data("default.log")),
+                "--verdicts",
+                path_str(p),
+            ],
             None,
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let lines: Vec<Value> = std::fs::read_to_string(&jsonl)
         .unwrap()
@@ -225,7 +248,12 @@ fn verdict_lines_one_per_judged_record_with_the_recorded_action() {
 #[test]
 fn packet_outputs_are_refused_for_flow_logs() {
     let out = sgplane(
-        &["replay", path_str(&data("default.log")), "--denied", "/tmp/never.pcap"],
+        &[
+            "replay",
+            path_str(&data("default.log")),
+            "--denied",
+            "/tmp/never.pcap",
+        ],
         None,
     );
     assert!(!out.status.success());
@@ -240,7 +268,10 @@ fn text_that_is_no_flow_log_is_an_error_not_a_panic() {
     assert!(err.contains("nor a VPC flow log"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     // A header without what judging needs is named.
-    let out = sgplane(&["replay", "-"], Some(b"version interface-id srcaddr dstaddr action\n"));
+    let out = sgplane(
+        &["replay", "-"],
+        Some(b"version interface-id srcaddr dstaddr action\n"),
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no protocol field"));
 }
@@ -258,7 +289,12 @@ fn a_damaged_gzip_stream_stops_with_what_was_read() {
     let n = gz.len();
     gz.truncate(n - 100);
     let out = sgplane(&["replay", "-", "--json"], Some(&gz));
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     nothing_lost(&s);
     assert!(s["stopped"].is_object());
