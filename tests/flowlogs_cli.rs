@@ -265,7 +265,8 @@ fn text_that_is_no_flow_log_is_an_error_not_a_panic() {
     let out = sgplane(&["replay", "-"], Some(b"hello, world\n"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("nor a VPC flow log"), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a pcap or pcapng file"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     // A header without what judging needs is named.
     let out = sgplane(

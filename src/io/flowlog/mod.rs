@@ -406,53 +406,83 @@ pub enum Sniffed<R> {
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Looks at the start of `input`: gzip is decompressed and must be a flow
-/// log; text (which no capture's magic number is) must be one too, its
-/// first line a header or a default record; anything else is handed back
-/// for the capture reader.
+/// log; text is one when its first line is a header or a default record;
+/// anything else is handed back whole for the capture reader.
 pub fn sniff<R: Read + Send + 'static>(mut input: R) -> io::Result<Sniffed<R>> {
     let mut magic = Vec::with_capacity(2);
     (&mut input).take(2).read_to_end(&mut magic)?;
     let rest = io::Cursor::new(magic.clone()).chain(input);
-    let (mut text, gzip): (Box<dyn BufRead + Send>, bool) = if magic == GZIP_MAGIC {
+    if magic == GZIP_MAGIC {
         let gz = flate2::read::MultiGzDecoder::new(rest);
-        (Box::new(BufReader::with_capacity(1 << 16, gz)), true)
-    } else if looks_like_text(&magic) {
-        (Box::new(BufReader::with_capacity(1 << 16, rest)), false)
-    } else {
+        let mut text = BufReader::with_capacity(1 << 16, gz);
+        let (first, number, _) = first_line(&mut text)?;
+        return match Format::recognise(first.trim_ascii()) {
+            Some(Ok(format)) => Ok(Sniffed::FlowLog(Reader::new(
+                text, format, true, first, number,
+            ))),
+            Some(Err(e)) => Ok(Sniffed::BadFormat(e)),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "gzip data that is not a VPC flow log",
+            )),
+        };
+    }
+    if !looks_like_text(&magic) {
         return Ok(Sniffed::Other(rest));
-    };
-    let mut first = Vec::new();
-    let mut number = 0;
-    // The first non-blank line decides.
+    }
+    let mut text = BufReader::with_capacity(1 << 16, rest);
+    let (first, number, seen) = first_line(&mut text)?;
+    match Format::recognise(first.trim_ascii()) {
+        Some(Ok(format)) => Ok(Sniffed::FlowLog(Reader::new(
+            text, format, false, first, number,
+        ))),
+        Some(Err(e)) => Ok(Sniffed::BadFormat(e)),
+        None => {
+            // Not a flow log: every byte read goes back, in order, for the
+            // capture reader to judge (and name what it is not).
+            let mut back = seen;
+            back.extend_from_slice(text.buffer());
+            let (cursor, input) = text.into_inner().into_inner();
+            let at = (cursor.position() as usize).min(cursor.get_ref().len());
+            back.extend_from_slice(&cursor.get_ref()[at..]);
+            Ok(Sniffed::Other(io::Cursor::new(back).chain(input)))
+        }
+    }
+}
+
+/// The first non-blank line, its 1-based number, and every byte read for it.
+fn first_line(text: &mut impl BufRead) -> io::Result<(Vec<u8>, u64, Vec<u8>)> {
+    let (mut first, mut number, mut seen) = (Vec::new(), 0, Vec::new());
     loop {
         first.clear();
         if text.read_until(b'\n', &mut first)? == 0 {
             break;
         }
+        seen.extend_from_slice(&first);
         number += 1;
         if !first.trim_ascii().is_empty() {
             break;
         }
     }
-    match Format::recognise(first.trim_ascii()) {
-        Some(Ok(format)) => Ok(Sniffed::FlowLog(Reader {
+    Ok((first, number, seen))
+}
+
+impl Reader {
+    fn new(
+        input: impl BufRead + Send + 'static,
+        format: Format,
+        gzip: bool,
+        first: Vec<u8>,
+        number: u64,
+    ) -> Reader {
+        Reader {
             pending_first: !format.header,
-            input: text,
+            input: Box::new(input),
             format,
             gzip,
             line: first,
             number,
-        })),
-        Some(Err(e)) => Ok(Sniffed::BadFormat(e)),
-        None if gzip => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "gzip data that is not a VPC flow log",
-        )),
-        None => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "neither a capture (pcap, pcapng) nor a VPC flow log (its first line is no header of \
-             flow-log fields and no version 2 record)",
-        )),
+        }
     }
 }
 

@@ -184,3 +184,14 @@ fn captures_are_handed_back_whole() {
         Sniffed::Other(_)
     ));
 }
+
+#[test]
+fn text_that_is_no_flow_log_is_handed_back_whole() {
+    let text = b"\nthese are not the packets you are looking for\nmore\n".to_vec();
+    let Sniffed::Other(mut r) = sniff(io::Cursor::new(text.clone())).unwrap() else {
+        panic!()
+    };
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).unwrap();
+    assert_eq!(back, text);
+}
