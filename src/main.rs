@@ -222,7 +222,8 @@ struct GwlbArgs {
 
 #[derive(Args, Debug)]
 struct ReplayArgs {
-    /// pcap or pcapng file, or - for standard input.
+    /// pcap or pcapng file, or an AWS VPC Flow Log (text or gzip: each
+    /// record judged as a new flow), or - for standard input.
     #[arg(value_name = "INPUT")]
     input: PathBuf,
     /// Judge every packet in this VPC (for captures inside one VPC of a
@@ -642,6 +643,10 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
+    let input = match replay::recognise(input, &name)? {
+        replay::Recognised::Capture(c) => c,
+        replay::Recognised::FlowLog(r) => return replay_flow_log(&engine, r, &name, a),
+    };
     let to_stdout = [&a.verdicts, &a.flow_log]
         .iter()
         .any(|p| p.as_ref().is_some_and(|p| p.as_os_str() == "-"));
@@ -703,6 +708,62 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
     }
     if let Some(st) = &report.stopped {
         eprintln!("error: {name} {}", st.error);
+        return Ok(2);
+    }
+    Ok(0)
+}
+
+/// `replay` of a VPC Flow Log: records judged as new flows, compared with
+/// their recorded action (SPEC §10).
+fn replay_flow_log(
+    engine: &sgplane::engine::Engine,
+    reader: sgplane::io::flowlog::Reader,
+    name: &str,
+    a: ReplayArgs,
+) -> Result<u8> {
+    use sgplane::replay::{self, Outputs};
+    for (given, flag) in [
+        (a.allowed.is_some(), "--allowed"),
+        (a.denied.is_some(), "--denied"),
+        (a.flow_log.is_some(), "--flow-log"),
+    ] {
+        if given {
+            bail!("{flag} writes packets: {name} is a VPC flow log, whose records are not packets");
+        }
+    }
+    let to_stdout = a.verdicts.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let outputs = Outputs {
+        verdicts: a.verdicts,
+        ..Outputs::default()
+    };
+    let interrupt = Arc::new(AtomicUsize::new(0));
+    let asked = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, asked.clone())
+            .and_then(|_| signal_hook::flag::register(sig, asked.clone()))
+            .and_then(|_| signal_hook::flag::register_usize(sig, interrupt.clone(), sig as usize))
+            .context("cannot install the signal handlers")?;
+    }
+    let report = replay::replay_flow_log(engine.rules(), reader, name, &outputs, Some(&interrupt))?;
+    let text = if a.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        report.to_text()
+    };
+    if to_stdout {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if let Some(sig) = report.interrupted {
+        eprintln!(
+            "sgplane: replay interrupted by signal {sig} at record {}",
+            report.records
+        );
+        return Ok(130);
+    }
+    if let Some(st) = &report.stopped {
+        eprintln!("error: {name} after line {}: {}", st.line, st.error);
         return Ok(2);
     }
     Ok(0)

@@ -2,6 +2,7 @@
 //! interface ([`FrameSource`], [`FrameSink`], [`frame`]):
 //!
 //! - [`capture`]: pcap and pcapng files;
+//! - [`flowlog`]: AWS VPC Flow Logs read back (records, not frames);
 //! - [`tap`]: TAP devices, with io_uring bursts where the kernel allows;
 //! - [`afpacket`]: existing interfaces through AF_PACKET (a shared-memory
 //!   receive ring, `sendmmsg`);
@@ -14,6 +15,7 @@
 
 pub mod afpacket;
 pub mod capture;
+pub mod flowlog;
 pub mod frame;
 #[allow(unsafe_code)] // the system calls: each wrapped once, safe to call
 pub mod sys;

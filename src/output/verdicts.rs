@@ -1,9 +1,13 @@
-//! Per-packet verdict lines (SPEC §4): JSON lines, or CSV with the same columns.
+//! Per-packet verdict lines (SPEC §4): JSON lines, or CSV with the same
+//! columns; a flow-log record's line adds `recorded_action` (SPEC §10).
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::path::Path;
 
+use crate::base::IpProto;
 use crate::engine::Judgement;
+use crate::io::flowlog::Record;
 use crate::policy::nacl::AclRuleName;
 use crate::policy::{zone_name, Policy, RuleName};
 use crate::wire::L4;
@@ -42,7 +46,36 @@ pub const COLUMNS: [&str; 13] = [
     "zone",
 ];
 
-/// Writes one line per packet.
+/// The column a flow-log record's line adds after [`COLUMNS`].
+pub const RECORDED_ACTION: &str = "recorded_action";
+
+/// What a line says besides the judgement.
+struct Line<'a> {
+    index: u64,
+    /// Nanoseconds since the Unix epoch.
+    ts: Option<u64>,
+    proto: Option<IpProto>,
+    ends: Option<(IpAddr, IpAddr)>,
+    ports: Option<(u16, u16)>,
+    zone: Option<String>,
+    /// A flow-log record's action.
+    recorded: Option<&'a str>,
+}
+
+/// `secs.micros` (or `.nanos`), or `none` when there is no time.
+fn write_ts(w: &mut dyn Write, ts: Option<u64>, nanos: bool, none: &str) -> io::Result<()> {
+    let Some(ts) = ts else {
+        return w.write_all(none.as_bytes());
+    };
+    let (secs, frac) = (ts / 1_000_000_000, ts % 1_000_000_000);
+    if nanos {
+        write!(w, "{secs}.{frac:09}")
+    } else {
+        write!(w, "{secs}.{:06}", frac / 1000)
+    }
+}
+
+/// Writes one line per packet (or per flow-log record).
 pub struct VerdictWriter {
     w: Box<dyn Write>,
     format: VerdictFormat,
@@ -62,9 +95,60 @@ impl VerdictWriter {
         Ok(VerdictWriter { w, format, nanos })
     }
 
+    /// A writer of flow-log records' lines: the packet columns and
+    /// `recorded_action` (the record's own ACCEPT or REJECT).
+    pub fn for_records(mut w: Box<dyn Write>, format: VerdictFormat) -> io::Result<VerdictWriter> {
+        if format == VerdictFormat::Csv {
+            writeln!(w, "{},{RECORDED_ACTION}", COLUMNS.join(","))?;
+        }
+        Ok(VerdictWriter {
+            w,
+            format,
+            nanos: false,
+        })
+    }
+
     pub fn write(&mut self, index: u64, ts: u64, j: &Judgement, policy: &Policy) -> io::Result<()> {
-        let secs = ts / 1_000_000_000;
-        let frac = ts % 1_000_000_000;
+        let pkt = j.packet.as_ref();
+        let ports = pkt.and_then(|p| match p.l4 {
+            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => Some((sport, dport)),
+            _ => None,
+        });
+        let line = Line {
+            index,
+            ts: Some(ts),
+            proto: pkt.map(|p| p.proto),
+            ends: pkt.map(|p| (p.src, p.dst)),
+            ports,
+            zone: j.zone().map(zone_name),
+            recorded: None,
+        };
+        self.line(&line, j, policy)
+    }
+
+    /// One flow-log record's line: its judgement as a new flow, the
+    /// record's 5-tuple, its `start` as `ts` (null when the format has
+    /// none) and its action.
+    pub fn write_record(
+        &mut self,
+        index: u64,
+        record: &Record,
+        j: &Judgement,
+        policy: &Policy,
+    ) -> io::Result<()> {
+        let line = Line {
+            index,
+            ts: record.start.map(|s| s.saturating_mul(1_000_000_000)),
+            proto: Some(record.proto),
+            ends: Some((record.src, record.dst)),
+            ports: record.sport.zip(record.dport),
+            zone: None,
+            recorded: Some(record.action.as_str()),
+        };
+        self.line(&line, j, policy)
+    }
+
+    fn line(&mut self, l: &Line, j: &Judgement, policy: &Policy) -> io::Result<()> {
         let (rule, iface, dir) = match (j.nacl, policy.nacls()) {
             // Denied by a network ACL: its rule, the subnet, its direction.
             (Some(d), Some(n)) => (
@@ -78,22 +162,14 @@ impl VerdictWriter {
                 j.decision.map(|(_, d)| d.as_str()),
             ),
         };
-        let pkt = j.packet.as_ref();
-        let proto = pkt.map(|p| p.proto);
-        let ports = pkt.and_then(|p| match p.l4 {
-            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => Some((sport, dport)),
-            _ => None,
-        });
-        let zone = j.zone().map(zone_name);
+        let (index, proto, ports) = (l.index, l.proto, l.ports);
+        let zone = l.zone.as_deref();
+        let nanos = self.nanos;
         let w = &mut self.w;
         match self.format {
             VerdictFormat::JsonLines => {
-                write!(w, "{{\"index\":{index},\"ts\":{secs}.")?;
-                if self.nanos {
-                    write!(w, "{frac:09}")?;
-                } else {
-                    write!(w, "{:06}", frac / 1000)?;
-                }
+                write!(w, "{{\"index\":{index},\"ts\":")?;
+                write_ts(w, l.ts, nanos, "null")?;
                 write!(
                     w,
                     ",\"verdict\":\"{}\",\"reason\":\"{}\",\"rule\":",
@@ -107,37 +183,39 @@ impl VerdictWriter {
                 w.write_all(b",\"proto\":")?;
                 json_opt(w, proto)?;
                 w.write_all(b",\"src\":")?;
-                json_opt(w, pkt.map(|p| p.src))?;
+                json_opt(w, l.ends.map(|e| e.0))?;
                 w.write_all(b",\"dst\":")?;
-                json_opt(w, pkt.map(|p| p.dst))?;
+                json_opt(w, l.ends.map(|e| e.1))?;
                 match ports {
                     Some((s, d)) => write!(w, ",\"sport\":{s},\"dport\":{d}")?,
                     None => w.write_all(b",\"sport\":null,\"dport\":null")?,
                 }
                 w.write_all(b",\"zone\":")?;
                 json_opt(w, zone)?;
+                if let Some(a) = l.recorded {
+                    write!(w, ",\"{RECORDED_ACTION}\":\"{a}\"")?;
+                }
                 w.write_all(b"}\n")
             }
             VerdictFormat::Csv => {
-                write!(w, "{index},{secs}.")?;
-                if self.nanos {
-                    write!(w, "{frac:09}")?;
-                } else {
-                    write!(w, "{:06}", frac / 1000)?;
-                }
+                write!(w, "{index},")?;
+                write_ts(w, l.ts, nanos, "")?;
                 write!(w, ",{},{},", j.verdict, j.reason)?;
                 csv_opt(w, rule)?;
                 csv_opt(w, iface)?;
                 csv_opt(w, dir)?;
                 csv_opt(w, proto)?;
-                csv_opt(w, pkt.map(|p| p.src))?;
-                csv_opt(w, pkt.map(|p| p.dst))?;
+                csv_opt(w, l.ends.map(|e| e.0))?;
+                csv_opt(w, l.ends.map(|e| e.1))?;
                 match ports {
                     Some((s, d)) => write!(w, "{s},{d},")?,
                     None => w.write_all(b",,")?,
                 }
                 if let Some(z) = zone {
                     w.write_all(z.as_bytes())?;
+                }
+                if let Some(a) = l.recorded {
+                    write!(w, ",{a}")?;
                 }
                 w.write_all(b"\n")
             }

@@ -1,11 +1,14 @@
 //! `sgplane replay`: every packet of a capture through the engine, in order,
 //! with capture time as the clock; per-packet verdict lines, allowed and
-//! denied captures, VPC Flow Log lines, and a summary (SPEC §3-4).
+//! denied captures, VPC Flow Log lines, and a summary (SPEC §3-4). An input
+//! that is a VPC Flow Log instead ([`recognise`], by content) has each
+//! record judged as a new flow ([`flowlogs`], SPEC §10).
 //!
 //! Every packet read gets exactly one verdict: the summary's allowed + denied
 //! always equals its packets, also when the capture ends early.
 
 mod distinct;
+pub mod flowlogs;
 mod heavy;
 mod summary;
 
@@ -18,10 +21,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
+pub use flowlogs::{replay_flow_log, FlowLogReport};
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
 use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};
+use crate::io::flowlog::{self, Sniffed};
 use crate::policy::Verdict;
 use crate::wire::packet::geneve_return;
 
@@ -62,6 +67,37 @@ pub enum ReplayError {
     },
     #[error("cannot start the capture reader thread")]
     Thread(#[source] io::Error),
+    #[error("cannot read {name}")]
+    Recognise {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    FlowLogFormat(#[from] crate::io::flowlog::FormatError),
+}
+
+/// What an input to replay is, by its content (never its name).
+pub enum Recognised<R> {
+    /// A pcap or pcapng capture (or something the capture reader will
+    /// refuse): the input, the bytes looked at put back.
+    Capture(io::Chain<io::Cursor<Vec<u8>>, R>),
+    /// A VPC Flow Log, plain or gzip.
+    FlowLog(flowlog::Reader),
+}
+
+/// Tells a capture from a VPC Flow Log (plain text or gzip) by the first
+/// bytes and, for text, the first line.
+pub fn recognise<R: Read + Send + 'static>(input: R, name: &str) -> Result<Recognised<R>> {
+    match flowlog::sniff(input) {
+        Ok(Sniffed::FlowLog(r)) => Ok(Recognised::FlowLog(r)),
+        Ok(Sniffed::Other(r)) => Ok(Recognised::Capture(r)),
+        Ok(Sniffed::BadFormat(e)) => Err(e.into()),
+        Err(source) => Err(ReplayError::Recognise {
+            name: name.to_string(),
+            source,
+        }),
+    }
 }
 
 type Result<T> = std::result::Result<T, ReplayError>;

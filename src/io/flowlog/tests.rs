@@ -1,0 +1,197 @@
+use super::*;
+
+fn default_record(line: &str) -> Entry<'_> {
+    Format::default_v2().parse(line.as_bytes())
+}
+
+#[test]
+fn a_default_record_is_read() {
+    let e = default_record(
+        "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK",
+    );
+    let Entry::Record(r) = e else { panic!("{e:?}") };
+    assert_eq!(r.interface, Some("eni-1235b8ca123456789"));
+    assert_eq!(r.src, "172.31.16.139".parse::<IpAddr>().unwrap());
+    assert_eq!(r.dst, "172.31.16.21".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        (r.proto, r.sport, r.dport),
+        (IpProto::TCP, Some(20641), Some(22))
+    );
+    assert_eq!(r.start, Some(1418530010));
+    assert_eq!(r.action, Action::Accept);
+    assert_eq!(r.direction, None);
+}
+
+#[test]
+fn nodata_and_skipdata_are_entries_of_their_own() {
+    let nodata =
+        "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA";
+    assert_eq!(default_record(nodata), Entry::NoData);
+    let skip =
+        "2 123456789010 eni-11111111111111111 - - - - - - - 1431280876 1431280934 - SKIPDATA";
+    assert_eq!(default_record(skip), Entry::SkipData);
+}
+
+#[test]
+fn icmp_has_no_ports() {
+    let e = default_record(
+        "2 123456789010 eni-1 203.0.113.12 172.31.16.139 0 0 1 4 336 1432917027 1432917142 REJECT OK",
+    );
+    let Entry::Record(r) = e else { panic!("{e:?}") };
+    assert_eq!((r.proto, r.sport, r.dport), (IpProto::ICMP, None, None));
+    assert_eq!(r.action, Action::Reject);
+}
+
+#[test]
+fn a_custom_header_gives_the_order_and_pkt_addresses_win() {
+    let header = b"${vpc-id} interface-id pkt-dstaddr action dstaddr srcaddr protocol pkt-srcaddr srcport dstport flow-direction tcp-flags";
+    let f = Format::recognise(header).unwrap().unwrap();
+    assert!(f.header);
+    let line = b"vpc-1 eni-9 10.0.1.99 ACCEPT 10.0.1.5 10.0.2.5 6 10.0.2.77 40000 443 ingress 2";
+    let Entry::Record(r) = f.parse(line) else {
+        panic!()
+    };
+    assert_eq!(r.src, "10.0.2.77".parse::<IpAddr>().unwrap());
+    assert_eq!(r.dst, "10.0.1.99".parse::<IpAddr>().unwrap());
+    assert_eq!(r.direction, Some(FlowDirection::Ingress));
+    assert_eq!(r.interface, Some("eni-9"));
+    // `-` in pkt-srcaddr falls back to srcaddr.
+    let line = b"vpc-1 eni-9 - ACCEPT 10.0.1.5 10.0.2.5 6 - 40000 443 egress 2";
+    let Entry::Record(r) = f.parse(line) else {
+        panic!()
+    };
+    assert_eq!(r.src, "10.0.2.5".parse::<IpAddr>().unwrap());
+    assert_eq!(r.direction, Some(FlowDirection::Egress));
+}
+
+#[test]
+fn a_header_missing_what_judging_needs_is_refused() {
+    let r = Format::recognise(b"version interface-id srcaddr dstaddr action");
+    assert_eq!(r, Some(Err(FormatError::Missing("protocol"))));
+}
+
+#[test]
+fn other_first_lines_are_not_flow_logs() {
+    assert_eq!(Format::recognise(b"hello world"), None);
+    assert_eq!(Format::recognise(b"3 a b c d e f g h i j k l OK"), None);
+    assert_eq!(Format::recognise(&[0xd4, 0xc3, 0xb2, 0xa1]), None);
+}
+
+#[test]
+fn malformed_lines_say_why() {
+    let f = Format::default_v2();
+    assert_eq!(
+        f.parse(b"2 1 eni-1 10.0.0.1"),
+        Entry::Malformed(Malformed::FieldCount {
+            expected: 14,
+            got: 4
+        })
+    );
+    let bad = |line: &str, field| {
+        assert_eq!(
+            f.parse(line.as_bytes()),
+            Entry::Malformed(Malformed::Field { field }),
+            "{line}"
+        )
+    };
+    bad(
+        "2 1 eni-1 10.0.0.300 10.0.0.2 1 2 6 1 1 1 1 ACCEPT OK",
+        "srcaddr",
+    );
+    bad(
+        "2 1 eni-1 10.0.0.1 10.0.0.2 1 70000 6 1 1 1 1 ACCEPT OK",
+        "dstport",
+    );
+    bad(
+        "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 tcp 1 1 1 1 ACCEPT OK",
+        "protocol",
+    );
+    bad(
+        "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 1 1 ALLOW OK",
+        "action",
+    );
+    bad(
+        "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 1 1 ACCEPT WHAT",
+        "log-status",
+    );
+    bad(
+        "2 1 eni-1 10.0.0.1 10.0.0.2 - - 6 1 1 1 1 ACCEPT OK",
+        "srcport/dstport",
+    );
+    assert_eq!(f.parse(&[0xff, 0xfe]), Entry::Malformed(Malformed::NotText));
+}
+
+#[test]
+fn every_truncation_of_a_record_is_malformed_or_a_record_never_a_panic() {
+    let line = "2 123456789010 eni-1 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK";
+    let f = Format::default_v2();
+    for n in 0..line.len() {
+        assert!(
+            matches!(f.parse(&line.as_bytes()[..n]), Entry::Malformed(_)),
+            "{n}"
+        );
+    }
+}
+
+fn read_all(input: impl Read + Send + 'static) -> (Format, Vec<(u64, String)>) {
+    let Sniffed::FlowLog(mut r) = sniff(input).unwrap() else {
+        panic!("not recognised")
+    };
+    let mut out = Vec::new();
+    while let Some((n, e)) = r.next_entry().unwrap() {
+        out.push((n, format!("{e:?}")));
+    }
+    (r.format().clone(), out)
+}
+
+#[test]
+fn sniffing_reads_text_and_gzip_alike_with_line_numbers() {
+    let text = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n\
+                2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 1 1 ACCEPT OK\n\n\
+                2 1 eni-1 - - - - - - - 1 1 - NODATA\n";
+    let (f, plain) = read_all(io::Cursor::new(text.as_bytes().to_vec()));
+    assert!(f.header);
+    assert_eq!(plain.len(), 2);
+    assert_eq!(plain[0].0, 2);
+    assert_eq!(plain[1], (4, "NoData".to_string()));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    let (_, zipped) = read_all(io::Cursor::new(gz.finish().unwrap()));
+    assert_eq!(zipped, plain);
+}
+
+#[test]
+fn a_headerless_default_file_starts_at_its_first_record() {
+    let text = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 1 1 ACCEPT OK\n2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 1 1 REJECT OK";
+    let (f, entries) = read_all(io::Cursor::new(text.as_bytes().to_vec()));
+    assert!(!f.header);
+    assert_eq!(entries.len(), 2);
+    assert_eq!((entries[0].0, entries[1].0), (1, 2));
+}
+
+#[test]
+fn captures_are_handed_back_whole() {
+    let pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    let Sniffed::Other(mut r) = sniff(io::Cursor::new(pcap.clone())).unwrap() else {
+        panic!()
+    };
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).unwrap();
+    assert_eq!(back, pcap);
+    let pcapng = vec![0x0a, 0x0d, 0x0d, 0x0a];
+    assert!(matches!(
+        sniff(io::Cursor::new(pcapng)).unwrap(),
+        Sniffed::Other(_)
+    ));
+}
+
+#[test]
+fn text_that_is_no_flow_log_is_handed_back_whole() {
+    let text = b"\nthese are not the packets you are looking for\nmore\n".to_vec();
+    let Sniffed::Other(mut r) = sniff(io::Cursor::new(text.clone())).unwrap() else {
+        panic!()
+    };
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).unwrap();
+    assert_eq!(back, text);
+}
