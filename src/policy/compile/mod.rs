@@ -164,6 +164,12 @@ fn build(cx: &mut Ctx, model: &Model) -> Policy {
         );
     }
     for e in &external {
+        if !e.name.starts_with("sg-") {
+            cx.err(
+                &e.origin,
+                format!("external group name `{}` must start with `sg-`", e.name),
+            );
+        }
         if sg_by_name.contains_key(&e.name) {
             cx.err(
                 &e.origin,
@@ -730,6 +736,15 @@ fn resolve_remotes(cx: &mut Ctx, names: &Names, list: &[At<model::Remote>]) -> V
     let mut out = Vec::new();
     for r in list {
         match &r.value {
+            // A reference is read back from a policy file by its prefix.
+            model::Remote::Sg(name) if !name.starts_with("sg-") => cx.err(
+                &r.origin,
+                format!("`{name}` is not a security group: a group's name starts with `sg-`"),
+            ),
+            model::Remote::PrefixList(name) if !name.starts_with("pl-") => cx.err(
+                &r.origin,
+                format!("`{name}` is not a prefix list: a prefix list's name starts with `pl-`"),
+            ),
             model::Remote::Sg(name) => match names.sg.get(name) {
                 Some(&id) => out.push(Remote::Sg(id)),
                 None => cx.err(&r.origin, unknown("security group", name, names.sg.keys())),

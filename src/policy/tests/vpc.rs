@@ -274,3 +274,24 @@ fn aws_quotas_count_sources_and_prefix_lists_at_their_size() {
         .quota_warnings(check::Profile::Aws)
         .is_empty());
 }
+
+/// A reference is read back from a policy file by its prefix, so a name
+/// without `sg-`/`pl-` is an error even where the import would keep an
+/// unknown group (found by the `import_aws` fuzz target:
+/// fuzz/regressions/import_aws/).
+#[test]
+fn references_must_be_named_like_what_they_reference() {
+    let mut m = three_vpcs();
+    m.imported = Some(model::Imported::default());
+    m.security_groups[0].ingress.push(model::Rule::new(
+        ProtoMatch::Any,
+        vec![At::bare(Remote::Sg("&g-app".into()))],
+    ));
+    m.security_groups[0].egress.push(model::Rule::new(
+        ProtoMatch::Any,
+        vec![At::bare(Remote::PrefixList("list".into()))],
+    ));
+    let e = Policy::compile(&m).unwrap_err().to_string();
+    assert!(e.contains("`&g-app` is not a security group"), "{e}");
+    assert!(e.contains("`list` is not a prefix list"), "{e}");
+}
