@@ -17,7 +17,7 @@
 //! 5. [`classify`]: compiled lookup tables for new-flow decisions.
 //! 6. [`engine`]: one packet (or a batch) and a time in, a verdict and its
 //!    reason out; no I/O, no clock.
-//! 7. [`io`]: capture files, TAP devices, AF_PACKET and the GWLB UDP
+//! 7. [`io`]: capture files and VPC Flow Logs, TAP devices, AF_PACKET and the GWLB UDP
 //!    sockets, behind one frame source and sink interface.
 //! 8. [`output`]: verdict lines and flow logs, for replay and live modes.
 //! 9. [`import`], [`path`]: the clouds' JSON (and Terraform's) read into a
