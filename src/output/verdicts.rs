@@ -149,19 +149,7 @@ impl VerdictWriter {
     }
 
     fn line(&mut self, l: &Line, j: &Judgement, policy: &Policy) -> io::Result<()> {
-        let (rule, iface, dir) = match (j.nacl, policy.nacls()) {
-            // Denied by a network ACL: its rule, the subnet, its direction.
-            (Some(d), Some(n)) => (
-                Some(Named::Nacl(n.rule_name(&d))),
-                Some(policy.subnet_name(d.subnet)),
-                Some(d.direction.as_str()),
-            ),
-            _ => (
-                j.rule.map(|r| Named::Rule(policy.rule_name(r))),
-                j.decision.map(|(i, _)| policy.interface(i).name.as_str()),
-                j.decision.map(|(_, d)| d.as_str()),
-            ),
-        };
+        let (rule, iface, dir) = attribution(j, policy);
         let (index, proto, ports) = (l.index, l.proto, l.ports);
         let zone = l.zone.as_deref();
         let nanos = self.nanos;
@@ -227,8 +215,30 @@ impl VerdictWriter {
     }
 }
 
+/// What a judgement is attributed to: the deciding rule, the interface and
+/// the direction, each when there is one. A network ACL's denial names its
+/// rule, the subnet and its direction; otherwise the security-group rule and
+/// the interface and direction that decided.
+pub(super) fn attribution<'a>(
+    j: &Judgement,
+    policy: &'a Policy,
+) -> (Option<Named<'a>>, Option<&'a str>, Option<&'static str>) {
+    match (j.nacl, policy.nacls()) {
+        (Some(d), Some(n)) => (
+            Some(Named::Nacl(n.rule_name(&d))),
+            Some(policy.subnet_name(d.subnet)),
+            Some(d.direction.as_str()),
+        ),
+        _ => (
+            j.rule.map(|r| Named::Rule(policy.rule_name(r))),
+            j.decision.map(|(i, _)| policy.interface(i).name.as_str()),
+            j.decision.map(|(_, d)| d.as_str()),
+        ),
+    }
+}
+
 /// The rule a line names: a security group's or a network ACL's.
-enum Named<'a> {
+pub(super) enum Named<'a> {
     Rule(RuleName<'a>),
     Nacl(AclRuleName<'a>),
 }
