@@ -249,6 +249,11 @@ struct ReplayArgs {
     /// The account id written in flow log lines.
     #[arg(long, value_name = "ID", default_value = "123456789012")]
     account_id: String,
+    /// Write every packet to this pcapng file with its verdict, reason, rule,
+    /// interface and direction as a packet comment (Wireshark shows it:
+    /// `frame.comment contains "deny"`).
+    #[arg(long, value_name = "FILE")]
+    annotate: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -657,6 +662,7 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         flow_log: a.flow_log,
         flow_log_interval: a.flow_log_interval,
         account_id: a.account_id,
+        annotate: a.annotate,
     };
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| progress_bar(size));
     let mut tick = |bytes: u64, packets: u64| {

@@ -1,6 +1,7 @@
 //! `sgplane replay`: every packet of a capture through the engine, in order,
 //! with capture time as the clock; per-packet verdict lines, allowed and
-//! denied captures, VPC Flow Log lines, and a summary (SPEC §3-4). An input
+//! denied captures, VPC Flow Log lines, a pcapng annotated with the verdicts
+//! (SPEC §10), and a summary (SPEC §3-4). An input
 //! that is a VPC Flow Log instead ([`recognise`], by content) has each
 //! record judged as a new flow ([`flowlogs`], SPEC §10).
 //!
@@ -20,6 +21,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::output::AnnotatedCapture;
 use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
 pub use flowlogs::{replay_flow_log, FlowLogReport};
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
@@ -42,6 +44,8 @@ pub struct Outputs {
     pub flow_log_interval: AggregationInterval,
     /// The account id written in flow log lines.
     pub account_id: String,
+    /// Every packet as pcapng with its verdict in a packet comment.
+    pub annotate: Option<PathBuf>,
 }
 
 /// Why a replay could not run or could not write its outputs.
@@ -251,6 +255,13 @@ pub fn replay<R: Read + Send + 'static>(
         Some(p) => Some(FlowLogOut::create(p, out)?),
         None => None,
     };
+    let mut annotated = match &out.annotate {
+        Some(p) => {
+            let f = BufWriter::with_capacity(1 << 20, File::create(p).map_err(creating(p))?);
+            Some((AnnotatedCapture::new(f).map_err(writing(p))?, p.as_path()))
+        }
+        None => None,
+    };
     let mut report = Report::new(input_name, format);
     let mut progress = progress;
     let mut index: u64 = 0;
@@ -317,6 +328,9 @@ pub fn replay<R: Read + Send + 'static>(
             if let Some(f) = flow_log.as_mut() {
                 f.log.observe(j, p.orig_len, p.ts, engine.policy());
             }
+            if let Some((a, path)) = annotated.as_mut() {
+                a.write(&p, j, engine.policy()).map_err(writing(path))?;
+            }
             match (j.verdict, allowed_out.as_mut(), denied_out.as_mut()) {
                 (Verdict::Allow, Some(o), _) => match (j.packet.and_then(|p| p.tunnel), p.link) {
                     // An allowed GENEVE packet is written as the appliance returns it.
@@ -368,6 +382,9 @@ pub fn replay<R: Read + Send + 'static>(
     }
     if let Some(f) = flow_log {
         f.finish(out, engine)?;
+    }
+    if let Some((a, path)) = annotated {
+        a.finish().map_err(writing(path))?;
     }
     report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
     if let Some(signal) = interrupted {
