@@ -732,6 +732,7 @@ fn replay_flow_log(
         (a.allowed.is_some(), "--allowed"),
         (a.denied.is_some(), "--denied"),
         (a.flow_log.is_some(), "--flow-log"),
+        (a.annotate.is_some(), "--annotate"),
     ] {
         if given {
             bail!("{flag} writes packets: {name} is a VPC flow log, whose records are not packets");
