@@ -69,6 +69,25 @@ fn pcap_packets(path: &Path) -> u64 {
     n
 }
 
+/// Packets in a pcapng file written by `--annotate`, and how many of their
+/// comments say deny.
+fn annotated_packets(path: &Path) -> (u64, u64) {
+    let b = std::fs::read(path).unwrap();
+    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let (mut at, mut n, mut denied) = (0, 0, 0);
+    while at < b.len() {
+        let len = u32_at(at + 4) as usize;
+        if u32_at(at) == 6 {
+            n += 1;
+            let body = &b[at..at + len];
+            denied += u64::from(body.windows(14).any(|w| w == b"sgplane: deny "));
+        }
+        at += len;
+    }
+    assert_eq!(at, b.len(), "{} ends on a block boundary", path.display());
+    (n, denied)
+}
+
 fn start(dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sgplane"))
         .args(["replay", "-", "--json", "--no-progress"])
@@ -78,6 +97,8 @@ fn start(dir: &Path) -> Child {
         .arg(dir.join("a.pcap"))
         .arg("--denied")
         .arg(dir.join("d.pcap"))
+        .arg("--annotate")
+        .arg(dir.join("a.pcapng"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -143,6 +164,11 @@ fn finish_and_check(child: Child, dir: &Path, signal_name: &str) -> u64 {
         pcap_packets(&dir.join("d.pcap")),
         n - allowed,
         "denied capture"
+    );
+    assert_eq!(
+        annotated_packets(&dir.join("a.pcapng")),
+        (n, n - allowed),
+        "annotated capture"
     );
     n
 }
