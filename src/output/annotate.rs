@@ -299,7 +299,7 @@ mod tests {
             got.iter().zip(packets.iter().zip(&comments))
         {
             assert_eq!((*lt, &data[..], *orig), (want_lt, want, want_orig));
-            assert_eq!(c, &[want_c.clone()]);
+            assert_eq!(c, std::slice::from_ref(want_c));
         }
 
         // sgplane's reader: timestamps with if_tsresol applied.
