@@ -820,6 +820,7 @@ fn a_geneve_payload_is_judged_as_the_packet_that_carried_it() {
     let payloads = mixed_geneve_payloads();
     let strict = ParseOptions {
         decap_geneve: true,
+        decap_vxlan: true,
         gwlb_strict: true,
     };
     let families = [
@@ -910,6 +911,7 @@ fn outer_ends_no_packet_could_have_are_malformed() {
     let mut e = engine();
     e.set_parse_options(ParseOptions {
         decap_geneve: true,
+        decap_vxlan: true,
         gwlb_strict: true,
     });
     let p = geneve_payload(
