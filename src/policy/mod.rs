@@ -402,6 +402,39 @@ pub enum MirrorError {
     },
 }
 
+/// A Traffic Mirroring session as `--mirror` gives it: `VNI=ENI`, the VNI
+/// decimal (or `0x` hex) and at most 24 bits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorSession {
+    pub vni: u32,
+    pub interface: String,
+}
+
+impl std::str::FromStr for MirrorSession {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (vni, interface) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not VNI=ENI (e.g. 123=eni-0abc)"))?;
+        let parsed = match vni.strip_prefix("0x") {
+            Some(hex) => u32::from_str_radix(hex, 16),
+            None => vni.parse(),
+        };
+        let vni = parsed
+            .ok()
+            .filter(|v| *v <= crate::wire::vxlan::VNI_MAX)
+            .ok_or_else(|| format!("VNI `{vni}` is not a number from 0 to 16777215"))?;
+        if interface.is_empty() {
+            return Err(format!("`{s}` names no interface after `=`"));
+        }
+        Ok(MirrorSession {
+            vni,
+            interface: interface.to_string(),
+        })
+    }
+}
+
 impl Policy {
     /// Reads, checks and compiles a policy file's text; `source` names it
     /// in messages.
