@@ -31,6 +31,7 @@ const WORKERS: usize = 2;
 const BATCH: usize = 64;
 const GWLB: ParseOptions = ParseOptions {
     decap_geneve: true,
+    decap_vxlan: true,
     gwlb_strict: true,
 };
 const T0: u64 = 1_700_000_000_000_000_000;

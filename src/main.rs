@@ -230,6 +230,10 @@ struct ReplayArgs {
     /// policy whose VPCs share addresses); GENEVE packets keep their zone.
     #[arg(long, value_name = "VPC")]
     vpc: Option<String>,
+    /// A Traffic Mirroring session: its VXLAN VNI and the interface it
+    /// mirrors, whose VPC its packets are judged in (repeatable).
+    #[arg(long, value_name = "VNI=ENI")]
+    mirror: Vec<sgplane::policy::MirrorSession>,
     /// Write one verdict line per packet: JSON lines, or CSV if FILE ends in .csv; - for stdout.
     #[arg(long, value_name = "FILE")]
     verdicts: Option<PathBuf>,
@@ -633,6 +637,9 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
     let mut policy = load_policy(config)?;
     if let Some(v) = &a.vpc {
         policy.judge_in_vpc(v)?;
+    }
+    for m in &a.mirror {
+        policy.mirror(m.vni, &m.interface)?;
     }
     let mut engine = Engine::with_policy(policy);
     let stdin = a.input.as_os_str() == "-";

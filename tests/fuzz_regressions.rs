@@ -201,6 +201,7 @@ fn parse_checks_accept_built_frames() {
                 link,
                 ParseOptions {
                     decap_geneve: true,
+                    decap_vxlan: true,
                     gwlb_strict: true,
                 },
                 f,

@@ -14,9 +14,10 @@ use sgplane::policy::{Direction, Flow, IpProto, Policy, Reason, Verdict};
 use sgplane::wire::ethernet::{self, ether_type};
 use sgplane::wire::geneve::{self, GeneveError, GenevePacket};
 use sgplane::wire::packet::{
-    is_icmp_error, parse, parse_geneve, Fragment, Frame, IpPacket, LinkType, OuterEnds,
+    is_icmp_error, parse, parse_geneve, Encap, Fragment, Frame, IpPacket, LinkType, OuterEnds,
     ParseOptions, L4,
 };
+use sgplane::wire::vxlan::{self, VxlanPacket};
 
 /// Every link type the parser knows, in the order the `parse` target's first
 /// byte selects them.
@@ -63,6 +64,7 @@ impl<'a> ParseInput<'a> {
         let link = LINK_TYPES[usize::from(head[0]) % LINK_TYPES.len()];
         let opts = ParseOptions {
             decap_geneve: head[1] & 1 == 0,
+            decap_vxlan: head[1] & 4 == 0,
             gwlb_strict: head[1] & 2 != 0,
         };
         let extra = usize::from(u16::from_le_bytes([head[2], head[3]]));
@@ -79,7 +81,9 @@ impl<'a> ParseInput<'a> {
         let extra = orig_len
             .saturating_sub(frame.len())
             .min(usize::from(u16::MAX)) as u16;
-        let flags = u8::from(!opts.decap_geneve) | u8::from(opts.gwlb_strict) << 1;
+        let flags = u8::from(!opts.decap_geneve)
+            | u8::from(opts.gwlb_strict) << 1
+            | u8::from(!opts.decap_vxlan) << 2;
         let mut out = vec![link_index(link), flags];
         out.extend_from_slice(&extra.to_le_bytes());
         out.extend_from_slice(frame);
@@ -240,8 +244,11 @@ fn check_tunnel(
     p: &IpPacket,
     t: sgplane::wire::Tunnel,
 ) {
+    if let Encap::Vxlan { vni } = t.encap {
+        return check_vxlan(opts, orig_len, frame, p, t, vni);
+    }
     // Offsets as usize, whatever width the struct stores them in.
-    let (geneve_offset, inner_offset) = (t.geneve_offset as usize, t.inner_offset as usize);
+    let (geneve_offset, inner_offset) = (t.header_offset as usize, t.inner_offset as usize);
     assert!(
         opts.decap_geneve,
         "decapsulated with decap_geneve off: {p:?}"
@@ -286,6 +293,7 @@ fn check_tunnel(
     };
     let inner_opts = ParseOptions {
         decap_geneve: false,
+        decap_vxlan: false,
         ..opts
     };
     let alone = parse(
@@ -306,6 +314,55 @@ fn check_tunnel(
         alone,
         Ok(Frame::Ip(expected)),
         "the inner packet parsed alone differs (outer link {link:?})"
+    );
+}
+
+/// A VXLAN tunnel (Traffic Mirroring): its header is where the tunnel
+/// says, after a UDP header to port 4789, with the VNI the tunnel has, and
+/// the inner Ethernet frame parsed alone is the same packet.
+fn check_vxlan(
+    opts: ParseOptions,
+    orig_len: usize,
+    frame: &[u8],
+    p: &IpPacket,
+    t: sgplane::wire::Tunnel,
+    vni: u32,
+) {
+    let (header, inner_offset) = (t.header_offset as usize, t.inner_offset as usize);
+    assert!(opts.decap_vxlan, "decapsulated with decap_vxlan off: {p:?}");
+    assert!(header >= 8, "VXLAN follows a UDP header: {t:?}");
+    assert_eq!(header + vxlan::HEADER_LEN, inner_offset, "{t:?}");
+    let udp = &frame[header - 8..header];
+    assert_eq!(
+        u16::from_be_bytes([udp[2], udp[3]]),
+        vxlan::UDP_PORT,
+        "VXLAN opened off port 4789: {t:?}"
+    );
+    let v = VxlanPacket::new_checked(&frame[header..]).expect("the tunnel's VXLAN header is valid");
+    assert_eq!((v.vni(), t.zone), (vni, None), "{t:?}");
+    let inner_opts = ParseOptions {
+        decap_geneve: false,
+        decap_vxlan: false,
+        ..opts
+    };
+    let alone = parse(
+        LinkType::Ethernet,
+        &frame[inner_offset..],
+        orig_len - inner_offset,
+        inner_opts,
+    );
+    let l4_offset = (p.l4_offset as usize)
+        .checked_sub(inner_offset)
+        .expect("the transport header is inside the inner frame");
+    let expected = IpPacket {
+        tunnel: None,
+        l4_offset: l4_offset.try_into().expect("offset fits"),
+        ..*p
+    };
+    assert_eq!(
+        alone,
+        Ok(Frame::Ip(expected)),
+        "the inner frame parsed alone differs"
     );
 }
 
@@ -343,6 +400,7 @@ pub fn check_geneve_payload(data: &[u8]) {
         for gwlb_strict in [false, true] {
             let opts = ParseOptions {
                 decap_geneve: true,
+                decap_vxlan: true,
                 gwlb_strict,
             };
             let got = parse_geneve(data, &outer, opts);

@@ -364,7 +364,7 @@ pub const MAX_STEPS: usize = 512;
 pub fn decode(data: &[u8]) -> (ParseOptions, Vec<Fed>) {
     let mut u = Unstructured::new(data);
     let mode = u8::arbitrary(&mut u).unwrap_or(0);
-    let opts = ParseOptions { decap_geneve: true, gwlb_strict: mode & 1 != 0 };
+    let opts = ParseOptions { decap_geneve: true, decap_vxlan: true, gwlb_strict: mode & 1 != 0 };
     let mut frames = Vec::new();
     let _ = steps(&mut u, &mut frames);
     (opts, frames)

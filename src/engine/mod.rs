@@ -700,10 +700,11 @@ impl Engine {
     #[allow(clippy::result_large_err)]
     fn related(&mut self, p: &IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
         if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
-            let zone = self
-                .rules
-                .policy
-                .zone_of(p.tunnel.and_then(|t| t.zone), q.src, q.dst);
+            let zone = self.rules.policy.zone_of(
+                p.tunnel.and_then(|t| self.rules.policy.tunnel_zone(&t)),
+                q.src,
+                q.dst,
+            );
             let k = FlowKey {
                 zone: zone.unwrap_or(0),
                 src: q.src,
@@ -996,10 +997,11 @@ fn denied_by_nacl(p: &IpPacket, d: &AclDecision) -> Judgement {
     }
 }
 
-/// The zone a packet is judged in: its GWLB zone or its VPC space.
+/// The zone a packet is judged in: its GWLB zone, its mirror session's
+/// interface's, or its VPC space.
 #[inline]
 fn zone_of(policy: &Policy, p: &IpPacket) -> Option<ZoneId> {
-    policy.zone_of(p.tunnel.and_then(|t| t.zone), p.src, p.dst)
+    policy.packet_zone(p)
 }
 
 /// The conntrack key of a packet that is looked up as a flow of its own:

@@ -820,6 +820,7 @@ fn a_geneve_payload_is_judged_as_the_packet_that_carried_it() {
     let payloads = mixed_geneve_payloads();
     let strict = ParseOptions {
         decap_geneve: true,
+        decap_vxlan: true,
         gwlb_strict: true,
     };
     let families = [
@@ -910,6 +911,7 @@ fn outer_ends_no_packet_could_have_are_malformed() {
     let mut e = engine();
     e.set_parse_options(ParseOptions {
         decap_geneve: true,
+        decap_vxlan: true,
         gwlb_strict: true,
     });
     let p = geneve_payload(
@@ -988,4 +990,101 @@ security_groups = ["sg-c"]
     let other = build::tcp(client, server, 40001, 81, SYN, 1, 0, b"");
     let j = engine.process(LinkType::Ethernet, &other, other.len(), 3_000);
     assert_eq!((j.verdict, j.reason), (Verdict::Deny, Reason::NoRule));
+}
+
+/// vpc-a and vpc-b both use 10.0.0.0/16, each with a database at
+/// 10.0.2.9 that admits tcp/5432 from a different subnet; eni-app-a, in
+/// vpc-a, is listed with an address the mirrored packets do not carry.
+const MIRRORED_VPCS: &str = r#"
+[vpcs.vpc-a]
+cidrs = ["10.0.0.0/16"]
+[vpcs.vpc-b]
+cidrs = ["10.0.0.0/16"]
+[security_groups.sg-db-a]
+vpc = "vpc-a"
+ingress = [ { proto = "tcp", ports = "5432", from = "10.0.1.0/24" } ]
+[security_groups.sg-db-b]
+vpc = "vpc-b"
+ingress = [ { proto = "tcp", ports = "5432", from = "10.0.9.0/24" } ]
+[interfaces.eni-db-a]
+vpc = "vpc-a"
+addresses = ["10.0.2.9"]
+security_groups = ["sg-db-a"]
+[interfaces.eni-db-b]
+vpc = "vpc-b"
+addresses = ["10.0.2.9"]
+security_groups = ["sg-db-b"]
+[interfaces.eni-app-a]
+vpc = "vpc-a"
+addresses = ["10.0.3.3"]
+security_groups = ["sg-db-a"]
+"#;
+
+/// `frame` as Traffic Mirroring session `vni` sends it to a collector.
+fn mirror(frame: &[u8], vni: u32) -> Vec<u8> {
+    build::vxlan_wrap(ip("192.168.0.1"), ip("192.168.0.2"), 50000, vni, frame)
+}
+
+fn mirrored_engine(sessions: &[(u32, &str)]) -> Engine {
+    let mut p = Policy::from_toml(MIRRORED_VPCS, "test.toml").unwrap();
+    for &(vni, eni) in sessions {
+        p.mirror(vni, eni).unwrap();
+    }
+    Engine::with_policy(p)
+}
+
+#[test]
+fn a_mirrored_packet_is_judged_in_its_sessions_vpc() {
+    let syn = tcp("10.0.1.5", "10.0.2.9", 40000, 5432, SYN);
+    let synack = tcp("10.0.2.9", "10.0.1.5", 5432, 40000, SYN | ACK);
+    // The same packet, allowed as seen at vpc-a's database, denied at vpc-b's.
+    let mut a = mirrored_engine(&[(7, "eni-db-a")]);
+    let j = a.process(LinkType::Ethernet, &mirror(&syn, 7), 0, T0);
+    assert_eq!((j.verdict, j.reason), ALLOW_RULE);
+    assert_eq!(j.packet.unwrap().dst, ip("10.0.2.9"), "the inner packet");
+    let mut b = mirrored_engine(&[(7, "eni-db-b")]);
+    assert_eq!(run(&mut b, &mirror(&syn, 7), T0), NO_RULE);
+
+    // Two sessions in one replay: their connections are kept apart.
+    let mut both = mirrored_engine(&[(7, "eni-db-a"), (8, "eni-db-b")]);
+    assert_eq!(run(&mut both, &mirror(&syn, 7), T0), ALLOW_RULE);
+    assert_eq!(run(&mut both, &mirror(&synack, 8), T0), INVALID);
+    assert_eq!(run(&mut both, &mirror(&synack, 7), T0), EST);
+    assert_eq!(run(&mut both, &mirror(&syn, 8), T0), NO_RULE);
+
+    // An unmapped VNI: the addresses decide, as for the inner frame alone.
+    let mut plain = mirrored_engine(&[]);
+    let alone = run(&mut plain, &syn, T0);
+    let mut unmapped = mirrored_engine(&[(7, "eni-db-a")]);
+    assert_eq!(run(&mut unmapped, &mirror(&syn, 9), T0), alone);
+
+    // A session whose interface is neither end: judged in that interface's
+    // VPC by the packet's addresses, as `--vpc vpc-a` judges it.
+    let mut neither = mirrored_engine(&[(9, "eni-app-a")]);
+    let mut p = Policy::from_toml(MIRRORED_VPCS, "test.toml").unwrap();
+    p.judge_in_vpc("vpc-a").unwrap();
+    let mut in_a = Engine::with_policy(p);
+    assert_eq!(run(&mut in_a, &syn, T0), ALLOW_RULE);
+    assert_eq!(run(&mut neither, &mirror(&syn, 9), T0), ALLOW_RULE);
+}
+
+#[test]
+fn a_mirror_names_an_interface_of_the_policy_once() {
+    use crate::policy::MirrorError;
+    let mut p = Policy::from_toml(MIRRORED_VPCS, "test.toml").unwrap();
+    assert_eq!(
+        p.mirror(7, "eni-nope"),
+        Err(MirrorError::UnknownInterface {
+            vni: 7,
+            name: "eni-nope".into()
+        })
+    );
+    p.mirror(7, "eni-db-a").unwrap();
+    p.mirror(7, "eni-db-a").unwrap();
+    assert_eq!(p.mirrored(7), p.interface_id("eni-db-a"));
+    assert!(matches!(
+        p.mirror(7, "eni-db-b"),
+        Err(MirrorError::Twice { .. })
+    ));
+    assert_eq!(p.mirrored(7), p.interface_id("eni-db-a"), "unchanged");
 }

@@ -130,7 +130,7 @@ impl FlowLog {
         let Some(p) = j.packet else { return };
         let window = secs - secs % self.interval;
         let mut logged = false;
-        let zone = policy.zone_of(j.zone(), p.src, p.dst);
+        let zone = policy.packet_zone(&p);
         let s_if = policy.interface_of(p.src, zone);
         let d_if = policy.interface_of(p.dst, zone);
         let (sport, dport) = match p.l4 {

@@ -48,6 +48,7 @@ pub use types::*;
 
 use crate::conntrack;
 pub use crate::conntrack::WhenFull;
+use crate::wire::{Encap, IpPacket, Tunnel};
 
 /// The policy built into the binary, used when no `-c` is given.
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../../config/default.toml");
@@ -388,6 +389,52 @@ pub struct UnknownVpc {
     pub known: String,
 }
 
+/// `--mirror VNI=ENI` could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MirrorError {
+    #[error("--mirror {vni}={name}: the policy has no interface `{name}`")]
+    UnknownInterface { vni: u32, name: String },
+    #[error("--mirror {vni}={name}: VNI {vni} already mirrors `{other}`")]
+    Twice {
+        vni: u32,
+        name: String,
+        other: String,
+    },
+}
+
+/// A Traffic Mirroring session as `--mirror` gives it: `VNI=ENI`, the VNI
+/// decimal (or `0x` hex) and at most 24 bits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorSession {
+    pub vni: u32,
+    pub interface: String,
+}
+
+impl std::str::FromStr for MirrorSession {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (vni, interface) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not VNI=ENI (e.g. 123=eni-0abc)"))?;
+        let parsed = match vni.strip_prefix("0x") {
+            Some(hex) => u32::from_str_radix(hex, 16),
+            None => vni.parse(),
+        };
+        let vni = parsed
+            .ok()
+            .filter(|v| *v <= crate::wire::vxlan::VNI_MAX)
+            .ok_or_else(|| format!("VNI `{vni}` is not a number from 0 to 16777215"))?;
+        if interface.is_empty() {
+            return Err(format!("`{s}` names no interface after `=`"));
+        }
+        Ok(MirrorSession {
+            vni,
+            interface: interface.to_string(),
+        })
+    }
+}
+
 impl Policy {
     /// Reads, checks and compiles a policy file's text; `source` names it
     /// in messages.
@@ -550,6 +597,55 @@ impl Policy {
             return tunnel;
         }
         self.topology.space_of(src, dst)
+    }
+
+    /// Judges the packets of Traffic Mirroring session `vni` (VXLAN) as
+    /// seen at interface `name` (`replay --mirror`): in its VPC space, or
+    /// its GWLB zone. That interface is usually one end of each packet; where
+    /// it is neither (addresses the policy does not list for it), nothing is
+    /// guessed: the packet is judged in that space by its addresses alone.
+    pub fn mirror(&mut self, vni: u32, name: &str) -> Result<(), MirrorError> {
+        let Some(id) = self.interface_id(name) else {
+            return Err(MirrorError::UnknownInterface {
+                vni,
+                name: name.to_string(),
+            });
+        };
+        if let Some(&(other, _)) = self.topology.mirrors.get(&vni) {
+            if other != id {
+                return Err(MirrorError::Twice {
+                    vni,
+                    name: name.to_string(),
+                    other: self.interfaces[other as usize].name.clone(),
+                });
+            }
+        }
+        let i = &self.interfaces[id as usize];
+        self.topology.mirrors.insert(vni, (id, i.space.or(i.zone)));
+        Ok(())
+    }
+
+    /// The interface a VXLAN session mirrors, when `--mirror` named one.
+    pub fn mirrored(&self, vni: u32) -> Option<IfaceId> {
+        self.topology.mirrors.get(&vni).map(|&(i, _)| i)
+    }
+
+    /// The zone a tunnel puts its packet in: GENEVE's GWLB endpoint, or
+    /// for a mirrored VXLAN session, its interface's ([`Policy::mirror`]).
+    #[inline]
+    pub fn tunnel_zone(&self, t: &Tunnel) -> Option<ZoneId> {
+        match t.encap {
+            Encap::Geneve => t.zone,
+            Encap::Vxlan { vni } => self.topology.mirrors.get(&vni).and_then(|&(_, z)| z),
+        }
+    }
+
+    /// The zone a parsed packet is judged in: its tunnel's, else what its
+    /// addresses give ([`Policy::zone_of`]).
+    #[inline]
+    pub fn packet_zone(&self, p: &IpPacket) -> Option<ZoneId> {
+        let tunnel = p.tunnel.and_then(|t| self.tunnel_zone(&t));
+        self.zone_of(tunnel, p.src, p.dst)
     }
 
     /// Judges every packet without a GWLB zone in this VPC (`--vpc`).

@@ -79,6 +79,9 @@ pub struct Topology {
     pub(super) owners: Vec<(IpNet, VpcId)>,
     /// The space every packet is judged in, when the user names one.
     pub(super) forced: Option<ZoneId>,
+    /// Traffic Mirroring sessions (`replay --mirror`): a VXLAN VNI and the
+    /// interface it mirrors, with the zone that interface is judged in.
+    pub(super) mirrors: HashMap<u32, (super::IfaceId, Option<ZoneId>)>,
     /// The network ACLs compiled, when a subnet has one (SPEC §9.1).
     pub(super) nacls: Option<Box<super::nacl::Nacls>>,
 }

@@ -638,7 +638,7 @@ fn flow_hash(p: &IpPacket) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::packet::Tunnel;
+    use crate::wire::packet::{Encap, Tunnel};
     use std::net::Ipv4Addr;
 
     fn v4(n: u32) -> IpAddr {
@@ -707,9 +707,10 @@ mod tests {
         let mut zoned = tcp(a, b, 1000, 80);
         zoned.tunnel = Some(Tunnel {
             outer_ip_offset: Some(0),
-            geneve_offset: 28,
+            header_offset: 28,
             inner_offset: 44,
             zone: Some(5),
+            encap: Encap::Geneve,
         });
         let udp = packet(
             a,

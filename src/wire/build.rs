@@ -1,6 +1,7 @@
 //! Building frames: for the capture generator, tests, benches and fuzzing.
 //! Ethernet II frames with valid checksums, built with etherparse's
-//! `PacketBuilder`, plus fragmentation and GENEVE encapsulation it lacks.
+//! `PacketBuilder`, plus fragmentation and GENEVE and VXLAN encapsulation it
+//! lacks.
 
 use std::net::IpAddr;
 
@@ -10,6 +11,7 @@ use super::ethernet::{self, ether_type, EthernetFrame};
 use super::geneve;
 use super::ipv4::{self, Ipv4Packet};
 use super::ipv6::{self, Ipv6Packet};
+use super::vxlan;
 use crate::base::IpProto;
 
 /// The MAC addresses the generator puts on frames.
@@ -226,4 +228,23 @@ pub fn geneve_wrap(
     let n = geneve::emit(&mut payload, 0, proto, options).expect("options of a valid length");
     payload[n..].copy_from_slice(inner_ip);
     udp(outer_src, outer_dst, sport, geneve::UDP_PORT, &payload)
+}
+
+/// `inner_frame` (a whole Ethernet frame, VLAN tags and all) mirrored in
+/// VXLAN session `vni` from `outer_src` to a collector at `outer_dst`, as
+/// AWS Traffic Mirroring sends it: UDP to port 4789.
+///
+/// # Panics
+/// If the outer addresses are of different IP versions.
+pub fn vxlan_wrap(
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    sport: u16,
+    vni: u32,
+    inner_frame: &[u8],
+) -> Vec<u8> {
+    let mut payload = vec![0u8; vxlan::HEADER_LEN];
+    vxlan::emit(&mut payload, vni);
+    payload.extend_from_slice(inner_frame);
+    udp(outer_src, outer_dst, sport, vxlan::UDP_PORT, &payload)
 }

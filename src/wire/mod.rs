@@ -9,6 +9,7 @@
 //!   fail after it, setters on mutable buffers. [`icmp`] has the offsets and
 //!   message types the parser and GWLB steering read.
 //! - [`geneve`]: the GENEVE header and its options (RFC 8926), with AWS GWLB's.
+//! - [`vxlan`]: the VXLAN header (RFC 7348) of AWS Traffic Mirroring.
 //! - [`checksum`]: the Internet checksum.
 //! - [`build`]: whole frames for tests, benches and the capture generator.
 pub mod build;
@@ -22,14 +23,15 @@ pub mod ipv6;
 pub mod packet;
 pub mod tcp;
 pub mod udp;
+pub mod vxlan;
 
 pub use error::{HeaderError, Layer};
 pub use ethernet::EthernetFrame;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use packet::{
-    parse, parse_geneve, Fragment, Frame, IpPacket, LinkType, OuterEnds, ParseError, ParseOptions,
-    Quoted, Tunnel, L4,
+    parse, parse_geneve, Encap, Fragment, Frame, IpPacket, LinkType, OuterEnds, ParseError,
+    ParseOptions, Quoted, Tunnel, L4,
 };
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;

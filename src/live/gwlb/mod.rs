@@ -155,6 +155,7 @@ impl Default for Tuning {
 /// The engine's parsing in this mode: GENEVE only as AWS sends it (SPEC §5).
 pub const PARSE: ParseOptions = ParseOptions {
     decap_geneve: true,
+    decap_vxlan: true,
     gwlb_strict: true,
 };
 

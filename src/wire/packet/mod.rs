@@ -10,7 +10,7 @@
 //! This module holds what a parse gives. Beside it: `parse`, the parser
 //! itself ([`parse()`], and [`parse_geneve`] for a UDP payload that begins
 //! with GENEVE); `quoted`, the packet inside an ICMP error; `tunnel`, the
-//! GENEVE encapsulation ([`Tunnel`], [`OuterEnds`]) and the return an
+//! GENEVE or VXLAN encapsulation ([`Tunnel`], [`OuterEnds`]) and the return an
 //! appliance makes of it ([`geneve_return`], [`OuterEnds::emit_return`]).
 
 mod parse;
@@ -19,7 +19,7 @@ mod tunnel;
 
 pub use self::parse::{parse, parse_general, parse_geneve};
 pub use self::quoted::is_icmp_error;
-pub use self::tunnel::{geneve_return, OuterEnds, Tunnel, OUTER_HEADERS_MAX};
+pub use self::tunnel::{geneve_return, Encap, OuterEnds, Tunnel, OUTER_HEADERS_MAX};
 /// The Internet checksum, where it was before [`crate::wire::checksum`].
 pub use crate::wire::checksum::checksum;
 
@@ -28,6 +28,7 @@ use std::net::IpAddr;
 use crate::base::IpProto;
 use crate::wire::geneve::GeneveError;
 use crate::wire::icmp;
+use crate::wire::vxlan::VxlanError;
 
 /// How a capture or device frames its packets (pcap LINKTYPE values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,8 @@ pub enum ParseError {
     BadIpv6Extension,
     #[error("GENEVE: {0}")]
     Geneve(GeneveError),
+    #[error("VXLAN: {0}")]
+    Vxlan(VxlanError),
     #[error("too many VLAN tags")]
     TooManyVlans,
     /// The outer ends given beside a GENEVE payload ([`OuterEnds`]) are an
@@ -132,6 +135,7 @@ impl ParseError {
             ParseError::BadTcpOffset(_) => "TCP data offset",
             ParseError::BadIpv6Extension => "IPv6 extension header",
             ParseError::Geneve(_) => "GENEVE",
+            ParseError::Vxlan(_) => "VXLAN",
             ParseError::TooManyVlans => "VLAN tags",
             ParseError::MixedOuterFamilies => "outer addresses",
         }
@@ -204,7 +208,7 @@ pub struct IpPacket {
     pub ip_len: u32,
     pub fragment: Fragment,
     pub l4: L4,
-    /// Set when this is the inner packet of a GENEVE tunnel.
+    /// Set when this is the inner packet of a GENEVE or VXLAN tunnel.
     pub tunnel: Option<Tunnel>,
     /// Offset of the transport header in the frame.
     pub l4_offset: u32,
@@ -244,7 +248,7 @@ impl IpPacket {
         self.l4_offset -= headers;
         if let Some(t) = &mut self.tunnel {
             t.outer_ip_offset = None;
-            t.geneve_offset -= headers;
+            t.header_offset -= headers;
             t.inner_offset -= headers;
         }
         self
@@ -256,6 +260,9 @@ impl IpPacket {
 pub struct ParseOptions {
     /// Decapsulate GENEVE on UDP port 6081 and judge the inner packet.
     pub decap_geneve: bool,
+    /// Decapsulate VXLAN on UDP port 4789 (AWS Traffic Mirroring) and
+    /// judge the inner packet.
+    pub decap_vxlan: bool,
     /// GWLB mode: inner Ethernet (0x6558) is not accepted, and the AWS options
     /// must be present and understood.
     pub gwlb_strict: bool,
@@ -265,6 +272,7 @@ impl Default for ParseOptions {
     fn default() -> Self {
         ParseOptions {
             decap_geneve: true,
+            decap_vxlan: true,
             gwlb_strict: false,
         }
     }

@@ -1,6 +1,6 @@
 //! The parser: link layer, VLAN tags, IPv4 or IPv6 with extension headers,
-//! the transport header, and GENEVE once, with a fast path for the most
-//! common frame.
+//! the transport header, and one tunnel (GENEVE, or VXLAN with its inner
+//! Ethernet frame), with a fast path for the most common frame.
 //!
 //! Written by hand rather than with etherparse's slicers because the hot path
 //! needs those length rules and only a handful of fields; `benches/parse.rs`
@@ -10,14 +10,17 @@
 
 use std::net::IpAddr;
 
-use super::{Fragment, Frame, IpPacket, LinkType, OuterEnds, ParseError, ParseOptions, Tunnel, L4};
-use crate::base::IpProto;
+use super::{
+    Encap, Fragment, Frame, IpPacket, LinkType, OuterEnds, ParseError, ParseOptions, Tunnel, L4,
+};
+use crate::base::{IpProto, ZoneId};
 use crate::wire::ethernet::{self, ether_type, EthernetFrame};
 use crate::wire::geneve::{self, GeneveError, GenevePacket};
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::ipv6::{self, ext, Ipv6Packet};
 use crate::wire::tcp::{self, TcpPacket};
 use crate::wire::udp::{self, UdpPacket};
+use crate::wire::vxlan::{self, VxlanPacket};
 use crate::wire::{checksum, icmp, read_u16, read_u32};
 
 /// Link-layer headers that have no view of their own: where their protocol
@@ -106,7 +109,7 @@ pub fn parse_geneve(
 }
 
 /// The most common frame in straight-line code: Ethernet without VLAN tags,
-/// IPv4 without options or fragmentation, TCP or UDP (not GENEVE). `None`
+/// IPv4 without options or fragmentation, TCP or UDP (not a tunnel). `None`
 /// for anything else, including anything malformed: the general parser then
 /// decides, so both paths always agree (`tests::fast_path_agrees`).
 #[inline]
@@ -154,6 +157,7 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
             if ulen < udp::HEADER_LEN
                 || ulen > l4_len
                 || (dport == geneve::UDP_PORT && opts.decap_geneve)
+                || (dport == vxlan::UDP_PORT && opts.decap_vxlan)
             {
                 return None;
             }
@@ -180,7 +184,7 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
 struct Cx {
     cut: usize,
     opts: ParseOptions,
-    /// Encapsulation depth: GENEVE inside GENEVE is not opened again.
+    /// Encapsulation depth: a tunnel inside a tunnel is not opened again.
     depth: u8,
     /// Offset of the current buffer in the frame.
     base: usize,
@@ -511,9 +515,14 @@ impl Cx {
                 }
                 let (sport, dport) = (u.src_port(), u.dst_port());
                 pkt.l4 = L4::Udp { sport, dport };
-                if dport == geneve::UDP_PORT && self.opts.decap_geneve && self.depth == 0 && whole {
+                if self.depth == 0 && whole {
                     let payload = &p[udp::HEADER_LEN..ulen.min(p.len())];
-                    return self.at(udp::HEADER_LEN).geneve(payload);
+                    if dport == geneve::UDP_PORT && self.opts.decap_geneve {
+                        return self.at(udp::HEADER_LEN).geneve(payload);
+                    }
+                    if dport == vxlan::UDP_PORT && self.opts.decap_vxlan {
+                        return self.at(udp::HEADER_LEN).vxlan(payload);
+                    }
                 }
             }
             IpProto::ICMP | IpProto::ICMPV6 => {
@@ -551,18 +560,37 @@ impl Cx {
             ether_type::TRANS_ETHER if !self.opts.gwlb_strict => inner.ethernet(payload)?,
             other => return Err(ParseError::Geneve(GeneveError::UnsupportedProtocol(other))),
         };
-        Ok(match frame {
+        Ok(self.tunnelled(frame, inner, zone, Encap::Geneve))
+    }
+
+    /// A VXLAN header at the start of `d` and the Ethernet frame it carries
+    /// (Traffic Mirroring's copy of what an interface sent or received).
+    fn vxlan(self, d: &[u8]) -> Result<Frame, ParseError> {
+        let v = VxlanPacket::new_checked(d).map_err(ParseError::Vxlan)?;
+        let inner = Cx {
+            depth: self.depth + 1,
+            ..self.at(vxlan::HEADER_LEN)
+        };
+        let frame = inner.ethernet(v.payload())?;
+        Ok(self.tunnelled(frame, inner, None, Encap::Vxlan { vni: v.vni() }))
+    }
+
+    /// The inner `frame` parsed at `inner`, marked as carried in a tunnel
+    /// whose header is at this context's offset.
+    fn tunnelled(self, frame: Frame, inner: Cx, zone: Option<ZoneId>, encap: Encap) -> Frame {
+        match frame {
             Frame::Ip(mut p) => {
                 p.tunnel = Some(Tunnel {
                     outer_ip_offset: self.ip.map(|at| at as u32),
-                    geneve_offset: self.base as u32,
+                    header_offset: self.base as u32,
                     inner_offset: inner.base as u32,
                     zone,
+                    encap,
                 });
                 Frame::Ip(p)
             }
             other => other,
-        })
+        }
     }
 }
 
@@ -626,7 +654,7 @@ mod tests {
             }
             let len = f.len().saturating_sub(cut);
             let orig = len + extra;
-            let opts = ParseOptions { decap_geneve: decap, gwlb_strict: false };
+            let opts = ParseOptions { decap_geneve: decap, decap_vxlan: decap, gwlb_strict: false };
             if let Some(p) = fast_ipv4(&f[..len], orig, opts) {
                 prop_assert_eq!(Ok(Frame::Ip(p)), parse_general(LinkType::Ethernet, &f[..len], orig, opts));
             }
@@ -742,6 +770,7 @@ mod tests {
 
     const STRICT: ParseOptions = ParseOptions {
         decap_geneve: true,
+        decap_vxlan: true,
         gwlb_strict: true,
     };
 
@@ -756,7 +785,7 @@ mod tests {
                         assert_eq!(got, parse_whole(&p[..len], &outer, opts), "{opts:?} {len}");
                         if let (Ok(Frame::Ip(q)), true) = (got, len == p.len()) {
                             let t = q.tunnel.unwrap();
-                            assert_eq!((t.outer_ip_offset, t.geneve_offset), (None, 0));
+                            assert_eq!((t.outer_ip_offset, t.header_offset), (None, 0));
                             zones += usize::from(t.zone == Some(0xe1));
                         }
                     }
@@ -809,6 +838,190 @@ mod tests {
             let outer = outer_ends()[usize::from(v6)];
             let opts = if strict { STRICT } else { ParseOptions::default() };
             prop_assert_eq!(parse_geneve(&p, &outer, opts), parse_whole(&p, &outer, opts));
+        }
+    }
+
+    /// An Ethernet frame with an 802.1Q tag (VLAN 100) inserted.
+    fn vlan_tagged(frame: &[u8]) -> Vec<u8> {
+        [&frame[..12], &[0x81, 0x00, 0x00, 0x64], &frame[12..]].concat()
+    }
+
+    /// A mirrored frame and what [`parse`] gives for it: the inner packet
+    /// as the inner frame parses alone, offsets moved past the outer
+    /// headers, with the tunnel's VNI.
+    fn mirrored(inner: &[u8], vni: u32, v6: bool) -> (Vec<u8>, Result<Frame, ParseError>) {
+        let (a, b): (IpAddr, IpAddr) = if v6 {
+            (
+                "2001:db8::10".parse().unwrap(),
+                "2001:db8::20".parse().unwrap(),
+            )
+        } else {
+            ("192.0.2.10".parse().unwrap(), "192.0.2.20".parse().unwrap())
+        };
+        let frame = build::vxlan_wrap(a, b, 40000, vni, inner);
+        let got = parse(
+            LinkType::Ethernet,
+            &frame,
+            frame.len(),
+            ParseOptions::default(),
+        );
+        (frame, got)
+    }
+
+    #[test]
+    fn vxlan_carries_an_ethernet_frame_whose_ip_packet_is_judged() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let syn = build::tcp(ip("10.0.1.5"), ip("10.0.2.9"), 40000, 5432, 0x02, 1, 0, b"");
+        let v6 = build::udp(ip("2001:db8:1::5"), ip("2001:db8:2::9"), 5000, 53, b"q");
+        for inner in [syn.clone(), vlan_tagged(&syn), v6.clone(), vlan_tagged(&v6)] {
+            for outer_v6 in [false, true] {
+                let (frame, got) = mirrored(&inner, 0x2c0d45, outer_v6);
+                let Ok(Frame::Ip(p)) = got else {
+                    panic!("decapsulated: {got:?}")
+                };
+                let at = frame.len() - inner.len();
+                let Ok(Frame::Ip(alone)) = parse(
+                    LinkType::Ethernet,
+                    &inner,
+                    inner.len(),
+                    ParseOptions::default(),
+                ) else {
+                    panic!("the inner frame parses")
+                };
+                let t = p.tunnel.expect("tunnel");
+                assert_eq!(
+                    t,
+                    Tunnel {
+                        outer_ip_offset: Some(ethernet::HEADER_LEN as u32),
+                        header_offset: (at - vxlan::HEADER_LEN) as u32,
+                        inner_offset: at as u32,
+                        zone: None,
+                        encap: Encap::Vxlan { vni: 0x2c0d45 },
+                    }
+                );
+                let expected = IpPacket {
+                    tunnel: Some(t),
+                    l4_offset: alone.l4_offset + at as u32,
+                    ..alone
+                };
+                assert_eq!(p, expected);
+            }
+        }
+        // ARP inside is ARP; another EtherType is that EtherType.
+        let mut arp = syn.clone();
+        arp[12..14].copy_from_slice(&ether_type::ARP.to_be_bytes());
+        assert_eq!(mirrored(&arp, 1, false).1, Ok(Frame::Arp));
+        assert_eq!(mirrored(&vlan_tagged(&arp), 1, false).1, Ok(Frame::Arp));
+        let mut lldp = syn.clone();
+        lldp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
+        assert_eq!(mirrored(&lldp, 1, false).1, Ok(Frame::NotIp(0x88cc)));
+    }
+
+    #[test]
+    fn malformed_vxlan_is_malformed() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let syn = build::tcp(ip("10.0.1.5"), ip("10.0.2.9"), 40000, 5432, 0x02, 1, 0, b"");
+        let outer = |payload: &[u8]| {
+            let f = build::udp(
+                ip("192.0.2.10"),
+                ip("192.0.2.20"),
+                40000,
+                vxlan::UDP_PORT,
+                payload,
+            );
+            parse(LinkType::Ethernet, &f, f.len(), ParseOptions::default())
+        };
+        let mut header = [0u8; vxlan::HEADER_LEN];
+        vxlan::emit(&mut header, 7);
+        // Every truncation of the VXLAN header.
+        for len in 0..vxlan::HEADER_LEN {
+            assert_eq!(
+                outer(&header[..len]),
+                Err(ParseError::Vxlan(vxlan::VxlanError::Truncated {
+                    required: vxlan::HEADER_LEN,
+                    len
+                }))
+            );
+        }
+        // The I flag clear.
+        let mut clear = header.to_vec();
+        clear[0] = 0;
+        clear.extend_from_slice(&syn);
+        assert_eq!(
+            outer(&clear),
+            Err(ParseError::Vxlan(vxlan::VxlanError::NoVni(0)))
+        );
+        // The inner frame cut short: in its Ethernet header, its VLAN tag, its IP header.
+        let tagged = vlan_tagged(&syn);
+        for (inner, layer) in [
+            (&syn[..10], "Ethernet"),
+            (&tagged[..16], "802.1Q"),
+            (&syn[..30], "IPv4"),
+        ] {
+            let got = outer(&[&header[..], inner].concat());
+            assert!(
+                matches!(got, Err(ParseError::Truncated { layer: l, .. }) if l == layer),
+                "{layer}: {got:?}"
+            );
+            assert_eq!(got.unwrap_err().kind(), layer);
+        }
+        // Off: UDP to 4789 is UDP, and so is VXLAN inside a tunnel.
+        let f = build::vxlan_wrap(ip("192.0.2.10"), ip("192.0.2.20"), 1, 7, &syn);
+        let off = ParseOptions {
+            decap_vxlan: false,
+            ..ParseOptions::default()
+        };
+        let Ok(Frame::Ip(p)) = parse(LinkType::Ethernet, &f, f.len(), off) else {
+            panic!("parsed")
+        };
+        assert_eq!((p.tunnel, p.ports()), (None, Some((1, vxlan::UDP_PORT))));
+        let g = build::geneve_wrap(
+            ip("192.0.2.1"),
+            ip("192.0.2.2"),
+            9,
+            &f,
+            &build::aws_options(1, 2, 3),
+        );
+        let Ok(Frame::Ip(p)) = parse(LinkType::Ethernet, &g, g.len(), ParseOptions::default())
+        else {
+            panic!("parsed")
+        };
+        assert_eq!(p.tunnel.map(|t| t.encap), Some(Encap::Geneve));
+        assert_eq!(p.ports(), Some((1, vxlan::UDP_PORT)));
+    }
+
+    proptest! {
+        /// Mutated and cut mirrored frames never panic; whatever parses as
+        /// VXLAN parses as its inner frame does alone.
+        #[test]
+        fn a_mutated_mirrored_frame_parses_as_its_inner_frame(
+            which in 0usize..5,
+            flips in prop::collection::vec((0usize..140, any::<u8>()), 0..4),
+            cut in 0usize..120,
+            tag in any::<bool>(),
+        ) {
+            let inner = frames()[which].clone();
+            let inner = if tag { vlan_tagged(&inner) } else { inner };
+            let (mut f, _) = mirrored(&inner, 42, false);
+            for (at, v) in flips {
+                if at < f.len() {
+                    f[at] = v;
+                }
+            }
+            f.truncate(f.len().saturating_sub(cut));
+            let got = parse(LinkType::Ethernet, &f, f.len(), ParseOptions::default());
+            if let Ok(Frame::Ip(IpPacket { tunnel: Some(t @ Tunnel { encap: Encap::Vxlan { .. }, .. }), .. })) = got {
+                let at = t.inner_offset as usize;
+                // A tunnel inside is not opened again (depth 1).
+                let once = ParseOptions { decap_geneve: false, decap_vxlan: false, gwlb_strict: false };
+                let alone = parse(LinkType::Ethernet, &f[at..], f.len() - at, once);
+                let Ok(Frame::Ip(p)) = got else { unreachable!() };
+                let Ok(Frame::Ip(q)) = alone else {
+                    return Err(TestCaseError::fail(format!("inner alone: {alone:?}")));
+                };
+                prop_assert_eq!(p.l4_offset, q.l4_offset + at as u32);
+                prop_assert_eq!((p.src, p.dst, p.l4, p.fragment), (q.src, q.dst, q.l4, q.fragment));
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The GENEVE encapsulation a parsed packet arrived in, and the return an
-//! appliance makes of it (SPEC §5): of a whole frame ([`geneve_return`]),
-//! or of a UDP payload whose outer ends a socket kept apart
+//! The encapsulation a parsed packet arrived in (GENEVE, or the VXLAN of
+//! AWS Traffic Mirroring), and the return a GWLB appliance makes of a
+//! GENEVE packet (SPEC §5): of a whole frame ([`geneve_return`]), or of a
+//! UDP payload whose outer ends a socket kept apart
 //! ([`OuterEnds::emit_return`]).
 
 use std::net::{IpAddr, SocketAddr};
@@ -22,12 +23,24 @@ pub struct Tunnel {
     /// began at the GENEVE header, the outer headers' ends given beside
     /// them ([`OuterEnds`]).
     pub outer_ip_offset: Option<u32>,
-    /// Offset of the GENEVE header in the frame.
-    pub geneve_offset: u32,
-    /// Offset of the inner packet in the frame.
+    /// Offset of the tunnel header (GENEVE or VXLAN) in the frame.
+    pub header_offset: u32,
+    /// Offset of the inner packet in the frame: for VXLAN, of the inner
+    /// Ethernet frame.
     pub inner_offset: u32,
     /// The GWLB endpoint id, when the AWS option is present.
     pub zone: Option<ZoneId>,
+    pub encap: Encap,
+}
+
+/// Which tunnel a packet arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encap {
+    /// GENEVE on UDP 6081 (AWS GWLB, or any other).
+    Geneve,
+    /// VXLAN on UDP 4789, as AWS Traffic Mirroring sends it; the VNI is the
+    /// mirror session's, which `replay --mirror` maps to an interface.
+    Vxlan { vni: u32 },
 }
 
 /// What the outer IP and UDP headers of a GENEVE datagram said, as a UDP
@@ -139,11 +152,15 @@ impl OuterEnds {
 /// for Ethernet frames), the UDP ports and GENEVE header and options as
 /// received. Swapping keeps every checksum valid, as the Internet checksum is
 /// a sum. Returns false when the frame is too short for the tunnel's offsets,
-/// or holds no outer IP header.
+/// holds no outer IP header, or is no GENEVE (a mirrored VXLAN packet is a
+/// copy that nobody returns).
 ///
 /// The outer packet may be cut short by the capture, so only its fixed
 /// header has to be there.
 pub fn geneve_return(frame: &mut [u8], link: LinkType, tunnel: &Tunnel) -> bool {
+    if tunnel.encap != Encap::Geneve {
+        return false;
+    }
     let Some(ip) = tunnel
         .outer_ip_offset
         .and_then(|at| frame.get_mut(at as usize..))
@@ -237,9 +254,10 @@ mod tests {
     fn without_outer_headers_there_is_nothing_to_swap() {
         let t = Tunnel {
             outer_ip_offset: None,
-            geneve_offset: 0,
+            header_offset: 0,
             inner_offset: 40,
             zone: Some(1),
+            encap: Encap::Geneve,
         };
         let mut bytes = vec![0x45; 80];
         assert!(!geneve_return(&mut bytes, LinkType::RawIp, &t));
