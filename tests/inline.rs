@@ -68,6 +68,23 @@ fn helper() {
             });
         }
         ["hold", addr, port] => hold(addr, port.parse().unwrap()),
+        ["synflood", dst, port, millis] => say(&format!(
+            "sent {}",
+            syn_flood(
+                dst.parse().unwrap(),
+                port.parse().unwrap(),
+                millis.parse().unwrap()
+            )
+        )),
+        ["clients", addr, port, n, parallel] => {
+            let (ok, failures) = clients(
+                addr,
+                port.parse().unwrap(),
+                n.parse().unwrap(),
+                parallel.parse().unwrap(),
+            );
+            say(&format!("ok {ok} of {n}; {}", failures.join("; ")));
+        }
         _ => panic!("unknown helper role {role}"),
     }
 }
@@ -121,11 +138,14 @@ fn exchange(s: &mut TcpStream) -> std::io::Result<()> {
 }
 
 /// Keeps one connection; answers "ok"/"fail" for every line read on stdin.
+/// Patient: an exchange may need TCP to retransmit (a flood test loses
+/// packets in the kernel's queues).
 fn hold(addr: &str, port: u16) {
     let mut s = match connect(addr, port) {
         Ok(s) => s,
         Err(e) => return say(&format!("fail {e}")),
     };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     say("connected");
     for _ in std::io::stdin().lines() {
         say(&match exchange(&mut s) {
@@ -133,6 +153,133 @@ fn hold(addr: &str, port: u16) {
             Err(e) => format!("fail {e}"),
         });
     }
+}
+
+/// Spoofed TCP SYNs from random addresses of 198.18.0.0/15 (RFC 2544's
+/// benchmarking space, routed nowhere) and random ports to `dst:port`, as
+/// fast as one thread can send them through a raw socket, for `millis`.
+/// Returns how many were sent.
+fn syn_flood(dst: std::net::Ipv4Addr, port: u16, millis: u64) -> u64 {
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // buffers passed outlive the calls.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    let to = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(dst).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let deadline = Instant::now() + Duration::from_millis(millis);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let mut sent = 0u64;
+    let mut frame = [0u8; 40];
+    loop {
+        if sent % 1024 == 0 && Instant::now() >= deadline {
+            break;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let src = std::net::Ipv4Addr::from(0xc612_0000 | (x as u32 & 0x1_ffff));
+        let sport = 1024 + ((x >> 20) % 60_000) as u16;
+        syn(&mut frame, src, dst, sport, port, (x >> 32) as u32);
+        // SAFETY: see above.
+        let n = unsafe {
+            libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&to as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if n == frame.len() as isize {
+            sent += 1;
+        }
+    }
+    // SAFETY: see above.
+    unsafe { libc::close(fd) };
+    sent
+}
+
+/// An IPv4 TCP SYN without options; the kernel fills the IP checksum.
+fn syn(
+    f: &mut [u8; 40],
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+) {
+    f.fill(0);
+    f[0] = 0x45;
+    f[2..4].copy_from_slice(&40u16.to_be_bytes());
+    f[8] = 64;
+    f[9] = 6;
+    f[12..16].copy_from_slice(&src.octets());
+    f[16..20].copy_from_slice(&dst.octets());
+    let t = &mut f[20..];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = 0x02;
+    t[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    // The checksum over the pseudo-header and the segment.
+    let mut sum: u32 = 6 + 20;
+    for w in f[12..20].chunks(2).chain(f[20..].chunks(2)) {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    f[36..38].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+/// `n` real clients, `parallel` at a time, each a connection with an echo
+/// exchange; patient as a real client is (TCP retransmits its SYN). Returns
+/// how many succeeded and the first few failures.
+fn clients(addr: &str, port: u16, n: usize, parallel: usize) -> (usize, Vec<String>) {
+    let sa: SocketAddr = (addr, port).to_socket_addrs().unwrap().next().unwrap();
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..parallel)
+        .map(|_| {
+            let next = next.clone();
+            std::thread::spawn(move || {
+                let mut ok = 0;
+                let mut failures = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let mut port = None;
+                    let r = TcpStream::connect_timeout(&sa, Duration::from_secs(15)).and_then(
+                        |mut s| {
+                            port = s.local_addr().ok().map(|a| a.port());
+                            s.set_read_timeout(Some(Duration::from_secs(15)))?;
+                            exchange(&mut s)
+                        },
+                    );
+                    match (r, port) {
+                        (Ok(()), _) => ok += 1,
+                        (Err(e), Some(p)) => failures.push(format!("from port {p}: {e}")),
+                        (Err(e), None) => failures.push(format!("connecting: {e}")),
+                    }
+                }
+                (ok, failures)
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut failures = Vec::new();
+    for t in threads {
+        let (o, f) = t.join().unwrap();
+        ok += o;
+        failures.extend(f);
+    }
+    failures.truncate(5);
+    (ok, failures)
 }
 
 // ---------------------------------------------------------------- the lab
@@ -600,10 +747,10 @@ fn afpacket_with_one_thread_doing_everything() {
     afpacket_case("afpsolo", "1");
 }
 
-fn afpacket_case(test: &str, workers: &str) {
-    if skip_unless_root(test) {
-        return;
-    }
+/// Client and server namespaces joined through a third, `dut`, by two
+/// veth pairs: `side-c` and `side-s` in `dut` are the wire ports sgplane
+/// forwards between, `eth0` in each host carries its addresses.
+fn veth_lab(test: &str) -> (Lab, String, String, String) {
     let mut lab = Lab::new(test);
     let client = lab.netns("c");
     let server = lab.netns("s");
@@ -632,6 +779,14 @@ fn afpacket_case(test: &str, workers: &str) {
     }
     configure(&client, "eth0", "10.77.0.10", "fd77::10");
     configure(&server, "eth0", "10.77.0.20", "fd77::20");
+    (lab, client, server, dut)
+}
+
+fn afpacket_case(test: &str, workers: &str) {
+    if skip_unless_root(test) {
+        return;
+    }
+    let (mut lab, client, server, dut) = veth_lab(test);
     let policy_path = lab.path("policy.toml");
     std::fs::write(&policy_path, policy(TCP_8080)).unwrap();
     let verdicts = lab.path("verdicts.jsonl");
@@ -702,6 +857,95 @@ fn afpacket_case(test: &str, workers: &str) {
         f.lines()
             .any(|l| l.contains(" 10.77.0.20 10.77.0.10 ") && l.contains("REJECT")),
         "{f}"
+    );
+}
+
+/// SPEC §9.3, issue 15: with a table of 1,000 entries, spoofed SYNs to an
+/// allowed port from another client at the rate one thread sends them. The
+/// flood's entries are never assured, so new real flows evict the oldest of
+/// them (early drop): an established connection keeps working and new real
+/// connections get through.
+#[test]
+fn a_syn_flood_neither_breaks_established_flows_nor_keeps_real_clients_out() {
+    const TEST: &str = "synflood";
+    if skip_unless_root(TEST) {
+        return;
+    }
+    let (mut lab, client, server, dut) = veth_lab(TEST);
+    let policy_path = lab.path("policy.toml");
+    let text = policy(r#"{ proto = "tcp", ports = "8080", from = "0.0.0.0/0" },"#)
+        + "\n[conntrack]\nmax_entries = 1000\n";
+    std::fs::write(&policy_path, text).unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &dut, SGPLANE, "-c"])
+        .arg(&policy_path)
+        .args(["run", "--iface", "side-c", "--iface", "side-s"]);
+    if let Ok(v) = std::env::var("SGP_FLOOD_VERDICTS") {
+        cmd.args(["--verdicts", &v]);
+    }
+    let mut sg = Proc::spawn(cmd, true);
+    sg.expect("sgplane: forwarding between", Duration::from_secs(10));
+
+    lab.server(&server, 8080);
+    let h = lab.helper(&client, "hold 10.77.0.20 8080");
+    assert_eq!(lab.procs[h].answer(), "connected");
+    let send = |lab: &mut Lab| -> String {
+        let p = &mut lab.procs[h];
+        writeln!(p.stdin.as_mut().unwrap(), "go").unwrap();
+        let line = p.expect("HELPER ", Duration::from_secs(20));
+        line.split_once("HELPER ")
+            .map_or(line.clone(), |(_, a)| a.to_string())
+    };
+    assert_eq!(send(&mut lab), "ok");
+
+    let flood = lab.helper(&client, "synflood 10.77.0.20 8080 8000");
+    // Let the flood fill the table.
+    std::thread::sleep(Duration::from_millis(1000));
+    let real = lab.helper(&client, "clients 10.77.0.20 8080 200 8");
+    for _ in 0..3 {
+        assert_eq!(
+            send(&mut lab),
+            "ok",
+            "the established connection must survive the flood"
+        );
+    }
+    let answer = lab.procs[real].expect("HELPER ok", Duration::from_secs(60));
+    let answer = answer
+        .split_once("HELPER ")
+        .map_or(answer.clone(), |(_, a)| a.to_string());
+    let flooded = lab.procs[flood].expect("HELPER sent", Duration::from_secs(30));
+    let sent: u64 = flooded.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(send(&mut lab), "ok");
+
+    sg.signal("TERM");
+    let (ok, out) = sg.finish(Duration::from_secs(5));
+    assert!(ok, "{out}");
+    let early_drops: u64 = out
+        .lines()
+        .find_map(|l| {
+            l.split_once("early drops ")
+                .map(|(_, n)| n.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no early drops line in:\n{out}"));
+    let real_ok: usize = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("clients answered {answer}"));
+    eprintln!(
+        "{TEST}: {sent} spoofed SYNs sent, {early_drops} early drops, real clients: {answer}"
+    );
+    assert!(
+        sent > 20_000,
+        "the flood must far exceed the table ({sent} SYNs sent)"
+    );
+    assert!(
+        early_drops > 1_000,
+        "the flood filled the table: {early_drops} early drops\n{out}"
+    );
+    assert!(
+        real_ok >= 198,
+        "at least 99% of the real clients: {answer}\n{out}"
     );
 }
 

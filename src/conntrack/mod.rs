@@ -766,8 +766,17 @@ struct Victim {
 /// first expired one (`true`), else the oldest unassured one of the first
 /// [`EARLY_DROP_SAMPLE`], else the first unassured one of the first
 /// [`EARLY_DROP_REACH`].
+///
+/// Of the unassured entries, one that never heard back from the other end
+/// goes before one that did (a TCP handshake half done: SYN and SYN-ACK
+/// seen, the last ACK not yet): a spoofed flood's SYNs never hear back,
+/// while a real client's entry does within a round trip, and evicting it
+/// then would leave the server's next packet (its SYN-ACK retransmitted,
+/// its first data) without an entry. Under a flood whose entries outlive
+/// less than a round trip, that is what keeps real handshakes completing.
 fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Timing) -> Option<(usize, bool)> {
-    let mut oldest: Option<(usize, u64)> = None;
+    // (slot, answered, last): the least (answered, last) is the victim.
+    let mut oldest: Option<(usize, bool, u64)> = None;
     for (n, i) in t.sample(hash, EARLY_DROP_REACH).enumerate() {
         if n >= EARLY_DROP_SAMPLE && oldest.is_some() {
             break;
@@ -776,12 +785,15 @@ fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Timing) -> Option<
         if expired(s, now, to) {
             return Some((i, true));
         }
-        let last = s.last.get();
-        if !s.assured() && oldest.is_none_or(|(_, o)| last < o) {
-            oldest = Some((i, last));
+        if s.assured() {
+            continue;
+        }
+        let key = (s.flags & flag::SEEN_REPLY != 0, s.last.get());
+        if oldest.is_none_or(|(_, a, l)| key < (a, l)) {
+            oldest = Some((i, key.0, key.1));
         }
     }
-    oldest.map(|(i, _)| (i, false))
+    oldest.map(|(i, _, _)| (i, false))
 }
 
 /// An entry's inactivity timeout in ms. TCP gets `tcp_established` only

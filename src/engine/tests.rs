@@ -428,6 +428,35 @@ fn a_full_table_evicts_the_oldest_unassured_entry() {
 }
 
 #[test]
+fn a_half_open_flow_that_heard_back_outlives_older_ones_that_did_not() {
+    let mut e = engine_with(&POLICY.replace("max_entries = 100", "max_entries = 3"));
+    // A real client: SYN and SYN-ACK seen, its last ACK not yet.
+    assert_eq!(run(&mut e, &tcp(C, S, 1, 80, SYN), T0), ALLOW_RULE);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 1, SYN | ACK), T0), EST);
+    // A flood of SYNs nobody answers, each newer than the client's entry.
+    for port in 2..200 {
+        assert_eq!(run(&mut e, &tcp(C, S, port, 80, SYN), T0 + SEC), ALLOW_RULE);
+    }
+    assert_eq!(e.stats().early_drops, 196);
+    // The flood evicted its own: the client's handshake completes.
+    assert_eq!(run(&mut e, &tcp(C, S, 1, 80, ACK), T0 + 2 * SEC), EST);
+    assert_eq!(run(&mut e, &tcp(S, C, 80, 1, ACK), T0 + 2 * SEC), EST);
+    // Among the ones that heard nothing, the oldest went: 199 and 198 stay.
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 199, SYN | ACK), T0 + 2 * SEC),
+        EST
+    );
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 198, SYN | ACK), T0 + 2 * SEC),
+        EST
+    );
+    assert_eq!(
+        run(&mut e, &tcp(S, C, 80, 197, SYN | ACK), T0 + 2 * SEC),
+        INVALID
+    );
+}
+
+#[test]
 fn assured_entries_are_never_evicted() {
     let mut e = engine_with(&POLICY.replace("max_entries = 100", "max_entries = 2"));
     // One full handshake and one picked-up flow that was answered: both assured.

@@ -447,7 +447,11 @@ pub fn summary(metrics: &Metrics) -> String {
             let _ = writeln!(s, "  {verdict}: {}", parts.join(", "));
         }
     }
-    let _ = writeln!(s, "new flows {}, tracked at the end {entries}", t.new_flows);
+    let _ = writeln!(
+        s,
+        "new flows {}, tracked at the end {entries}, early drops {}",
+        t.new_flows, t.early_drops
+    );
     for (k, v) in extra {
         let _ = writeln!(s, "{k} {v}");
     }
