@@ -95,6 +95,19 @@ fn replay_judges_each_mirror_session_at_its_interface() {
         "{csv}"
     );
     assert!(rows[1].contains(",deny,no-rule,,eni-0bbb,ingress"), "{csv}");
+    // The zone column names the VPC each session's packet was judged in.
+    assert!(rows[0].ends_with(",vpc-a"), "{csv}");
+    assert!(rows[1].ends_with(",vpc-b"), "{csv}");
+    // So does the summary's denied flow, and the same addresses in two VPCs
+    // are two distinct flows.
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.contains("10.0.1.5 -> 10.0.2.9") && l.contains("[vpc-b]")),
+        "{summary}"
+    );
+    assert!(summary.contains("flows                    2"), "{summary}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::base::IpProto;
 use crate::engine::Judgement;
 use crate::io::flowlog::Record;
 use crate::policy::nacl::AclRuleName;
-use crate::policy::{zone_name, Policy, RuleName};
+use crate::policy::{Policy, RuleName};
 use crate::wire::L4;
 
 /// JSON lines or CSV.
@@ -120,7 +120,11 @@ impl VerdictWriter {
             proto: pkt.map(|p| p.proto),
             ends: pkt.map(|p| (p.src, p.dst)),
             ports,
-            zone: j.zone().map(zone_name),
+            // The zone it was judged in: a GWLB zone, or a VPC space (the
+            // VPC's name) when the policy's VPCs are spaces of their own.
+            zone: pkt
+                .and_then(|p| policy.packet_zone(p))
+                .map(|z| policy.zone_label(z)),
             recorded: None,
         };
         self.line(&line, j, policy)

@@ -14,7 +14,7 @@
 //! which keeps the order, and an eviction takes position 0, the minimum, then
 //! increments it. Counters not yet taken are counts of 0 at the front, so a
 //! first sighting is an eviction of nothing. Keys are found through an
-//! open-addressing index of 2K slots with backward-shift deletion: no
+//! open-addressing index of 4K slots with backward-shift deletion: no
 //! tombstones, no rehash, nothing allocated per item, O(1) per item.
 
 use std::hash::{BuildHasher, Hash};
@@ -44,7 +44,21 @@ struct Slot<K, V> {
 }
 
 /// An index slot holding no counter.
-const EMPTY: u32 = u32::MAX;
+const EMPTY: u64 = u64::MAX;
+
+/// An index slot: the counter number in the low half, the low half of the
+/// key's hash in the high half, so that probing and deleting need not read
+/// the counters (a scan evicts on every packet, and the counters' keys are
+/// scattered over far more memory than the index).
+#[inline]
+fn entry(counter: usize, hash: u64) -> u64 {
+    (hash << 32) | counter as u64
+}
+
+#[inline]
+fn counter_of(e: u64) -> usize {
+    (e & 0xffff_ffff) as usize
+}
 
 /// Space-Saving over keys `K`, each counter carrying a `V`.
 #[derive(Debug, Clone)]
@@ -62,8 +76,9 @@ pub struct SpaceSaving<K, V> {
     run_of: Vec<u32>,
     runs: Vec<(u32, u32)>,
     free_runs: Vec<u32>,
-    /// Counter numbers by hash, linear probing; a power of two ≥ 2 × capacity.
-    index: Vec<u32>,
+    /// Counters by hash ([`entry`]), linear probing; a power of two ≥ 4 ×
+    /// capacity, so that probe runs stay short.
+    index: Vec<u64>,
     hasher: foldhash::fast::RandomState,
     total: u64,
     evictions: u64,
@@ -82,7 +97,7 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
             run_of: vec![0; capacity],
             runs: vec![(0, capacity as u32 - 1); capacity + 1],
             free_runs: (1..=capacity as u32).rev().collect(),
-            index: vec![EMPTY; (2 * capacity).next_power_of_two()],
+            index: vec![EMPTY; (4 * capacity).next_power_of_two()],
             hasher: foldhash::fast::RandomState::default(),
             total: 0,
             evictions: 0,
@@ -97,7 +112,7 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
         self.total += 1;
         let hash = self.hasher.hash_one(&key);
         if let Ok(at) = self.find(hash, &key) {
-            let c = self.index[at] as usize;
+            let c = counter_of(self.index[at]);
             self.increment(self.pos[c] as usize);
             return;
         }
@@ -113,7 +128,7 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
         let at = match self.find(hash, &key) {
             Ok(at) | Err(at) => at,
         };
-        self.index[at] = c as u32;
+        self.index[at] = entry(c, hash);
         self.slots[c] = Some(Slot {
             key,
             value: value(),
@@ -204,14 +219,17 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
     fn find(&self, hash: u64, key: &K) -> Result<usize, usize> {
         let mask = self.index.len() - 1;
         let mut at = hash as usize & mask;
+        let tag = hash & 0xffff_ffff;
         loop {
-            let s = self.index[at];
-            if s == EMPTY {
+            let e = self.index[at];
+            if e == EMPTY {
                 return Err(at);
             }
-            if let Some(slot) = &self.slots[s as usize] {
-                if slot.hash == hash && slot.key == *key {
-                    return Ok(at);
+            if e >> 32 == tag {
+                if let Some(slot) = &self.slots[counter_of(e)] {
+                    if slot.hash == hash && slot.key == *key {
+                        return Ok(at);
+                    }
                 }
             }
             at = (at + 1) & mask;
@@ -224,17 +242,15 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
         let mut at = hole;
         loop {
             at = (at + 1) & mask;
-            let s = self.index[at];
-            if s == EMPTY {
+            let e = self.index[at];
+            if e == EMPTY {
                 break;
             }
-            let home = self.slots[s as usize]
-                .as_ref()
-                .map_or(at, |x| x.hash as usize)
-                & mask;
+            // The mask has at most 32 bits: the tag gives the home slot.
+            let home = (e >> 32) as usize & mask;
             // It may move back into the hole if the hole is on its probe path.
             if (at.wrapping_sub(home) & mask) >= (at.wrapping_sub(hole) & mask) {
-                self.index[hole] = s;
+                self.index[hole] = e;
                 hole = at;
             }
         }

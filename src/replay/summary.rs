@@ -19,9 +19,7 @@ use super::distinct::{self, DistinctCount};
 use super::heavy::SpaceSaving;
 use crate::engine::{Engine, Judgement};
 use crate::policy::nacl::AclDecision;
-use crate::policy::{
-    zone_name, Direction, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId,
-};
+use crate::policy::{Direction, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId};
 use crate::wire::packet::{Fragment, IpPacket};
 use crate::wire::L4;
 
@@ -240,13 +238,15 @@ impl Report {
     }
 
     /// Notes one packet's judgement (the engine counts verdicts itself).
-    pub fn observe(&mut self, j: &Judgement, ts: u64, _policy: &Policy) {
+    pub fn observe(&mut self, j: &Judgement, ts: u64, policy: &Policy) {
         if self.first_ns == 0 {
             self.first_ns = ts.max(1);
         }
         self.last_ns = ts;
         let Some(p) = j.packet else { return };
-        if let Some(h) = flow_hash(&p) {
+        // The zone the engine judged it in: a GWLB zone, or a VPC space.
+        let zone = policy.packet_zone(&p);
+        if let Some(h) = flow_hash(&p, zone) {
             self.flows.insert(h);
         }
         if j.verdict != Verdict::Deny {
@@ -258,7 +258,7 @@ impl Report {
             L4::None => (None, None),
         };
         let k = DenyKey {
-            zone: j.zone(),
+            zone,
             src: p.src,
             dst: p.dst,
             proto: p.proto.0,
@@ -368,7 +368,7 @@ impl Report {
                     proto: IpProto(k.proto).to_string(),
                     dport: k.dport,
                     icmp_type: k.icmp,
-                    zone: k.zone.map(zone_name),
+                    zone: k.zone.map(|z| policy.zone_label(z)),
                     packets: c.count,
                     error: c.error,
                     reason: k.reason,
@@ -604,7 +604,7 @@ impl Report {
 /// protocols by addresses). Later fragments and ICMP messages other than
 /// echo belong to a flow counted by its own packets: `None`.
 #[inline]
-fn flow_hash(p: &IpPacket) -> Option<u64> {
+fn flow_hash(p: &IpPacket, zone: Option<ZoneId>) -> Option<u64> {
     if let Fragment::Later { .. } = p.fragment {
         return None;
     }
@@ -630,7 +630,7 @@ fn flow_hash(p: &IpPacket) -> Option<u64> {
     };
     let (a, b) = ((bits(p.src), sport), (bits(p.dst), dport));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let zone = p.tunnel.and_then(|t| t.zone).unwrap_or(0);
+    let zone = zone.unwrap_or(0);
     let family = u8::from(p.src.is_ipv6());
     Some(foldhash::quality::FixedState::default().hash_one((zone, p.proto.0, family, lo, hi)))
 }
