@@ -42,8 +42,11 @@ use crate::wire::packet::IpPacket;
 use crate::wire::L4;
 
 /// Changed connections kept, with their counts and first changes, in
-/// memory: about 200 bytes each, 20 MB when full.
-pub const KEPT: usize = 100_000;
+/// memory: at most [`KEPT_BYTES`] each in the table, 21 MB when full.
+pub const KEPT: usize = 50_000;
+/// The bytes a kept connection takes in the table (its key, its counts
+/// and first changes, the table's control byte), checked by a test.
+pub const KEPT_BYTES: usize = 320;
 /// Connections of each kind (newly denied, newly allowed) the text lists.
 pub const TEXT_LISTED: usize = 50;
 /// Connections of each kind the JSON lists.
@@ -713,8 +716,8 @@ impl Compared {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "Compared with {} ({} {unit} judged under both):",
-            self.policy, self.judged
+            "Compared with {} ({} {unit} judged under both; everything above is {}'s):",
+            self.policy, self.judged, self.compared_with
         );
         let _ = writeln!(
             s,
@@ -725,18 +728,20 @@ impl Compared {
         let flows = |n: u64| if n == 1 { "flow" } else { "flows" };
         let _ = writeln!(
             s,
-            "  newly denied    {:>10} {}{estimate}, {} {unit}: allowed now, denied under {}",
+            "  newly denied    {:>10} {}{estimate}, {} {unit}: allowed by {}, denied by {}",
             self.newly_denied_flows,
             flows(self.newly_denied_flows),
             self.newly_denied_packets,
+            self.compared_with,
             self.policy
         );
         let _ = writeln!(
             s,
-            "  newly allowed   {:>10} {}{estimate}, {} {unit}: denied now, allowed under {}",
+            "  newly allowed   {:>10} {}{estimate}, {} {unit}: denied by {}, allowed by {}",
             self.newly_allowed_flows,
             flows(self.newly_allowed_flows),
             self.newly_allowed_packets,
+            self.compared_with,
             self.policy
         );
         let not_ip = self.not_ip_newly_denied_packets + self.not_ip_newly_allowed_packets;
@@ -1116,6 +1121,15 @@ security_groups = ["sg-web"]
         assert!(r
             .to_text()
             .contains("90 changed flows came after the first 10"));
+    }
+
+    #[test]
+    fn a_kept_connection_takes_the_bytes_the_docs_say() {
+        let entry = std::mem::size_of::<(FlowKey, Changed)>() + 1;
+        assert!(entry <= KEPT_BYTES, "{entry} bytes");
+        // The table holds KEPT in 2^16 buckets (7/8 full at most).
+        let buckets = (KEPT * 8 / 7).next_power_of_two();
+        assert!(buckets * KEPT_BYTES <= 21_000_000, "{buckets} buckets");
     }
 
     #[test]
