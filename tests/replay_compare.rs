@@ -525,3 +525,49 @@ fn an_imported_account_as_new_agrees_with_two_separate_replays() {
     }
     assert_eq!(total, differ.len() as u64);
 }
+
+#[test]
+fn a_connection_the_new_policy_picks_up_later_changes_only_until_then() {
+    // With egress open, the server's FIN leaving is a new flow the new
+    // policy allows: from then on the HTTP connection is tracked under it
+    // too, and only the packets before that change. The changes are the
+    // packets two replays of their own judge differently.
+    let egress = "egress = []";
+    let all = "egress = [ { proto = \"all\", to = \"0.0.0.0/0\" } ]";
+    let dir = setup(&removed().replace(egress, all));
+    std::fs::write(dir.path().join("old.toml"), OLD.replace(egress, all)).unwrap();
+    let alone = |policy: &str| -> Vec<String> {
+        let o = sgplane(
+            dir.path(),
+            &[
+                "-c",
+                policy,
+                "replay",
+                "web.pcap",
+                "--no-progress",
+                "--verdicts",
+                "-",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["verdict"].to_string())
+            .collect()
+    };
+    let (old, new) = (alone("old.toml"), alone("new.toml"));
+    let differ: Vec<u64> = (0..old.len())
+        .filter(|&i| old[i] != new[i])
+        .map(|i| i as u64)
+        .collect();
+    let (code, s) = compare_json(dir.path(), &[]);
+    assert_eq!(code, Some(1), "{s:#}");
+    let c = &s["compare"];
+    assert_eq!(c["changed_packets"].as_u64(), Some(differ.len() as u64));
+    let d = c["newly_denied"].as_array().unwrap();
+    assert_eq!(flow(&d[0]), ends("203.0.113.6", 52000, SERVER, 80));
+    let n = d[0]["newly_denied_packets"].as_u64().unwrap();
+    // Some of the connection's 8 packets, not all, and all the first ones.
+    assert!(n > 0 && n < 8, "{n}");
+    assert_eq!(&differ[..n as usize], (8..8 + n).collect::<Vec<_>>());
+}
