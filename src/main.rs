@@ -258,6 +258,12 @@ struct ReplayArgs {
     /// `frame.comment contains "deny"`).
     #[arg(long, value_name = "FILE")]
     annotate: Option<PathBuf>,
+    /// Also judge every packet (or record) under the policy NEW (a file as
+    /// for -c; --vpc and --mirror apply to it too) and list the flows whose
+    /// verdict changes, newly denied first. Exit 1 when any packet the -c
+    /// policy allows NEW would deny: a gate for a policy change in CI.
+    #[arg(long, value_name = "NEW")]
+    compare: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -642,6 +648,7 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         policy.mirror(m.vni, &m.interface)?;
     }
     let mut engine = Engine::with_policy(policy);
+    let compare = compare_with(&a)?;
     let stdin = a.input.as_os_str() == "-";
     let name = if stdin {
         "stdin".to_string()
@@ -657,7 +664,7 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
     };
     let input = match replay::recognise(input, &name)? {
         replay::Recognised::Capture(c) => c,
-        replay::Recognised::FlowLog(r) => return replay_flow_log(&engine, r, &name, a),
+        replay::Recognised::FlowLog(r) => return replay_flow_log(&engine, r, &name, a, compare),
     };
     let to_stdout = [&a.verdicts, &a.flow_log]
         .iter()
@@ -670,6 +677,7 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         flow_log_interval: a.flow_log_interval,
         account_id: a.account_id,
         annotate: a.annotate,
+        compare,
     };
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| progress_bar(size));
     let mut tick = |bytes: u64, packets: u64| {
@@ -723,7 +731,43 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         eprintln!("error: {name} {}", st.error);
         return Ok(2);
     }
-    Ok(0)
+    Ok(compare_exit(report.compare.as_ref()))
+}
+
+/// The policy of `--compare`, loaded as `-c` is and prepared alike
+/// (`--vpc`, `--mirror`).
+fn compare_with(a: &ReplayArgs) -> Result<Option<sgplane::replay::CompareWith>> {
+    let Some(path) = &a.compare else {
+        return Ok(None);
+    };
+    let what = || format!("--compare {}", path.display());
+    let mut policy = load_policy(&Some(path.clone())).with_context(what)?;
+    if let Some(v) = &a.vpc {
+        policy.judge_in_vpc(v).with_context(what)?;
+    }
+    for m in &a.mirror {
+        policy.mirror(m.vni, &m.interface).with_context(what)?;
+    }
+    let name = path.display().to_string();
+    Ok(Some(sgplane::replay::CompareWith::new(policy, name)))
+}
+
+/// 1 when the `--compare` policy denies what the `-c` one allows, else 0.
+fn compare_exit(c: Option<&sgplane::replay::Compared>) -> u8 {
+    match c {
+        Some(c) if c.breaks_anything() => {
+            eprintln!(
+                "sgplane: {} would deny {} {} of {} flows that {} allows",
+                c.policy,
+                c.newly_denied_packets,
+                c.unit_name(),
+                c.newly_denied_flows,
+                c.compared_with
+            );
+            1
+        }
+        _ => 0,
+    }
 }
 
 /// `replay` of a VPC Flow Log: records judged as new flows, compared with
@@ -733,6 +777,7 @@ fn replay_flow_log(
     reader: sgplane::io::flowlog::Reader,
     name: &str,
     a: ReplayArgs,
+    compare: Option<sgplane::replay::CompareWith>,
 ) -> Result<u8> {
     use sgplane::replay::{self, Outputs};
     for (given, flag) in [
@@ -748,6 +793,7 @@ fn replay_flow_log(
     let to_stdout = a.verdicts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let outputs = Outputs {
         verdicts: a.verdicts,
+        compare,
         ..Outputs::default()
     };
     let interrupt = Arc::new(AtomicUsize::new(0));
@@ -780,7 +826,7 @@ fn replay_flow_log(
         eprintln!("error: {name} after line {}: {}", st.line, st.error);
         return Ok(2);
     }
-    Ok(0)
+    Ok(compare_exit(report.compare.as_ref()))
 }
 
 fn progress_bar(size: Option<u64>) -> indicatif::ProgressBar {

@@ -201,6 +201,9 @@ pub struct FlowLogReport {
     pub stopped: Option<StoppedAt>,
     /// The signal that ended the replay early, if one did.
     pub interrupted: Option<i32>,
+    /// With `--compare`: the flows whose verdict the other policy changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<super::Compared>,
 }
 
 impl FlowLogReport {
@@ -229,6 +232,7 @@ impl FlowLogReport {
             records_per_sec: 0.0,
             stopped: None,
             interrupted: None,
+            compare: None,
         }
     }
 
@@ -386,6 +390,10 @@ impl FlowLogReport {
         if let Some(st) = &self.stopped {
             line(format!("stopped after line {}: {}", st.line, st.error));
         }
+        if let Some(c) = &self.compare {
+            s.push('\n');
+            s.push_str(&c.to_text());
+        }
         s
     }
 }
@@ -426,6 +434,10 @@ pub fn replay_flow_log(
         )),
         None => None,
     };
+    let mut compared = out.compare.as_ref().map(|c| {
+        let unit = super::compare::Unit::Records;
+        (c.rules(), super::compare::Comparison::new(c.name(), unit))
+    });
     let mut index = 0u64;
     let mut last_line = 0;
     loop {
@@ -455,6 +467,10 @@ pub fn replay_flow_log(
             Entry::Record(r) => {
                 let rj = judge(rules, &r);
                 report.observe(rules, line, &r, &rj);
+                if let Some((new, c)) = compared.as_mut() {
+                    let nj = judge(new, &r).judgement;
+                    c.observe_record(index, line, &r, &rj.judgement, &nj);
+                }
                 if let Some((w, path)) = verdicts.as_mut() {
                     w.write_record(index, &r, &rj.judgement, &rules.policy)
                         .map_err(writing(path))?;
@@ -470,5 +486,6 @@ pub fn replay_flow_log(
         w.finish().map_err(writing(path))?;
     }
     report.finish(started.elapsed());
+    report.compare = compared.map(|(new, c)| c.finish(&rules.policy, &new.policy));
     Ok(report)
 }

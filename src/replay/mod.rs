@@ -3,11 +3,14 @@
 //! denied captures, VPC Flow Log lines, a pcapng annotated with the verdicts
 //! (SPEC §10), and a summary (SPEC §3-4). An input
 //! that is a VPC Flow Log instead ([`recognise`], by content) has each
-//! record judged as a new flow ([`flowlogs`], SPEC §10).
+//! record judged as a new flow ([`flowlogs`], SPEC §10). With a second
+//! policy to compare with, every packet or record is also judged under it
+//! and the flows whose verdict changes are listed ([`compare`]).
 //!
 //! Every packet read gets exactly one verdict: the summary's allowed + denied
 //! always equals its packets, also when the capture ends early.
 
+pub mod compare;
 mod distinct;
 pub mod flowlogs;
 mod heavy;
@@ -23,6 +26,7 @@ use std::time::Instant;
 
 use crate::output::AnnotatedCapture;
 use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
+pub use compare::{CompareWith, Compared};
 pub use flowlogs::{replay_flow_log, FlowLogReport};
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
@@ -46,6 +50,10 @@ pub struct Outputs {
     pub account_id: String,
     /// Every packet as pcapng with its verdict in a packet comment.
     pub annotate: Option<PathBuf>,
+    /// Also judge every packet (record) under this policy and report the
+    /// flows whose verdict changes (`Report::compare`); the other outputs
+    /// stay the main policy's.
+    pub compare: Option<CompareWith>,
 }
 
 /// Why a replay could not run or could not write its outputs.
@@ -263,6 +271,7 @@ pub fn replay<R: Read + Send + 'static>(
         None => None,
     };
     let mut report = Report::new(input_name, format);
+    let mut compared = out.compare.as_ref().map(compare::CapturePass::new);
     let mut progress = progress;
     let mut index: u64 = 0;
     let mut offset: u64 = 0;
@@ -306,6 +315,9 @@ pub fn replay<R: Read + Send + 'static>(
             &mut judged,
             &mut report,
         );
+        if let Some(c) = compared.as_mut() {
+            c.judge(buf, &chunk.records);
+        }
         let mut judgements = judged.iter();
         for info in &chunk.records {
             let rec = info.resolve(buf);
@@ -321,6 +333,9 @@ pub fn replay<R: Read + Send + 'static>(
             };
             let j = judgements.next().expect("one judgement per packet");
             report.observe(j, p.ts, engine.policy());
+            if let Some(c) = compared.as_mut() {
+                c.observe(index, p.ts, j);
+            }
             if let Some((v, path)) = verdict_out.as_mut() {
                 v.write(index, p.ts, j, engine.policy())
                     .map_err(writing(path))?;
@@ -387,6 +402,7 @@ pub fn replay<R: Read + Send + 'static>(
         a.finish().map_err(writing(path))?;
     }
     report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
+    report.compare = compared.map(|c| c.finish(engine.policy()));
     if let Some(signal) = interrupted {
         report.interrupt(signal as i32, offset);
     }

@@ -178,6 +178,9 @@ pub struct Report {
     pub stopped: Option<Stopped>,
     /// Set when a signal stopped the replay.
     pub interrupted: Option<Interrupted>,
+    /// With `--compare`: the flows whose verdict the other policy changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<super::Compared>,
     #[serde(skip)]
     denied_flows: SpaceSaving<DenyKey, Decided>,
     #[serde(skip)]
@@ -226,6 +229,7 @@ impl Report {
             malformed: BTreeMap::new(),
             stopped: None,
             interrupted: None,
+            compare: None,
             denied_flows: SpaceSaving::new(DENIED_COUNTERS),
             flows: DistinctCount::default(),
             first_ns: 0,
@@ -593,6 +597,10 @@ impl Report {
                 "stopped early: {} (the {} packets before it are counted above)",
                 st.error, self.packets
             );
+        }
+        if let Some(c) = &self.compare {
+            s.push('\n');
+            s.push_str(&c.to_text());
         }
         s
     }
