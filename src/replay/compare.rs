@@ -35,9 +35,7 @@ use crate::engine::{Engine, Input, Judgement, Ruleset};
 use crate::io::capture::RecordInfo;
 use crate::io::flowlog::Record;
 use crate::policy::nacl::AclDecision;
-use crate::policy::{
-    zone_name, Direction, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId,
-};
+use crate::policy::{Direction, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId};
 use crate::wire::packet::IpPacket;
 use crate::wire::L4;
 
@@ -374,7 +372,16 @@ impl Comparison {
     /// Counts one packet of a capture, judged `old` by the `-c` policy and
     /// `new` by the other; `ts` is its capture time in nanoseconds.
     #[inline]
-    pub fn observe_packet(&mut self, index: u64, ts: u64, old: &Judgement, new: &Judgement) {
+    /// `zone` is the zone the `-c` policy judged it in (its GWLB zone or VPC
+    /// space).
+    pub fn observe_packet(
+        &mut self,
+        index: u64,
+        ts: u64,
+        zone: Option<ZoneId>,
+        old: &Judgement,
+        new: &Judgement,
+    ) {
         if !self.count(old.verdict, new.verdict) {
             return;
         }
@@ -383,9 +390,7 @@ impl Comparison {
             ts: Some(ts as f64 / 1e9),
             line: None,
         };
-        let seen = old
-            .packet
-            .map(|p| Seen::of_packet(&p, old.zone(), old, new));
+        let seen = old.packet.map(|p| Seen::of_packet(&p, zone, old, new));
         self.changed(at, seen, old, new);
     }
 
@@ -624,7 +629,7 @@ impl ChangedFlow {
                 _ => None,
             },
             echo_id: (k.ident == Ident::Echo).then_some(src.1),
-            zone: k.zone.map(zone_name),
+            zone: k.zone.map(|z| old.zone_label(z)),
             initiator_known: c.evidence >= BY_NEW_FLOW,
             newly_denied_packets: c.newly_denied,
             newly_allowed_packets: c.newly_allowed,
@@ -846,15 +851,17 @@ impl CapturePass {
         self.engine.process_batch(&inputs, &mut self.judged);
     }
 
-    /// Compares the next packet's judgement with the main engine's `old`.
+    /// Compares the next packet's judgement with the main engine's `old`
+    /// under `policy`.
     #[inline]
-    pub(super) fn observe(&mut self, index: u64, ts: u64, old: &Judgement) {
+    pub(super) fn observe(&mut self, index: u64, ts: u64, old: &Judgement, policy: &Policy) {
         let Some(new) = self.judged.get(self.next) else {
             debug_assert!(false, "one judgement per packet");
             return;
         };
         self.next += 1;
-        self.comparison.observe_packet(index, ts, old, new);
+        let zone = old.packet.and_then(|p| policy.packet_zone(&p));
+        self.comparison.observe_packet(index, ts, zone, old, new);
     }
 
     pub(super) fn finish(self, old: &Policy) -> Compared {
@@ -968,6 +975,7 @@ security_groups = ["sg-web"]
             c.observe_packet(
                 i as u64,
                 1_700_000_000_000_000_000 + i as u64,
+                None,
                 &old,
                 &denied(pkt, reason),
             );
@@ -1014,7 +1022,13 @@ security_groups = ["sg-web"]
         let reply = tcp("10.0.1.10", 8443, "198.51.100.7", 443, ACK);
         let synack = tcp("10.0.1.10", 8443, "198.51.100.7", 443, SYN_ACK);
         let observe = |c: &mut Comparison, i, pkt| {
-            c.observe_packet(i, i, &allowed(pkt, None), &denied(pkt, Reason::Invalid));
+            c.observe_packet(
+                i,
+                i,
+                None,
+                &allowed(pkt, None),
+                &denied(pkt, Reason::Invalid),
+            );
         };
         let mut c = Comparison::new("new", Unit::Packets);
         observe(&mut c, 0, reply);
@@ -1041,7 +1055,7 @@ security_groups = ["sg-web"]
         let mut i = 0u64;
         let mut send = |c: &mut Comparison, pkt: IpPacket, old: Verdict, new: Verdict| {
             let j = |v| judged(pkt, v, Reason::Rule, None);
-            c.observe_packet(i, i, &j(old), &j(new));
+            c.observe_packet(i, i, None, &j(old), &j(new));
             i += 1;
         };
         use Verdict::{Allow, Deny};
@@ -1097,7 +1111,7 @@ security_groups = ["sg-web"]
                     (Verdict::Deny, Verdict::Allow)
                 };
                 let j = |v| judged(pkt, v, Reason::Rule, None);
-                c.observe_packet(sent, u64::from(round), &j(old), &j(new));
+                c.observe_packet(sent, u64::from(round), None, &j(old), &j(new));
                 sent += 1;
             }
         }
@@ -1140,7 +1154,7 @@ security_groups = ["sg-web"]
             let j = allowed(pkt, None);
             // The reason may differ (a rule against established): not a change.
             let k = allowed(pkt, Some(0));
-            c.observe_packet(i as u64, 0, &j, &k);
+            c.observe_packet(i as u64, 0, None, &j, &k);
         }
         let r = c.finish(&p, &p);
         assert_eq!((r.judged, r.changed_packets, r.changed_flows), (6, 0, 0));
@@ -1207,7 +1221,7 @@ security_groups = ["sg-web"]
             nacl: None,
             packet: None,
         };
-        c.observe_packet(0, 0, &j(Verdict::Allow), &j(Verdict::Deny));
+        c.observe_packet(0, 0, None, &j(Verdict::Allow), &j(Verdict::Deny));
         let r = c.finish(&p, &p);
         assert_eq!(
             (r.newly_denied_packets, r.not_ip_newly_denied_packets),

@@ -334,7 +334,7 @@ pub fn replay<R: Read + Send + 'static>(
             let j = judgements.next().expect("one judgement per packet");
             report.observe(j, p.ts, engine.policy());
             if let Some(c) = compared.as_mut() {
-                c.observe(index, p.ts, j);
+                c.observe(index, p.ts, j, engine.policy());
             }
             if let Some((v, path)) = verdict_out.as_mut() {
                 v.write(index, p.ts, j, engine.policy())
