@@ -476,6 +476,23 @@ impl Lab {
         self.procs[i].answer()
     }
 
+    /// A connection from `ns` kept open: its helper's number, for [`Lab::go`].
+    fn hold(&mut self, ns: &str, addr: &str, port: u16) -> usize {
+        let h = self.helper(ns, &format!("hold {addr} {port}"));
+        assert_eq!(self.procs[h].answer(), "connected");
+        h
+    }
+
+    /// One exchange on held connection `h`: "ok" or "fail …" (patient: it
+    /// may take TCP retransmissions).
+    fn go(&mut self, h: usize) -> String {
+        let p = &mut self.procs[h];
+        writeln!(p.stdin.as_mut().unwrap(), "go").unwrap();
+        let line = p.expect("HELPER ", Duration::from_secs(20));
+        line.split_once("HELPER ")
+            .map_or(line.clone(), |(_, a)| a.to_string())
+    }
+
     fn server(&mut self, ns: &str, port: u16) {
         let i = self.helper(ns, &format!("serve {port}"));
         assert_eq!(self.procs[i].answer(), "ready");
@@ -685,14 +702,8 @@ fn reload_keeps_established_connections_and_blocks_new_ones() {
         return;
     };
     lab.server(&server, 8080);
-    let h = lab.helper(&client, "hold 10.77.0.20 8080");
-    assert_eq!(lab.procs[h].answer(), "connected");
-    let send = |lab: &mut Lab| -> String {
-        let p = &mut lab.procs[h];
-        writeln!(p.stdin.as_mut().unwrap(), "go").unwrap();
-        p.answer()
-    };
-    assert_eq!(send(&mut lab), "ok");
+    let h = lab.hold(&client, "10.77.0.20", 8080);
+    assert_eq!(lab.go(h), "ok");
 
     // The rule goes; SIGHUP reloads.
     std::fs::write(&policy_path, policy("")).unwrap();
@@ -708,7 +719,7 @@ fn reload_keeps_established_connections_and_blocks_new_ones() {
     // Give every worker a batch or a tick to pick up the new rules.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        send(&mut lab),
+        lab.go(h),
         "ok",
         "the established connection must keep flowing"
     );
@@ -724,7 +735,7 @@ fn reload_keeps_established_connections_and_blocks_new_ones() {
         &metrics(mport),
         "sgplane_policy_reloads_total{result=\"error\"}"
     ) == 1));
-    assert_eq!(send(&mut lab), "ok");
+    assert_eq!(lab.go(h), "ok");
     assert_ping(&client, "10.77.0.20", true);
 
     sg.signal("INT");
@@ -887,16 +898,8 @@ fn a_syn_flood_neither_breaks_established_flows_nor_keeps_real_clients_out() {
     sg.expect("sgplane: forwarding between", Duration::from_secs(10));
 
     lab.server(&server, 8080);
-    let h = lab.helper(&client, "hold 10.77.0.20 8080");
-    assert_eq!(lab.procs[h].answer(), "connected");
-    let send = |lab: &mut Lab| -> String {
-        let p = &mut lab.procs[h];
-        writeln!(p.stdin.as_mut().unwrap(), "go").unwrap();
-        let line = p.expect("HELPER ", Duration::from_secs(20));
-        line.split_once("HELPER ")
-            .map_or(line.clone(), |(_, a)| a.to_string())
-    };
-    assert_eq!(send(&mut lab), "ok");
+    let h = lab.hold(&client, "10.77.0.20", 8080);
+    assert_eq!(lab.go(h), "ok");
 
     let flood = lab.helper(&client, "synflood 10.77.0.20 8080 8000");
     // Let the flood fill the table.
@@ -904,7 +907,7 @@ fn a_syn_flood_neither_breaks_established_flows_nor_keeps_real_clients_out() {
     let real = lab.helper(&client, "clients 10.77.0.20 8080 200 8");
     for _ in 0..3 {
         assert_eq!(
-            send(&mut lab),
+            lab.go(h),
             "ok",
             "the established connection must survive the flood"
         );
@@ -915,7 +918,7 @@ fn a_syn_flood_neither_breaks_established_flows_nor_keeps_real_clients_out() {
         .map_or(answer.clone(), |(_, a)| a.to_string());
     let flooded = lab.procs[flood].expect("HELPER sent", Duration::from_secs(30));
     let sent: u64 = flooded.rsplit(' ').next().unwrap().parse().unwrap();
-    assert_eq!(send(&mut lab), "ok");
+    assert_eq!(lab.go(h), "ok");
 
     sg.signal("TERM");
     let (ok, out) = sg.finish(Duration::from_secs(5));

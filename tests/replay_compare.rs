@@ -129,9 +129,8 @@ fn show(o: &Output) -> String {
     )
 }
 
-/// `-c old.toml replay web.pcap --compare new.toml --json EXTRA…`: the
-/// exit code and the summary.
-fn compare_json(dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
+/// `-c old.toml replay web.pcap --compare NEW EXTRA…`.
+fn compare(dir: &Path, new: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "-c",
         "old.toml",
@@ -139,11 +138,18 @@ fn compare_json(dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
         "web.pcap",
         "--no-progress",
         "--compare",
-        "new.toml",
-        "--json",
+        new,
     ];
     args.extend(extra);
-    let o = sgplane(dir, &args);
+    sgplane(dir, &args)
+}
+
+/// `-c old.toml replay web.pcap --compare new.toml --json EXTRA…`: the
+/// exit code and the summary.
+fn compare_json(dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["--json"];
+    args.extend(extra);
+    let o = compare(dir, "new.toml", &args);
     let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&o)));
     (o.status.code(), v)
 }
@@ -227,18 +233,7 @@ fn a_removed_rule_lists_its_flows_as_newly_denied_and_fails() {
 #[test]
 fn the_text_summary_names_the_flows_and_rules_and_stderr_says_why_it_fails() {
     let dir = setup(&removed());
-    let o = sgplane(
-        dir.path(),
-        &[
-            "-c",
-            "old.toml",
-            "replay",
-            "web.pcap",
-            "--no-progress",
-            "--compare",
-            "new.toml",
-        ],
-    );
+    let o = compare(dir.path(), "new.toml", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     let section = &text[text
@@ -315,18 +310,7 @@ fn identical_policies_change_nothing() {
     assert_eq!(c["allowed_before"], c["allowed_after"]);
     assert!(c["newly_denied"].as_array().unwrap().is_empty());
     assert!(c["newly_allowed"].as_array().unwrap().is_empty());
-    let o = sgplane(
-        dir.path(),
-        &[
-            "-c",
-            "old.toml",
-            "replay",
-            "web.pcap",
-            "--no-progress",
-            "--compare",
-            "old.toml",
-        ],
-    );
+    let o = compare(dir.path(), "old.toml", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("no verdict changes"));
     // Without --compare the JSON has no compare object.
@@ -415,33 +399,13 @@ fn a_flow_log_is_compared_record_by_record() {
 #[test]
 fn a_bad_new_policy_exits_2_with_its_file_and_line() {
     let dir = setup("[security_groups.sg-web]\n\ningress = [ { proto = \"tcp\", ports = \"99999\", from = \"0.0.0.0/0\" } ]\n");
-    let o = sgplane(
-        dir.path(),
-        &[
-            "-c",
-            "old.toml",
-            "replay",
-            "web.pcap",
-            "--compare",
-            "new.toml",
-        ],
-    );
+    let o = compare(dir.path(), "new.toml", &[]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--compare new.toml"), "{err}");
     assert!(err.contains("new.toml:3:"), "{err}");
     assert!(o.stdout.is_empty(), "{}", show(&o));
-    let o = sgplane(
-        dir.path(),
-        &[
-            "-c",
-            "old.toml",
-            "replay",
-            "web.pcap",
-            "--compare",
-            "missing.toml",
-        ],
-    );
+    let o = compare(dir.path(), "missing.toml", &[]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("missing.toml"),
