@@ -30,9 +30,11 @@ use signal_hook::consts::{SIGINT, SIGTERM};
     Exit codes: 0 success (explain: allowed), 1 explain: denied, 2 bad usage, bad policy or unreadable input.\n\
     Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=sgplane=debug) or pass -v, -vv, -vvv.")]
 struct Cli {
-    /// Policy file (TOML, see the README); default: the built-in config/default.toml.
-    #[arg(short, long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
+    /// Policy file (TOML, see the README), or a cloud's JSON (a file or a
+    /// directory, imported on the fly); default: the built-in
+    /// config/default.toml. `replay` takes a second -c as `--compare NEW`.
+    #[arg(short, long, global = true, value_name = "FILE", action = clap::ArgAction::Append)]
+    config: Vec<PathBuf>,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -434,17 +436,31 @@ fn import(a: ImportArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn run(cli: Cli) -> Result<u8> {
+fn run(mut cli: Cli) -> Result<u8> {
+    // A second -c is replay's policy to compare with; nothing else takes one.
+    if cli.config.len() > 1 {
+        let second = cli.config.remove(1);
+        match &mut cli.command {
+            Command::Replay(a) if cli.config.len() == 1 && a.compare.is_none() => {
+                a.compare = Some(second);
+            }
+            Command::Replay(_) => bail!(
+                "replay compares the -c policy with one other: give that one as a second -c or as --compare, once"
+            ),
+            _ => bail!("-c is given twice: only replay takes a second policy (to compare with)"),
+        }
+    }
+    let config = cli.config.pop();
     match cli.command {
-        Command::Check(a) => check(&cli.config, a),
-        Command::Explain(a) => explain(&cli.config, a),
-        Command::Replay(a) => replay(&cli.config, a),
-        Command::Run(a) => run_inline(&cli.config, a),
-        Command::Gwlb(a) => gwlb(&cli.config, a),
+        Command::Check(a) => check(&config, a),
+        Command::Explain(a) => explain(&config, a),
+        Command::Replay(a) => replay(&config, a),
+        Command::Run(a) => run_inline(&config, a),
+        Command::Gwlb(a) => gwlb(&config, a),
         Command::Import(a) => import(a),
-        Command::Path(a) => path(&cli.config, a),
+        Command::Path(a) => path(&config, a),
         Command::Export(ExportCommand::Nftables { table }) => {
-            let policy = load_policy(&cli.config)?;
+            let policy = load_policy(&config)?;
             let text = sgplane::export::nftables::ruleset(&policy, &table)?;
             print!("{text}");
             Ok(0)

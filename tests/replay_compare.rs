@@ -535,3 +535,46 @@ fn a_connection_the_new_policy_picks_up_later_changes_only_until_then() {
     assert!(n > 0 && n < 8, "{n}");
     assert_eq!(&differ[..n as usize], (8..8 + n).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_second_c_is_the_policy_to_compare_with() {
+    let dir = setup(&removed());
+    let by_flag = compare(dir.path(), "new.toml", &["--json"]);
+    let by_c = sgplane(
+        dir.path(),
+        &[
+            "-c", "old.toml", "-c", "new.toml", "replay", "web.pcap", "--json",
+        ],
+    );
+    assert_eq!(by_c.status.code(), Some(1), "{}", show(&by_c));
+    let json = |o: &Output| -> Value { serde_json::from_slice(&o.stdout).unwrap() };
+    let (a, b) = (json(&by_flag), json(&by_c));
+    assert_eq!(a["compare"], b["compare"]);
+    assert!(b["compare"]["changed_flows"].as_u64() > Some(0), "{b:#}");
+    // Three policies, or a second -c besides --compare, or one anywhere
+    // else: usage errors.
+    for args in [
+        &[
+            "-c",
+            "old.toml",
+            "-c",
+            "new.toml",
+            "replay",
+            "web.pcap",
+            "--compare",
+            "new.toml",
+        ][..],
+        &[
+            "-c", "old.toml", "-c", "new.toml", "-c", "old.toml", "replay", "web.pcap",
+        ][..],
+        &["-c", "old.toml", "-c", "new.toml", "check"][..],
+    ] {
+        let o = sgplane(dir.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("-c"),
+            "{}",
+            show(&o)
+        );
+    }
+}
