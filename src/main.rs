@@ -258,6 +258,11 @@ struct ReplayArgs {
     /// `frame.comment contains "deny"`).
     #[arg(long, value_name = "FILE")]
     annotate: Option<PathBuf>,
+    /// Write a self-contained HTML report (verdicts over time by reason, top
+    /// denied flows and rules, per-interface counts, the security-group
+    /// reference graph); for a flow log, records agreeing and differing.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -670,6 +675,7 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         flow_log_interval: a.flow_log_interval,
         account_id: a.account_id,
         annotate: a.annotate,
+        report: a.report,
     };
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| progress_bar(size));
     let mut tick = |bytes: u64, packets: u64| {
@@ -748,6 +754,7 @@ fn replay_flow_log(
     let to_stdout = a.verdicts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let outputs = Outputs {
         verdicts: a.verdicts,
+        report: a.report,
         ..Outputs::default()
     };
     let interrupt = Arc::new(AtomicUsize::new(0));

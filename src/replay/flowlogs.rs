@@ -19,6 +19,7 @@ use crate::io::flowlog::{Action, Entry, FlowDirection, Reader, Record};
 use crate::output::{VerdictFormat, VerdictWriter};
 use crate::policy::{Direction, Flow, IfaceId, Policy, Reason, Verdict};
 
+use super::report::FlowLogHtml;
 use super::{open_text, writing, Outputs, Result};
 
 /// Differing records listed in the summary (all are counted).
@@ -426,6 +427,11 @@ pub fn replay_flow_log(
         )),
         None => None,
     };
+    let mut html = out
+        .report
+        .as_deref()
+        .map(|p| FlowLogHtml::create(p, &rules.policy))
+        .transpose()?;
     let mut index = 0u64;
     let mut last_line = 0;
     loop {
@@ -455,6 +461,9 @@ pub fn replay_flow_log(
             Entry::Record(r) => {
                 let rj = judge(rules, &r);
                 report.observe(rules, line, &r, &rj);
+                if let Some(h) = html.as_mut() {
+                    h.observe(&r, &rj, &rules.policy);
+                }
                 if let Some((w, path)) = verdicts.as_mut() {
                     w.write_record(index, &r, &rj.judgement, &rules.policy)
                         .map_err(writing(path))?;
@@ -470,5 +479,8 @@ pub fn replay_flow_log(
         w.finish().map_err(writing(path))?;
     }
     report.finish(started.elapsed());
+    if let Some(h) = html {
+        h.finish(&report, &rules.policy)?;
+    }
     Ok(report)
 }

@@ -11,6 +11,7 @@
 mod distinct;
 pub mod flowlogs;
 mod heavy;
+mod report;
 mod summary;
 
 use std::fs::File;
@@ -24,6 +25,7 @@ use std::time::Instant;
 use crate::output::AnnotatedCapture;
 use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
 pub use flowlogs::{replay_flow_log, FlowLogReport};
+use report::CaptureHtml;
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
@@ -46,6 +48,8 @@ pub struct Outputs {
     pub account_id: String,
     /// Every packet as pcapng with its verdict in a packet comment.
     pub annotate: Option<PathBuf>,
+    /// A self-contained HTML report ([`report`]).
+    pub report: Option<PathBuf>,
 }
 
 /// Why a replay could not run or could not write its outputs.
@@ -263,6 +267,11 @@ pub fn replay<R: Read + Send + 'static>(
         None => None,
     };
     let mut report = Report::new(input_name, format);
+    let mut html = out
+        .report
+        .as_deref()
+        .map(|p| CaptureHtml::create(p, engine.policy()))
+        .transpose()?;
     let mut progress = progress;
     let mut index: u64 = 0;
     let mut offset: u64 = 0;
@@ -321,6 +330,9 @@ pub fn replay<R: Read + Send + 'static>(
             };
             let j = judgements.next().expect("one judgement per packet");
             report.observe(j, p.ts, engine.policy());
+            if let Some(h) = html.as_mut() {
+                h.observe(j, p.ts, engine.policy());
+            }
             if let Some((v, path)) = verdict_out.as_mut() {
                 v.write(index, p.ts, j, engine.policy())
                     .map_err(writing(path))?;
@@ -389,6 +401,9 @@ pub fn replay<R: Read + Send + 'static>(
     report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
     if let Some(signal) = interrupted {
         report.interrupt(signal as i32, offset);
+    }
+    if let Some(h) = html {
+        h.finish(&report, engine)?;
     }
     Ok(report)
 }

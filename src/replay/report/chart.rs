@@ -1,0 +1,252 @@
+//! Stacked step areas over time, one or more panels sharing a UTC time
+//! axis, drawn as inline SVG. Every bucket has an invisible column whose
+//! tooltip gives its time range and counts.
+
+use std::fmt::Write as _;
+
+use super::html::{esc, num};
+use super::timeline::{tick_step, Buckets, Utc};
+
+/// One stacked quantity: its column in the bucket rows.
+pub struct Series {
+    pub label: String,
+    pub color: &'static str,
+    pub column: usize,
+}
+
+/// A chart panel: series stacked bottom-up in the order given.
+pub struct Panel {
+    pub title: String,
+    pub series: Vec<Series>,
+}
+
+const WIDTH: f64 = 1100.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const PANEL_H: f64 = 150.0;
+const GAP: f64 = 34.0;
+const TOP: f64 = 22.0;
+const AXIS_H: f64 = 44.0;
+
+/// A round upper bound for a y axis: 1, 2 or 5 × 10^k.
+fn nice_max(v: u64) -> u64 {
+    let mut m = 1u64;
+    loop {
+        for f in [1, 2, 5] {
+            if m.saturating_mul(f) >= v {
+                return m.saturating_mul(f);
+            }
+        }
+        if m > u64::MAX / 10 {
+            return u64::MAX;
+        }
+        m *= 10;
+    }
+}
+
+/// The SVG of `panels` over the buckets `b`; `unit` names what is
+/// counted (`packets`, `records`).
+pub fn stacked(b: &Buckets, panels: &[Panel], unit: &str) -> String {
+    let n = b.rows.len().max(1);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let bw = plot_w / n as f64;
+    let height = TOP + panels.len() as f64 * (PANEL_H + GAP) - GAP + AXIS_H;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height}\" \
+         width=\"100%\" role=\"img\" aria-label=\"{} over time\">",
+        esc(unit)
+    );
+    for (pi, panel) in panels.iter().enumerate() {
+        let y0 = TOP + pi as f64 * (PANEL_H + GAP);
+        let base = y0 + PANEL_H;
+        let peak = b
+            .rows
+            .iter()
+            .map(|r| panel.series.iter().map(|x| r[x.column]).sum::<u64>())
+            .max()
+            .unwrap_or(0);
+        let top = nice_max(peak.max(1));
+        let y = |v: u64| base - v as f64 / top as f64 * PANEL_H;
+        let _ = write!(
+            s,
+            "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"12.5\" font-weight=\"600\" fill=\"#1d2330\">{}</text>",
+            y0 - 8.0,
+            esc(&panel.title)
+        );
+        for k in 0..=4u64 {
+            let yy = base - k as f64 / 4.0 * PANEL_H;
+            let _ = write!(
+                s,
+                "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>",
+                WIDTH - RIGHT
+            );
+            let scaled = u128::from(top) * u128::from(k);
+            if scaled % 4 == 0 {
+                let _ = write!(
+                    s,
+                    "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                    LEFT - 6.0,
+                    yy + 4.0,
+                    num((scaled / 4) as u64)
+                );
+            }
+        }
+        if peak == 0 {
+            let _ = write!(
+                s,
+                "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">none</text>",
+                LEFT + plot_w / 2.0,
+                base - PANEL_H / 2.0
+            );
+        }
+        // Stacked step areas, bottom-up.
+        let mut below = vec![0u64; b.rows.len()];
+        for x in &panel.series {
+            if b.rows.iter().all(|r| r[x.column] == 0) {
+                continue;
+            }
+            let above: Vec<u64> = b
+                .rows
+                .iter()
+                .zip(&below)
+                .map(|(r, lo)| lo + r[x.column])
+                .collect();
+            let mut d = String::new();
+            for (i, v) in above.iter().enumerate() {
+                let (xa, xb) = (LEFT + i as f64 * bw, LEFT + (i + 1) as f64 * bw);
+                let c = if i == 0 { 'M' } else { 'L' };
+                let _ = write!(d, "{c}{xa:.2},{:.2}L{xb:.2},{:.2}", y(*v), y(*v));
+            }
+            for (i, v) in below.iter().enumerate().rev() {
+                let (xa, xb) = (LEFT + i as f64 * bw, LEFT + (i + 1) as f64 * bw);
+                let _ = write!(d, "L{xb:.2},{:.2}L{xa:.2},{:.2}", y(*v), y(*v));
+            }
+            let _ = write!(
+                s,
+                "<path d=\"{d}Z\" fill=\"{}\" fill-opacity=\"0.85\" stroke=\"{}\" stroke-width=\"0.6\"><title>{}</title></path>",
+                x.color,
+                x.color,
+                esc(&x.label)
+            );
+            below = above;
+        }
+        let _ = write!(
+            s,
+            "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{base:.1}\" y2=\"{base:.1}\" stroke=\"#8a93a3\"/>",
+            WIDTH - RIGHT
+        );
+    }
+    axis(&mut s, b, n, bw, height);
+    hover(&mut s, b, panels, bw, height, unit);
+    s.push_str("</svg>");
+    s
+}
+
+/// Tick marks and UTC labels under the last panel; the date under the
+/// first tick and wherever the day changes.
+fn axis(s: &mut String, b: &Buckets, n: usize, bw: f64, height: f64) {
+    let base = height - AXIS_H;
+    let span = b.width * n as u64;
+    let step = tick_step(span, 8).max(1);
+    let x_of = |t: u64| LEFT + (t - b.start) as f64 / b.width as f64 * bw;
+    let mut t = b.start.next_multiple_of(step);
+    let mut last_date = String::new();
+    while t <= b.start + span {
+        let u = Utc::from_ns(t);
+        let x = x_of(t);
+        let _ = write!(
+            s,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{base:.1}\" y2=\"{:.1}\" stroke=\"#8a93a3\"/>\
+             <text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            base + 5.0,
+            base + 17.0,
+            u.time(step)
+        );
+        let date = u.date();
+        if date != last_date {
+            let _ = write!(
+                s,
+                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{date}</text>",
+                base + 30.0
+            );
+            last_date = date;
+        }
+        t += step;
+    }
+    let _ = write!(
+        s,
+        "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">time (UTC)</text>",
+        WIDTH - RIGHT,
+        height - 2.0
+    );
+}
+
+/// An invisible column per bucket with its counts as a tooltip.
+fn hover(s: &mut String, b: &Buckets, panels: &[Panel], bw: f64, height: f64, unit: &str) {
+    s.push_str("<g class=\"hover\">");
+    for (i, row) in b.rows.iter().enumerate() {
+        let from = Utc::from_ns(b.start + i as u64 * b.width);
+        let to = Utc::from_ns(b.start + (i as u64 + 1) * b.width);
+        let mut tip = format!(
+            "{} {} – {} UTC",
+            from.date(),
+            from.time(b.width),
+            to.time(b.width)
+        );
+        for p in panels {
+            let total: u64 = p.series.iter().map(|x| row[x.column]).sum();
+            let _ = write!(tip, "\n{}: {} {unit}", p.title, num(total));
+            for x in p.series.iter().filter(|x| row[x.column] > 0) {
+                let _ = write!(tip, "\n  {} {}", x.label, num(row[x.column]));
+            }
+        }
+        let _ = write!(
+            s,
+            "<rect x=\"{:.2}\" y=\"{TOP}\" width=\"{:.2}\" height=\"{:.1}\"><title>{}</title></rect>",
+            LEFT + i as f64 * bw,
+            bw,
+            height - AXIS_H - TOP,
+            esc(&tip)
+        );
+    }
+    s.push_str("</g>");
+}
+
+/// The legend of `panels`: each series with its total.
+pub fn legend(panels: &[Panel], totals: &[u64]) -> String {
+    let mut s = String::new();
+    for p in panels {
+        let _ = write!(s, "<div class=\"legend\"><b>{}:</b>", esc(&p.title));
+        for x in &p.series {
+            let t = totals.get(x.column).copied().unwrap_or(0);
+            if t == 0 {
+                continue;
+            }
+            let _ = write!(
+                s,
+                "<span><i style=\"background:{}\"></i>{} <b>{}</b></span>",
+                x.color,
+                esc(&x.label),
+                num(t)
+            );
+        }
+        s.push_str("</div>");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn y_axes_end_on_round_numbers() {
+        assert_eq!(nice_max(1), 1);
+        assert_eq!(nice_max(3), 5);
+        assert_eq!(nice_max(7), 10);
+        assert_eq!(nice_max(101), 200);
+        assert_eq!(nice_max(u64::MAX), u64::MAX);
+    }
+}
