@@ -28,17 +28,20 @@ const GAP: f64 = 34.0;
 const TOP: f64 = 22.0;
 const AXIS_H: f64 = 44.0;
 
-/// A round upper bound for a y axis: 1, 2 or 5 × 10^k.
-fn nice_max(v: u64) -> u64 {
+/// A y axis for values up to `peak`: a round step (1, 2 or 5 × 10^k) that
+/// cuts it into at most 5 intervals, and the top (a multiple of the step).
+fn y_axis(peak: u64) -> (u64, u64) {
+    let peak = peak.max(1);
     let mut m = 1u64;
     loop {
         for f in [1, 2, 5] {
-            if m.saturating_mul(f) >= v {
-                return m.saturating_mul(f);
+            let step = m.saturating_mul(f);
+            if step.saturating_mul(5) >= peak {
+                return (step, peak.div_ceil(step).saturating_mul(step));
             }
         }
         if m > u64::MAX / 10 {
-            return u64::MAX;
+            return (peak, peak);
         }
         m *= 10;
     }
@@ -67,7 +70,7 @@ pub fn stacked(b: &Buckets, panels: &[Panel], unit: &str) -> String {
             .map(|r| panel.series.iter().map(|x| r[x.column]).sum::<u64>())
             .max()
             .unwrap_or(0);
-        let top = nice_max(peak.max(1));
+        let (step, top) = y_axis(peak);
         let y = |v: u64| base - v as f64 / top as f64 * PANEL_H;
         let _ = write!(
             s,
@@ -75,23 +78,18 @@ pub fn stacked(b: &Buckets, panels: &[Panel], unit: &str) -> String {
             y0 - 8.0,
             esc(&panel.title)
         );
-        for k in 0..=4u64 {
-            let yy = base - k as f64 / 4.0 * PANEL_H;
+        for k in 0..=top / step {
+            let v = k * step;
+            let yy = y(v);
             let _ = write!(
                 s,
-                "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>",
-                WIDTH - RIGHT
+                "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>\
+                 <text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                WIDTH - RIGHT,
+                LEFT - 6.0,
+                yy + 4.0,
+                num(v)
             );
-            let scaled = u128::from(top) * u128::from(k);
-            if scaled % 4 == 0 {
-                let _ = write!(
-                    s,
-                    "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                    LEFT - 6.0,
-                    yy + 4.0,
-                    num((scaled / 4) as u64)
-                );
-            }
         }
         if peak == 0 {
             let _ = write!(
@@ -242,11 +240,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn y_axes_end_on_round_numbers() {
-        assert_eq!(nice_max(1), 1);
-        assert_eq!(nice_max(3), 5);
-        assert_eq!(nice_max(7), 10);
-        assert_eq!(nice_max(101), 200);
-        assert_eq!(nice_max(u64::MAX), u64::MAX);
+    fn y_axes_have_round_steps_and_at_most_five_intervals() {
+        assert_eq!(y_axis(0), (1, 1));
+        assert_eq!(y_axis(3), (1, 3));
+        assert_eq!(y_axis(7), (2, 8));
+        assert_eq!(y_axis(26), (10, 30));
+        assert_eq!(y_axis(101), (50, 150));
+        assert_eq!(y_axis(1_000_000), (200_000, 1_000_000));
+        let (step, top) = y_axis(u64::MAX);
+        assert!(top >= step && top / step <= 5);
     }
 }

@@ -2,7 +2,8 @@
 //! interfaces → the groups attached to them → the groups, prefix lists and
 //! "anywhere" (`0.0.0.0/0`, `::/0`) their rules admit (ingress, solid) or
 //! reach (egress, dashed); deny rules in red, thicker edges for rules that
-//! decided more new flows.
+//! decided more new flows. Egress allowed to anywhere, most groups'
+//! default, is counted rather than drawn.
 //!
 //! Three columns, each ordered by the mean position of its neighbours in
 //! the column before (a barycenter sweep, then one back), which keeps
@@ -49,7 +50,6 @@ struct Node {
 /// Edges between two nodes, merged: their rules and hits.
 #[derive(Default)]
 struct Edge {
-    class: String,
     rules: Vec<String>,
     hits: u64,
 }
@@ -61,10 +61,12 @@ pub struct Graph {
     pub truncated: Option<String>,
     pub interfaces: usize,
     pub groups: usize,
+    /// Egress rules allowing anywhere, not drawn.
+    pub open_egress: usize,
 }
 
 /// Draws `policy`'s reference graph; `hits` are new flows decided by rule id.
-pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
+pub fn draw(policy: &Policy, hits: &[u64], unit: &str) -> Graph {
     let sgs = policy.security_groups();
     let ifaces = policy.interfaces();
     // Groups on interfaces, directly or through a subnet's policy set.
@@ -97,6 +99,7 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
     let shown_ifaces: Vec<usize> = with_group.into_iter().take(MOST_PER_COLUMN).collect();
     // Column 2: what the kept groups' rules name, merged per (group, remote, direction, action).
     let mut refs: BTreeMap<(u32, Kind, Direction, Action), Edge> = BTreeMap::new();
+    let mut open_egress = 0usize;
     for &s in &groups {
         let g = &sgs[s as usize];
         let intra = g.intra_rules.map(|(a, b)| vec![a, b]).unwrap_or_default();
@@ -118,6 +121,15 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
                 }
             }
             for k in targets {
+                // Egress allowed anywhere is most groups' default: an
+                // edge from each would hide the rest.
+                if k == Kind::Anywhere
+                    && rule.direction == Direction::Egress
+                    && rule.action == Action::Allow
+                {
+                    open_egress += 1;
+                    continue;
+                }
                 let e = refs.entry((s, k, rule.direction, rule.action)).or_default();
                 e.rules.push(rule_line(policy, r));
                 e.hits += hits.get(r as usize).copied().unwrap_or(0);
@@ -184,7 +196,7 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
                 let badge = if g.external.is_some() {
                     "external".to_string()
                 } else {
-                    format!("{} members", g.members.len())
+                    plural(g.members.len(), "member")
                 };
                 (g.name.clone(), badge, group_tip(policy, s), "ref")
             }
@@ -193,7 +205,7 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
                 let entries: Vec<String> = pl.entries.iter().map(|e| e.to_string()).collect();
                 (
                     pl.name.clone(),
-                    format!("{} entries", pl.entries.len()),
+                    plural(pl.entries.len(), "entry"),
                     format!("prefix list {}\n{}", pl.name, entries.join(", ")),
                     "pl",
                 )
@@ -219,13 +231,14 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
     }
 
     // Edges.
-    let mut edges: BTreeMap<(usize, usize), Edge> = BTreeMap::new();
+    // Between two nodes, one edge per kind (allow/deny, in/out).
+    let mut edges: BTreeMap<(usize, usize, String), Edge> = BTreeMap::new();
     for &i in &shown_ifaces {
         let a = index[&(0, Kind::Interface(i as u32))];
         for &(s, subnet) in &iface_groups[i] {
             if let Some(&b) = index.get(&(1, Kind::Group(s))) {
-                let e = edges.entry((a, b)).or_default();
-                e.class = if subnet { "subnet" } else { "attach" }.into();
+                let class = if subnet { "subnet" } else { "attach" };
+                let e = edges.entry((a, b, class.into())).or_default();
                 e.rules.push(format!(
                     "{} has {}{}",
                     ifaces[i].name,
@@ -252,11 +265,7 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
                 "out"
             }
         );
-        let to = edges.entry((a, b)).or_default();
-        // Two kinds between the same nodes: the deny, else ingress, shows.
-        if to.class.is_empty() || class.starts_with("deny") || to.class == "allow out" {
-            to.class = class;
-        }
+        let to = edges.entry((a, b, class)).or_default();
         to.rules.extend(e.rules);
         to.hits += e.hits;
     }
@@ -284,7 +293,7 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
     for (c, head) in [
         "interfaces",
         "their security groups",
-        "groups and prefix lists their rules name",
+        "what their rules name",
     ]
     .iter()
     .enumerate()
@@ -295,20 +304,29 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
             PAD + c as f64 * (NODE_W + COL_GAP)
         );
     }
-    for ((a, b), e) in &edges {
-        let (xa, ya) = (pos[*a].0 + NODE_W, pos[*a].1 + NODE_H / 2.0);
-        let (xb, yb) = (pos[*b].0, pos[*b].1 + NODE_H / 2.0);
+    // Parallel edges between one pair are drawn apart.
+    let mut pair: BTreeMap<(usize, usize), (usize, usize)> = BTreeMap::new();
+    for (a, b, _) in edges.keys() {
+        pair.entry((*a, *b)).or_default().1 += 1;
+    }
+    for ((a, b, class), e) in &edges {
+        let (k, m) = pair.get_mut(&(*a, *b)).map_or((0, 1), |p| {
+            p.0 += 1;
+            (p.0 - 1, p.1)
+        });
+        let off = (k as f64 - (m - 1) as f64 / 2.0) * 5.0;
+        let (xa, ya) = (pos[*a].0 + NODE_W, pos[*a].1 + NODE_H / 2.0 + off);
+        let (xb, yb) = (pos[*b].0, pos[*b].1 + NODE_H / 2.0 + off);
         let mid = (xa + xb) / 2.0;
         let w = 1.2 + (1.0 + e.hits as f64).log10().min(2.0) * 1.6;
         let mut tip = e.rules.join("\n");
         if e.hits > 0 {
-            let _ = write!(tip, "\n{} new flows decided", num(e.hits));
+            let _ = write!(tip, "\n{} {unit} decided", num(e.hits));
         }
         let _ = write!(
             s,
-            "<path class=\"edge {}\" data-a=\"{a}\" data-b=\"{b}\" stroke-width=\"{w:.1}\" \
+            "<path class=\"edge {class}\" data-a=\"{a}\" data-b=\"{b}\" stroke-width=\"{w:.1}\" \
              d=\"M{xa:.1},{ya:.1}C{mid:.1},{ya:.1} {mid:.1},{yb:.1} {xb:.1},{yb:.1}\"><title>{}</title></path>",
-            e.class,
             esc(&tip)
         );
     }
@@ -355,6 +373,16 @@ pub fn draw(policy: &Policy, hits: &[u64]) -> Graph {
         truncated: (!cut.is_empty()).then(|| cut.join("; ")),
         interfaces: shown_ifaces.len(),
         groups: groups.len(),
+        open_egress,
+    }
+}
+
+/// `1 member`, `2 members`; `1 entry`, `3 entries`.
+fn plural(n: usize, one: &str) -> String {
+    match (n, one.strip_suffix('y')) {
+        (1, _) => format!("1 {one}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {one}s"),
     }
 }
 
@@ -390,7 +418,7 @@ fn group_tip(policy: &Policy, s: u32) -> String {
 
 /// Node indices per column, ordered by barycenters: column 1 by column 0,
 /// column 2 by column 1, then column 0 by column 1.
-fn order(nodes: &[Node], edges: &BTreeMap<(usize, usize), Edge>) -> [Vec<usize>; 3] {
+fn order(nodes: &[Node], edges: &BTreeMap<(usize, usize, String), Edge>) -> [Vec<usize>; 3] {
     let mut cols: [Vec<usize>; 3] = Default::default();
     for (i, n) in nodes.iter().enumerate() {
         cols[n.col].push(i);
@@ -408,7 +436,7 @@ fn order(nodes: &[Node], edges: &BTreeMap<(usize, usize), Edge>) -> [Vec<usize>;
             .map(|&n| {
                 let near: Vec<f64> = edges
                     .keys()
-                    .filter_map(|&(a, b)| {
+                    .filter_map(|&(a, b, _)| {
                         if b == n && nodes[a].col == from_col {
                             Some(rank[a])
                         } else if a == n && nodes[b].col == from_col {
@@ -439,4 +467,62 @@ fn order(nodes: &[Node], edges: &BTreeMap<(usize, usize), Edge>) -> [Vec<usize>;
     sweep(&mut rank, c1, 0);
     sweep(&mut rank, c2, 1);
     cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `groups` groups, each on two interfaces, each admitting the next
+    /// group and a prefix list.
+    fn policy(groups: usize) -> Policy {
+        let mut t = String::from("[prefix_lists]\npl-a = [\"192.0.2.0/24\"]\n");
+        for g in 0..groups {
+            t += &format!(
+                "[security_groups.sg-{g}]\ningress = [ {{ proto = \"tcp\", ports = \"443\", from = \"sg-{}\" }}, \
+                 {{ proto = \"tcp\", ports = \"22\", from = \"pl-a\", action = \"deny\", priority = 1 }} ]\n",
+                (g + 1) % groups
+            );
+        }
+        for i in 0..2 * groups {
+            t += &format!(
+                "[interfaces.eni-{i}]\naddresses = [\"10.{}.{}.1\"]\nsecurity_groups = [\"sg-{}\"]\n",
+                i / 200,
+                i % 200,
+                i / 2
+            );
+        }
+        Policy::from_toml(&t, "test").unwrap()
+    }
+
+    #[test]
+    fn every_group_interface_and_reference_is_drawn_when_they_fit() {
+        let p = policy(5);
+        let g = draw(&p, &[], "flows");
+        assert!(g.truncated.is_none());
+        assert_eq!((g.interfaces, g.groups), (10, 5));
+        assert_eq!(g.svg.matches("class=\"node iface\"").count(), 10);
+        assert_eq!(g.svg.matches("class=\"node sg\"").count(), 5);
+        // Column 2: the five groups as remotes and the prefix list.
+        assert_eq!(g.svg.matches("class=\"node ref\"").count(), 5);
+        assert_eq!(g.svg.matches("class=\"node pl\"").count(), 1);
+        assert_eq!(g.svg.matches("class=\"edge attach\"").count(), 10);
+        assert_eq!(g.svg.matches("class=\"edge allow in\"").count(), 5);
+        assert_eq!(g.svg.matches("class=\"edge deny in\"").count(), 5);
+        assert!(g.svg.contains("sg-1/ingress/0: allow tcp/443 from sg-2"));
+    }
+
+    #[test]
+    fn a_large_policy_is_cut_to_the_most_connected_and_says_so() {
+        let p = policy(80);
+        let g = draw(&p, &[], "flows");
+        assert_eq!(g.svg.matches("class=\"node sg\"").count(), MOST_PER_COLUMN);
+        assert_eq!(
+            g.svg.matches("class=\"node iface\"").count(),
+            MOST_PER_COLUMN
+        );
+        let t = g.truncated.unwrap();
+        assert!(t.contains("60 of 80 attached groups"), "{t}");
+        assert!(t.contains("60 of 120 interfaces"), "{t}");
+    }
 }

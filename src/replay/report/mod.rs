@@ -533,7 +533,7 @@ impl CaptureHtml {
 
         b.push_str("<h2>Interfaces</h2>");
         b.push_str(&self.interfaces.table(policy, false));
-        graph_section(&mut b, policy, &engine.stats().rule_hits);
+        graph_section(&mut b, policy, &engine.stats().rule_hits, "new flows");
         footer(&mut b);
         html::document(&format!("sgplane replay — {}", report.input), &b)
     }
@@ -905,7 +905,7 @@ impl FlowLogHtml {
         rules_section(&mut b, policy, &self.rule_hits, "records");
         b.push_str("<h2>Interfaces</h2>");
         b.push_str(&self.interfaces.table(policy, true));
-        graph_section(&mut b, policy, &self.rule_hits);
+        graph_section(&mut b, policy, &self.rule_hits, "records");
         footer(&mut b);
         html::document(&format!("sgplane replay — {}", report.input), &b)
     }
@@ -1029,8 +1029,8 @@ fn rules_section(b: &mut String, policy: &Policy, hits: &[u64], unit: &str) {
     b.push_str("</div>");
 }
 
-fn graph_section(b: &mut String, policy: &Policy, hits: &[u64]) {
-    let g = graph::draw(policy, hits);
+fn graph_section(b: &mut String, policy: &Policy, hits: &[u64], unit: &str) {
+    let g = graph::draw(policy, hits, unit);
     b.push_str("<h2>Security group references</h2>");
     if let Some(t) = &g.truncated {
         b.push_str(&note(
@@ -1040,14 +1040,22 @@ fn graph_section(b: &mut String, policy: &Policy, hits: &[u64]) {
     }
     let _ = write!(
         b,
-        "<p class=\"muted\">{} interfaces and the {} groups attached to them.</p>\
+        "<p class=\"muted\">{} interfaces and the {} groups attached to them. {}</p>\
          <div class=\"panel\">{}<div class=\"legend\">\
          <span><i style=\"background:#7d9fd8\"></i>interface has group (dotted: its subnet's)</span>\
          <span><i style=\"background:#3f7fbf\"></i>allow rule: solid ingress (admits), dashed egress (reaches)</span>\
          <span><i style=\"background:#d1363a\"></i>deny rule</span>\
-         <span>thicker: more new flows decided · hover a box to follow its edges</span></div></div>",
+         <span>thicker: more {unit} decided · hover a box to follow its edges</span></div></div>",
         g.interfaces,
         g.groups,
+        if g.open_egress > 0 {
+            format!(
+                "{} egress rules allowing any address (0.0.0.0/0, ::/0) are not drawn.",
+                g.open_egress
+            )
+        } else {
+            String::new()
+        },
         g.svg
     );
 }

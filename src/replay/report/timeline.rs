@@ -24,7 +24,7 @@ const DAY: u64 = 24 * HOUR;
 
 /// Bucket widths in nanoseconds, finest first, each a multiple of the one
 /// before; past the last, widths double.
-pub const WIDTHS: [u64; 28] = [
+pub const WIDTHS: [u64; 27] = [
     US,
     2 * US,
     10 * US,
@@ -52,7 +52,6 @@ pub const WIDTHS: [u64; 28] = [
     DAY,
     7 * DAY,
     28 * DAY,
-    364 * DAY,
 ];
 
 /// Counts of `series` kinds of event in [`BUCKETS`] buckets of time.
