@@ -154,10 +154,16 @@ fn axis(s: &mut String, b: &Buckets, n: usize, bw: f64, height: f64) {
     while t <= b.start + span {
         let u = Utc::from_ns(t);
         let x = x_of(t);
+        // A label at the right end would run off the picture.
+        let anchor = if x > WIDTH - RIGHT - 48.0 {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             s,
             "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{base:.1}\" y2=\"{:.1}\" stroke=\"#8a93a3\"/>\
-             <text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+             <text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             base + 5.0,
             base + 17.0,
             u.time(step)
@@ -166,7 +172,7 @@ fn axis(s: &mut String, b: &Buckets, n: usize, bw: f64, height: f64) {
         if date != last_date {
             let _ = write!(
                 s,
-                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{date}</text>",
+                "<text class=\"axis\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{date}</text>",
                 base + 30.0
             );
             last_date = date;

@@ -295,7 +295,7 @@ impl CaptureHtml {
     pub fn create(path: &Path, policy: &Policy) -> Result<CaptureHtml> {
         Ok(CaptureHtml {
             out: Out::create(path)?,
-            timeline: Timeline::new(1 + Reason::COUNT),
+            timeline: Timeline::new(1 + Reason::COUNT, 1),
             span: Span::default(),
             interfaces: PerInterface::new(policy),
         })
@@ -567,7 +567,8 @@ impl FlowLogHtml {
     pub fn create(path: &Path, policy: &Policy) -> Result<FlowLogHtml> {
         Ok(FlowLogHtml {
             out: Out::create(path)?,
-            timeline: Timeline::new(4 + Reason::COUNT),
+            // `start` is in seconds.
+            timeline: Timeline::new(4 + Reason::COUNT, 1_000_000_000),
             span: Span::default(),
             no_start: 0,
             interfaces: PerInterface::new(policy),
@@ -827,7 +828,10 @@ impl FlowLogHtml {
                     mono(&k.dst.to_string()),
                     esc(&what),
                     if k.accept { "ACCEPT" } else { "REJECT" }.into(),
-                    format!("{} {}", j.verdict, reason_chip(j.reason)),
+                    match j.verdict {
+                        Verdict::Deny => format!("deny {}", reason_chip(j.reason)),
+                        Verdict::Allow => format!("allow {}", j.reason.as_str()),
+                    },
                     mono(&rule),
                     mono(&at),
                 ]);
@@ -928,6 +932,15 @@ fn named(policy: &Policy, j: &Judgement) -> (String, String) {
     }
 }
 
+/// `1 bucket`, `60 buckets`.
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
 fn mono(s: &str) -> String {
     format!("<span class=\"mono\">{}</span>", esc(s))
 }
@@ -965,11 +978,11 @@ fn time_section(b: &mut String, t: &Timeline, panels: &[Panel], totals: &[u64], 
     let buckets = t.buckets();
     let _ = write!(
         b,
-        "<h2>Over time</h2><div class=\"panel\">{}{}<p class=\"muted\">{} buckets of {} \
+        "<h2>Over time</h2><div class=\"panel\">{}{}<p class=\"muted\">{} of {} \
          (chosen from the span; at most {}); hover over the chart for a bucket's counts.</p></div>",
         chart::stacked(&buckets, panels, unit),
         chart::legend(panels, totals),
-        buckets.rows.len(),
+        plural(buckets.rows.len(), "bucket"),
         width_words(buckets.width),
         timeline::BUCKETS
     );
@@ -1050,8 +1063,9 @@ fn graph_section(b: &mut String, policy: &Policy, hits: &[u64], unit: &str) {
         g.groups,
         if g.open_egress > 0 {
             format!(
-                "{} egress rules allowing any address (0.0.0.0/0, ::/0) are not drawn.",
-                g.open_egress
+                "{} allowing any address (0.0.0.0/0, ::/0) {} not drawn.",
+                plural(g.open_egress, "egress rule"),
+                if g.open_egress == 1 { "is" } else { "are" }
             )
         } else {
             String::new()

@@ -79,12 +79,18 @@ pub struct Buckets<'a> {
 }
 
 impl Timeline {
-    pub fn new(series: usize) -> Timeline {
+    /// Buckets of at least `finest` ns (the input's time resolution: 1 s
+    /// for flow-log `start` times), at most [`BUCKETS`] of them.
+    pub fn new(series: usize, finest: u64) -> Timeline {
         let series = series.max(1);
+        let step = WIDTHS
+            .iter()
+            .position(|&w| w >= finest)
+            .unwrap_or(WIDTHS.len() - 1);
         Timeline {
             series,
-            step: 0,
-            width: WIDTHS[0],
+            step,
+            width: WIDTHS[step],
             range: None,
             counts: vec![0; BUCKETS * series],
         }
@@ -303,7 +309,9 @@ pub fn tick_step(span: u64, most: u64) -> u64 {
 
 /// A duration in words: `2.5 s`, `3 min 20 s`, `2 h 5 min`, `3 d 4 h`.
 pub fn duration(ns: u64) -> String {
-    if ns < MS {
+    if ns == 0 {
+        "0 s".into()
+    } else if ns < MS {
         format!("{:.1} µs", ns as f64 / US as f64)
     } else if ns < S {
         format!("{:.1} ms", ns as f64 / MS as f64)
@@ -342,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_long_span_is_merged_into_the_buckets_without_losing_a_count() {
-        let mut t = Timeline::new(2);
+        let mut t = Timeline::new(2, 1);
         let start = 1_700_000_000 * S;
         // One event a second for an hour, series by parity.
         for i in 0..3600u64 {
@@ -366,8 +374,16 @@ mod tests {
     }
 
     #[test]
+    fn the_finest_width_is_the_inputs_resolution() {
+        let mut t = Timeline::new(1, S);
+        t.add(1_700_000_000 * S, 0);
+        assert_eq!(t.buckets().width, S);
+        assert_eq!(t.buckets().rows.len(), 1);
+    }
+
+    #[test]
     fn time_going_backwards_widens_the_range_to_the_left() {
-        let mut t = Timeline::new(1);
+        let mut t = Timeline::new(1, 1);
         let base = 1_000 * S;
         t.add(base + 5 * US, 0);
         t.add(base, 0); // 5 buckets earlier: shifts right
@@ -405,5 +421,6 @@ mod tests {
         assert_eq!(width_words(2 * MIN), "2 min");
         assert_eq!(width_words(200 * US), "200 µs");
         assert_eq!(duration(90 * S), "1 min 30 s");
+        assert_eq!(duration(0), "0 s");
     }
 }
