@@ -595,3 +595,57 @@ fn a_report_that_cannot_be_created_is_an_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("cannot create no/such/dir/r.html"), "{err}");
 }
+
+#[test]
+fn an_interrupted_replay_says_so_in_its_report() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sgplane"))
+        .args([
+            "-c",
+            "policy.toml",
+            "replay",
+            "-",
+            "--json",
+            "--no-progress",
+        ])
+        .args(["--report", "int.html"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&pcap(&story())).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) on a child this test started and has not waited for.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    // The input stays open: sgplane stops on the signal, not on EOF.
+    let o = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = summary["packets"].as_u64().unwrap();
+    assert!(n <= story().len() as u64, "{n} packets judged");
+    let page = std::fs::read_to_string(dir.path().join("int.html")).unwrap();
+    assert!(
+        page.contains(&format!(
+            "<b>Interrupted</b> by SIGINT at packet {}",
+            num(n)
+        )),
+        "the note"
+    );
+    assert_self_contained(&page);
+}

@@ -146,12 +146,13 @@ pub fn stacked(b: &Buckets, panels: &[Panel], unit: &str) -> String {
 /// first tick and wherever the day changes.
 fn axis(s: &mut String, b: &Buckets, n: usize, bw: f64, height: f64) {
     let base = height - AXIS_H;
-    let span = b.width * n as u64;
+    let span = b.width.saturating_mul(n as u64);
+    let end = b.start.saturating_add(span);
     let step = tick_step(span, 8).max(1);
     let x_of = |t: u64| LEFT + (t - b.start) as f64 / b.width as f64 * bw;
-    let mut t = b.start.next_multiple_of(step);
+    let mut next = b.start.checked_next_multiple_of(step);
     let mut last_date = String::new();
-    while t <= b.start + span {
+    while let Some(t) = next.filter(|&t| t <= end) {
         let u = Utc::from_ns(t);
         let x = x_of(t);
         // A label at the right end would run off the picture.
@@ -177,7 +178,7 @@ fn axis(s: &mut String, b: &Buckets, n: usize, bw: f64, height: f64) {
             );
             last_date = date;
         }
-        t += step;
+        next = t.checked_add(step);
     }
     let _ = write!(
         s,
@@ -191,8 +192,8 @@ fn axis(s: &mut String, b: &Buckets, n: usize, bw: f64, height: f64) {
 fn hover(s: &mut String, b: &Buckets, panels: &[Panel], bw: f64, height: f64, unit: &str) {
     s.push_str("<g class=\"hover\">");
     for (i, row) in b.rows.iter().enumerate() {
-        let from = Utc::from_ns(b.start + i as u64 * b.width);
-        let to = Utc::from_ns(b.start + (i as u64 + 1) * b.width);
+        let at = |k: u64| b.start.saturating_add(k.saturating_mul(b.width));
+        let (from, to) = (Utc::from_ns(at(i as u64)), Utc::from_ns(at(i as u64 + 1)));
         let mut tip = format!(
             "{} {} – {} UTC",
             from.date(),
@@ -244,6 +245,33 @@ pub fn legend(panels: &[Panel], totals: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ends_of_time_draw_without_overflowing() {
+        use super::super::timeline::Timeline;
+        let panels = [Panel {
+            title: "t".into(),
+            series: vec![Series {
+                label: "a".into(),
+                color: "#000",
+                column: 0,
+            }],
+        }];
+        for ts in [
+            [0, 0],
+            [u64::MAX, u64::MAX],
+            [0, u64::MAX],
+            [u64::MAX - 5, 3],
+        ] {
+            let mut t = Timeline::new(1, 1);
+            for x in ts {
+                t.add(x, 0);
+            }
+            assert_eq!(t.totals(), vec![2]);
+            let svg = stacked(&t.buckets(), &panels, "packets");
+            assert!(svg.ends_with("</svg>") && svg.contains("time (UTC)"));
+        }
+    }
 
     #[test]
     fn y_axes_have_round_steps_and_at_most_five_intervals() {

@@ -606,7 +606,14 @@ impl FlowLogHtml {
             *hits += 1;
         }
         let decided = j.decision.map(|(i, _)| i);
-        match j.decision.filter(|_| rj.at_named_interface) {
+        // At the interface `interface-id` names, in the direction it was
+        // judged (its groups' decision, or the subnet ACL's that denied it).
+        let at = rj
+            .at_named_interface
+            .then(|| r.interface.and_then(|n| policy.interface_id(n)))
+            .flatten();
+        let dir = j.decision.map(|(_, d)| d).or(j.nacl.map(|a| a.direction));
+        match at.zip(dir) {
             Some((i, dir)) => {
                 if let Some(c) = self.interfaces.counts.get_mut(i as usize) {
                     c.count(dir, j.verdict);
@@ -976,6 +983,13 @@ fn meta_list(items: &[(&str, String)]) -> String {
 
 fn time_section(b: &mut String, t: &Timeline, panels: &[Panel], totals: &[u64], unit: &str) {
     let buckets = t.buckets();
+    if buckets.rows.is_empty() {
+        let _ = write!(
+            b,
+            "<h2>Over time</h2><p class=\"muted\">No {unit} with a time.</p>"
+        );
+        return;
+    }
     let _ = write!(
         b,
         "<h2>Over time</h2><div class=\"panel\">{}{}<p class=\"muted\">{} of {} \

@@ -304,7 +304,11 @@ pub fn tick_step(span: u64, most: u64) -> u64 {
         .iter()
         .copied()
         .find(|&t| t >= want)
-        .unwrap_or_else(|| want.next_multiple_of(365 * DAY).max(365 * DAY))
+        .unwrap_or_else(|| {
+            want.checked_next_multiple_of(365 * DAY)
+                .unwrap_or(want)
+                .max(365 * DAY)
+        })
 }
 
 /// A duration in words: `2.5 s`, `3 min 20 s`, `2 h 5 min`, `3 d 4 h`.
