@@ -516,7 +516,7 @@ impl CaptureHtml {
         // Rules.
         rules_section(&mut b, policy, &engine.stats().rule_hits, "new flows");
         if !report.nacl_hits.is_empty() {
-            b.push_str("<h3>Network ACL entries (packets decided)</h3>");
+            b.push_str("<div class=\"cols\"><div><h3>Network ACL entries (packets decided)</h3>");
             let mut t = Table::new("nacl", &[("packets", true), ("entry", false)]);
             for h in report.nacl_hits.iter().take(LISTED) {
                 t.row(&[num(h.packets), mono(&h.rule)]);
@@ -529,6 +529,7 @@ impl CaptureHtml {
                     report.nacl_hits.len() - LISTED
                 );
             }
+            b.push_str("</div></div>");
         }
 
         b.push_str("<h2>Interfaces</h2>");
