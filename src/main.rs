@@ -266,6 +266,11 @@ struct ReplayArgs {
     /// policy allows NEW would deny: a gate for a policy change in CI.
     #[arg(long, value_name = "NEW")]
     compare: Option<PathBuf>,
+    /// Write a self-contained HTML report (verdicts over time by reason, top
+    /// denied flows and rules, per-interface counts, the security-group
+    /// reference graph); for a flow log, records agreeing and differing.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -694,6 +699,7 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         account_id: a.account_id,
         annotate: a.annotate,
         compare,
+        report: a.report,
     };
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| progress_bar(size));
     let mut tick = |bytes: u64, packets: u64| {
@@ -810,6 +816,7 @@ fn replay_flow_log(
     let outputs = Outputs {
         verdicts: a.verdicts,
         compare,
+        report: a.report,
         ..Outputs::default()
     };
     let interrupt = Arc::new(AtomicUsize::new(0));

@@ -19,6 +19,7 @@ use crate::io::flowlog::{Action, Entry, FlowDirection, Reader, Record};
 use crate::output::{VerdictFormat, VerdictWriter};
 use crate::policy::{Direction, Flow, IfaceId, Policy, Reason, Verdict};
 
+use super::report::FlowLogHtml;
 use super::{open_text, writing, Outputs, Result};
 
 /// Differing records listed in the summary (all are counted).
@@ -438,6 +439,11 @@ pub fn replay_flow_log(
         let unit = super::compare::Unit::Records;
         (c.rules(), super::compare::Comparison::new(c.name(), unit))
     });
+    let mut html = out
+        .report
+        .as_deref()
+        .map(|p| FlowLogHtml::create(p, &rules.policy))
+        .transpose()?;
     let mut index = 0u64;
     let mut last_line = 0;
     loop {
@@ -471,6 +477,9 @@ pub fn replay_flow_log(
                     let nj = judge(new, &r).judgement;
                     c.observe_record(index, line, &r, &rj.judgement, &nj);
                 }
+                if let Some(h) = html.as_mut() {
+                    h.observe(&r, &rj, &rules.policy);
+                }
                 if let Some((w, path)) = verdicts.as_mut() {
                     w.write_record(index, &r, &rj.judgement, &rules.policy)
                         .map_err(writing(path))?;
@@ -487,5 +496,8 @@ pub fn replay_flow_log(
     }
     report.finish(started.elapsed());
     report.compare = compared.map(|(new, c)| c.finish(&rules.policy, &new.policy));
+    if let Some(h) = html {
+        h.finish(&report, &rules.policy)?;
+    }
     Ok(report)
 }

@@ -14,6 +14,7 @@ pub mod compare;
 mod distinct;
 pub mod flowlogs;
 mod heavy;
+mod report;
 mod summary;
 
 use std::fs::File;
@@ -28,6 +29,7 @@ use crate::output::AnnotatedCapture;
 use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
 pub use compare::{CompareWith, Compared};
 pub use flowlogs::{replay_flow_log, FlowLogReport};
+use report::CaptureHtml;
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
@@ -54,6 +56,8 @@ pub struct Outputs {
     /// flows whose verdict changes (`Report::compare`); the other outputs
     /// stay the main policy's.
     pub compare: Option<CompareWith>,
+    /// A self-contained HTML report ([`report`]).
+    pub report: Option<PathBuf>,
 }
 
 /// Why a replay could not run or could not write its outputs.
@@ -272,6 +276,11 @@ pub fn replay<R: Read + Send + 'static>(
     };
     let mut report = Report::new(input_name, format);
     let mut compared = out.compare.as_ref().map(compare::CapturePass::new);
+    let mut html = out
+        .report
+        .as_deref()
+        .map(|p| CaptureHtml::create(p, engine.policy()))
+        .transpose()?;
     let mut progress = progress;
     let mut index: u64 = 0;
     let mut offset: u64 = 0;
@@ -335,6 +344,9 @@ pub fn replay<R: Read + Send + 'static>(
             report.observe(j, p.ts, engine.policy());
             if let Some(c) = compared.as_mut() {
                 c.observe(index, p.ts, j, engine.policy());
+            }
+            if let Some(h) = html.as_mut() {
+                h.observe(j, p.ts, engine.policy());
             }
             if let Some((v, path)) = verdict_out.as_mut() {
                 v.write(index, p.ts, j, engine.policy())
@@ -405,6 +417,9 @@ pub fn replay<R: Read + Send + 'static>(
     report.compare = compared.map(|c| c.finish(engine.policy()));
     if let Some(signal) = interrupted {
         report.interrupt(signal as i32, offset);
+    }
+    if let Some(h) = html {
+        h.finish(&report, engine)?;
     }
     Ok(report)
 }
