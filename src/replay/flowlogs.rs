@@ -131,7 +131,8 @@ fn reply_of<'a>(r: &Record<'a>) -> Record<'a> {
 /// A record whose recorded action differs from sgplane's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
-    /// 1-based line of the input (of the decompressed text for gzip).
+    /// 1-based line of the input (of the decompressed text for gzip; the
+    /// row for Parquet).
     pub line: u64,
     pub proto: String,
     pub src: String,
@@ -172,6 +173,8 @@ pub struct FlowLogReport {
     pub input: String,
     pub format: &'static str,
     pub gzip: bool,
+    /// Read from Parquet (`line` numbers are then row numbers).
+    pub parquet: bool,
     /// The fields of the header line; the default's when there is none.
     pub fields: Vec<String>,
     pub header: bool,
@@ -209,6 +212,7 @@ impl FlowLogReport {
             input: input.to_string(),
             format: "vpc-flow-log",
             gzip: reader.gzip(),
+            parquet: reader.parquet(),
             fields: reader.format().fields.clone(),
             header: reader.format().header,
             records: 0,
@@ -301,12 +305,14 @@ impl FlowLogReport {
             s.push('\n');
         };
         let how = match (self.header, self.gzip) {
+            _ if self.parquet => format!("Parquet, {} columns", self.fields.len()),
             (true, false) => format!("header of {} fields", self.fields.len()),
             (true, true) => format!("gzip, header of {} fields", self.fields.len()),
             (false, false) => "version 2 default, no header".into(),
             (false, true) => "gzip, version 2 default, no header".into(),
         };
         line(format!("input: {} (VPC flow log, {how})", self.input));
+        let unit = if self.parquet { "row" } else { "line" };
         line(format!(
             "records: {} (judged {}, NODATA {}, SKIPDATA {}, malformed {})",
             self.records, self.judged, self.nodata, self.skipdata, self.malformed
@@ -342,7 +348,7 @@ impl FlowLogReport {
                     _ => String::new(),
                 };
                 line(format!(
-                    "  line {}: {} {}{} -> {}{} recorded {}, sgplane {} {} {}{at}{}",
+                    "  {unit} {}: {} {}{} -> {}{} recorded {}, sgplane {} {} {}{at}{}",
                     d.line,
                     d.proto,
                     d.src,
@@ -374,7 +380,7 @@ impl FlowLogReport {
                 .map(|m| format!("{} ({})", m.line, m.why))
                 .collect();
             line(format!(
-                "malformed lines: {}; first at lines {}",
+                "malformed {unit}s: {}; first at {unit}s {}",
                 self.malformed,
                 at.join(", ")
             ));
