@@ -11,6 +11,7 @@
 mod distinct;
 pub mod flowlogs;
 mod heavy;
+mod judge_memo;
 mod summary;
 
 use std::fs::File;

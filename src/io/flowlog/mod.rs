@@ -273,10 +273,24 @@ impl Format {
     fn fields_of<'a>(&self, line: &'a [u8]) -> Result<Entry<'a>, Malformed> {
         let line = std::str::from_utf8(line).map_err(|_| Malformed::NotText)?;
         let mut raw = Fields::default();
-        let mut n = 0;
-        for (i, field) in line.split_ascii_whitespace().enumerate() {
-            n += 1;
-            if let Some(&c) = self.columns.get(i) {
+        // Words between ASCII whitespace, as `split_ascii_whitespace` gives
+        // them, by one pass over the bytes.
+        let b = line.as_bytes();
+        let (mut i, mut n) = (0, 0);
+        loop {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i == b.len() {
+                break;
+            }
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            // ASCII bytes bound the word: it is whole characters.
+            let field = &line[start..i];
+            if let Some(&c) = self.columns.get(n) {
                 if c != Column::Other {
                     raw.0[c as usize] = if field == "-" {
                         Value::Absent
@@ -285,6 +299,7 @@ impl Format {
                     };
                 }
             }
+            n += 1;
         }
         if n != self.columns.len() {
             return Err(Malformed::FieldCount {
@@ -342,7 +357,7 @@ impl<'a> Fields<'a> {
     }
 
     fn addr(&self, c: Column, name: &'static str) -> Result<IpAddr, Malformed> {
-        self.word(c).and_then(|s| s.parse().ok()).ok_or(bad(name))
+        self.word(c).and_then(parse_addr).ok_or(bad(name))
     }
 
     /// What the fields make: a record, NODATA, SKIPDATA, or why none.
@@ -409,6 +424,36 @@ impl<'a> Fields<'a> {
             action,
             direction,
         }))
+    }
+}
+
+/// An address as `str::parse` reads it, dotted IPv4 the quick way (what
+/// it takes, std takes alike; anything else goes to std).
+#[inline]
+fn parse_addr(s: &str) -> Option<IpAddr> {
+    fn v4(b: &[u8]) -> Option<[u8; 4]> {
+        let mut out = [0u8; 4];
+        let mut parts = b.split(|&c| c == b'.');
+        for o in &mut out {
+            let p = parts.next()?;
+            // 1-3 digits, no leading zero (std refuses those).
+            if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+                return None;
+            }
+            let mut v = 0u16;
+            for &d in p {
+                if !d.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + u16::from(d - b'0');
+            }
+            *o = u8::try_from(v).ok()?;
+        }
+        parts.next().is_none().then_some(out)
+    }
+    match v4(s.as_bytes()) {
+        Some(o) => Some(IpAddr::from(o)),
+        None => s.parse().ok(),
     }
 }
 
