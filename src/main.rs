@@ -175,7 +175,8 @@ struct RunArgs {
     /// An existing interface (veth, physical), through AF_PACKET; give two.
     #[arg(long, value_name = "NAME", num_args = 1, action = clap::ArgAction::Append)]
     iface: Vec<String>,
-    /// Write one verdict line per packet (JSON lines, or CSV if FILE ends in .csv).
+    /// Write one verdict line per packet (JSON lines, or CSV if FILE ends in
+    /// .csv, or Parquet if .parquet, complete once sgplane stops).
     #[arg(long, value_name = "FILE")]
     verdicts: Option<PathBuf>,
     /// Write VPC Flow Log lines: each aggregation window once the clock

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Judge a large account's VPC Flow Logs on Spark with sgplane.
 
-Spark reads the flow-log Parquet partitions as AWS delivers them (or text,
-gzip or not); each Spark partition's records go, as text with a header line
-of their field names, through
+Spark reads the flow-log Parquet partitions as AWS delivers them; each Spark
+partition's records go, as text with a header line of their field names,
+through
 
     sgplane -c policy.toml replay - --verdicts - --json
 
 on the executor that holds them (mapPartitions, the policy and the binary
-shipped to every executor with SparkContext.addFile). sgplane writes one
+shipped to every executor with SparkContext.addFile). With --files, each
+input file (text, gzip or Parquet, as S3 holds it) is piped whole instead. sgplane writes one
 JSON verdict line per judged record on stdout and the partition's summary
 on stderr; this script gathers the summaries' counts, keeps the records
 whose recorded action differs from sgplane's verdict, and writes every
@@ -61,11 +62,21 @@ KNOWN_FIELDS = set(DEFAULT_FIELDS) | {
 }
 
 
-def judge_partition(lines, policy_name, binary_name):
-    """Runs sgplane over one partition's text lines (header first).
+def differs(line):
+    """Whether a verdict line's verdict differs from its recorded action
+    (by its text: no JSON decoding for the many that agree)."""
+    allowed = '"verdict":"allow"' in line
+    accepted = '"recorded_action":"ACCEPT"' in line
+    return allowed != accepted
 
-    Yields ("verdict", json line) for every judged record and one
-    ("summary", json) for the partition.
+
+def judge_stream(chunks, policy_name, binary_name, keep_all):
+    """Runs sgplane over one stream of flow-log bytes (text lines with their
+    header, or a whole file as S3 holds it: text, gzip or Parquet).
+
+    Yields ("differ", json line) for every record whose verdict differs from
+    its recorded action, ("verdict", json line) for every judged record when
+    keep_all, and one ("summary", json) for the stream.
     """
     binary = SparkFiles.get(binary_name)
     policy = SparkFiles.get(policy_name)
@@ -81,8 +92,8 @@ def judge_partition(lines, policy_name, binary_name):
 
     def feed():
         try:
-            for line in lines:
-                proc.stdin.write(line.encode() + b"\n")
+            for chunk in chunks:
+                proc.stdin.write(chunk)
         finally:
             proc.stdin.close()
 
@@ -92,7 +103,11 @@ def judge_partition(lines, policy_name, binary_name):
     reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))
     reader.start()
     for line in proc.stdout:
-        yield ("verdict", line.decode())
+        line = line.decode()
+        if differs(line):
+            yield ("differ", line)
+        if keep_all:
+            yield ("verdict", line)
     writer.join()
     reader.join()
     code = proc.wait()
@@ -101,17 +116,22 @@ def judge_partition(lines, policy_name, binary_name):
     yield ("summary", err[0].decode())
 
 
-def as_text(fields):
-    """A partition's rows as flow-log text: its header, then one line per
-    row, null as "-" (as AWS writes an absent field in text)."""
-    header = " ".join(fields)
+def with_header(fields):
+    """A partition's text lines as one flow log: its header line first."""
+    header = (" ".join(fields) + "\n").encode()
 
-    def lines(rows):
+    def chunks(lines):
         yield header
-        for row in rows:
-            yield " ".join("-" if v is None else str(v) for v in row)
+        batch = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) == 4096:
+                yield ("\n".join(batch) + "\n").encode()
+                batch = []
+        if batch:
+            yield ("\n".join(batch) + "\n").encode()
 
-    return lines
+    return chunks
 
 
 def make_demo(spark, path, n):
@@ -158,7 +178,9 @@ def main():
     ap.add_argument("inputs", nargs="*", help="flow-log Parquet directories or files, or text files")
     ap.add_argument("--policy", help="the sgplane policy the records are judged under")
     ap.add_argument("--sgplane", default="target/release/sgplane", help="the sgplane binary")
-    ap.add_argument("--text", action="store_true", help="the inputs are text flow logs (gzip or not)")
+    ap.add_argument("--files", action="store_true",
+                    help="pipe each input file whole, as S3 holds it (text, gzip or Parquet), "
+                         "instead of reading Parquet partitions with Spark")
     ap.add_argument("--out", help="write every verdict here as Parquet")
     ap.add_argument("--master", default="local[*]")
     ap.add_argument("--partitions", type=int, help="repartition the records into this many")
@@ -180,30 +202,32 @@ def main():
     sc.addFile(os.path.abspath(a.sgplane))
     policy_name, binary_name = os.path.basename(a.policy), os.path.basename(a.sgplane)
 
-    if a.text:
-        # Each file keeps its own header line: files are not split, and a
-        # partition's lines go through sgplane as they are.
-        lines = sc.textFile(",".join(a.inputs))
+    started = time.time()
+    keep = bool(a.out)
+    if a.files:
+        # One sgplane per file, fed the file's bytes: each keeps its header
+        # and its compression, and sgplane recognises what it is.
+        files = sc.binaryFiles(",".join(a.inputs))
         if a.partitions:
-            raise SystemExit("--partitions needs Parquet input (text keeps each file's header)")
+            files = files.repartition(a.partitions)
+        judged = files.flatMap(lambda kv: judge_stream([kv[1]], policy_name, binary_name, keep))
     else:
+        from pyspark.sql import functions as F
         df = spark.read.parquet(*a.inputs)
         cols = [c for c in df.columns if c.replace("_", "-") in KNOWN_FIELDS]
         fields = [c.replace("_", "-") for c in cols]
-        rows = df.select(*cols).rdd.map(tuple)
+        # Each row as its text line, made in the JVM (null as "-", as AWS
+        # writes an absent field in text).
+        line = F.concat_ws(" ", *[F.coalesce(F.col(c).cast("string"), F.lit("-")) for c in cols])
+        lines = df.select(line.alias("line")).rdd.map(lambda r: r[0])
         if a.partitions:
-            rows = rows.repartition(a.partitions)
-        lines = rows.mapPartitions(as_text(fields))
-
-    started = time.time()
-    judged = lines.mapPartitions(lambda it: judge_partition(it, policy_name, binary_name)) \
-                  .persist(StorageLevel.MEMORY_AND_DISK)
+            lines = lines.repartition(a.partitions)
+        judged = lines.mapPartitions(with_header(fields)).mapPartitions(
+            lambda it: judge_stream(it, policy_name, binary_name, keep))
+    judged = judged.persist(StorageLevel.MEMORY_AND_DISK)
     summaries = [json.loads(s) for k, s in judged.filter(lambda kv: kv[0] == "summary").collect()]
     elapsed = time.time() - started
-    lines_out = judged.filter(lambda kv: kv[0] == "verdict").map(lambda kv: kv[1])
-    verdicts = lines_out.map(json.loads)
-    differing = verdicts.filter(
-        lambda v: (v["verdict"] == "allow") != (v["recorded_action"] == "ACCEPT"))
+    differing = judged.filter(lambda kv: kv[0] == "differ").map(lambda kv: json.loads(kv[1]))
 
     total = {k: sum(s[k] for s in summaries) for k in
              ("records", "judged", "agreeing", "differing", "nodata", "skipdata", "malformed")}
@@ -217,6 +241,7 @@ def main():
     for v in differing.take(10):
         print("  ", json.dumps(v))
     if a.out:
+        lines_out = judged.filter(lambda kv: kv[0] == "verdict").map(lambda kv: kv[1])
         spark.read.json(lines_out).write.mode("overwrite").parquet(a.out)
         print(f"verdicts written to {a.out}")
     spark.stop()

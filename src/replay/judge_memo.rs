@@ -8,7 +8,8 @@
 //! rule of the policy names source ports (network ACL entries never do):
 //! then every source port is judged alike, and a client's connections
 //! from ever-new ephemeral ports share one entry. The memo is a
-//! direct-mapped table: a colliding key replaces the entry, so memory is
+//! table of two places per key (two-choice, like a 2-way cache): a
+//! colliding key replaces an entry, so memory is
 //! fixed and a miss costs one judgement, as without the memo.
 
 use std::net::IpAddr;
@@ -168,14 +169,25 @@ impl<'r> JudgeMemo<'r> {
                 Some(FlowDirection::Egress) => 2,
             },
         };
-        let slot = key.hash() as usize & (SLOTS - 1);
-        if let Some((k, j)) = &self.slots[slot] {
-            if *k == key {
-                return j.judgement();
+        // Two neighbouring places a key may be in (one memory fetch); a new
+        // key takes an empty one, else the first, whose entry moves on.
+        let a = key.hash() as usize & (SLOTS - 1);
+        let b = a ^ 1;
+        for slot in [a, b] {
+            if let Some((k, j)) = &self.slots[slot] {
+                if *k == key {
+                    return j.judgement();
+                }
             }
         }
         let j = judge_at(self.rules, iface, r);
-        self.slots[slot] = Some((key, Kept::of(&j)));
+        let kept = Some((key, Kept::of(&j)));
+        if self.slots[b].is_none() {
+            self.slots[b] = kept;
+        } else {
+            self.slots[b] = self.slots[a].take();
+            self.slots[a] = kept;
+        }
         j
     }
 }
