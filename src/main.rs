@@ -177,7 +177,8 @@ struct RunArgs {
     /// An existing interface (veth, physical), through AF_PACKET; give two.
     #[arg(long, value_name = "NAME", num_args = 1, action = clap::ArgAction::Append)]
     iface: Vec<String>,
-    /// Write one verdict line per packet (JSON lines, or CSV if FILE ends in .csv).
+    /// Write one verdict line per packet (JSON lines, or CSV if FILE ends in
+    /// .csv, or Parquet if .parquet, complete once sgplane stops).
     #[arg(long, value_name = "FILE")]
     verdicts: Option<PathBuf>,
     /// Write VPC Flow Log lines: each aggregation window once the clock
@@ -224,8 +225,9 @@ struct GwlbArgs {
 
 #[derive(Args, Debug)]
 struct ReplayArgs {
-    /// pcap or pcapng file, or an AWS VPC Flow Log (text or gzip: each
-    /// record judged as a new flow), or - for standard input.
+    /// pcap or pcapng file, or an AWS VPC Flow Log (text, gzip or Parquet:
+    /// each record judged as a new flow), or - for standard input (Parquet
+    /// from standard input is read into memory first: its index is at its end).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
     /// Judge every packet in this VPC (for captures inside one VPC of a
@@ -236,7 +238,9 @@ struct ReplayArgs {
     /// mirrors, whose VPC its packets are judged in (repeatable).
     #[arg(long, value_name = "VNI=ENI")]
     mirror: Vec<sgplane::policy::MirrorSession>,
-    /// Write one verdict line per packet: JSON lines, or CSV if FILE ends in .csv; - for stdout.
+    /// Write one verdict line per packet (or flow-log record): JSON lines,
+    /// CSV if FILE ends in .csv, Parquet (one row each, the same columns)
+    /// if it ends in .parquet; - for stdout (JSON lines).
     #[arg(long, value_name = "FILE")]
     verdicts: Option<PathBuf>,
     /// Write the allowed packets to this capture (same format, link type and timestamps).
@@ -676,6 +680,11 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
     } else {
         a.input.display().to_string()
     };
+    if !stdin {
+        if let Some(r) = replay::recognise_parquet_file(&a.input, &name)? {
+            return replay_flow_log(&engine, r, &name, a, compare);
+        }
+    }
     let (input, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
         (Box::new(std::io::stdin()), None)
     } else {

@@ -1,11 +1,12 @@
 //! What sgplane writes about the packets it judged, shared by `replay` and
-//! the live modes: the per-packet verdict lines (SPEC §4, JSON lines or CSV)
-//! and the VPC Flow Logs version 2 records, aggregated per window; and the
+//! the live modes: the per-packet verdict lines (SPEC §4, JSON lines, CSV or
+//! Parquet) and the VPC Flow Logs version 2 records, aggregated per window; and the
 //! packets themselves as pcapng with each verdict in a packet comment.
 
 mod annotate;
 mod flowlog;
 mod verdicts;
+mod verdicts_parquet;
 
 pub use annotate::{comment, AnnotatedCapture};
 pub use flowlog::{AggregationInterval, FlowLog};

@@ -1,5 +1,6 @@
 //! Per-packet verdict lines (SPEC §4): JSON lines, or CSV with the same
-//! columns; a flow-log record's line adds `recorded_action` (SPEC §10).
+//! columns, or Parquet rows ([`super::verdicts_parquet`]); a flow-log
+//! record's line adds `recorded_action` (SPEC §10).
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -12,18 +13,22 @@ use crate::policy::nacl::AclRuleName;
 use crate::policy::{Policy, RuleName};
 use crate::wire::L4;
 
-/// JSON lines or CSV.
+use super::verdicts_parquet::{ParquetVerdicts, Row};
+
+/// JSON lines, CSV or Parquet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictFormat {
     JsonLines,
     Csv,
+    Parquet,
 }
 
 impl VerdictFormat {
-    /// CSV for a `.csv` file name, JSON lines otherwise.
+    /// CSV for a `.csv` file name, Parquet for `.parquet`, JSON lines otherwise.
     pub fn for_path(p: &Path) -> VerdictFormat {
         match p.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("csv") => VerdictFormat::Csv,
+            Some(e) if e.eq_ignore_ascii_case("parquet") => VerdictFormat::Parquet,
             _ => VerdictFormat::JsonLines,
         }
     }
@@ -75,9 +80,9 @@ fn write_ts(w: &mut dyn Write, ts: Option<u64>, nanos: bool, none: &str) -> io::
     }
 }
 
-/// Writes one line per packet (or per flow-log record).
+/// Writes one line (Parquet: row) per packet (or per flow-log record).
 pub struct VerdictWriter {
-    w: Box<dyn Write>,
+    w: Sink,
     format: VerdictFormat,
     /// Timestamps with 9 decimals instead of 6.
     nanos: bool,
@@ -92,7 +97,11 @@ impl VerdictWriter {
         if format == VerdictFormat::Csv {
             writeln!(w, "{}", COLUMNS.join(","))?;
         }
-        Ok(VerdictWriter { w, format, nanos })
+        Ok(VerdictWriter {
+            w: Sink::new(w, format, nanos, false)?,
+            format,
+            nanos,
+        })
     }
 
     /// A writer of flow-log records' lines: the packet columns and
@@ -102,7 +111,7 @@ impl VerdictWriter {
             writeln!(w, "{},{RECORDED_ACTION}", COLUMNS.join(","))?;
         }
         Ok(VerdictWriter {
-            w,
+            w: Sink::new(w, format, false, true)?,
             format,
             nanos: false,
         })
@@ -157,8 +166,29 @@ impl VerdictWriter {
         let (index, proto, ports) = (l.index, l.proto, l.ports);
         let zone = l.zone.as_deref();
         let nanos = self.nanos;
-        let w = &mut self.w;
+        let w = match &mut self.w {
+            Sink::Lines(w) => w,
+            Sink::Parquet(p) => {
+                let (src, dst) = (l.ends.map(|e| e.0), l.ends.map(|e| e.1));
+                return p.push(&Row {
+                    index,
+                    ts: l.ts,
+                    verdict: &j.verdict,
+                    reason: &j.reason,
+                    rule: rule.as_ref().map(|r| r as _),
+                    interface: iface,
+                    direction: dir,
+                    proto: proto.as_ref().map(|p| p as _),
+                    src: src.as_ref().map(|a| a as _),
+                    dst: dst.as_ref().map(|a| a as _),
+                    ports,
+                    zone,
+                    recorded: l.recorded,
+                });
+            }
+        };
         match self.format {
+            VerdictFormat::Parquet => unreachable!("Parquet has its own sink"),
             VerdictFormat::JsonLines => {
                 write!(w, "{{\"index\":{index},\"ts\":")?;
                 write_ts(w, l.ts, nanos, "null")?;
@@ -214,8 +244,33 @@ impl VerdictWriter {
         }
     }
 
-    pub fn finish(mut self) -> io::Result<()> {
-        self.w.flush()
+    pub fn finish(self) -> io::Result<()> {
+        match self.w {
+            Sink::Lines(mut w) => w.flush(),
+            Sink::Parquet(p) => p.finish(),
+        }
+    }
+}
+
+/// Where lines go: text, or a Parquet file's rows.
+enum Sink {
+    Lines(Box<dyn Write>),
+    Parquet(Box<ParquetVerdicts>),
+}
+
+impl Sink {
+    fn new(
+        w: Box<dyn Write>,
+        format: VerdictFormat,
+        nanos: bool,
+        records: bool,
+    ) -> io::Result<Sink> {
+        Ok(match format {
+            VerdictFormat::Parquet => {
+                Sink::Parquet(Box::new(ParquetVerdicts::new(w, nanos, records)?))
+            }
+            _ => Sink::Lines(w),
+        })
     }
 }
 

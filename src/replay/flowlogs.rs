@@ -9,6 +9,7 @@
 //! hold: the summary says so rather than calling either side wrong.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::io::flowlog::{Action, Entry, FlowDirection, Reader, Record};
 use crate::output::{VerdictFormat, VerdictWriter};
 use crate::policy::{Direction, Flow, IfaceId, Policy, Reason, Verdict};
 
+use super::judge_memo::JudgeMemo;
 use super::report::FlowLogHtml;
 use super::{open_text, writing, Outputs, Result};
 
@@ -43,8 +45,13 @@ pub struct RecordJudgement {
 /// interface's decision, and the ACL of its subnet in that direction.
 /// Otherwise both ends, as for a packet's new flow.
 pub fn judge(rules: &Ruleset, r: &Record) -> RecordJudgement {
+    let iface = r.interface.and_then(|n| rules.policy.interface_id(n));
+    judge_at(rules, iface, r)
+}
+
+/// [`judge`] with the record's interface already looked up.
+pub fn judge_at(rules: &Ruleset, iface: Option<IfaceId>, r: &Record) -> RecordJudgement {
     let policy = &rules.policy;
-    let iface = r.interface.and_then(|n| policy.interface_id(n));
     let zone = iface
         .and_then(|i| policy.interface(i).space)
         .or_else(|| policy.zone_of(None, r.src, r.dst));
@@ -132,7 +139,8 @@ fn reply_of<'a>(r: &Record<'a>) -> Record<'a> {
 /// A record whose recorded action differs from sgplane's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
-    /// 1-based line of the input (of the decompressed text for gzip).
+    /// 1-based line of the input (of the decompressed text for gzip; the
+    /// row for Parquet).
     pub line: u64,
     pub proto: String,
     pub src: String,
@@ -173,6 +181,8 @@ pub struct FlowLogReport {
     pub input: String,
     pub format: &'static str,
     pub gzip: bool,
+    /// Read from Parquet (`line` numbers are then row numbers).
+    pub parquet: bool,
     /// The fields of the header line; the default's when there is none.
     pub fields: Vec<String>,
     pub header: bool,
@@ -213,6 +223,7 @@ impl FlowLogReport {
             input: input.to_string(),
             format: "vpc-flow-log",
             gzip: reader.gzip(),
+            parquet: reader.parquet(),
             fields: reader.format().fields.clone(),
             header: reader.format().header,
             records: 0,
@@ -245,7 +256,15 @@ impl FlowLogReport {
     }
 
     /// Counts one judged record; a differing one is listed while there is room.
-    fn observe(&mut self, rules: &Ruleset, line: u64, r: &Record, rj: &RecordJudgement) {
+    /// `scratch`: a buffer for the deciding rule's name, kept between calls.
+    fn observe(
+        &mut self,
+        memo: &mut JudgeMemo,
+        scratch: &mut String,
+        line: u64,
+        r: &Record,
+        rj: &RecordJudgement,
+    ) {
         self.judged += 1;
         self.judged_at_interface += u64::from(rj.at_named_interface);
         let j = &rj.judgement;
@@ -259,7 +278,7 @@ impl FlowLogReport {
         }
         self.differing += 1;
         let reverse_allowed = r.action == Action::Accept
-            && judge(rules, &reply_of(r)).judgement.verdict == Verdict::Allow;
+            && memo.judge(&reply_of(r)).judgement.verdict == Verdict::Allow;
         match r.action {
             Action::Accept => {
                 self.recorded_accept_denied += 1;
@@ -267,13 +286,25 @@ impl FlowLogReport {
             }
             Action::Reject => self.recorded_reject_allowed += 1,
         }
-        let policy = &rules.policy;
-        let (rule, interface, direction) = named(policy, j);
-        *self
-            .differing_by_rule
-            .entry(rule.clone().unwrap_or_else(|| j.reason.to_string()))
-            .or_default() += 1;
+        let policy = &memo.rules().policy;
+        // By the rule's name, or the reason where no rule decided; named
+        // into the kept buffer, so only a new name allocates.
+        scratch.clear();
+        let _ = match (j.nacl, policy.nacls()) {
+            (Some(d), Some(n)) => write!(scratch, "{}", n.rule_name(&d)),
+            _ => match j.rule {
+                Some(id) => write!(scratch, "{}", policy.rule_name(id)),
+                None => write!(scratch, "{}", j.reason),
+            },
+        };
+        match self.differing_by_rule.get_mut(scratch.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                self.differing_by_rule.insert(scratch.clone(), 1);
+            }
+        }
         if self.differences.len() < LISTED {
+            let (rule, interface, direction) = named(policy, j);
             self.differences.push(Difference {
                 line,
                 proto: r.proto.to_string(),
@@ -306,12 +337,14 @@ impl FlowLogReport {
             s.push('\n');
         };
         let how = match (self.header, self.gzip) {
+            _ if self.parquet => format!("Parquet, {} columns", self.fields.len()),
             (true, false) => format!("header of {} fields", self.fields.len()),
             (true, true) => format!("gzip, header of {} fields", self.fields.len()),
             (false, false) => "version 2 default, no header".into(),
             (false, true) => "gzip, version 2 default, no header".into(),
         };
         line(format!("input: {} (VPC flow log, {how})", self.input));
+        let unit = if self.parquet { "row" } else { "line" };
         line(format!(
             "records: {} (judged {}, NODATA {}, SKIPDATA {}, malformed {})",
             self.records, self.judged, self.nodata, self.skipdata, self.malformed
@@ -347,7 +380,7 @@ impl FlowLogReport {
                     _ => String::new(),
                 };
                 line(format!(
-                    "  line {}: {} {}{} -> {}{} recorded {}, sgplane {} {} {}{at}{}",
+                    "  {unit} {}: {} {}{} -> {}{} recorded {}, sgplane {} {} {}{at}{}",
                     d.line,
                     d.proto,
                     d.src,
@@ -379,7 +412,7 @@ impl FlowLogReport {
                 .map(|m| format!("{} ({})", m.line, m.why))
                 .collect();
             line(format!(
-                "malformed lines: {}; first at lines {}",
+                "malformed {unit}s: {}; first at {unit}s {}",
                 self.malformed,
                 at.join(", ")
             ));
@@ -435,6 +468,8 @@ pub fn replay_flow_log(
         )),
         None => None,
     };
+    let mut memo = JudgeMemo::new(rules);
+    let mut scratch = String::new();
     let mut compared = out.compare.as_ref().map(|c| {
         let unit = super::compare::Unit::Records;
         (c.rules(), super::compare::Comparison::new(c.name(), unit))
@@ -471,8 +506,8 @@ pub fn replay_flow_log(
         report.records += 1;
         match entry {
             Entry::Record(r) => {
-                let rj = judge(rules, &r);
-                report.observe(rules, line, &r, &rj);
+                let rj = memo.judge(&r);
+                report.observe(&mut memo, &mut scratch, line, &r, &rj);
                 if let Some((new, c)) = compared.as_mut() {
                     let nj = judge(new, &r).judgement;
                     c.observe_record(index, line, &r, &rj.judgement, &nj);

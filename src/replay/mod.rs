@@ -14,6 +14,7 @@ pub mod compare;
 mod distinct;
 pub mod flowlogs;
 mod heavy;
+mod judge_memo;
 mod report;
 mod summary;
 
@@ -98,7 +99,7 @@ pub enum Recognised<R> {
     /// A pcap or pcapng capture (or something the capture reader will
     /// refuse): the input, the bytes looked at put back.
     Capture(io::Chain<io::Cursor<Vec<u8>>, R>),
-    /// A VPC Flow Log, plain or gzip.
+    /// A VPC Flow Log, plain, gzip or Parquet.
     FlowLog(flowlog::Reader),
 }
 
@@ -109,6 +110,28 @@ pub fn recognise<R: Read + Send + 'static>(input: R, name: &str) -> Result<Recog
         Ok(Sniffed::FlowLog(r)) => Ok(Recognised::FlowLog(r)),
         Ok(Sniffed::Other(r)) => Ok(Recognised::Capture(r)),
         Ok(Sniffed::BadFormat(e)) => Err(e.into()),
+        Err(source) => Err(ReplayError::Recognise {
+            name: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// A file that starts with Parquet's magic, read where it lies (Parquet's
+/// index is at its end): a Parquet VPC Flow Log, or an error saying why not.
+/// `None`: no Parquet (or no file to open: the caller's open says why).
+pub fn recognise_parquet_file(path: &Path, name: &str) -> Result<Option<flowlog::Reader>> {
+    let Ok(mut f) = File::open(path) else {
+        return Ok(None);
+    };
+    let mut magic = Vec::with_capacity(4);
+    let read = (&mut f).take(4).read_to_end(&mut magic);
+    if read.is_err() || magic != flowlog::parquet::MAGIC {
+        return Ok(None);
+    }
+    match flowlog::parquet::open_file(f) {
+        Ok(Ok(r)) => Ok(Some(r)),
+        Ok(Err(e)) => Err(e.into()),
         Err(source) => Err(ReplayError::Recognise {
             name: name.to_string(),
             source,

@@ -1,6 +1,7 @@
 //! AWS VPC Flow Logs read back (SPEC §10): the version 2 default format
 //! without a header, or any custom format from its header line of field
-//! names; plain text or gzip, recognised by content ([`sniff`]).
+//! names; plain text or gzip, recognised by content ([`sniff`]); or Parquet
+//! as AWS delivers it ([`parquet`]), recognised by its `PAR1` magic.
 //!
 //! A record is read into a [`Record`] borrowing the line; a line that is
 //! not one is a [`Malformed`] value with its line number, never a panic.
@@ -11,6 +12,7 @@ use std::net::IpAddr;
 
 use crate::base::IpProto;
 
+pub mod parquet;
 #[cfg(test)]
 mod tests;
 
@@ -132,6 +134,10 @@ pub struct Format {
 pub enum FormatError {
     #[error("the flow-log format has no {0} field, which judging a record needs")]
     Missing(&'static str),
+    #[error(
+        "the Parquet column {column} is of type {ty}, not the strings or integers of a flow log"
+    )]
+    ColumnType { column: String, ty: String },
 }
 
 impl Format {
@@ -266,15 +272,34 @@ impl Format {
 
     fn fields_of<'a>(&self, line: &'a [u8]) -> Result<Entry<'a>, Malformed> {
         let line = std::str::from_utf8(line).map_err(|_| Malformed::NotText)?;
-        let mut raw: [&str; 12] = ["-"; 12];
-        let mut n = 0;
-        for (i, field) in line.split_ascii_whitespace().enumerate() {
-            n += 1;
-            if let Some(&c) = self.columns.get(i) {
+        let mut raw = Fields::default();
+        // Words between ASCII whitespace, as `split_ascii_whitespace` gives
+        // them, by one pass over the bytes.
+        let b = line.as_bytes();
+        let (mut i, mut n) = (0, 0);
+        loop {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i == b.len() {
+                break;
+            }
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            // ASCII bytes bound the word: it is whole characters.
+            let field = &line[start..i];
+            if let Some(&c) = self.columns.get(n) {
                 if c != Column::Other {
-                    raw[c as usize] = field;
+                    raw.0[c as usize] = if field == "-" {
+                        Value::Absent
+                    } else {
+                        Value::Text(field)
+                    };
                 }
             }
+            n += 1;
         }
         if n != self.columns.len() {
             return Err(Malformed::FieldCount {
@@ -282,59 +307,112 @@ impl Format {
                 got: n,
             });
         }
-        let get = |c: Column| raw[c as usize];
-        match get(Column::LogStatus) {
-            "NODATA" => return Ok(Entry::NoData),
-            "SKIPDATA" => return Ok(Entry::SkipData),
+        raw.entry()
+    }
+}
+
+/// A field's value as read: a word of a text line, or a Parquet column's
+/// value. `-` in text and null in Parquet are both [`Value::Absent`], so
+/// a record reads the same from either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    #[default]
+    Absent,
+    Text(&'a str),
+    Int(i64),
+}
+
+/// The judged fields of one record, by [`Column`] (absent where the format
+/// has no such field).
+#[derive(Debug, Default)]
+pub(crate) struct Fields<'a>(pub(crate) [Value<'a>; JUDGED]);
+
+/// The columns a record is judged by (all but [`Column::Other`]).
+pub(crate) const JUDGED: usize = Column::Other as usize;
+
+impl<'a> Fields<'a> {
+    fn get(&self, c: Column) -> Value<'a> {
+        self.0[c as usize]
+    }
+
+    /// The text of a word field; an integer is no word.
+    fn word(&self, c: Column) -> Option<&'a str> {
+        match self.get(c) {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An integer field from its digits or its integer, `None` when absent.
+    fn number<T: std::str::FromStr + TryFrom<i64>>(
+        &self,
+        c: Column,
+        name: &'static str,
+    ) -> Result<Option<T>, Malformed> {
+        match self.get(c) {
+            Value::Absent => Ok(None),
+            Value::Text(s) => s.parse().map(Some).map_err(|_| bad(name)),
+            Value::Int(n) => T::try_from(n).map(Some).map_err(|_| bad(name)),
+        }
+    }
+
+    fn addr(&self, c: Column, name: &'static str) -> Result<IpAddr, Malformed> {
+        self.word(c).and_then(parse_addr).ok_or(bad(name))
+    }
+
+    /// What the fields make: a record, NODATA, SKIPDATA, or why none.
+    pub(crate) fn entry(&self) -> Result<Entry<'a>, Malformed> {
+        match self.get(Column::LogStatus) {
+            Value::Text("NODATA") => return Ok(Entry::NoData),
+            Value::Text("SKIPDATA") => return Ok(Entry::SkipData),
             // A custom format without log-status has records only.
-            "OK" | "-" => {}
+            Value::Text("OK") | Value::Absent => {}
             _ => return Err(bad("log-status")),
         }
-        let addr = |c: Column, name| get(c).parse::<IpAddr>().map_err(|_| bad(name));
-        let pkt = |c: Column, name, or: IpAddr| match get(c) {
-            "-" => Ok(or),
-            _ => addr(c, name),
+        let pkt = |c: Column, name, or: IpAddr| match self.get(c) {
+            Value::Absent => Ok(or),
+            _ => self.addr(c, name),
         };
         let src = pkt(
             Column::PktSrcAddr,
             "pkt-srcaddr",
-            addr(Column::SrcAddr, "srcaddr")?,
+            self.addr(Column::SrcAddr, "srcaddr")?,
         )?;
         let dst = pkt(
             Column::PktDstAddr,
             "pkt-dstaddr",
-            addr(Column::DstAddr, "dstaddr")?,
+            self.addr(Column::DstAddr, "dstaddr")?,
         )?;
-        let proto = IpProto(get(Column::Protocol).parse().map_err(|_| bad("protocol"))?);
-        let port = |c: Column, name| match get(c) {
-            "-" => Ok(None),
-            s => s.parse::<u16>().map(Some).map_err(|_| bad(name)),
-        };
+        let proto = IpProto(
+            self.number(Column::Protocol, "protocol")?
+                .ok_or(bad("protocol"))?,
+        );
         let (sport, dport) = (
-            port(Column::SrcPort, "srcport")?,
-            port(Column::DstPort, "dstport")?,
+            self.number::<u16>(Column::SrcPort, "srcport")?,
+            self.number::<u16>(Column::DstPort, "dstport")?,
         );
         let (sport, dport) = match (proto.has_ports(), sport, dport) {
             (true, Some(s), Some(d)) => (Some(s), Some(d)),
             (true, ..) => return Err(bad("srcport/dstport")),
             (false, ..) => (None, None),
         };
-        let start = match get(Column::Start) {
-            "-" => None,
-            s => Some(s.parse().map_err(|_| bad("start"))?),
-        };
-        let action = match get(Column::Action) {
-            "ACCEPT" => Action::Accept,
-            "REJECT" => Action::Reject,
+        let start = self.number(Column::Start, "start")?;
+        let action = match self.get(Column::Action) {
+            Value::Text("ACCEPT") => Action::Accept,
+            Value::Text("REJECT") => Action::Reject,
             _ => return Err(bad("action")),
         };
-        let direction = match get(Column::FlowDirection) {
-            "-" => None,
-            "ingress" => Some(FlowDirection::Ingress),
-            "egress" => Some(FlowDirection::Egress),
+        let direction = match self.get(Column::FlowDirection) {
+            Value::Absent => None,
+            Value::Text("ingress") => Some(FlowDirection::Ingress),
+            Value::Text("egress") => Some(FlowDirection::Egress),
             _ => return Err(bad("flow-direction")),
         };
-        let interface = Some(get(Column::Interface)).filter(|s| *s != "-");
+        let interface = match self.get(Column::Interface) {
+            Value::Absent => None,
+            Value::Text(s) => Some(s),
+            Value::Int(_) => return Err(bad("interface-id")),
+        };
         Ok(Entry::Record(Record {
             interface,
             src,
@@ -349,17 +427,54 @@ impl Format {
     }
 }
 
-/// A flow log being read: its format and its lines, one at a time into a
-/// buffer the reader keeps.
+/// An address as `str::parse` reads it, dotted IPv4 the quick way (what
+/// it takes, std takes alike; anything else goes to std).
+#[inline]
+fn parse_addr(s: &str) -> Option<IpAddr> {
+    fn v4(b: &[u8]) -> Option<[u8; 4]> {
+        let mut out = [0u8; 4];
+        let mut parts = b.split(|&c| c == b'.');
+        for o in &mut out {
+            let p = parts.next()?;
+            // 1-3 digits, no leading zero (std refuses those).
+            if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+                return None;
+            }
+            let mut v = 0u16;
+            for &d in p {
+                if !d.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + u16::from(d - b'0');
+            }
+            *o = u8::try_from(v).ok()?;
+        }
+        parts.next().is_none().then_some(out)
+    }
+    match v4(s.as_bytes()) {
+        Some(o) => Some(IpAddr::from(o)),
+        None => s.parse().ok(),
+    }
+}
+
+/// A flow log being read: its format and its records, one at a time, from
+/// text lines (into a buffer the reader keeps) or from Parquet row batches.
 pub struct Reader {
-    input: Box<dyn BufRead + Send>,
     format: Format,
     gzip: bool,
-    line: Vec<u8>,
-    /// 1-based number of the line last read.
+    /// 1-based number of the line (Parquet: the row) last read.
     number: u64,
-    /// The first line, when it is a record (no header), still to be given.
-    pending_first: bool,
+    source: Source,
+}
+
+enum Source {
+    Text {
+        input: Box<dyn BufRead + Send>,
+        line: Vec<u8>,
+        /// The first line, when it is a record (no header), still to be given.
+        pending_first: bool,
+    },
+    Parquet(Box<parquet::Rows>),
 }
 
 impl Reader {
@@ -371,25 +486,45 @@ impl Reader {
         self.gzip
     }
 
-    /// The next line and its 1-based number; blank lines are skipped.
-    /// `None` at the end.
+    /// Whether the records come from a Parquet file.
+    pub fn parquet(&self) -> bool {
+        matches!(self.source, Source::Parquet(_))
+    }
+
+    /// The next record and its 1-based line number (Parquet: row number);
+    /// blank lines are skipped. `None` at the end.
     pub fn next_entry(&mut self) -> io::Result<Option<(u64, Entry<'_>)>> {
-        if self.pending_first {
-            self.pending_first = false;
-        } else {
-            loop {
-                self.line.clear();
-                if self.input.read_until(b'\n', &mut self.line)? == 0 {
-                    return Ok(None);
+        match &mut self.source {
+            Source::Text {
+                input,
+                line,
+                pending_first,
+            } => {
+                if *pending_first {
+                    *pending_first = false;
+                } else {
+                    loop {
+                        line.clear();
+                        if input.read_until(b'\n', line)? == 0 {
+                            return Ok(None);
+                        }
+                        self.number += 1;
+                        if !line.trim_ascii().is_empty() {
+                            break;
+                        }
+                    }
                 }
-                self.number += 1;
-                if !self.line.trim_ascii().is_empty() {
-                    break;
-                }
+                let line = line.trim_ascii_end();
+                Ok(Some((self.number, self.format.parse(line))))
             }
+            Source::Parquet(rows) => match rows.next_entry()? {
+                Some(e) => {
+                    self.number += 1;
+                    Ok(Some((self.number, e)))
+                }
+                None => Ok(None),
+            },
         }
-        let line = self.line.trim_ascii_end();
-        Ok(Some((self.number, self.format.parse(line))))
     }
 }
 
@@ -409,9 +544,19 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// log; text is one when its first line is a header or a default record;
 /// anything else is handed back whole for the capture reader.
 pub fn sniff<R: Read + Send + 'static>(mut input: R) -> io::Result<Sniffed<R>> {
-    let mut magic = Vec::with_capacity(2);
-    (&mut input).take(2).read_to_end(&mut magic)?;
+    let mut magic = Vec::with_capacity(4);
+    (&mut input).take(4).read_to_end(&mut magic)?;
+    if magic == parquet::MAGIC {
+        // Parquet's footer is at the end: the whole input is read first.
+        let mut all = magic;
+        input.read_to_end(&mut all)?;
+        return Ok(match parquet::open(bytes::Bytes::from(all))? {
+            Ok(r) => Sniffed::FlowLog(r),
+            Err(e) => Sniffed::BadFormat(e),
+        });
+    }
     let rest = io::Cursor::new(magic.clone()).chain(input);
+    let magic = &magic[..magic.len().min(2)];
     if magic == GZIP_MAGIC {
         let gz = flate2::read::MultiGzDecoder::new(rest);
         let mut text = BufReader::with_capacity(1 << 16, gz);
@@ -427,7 +572,7 @@ pub fn sniff<R: Read + Send + 'static>(mut input: R) -> io::Result<Sniffed<R>> {
             )),
         };
     }
-    if !looks_like_text(&magic) {
+    if !looks_like_text(magic) {
         return Ok(Sniffed::Other(rest));
     }
     let mut text = BufReader::with_capacity(1 << 16, rest);
@@ -476,11 +621,13 @@ impl Reader {
         number: u64,
     ) -> Reader {
         Reader {
-            pending_first: !format.header,
-            input: Box::new(input),
+            source: Source::Text {
+                pending_first: !format.header,
+                input: Box::new(input),
+                line: first,
+            },
             format,
             gzip,
-            line: first,
             number,
         }
     }

@@ -195,3 +195,37 @@ fn text_that_is_no_flow_log_is_handed_back_whole() {
     r.read_to_end(&mut back).unwrap();
     assert_eq!(back, text);
 }
+
+#[test]
+fn quick_ipv4_parsing_agrees_with_std() {
+    let cases = [
+        "10.0.1.10",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.1.1.1",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..3.4",
+        "1.2.3.4 ",
+        "+1.2.3.4",
+        "1.2.3.-4",
+        "::1",
+        "2001:db8::7",
+        "a.b.c.d",
+        "",
+        "1.2.3.0400",
+        "1.2.3.04",
+        "99.99.99.99",
+    ];
+    for c in cases {
+        assert_eq!(super::parse_addr(c), c.parse().ok(), "{c:?}");
+    }
+    let mut n = 1u32;
+    for _ in 0..20_000 {
+        n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let b = n.to_be_bytes();
+        let s = format!("{}.{}.{}.{}", b[0], b[1] as u16 * 2, b[2], b[3]);
+        assert_eq!(super::parse_addr(&s), s.parse().ok(), "{s:?}");
+    }
+}
