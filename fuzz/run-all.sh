@@ -80,7 +80,7 @@ printf '%-24s %12s %8s %8s %9s\n' target execs cov ft findings
 for t in "${targets[@]}"; do
     log="logs/$t.log"
     # The last status line with coverage: `#N DONE cov: C ft: F` (or a fork job's `#N: cov: C ft: F`).
-    status=$(grep -E '^#[0-9]+:? .*cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 || true)
+    status=$(grep -E '^#[0-9]+:?[[:space:]].*cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 || true)
     execs=$(grep -Eo '^stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n 1 || true)
     [ -n "$execs" ] || execs=$(echo "$status" | grep -Eo '^#[0-9]+' | tr -d '#' || true)
     cov=$(echo "$status" | grep -Eo 'cov: [0-9]+' | grep -Eo '[0-9]+' || true)
