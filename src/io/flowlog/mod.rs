@@ -132,6 +132,8 @@ pub struct Format {
 pub enum FormatError {
     #[error("the flow-log format has no {0} field, which judging a record needs")]
     Missing(&'static str),
+    #[error("the flow-log header names the {0} field twice")]
+    Duplicate(String),
 }
 
 impl Format {
@@ -144,6 +146,14 @@ impl Format {
 
     fn from_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<Format, FormatError> {
         let fields: Vec<String> = names.map(str::to_string).collect();
+        // Which of two columns of one name would count is anyone's guess.
+        if let Some((_, dup)) = fields
+            .iter()
+            .enumerate()
+            .find(|(i, f)| fields[..*i].contains(f))
+        {
+            return Err(FormatError::Duplicate(dup.clone()));
+        }
         let columns: Vec<Column> = fields.iter().map(|n| Column::of(n)).collect();
         for (c, name) in [
             (Column::SrcAddr, "srcaddr"),

@@ -195,3 +195,9 @@ fn text_that_is_no_flow_log_is_handed_back_whole() {
     r.read_to_end(&mut back).unwrap();
     assert_eq!(back, text);
 }
+
+#[test]
+fn a_header_naming_a_field_twice_is_refused() {
+    let r = Format::recognise(b"version log-status srcaddr dstaddr protocol action log-status");
+    assert_eq!(r, Some(Err(FormatError::Duplicate("log-status".into()))));
+}
