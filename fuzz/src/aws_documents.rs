@@ -13,12 +13,26 @@ fn pick<'a>(pool: &[&'a str], i: u8) -> &'a str {
     pool[usize::from(i) % pool.len()]
 }
 
-const VPCS: [&str; 4] = ["vpc-0aaa", "vpc-0bbb", "vpc-", "vpc-0ccc"];
+/// Mostly one of the well-formed entries of `pool` (all but its last
+/// `bad`), one time in eight a malformed one.
+fn mostly<'a>(pool: &[&'a str], bad: usize, i: u8) -> &'a str {
+    let i = usize::from(i);
+    if i % 8 == 7 {
+        pool[pool.len() - bad + (i / 8) % bad]
+    } else {
+        pool[i % (pool.len() - bad)]
+    }
+}
+
+const VPCS: [&str; 4] = ["vpc-0aaa", "vpc-0bbb", "vpc-0ccc", "vpc-"];
 const SUBNETS: [&str; 4] = ["subnet-0a1", "subnet-0a2", "subnet-0b1", "subnet"];
-const GROUPS: [&str; 6] = ["sg-0001", "sg-0002", "sg-0003", "sg-0004", "0005", "sg-"];
-const ENIS: [&str; 4] = ["eni-0001", "eni-0002", "eni-0003", "i-0004"];
+const GROUPS: [&str; 6] = [
+    "sg-0001", "sg-0002", "sg-0003", "sg-0004", "sg-0005", "0005",
+];
+const ENIS: [&str; 5] = ["eni-0001", "eni-0002", "eni-0003", "eni-0004", "i-0004"];
 const ACLS: [&str; 3] = ["acl-0001", "acl-0002", "acl-"];
-const PREFIX_LISTS: [&str; 3] = ["pl-0001", "pl-", "pl-6ea54007"];
+const PREFIX_LISTS: [&str; 3] = ["pl-0001", "pl-6ea54007", "pl-"];
+/// Good ones, then (the last four) bad ones.
 const CIDRS: [&str; 14] = [
     "10.0.0.0/16",
     "10.0.1.0/24",
@@ -26,24 +40,25 @@ const CIDRS: [&str; 14] = [
     "0.0.0.0/0",
     "10.0.1.7/24",
     "10.0.1.10/32",
-    "192.0.2.0/33",
     "::/0",
     "2001:db8::/56",
     "2001:db8:0:1::/64",
+    "203.0.113.0/24",
+    "192.0.2.0/33",
     "not a cidr",
     "",
     "10.0.0.0",
-    "203.0.113.0/24",
 ];
+/// Good ones, then (the last two) bad ones.
 const ADDRESSES: [&str; 8] = [
     "10.0.1.10",
     "10.0.1.11",
     "10.0.2.20",
     "10.0.1.10",
     "2001:db8:0:1::10",
+    "10.0.1.0",
     "300.1.1.1",
     "",
-    "10.0.1.0",
 ];
 const PROTOCOLS: [&str; 12] = [
     "tcp", "udp", "icmp", "icmpv6", "-1", "6", "17", "1", "58", "47", "all", "TCP",
@@ -75,6 +90,11 @@ const INTERFACE_TYPES: [&str; 6] = [
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum Id {
     Pool(u8),
+    /// The same pool's well-formed ids, more often (most ids are).
+    Pool2(u8),
+    Pool3(u8),
+    Pool4(u8),
+    Pool5(u8),
     Missing,
     Number(i32),
     Null,
@@ -84,6 +104,10 @@ impl Id {
     fn value(self, pool: &[&str]) -> Option<Value> {
         match self {
             Id::Pool(i) => Some(json!(pick(pool, i))),
+            // The pools' last entry is the malformed one.
+            Id::Pool2(i) | Id::Pool3(i) | Id::Pool4(i) | Id::Pool5(i) => {
+                Some(json!(pool[usize::from(i) % (pool.len() - 1)]))
+            }
             Id::Missing => None,
             Id::Number(n) => Some(json!(n)),
             Id::Null => Some(Value::Null),
@@ -139,21 +163,21 @@ impl Permission {
             "IpRanges".into(),
             few(&self.v4)
                 .iter()
-                .map(|&i| json!({"CidrIp": pick(&CIDRS, i), "Description": "r"}))
+                .map(|&i| json!({"CidrIp": mostly(&CIDRS, 4, i), "Description": "r"}))
                 .collect(),
         );
         o.insert(
             "Ipv6Ranges".into(),
             few(&self.v6)
                 .iter()
-                .map(|&i| json!({"CidrIpv6": pick(&CIDRS, i)}))
+                .map(|&i| json!({"CidrIpv6": mostly(&CIDRS, 4, i)}))
                 .collect(),
         );
         o.insert(
             "PrefixListIds".into(),
             few(&self.lists)
                 .iter()
-                .map(|&i| json!({"PrefixListId": pick(&PREFIX_LISTS, i)}))
+                .map(|&i| json!({"PrefixListId": mostly(&PREFIX_LISTS, 1, i)}))
                 .collect(),
         );
         o.insert(
@@ -167,7 +191,7 @@ impl Permission {
                     } else {
                         "111122223333"
                     };
-                    json!({"GroupId": pick(&GROUPS, i), "UserId": user})
+                    json!({"GroupId": mostly(&GROUPS, 1, i), "UserId": user})
                 })
                 .collect(),
         );
@@ -247,7 +271,7 @@ impl Doc {
             Doc::Vpcs(v) => json!({"Vpcs": list(v, 4).iter().map(|x| {
                 let mut o = serde_json::Map::new();
                 put(&mut o, "VpcId", x.id.value(&VPCS));
-                o.insert("CidrBlock".into(), json!(pick(&CIDRS, x.cidr)));
+                o.insert("CidrBlock".into(), json!(mostly(&CIDRS, 4, x.cidr)));
                 o.insert("OwnerId".into(), json!("111122223333"));
                 Value::Object(o)
             }).collect::<Vec<_>>()}),
@@ -255,7 +279,7 @@ impl Doc {
                 let mut o = serde_json::Map::new();
                 put(&mut o, "SubnetId", x.id.value(&SUBNETS));
                 put(&mut o, "VpcId", x.vpc.value(&VPCS));
-                o.insert("CidrBlock".into(), json!(pick(&CIDRS, x.cidr)));
+                o.insert("CidrBlock".into(), json!(mostly(&CIDRS, 4, x.cidr)));
                 o.insert("AvailabilityZone".into(), json!("us-east-1a"));
                 Value::Object(o)
             }).collect::<Vec<_>>()}),
@@ -275,12 +299,12 @@ impl Doc {
                 put(&mut o, "SubnetId", e.subnet.value(&SUBNETS));
                 put(&mut o, "VpcId", e.vpc.value(&VPCS));
                 o.insert("OwnerId".into(), json!("111122223333"));
-                let primary = pick(&ADDRESSES, e.primary);
+                let primary = mostly(&ADDRESSES, 2, e.primary);
                 o.insert("PrivateIpAddress".into(), json!(primary));
                 let mut addrs = vec![json!({"PrivateIpAddress": primary, "Primary": true})];
-                addrs.extend(list(&e.secondary, 2).iter().map(|&i| json!({"PrivateIpAddress": pick(&ADDRESSES, i), "Primary": false})));
+                addrs.extend(list(&e.secondary, 2).iter().map(|&i| json!({"PrivateIpAddress": mostly(&ADDRESSES, 2, i), "Primary": false})));
                 o.insert("PrivateIpAddresses".into(), Value::Array(addrs));
-                o.insert("Groups".into(), list(&e.groups, 3).iter().map(|&i| json!({"GroupId": pick(&GROUPS, i), "GroupName": "g"})).collect());
+                o.insert("Groups".into(), list(&e.groups, 3).iter().map(|&i| json!({"GroupId": mostly(&GROUPS, 1, i), "GroupName": "g"})).collect());
                 put(&mut o, "InterfaceType", e.kind.map(|k| json!(pick(&INTERFACE_TYPES, k))));
                 put(&mut o, "Attachment", e.instance.map(|i| json!({"InstanceId": format!("i-000{}", i % 4)})));
                 Value::Object(o)
@@ -305,7 +329,7 @@ impl Doc {
                         },
                         Result8::Number(n) => n.to_string(),
                     };
-                    let cidr = pick(&CIDRS, e.cidr);
+                    let cidr = mostly(&CIDRS, 4, e.cidr);
                     let key = if cidr.contains(':') { "Ipv6CidrBlock" } else { "CidrBlock" };
                     let mut x = json!({
                         "RuleNumber": e.number,

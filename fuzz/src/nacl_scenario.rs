@@ -111,6 +111,10 @@ pub struct SgRule {
 pub struct Group {
     pub ingress: Vec<SgRule>,
     pub egress: Vec<SgRule>,
+    /// An ingress rule for this protocol from 0.0.0.0/0 (what AWS leaves untracked).
+    pub open_ingress: Option<Proto>,
+    /// The all-traffic egress rule to 0.0.0.0/0.
+    pub all_egress: bool,
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -127,13 +131,28 @@ pub struct PolicySpec {
     pub acl_b: (Vec<AclEntry>, Vec<AclEntry>),
     pub groups: [Group; 3],
     pub ifaces: [Iface; 4],
+    /// An allow-all entry (rule 32000) at the end of acl-a and acl-b, each way.
+    pub catch_all: [bool; 4],
     pub max_entries: u8,
     pub timeout: u8,
 }
 
-fn acl_entries(out: &mut String, name: &str, dir: &str, key: &str, entries: &[AclEntry]) {
+fn acl_entries(
+    out: &mut String,
+    name: &str,
+    dir: &str,
+    key: &str,
+    entries: &[AclEntry],
+    catch_all: bool,
+) {
     let _ = write!(out, "[network_acls.{name}]\n{dir} = [\n");
+    let mut used = Vec::new();
     for e in entries.iter().take(8) {
+        // Rule numbers are unique in a direction (the loader refuses twice).
+        if used.contains(&e.rule) {
+            continue;
+        }
+        used.push(e.rule);
         let _ = write!(
             out,
             "  {{ rule = {}, proto = {}",
@@ -146,6 +165,12 @@ fn acl_entries(out: &mut String, name: &str, dir: &str, key: &str, entries: &[Ac
         let remote = REMOTES[usize::from(e.remote) % REMOTES.len()];
         let action = if e.allow { "allow" } else { "deny" };
         let _ = writeln!(out, ", {key} = \"{remote}\", action = \"{action}\" }},");
+    }
+    if catch_all {
+        let _ = writeln!(
+            out,
+            "  {{ rule = 32000, proto = \"all\", {key} = \"0.0.0.0/0\", action = \"allow\" }},"
+        );
     }
     out.push_str("]\n");
 }
@@ -197,10 +222,27 @@ impl PolicySpec {
             }
             t.push('\n');
         }
-        for (name, (ingress, egress)) in [("acl-a", &self.acl_a), ("acl-b", &self.acl_b)] {
-            acl_entries(&mut t, name, "ingress", "from", ingress);
+        for (i, (name, (ingress, egress))) in [("acl-a", &self.acl_a), ("acl-b", &self.acl_b)]
+            .into_iter()
+            .enumerate()
+        {
+            acl_entries(
+                &mut t,
+                name,
+                "ingress",
+                "from",
+                ingress,
+                self.catch_all[2 * i],
+            );
             let mut e = String::new();
-            acl_entries(&mut e, name, "egress", "to", egress);
+            acl_entries(
+                &mut e,
+                name,
+                "egress",
+                "to",
+                egress,
+                self.catch_all[2 * i + 1],
+            );
             // One table header per ACL.
             t.push_str(e.split_once('\n').map_or("", |(_, rest)| rest));
             t.push('\n');
@@ -208,8 +250,14 @@ impl PolicySpec {
         for (i, g) in self.groups.iter().enumerate() {
             let _ = write!(t, "[security_groups.sg-{i}]\ningress = [\n");
             sg_rules(&mut t, "from", &g.ingress);
+            if let Some(p) = g.open_ingress {
+                let _ = writeln!(t, "  {{ proto = {}, from = \"0.0.0.0/0\" }},", p.toml());
+            }
             t.push_str("]\negress = [\n");
             sg_rules(&mut t, "to", &g.egress);
+            if g.all_egress {
+                t.push_str("  { proto = \"all\", to = \"0.0.0.0/0\" },\n");
+            }
             t.push_str("]\n\n");
         }
         for ((name, addr, subnet), f) in IFACES.iter().zip(&self.ifaces) {

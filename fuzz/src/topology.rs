@@ -236,7 +236,13 @@ impl Topology {
             let _ = writeln!(t, "[network_acls.acl-{i}]");
             for (dir, key, entries) in [("ingress", "from", ingress), ("egress", "to", egress)] {
                 let _ = writeln!(t, "{dir} = [");
+                let mut used = Vec::new();
                 for e in entries {
+                    // Rule numbers are unique in a direction (the loader refuses twice).
+                    if used.contains(&e.rule) {
+                        continue;
+                    }
+                    used.push(e.rule);
                     let _ = write!(
                         t,
                         "  {{ rule = {}, proto = {}",
