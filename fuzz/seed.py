@@ -12,6 +12,10 @@ Input layouts (see fuzz/src/invariants.rs and fuzz/src/scenario.rs):
   capture  whole capture files
   policy   policy files
   import_aws, import_alibaba, import_azure  JSON documents joined by NUL bytes
+  import_terraform  one `terraform show -json` document
+  flowlog  flow-log text (a header line or the default format)
+  import_aws_structured, engine_nacl_tracking, tunnels, path  bytes decoded
+           with `arbitrary` (fuzz/src/*.rs): a few fixed pseudo-random strings
 """
 
 import hashlib
@@ -112,6 +116,8 @@ def main():
         for t in (
             "parse", "engine", "geneve", "capture", "policy", "policy_structured",
             "import_aws", "import_alibaba", "import_azure",
+            "import_terraform", "flowlog", "import_aws_structured",
+            "engine_nacl_tracking", "tunnels", "path",
         )
     }
     for d in dirs.values():
@@ -160,6 +166,61 @@ def main():
                 counts[target] += write(dirs[target], d)
             if len(docs) > 1:
                 counts[target] += write(dirs[target], b"\0".join(docs))
+
+    # import_terraform: every `terraform show -json` document of the tree.
+    for base in ("tests/data/terraform", "examples", "config"):
+        for dirpath, _, names in sorted(os.walk(os.path.join(root, base))):
+            for name in sorted(names):
+                if name.endswith(".json"):
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        data = f.read()
+                    if b'"format_version"' in data:
+                        counts["import_terraform"] += write(dirs["import_terraform"], data)
+
+    # ... and a small state with a module, and a plan that deletes a group.
+    state = (
+        b'{"format_version":"1.0","values":{"root_module":{"resources":[{"address":"aws_security_group.a",'
+        b'"mode":"managed","type":"aws_security_group","name":"a","values":{"id":"sg-0a","vpc_id":"vpc-01",'
+        b'"ingress":[{"protocol":"tcp","from_port":443,"to_port":443,"cidr_blocks":["0.0.0.0/0"],'
+        b'"ipv6_cidr_blocks":[],"prefix_list_ids":[],"security_groups":["sg-0b"],"self":true}],"egress":[]}}],'
+        b'"child_modules":[{"address":"module.net","resources":[{"address":"module.net.aws_vpc.v","mode":"managed",'
+        b'"type":"aws_vpc","name":"v","values":{"id":"vpc-01","cidr_block":"10.0.0.0/16"}},'
+        b'{"address":"module.net.aws_security_group_rule.r","mode":"managed","type":"aws_security_group_rule",'
+        b'"name":"r","values":{"security_group_id":"sg-0a","type":"egress","protocol":"-1","from_port":0,'
+        b'"to_port":0,"cidr_blocks":["10.0.0.0/8"]}}]}]}}}'
+    )
+    counts["import_terraform"] += write(dirs["import_terraform"], state)
+    plan = (
+        b'{"format_version":"1.2","planned_values":{"root_module":{"resources":[{"address":"aws_network_interface.e",'
+        b'"mode":"managed","type":"aws_network_interface","name":"e","values":{"subnet_id":"subnet-01",'
+        b'"private_ips":["10.0.1.10"],"security_groups":["sg-0a"]}}]}},"resource_changes":[{"address":'
+        b'"aws_security_group.old","change":{"actions":["delete"],"after_unknown":{}}},{"address":'
+        b'"aws_network_interface.e","change":{"actions":["create"],"after_unknown":{"id":true}}}]}'
+    )
+    counts["import_terraform"] += write(dirs["import_terraform"], plan)
+
+    # flowlog: the fixtures, and each of their lines alone after its header.
+    logs = os.path.join(root, "tests", "data", "flowlogs")
+    for name in sorted(os.listdir(logs)):
+        if name.endswith(".log"):
+            with open(os.path.join(logs, name), "rb") as f:
+                data = f.read()
+            counts["flowlog"] += write(dirs["flowlog"], data)
+            lines = data.splitlines(keepends=True)
+            for line in lines[1:]:
+                counts["flowlog"] += write(dirs["flowlog"], lines[0] + line)
+    for extra in (
+        b"2 123456789010 eni-web - - - - - - - 1700000000 1700000060 - NODATA\n",
+        b"2 123456789010 eni-web - - - - - - - 1700000000 1700000060 - SKIPDATA\n",
+        b"version srcaddr dstaddr srcport dstport protocol action log-status\n2 10.0.1.10 2001:db8::1 1 2 6 ACCEPT OK\n\n2 10.0.9.9 10.0.2.20 - - 47 REJECT OK\n",
+    ):
+        counts["flowlog"] += write(dirs["flowlog"], extra)
+
+    # The structured targets: fixed pseudo-random strings of a few lengths.
+    for target in ("import_aws_structured", "engine_nacl_tracking", "tunnels", "path"):
+        for i, n in enumerate((16, 64, 256, 1024, 4096)):
+            data = hashlib.sha256(f"{target}-{i}".encode()).digest() * (n // 32 + 1)
+            counts[target] += write(dirs[target], data[:n])
 
     # geneve: a GWLB header with the three AWS options, and one without options.
     aws = b"".join(

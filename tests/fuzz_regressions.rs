@@ -13,6 +13,15 @@ mod invariants;
 #[rustfmt::skip]
 #[path = "../fuzz/src/policy_mutation.rs"]
 mod policy_mutation;
+// The structured inputs of the newer targets, each with the target's body.
+#[path = "../fuzz/src/aws_documents.rs"]
+mod aws_documents;
+#[path = "../fuzz/src/nacl_scenario.rs"]
+mod nacl_scenario;
+#[path = "../fuzz/src/nesting.rs"]
+mod nesting;
+#[path = "../fuzz/src/topology.rs"]
+mod topology;
 
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -86,6 +95,62 @@ fn replay_committed_reproducers() {
     replay("import_aws", check_import_aws);
     replay("import_alibaba", check_import_alibaba);
     replay("import_azure", check_import_azure);
+    replay("import_terraform", check_import_terraform);
+    replay("import_aws_structured", aws_documents::check);
+    replay("engine_nacl_tracking", nacl_scenario::check);
+    replay("flowlog", check_flowlog);
+    replay("tunnels", nesting::check);
+    replay("path", topology::check);
+}
+
+/// The newer targets' checks on the data in the tree: the Terraform plan,
+/// the flow-log fixtures, the path scenarios with a query between every
+/// two of their interfaces, and a few structured inputs of each kind.
+#[test]
+fn newer_checks_accept_the_data_in_the_tree() {
+    check_import_terraform(&std::fs::read(root().join("tests/data/terraform/plan.json")).unwrap());
+    for f in ["default.log", "custom.log"] {
+        check_flowlog(&std::fs::read(root().join("tests/data/flowlogs").join(f)).unwrap());
+    }
+    for e in std::fs::read_dir(root().join("tests/data/path")).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let policy = sgplane::policy::Policy::from_toml(&text, "path.toml").unwrap();
+        let names: Vec<String> = policy
+            .interfaces()
+            .iter()
+            .map(|i| i.place.title.clone().unwrap_or_else(|| i.name.clone()))
+            .collect();
+        let mut queries = Vec::new();
+        for a in &names {
+            for b in &names {
+                for (proto, dport) in [
+                    (sgplane::policy::IpProto::TCP, Some(443)),
+                    (sgplane::policy::IpProto::TCP, Some(5432)),
+                    (sgplane::policy::IpProto::UDP, Some(53)),
+                ] {
+                    queries.push(sgplane::path::Query {
+                        from: a.clone(),
+                        to: b.clone(),
+                        proto,
+                        dport,
+                        sport: None,
+                        icmp: None,
+                    });
+                }
+            }
+        }
+        check_path(&text, &queries);
+    }
+    for seed in 0u8..64 {
+        let data: Vec<u8> = (0..600u32)
+            .map(|i| (i as u8).wrapping_mul(seed | 1).wrapping_add(seed))
+            .collect();
+        aws_documents::check(&data);
+        nacl_scenario::check(&data);
+        nesting::check(&data);
+        topology::check(&data);
+    }
 }
 
 /// The Alibaba and Azure import targets' invariants on the twins and test

@@ -1283,3 +1283,804 @@ pub fn check_import(provider: sgplane::import::Provider, data: &[u8]) {
         assert_eq!(a.remote, b.remote);
     }
 }
+
+// ---------------------------------------------------------------- terraform
+
+/// Every resource instance of a `terraform show -json` document, with the
+/// JSON path the importer names it by (`$.planned_values.root_module.resources[3]`):
+/// the resources of `planned_values` (a plan) or `values` (a state), modules
+/// walked recursively, then the data sources of a plan's `prior_state` not
+/// already listed.
+pub fn terraform_resources(v: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(m: &serde_json::Value, path: &str, data_only: bool, out: &mut Vec<(String, String)>) {
+        if let Some(rs) = m.get("resources").and_then(|r| r.as_array()) {
+            for (i, r) in rs.iter().enumerate() {
+                let Some(address) = r.get("address").and_then(|a| a.as_str()) else {
+                    continue;
+                };
+                if data_only && r.get("mode").and_then(|m| m.as_str()) != Some("data") {
+                    continue;
+                }
+                if data_only && out.iter().any(|(a, _)| a == address) {
+                    continue;
+                }
+                out.push((address.to_string(), format!("{path}.resources[{i}]")));
+            }
+        }
+        if let Some(ms) = m.get("child_modules").and_then(|c| c.as_array()) {
+            for (i, c) in ms.iter().enumerate() {
+                walk(c, &format!("{path}.child_modules[{i}]"), data_only, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let (key, m) = match v.get("planned_values") {
+        Some(p) => ("planned_values", p.get("root_module")),
+        None => ("values", v.get("values").and_then(|x| x.get("root_module"))),
+    };
+    if let Some(m) = m {
+        walk(m, &format!("$.{key}.root_module"), false, &mut out);
+    }
+    if let Some(m) = v
+        .get("prior_state")
+        .and_then(|p| p.get("values"))
+        .and_then(|x| x.get("root_module"))
+    {
+        walk(m, "$.prior_state.values.root_module", true, &mut out);
+    }
+    out
+}
+
+/// One `terraform show -json` document (the whole input) through the
+/// Terraform importer: never a panic; an error says something; every
+/// resource instance is either in the model (something in it comes from the
+/// resource's values) or listed as skipped by its address, nothing dropped
+/// silently; the same document imports to the same model twice; and, read
+/// by `import aws` (which recognises Terraform by content), the written
+/// policy reads back to the same policy ([`check_import`]).
+pub fn check_import_terraform(data: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let file = "plan.json";
+    let imported = match sgplane::import::terraform::import_value(&v, file) {
+        Ok(i) => i,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    for s in &imported.skipped {
+        assert!(!s.id.is_empty() && !s.why.is_empty(), "{s:?}");
+    }
+    let model = format!("{:?}", imported.model);
+    // Data sources describe things outside the configuration; only those
+    // of network types must be listed (SPEC §7), others are ignored.
+    const NETWORK_DATA: [&str; 10] = [
+        "aws_security_group",
+        "aws_vpc",
+        "aws_subnet",
+        "aws_network_interface",
+        "aws_network_acl",
+        "aws_route_table",
+        "aws_ec2_managed_prefix_list",
+        "aws_instance",
+        "aws_lb",
+        "aws_vpc_endpoint",
+    ];
+    for (address, path) in terraform_resources(&v) {
+        if let Some(kind) = address
+            .rsplit("data.")
+            .next()
+            .filter(|_| address.contains("data."))
+        {
+            let kind = kind.split('.').next().unwrap_or("");
+            if !NETWORK_DATA.contains(&kind) {
+                continue;
+            }
+        }
+        let listed = imported.skipped.iter().any(|s| s.id == address);
+        let used = [".", "[", "\""]
+            .iter()
+            .any(|end| model.contains(&format!("{path}{end}")));
+        assert!(
+            listed || used,
+            "resource {address} ({path}) is neither in the model nor listed as skipped"
+        );
+    }
+    let again = sgplane::import::terraform::import_value(&v, file).expect("imported once");
+    assert_eq!(
+        again.model, imported.model,
+        "the same document, another model"
+    );
+    check_import(sgplane::import::Provider::Aws, data);
+}
+
+// ---------------------------------------------------------------- flow logs
+
+/// The policy flow-log records are judged under: the fixtures' groups, a
+/// VPC of two subnets with network ACLs (one denying a /32 and the
+/// ephemeral replies to it), and an interface with `tracking = "aws"`.
+pub const FLOWLOG_POLICY: &str = r#"
+[settings]
+unknown_address = "deny"
+
+[conntrack]
+max_entries = 4
+
+[vpcs.vpc-0a1]
+cidrs = ["10.0.0.0/16", "2001:db8::/56"]
+
+[subnets.subnet-web]
+vpc = "vpc-0a1"
+cidr = ["10.0.1.0/24", "2001:db8:0:1::/64"]
+network_acl = "acl-web"
+
+[subnets.subnet-db]
+vpc = "vpc-0a1"
+cidr = "10.0.2.0/24"
+network_acl = "acl-db"
+
+[network_acls.acl-web]
+ingress = [
+  { rule = 90, proto = "tcp", ports = "443", from = "203.0.113.9/32", action = "deny" },
+  { rule = 100, proto = "all", from = "0.0.0.0/0", action = "allow" },
+  { rule = 110, proto = "all", from = "::/0", action = "allow" },
+]
+egress = [
+  { rule = 100, proto = "tcp", ports = "1024-65535", to = "0.0.0.0/0", action = "allow" },
+  { rule = 110, proto = "udp", to = "10.0.0.0/8", action = "allow" },
+  { rule = 120, proto = "tcp", ports = "5432", to = "10.0.2.0/24", action = "allow" },
+  { rule = 130, proto = "all", to = "::/0", action = "allow" },
+]
+
+[network_acls.acl-db]
+ingress = [ { rule = 100, proto = "tcp", ports = "5432", from = "10.0.1.0/24", action = "allow" } ]
+egress = [ { rule = 100, proto = "tcp", ports = "1024-65535", to = "10.0.1.0/24", action = "allow" } ]
+
+[security_groups.sg-web]
+ingress = [
+  { proto = "tcp", ports = "443", from = ["0.0.0.0/0", "::/0"] },
+  { proto = "tcp", ports = "22", from = "10.0.0.0/16" },
+  { proto = "udp", ports = "53", from = "0.0.0.0/0" },
+  { proto = 47, from = "10.0.0.0/8" },
+]
+egress = [ { proto = "all", to = ["0.0.0.0/0", "::/0"] } ]
+
+[security_groups.sg-db]
+ingress = [ { proto = "tcp", ports = "5432", from = "sg-web" } ]
+egress = []
+
+[interfaces.eni-web]
+addresses = ["10.0.1.10", "2001:db8:0:1::10"]
+security_groups = ["sg-web"]
+subnet = "subnet-web"
+tracking = "aws"
+
+[interfaces.eni-db]
+addresses = ["10.0.2.20"]
+security_groups = ["sg-db"]
+subnet = "subnet-db"
+"#;
+
+/// A record written back as a line of `format`: the fields it has where the
+/// format has them, `-` elsewhere.
+pub fn flowlog_line(
+    format: &sgplane::io::flowlog::Format,
+    r: &sgplane::io::flowlog::Record,
+) -> String {
+    use sgplane::io::flowlog::FlowDirection;
+    let pkt = |name: &str| format.fields.iter().any(|f| f == name);
+    let fields: Vec<String> = format
+        .fields
+        .iter()
+        .map(|f| match f.as_str() {
+            "srcaddr" | "pkt-srcaddr" => r.src.to_string(),
+            "dstaddr" | "pkt-dstaddr" => r.dst.to_string(),
+            "srcport" => r.sport.map_or("-".into(), |p| p.to_string()),
+            "dstport" => r.dport.map_or("-".into(), |p| p.to_string()),
+            "protocol" => r.proto.0.to_string(),
+            "action" => r.action.as_str().to_string(),
+            "log-status" => "OK".into(),
+            "interface-id" => r.interface.unwrap_or("-").to_string(),
+            "start" => r.start.map_or("-".into(), |s| s.to_string()),
+            "flow-direction" => match r.direction {
+                None => "-".into(),
+                Some(FlowDirection::Ingress) => "ingress".into(),
+                Some(FlowDirection::Egress) => "egress".into(),
+            },
+            "version" if !pkt("pkt-srcaddr") => "2".into(),
+            _ => "-".into(),
+        })
+        .collect();
+    fields.join(" ")
+}
+
+/// A flow log (any bytes) read as `replay` reads one: never a panic; every
+/// non-blank line but a header is exactly one entry (record, NODATA,
+/// SKIPDATA or malformed), numbered by its line, and the entry is what the
+/// format says of that line alone (a line with the wrong number of fields
+/// is malformed saying so); a record written back in the format reads as
+/// the same record; judging a record (`replay::flowlogs::judge`) agrees with
+/// the engine judging the record's first packet as a new flow, where the
+/// record names no interface of the policy and the packet can be built.
+pub fn check_flowlog(data: &[u8]) {
+    use sgplane::io::flowlog::{sniff, Entry, Malformed, Sniffed};
+    let reader = match sniff(std::io::Cursor::new(data.to_vec())) {
+        Ok(Sniffed::FlowLog(r)) => r,
+        Ok(Sniffed::BadFormat(e)) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+        Ok(Sniffed::Other(_)) => return,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    let mut reader = reader;
+    let format = reader.format().clone();
+    let gzip = reader.gzip();
+    let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    let nonblank = lines.iter().filter(|l| !l.trim_ascii().is_empty()).count();
+    let rules = flowlog_rules();
+    let mut entries = 0usize;
+    let mut last = 0u64;
+    loop {
+        let (number, entry) = match reader.next_entry() {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(e) => {
+                assert!(gzip, "a read error from text in memory: {e}");
+                return;
+            }
+        };
+        entries += 1;
+        assert!(number > last, "line numbers increase: {last} then {number}");
+        last = number;
+        if gzip {
+            continue;
+        }
+        let line = lines
+            .get(number as usize - 1)
+            .unwrap_or_else(|| panic!("line {number} of {} lines", lines.len()))
+            .trim_ascii_end();
+        assert!(
+            !line.trim_ascii().is_empty(),
+            "an entry for blank line {number}"
+        );
+        assert_eq!(entry, format.parse(line), "line {number} read alone");
+        let text = std::str::from_utf8(line);
+        if let Ok(text) = text {
+            let n = text.split_ascii_whitespace().count();
+            if n != format.fields.len() {
+                assert_eq!(
+                    entry,
+                    Entry::Malformed(Malformed::FieldCount {
+                        expected: format.fields.len(),
+                        got: n
+                    }),
+                    "line {number}"
+                );
+            }
+            if let Some(at) = format.fields.iter().position(|f| f == "log-status") {
+                let status = text.split_ascii_whitespace().nth(at);
+                if n == format.fields.len() {
+                    match status {
+                        Some("NODATA") => assert_eq!(entry, Entry::NoData, "line {number}"),
+                        Some("SKIPDATA") => assert_eq!(entry, Entry::SkipData, "line {number}"),
+                        Some("OK") => assert!(
+                            !matches!(entry, Entry::NoData | Entry::SkipData),
+                            "line {number}"
+                        ),
+                        _ => assert!(
+                            matches!(entry, Entry::Malformed(_)),
+                            "line {number}: log-status {status:?} read as {entry:?}"
+                        ),
+                    }
+                }
+            }
+        } else {
+            assert_eq!(entry, Entry::Malformed(Malformed::NotText), "line {number}");
+        }
+        if let Entry::Record(r) = entry {
+            let again = flowlog_line(&format, &r);
+            assert_eq!(
+                format.parse(again.as_bytes()),
+                Entry::Record(r),
+                "line {number} written back as {again:?}"
+            );
+            check_record_judgement(&rules, &r);
+        }
+        assert!(entries <= lines.len(), "more entries than lines");
+    }
+    if !gzip {
+        assert_eq!(
+            entries + usize::from(format.header),
+            nonblank,
+            "every non-blank line but a header is one entry"
+        );
+    }
+}
+
+fn flowlog_rules() -> std::sync::Arc<sgplane::engine::Ruleset> {
+    static RULES: std::sync::OnceLock<std::sync::Arc<sgplane::engine::Ruleset>> =
+        std::sync::OnceLock::new();
+    RULES
+        .get_or_init(|| {
+            let p = Policy::from_toml(FLOWLOG_POLICY, "flowlog-fuzz.toml")
+                .expect("the flow-log fuzz policy loads");
+            std::sync::Arc::new(sgplane::engine::Ruleset::compile(p))
+        })
+        .clone()
+}
+
+/// The first packet of a record's flow, when one can be built: a TCP SYN,
+/// a UDP datagram, or another protocol's packet (IPv4, or GRE/ESP/SCTP over
+/// IPv6 — not ICMP, whose type a record does not give, nor IPv6 extension
+/// headers).
+pub fn record_packet(r: &sgplane::io::flowlog::Record) -> Option<Vec<u8>> {
+    use sgplane::wire::build;
+    if r.src.is_ipv4() != r.dst.is_ipv4() {
+        return None;
+    }
+    match (r.proto, r.sport, r.dport) {
+        (IpProto::TCP, Some(s), Some(d)) => Some(build::tcp(r.src, r.dst, s, d, 0x02, 1, 0, b"")),
+        (IpProto::UDP, Some(s), Some(d)) => Some(build::udp(r.src, r.dst, s, d, b"x")),
+        (IpProto::TCP | IpProto::UDP | IpProto::ICMP | IpProto::ICMPV6, ..) => None,
+        (IpProto(p), ..) if r.src.is_ipv4() || matches!(p, 47 | 50 | 132) => {
+            Some(build::ip_other(r.src, r.dst, p, &[0; 8]))
+        }
+        _ => None,
+    }
+}
+
+fn check_record_judgement(
+    rules: &std::sync::Arc<sgplane::engine::Ruleset>,
+    r: &sgplane::io::flowlog::Record,
+) {
+    let rj = sgplane::replay::flowlogs::judge(rules, r);
+    let j = rj.judgement;
+    let policy = &rules.policy;
+    let named = r.interface.and_then(|n| policy.interface_id(n)).is_some();
+    assert!(!rj.at_named_interface || named, "{r:?}: {rj:?}");
+    assert_eq!(j.nacl.is_some(), j.reason == Reason::Nacl, "{r:?}: {j:?}");
+    if j.reason == Reason::Nacl || j.reason == Reason::NoRule {
+        assert_eq!(j.verdict, Verdict::Deny, "{r:?}: {j:?}");
+    }
+    if named {
+        return;
+    }
+    let Some(frame) = record_packet(r) else {
+        return;
+    };
+    let mut engine = Engine::new(rules.clone());
+    let p = engine.process(
+        LinkType::Ethernet,
+        &frame,
+        frame.len(),
+        1_700_000_000_000_000_000,
+    );
+    let untracked = |reason| {
+        if reason == Reason::Untracked {
+            Reason::Rule
+        } else {
+            reason
+        }
+    };
+    assert_eq!(
+        (j.verdict, j.reason, j.rule, j.nacl),
+        (p.verdict, untracked(p.reason), p.rule, p.nacl),
+        "the record and its first packet judged differently: {r:?}"
+    );
+}
+
+// ---------------------------------------------------------------- NACLs and tracking
+
+/// A policy with network ACLs and untracked flows, and packets through an
+/// engine on it (`engine_nacl_tracking`): everything [`EngineHarness`]
+/// checks, and after each packet that reaches the ACL stage
+/// - the network ACLs' reference evaluation (`Policy::evaluate_nacls`, a
+///   plain first match per subnet) denies it iff the engine denies it with
+///   reason `nacl`, naming the same ACL entry: the stateless stage never
+///   lets an ACL-denied packet through, established ones included;
+/// - a packet judged `untracked` takes no conntrack entry (the table does
+///   not grow, no flow is opened);
+/// - a new flow the rules decide (`rule`, `no-rule`, `untracked`,
+///   `conntrack-full`, `unknown-address`) gets the verdict the reference
+///   evaluator (`Policy::evaluate`) gives it (allowed, for `conntrack-full`).
+pub fn check_engine_nacl_tracking(policy: &str, frames: &[Fed]) {
+    let policy = match Policy::from_toml(policy, "nacl-fuzz.toml") {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    let mut h = EngineHarness::new(policy.clone());
+    for f in frames {
+        let before = (h.engine.conntrack().len(), h.engine.stats().flows_opened);
+        let j = h.process(f.link, &f.frame, f.orig_len, f.ts);
+        let Some(p) = j.packet else { continue };
+        if matches!(j.reason, Reason::Fragment | Reason::NeighborDiscovery) {
+            continue;
+        }
+        let flow = sgplane::engine::flow_of(&p, policy.packet_zone(&p));
+        let acl = policy.evaluate_nacls(&flow).denied().copied();
+        assert_eq!(
+            j.nacl, acl,
+            "the engine's ACL stage and the reference differ on {flow}: {j:?}"
+        );
+        if acl.is_some() {
+            assert_eq!(
+                (j.verdict, j.reason),
+                (Verdict::Deny, Reason::Nacl),
+                "{flow}"
+            );
+        }
+        let after = (h.engine.conntrack().len(), h.engine.stats().flows_opened);
+        if j.reason == Reason::Untracked {
+            assert!(
+                after.0 <= before.0 && after.1 == before.1,
+                "an untracked packet took a conntrack entry ({before:?} -> {after:?}): {flow}"
+            );
+        }
+        if matches!(
+            j.reason,
+            Reason::Rule
+                | Reason::NoRule
+                | Reason::Untracked
+                | Reason::ConntrackFull
+                | Reason::UnknownAddress
+        ) {
+            // The reference allows what the engine refused for want of room.
+            let e = policy.evaluate(&flow);
+            let expected = if j.reason == Reason::ConntrackFull {
+                Verdict::Allow
+            } else {
+                j.verdict
+            };
+            assert_eq!(e.verdict, expected, "{flow}: engine {j:?}, reference {e:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- tunnels
+
+/// What one layer of a nested frame is, for [`check_nested`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    Vxlan,
+    /// GENEVE carrying an Ethernet frame (0x6558) or an IP packet.
+    Geneve {
+        ethernet: bool,
+    },
+}
+
+/// Frames from the inside out (`frames[0]` the inner frame, `frames[k]`
+/// that wrapped in `layers[k - 1]`, each over IPv4 or IPv6 as `outer_v6`
+/// says), and the outermost one damaged: every frame, and the damaged one,
+/// passes [`check_parse`]; each layer opens one level only and exactly
+/// where the frame it carries starts: parsing it gives what parsing the
+/// carried frame alone with tunnels closed gives (the same packet, offsets
+/// counted from it, or both an error), for VXLAN and for GENEVE outside
+/// strict mode; a GENEVE layer's UDP payload passes [`check_geneve_payload`].
+pub fn check_nested(
+    frames: &[Vec<u8>],
+    layers: &[(LayerKind, bool)],
+    damaged: &[u8],
+    opts: ParseOptions,
+) {
+    for f in frames {
+        check_parse(&ParseInput::encode(LinkType::Ethernet, opts, f, f.len()));
+    }
+    check_parse(&ParseInput::encode(
+        LinkType::Ethernet,
+        opts,
+        damaged,
+        damaged.len(),
+    ));
+    let closed = ParseOptions {
+        decap_geneve: false,
+        decap_vxlan: false,
+        ..opts
+    };
+    for (k, w) in frames.windows(2).enumerate() {
+        let (inner, outer) = (&w[0], &w[1]);
+        let (kind, v6) = layers[k];
+        let headers = ethernet::HEADER_LEN + if v6 { 40 } else { 20 } + 8;
+        let (opens, header_len, link, carried) = match kind {
+            LayerKind::Vxlan => (
+                opts.decap_vxlan,
+                vxlan::HEADER_LEN,
+                LinkType::Ethernet,
+                &inner[..],
+            ),
+            LayerKind::Geneve { ethernet } => {
+                let g =
+                    GenevePacket::new_checked(&outer[headers..]).expect("a GENEVE header built");
+                check_geneve_payload(&outer[headers..]);
+                let (link, carried) = if ethernet {
+                    (LinkType::Ethernet, &inner[..])
+                } else {
+                    (LinkType::RawIp, &inner[ethernet::HEADER_LEN..])
+                };
+                (
+                    opts.decap_geneve && !opts.gwlb_strict,
+                    g.header_len(),
+                    link,
+                    carried,
+                )
+            }
+        };
+        let got = parse(LinkType::Ethernet, outer, outer.len(), opts);
+        if !opens {
+            continue;
+        }
+        let at = headers + header_len;
+        assert_eq!(
+            &outer[at..],
+            carried,
+            "layer {k}: the carried frame is not where the header ends"
+        );
+        let alone = parse(link, carried, carried.len(), closed);
+        match (&got, &alone) {
+            (Ok(Frame::Ip(p)), Ok(Frame::Ip(a))) => {
+                let t = p
+                    .tunnel
+                    .unwrap_or_else(|| panic!("layer {k} ({kind:?}) not opened: {p:?}"));
+                assert_eq!(
+                    (t.header_offset as usize, t.inner_offset as usize),
+                    (headers, at),
+                    "layer {k} ({kind:?})"
+                );
+                let shifted = IpPacket {
+                    tunnel: None,
+                    l4_offset: p.l4_offset - at as u32,
+                    ..*p
+                };
+                assert_eq!(&shifted, a, "layer {k} ({kind:?}) and its frame alone");
+            }
+            (Ok(g), Ok(a)) => assert_eq!(g, a, "layer {k} ({kind:?})"),
+            (Err(_), Err(_)) => {}
+            (g, a) => panic!("layer {k} ({kind:?}): {g:?} with its frame alone {a:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- path
+
+/// `sgplane path` on a policy file and queries: never a panic; an error
+/// says something; a reachable answer has no blocking hop and every hop is
+/// allowed, and between two interfaces the groups' reference evaluation
+/// allows the flow and the ACLs' reference denies neither it nor (for a
+/// given client port) its reply; an unreachable one is blocked at a hop
+/// that does not allow, after hops that all do. Its fixes, applied to the
+/// model one after the other, each apply, each move the block on (the
+/// re-run is not blocked at the same hop), and each says truly what the
+/// re-run gives: a fix verified as making the path reachable makes it
+/// reachable.
+pub fn check_path(text: &str, queries: &[sgplane::path::Query]) {
+    use sgplane::path::{self, fix, HopVerdict};
+    let model = match sgplane::policy::Model::from_toml(text, "path-fuzz.toml") {
+        Ok(m) => m,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    let policy = match Policy::compile(&model) {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    for q in queries {
+        let trace = match path::analyse(&policy, q) {
+            Ok(t) => t,
+            Err(e) => {
+                assert!(!e.to_string().is_empty(), "{q:?}");
+                continue;
+            }
+        };
+        let text = path::render::to_text(&trace);
+        assert!(!text.is_empty());
+        let _ = path::render::to_json(&trace);
+        if trace.reachable {
+            assert_eq!(trace.blocked_at, None, "{text}");
+            for h in &trace.hops {
+                assert_eq!(
+                    h.verdict,
+                    HopVerdict::Allow,
+                    "a hop of a reachable path: {text}"
+                );
+            }
+            check_reachable_by_reference(&policy, q, &text);
+            continue;
+        }
+        let at = trace
+            .blocked_at
+            .unwrap_or_else(|| panic!("unreachable without a blocking hop: {text}"));
+        assert!(at < trace.hops.len(), "{text}");
+        assert_ne!(trace.hops[at].verdict, HopVerdict::Allow, "{text}");
+        for h in &trace.hops[..at] {
+            assert_eq!(
+                h.verdict,
+                HopVerdict::Allow,
+                "a hop before the block: {text}"
+            );
+        }
+        let fixes = fix::search(&model, q, &trace);
+        let mut m = model.clone();
+        let mut block = trace.blocking().cloned();
+        for f in &fixes {
+            assert!(
+                fix::apply(&mut m, &f.raw),
+                "a fix that does not apply: {f:?}"
+            );
+            let p = Policy::compile(&m).unwrap_or_else(|e| panic!("{f:?} does not compile: {e}"));
+            let again = path::analyse(&p, q).unwrap_or_else(|e| panic!("{f:?}: {e}"));
+            let before = block.as_ref().expect("a fix for a blocked path");
+            if let Some(h) = again.blocking() {
+                assert!(
+                    !(h.component == before.component
+                        && h.kind == before.kind
+                        && h.direction == before.direction),
+                    "{f:?} leaves the path blocked where it was"
+                );
+            }
+            assert_eq!(
+                again.reachable,
+                f.verified.contains("the path is reachable"),
+                "{f:?} says {:?}; the re-run: {}",
+                f.verified,
+                path::render::to_text(&again)
+            );
+            block = again.blocking().cloned();
+        }
+    }
+}
+
+/// A reachable path between two interfaces, by the reference evaluators:
+/// the groups allow the flow and no ACL denies it or its reply.
+fn check_reachable_by_reference(policy: &Policy, q: &sgplane::path::Query, text: &str) {
+    let iface = |name: &str| {
+        policy
+            .interfaces()
+            .iter()
+            .position(|i| i.place.title.as_deref() == Some(name))
+    };
+    let (Some(a), Some(b)) = (iface(&q.from), iface(&q.to)) else {
+        return;
+    };
+    if a == b {
+        return;
+    }
+    let (Some(src), Some(dst)) = (
+        policy.interfaces()[a].addresses.first(),
+        policy.interfaces()[b].addresses.first(),
+    ) else {
+        return;
+    };
+    let (src, dst) = (src.addr(), dst.addr());
+    let mut flow = Flow::other(src, dst, q.proto).in_zone(policy.zone_of(None, src, dst));
+    flow.dport = q.dport;
+    flow.sport = q.dport.map(|_| q.sport.unwrap_or(1024));
+    flow.icmp = q.icmp;
+    let e = policy.evaluate(&flow);
+    assert_eq!(
+        e.verdict,
+        Verdict::Allow,
+        "reachable, but the groups deny {flow}: {e:?}\n{text}"
+    );
+    assert_eq!(
+        policy.evaluate_nacls(&flow).denied(),
+        None,
+        "reachable, but an ACL denies {flow}\n{text}"
+    );
+    if q.sport.is_some() || !q.proto.has_ports() {
+        let back = flow.reversed();
+        assert_eq!(
+            policy.evaluate_nacls(&back).denied(),
+            None,
+            "reachable, but an ACL denies the reply {back}\n{text}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- AWS, structured
+
+/// Whether `debug` (a model's or the skipped list's `{:?}`) names a value
+/// at `path` of `file`, or inside it.
+fn names_origin(debug: &str, file: &str, path: &str) -> bool {
+    let at = format!("file: {file:?}, path: \"{path}");
+    debug
+        .match_indices(&at)
+        .any(|(i, m)| matches!(debug.as_bytes().get(i + m.len()), Some(b'"' | b'.' | b'[')))
+}
+
+/// The items of AWS responses the importer must account for: each of
+/// `Vpcs`, `Subnets`, `SecurityGroups` (and each of their permissions),
+/// `NetworkInterfaces` and `NetworkAcls` (and each of their entries), as
+/// (document index, JSON path, id). An item whose id an earlier item of
+/// its kind has is left out (the first read wins, by design), with its
+/// permissions and entries.
+pub fn aws_items(docs: &[serde_json::Value]) -> Vec<(usize, String, String)> {
+    const KINDS: [(&str, &str, &[&str]); 5] = [
+        ("Vpcs", "VpcId", &[]),
+        ("Subnets", "SubnetId", &[]),
+        (
+            "SecurityGroups",
+            "GroupId",
+            &["IpPermissions", "IpPermissionsEgress"],
+        ),
+        ("NetworkInterfaces", "NetworkInterfaceId", &[]),
+        ("NetworkAcls", "NetworkAclId", &["Entries"]),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (d, doc) in docs.iter().enumerate() {
+        for (key, id_key, children) in KINDS {
+            let Some(items) = doc.get(key).and_then(|v| v.as_array()) else {
+                continue;
+            };
+            for (i, item) in items.iter().enumerate() {
+                let Some(id) = item.get(id_key).and_then(|v| v.as_str()) else {
+                    continue;
+                };
+                if !seen.insert((key, id.to_string())) {
+                    continue;
+                }
+                let path = format!("$.{key}[{i}]");
+                for c in children {
+                    let n = item.get(*c).and_then(|v| v.as_array()).map_or(0, Vec::len);
+                    for j in 0..n {
+                        // The implicit final deny (`*`) is not an entry of the model.
+                        let number = item[*c][j].get("RuleNumber").and_then(|r| r.as_i64());
+                        if number.is_some_and(|r| r >= 32767) {
+                            continue;
+                        }
+                        out.push((d, format!("{path}.{c}[{j}]"), id.to_string()));
+                    }
+                }
+                out.push((d, path, id.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// AWS responses (JSON documents joined by NUL bytes) through `import aws`:
+/// [`check_import`], and every VPC, subnet, group, permission, interface,
+/// ACL and ACL entry (but the implicit final deny, rule 32767 and up) is either in the model (something in it comes from
+/// the item) or listed as skipped (with the item's origin, or inside it):
+/// nothing dropped without being listed.
+pub fn check_import_aws_accounted(data: &[u8]) {
+    check_import(sgplane::import::Provider::Aws, data);
+    let docs: Vec<(String, serde_json::Value)> = data
+        .split(|&b| b == 0)
+        .take(64)
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let v = serde_json::from_slice(d).ok()?;
+            Some((
+                format!("account-data/111122223333/us-east-1/doc{i}.json"),
+                v,
+            ))
+        })
+        .collect();
+    let Ok(imported) = sgplane::import::aws::import_values(&docs) else {
+        return;
+    };
+    let model = format!("{:?}", imported.model);
+    let skipped = format!("{:?}", imported.skipped);
+    let values: Vec<serde_json::Value> = docs.iter().map(|(_, v)| v.clone()).collect();
+    for (d, path, id) in aws_items(&values) {
+        let file = &docs[d].0;
+        assert!(
+            names_origin(&model, file, &path) || names_origin(&skipped, file, &path),
+            "{id} at {path} of {file} is neither in the model nor listed as skipped"
+        );
+    }
+}

@@ -4,6 +4,14 @@
 //!   regression tests in `tests/fuzz_regressions.rs` include this file.
 //! - [`scenario`]: the `engine` target's packet sequences (`arbitrary`).
 //! - [`policy_mutation`]: the `policy_structured` target's edits to a valid policy.
+//! - [`aws_documents`], [`nacl_scenario`], [`nesting`], [`topology`]: the
+//!   structured inputs of `import_aws_structured`, `engine_nacl_tracking`,
+//!   `tunnels` and `path` (each with the target's body, `check`, which the
+//!   regression tests include by path too).
+pub mod aws_documents;
 pub mod invariants;
+pub mod nacl_scenario;
+pub mod nesting;
 pub mod policy_mutation;
 pub mod scenario;
+pub mod topology;

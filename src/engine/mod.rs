@@ -206,7 +206,8 @@ pub struct Stats {
     pub flows_opened: u64,
     /// Unassured entries a full table evicted for a new flow (SPEC §2.8).
     pub early_drops: u64,
-    /// Hits of each rule as the deciding rule of a new flow, by rule id.
+    /// Packets each rule decided (the rule their judgement names), by rule
+    /// id: new flows, and the packets of flows an end leaves untracked.
     pub rule_hits: Vec<u64>,
     /// Packets each network ACL entry (or `*`) decided, by
     /// [`Nacls::hit_index`]: a packet crossing two ACLs counts in both
@@ -497,6 +498,13 @@ impl Engine {
     fn count(&mut self, j: &Judgement, bytes: u64) {
         let s = &mut self.stats;
         s.packets += 1;
+        // The rule the judgement names decided the packet: a rule the
+        // rules stage found but that did not decide (TCP that cannot open
+        // a tracked flow is `invalid`; an interface out of allowance is
+        // `conntrack-full`) has no hit.
+        if let Some(h) = j.rule.and_then(|r| s.rule_hits.get_mut(r as usize)) {
+            *h += 1;
+        }
         match j.verdict {
             Verdict::Allow => {
                 s.allowed_by_reason[j.reason.index()] += 1;
@@ -736,12 +744,6 @@ impl Engine {
                 .decide(&self.rules.policy, &flow_of(p, zone))
         });
         self.stats.new_flows += 1;
-        if let Some(h) = e
-            .rule()
-            .and_then(|r| self.stats.rule_hits.get_mut(r as usize))
-        {
-            *h += 1;
-        }
         e
     }
 

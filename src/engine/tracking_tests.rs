@@ -303,3 +303,26 @@ fn gwlb_mode_takes_gwlbs_timeouts_unless_the_policy_sets_them() {
     assert_eq!(vr(run(&mut e, &a, T0 + 119 * SEC)), EST);
     assert_eq!(e.expire(T0 + 119 * SEC + 120 * SEC), 1);
 }
+
+/// Rule hits count the packets a rule decided, whatever path they took:
+/// TCP that cannot open a flow an end tracks is `invalid` (its rule found
+/// but not deciding, no hit); an untracked flow's packets each name and
+/// hit their rule. Found by the `engine_nacl_tracking` fuzz target.
+#[test]
+fn rule_hits_are_the_judgements_naming_a_rule() {
+    let mut e = Engine::with_policy(policy(POLICY));
+    let t = T0;
+    let js = [
+        // A SYN+ACK with no flow to the load balancer (always tracked): invalid.
+        run(&mut e, &tcp(CLIENT, LB, 40000, 80, SYN | ACK), t),
+        run(&mut e, &tcp(CLIENT, WEB, 40000, 80, SYN), t),
+        run(&mut e, &tcp(CLIENT, WEB, 40000, 80, ACK), t),
+        run(&mut e, &tcp(CLIENT, LB, 40001, 80, SYN), t),
+    ];
+    assert_eq!(vr(js[0]), (Verdict::Deny, Reason::Invalid));
+    assert_eq!(js[0].rule, None);
+    assert_eq!(vr(js[3]), RULE);
+    let named = js.iter().filter(|j| j.rule.is_some()).count() as u64;
+    assert_eq!(named, 3);
+    assert_eq!(e.stats().rule_hits.iter().sum::<u64>(), named);
+}

@@ -37,6 +37,35 @@ fn id_of(doc: &Doc, out: &mut Out, r: &Resource, v: Got<Option<At<String>>>) -> 
     one(out, r, v).map(|a| At::new(doc.model_id(&a.value), a.origin))
 }
 
+/// A string attribute the resource cannot be imported without: its
+/// absence or failure listed as skipped.
+fn need(
+    out: &mut Out,
+    r: &Resource,
+    b: &Block,
+    key: &str,
+) -> Result<Option<At<String>>, ImportError> {
+    Ok(match b.str(key)? {
+        Ok(None) => {
+            out.skip(&r.address, r.values.origin(), format!("`{key}` is missing"));
+            None
+        }
+        v => one(out, r, v),
+    })
+}
+
+/// An id attribute the resource cannot be imported without, as a model
+/// id: its absence or failure listed as skipped.
+fn need_id(
+    doc: &Doc,
+    out: &mut Out,
+    r: &Resource,
+    b: &Block,
+    key: &str,
+) -> Result<Option<At<String>>, ImportError> {
+    Ok(need(out, r, b, key)?.map(|a| At::new(doc.model_id(&a.value), a.origin)))
+}
+
 fn ids_of(doc: &Doc, out: &mut Out, r: &Resource, v: Got<Vec<At<String>>>) -> Vec<At<String>> {
     out.got(r, v)
         .unwrap_or_default()
@@ -132,7 +161,7 @@ fn vpcs(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
 fn subnets(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
     for r in doc.managed("aws_subnet") {
         let b = Block::of(doc, r);
-        let Some(vpc) = id_of(doc, out, r, b.str("vpc_id")?) else {
+        let Some(vpc) = need_id(doc, out, r, &b, "vpc_id")? else {
             continue;
         };
         let cidrs = cidrs(out, r, &b, &["cidr_block", "ipv6_cidr_block"])?;
@@ -205,7 +234,7 @@ fn network_acls(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
     }
     for r in doc.managed("aws_network_acl_rule") {
         let b = Block::of(doc, r);
-        let Some(acl) = id_of(doc, out, r, b.str("network_acl_id")?) else {
+        let Some(acl) = need_id(doc, out, r, &b, "network_acl_id")? else {
             continue;
         };
         let egress = out.got(r, b.bool("egress")?).flatten().unwrap_or(false);
@@ -242,8 +271,8 @@ fn network_acls(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
     for r in doc.managed("aws_network_acl_association") {
         let b = Block::of(doc, r);
         if let (Some(acl), Some(s)) = (
-            id_of(doc, out, r, b.str("network_acl_id")?),
-            id_of(doc, out, r, b.str("subnet_id")?),
+            need_id(doc, out, r, &b, "network_acl_id")?,
+            need_id(doc, out, r, &b, "subnet_id")?,
         ) {
             subnet_field(out, r, &s, acl, |s, v| s.network_acl = Some(v));
         }
@@ -372,7 +401,7 @@ fn route_tables(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
     }
     for r in doc.managed("aws_route") {
         let b = Block::of(doc, r);
-        let Some(table) = id_of(doc, out, r, b.str("route_table_id")?) else {
+        let Some(table) = need_id(doc, out, r, &b, "route_table_id")? else {
             continue;
         };
         let keys = [
@@ -399,7 +428,7 @@ fn route_tables(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
     }
     for r in doc.managed("aws_route_table_association") {
         let b = Block::of(doc, r);
-        let Some(table) = id_of(doc, out, r, b.str("route_table_id")?) else {
+        let Some(table) = need_id(doc, out, r, &b, "route_table_id")? else {
             continue;
         };
         match id_of(doc, out, r, b.str("subnet_id")?) {
@@ -532,8 +561,8 @@ fn interfaces(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
     for r in doc.managed("aws_network_interface_sg_attachment") {
         let b = Block::of(doc, r);
         let (Some(sg), Some(eni)) = (
-            id_of(doc, out, r, b.str("security_group_id")?),
-            id_of(doc, out, r, b.str("network_interface_id")?),
+            need_id(doc, out, r, &b, "security_group_id")?,
+            need_id(doc, out, r, &b, "network_interface_id")?,
         ) else {
             continue;
         };
@@ -658,8 +687,8 @@ fn prefix_lists(doc: &Doc, out: &mut Out) -> Result<(), ImportError> {
     for r in doc.managed("aws_ec2_managed_prefix_list_entry") {
         let b = Block::of(doc, r);
         let (Some(pl), Some(c)) = (
-            id_of(doc, out, r, b.str("prefix_list_id")?),
-            one(out, r, b.str("cidr")?),
+            need_id(doc, out, r, &b, "prefix_list_id")?,
+            need(out, r, &b, "cidr")?,
         ) else {
             continue;
         };
@@ -803,7 +832,7 @@ fn target_group(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportErro
 
 fn listener(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportError> {
     let b = Block::of(doc, r);
-    let Some(lb) = id_of(doc, out, r, b.str("load_balancer_arn")?) else {
+    let Some(lb) = need_id(doc, out, r, &b, "load_balancer_arn")? else {
         return Ok(());
     };
     let mut target_group = None;
@@ -840,8 +869,8 @@ fn listener(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportError> {
 fn attachment(doc: &Doc, r: &Resource, out: &mut Out) -> Result<(), ImportError> {
     let b = Block::of(doc, r);
     let (Some(tg), Some(target)) = (
-        id_of(doc, out, r, b.str("target_group_arn")?),
-        id_of(doc, out, r, b.str("target_id")?),
+        need_id(doc, out, r, &b, "target_group_arn")?,
+        need_id(doc, out, r, &b, "target_id")?,
     ) else {
         return Ok(());
     };

@@ -138,6 +138,8 @@ pub enum FormatError {
         "the Parquet column {column} is of type {ty}, not the strings or integers of a flow log"
     )]
     ColumnType { column: String, ty: String },
+    #[error("the flow-log header names the {0} field twice")]
+    Duplicate(String),
 }
 
 impl Format {
@@ -150,6 +152,14 @@ impl Format {
 
     fn from_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<Format, FormatError> {
         let fields: Vec<String> = names.map(str::to_string).collect();
+        // Which of two columns of one name would count is anyone's guess.
+        if let Some((_, dup)) = fields
+            .iter()
+            .enumerate()
+            .find(|(i, f)| fields[..*i].contains(f))
+        {
+            return Err(FormatError::Duplicate(dup.clone()));
+        }
         let columns: Vec<Column> = fields.iter().map(|n| Column::of(n)).collect();
         for (c, name) in [
             (Column::SrcAddr, "srcaddr"),

@@ -229,3 +229,9 @@ fn quick_ipv4_parsing_agrees_with_std() {
         assert_eq!(super::parse_addr(&s), s.parse().ok(), "{s:?}");
     }
 }
+
+#[test]
+fn a_header_naming_a_field_twice_is_refused() {
+    let r = Format::recognise(b"version log-status srcaddr dstaddr protocol action log-status");
+    assert_eq!(r, Some(Err(FormatError::Duplicate("log-status".into()))));
+}
