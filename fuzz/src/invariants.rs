@@ -1291,8 +1291,13 @@ pub fn check_import(provider: sgplane::import::Provider, data: &[u8]) {
 /// the resources of `planned_values` (a plan) or `values` (a state), modules
 /// walked recursively, then the data sources of a plan's `prior_state` not
 /// already listed.
-pub fn terraform_resources(v: &serde_json::Value) -> Vec<(String, String)> {
-    fn walk(m: &serde_json::Value, path: &str, data_only: bool, out: &mut Vec<(String, String)>) {
+pub fn terraform_resources(v: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
+    fn walk(
+        m: &serde_json::Value,
+        path: &str,
+        data_only: bool,
+        out: &mut Vec<(String, String, Option<String>)>,
+    ) {
         if let Some(rs) = m.get("resources").and_then(|r| r.as_array()) {
             for (i, r) in rs.iter().enumerate() {
                 let Some(address) = r.get("address").and_then(|a| a.as_str()) else {
@@ -1301,10 +1306,17 @@ pub fn terraform_resources(v: &serde_json::Value) -> Vec<(String, String)> {
                 if data_only && r.get("mode").and_then(|m| m.as_str()) != Some("data") {
                     continue;
                 }
-                if data_only && out.iter().any(|(a, _)| a == address) {
+                if data_only && out.iter().any(|(a, ..)| a == address) {
                     continue;
                 }
-                out.push((address.to_string(), format!("{path}.resources[{i}]")));
+                // A data source's kind is its `type`, as the importer reads it.
+                let kind = (r.get("mode").and_then(|m| m.as_str()) == Some("data")).then(|| {
+                    r.get("type")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or("")
+                        .to_string()
+                });
+                out.push((address.to_string(), format!("{path}.resources[{i}]"), kind));
             }
         }
         if let Some(ms) = m.get("child_modules").and_then(|c| c.as_array()) {
@@ -1368,14 +1380,9 @@ pub fn check_import_terraform(data: &[u8]) {
         "aws_lb",
         "aws_vpc_endpoint",
     ];
-    for (address, path) in terraform_resources(&v) {
-        if let Some(kind) = address
-            .rsplit("data.")
-            .next()
-            .filter(|_| address.contains("data."))
-        {
-            let kind = kind.split('.').next().unwrap_or("");
-            if !NETWORK_DATA.contains(&kind) {
+    for (address, path, data_kind) in terraform_resources(&v) {
+        if let Some(kind) = data_kind {
+            if !NETWORK_DATA.contains(&kind.as_str()) {
                 continue;
             }
         }

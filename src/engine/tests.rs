@@ -433,9 +433,12 @@ fn a_half_open_flow_that_heard_back_outlives_older_ones_that_did_not() {
     // A real client: SYN and SYN-ACK seen, its last ACK not yet.
     assert_eq!(run(&mut e, &tcp(C, S, 1, 80, SYN), T0), ALLOW_RULE);
     assert_eq!(run(&mut e, &tcp(S, C, 80, 1, SYN | ACK), T0), EST);
-    // A flood of SYNs nobody answers, each newer than the client's entry.
-    for port in 2..200 {
-        assert_eq!(run(&mut e, &tcp(C, S, port, 80, SYN), T0 + SEC), ALLOW_RULE);
+    // A flood of SYNs nobody answers, each newer than the client's entry
+    // and than the one before (a millisecond apart: ties would leave the
+    // victim to the table's hash order).
+    for port in 2..200u16 {
+        let at = T0 + SEC + u64::from(port) * 1_000_000;
+        assert_eq!(run(&mut e, &tcp(C, S, port, 80, SYN), at), ALLOW_RULE);
     }
     assert_eq!(e.stats().early_drops, 196);
     // The flood evicted its own: the client's handshake completes.
