@@ -34,23 +34,10 @@ pub const DEFAULT_FIELDS: [&str; 14] = [
     "log-status",
 ];
 
-/// Every field name AWS documents for custom formats (versions 2 to 5 and
-/// later additions): a header line must consist of these.
-const KNOWN_FIELDS: &[&str] = &[
-    "version",
-    "account-id",
-    "interface-id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log-status",
+/// The field names AWS documents for custom formats besides the default
+/// ones (versions 2 to 5 and later additions): a header line must consist
+/// of these and [`DEFAULT_FIELDS`].
+const LATER_FIELDS: &[&str] = &[
     "vpc-id",
     "subnet-id",
     "instance-id",
@@ -191,7 +178,8 @@ impl Format {
                     .trim_start_matches('$')
             })
             .collect();
-        if !names.is_empty() && names.iter().all(|n| KNOWN_FIELDS.contains(n)) {
+        let known = |n: &&str| DEFAULT_FIELDS.contains(n) || LATER_FIELDS.contains(n);
+        if !names.is_empty() && names.iter().all(known) {
             return Some(Format::from_names(names.into_iter()));
         }
         let fields: Vec<&str> = line.split_ascii_whitespace().collect();
