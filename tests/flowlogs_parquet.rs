@@ -459,3 +459,27 @@ fn the_text_to_parquet_writer_uses_aws_types_and_gzip() {
         "{codec:?}"
     );
 }
+
+#[test]
+fn compare_names_parquet_records_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (txt, pq) = both(dir.path(), "default.log");
+    let policy = std::fs::read_to_string(data("policy.toml")).unwrap();
+    let https = "  { proto = \"tcp\", ports = \"443\", from = \"0.0.0.0/0\" },\n";
+    assert!(policy.contains(https));
+    let new = dir.path().join("new.toml");
+    std::fs::write(&new, policy.replace(https, "")).unwrap();
+    let first = |input: &Path| {
+        let out = sgplane(&["replay", s(input), "--compare", s(&new)], None);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let at = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("first "))
+            .unwrap_or_else(|| panic!("{text}"));
+        at.trim().split(':').next().unwrap().to_string()
+    };
+    // The same record: the text's line 2 is the Parquet file's row 1.
+    assert_eq!(first(&txt), "first line 2");
+    assert_eq!(first(&pq), "first row 1");
+}

@@ -151,3 +151,56 @@ fn replay_judges_every_packet_in_the_vpc_named() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("unknown VPC `vpc-q`"), "{}", text(&o));
 }
+
+/// The same 5-tuple recorded at the web servers of both VPCs, once each.
+const FLOW_LOG: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status
+2 123456789012 eni-web-a 10.0.1.5 10.0.1.10 40000 80 6 5 500 1700000000 1700000060 ACCEPT OK
+2 123456789012 eni-web-b 10.0.1.5 10.0.1.10 40000 80 6 5 500 1700000000 1700000060 REJECT OK
+";
+
+#[test]
+fn flow_log_records_are_compared_and_written_in_their_vpc() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flows.log"), FLOW_LOG).unwrap();
+    // The new policy closes vpc-a's web server and opens vpc-b's.
+    let new = POLICY
+        .replace(
+            "ingress = [ { proto = \"tcp\", ports = \"80\", from = \"10.0.0.0/16\" } ]\n",
+            "",
+        )
+        .replace(
+            "vpc = \"vpc-b\"\negress",
+            "vpc = \"vpc-b\"\ningress = [ { proto = \"tcp\", ports = \"80\", from = \"10.0.0.0/16\" } ]\negress",
+        );
+    assert_ne!(new, POLICY);
+    std::fs::write(dir.path().join("new.toml"), new).unwrap();
+    let o = sgplane(
+        dir.path(),
+        &[
+            "replay",
+            "flows.log",
+            "--compare",
+            "new.toml",
+            "--json",
+            "--verdicts",
+            "v.jsonl",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &s["compare"];
+    // One connection each way, told apart by the VPC they were judged in.
+    assert_eq!(c["newly_denied_flows"], 1, "{c}");
+    assert_eq!(c["newly_allowed_flows"], 1, "{c}");
+    assert_eq!(c["newly_denied"][0]["zone"], "vpc-a", "{c}");
+    assert_eq!(c["newly_allowed"][0]["zone"], "vpc-b", "{c}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("v.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let zones: Vec<_> = lines.iter().map(|l| l["zone"].clone()).collect();
+    assert_eq!(zones, ["vpc-a", "vpc-b"], "{lines:?}");
+    assert_eq!(lines[0]["verdict"], "allow");
+    assert_eq!(lines[1]["verdict"], "deny");
+}

@@ -10,7 +10,7 @@ use crate::base::IpProto;
 use crate::engine::Judgement;
 use crate::io::flowlog::Record;
 use crate::policy::nacl::AclRuleName;
-use crate::policy::{Policy, RuleName};
+use crate::policy::{Policy, RuleName, ZoneId};
 use crate::wire::L4;
 
 use super::verdicts_parquet::{ParquetVerdicts, Row};
@@ -147,6 +147,7 @@ impl VerdictWriter {
         index: u64,
         record: &Record,
         j: &Judgement,
+        zone: Option<ZoneId>,
         policy: &Policy,
     ) -> io::Result<()> {
         let line = Line {
@@ -155,7 +156,7 @@ impl VerdictWriter {
             proto: Some(record.proto),
             ends: Some((record.src, record.dst)),
             ports: record.sport.zip(record.dport),
-            zone: None,
+            zone: zone.map(|z| policy.zone_label(z)),
             recorded: Some(record.action.as_str()),
         };
         self.line(&line, j, policy)

@@ -91,14 +91,26 @@ impl CompareWith {
 #[serde(rename_all = "lowercase")]
 pub enum Unit {
     Packets,
+    /// Flow-log records, by text line.
     Records,
+    /// Flow-log records, by Parquet row (`records` in JSON too).
+    #[serde(rename = "records")]
+    Rows,
 }
 
 impl Unit {
     fn as_str(self) -> &'static str {
         match self {
             Unit::Packets => "packets",
-            Unit::Records => "records",
+            Unit::Records | Unit::Rows => "records",
+        }
+    }
+
+    /// What a record's position counts: a text line or a Parquet row.
+    fn position(self) -> &'static str {
+        match self {
+            Unit::Rows => "row",
+            _ => "line",
         }
     }
 }
@@ -225,14 +237,14 @@ impl Seen {
 
     /// A flow-log record: every record is judged as a new flow, so only its
     /// ports say which end is the client.
-    fn of_record(r: &Record) -> Seen {
+    fn of_record(r: &Record, zone: Option<ZoneId>) -> Seen {
         let (ident, sport, dport) = match (r.sport, r.dport) {
             (Some(s), Some(d)) => (Ident::Ports, s, d),
             _ => (Ident::Other, 0, 0),
         };
         let (src_opened, evidence) = by_ports(sport, dport);
         Seen::new(
-            None,
+            zone,
             r.proto.0,
             ident,
             (r.src, sport),
@@ -394,12 +406,14 @@ impl Comparison {
         self.changed(at, seen, old, new);
     }
 
-    /// Counts one flow-log record at `line`, the `index`-th judged.
+    /// Counts one flow-log record at `line` (a Parquet row), the
+    /// `index`-th judged, in `zone` (as the `-c` policy judged it).
     pub fn observe_record(
         &mut self,
         index: u64,
         line: u64,
         r: &Record,
+        zone: Option<ZoneId>,
         old: &Judgement,
         new: &Judgement,
     ) {
@@ -411,7 +425,7 @@ impl Comparison {
             ts: r.start.map(|s| s as f64),
             line: Some(line),
         };
-        self.changed(at, Some(Seen::of_record(r)), old, new);
+        self.changed(at, Some(Seen::of_record(r, zone)), old, new);
     }
 
     /// Counts the verdicts; true when they differ.
@@ -790,7 +804,7 @@ impl Compared {
                 let _ = writeln!(s, "  {n:>8}  {}", f.describe());
                 if let Some(c) = first {
                     let at = match (c.line, c.ts) {
-                        (Some(l), _) => format!("line {l}"),
+                        (Some(l), _) => format!("{} {l}", self.unit.position()),
                         (None, Some(t)) => format!("packet {} at {t:.6}", c.index),
                         (None, None) => format!("#{}", c.index),
                     };
@@ -1188,8 +1202,8 @@ security_groups = ["sg-web"]
         // The reply's record comes first: it still shows from the client.
         let reply = rec("10.0.1.10", 443, "203.0.113.5", 51000);
         let request = rec("203.0.113.5", 51000, "10.0.1.10", 443);
-        c.observe_record(0, 2, &reply, &j(Verdict::Allow), &j(Verdict::Deny));
-        c.observe_record(1, 3, &request, &j(Verdict::Allow), &j(Verdict::Deny));
+        c.observe_record(0, 2, &reply, None, &j(Verdict::Allow), &j(Verdict::Deny));
+        c.observe_record(1, 3, &request, None, &j(Verdict::Allow), &j(Verdict::Deny));
         let r = c.finish(&p, &p);
         assert_eq!(r.unit, Unit::Records);
         assert_eq!((r.changed_flows, r.newly_denied_packets), (1, 2));

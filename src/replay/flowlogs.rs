@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::engine::{Judgement, Ruleset};
 use crate::io::flowlog::{Action, Entry, FlowDirection, Reader, Record};
 use crate::output::{VerdictFormat, VerdictWriter};
-use crate::policy::{Direction, Flow, IfaceId, Policy, Reason, Verdict};
+use crate::policy::{Direction, Flow, IfaceId, Policy, Reason, Verdict, ZoneId};
 
 use super::judge_memo::JudgeMemo;
 use super::report::FlowLogHtml;
@@ -38,6 +38,9 @@ pub struct RecordJudgement {
     /// The record's `interface-id` is an interface of the policy, and the
     /// record was judged there (else by its addresses, like a packet).
     pub at_named_interface: bool,
+    /// The zone (VPC space) it was judged in: its interface's, else the
+    /// one its addresses give.
+    pub zone: Option<ZoneId>,
 }
 
 /// Judges a record as a new flow. At an interface the policy names, in the
@@ -106,6 +109,7 @@ pub fn judge_at(rules: &Ruleset, iface: Option<IfaceId>, r: &Record) -> RecordJu
     RecordJudgement {
         judgement,
         at_named_interface: at.is_some(),
+        zone,
     }
 }
 
@@ -471,7 +475,11 @@ pub fn replay_flow_log(
     let mut memo = JudgeMemo::new(rules);
     let mut scratch = String::new();
     let mut compared = out.compare.as_ref().map(|c| {
-        let unit = super::compare::Unit::Records;
+        let unit = if reader.parquet() {
+            super::compare::Unit::Rows
+        } else {
+            super::compare::Unit::Records
+        };
         (c.rules(), super::compare::Comparison::new(c.name(), unit))
     });
     let mut html = out
@@ -510,13 +518,13 @@ pub fn replay_flow_log(
                 report.observe(&mut memo, &mut scratch, line, &r, &rj);
                 if let Some((new, c)) = compared.as_mut() {
                     let nj = judge(new, &r).judgement;
-                    c.observe_record(index, line, &r, &rj.judgement, &nj);
+                    c.observe_record(index, line, &r, rj.zone, &rj.judgement, &nj);
                 }
                 if let Some(h) = html.as_mut() {
                     h.observe(&r, &rj, &rules.policy);
                 }
                 if let Some((w, path)) = verdicts.as_mut() {
-                    w.write_record(index, &r, &rj.judgement, &rules.policy)
+                    w.write_record(index, &r, &rj.judgement, rj.zone, &rules.policy)
                         .map_err(writing(path))?;
                 }
                 index += 1;

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use crate::engine::{Judgement, Ruleset};
 use crate::io::flowlog::{FlowDirection, Record};
 use crate::policy::nacl::AclDecision;
-use crate::policy::{Direction, IfaceId, Reason, RuleId, Verdict};
+use crate::policy::{Direction, IfaceId, Reason, RuleId, Verdict, ZoneId};
 
 use super::flowlogs::{judge_at, RecordJudgement};
 
@@ -70,6 +70,7 @@ struct Kept {
     decision: Option<(IfaceId, Direction)>,
     nacl: Option<AclDecision>,
     at_named_interface: bool,
+    zone: Option<ZoneId>,
 }
 
 impl Kept {
@@ -82,6 +83,7 @@ impl Kept {
             decision: g.decision,
             nacl: g.nacl,
             at_named_interface: j.at_named_interface,
+            zone: j.zone,
         }
     }
 
@@ -96,6 +98,7 @@ impl Kept {
                 packet: None,
             },
             at_named_interface: self.at_named_interface,
+            zone: self.zone,
         }
     }
 }
