@@ -300,3 +300,32 @@ fn a_damaged_gzip_stream_stops_with_what_was_read() {
     nothing_lost(&s);
     assert!(s["stopped"].is_object());
 }
+
+#[test]
+fn fields_sgplane_does_not_know_are_named_and_read_past() {
+    let log = "version interface-id srcaddr dstaddr srcport dstport protocol action log-status later-field\n\
+               2 eni-web 203.0.113.5 10.0.1.10 51000 443 6 ACCEPT OK some-value\n";
+    let s = summary("-", Some(log.as_bytes()));
+    assert_eq!(s["unknown_fields"], serde_json::json!(["later-field"]));
+    assert_eq!(
+        (s["judged"].as_u64(), s["agreeing"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let out = sgplane(&["replay", "-"], Some(log.as_bytes()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("fields not known to sgplane, read past: later-field"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_flow_log_without_an_action_field_exits_2_naming_it() {
+    let log = "version resource-type account-id tgw-id tgw-attachment-id srcaddr dstaddr srcport dstport protocol packets bytes start end log-status\n\
+               6 TransitGateway 123456789012 tgw-1 tgw-attach-1 10.0.0.1 10.1.0.1 40000 443 6 10 1000 1700000000 1700000060 OK\n";
+    let out = sgplane(&["replay", "-"], Some(log.as_bytes()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no action field"), "{err}");
+    assert!(!err.contains("pcap"), "{err}");
+}

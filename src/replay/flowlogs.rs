@@ -189,6 +189,8 @@ pub struct FlowLogReport {
     pub parquet: bool,
     /// The fields of the header line; the default's when there is none.
     pub fields: Vec<String>,
+    /// Fields of the header that sgplane does not know: read past.
+    pub unknown_fields: Vec<String>,
     pub header: bool,
     /// Non-blank lines after the header.
     pub records: u64,
@@ -229,6 +231,9 @@ impl FlowLogReport {
             gzip: reader.gzip(),
             parquet: reader.parquet(),
             fields: reader.format().fields.clone(),
+            unknown_fields: (reader.format().unknown_fields().into_iter())
+                .map(str::to_string)
+                .collect(),
             header: reader.format().header,
             records: 0,
             judged: 0,
@@ -348,6 +353,12 @@ impl FlowLogReport {
             (false, true) => "gzip, version 2 default, no header".into(),
         };
         line(format!("input: {} (VPC flow log, {how})", self.input));
+        if !self.unknown_fields.is_empty() {
+            line(format!(
+                "fields not known to sgplane, read past: {}",
+                self.unknown_fields.join(", ")
+            ));
+        }
         let unit = if self.parquet { "row" } else { "line" };
         line(format!(
             "records: {} (judged {}, NODATA {}, SKIPDATA {}, malformed {})",

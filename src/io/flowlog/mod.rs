@@ -68,6 +68,11 @@ const LATER_FIELDS: &[&str] = &[
     "encryption-status",
 ];
 
+/// Whether `name` is a field of VPC Flow Logs (any version).
+fn is_known(name: &str) -> bool {
+    DEFAULT_FIELDS.contains(&name) || LATER_FIELDS.contains(&name)
+}
+
 /// What a column of the format is to the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
@@ -165,6 +170,16 @@ impl Format {
         })
     }
 
+    /// The fields of the format that sgplane does not know, in order: read
+    /// past, not judged.
+    pub fn unknown_fields(&self) -> Vec<&str> {
+        self.fields
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !is_known(f))
+            .collect()
+    }
+
     /// The format a first line gives: a header of known field names (the
     /// custom formats; `${…}` as written in a format string is accepted),
     /// or a version 2 default record. `None`: not a flow log.
@@ -178,8 +193,20 @@ impl Format {
                     .trim_start_matches('$')
             })
             .collect();
-        let known = |n: &&str| DEFAULT_FIELDS.contains(n) || LATER_FIELDS.contains(n);
-        if !names.is_empty() && names.iter().all(known) {
+        if !names.is_empty() && names.iter().all(|n| is_known(n)) {
+            return Some(Format::from_names(names.into_iter()));
+        }
+        // Field names sgplane does not know (one AWS added later, another
+        // kind of flow log's): still a header when every word is shaped
+        // like a field name and the addresses are among them. The fields
+        // not known are read past and named in the summary; a format that
+        // lacks what judging needs is refused, naming the field.
+        let shaped = |n: &&str| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if names.iter().all(shaped) && names.contains(&"srcaddr") && names.contains(&"dstaddr") {
             return Some(Format::from_names(names.into_iter()));
         }
         let fields: Vec<&str> = line.split_ascii_whitespace().collect();

@@ -235,3 +235,42 @@ fn a_header_naming_a_field_twice_is_refused() {
     let r = Format::recognise(b"version log-status srcaddr dstaddr protocol action log-status");
     assert_eq!(r, Some(Err(FormatError::Duplicate("log-status".into()))));
 }
+
+#[test]
+fn a_header_with_fields_not_known_is_read_past_them() {
+    let header =
+        b"version srcaddr next-year-field dstaddr protocol srcport dstport action log-status";
+    let f = Format::recognise(header).unwrap().unwrap();
+    assert_eq!(f.unknown_fields(), ["next-year-field"]);
+    let Entry::Record(r) = f.parse(b"2 10.0.0.1 whatever 10.0.0.2 17 5353 53 REJECT OK") else {
+        panic!()
+    };
+    assert_eq!(r.dst, "10.0.0.2".parse::<IpAddr>().unwrap());
+    assert_eq!((r.sport, r.dport), (Some(5353), Some(53)));
+    assert_eq!(r.action, Action::Reject);
+    // Still all-known formats list nothing.
+    let f = Format::recognise(b"srcaddr dstaddr protocol action")
+        .unwrap()
+        .unwrap();
+    assert!(f.unknown_fields().is_empty());
+}
+
+#[test]
+fn a_transit_gateway_header_is_a_flow_log_without_an_action() {
+    let header = b"version resource-type account-id tgw-id tgw-attachment-id srcaddr dstaddr srcport dstport protocol packets bytes start end log-status type";
+    assert_eq!(
+        Format::recognise(header),
+        Some(Err(FormatError::Missing("action")))
+    );
+}
+
+#[test]
+fn words_not_shaped_like_field_names_are_no_header() {
+    // Capitals, or no addresses among the names: not a flow log's header.
+    assert_eq!(
+        Format::recognise(b"Version srcaddr dstaddr protocol action"),
+        None
+    );
+    assert_eq!(Format::recognise(b"name address port"), None);
+    assert_eq!(Format::recognise(b"srcaddr dstaddr x=1"), None);
+}
