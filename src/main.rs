@@ -275,6 +275,13 @@ struct ReplayArgs {
     /// reference graph); for a flow log, records agreeing and differing.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Read INPUT as a VPC flow log with these fields, as the flow log's
+    /// LogFormat gives them (`${version} ${vpc-id} ${srcaddr} …`, or the
+    /// names alone): for records without their header line, such as those
+    /// kept in CloudWatch Logs. A first line that is this header is
+    /// skipped. Parquet is read by its own column names.
+    #[arg(long, value_name = "FORMAT", value_parser = log_format)]
+    log_format: Option<sgplane::io::flowlog::Format>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -692,6 +699,10 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
+    if let Some(format) = a.log_format.clone() {
+        let r = replay::open_flow_log_as(input, &name, format)?;
+        return replay_flow_log(&engine, r, &name, a, compare);
+    }
     let input = match replay::recognise(input, &name)? {
         replay::Recognised::Capture(c) => c,
         replay::Recognised::FlowLog(r) => return replay_flow_log(&engine, r, &name, a, compare),
@@ -767,6 +778,11 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
 
 /// The policy of `--compare`, loaded as `-c` is and prepared alike
 /// (`--vpc`, `--mirror`).
+/// `--log-format`: a flow log's fields, as its LogFormat writes them.
+fn log_format(text: &str) -> std::result::Result<sgplane::io::flowlog::Format, String> {
+    sgplane::io::flowlog::Format::from_log_format(text).map_err(|e| e.to_string())
+}
+
 fn compare_with(a: &ReplayArgs) -> Result<Option<sgplane::replay::CompareWith>> {
     let Some(path) = &a.compare else {
         return Ok(None);

@@ -192,6 +192,8 @@ pub struct FlowLogReport {
     /// Fields of the header that sgplane does not know: read past.
     pub unknown_fields: Vec<String>,
     pub header: bool,
+    /// The format was given with `--log-format`.
+    pub format_given: bool,
     /// Non-blank lines after the header.
     pub records: u64,
     pub judged: u64,
@@ -235,6 +237,7 @@ impl FlowLogReport {
                 .map(str::to_string)
                 .collect(),
             header: reader.format().header,
+            format_given: reader.format().given,
             records: 0,
             judged: 0,
             agreeing: 0,
@@ -345,8 +348,19 @@ impl FlowLogReport {
             s.push_str(&l);
             s.push('\n');
         };
+        let gz = if self.gzip { "gzip, " } else { "" };
         let how = match (self.header, self.gzip) {
             _ if self.parquet => format!("Parquet, {} columns", self.fields.len()),
+            (true, _) if self.format_given => format!(
+                "{gz}--log-format of {} fields, its header line skipped",
+                self.fields.len()
+            ),
+            (false, _) if self.format_given => {
+                format!(
+                    "{gz}--log-format of {} fields, no header",
+                    self.fields.len()
+                )
+            }
             (true, false) => format!("header of {} fields", self.fields.len()),
             (true, true) => format!("gzip, header of {} fields", self.fields.len()),
             (false, false) => "version 2 default, no header".into(),

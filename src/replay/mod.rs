@@ -117,6 +117,20 @@ pub fn recognise<R: Read + Send + 'static>(input: R, name: &str) -> Result<Recog
     }
 }
 
+/// Reads `input` as a flow log in `format` (`--log-format`), whatever its
+/// first line: text or gzip (its first line skipped when it is the
+/// format's header), or Parquet by its own column names.
+pub fn open_flow_log_as<R: Read + Send + 'static>(
+    input: R,
+    name: &str,
+    format: flowlog::Format,
+) -> Result<flowlog::Reader> {
+    flowlog::open_as(input, format).map_err(|source| ReplayError::Recognise {
+        name: name.to_string(),
+        source,
+    })
+}
+
 /// A file that starts with Parquet's magic, read where it lies (Parquet's
 /// index is at its end): a Parquet VPC Flow Log, or an error saying why not.
 /// `None`: no Parquet (or no file to open: the caller's open says why).

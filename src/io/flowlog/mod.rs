@@ -73,6 +73,30 @@ fn is_known(name: &str) -> bool {
     DEFAULT_FIELDS.contains(&name) || LATER_FIELDS.contains(&name)
 }
 
+/// Whether `name` is shaped like a flow-log field name: lowercase ASCII
+/// letters, digits and hyphens.
+fn is_field_name(name: &&str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The words of a header or format line, `${…}` unwrapped as a format
+/// string writes them. `None`: not text.
+fn field_names(line: &[u8]) -> Option<Vec<&str>> {
+    let line = std::str::from_utf8(line).ok()?;
+    Some(
+        line.split_ascii_whitespace()
+            .map(|n| {
+                n.trim_start_matches("${")
+                    .trim_end_matches('}')
+                    .trim_start_matches('$')
+            })
+            .collect(),
+    )
+}
+
 /// What a column of the format is to the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
@@ -116,8 +140,11 @@ impl Column {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Format {
     pub fields: Vec<String>,
-    /// Whether the first line was a header (else the default, headerless).
+    /// Whether the first line was a header (else the default, headerless,
+    /// or the format given).
     pub header: bool,
+    /// Given by the user (`--log-format`), not read from the input.
+    pub given: bool,
     columns: Vec<Column>,
 }
 
@@ -132,6 +159,10 @@ pub enum FormatError {
     ColumnType { column: String, ty: String },
     #[error("the flow-log header names the {0} field twice")]
     Duplicate(String),
+    #[error(
+        "the flow-log format is not field names (`${{version}} ${{srcaddr}} …` or `version srcaddr …`)"
+    )]
+    NotFieldNames,
 }
 
 impl Format {
@@ -166,8 +197,30 @@ impl Format {
         Ok(Format {
             fields,
             header: true,
+            given: false,
             columns,
         })
+    }
+
+    /// The format a flow log was created with, as AWS's `LogFormat` gives
+    /// it (`${version} ${vpc-id} …`) or as plain field names: for lines
+    /// that come without their header (CloudWatch Logs keeps no header).
+    /// Names sgplane does not know are read past; a name not shaped like a
+    /// field name is refused.
+    pub fn from_log_format(text: &str) -> Result<Format, FormatError> {
+        let names = field_names(text.as_bytes()).ok_or(FormatError::NotFieldNames)?;
+        if names.is_empty() || !names.iter().all(is_field_name) {
+            return Err(FormatError::NotFieldNames);
+        }
+        let mut f = Format::from_names(names.into_iter())?;
+        f.header = false;
+        f.given = true;
+        Ok(f)
+    }
+
+    /// Whether `line` is this format's header: its field names, in order.
+    fn is_header(&self, line: &[u8]) -> bool {
+        field_names(line).is_some_and(|n| n.iter().eq(self.fields.iter()))
     }
 
     /// The fields of the format that sgplane does not know, in order: read
@@ -185,14 +238,7 @@ impl Format {
     /// or a version 2 default record. `None`: not a flow log.
     pub fn recognise(first_line: &[u8]) -> Option<Result<Format, FormatError>> {
         let line = std::str::from_utf8(first_line).ok()?.trim_end();
-        let names: Vec<&str> = line
-            .split_ascii_whitespace()
-            .map(|n| {
-                n.trim_start_matches("${")
-                    .trim_end_matches('}')
-                    .trim_start_matches('$')
-            })
-            .collect();
+        let names = field_names(first_line)?;
         if !names.is_empty() && names.iter().all(|n| is_known(n)) {
             return Some(Format::from_names(names.into_iter()));
         }
@@ -201,12 +247,8 @@ impl Format {
         // like a field name and the addresses are among them. The fields
         // not known are read past and named in the summary; a format that
         // lacks what judging needs is refused, naming the field.
-        let shaped = |n: &&str| {
-            !n.is_empty()
-                && n.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        };
-        if names.iter().all(shaped) && names.contains(&"srcaddr") && names.contains(&"dstaddr") {
+        let addresses = names.contains(&"srcaddr") && names.contains(&"dstaddr");
+        if names.iter().all(is_field_name) && addresses {
             return Some(Format::from_names(names.into_iter()));
         }
         let fields: Vec<&str> = line.split_ascii_whitespace().collect();
@@ -620,6 +662,34 @@ pub fn sniff<R: Read + Send + 'static>(mut input: R) -> io::Result<Sniffed<R>> {
     }
 }
 
+/// Reads `input` as a flow log in `format` (`--log-format`): text or
+/// gzip, whose first line is skipped when it is the format's header.
+/// Parquet names its own columns: it is read by them, `format` unused.
+pub fn open_as<R: Read + Send + 'static>(mut input: R, format: Format) -> io::Result<Reader> {
+    let mut magic = Vec::with_capacity(4);
+    (&mut input).take(4).read_to_end(&mut magic)?;
+    if magic == parquet::MAGIC {
+        let mut all = magic;
+        input.read_to_end(&mut all)?;
+        return parquet::open(bytes::Bytes::from(all))?
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+    }
+    let gzip = magic.get(..2) == Some(&GZIP_MAGIC[..]);
+    let rest = io::Cursor::new(magic).chain(input);
+    let mut text: Box<dyn BufRead + Send> = if gzip {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(rest),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, rest))
+    };
+    let (first, number, _) = first_line(&mut text)?;
+    let header = format.is_header(first.trim_ascii());
+    let format = Format { header, ..format };
+    Ok(Reader::new(text, format, gzip, first, number))
+}
+
 /// The first non-blank line, its 1-based number, and every byte read for it.
 fn first_line(text: &mut impl BufRead) -> io::Result<(Vec<u8>, u64, Vec<u8>)> {
     let (mut first, mut number, mut seen) = (Vec::new(), 0, Vec::new());
@@ -647,7 +717,8 @@ impl Reader {
     ) -> Reader {
         Reader {
             source: Source::Text {
-                pending_first: !format.header,
+                // An empty input has no first line to give.
+                pending_first: !format.header && !first.trim_ascii().is_empty(),
                 input: Box::new(input),
                 line: first,
             },

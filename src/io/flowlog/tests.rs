@@ -274,3 +274,27 @@ fn words_not_shaped_like_field_names_are_no_header() {
     assert_eq!(Format::recognise(b"name address port"), None);
     assert_eq!(Format::recognise(b"srcaddr dstaddr x=1"), None);
 }
+
+#[test]
+fn a_log_format_string_gives_the_fields_and_knows_its_header() {
+    let f = Format::from_log_format("${srcaddr} ${dstaddr}  ${protocol} ${action} ${new-thing}")
+        .unwrap();
+    assert!(f.given && !f.header);
+    assert_eq!(
+        f.fields,
+        ["srcaddr", "dstaddr", "protocol", "action", "new-thing"]
+    );
+    assert_eq!(f.unknown_fields(), ["new-thing"]);
+    assert!(f.is_header(b"srcaddr dstaddr protocol action new-thing"));
+    assert!(f.is_header(b"${srcaddr} ${dstaddr} ${protocol} ${action} ${new-thing}"));
+    assert!(!f.is_header(b"dstaddr srcaddr protocol action new-thing"));
+    assert!(!f.is_header(b"10.0.0.1 10.0.0.2 6 ACCEPT x"));
+    assert_eq!(
+        Format::from_log_format(" "),
+        Err(FormatError::NotFieldNames)
+    );
+    assert_eq!(
+        Format::from_log_format("${srcaddr} ${dstaddr} ${protocol}"),
+        Err(FormatError::Missing("action"))
+    );
+}
