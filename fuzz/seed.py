@@ -213,6 +213,9 @@ def main():
         b"2 123456789010 eni-web - - - - - - - 1700000000 1700000060 - NODATA\n",
         b"2 123456789010 eni-web - - - - - - - 1700000000 1700000060 - SKIPDATA\n",
         b"version srcaddr dstaddr srcport dstport protocol action log-status\n2 10.0.1.10 2001:db8::1 1 2 6 ACCEPT OK\n\n2 10.0.9.9 10.0.2.20 - - 47 REJECT OK\n",
+        # A --log-format line, then records in it (with their header, then without).
+        b"${version} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${action} ${log-status} ${flow-direction}\nversion interface-id srcaddr dstaddr srcport dstport protocol action log-status flow-direction\n5 eni-web 203.0.113.5 10.0.1.10 51000 443 6 ACCEPT OK ingress\n",
+        b"${srcaddr} ${dstaddr} ${protocol} ${action} ${later-field}\n10.0.2.20 10.0.1.10 6 REJECT x\n10.0.1.10 10.0.2.20 17 ACCEPT -\n",
     ):
         counts["flowlog"] += write(dirs["flowlog"], extra)
 

@@ -112,6 +112,13 @@ fn newer_checks_accept_the_data_in_the_tree() {
     for f in ["default.log", "custom.log"] {
         check_flowlog(&std::fs::read(root().join("tests/data/flowlogs").join(f)).unwrap());
     }
+    // A format line first: the rest read as --log-format reads it, with and
+    // without the header, and the whole as a flow log of its own header.
+    let format = "${version} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${action} ${log-status}";
+    let records = "2 eni-web 203.0.113.5 10.0.1.10 51000 443 6 ACCEPT OK\n\n2 - 10.0.2.20 10.0.1.10 5432 40000 6 REJECT OK\nbad line\n";
+    let header = format.replace("${", "").replace('}', "");
+    check_flowlog(format!("{format}\n{records}").as_bytes());
+    check_flowlog(format!("{format}\n{header}\n{records}").as_bytes());
     for e in std::fs::read_dir(root().join("tests/data/path")).unwrap() {
         let p = e.unwrap().path();
         let text = std::fs::read_to_string(&p).unwrap();

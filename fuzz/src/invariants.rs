@@ -1511,8 +1511,25 @@ pub fn flowlog_line(
 /// the same record; judging a record (`replay::flowlogs::judge`) agrees with
 /// the engine judging the record's first packet as a new flow, where the
 /// record names no interface of the policy and the packet can be built.
+///
+/// When the first line is a format string (`--log-format`), the rest is
+/// also read in that format (`open_as`), with the same invariants: a
+/// first line that is the format's header is the only line not an entry.
 pub fn check_flowlog(data: &[u8]) {
-    use sgplane::io::flowlog::{sniff, Entry, Malformed, Sniffed};
+    use sgplane::io::flowlog::{open_as, sniff, Format, Sniffed};
+    if let Some(nl) = data.iter().position(|&b| b == b'\n') {
+        let given = std::str::from_utf8(&data[..nl])
+            .ok()
+            .and_then(|t| Format::from_log_format(t).ok());
+        if let Some(format) = given {
+            assert!(format.given && !format.header);
+            let rest = &data[nl + 1..];
+            match open_as(std::io::Cursor::new(rest.to_vec()), format) {
+                Ok(r) => check_entries(r, rest),
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
     let reader = match sniff(std::io::Cursor::new(data.to_vec())) {
         Ok(Sniffed::FlowLog(r)) => r,
         Ok(Sniffed::BadFormat(e)) => {
@@ -1525,9 +1542,16 @@ pub fn check_flowlog(data: &[u8]) {
             return;
         }
     };
-    let mut reader = reader;
+    check_entries(reader, data);
+}
+
+/// Every entry of `reader`, reading `data`, against the lines of `data`
+/// (see [`check_flowlog`]).
+fn check_entries(mut reader: sgplane::io::flowlog::Reader, data: &[u8]) {
+    use sgplane::io::flowlog::{Entry, Malformed};
     let format = reader.format().clone();
-    let gzip = reader.gzip();
+    // Lines are only compared in plain text (gzip and Parquet are not lines).
+    let gzip = reader.gzip() || reader.parquet();
     let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
     let nonblank = lines.iter().filter(|l| !l.trim_ascii().is_empty()).count();
     let rules = flowlog_rules();
