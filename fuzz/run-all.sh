@@ -7,7 +7,8 @@
 # Usage: fuzz/run-all.sh SECONDS [TARGET...]
 #   JOBS=n        targets at a time (default 2)
 #   FUZZ_FORK=1   keep going past a crash (-fork=1 -ignore_crashes=1 ...)
-# Logs: fuzz/logs/<target>.log (ignored by git). Seeds with fuzz/seed.sh
+# CARGO_TARGET_DIR is honoured (a second campaign can build beside a
+# running one). Logs: fuzz/logs/<target>.log (ignored by git). Seeds with fuzz/seed.sh
 # first when a target's corpus is empty. Built once with
 # `cargo +nightly fuzz build -s none` (no sanitizer; debug assertions on).
 set -euo pipefail
@@ -25,7 +26,7 @@ else
 fi
 
 cargo +nightly fuzz build -s none >&2
-bin="$here/target/x86_64-unknown-linux-gnu/release"
+bin="${CARGO_TARGET_DIR:-$here/target}/x86_64-unknown-linux-gnu/release"
 
 for t in "${targets[@]}"; do
     if [ -z "$(ls -A "corpus/$t" 2>/dev/null)" ]; then
