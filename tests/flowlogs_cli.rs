@@ -400,3 +400,19 @@ fn a_log_format_that_cannot_be_judged_exits_2_saying_why() {
         assert!(err.contains(why), "{format}: {err}");
     }
 }
+
+#[test]
+fn log_format_reads_past_a_leading_word_it_names() {
+    let line = "2023-11-14T00:00:00.000Z 2 123456789010 eni-web 203.0.113.5 10.0.1.10 51000 443 6 5 500 1700000000 1700000060 ACCEPT OK\n";
+    let format = "time ${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status}";
+    let out = sgplane(
+        &["replay", "-", "--json", "--log-format", format],
+        Some(line.as_bytes()),
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["unknown_fields"], serde_json::json!(["time"]));
+    assert_eq!(
+        (s["judged"].as_u64(), s["agreeing"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
