@@ -14,6 +14,7 @@ Input layouts (see fuzz/src/invariants.rs and fuzz/src/scenario.rs):
   import_aws, import_alibaba, import_azure  JSON documents joined by NUL bytes
   import_terraform  one `terraform show -json` document
   flowlog  flow-log text (a header line or the default format)
+  flowlog_parquet  8 bytes of edits (zero: none), then flow-log text to write as Parquet
   import_aws_structured, engine_nacl_tracking, tunnels, path  bytes decoded
            with `arbitrary` (fuzz/src/*.rs): a few fixed pseudo-random strings
 """
@@ -116,7 +117,7 @@ def main():
         for t in (
             "parse", "engine", "geneve", "capture", "policy", "policy_structured",
             "import_aws", "import_alibaba", "import_azure",
-            "import_terraform", "flowlog", "import_aws_structured",
+            "import_terraform", "flowlog", "flowlog_parquet", "import_aws_structured",
             "engine_nacl_tracking", "tunnels", "path",
         )
     }
@@ -218,6 +219,19 @@ def main():
         b"${srcaddr} ${dstaddr} ${protocol} ${action} ${later-field}\n10.0.2.20 10.0.1.10 6 REJECT x\n10.0.1.10 10.0.2.20 17 ACCEPT -\n",
     ):
         counts["flowlog"] += write(dirs["flowlog"], extra)
+
+    # flowlog_parquet: the fixtures' rows (a line of too few fields cannot
+    # be a row), no edits, and the well-formed extras.
+    for name in sorted(os.listdir(logs)):
+        if name.endswith(".log"):
+            with open(os.path.join(logs, name), "rb") as f:
+                rows = [l for l in f.read().splitlines(keepends=True) if l.strip() != b"this line is not a record"]
+            counts["flowlog_parquet"] += write(dirs["flowlog_parquet"], bytes(8) + b"".join(rows))
+            counts["flowlog_parquet"] += write(dirs["flowlog_parquet"], bytes(8) + b"".join(rows[:2]))
+    counts["flowlog_parquet"] += write(
+        dirs["flowlog_parquet"],
+        bytes(8) + b"version srcaddr dstaddr srcport dstport protocol action log-status\n2 10.0.1.10 2001:db8::1 1 2 6 ACCEPT OK\n\n2 10.0.9.9 10.0.2.20 - - 47 REJECT OK\n",
+    )
 
     # The structured targets: fixed pseudo-random strings of a few lengths.
     for target in ("import_aws_structured", "engine_nacl_tracking", "tunnels", "path"):

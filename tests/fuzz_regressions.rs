@@ -99,6 +99,7 @@ fn replay_committed_reproducers() {
     replay("import_aws_structured", aws_documents::check);
     replay("engine_nacl_tracking", nacl_scenario::check);
     replay("flowlog", check_flowlog);
+    replay("flowlog_parquet", check_flowlog_parquet);
     replay("tunnels", nesting::check);
     replay("path", topology::check);
 }
@@ -111,6 +112,21 @@ fn newer_checks_accept_the_data_in_the_tree() {
     check_import_terraform(&std::fs::read(root().join("tests/data/terraform/plan.json")).unwrap());
     for f in ["default.log", "custom.log"] {
         check_flowlog(&std::fs::read(root().join("tests/data/flowlogs").join(f)).unwrap());
+    }
+    // The fixtures as Parquet (without the line that has too few fields to
+    // be a row), whole and with bytes changed.
+    for f in ["default.log", "custom.log"] {
+        let text = std::fs::read_to_string(root().join("tests/data/flowlogs").join(f)).unwrap();
+        let rows: String = text
+            .lines()
+            .filter(|l| *l != "this line is not a record")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for edits in [[0u8; 8], [1, 2, 3, 4, 5, 6, 7, 8], [0xff; 8]] {
+            let mut input = edits.to_vec();
+            input.extend_from_slice(rows.as_bytes());
+            check_flowlog_parquet(&input);
+        }
     }
     // A format line first: the rest read as --log-format reads it, with and
     // without the header, and the whole as a flow log of its own header.
