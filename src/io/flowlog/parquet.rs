@@ -14,6 +14,12 @@
 //!
 //! Parquet's index is at the end of the file, so the reader needs all of
 //! it: a file is read where it lies, standard input into memory first.
+//!
+//! A damaged file is an error, never a crash: the column chunks the footer
+//! lists are checked to lie inside the file before any is read, and what
+//! the `parquet` crate still panics on in a damaged file (its decoders
+//! assert as well as return errors) is contained ([`contained`]) and
+//! reported as an error like the others.
 
 use std::fs::File;
 use std::io::{self, BufRead, Write};
@@ -23,6 +29,7 @@ use ::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatc
 use ::parquet::arrow::ArrowWriter;
 use ::parquet::arrow::ProjectionMask;
 use ::parquet::basic::{Compression, GzipLevel};
+use ::parquet::file::metadata::ParquetMetaData;
 use ::parquet::file::properties::WriterProperties;
 use ::parquet::file::reader::ChunkReader;
 use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder};
@@ -64,7 +71,10 @@ pub fn open_file(file: File) -> io::Result<Result<Reader, FormatError>> {
 /// `Err`: not a readable Parquet file; `Ok(Err)`: a Parquet file whose
 /// columns cannot be a flow log judged (no `srcaddr`, a column of floats).
 pub fn open<T: ChunkReader + 'static>(input: T) -> io::Result<Result<Reader, FormatError>> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(invalid)?;
+    let file_len = input.len();
+    let builder =
+        contained(|| ParquetRecordBatchReaderBuilder::try_new(input))?.map_err(invalid)?;
+    inside(builder.metadata(), file_len)?;
     let schema = builder.schema().clone();
     let names: Vec<String> = schema
         .fields()
@@ -93,10 +103,7 @@ pub fn open<T: ChunkReader + 'static>(input: T) -> io::Result<Result<Reader, For
         builder.parquet_schema(),
         judged.iter().map(|&(i, _)| i).collect::<Vec<_>>(),
     );
-    let batches = builder
-        .with_projection(mask)
-        .with_batch_size(BATCH)
-        .build()
+    let batches = contained(|| builder.with_projection(mask).with_batch_size(BATCH).build())?
         .map_err(invalid)?;
     let rows = Rows {
         batches,
@@ -104,6 +111,7 @@ pub fn open<T: ChunkReader + 'static>(input: T) -> io::Result<Result<Reader, For
         cols: Vec::new(),
         len: 0,
         row: 0,
+        failed: false,
     };
     Ok(Ok(Reader {
         format,
@@ -116,6 +124,70 @@ pub fn open<T: ChunkReader + 'static>(input: T) -> io::Result<Result<Reader, For
 /// Opens a Parquet flow log held in memory.
 pub fn open_bytes(bytes: Bytes) -> io::Result<Result<Reader, FormatError>> {
     open(bytes)
+}
+
+/// Checks that every column chunk the footer lists lies inside the file
+/// (the `parquet` crate asserts, rather than checks, that their offsets and
+/// sizes are not negative when it comes to read them).
+fn inside(meta: &ParquetMetaData, file_len: u64) -> io::Result<()> {
+    for (g, group) in meta.row_groups().iter().enumerate() {
+        for (c, col) in group.columns().iter().enumerate() {
+            let start = col
+                .dictionary_page_offset()
+                .unwrap_or_else(|| col.data_page_offset());
+            let len = col.compressed_size();
+            let fits = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l))
+                .is_some_and(|end| end <= file_len);
+            if !fits {
+                return Err(invalid(format!(
+                    "column chunk {c} of row group {g} is not inside the file \
+                     (offset {start}, {len} bytes, the file has {file_len})"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f`, a call into the `parquet` crate on a file's bytes: a panic in
+/// it (an assertion of its decoders on a damaged file) becomes an error
+/// saying so, and prints nothing. Only calls into the crate are wrapped,
+/// so a panic of sgplane's own code stays a panic.
+fn contained<T>(f: impl FnOnce() -> T) -> io::Result<T> {
+    quiet_panics();
+    QUIET.set(true);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.set(false);
+    r.map_err(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        invalid(format!("the Parquet decoder failed on it: {why}"))
+    })
+}
+
+thread_local! {
+    /// Set while [`contained`] runs a call: its panic is not printed.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once, a panic hook that stays silent for a panic inside
+/// [`contained`] and otherwise hands the panic to the hook it replaced.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.get() {
+                before(info);
+            }
+        }));
+    });
 }
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
@@ -209,6 +281,8 @@ pub(super) struct Rows {
     len: usize,
     /// The next row of the batch.
     row: usize,
+    /// The decoder failed: no row comes after the error.
+    failed: bool,
 }
 
 impl Rows {
@@ -221,7 +295,11 @@ impl Rows {
     /// The next row as an entry; `None` at the end.
     pub(super) fn next_entry(&mut self) -> io::Result<Option<Entry<'_>>> {
         while self.row >= self.len {
-            match self.batches.next() {
+            if self.failed {
+                return Ok(None);
+            }
+            let next = contained(|| self.batches.next()).inspect_err(|_| self.failed = true)?;
+            match next {
                 None => return Ok(None),
                 Some(Ok(b)) => self.load(b),
                 Some(Err(e)) => return Err(invalid(e)),
@@ -263,14 +341,15 @@ enum Builder {
 /// Parquet: the columns of [`aws_type`], `-` as null, Gzip-compressed, for
 /// trying a Parquet reader on a text log (and for this crate's tests and
 /// benchmarks). Returns the records written. A line with the wrong number
-/// of fields, or a word where AWS writes an integer, is an error naming
+/// of fields, or a word that is not an unsigned integer where AWS writes
+/// an integer, is an error naming
 /// its line.
 pub fn write_from_text<W: Write + Send>(text: impl BufRead, out: W) -> io::Result<u64> {
     let mut lines = text.lines();
     let bad =
         |n: u64, why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("line {n}: {why}"));
     let first = lines.next().transpose()?.unwrap_or_default();
-    let format = match Format::recognise(first.trim().as_bytes()) {
+    let format = match Format::recognise(first.as_bytes().trim_ascii()) {
         Some(Ok(f)) => f,
         Some(Err(e)) => return Err(bad(1, &e.to_string())),
         None => return Err(bad(1, "not a flow-log header or record")),
@@ -317,7 +396,7 @@ pub fn write_from_text<W: Write + Send>(text: impl BufRead, out: W) -> io::Resul
     for line in first.into_iter().map(Ok).chain(lines) {
         let line = line?;
         number += 1;
-        if line.trim().is_empty() {
+        if line.as_bytes().trim_ascii().is_empty() {
             continue;
         }
         let words: Vec<&str> = line.split_ascii_whitespace().collect();
@@ -329,7 +408,12 @@ pub fn write_from_text<W: Write + Send>(text: impl BufRead, out: W) -> io::Resul
         }
         for ((b, w), name) in cols.iter_mut().zip(&words).zip(&format.fields) {
             let absent = *w == "-";
-            let not_int = || bad(number, &format!("{name} is not an integer"));
+            // AWS writes counts, ports and times: no sign. A signed word
+            // would read back as a number its text line is not ("-0" as 0).
+            let not_int = || bad(number, &format!("{name} is not an unsigned integer"));
+            if !absent && w.starts_with('-') {
+                return Err(not_int());
+            }
             match b {
                 Builder::I32(b) if absent => b.append_null(),
                 Builder::I32(b) => b.append_value(w.parse().map_err(|_| not_int())?),
