@@ -36,15 +36,27 @@ const V4: [&str; 9] = [
     "10.0.9.9",
     "172.16.0.2",
 ];
-const V6: [&str; 5] = ["2001:db8:1::10", "2001:db8:2::20", "2001:db8:ff::5", "2001:db8:ff::66", "2001:db8:beef::1"];
-const PORTS: [u16; 12] = [22, 53, 80, 443, 5432, 9000, 9050, 9100, 6081, 0, 1024, 65535];
+const V6: [&str; 5] = [
+    "2001:db8:1::10",
+    "2001:db8:2::20",
+    "2001:db8:ff::5",
+    "2001:db8:ff::66",
+    "2001:db8:beef::1",
+];
+const PORTS: [u16; 12] = [
+    22, 53, 80, 443, 5432, 9000, 9050, 9100, 6081, 0, 1024, 65535,
+];
 
 /// Zones of the fuzz policy's endpoints.
 const ZONE_A: u64 = 1;
 const ZONE_B: u64 = 2;
 
 fn addr(v6: bool, i: u8) -> IpAddr {
-    let s = if v6 { V6[usize::from(i) % V6.len()] } else { V4[usize::from(i) % V4.len()] };
+    let s = if v6 {
+        V6[usize::from(i) % V6.len()]
+    } else {
+        V4[usize::from(i) % V4.len()]
+    };
     s.parse().expect("literal address")
 }
 
@@ -251,7 +263,9 @@ fn raw_ip(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
 
 fn quoted_frame(src: IpAddr, dst: IpAddr, q: QuotedBody) -> Vec<u8> {
     match q {
-        QuotedBody::Tcp { sport, dport } => build::tcp(src, dst, sport.get(), dport.get(), 0x02, 7, 0, b""),
+        QuotedBody::Tcp { sport, dport } => {
+            build::tcp(src, dst, sport.get(), dport.get(), 0x02, 7, 0, b"")
+        }
         QuotedBody::Udp { sport, dport } => build::udp(src, dst, sport.get(), dport.get(), b"q"),
         QuotedBody::Echo { ident } => build::echo(src, dst, true, u16::from(ident % 4), 1),
         QuotedBody::Other { proto } => raw_ip(src, dst, proto, &[0; 8]),
@@ -263,18 +277,62 @@ impl Packet {
     pub fn frames(&self) -> Vec<Built> {
         let (src, dst) = (addr(self.v6, self.src), addr(self.v6, self.dst));
         let frame = match self.body {
-            Body::Tcp { sport, dport, flags, payload } => {
+            Body::Tcp {
+                sport,
+                dport,
+                flags,
+                payload,
+            } => {
                 let data = vec![0x61; usize::from(payload % 64)];
-                build::tcp(src, dst, sport.get(), dport.get(), flags.get(), 1000, 2000, &data)
+                build::tcp(
+                    src,
+                    dst,
+                    sport.get(),
+                    dport.get(),
+                    flags.get(),
+                    1000,
+                    2000,
+                    &data,
+                )
             }
-            Body::Udp { sport, dport, payload } => {
-                build::udp(src, dst, sport.get(), dport.get(), &vec![0x75; usize::from(payload % 64)])
-            }
-            Body::Echo { request, ident, seq } => build::echo(src, dst, request, u16::from(ident % 4), seq),
-            Body::IcmpError { typ, code, forward, quoted, minimal } => {
-                let errors: &[u8] = if self.v6 { &[1, 2, 3, 4] } else { &[3, 4, 5, 11, 12] };
-                let typ = if typ < 0xc0 { errors[usize::from(typ) % errors.len()] } else { typ };
-                let q = if forward { quoted_frame(src, dst, quoted) } else { quoted_frame(dst, src, quoted) };
+            Body::Udp {
+                sport,
+                dport,
+                payload,
+            } => build::udp(
+                src,
+                dst,
+                sport.get(),
+                dport.get(),
+                &vec![0x75; usize::from(payload % 64)],
+            ),
+            Body::Echo {
+                request,
+                ident,
+                seq,
+            } => build::echo(src, dst, request, u16::from(ident % 4), seq),
+            Body::IcmpError {
+                typ,
+                code,
+                forward,
+                quoted,
+                minimal,
+            } => {
+                let errors: &[u8] = if self.v6 {
+                    &[1, 2, 3, 4]
+                } else {
+                    &[3, 4, 5, 11, 12]
+                };
+                let typ = if typ < 0xc0 {
+                    errors[usize::from(typ) % errors.len()]
+                } else {
+                    typ
+                };
+                let q = if forward {
+                    quoted_frame(src, dst, quoted)
+                } else {
+                    quoted_frame(dst, src, quoted)
+                };
                 if minimal {
                     build::icmp_error(src, dst, typ, code, &q)
                 } else {
@@ -282,7 +340,9 @@ impl Packet {
                 }
             }
             Body::Icmp { typ, code, rest } => build::icmp(src, dst, typ, code, rest, b"icmp"),
-            Body::Other { proto, payload } => raw_ip(src, dst, proto, &vec![0x06; usize::from(payload % 96)]),
+            Body::Other { proto, payload } => {
+                raw_ip(src, dst, proto, &vec![0x06; usize::from(payload % 96)])
+            }
             Body::Arp => arp(),
         };
         let whole = |frame: Vec<u8>| {
@@ -298,7 +358,9 @@ impl Packet {
                     Endpoint::B => build::aws_options(ZONE_B, 7, 0xc00c1e),
                     Endpoint::Unknown(id) => build::aws_options(id, 7, 1),
                     Endpoint::Bare => Vec::new(),
-                    Endpoint::EndpointOnly(i) => build::aws_options(u64::from(i % 3), 0, 0)[..12].to_vec(),
+                    Endpoint::EndpointOnly(i) => {
+                        build::aws_options(u64::from(i % 3), 0, 0)[..12].to_vec()
+                    }
                 };
                 let gwlb: IpAddr = "172.31.0.1".parse().expect("literal");
                 let appliance: IpAddr = "172.31.0.2".parse().expect("literal");
@@ -364,7 +426,11 @@ pub const MAX_STEPS: usize = 512;
 pub fn decode(data: &[u8]) -> (ParseOptions, Vec<Fed>) {
     let mut u = Unstructured::new(data);
     let mode = u8::arbitrary(&mut u).unwrap_or(0);
-    let opts = ParseOptions { decap_geneve: true, decap_vxlan: true, gwlb_strict: mode & 1 != 0 };
+    let opts = ParseOptions {
+        decap_geneve: true,
+        decap_vxlan: true,
+        gwlb_strict: mode & 1 != 0,
+    };
     let mut frames = Vec::new();
     let _ = steps(&mut u, &mut frames);
     (opts, frames)
@@ -383,11 +449,21 @@ fn steps(u: &mut Unstructured<'_>, out: &mut Vec<Fed>) -> Result<()> {
             let len = usize::from(u16::arbitrary(u)?);
             let extra = usize::from(u16::arbitrary(u)?);
             let frame = u.bytes(len.min(u.len()))?.to_vec();
-            out.push(Fed { link, orig_len: frame.len() + extra, frame, ts: now });
+            out.push(Fed {
+                link,
+                orig_len: frame.len() + extra,
+                frame,
+                ts: now,
+            });
         } else {
             let p = Packet::arbitrary(u)?;
             for b in p.frames() {
-                out.push(Fed { link: LinkType::Ethernet, frame: b.frame, orig_len: b.orig_len, ts: now });
+                out.push(Fed {
+                    link: LinkType::Ethernet,
+                    frame: b.frame,
+                    orig_len: b.orig_len,
+                    ts: now,
+                });
             }
         }
     }

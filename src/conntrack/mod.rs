@@ -315,6 +315,10 @@ pub struct Conntrack {
     next_expiry: u64,
 }
 
+/// The tables' hash seed unless [`Conntrack::randomize_hash`] is called:
+/// fixed, so two engines fed the same packets keep the same entries.
+const SEED: u64 = 0x7367_706c_616e_6531;
+
 // Every entry a sweep keeps is younger than its timeout, so moving the epoch
 // up to the oldest of them leaves every time, and the clock, in a stamp.
 const _: () = assert!((Timeouts::MAX as u64) * 1000 < Stamp::MAX);
@@ -323,8 +327,8 @@ impl Conntrack {
     pub fn new(settings: &Config) -> Conntrack {
         let max = settings.max_entries as usize;
         Conntrack {
-            v4: Table::new(max),
-            v6: Table::new(max),
+            v4: Table::new(max, SEED),
+            v6: Table::new(max, SEED),
             max_entries: max,
             when_full: settings.when_full,
             timing: Timing {
@@ -336,6 +340,17 @@ impl Conntrack {
             latest: 0,
             next_expiry: 0,
         }
+    }
+
+    /// Hashes with a seed of this process's own from now on, instead of the
+    /// fixed one: the live modes' tables, so that traffic cannot be made to
+    /// collide in them. (A replay keeps the fixed seed, so the entries an
+    /// early drop samples, and so its verdicts, are the same every run.)
+    pub fn randomize_hash(&mut self) {
+        use std::hash::BuildHasher;
+        let seed = foldhash::fast::RandomState::default().hash_one(SEED);
+        self.v4.reseed(seed);
+        self.v6.reseed(seed);
     }
 
     /// Applies new limits and timeouts (a policy reload); entries stay.

@@ -245,12 +245,14 @@ pub struct Table<A: Copy> {
     len: usize,
     /// The most slots the table may grow to.
     max_slots: usize,
-    hasher: foldhash::fast::RandomState,
+    hasher: foldhash::fast::FixedState,
 }
 
 impl<A: Addr> Table<A> {
-    /// A table that will hold up to `max_entries` at a load of at most 3/4.
-    pub fn new(max_entries: usize) -> Table<A> {
+    /// A table that will hold up to `max_entries` at a load of at most 3/4,
+    /// hashing with `seed`: where each key lies, and so which entries the
+    /// early drop samples, follows from the seed and the keys alone.
+    pub fn new(max_entries: usize, seed: u64) -> Table<A> {
         let max_slots = (max_entries.max(1) * 4 / 3 + 1)
             .next_power_of_two()
             .max(MIN_SLOTS);
@@ -260,7 +262,7 @@ impl<A: Addr> Table<A> {
             mask: n - 1,
             len: 0,
             max_slots,
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: foldhash::fast::FixedState::with_seed(seed),
         }
     }
 
@@ -418,8 +420,18 @@ impl<A: Addr> Table<A> {
         }
     }
 
+    /// Hashes with `seed` from now on, every entry moved to its new place.
+    pub fn reseed(&mut self, seed: u64) {
+        self.hasher = foldhash::fast::FixedState::with_seed(seed);
+        self.rehash(self.slots.len());
+    }
+
     fn grow(&mut self) {
-        let n = self.slots.len() * 2;
+        self.rehash(self.slots.len() * 2);
+    }
+
+    /// Places every entry anew in `n` slots.
+    fn rehash(&mut self, n: usize) {
         let old = std::mem::replace(&mut self.slots, alloc_slots(n));
         self.mask = n - 1;
         for s in old.into_iter().filter(|s| s.occupied()) {
@@ -486,8 +498,43 @@ mod tests {
     }
 
     #[test]
+    fn the_seed_alone_places_the_keys_and_a_reseed_keeps_every_entry() {
+        let fill = |seed| {
+            let mut t: Table<u32> = Table::new(3000, seed);
+            for n in 0..2000 {
+                let k = key(n);
+                t.insert(
+                    t.hash(&k),
+                    Slot {
+                        key: k,
+                        ..Default::default()
+                    },
+                );
+            }
+            t
+        };
+        let places = |t: &Table<u32>| -> Vec<usize> {
+            (0..2000)
+                .map(|n| t.find(t.hash(&key(n)), &key(n)).unwrap())
+                .collect()
+        };
+        let (a, b, mut c) = (fill(7), fill(7), fill(8));
+        assert_eq!(places(&a), places(&b));
+        assert_ne!(places(&a), places(&c));
+        c.reseed(7);
+        assert_eq!(c.len(), 2000);
+        // Every entry is found where seed 7 puts it (insertion order may
+        // differ within a probe run, so compare the sets of places).
+        let mut pa = places(&a);
+        let mut pc = places(&c);
+        pa.sort_unstable();
+        pc.sort_unstable();
+        assert_eq!(pa, pc);
+    }
+
+    #[test]
     fn a_sample_is_bounded_and_finds_sparse_entries() {
-        let mut t: Table<u32> = Table::new(8);
+        let mut t: Table<u32> = Table::new(8, 1);
         for n in 0..3 {
             let k = key(n);
             t.insert(
@@ -501,7 +548,7 @@ mod tests {
         // Three entries in 1024 slots: probing wraps round to all of them.
         assert_eq!(t.sample(12345, 8).count(), 3);
         assert_eq!(t.sample(12345, 2).count(), 2);
-        let mut t: Table<u32> = Table::new(100_000);
+        let mut t: Table<u32> = Table::new(100_000, 1);
         for n in 0..50_000 {
             let k = key(n);
             t.insert(
@@ -529,7 +576,7 @@ mod tests {
 
     #[test]
     fn insert_find_remove_many() {
-        let mut t: Table<u32> = Table::new(100_000);
+        let mut t: Table<u32> = Table::new(100_000, 1);
         for n in 0..50_000 {
             let k = key(n);
             let h = t.hash(&k);
@@ -556,7 +603,7 @@ mod tests {
 
     #[test]
     fn room_is_bounded_by_max_entries() {
-        let mut t: Table<u32> = Table::new(3000);
+        let mut t: Table<u32> = Table::new(3000, 1);
         let mut n = 0;
         while t.has_room() {
             let k = key(n);

@@ -317,6 +317,12 @@ impl Engine {
         self.configure_conntrack(&remap);
     }
 
+    /// Seeds the connection table's hash at random (live modes): see
+    /// [`Conntrack::randomize_hash`].
+    pub fn randomize_conntrack_hash(&mut self) {
+        self.conntrack.randomize_hash();
+    }
+
     /// Makes this engine's table hold one `parts`-th of the policy's
     /// `max_entries` (at least one), now and after every [`Engine::set_rules`]:
     /// workers that each own a table share the limit so the whole holds

@@ -443,6 +443,8 @@ impl<'a> Worker<'a> {
         let generation = sh.control.generation();
         let mut engine = Engine::new(sh.control.rules());
         engine.set_parse_options(PARSE);
+        // Live traffic must not be able to pick where its entries lie.
+        engine.randomize_conntrack_hash();
         let n = sh.mesh.mailboxes.len();
         let mut w = Worker {
             sh,

@@ -57,9 +57,12 @@ impl WorkerCtx {
     /// The worker, with an engine of the current policy (made on the thread
     /// that will use it).
     pub fn start(self) -> Worker {
+        let mut engine = Engine::new(self.control.rules());
+        // Live traffic must not be able to pick where its entries lie.
+        engine.randomize_conntrack_hash();
         Worker {
             generation: self.control.generation(),
-            engine: Engine::new(self.control.rules()),
+            engine,
             ctx: self,
             own: WorkerCounters::default(),
             judged: Vec::with_capacity(BATCH_FRAMES),
