@@ -476,6 +476,25 @@ mod tests {
         Key::canonical(0, n, n.wrapping_mul(7) ^ 0x5555, (n % 1000) as u16, 80, 6).0
     }
 
+    /// Adds the entry of `key(n)`.
+    fn add(t: &mut Table<u32>, n: u32) {
+        let k = key(n);
+        t.insert(
+            t.hash(&k),
+            Slot {
+                key: k,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// A table for `max_entries`, hashing with `seed`, holding `key(0..n)`.
+    fn filled(max_entries: usize, seed: u64, n: u32) -> Table<u32> {
+        let mut t = Table::new(max_entries, seed);
+        (0..n).for_each(|i| add(&mut t, i));
+        t
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(std::mem::size_of::<Slot<u32>>(), 32);
@@ -499,20 +518,7 @@ mod tests {
 
     #[test]
     fn the_seed_alone_places_the_keys_and_a_reseed_keeps_every_entry() {
-        let fill = |seed| {
-            let mut t: Table<u32> = Table::new(3000, seed);
-            for n in 0..2000 {
-                let k = key(n);
-                t.insert(
-                    t.hash(&k),
-                    Slot {
-                        key: k,
-                        ..Default::default()
-                    },
-                );
-            }
-            t
-        };
+        let fill = |seed| filled(3000, seed, 2000);
         let places = |t: &Table<u32>| -> Vec<usize> {
             (0..2000)
                 .map(|n| t.find(t.hash(&key(n)), &key(n)).unwrap())
@@ -534,31 +540,11 @@ mod tests {
 
     #[test]
     fn a_sample_is_bounded_and_finds_sparse_entries() {
-        let mut t: Table<u32> = Table::new(8, 1);
-        for n in 0..3 {
-            let k = key(n);
-            t.insert(
-                t.hash(&k),
-                Slot {
-                    key: k,
-                    ..Default::default()
-                },
-            );
-        }
+        let t = filled(8, 1, 3);
         // Three entries in 1024 slots: probing wraps round to all of them.
         assert_eq!(t.sample(12345, 8).count(), 3);
         assert_eq!(t.sample(12345, 2).count(), 2);
-        let mut t: Table<u32> = Table::new(100_000, 1);
-        for n in 0..50_000 {
-            let k = key(n);
-            t.insert(
-                t.hash(&k),
-                Slot {
-                    key: k,
-                    ..Default::default()
-                },
-            );
-        }
+        let t = filled(100_000, 1, 50_000);
         for h in [0, 77, u64::MAX] {
             let s: Vec<usize> = t.sample(h, 8).collect();
             assert_eq!(s.len(), 8);
@@ -606,14 +592,7 @@ mod tests {
         let mut t: Table<u32> = Table::new(3000, 1);
         let mut n = 0;
         while t.has_room() {
-            let k = key(n);
-            t.insert(
-                t.hash(&k),
-                Slot {
-                    key: k,
-                    ..Default::default()
-                },
-            );
+            add(&mut t, n);
             n += 1;
         }
         assert!(t.len() >= 3000, "{}", t.len());
