@@ -15,7 +15,7 @@ Input layouts (see fuzz/src/invariants.rs and fuzz/src/scenario.rs):
   import_terraform  one `terraform show -json` document
   flowlog  flow-log text (a header line or the default format)
   flowlog_parquet  8 bytes of edits (zero: none), then flow-log text to write as Parquet
-  import_aws_structured, engine_nacl_tracking, tunnels, path  bytes decoded
+  import_aws_structured, engine_nacl_tracking, tunnels, path, import_json_edits  bytes decoded
            with `arbitrary` (fuzz/src/*.rs): a few fixed pseudo-random strings
 """
 
@@ -118,7 +118,7 @@ def main():
             "parse", "engine", "geneve", "capture", "policy", "policy_structured",
             "import_aws", "import_alibaba", "import_azure",
             "import_terraform", "flowlog", "flowlog_parquet", "import_aws_structured",
-            "engine_nacl_tracking", "tunnels", "path",
+            "engine_nacl_tracking", "tunnels", "path", "import_json_edits",
         )
     }
     for d in dirs.values():
@@ -233,8 +233,12 @@ def main():
         bytes(8) + b"version srcaddr dstaddr srcport dstport protocol action log-status\n2 10.0.1.10 2001:db8::1 1 2 6 ACCEPT OK\n\n2 10.0.9.9 10.0.2.20 - - 47 REJECT OK\n",
     )
 
+    # import_json_edits: every snapshot unedited, then pseudo-random edits below.
+    for snapshot in range(9):
+        counts["import_json_edits"] += write(dirs["import_json_edits"], bytes([snapshot, 0]))
+
     # The structured targets: fixed pseudo-random strings of a few lengths.
-    for target in ("import_aws_structured", "engine_nacl_tracking", "tunnels", "path"):
+    for target in ("import_aws_structured", "engine_nacl_tracking", "tunnels", "path", "import_json_edits"):
         for i, n in enumerate((16, 64, 256, 1024, 4096)):
             data = hashlib.sha256(f"{target}-{i}".encode()).digest() * (n // 32 + 1)
             counts[target] += write(dirs[target], data[:n])

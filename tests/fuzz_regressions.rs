@@ -22,6 +22,8 @@ mod nacl_scenario;
 mod nesting;
 // The engine target's input decoder (a variant named after its enum, as
 // the fuzz crate, which has no such lint, wrote it).
+#[path = "../fuzz/src/json_edits.rs"]
+mod json_edits;
 #[allow(clippy::enum_variant_names)]
 #[path = "../fuzz/src/scenario.rs"]
 mod scenario;
@@ -102,6 +104,7 @@ fn replay_committed_reproducers() {
     replay("import_azure", check_import_azure);
     replay("import_terraform", check_import_terraform);
     replay("import_aws_structured", aws_documents::check);
+    replay("import_json_edits", json_edits::check);
     replay("engine", scenario::run);
     replay("engine_nacl_tracking", nacl_scenario::check);
     replay("flowlog", check_flowlog);
@@ -179,6 +182,13 @@ fn newer_checks_accept_the_data_in_the_tree() {
         nacl_scenario::check(&data);
         nesting::check(&data);
         topology::check(&data);
+        json_edits::check(&data);
+    }
+    // Every snapshot unedited (a first byte per snapshot, no edits), and
+    // each with a few edits.
+    for snapshot in 0u8..9 {
+        json_edits::check(&[snapshot, 0]);
+        json_edits::check(&[snapshot, 3, 0, 0, 2, 1, 7, 0, 1, 4, 9, 2, 5, 3, 3]);
     }
 }
 
