@@ -4,9 +4,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
+
+mod common;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,21 +17,7 @@ fn data(name: &str) -> PathBuf {
 }
 
 fn sgplane(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let policy = data("policy.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sgplane"))
-        .arg("-c")
-        .arg(&policy)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    // sgplane may exit before reading it all (a bad option): a closed pipe.
-    let _ = input.write_all(stdin.unwrap_or_default());
-    drop(input);
-    child.wait_with_output().unwrap()
+    common::sgplane_with_stdin(Some(&data("policy.toml")), args, stdin.unwrap_or_default())
 }
 
 /// The JSON summary of replaying `input` (a path, or `-` with `stdin`).

@@ -5,9 +5,8 @@
 //! row can be compared with the text line it came from.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -19,6 +18,8 @@ use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 use sgplane::io::flowlog::parquet::write_from_text;
 
+mod common;
+
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/flowlogs")
@@ -26,21 +27,7 @@ fn data(name: &str) -> PathBuf {
 }
 
 fn sgplane_with(policy: Option<&Path>, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sgplane"));
-    if let Some(p) = policy {
-        cmd.arg("-c").arg(p);
-    }
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or_default()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+    common::sgplane_with_stdin(policy, args, stdin.unwrap_or_default())
 }
 
 fn sgplane(args: &[&str], stdin: Option<&[u8]>) -> Output {

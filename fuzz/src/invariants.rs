@@ -1222,16 +1222,10 @@ pub fn check_import_azure(data: &[u8]) {
     check_import(sgplane::import::Provider::Azure, data);
 }
 
-/// Up to 64 JSON documents separated by NUL bytes, imported from
-/// `provider`: the import never panics; what it skips is named and said
-/// why; an import that compiles is written as a policy file that reads
-/// back, writes the same bytes again (a fixed point) and compiles to a
-/// policy with the same groups, rules and interfaces — nothing lost on the
-/// way.
-pub fn check_import(provider: sgplane::import::Provider, data: &[u8]) {
-    use sgplane::import::{alibaba, aws, azure, Provider};
-    let docs: Vec<(String, serde_json::Value)> = data
-        .split(|&b| b == 0)
+/// Up to 64 JSON documents separated by NUL bytes, named as files of an
+/// account snapshot (those that are not JSON are left out).
+fn import_documents(data: &[u8]) -> Vec<(String, serde_json::Value)> {
+    data.split(|&b| b == 0)
         .take(64)
         .enumerate()
         .filter_map(|(i, d)| {
@@ -1241,7 +1235,18 @@ pub fn check_import(provider: sgplane::import::Provider, data: &[u8]) {
                 v,
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// Up to 64 JSON documents separated by NUL bytes, imported from
+/// `provider`: the import never panics; what it skips is named and said
+/// why; an import that compiles is written as a policy file that reads
+/// back, writes the same bytes again (a fixed point) and compiles to a
+/// policy with the same groups, rules and interfaces — nothing lost on the
+/// way.
+pub fn check_import(provider: sgplane::import::Provider, data: &[u8]) {
+    use sgplane::import::{alibaba, aws, azure, Provider};
+    let docs = import_documents(data);
     let imported = match provider {
         Provider::Aws => aws::import_values(&docs),
         Provider::Alibaba => alibaba::import_values(&docs),
@@ -2176,18 +2181,7 @@ pub fn aws_items(docs: &[serde_json::Value]) -> Vec<(usize, String, String)> {
 /// nothing dropped without being listed.
 pub fn check_import_aws_accounted(data: &[u8]) {
     check_import(sgplane::import::Provider::Aws, data);
-    let docs: Vec<(String, serde_json::Value)> = data
-        .split(|&b| b == 0)
-        .take(64)
-        .enumerate()
-        .filter_map(|(i, d)| {
-            let v = serde_json::from_slice(d).ok()?;
-            Some((
-                format!("account-data/111122223333/us-east-1/doc{i}.json"),
-                v,
-            ))
-        })
-        .collect();
+    let docs = import_documents(data);
     let Ok(imported) = sgplane::import::aws::import_values(&docs) else {
         return;
     };

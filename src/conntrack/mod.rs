@@ -790,8 +790,8 @@ struct Victim {
 /// its first data) without an entry. Under a flood whose entries outlive
 /// less than a round trip, that is what keeps real handshakes completing.
 fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Timing) -> Option<(usize, bool)> {
-    // (slot, answered, last): the least (answered, last) is the victim.
-    let mut oldest: Option<(usize, bool, u64)> = None;
+    // (slot, (answered, last)): the least (answered, last) is the victim.
+    let mut oldest: Option<(usize, (bool, u64))> = None;
     for (n, i) in t.sample(hash, EARLY_DROP_REACH).enumerate() {
         if n >= EARLY_DROP_SAMPLE && oldest.is_some() {
             break;
@@ -804,11 +804,11 @@ fn victim_in<A: Addr>(t: &Table<A>, hash: u64, now: u64, to: &Timing) -> Option<
             continue;
         }
         let key = (s.flags & flag::SEEN_REPLY != 0, s.last.get());
-        if oldest.is_none_or(|(_, a, l)| key < (a, l)) {
-            oldest = Some((i, key.0, key.1));
+        if oldest.is_none_or(|(_, least)| key < least) {
+            oldest = Some((i, key));
         }
     }
-    oldest.map(|(i, _, _)| (i, false))
+    oldest.map(|(i, _)| (i, false))
 }
 
 /// An entry's inactivity timeout in ms. TCP gets `tcp_established` only

@@ -382,10 +382,9 @@ impl Comparison {
     }
 
     /// Counts one packet of a capture, judged `old` by the `-c` policy and
-    /// `new` by the other; `ts` is its capture time in nanoseconds.
+    /// `new` by the other; `ts` is its capture time in nanoseconds, `zone`
+    /// the zone the `-c` policy judged it in (its GWLB zone or VPC space).
     #[inline]
-    /// `zone` is the zone the `-c` policy judged it in (its GWLB zone or VPC
-    /// space).
     pub fn observe_packet(
         &mut self,
         index: u64,

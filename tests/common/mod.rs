@@ -40,3 +40,30 @@ pub fn in_ns(ns: &str, cmd: &[&str]) -> std::process::Output {
         .output()
         .expect("ip netns exec")
 }
+
+/// Runs the sgplane binary with `-c policy` (when given) and `args`,
+/// `stdin` written to its standard input (a closed pipe is fine: sgplane
+/// may exit before reading it all), and returns what it did.
+pub fn sgplane_with_stdin(
+    policy: Option<&std::path::Path>,
+    args: &[&str],
+    stdin: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sgplane"));
+    if let Some(p) = policy {
+        cmd.arg("-c").arg(p);
+    }
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sgplane");
+    let mut input = child.stdin.take().expect("a piped stdin");
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().expect("sgplane's output")
+}
