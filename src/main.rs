@@ -192,8 +192,40 @@ struct RunArgs {
     /// bursts through io_uring (used anyway where io_uring is unavailable).
     #[arg(long)]
     no_io_uring: bool,
+    /// How --iface sides are read and written: af-xdp (an XDP program hands
+    /// frames to AF_XDP sockets; one thread), af-packet (rings and sendmmsg;
+    /// --workers threads), or auto: AF_XDP where the kernel and driver allow
+    /// it, else AF_PACKET, saying why.
+    #[arg(long = "io", value_name = "auto|af-packet|af-xdp", default_value = "auto", value_parser = parse_iface_io)]
+    iface_io: sgplane::live::inline::IfaceIo,
+    /// AF_XDP: attach the XDP program natively or generically (default:
+    /// native where the driver has it).
+    #[arg(long, value_name = "native|generic", hide = true, value_parser = parse_xdp_attach)]
+    xdp_attach: Option<sgplane::io::xdp::Attach>,
+    /// AF_XDP: frames in the UMEM (a power of two, at least 64).
+    #[arg(long, value_name = "N", hide = true, default_value_t = sgplane::io::xdp::DEFAULT_FRAMES)]
+    xdp_frames: u32,
     #[command(flatten)]
     live: LiveArgs,
+}
+
+fn parse_iface_io(s: &str) -> std::result::Result<sgplane::live::inline::IfaceIo, String> {
+    use sgplane::live::inline::IfaceIo;
+    match s {
+        "auto" => Ok(IfaceIo::Auto),
+        "af-packet" => Ok(IfaceIo::AfPacket),
+        "af-xdp" => Ok(IfaceIo::AfXdp),
+        _ => Err("expected auto, af-packet or af-xdp".into()),
+    }
+}
+
+fn parse_xdp_attach(s: &str) -> std::result::Result<sgplane::io::xdp::Attach, String> {
+    use sgplane::io::xdp::Attach;
+    match s {
+        "native" => Ok(Attach::Native),
+        "generic" => Ok(Attach::Generic),
+        _ => Err("expected native or generic".into()),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -925,6 +957,9 @@ fn run_inline(config: &Option<PathBuf>, a: RunArgs) -> Result<u8> {
     if ports[0] == ports[1] {
         bail!("the two sides must be different devices");
     }
+    if !a.tap.is_empty() && a.iface_io == inline::IfaceIo::AfXdp {
+        bail!("--io af-xdp is for --iface sides, not TAP devices");
+    }
     let control = live_control(config)?;
     control
         .spawn_signal_thread(OnTerm::Stop)
@@ -938,6 +973,11 @@ fn run_inline(config: &Option<PathBuf>, a: RunArgs) -> Result<u8> {
         flow_log: a.flow_log,
         flow_log_interval: a.flow_log_interval,
         io_uring: !a.no_io_uring,
+        iface_io: a.iface_io,
+        xdp: sgplane::io::xdp::XdpOptions {
+            attach: a.xdp_attach,
+            frames: a.xdp_frames,
+        },
     };
     let summary = inline::run(control, opts)?;
     print!("{summary}");

@@ -6,12 +6,15 @@
 //! - [`tap`]: TAP devices, with io_uring bursts where the kernel allows;
 //! - [`afpacket`]: existing interfaces through AF_PACKET (a shared-memory
 //!   receive ring, `sendmmsg`);
+//! - [`xdp`]: a pair of existing interfaces through AF_XDP (an XDP program
+//!   redirects their frames to sockets sharing one UMEM; a frame crosses by
+//!   moving its address from one ring to another);
 //! - [`udp`]: the GWLB appliance's UDP sockets (GENEVE in, returns out), and
 //!   [`waker`] to wake a worker waiting on one.
 //!
 //! [`sys`] wraps the system calls they make; the `unsafe` of this crate's
 //! I/O is there, and where memory is shared with the kernel beyond a call
-//! (`tap::uring`, the AF_PACKET ring).
+//! (`tap::uring`, the AF_PACKET ring, the AF_XDP rings and UMEM).
 
 pub mod afpacket;
 pub mod capture;
@@ -22,6 +25,7 @@ pub mod sys;
 pub mod tap;
 pub mod udp;
 pub mod waker;
+pub mod xdp;
 
 pub use frame::{FrameMeta, FrameSink, FrameSource, Frames, VlanTag, VnetHdr};
 

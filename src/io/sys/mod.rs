@@ -9,6 +9,7 @@
 //! than a call: the AF_PACKET ring and io_uring's buffers.
 
 mod addr;
+pub mod bpf;
 mod iface;
 mod msg;
 
@@ -73,6 +74,14 @@ unsafe impl Pod for libc::tpacket_req3 {}
 unsafe impl Pod for libc::packet_mreq {}
 // SAFETY: as above.
 unsafe impl Pod for libc::tpacket_stats_v3 {}
+// SAFETY: as above.
+unsafe impl Pod for libc::xdp_umem_reg {}
+// SAFETY: as above.
+unsafe impl Pod for libc::xdp_mmap_offsets {}
+// SAFETY: as above.
+unsafe impl Pod for libc::xdp_statistics {}
+// SAFETY: as above.
+unsafe impl Pod for libc::xdp_options {}
 
 /// `setsockopt(2)` with a value of plain data.
 pub fn set_option<T: Pod>(
@@ -106,6 +115,16 @@ pub fn set_int(
 
 /// `getsockopt(2)` of a value of plain data.
 pub fn get_option<T: Pod>(fd: BorrowedFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+    get_option_len(fd, level, name).map(|(v, _)| v)
+}
+
+/// `getsockopt(2)` of a value of plain data, and how many bytes of it the
+/// kernel wrote (older kernels write shorter versions of some structs).
+pub fn get_option_len<T: Pod>(
+    fd: BorrowedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<(T, usize)> {
     // SAFETY: `T: Pod`, so all zeroes is a valid `T`.
     let mut value: T = unsafe { std::mem::zeroed() };
     let mut len = size_of::<T>() as libc::socklen_t;
@@ -120,7 +139,7 @@ pub fn get_option<T: Pod>(fd: BorrowedFd, level: libc::c_int, name: libc::c_int)
             &mut len,
         )
     })?;
-    Ok(value)
+    Ok((value, len as usize))
 }
 
 /// The timeout of a blocking send (`SO_SNDTIMEO`).
@@ -212,6 +231,60 @@ pub fn bind_packet(fd: BorrowedFd, ifindex: u32, protocol: u16) -> io::Result<()
     .map(drop)
 }
 
+/// `bind(2)` of an AF_XDP socket to queue `queue` of interface `ifindex`
+/// (`XDP_*` bind `flags`; `shared`: the socket whose UMEM it shares).
+pub fn bind_xdp(
+    fd: BorrowedFd,
+    ifindex: u32,
+    queue: u32,
+    flags: u16,
+    shared: Option<BorrowedFd>,
+) -> io::Result<()> {
+    let sxdp = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: flags,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: shared.map_or(0, |s| s.as_raw_fd() as u32),
+    };
+    // SAFETY: `sxdp` is a sockaddr_xdp and we pass its size.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sxdp as *const libc::sockaddr_xdp).cast(),
+            size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// An empty `sendto(2)`, not waiting: tells an AF_XDP socket to send what
+/// its transmit ring holds. `Ok(false)`: the kernel could not take it all
+/// now (`EAGAIN`, `EBUSY`, `ENOBUFS`); what it did not take stays on the ring.
+pub fn kick(fd: BorrowedFd) -> io::Result<bool> {
+    // SAFETY: no buffer and no address: the kernel reads no memory of ours.
+    let r = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if r >= 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::EINTR) => {
+            Ok(false)
+        }
+        _ => Err(e),
+    }
+}
+
 /// Waits up to `timeout` for any of `fds` to have one of `events`; what
 /// each has (`revents`). A signal ends the wait early with nothing.
 pub fn poll<const N: usize>(
@@ -289,6 +362,48 @@ impl Mmap {
                 0,
             )
         };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        Ok(Mmap { ptr, len })
+    }
+
+    /// Maps `len` bytes of `fd` from `offset`, read-write, shared and
+    /// populated (an AF_XDP ring).
+    pub fn shared_at(fd: BorrowedFd, len: usize, offset: u64) -> io::Result<Mmap> {
+        // SAFETY: as in `shared`.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                offset as libc::off_t,
+            )
+        };
+        Mmap::checked(p, len)
+    }
+
+    /// `len` bytes of new zeroed memory, page-aligned and populated, private
+    /// to this process (an AF_XDP UMEM, which the kernel pins).
+    pub fn anonymous(len: usize) -> io::Result<Mmap> {
+        // SAFETY: a new anonymous mapping: no memory of ours is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        Mmap::checked(p, len)
+    }
+
+    fn checked(p: *mut libc::c_void, len: usize) -> io::Result<Mmap> {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }

@@ -33,6 +33,7 @@
 
 mod log;
 mod worker;
+mod xdp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -50,6 +51,7 @@ use super::{dispatch_hash, worker_of};
 use crate::io::afpacket::{self, PacketSink, PacketSource};
 use crate::io::frame::wait_any;
 use crate::io::tap::{Tap, TapSink, TapSource, MAX_FRAME};
+use crate::io::xdp::{XdpOptions, XdpPair};
 use crate::io::{FrameMeta, FrameSink, FrameSource, Frames};
 use crate::output::AggregationInterval;
 use crate::wire::{LinkType, ParseOptions};
@@ -62,6 +64,18 @@ pub enum Port {
     Tap(String),
     /// An existing interface, through AF_PACKET.
     Iface(String),
+}
+
+/// How `--iface` sides are read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfaceIo {
+    /// AF_XDP where the kernel and driver allow it, else AF_PACKET.
+    #[default]
+    Auto,
+    /// AF_PACKET rings and `sendmmsg`.
+    AfPacket,
+    /// AF_XDP, or an error saying why not.
+    AfXdp,
 }
 
 /// `sgplane run` options.
@@ -84,6 +98,10 @@ pub struct InlineOptions {
     /// TAP frames read and written in bursts through io_uring, where the
     /// kernel allows it.
     pub io_uring: bool,
+    /// Interfaces: AF_XDP or AF_PACKET.
+    pub iface_io: IfaceIo,
+    /// What AF_XDP asks of the kernel.
+    pub xdp: XdpOptions,
 }
 
 /// Why forwarding could not start, or stopped.
@@ -98,6 +116,12 @@ pub enum Error {
     #[error("interface {name}")]
     Interface {
         name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("AF_XDP on {names}")]
+    Xdp {
+        names: String,
         #[source]
         source: io::Error,
     },
@@ -245,15 +269,48 @@ fn open_side(port: &Port, side: u8, io_uring: bool) -> Result<Side, Error> {
     }
 }
 
-/// Forwards frames until stopped; returns the final summary.
-pub fn run(control: Arc<Control>, opts: InlineOptions) -> Result<String, Error> {
-    let n = opts.workers.max(1);
-    let sides = [
-        open_side(&opts.ports[0], 0, opts.io_uring)?,
-        open_side(&opts.ports[1], 1, opts.io_uring)?,
-    ];
-    let names = [sides[0].name.clone(), sides[1].name.clone()];
-    let metrics = Metrics::new(n, Arc::clone(&control), "inline");
+/// AF_XDP on both interfaces, if they are interfaces and it is wanted:
+/// `None` when AF_PACKET is to be used (asked for, or AF_XDP unavailable
+/// under `auto`, which says why).
+fn open_xdp(opts: &InlineOptions) -> Result<Option<XdpPair>, Error> {
+    let [Port::Iface(a), Port::Iface(b)] = &opts.ports else {
+        return Ok(None);
+    };
+    if opts.iface_io == IfaceIo::AfPacket {
+        return Ok(None);
+    }
+    let opened = (|| {
+        let ifindexes = [afpacket::ifindex(a)?, afpacket::ifindex(b)?];
+        XdpPair::open([a, b], ifindexes, opts.xdp)
+    })();
+    match opened {
+        Ok(pair) => Ok(Some(pair)),
+        Err(source) if opts.iface_io == IfaceIo::AfXdp => Err(Error::Xdp {
+            names: format!("{a} and {b}"),
+            source,
+        }),
+        Err(e) => {
+            eprintln!("sgplane: AF_XDP not used ({e}); AF_PACKET instead");
+            Ok(None)
+        }
+    }
+}
+
+/// What every layout starts: the metrics endpoint, the policy watcher, the
+/// verdict and flow log writer.
+fn start_common(
+    control: &Arc<Control>,
+    opts: &InlineOptions,
+    workers: usize,
+) -> Result<
+    (
+        Arc<Metrics>,
+        Option<Sender<log::LogBatch>>,
+        Option<JoinHandle<io::Result<()>>>,
+    ),
+    Error,
+> {
+    let metrics = Metrics::new(workers, Arc::clone(control), "inline");
     if let Some(addr) = opts.metrics {
         metrics::serve_metrics(addr, Arc::clone(&metrics))?;
     }
@@ -262,10 +319,88 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> Result<String, Error> 
             .spawn_watch_thread(Duration::from_secs(1))
             .map_err(Error::Watch)?;
     }
-    let (log_tx, logger) = match log::start(&opts)? {
+    let (log_tx, logger) = match log::start(opts)? {
         Some((tx, handle)) => (Some(tx), Some(handle)),
         None => (None, None),
     };
+    Ok((metrics, log_tx, logger))
+}
+
+/// Waits for the log writer, and makes the summary (printed with the
+/// error, if there was one).
+fn finish(
+    metrics: &Metrics,
+    logger: Option<JoinHandle<io::Result<()>>>,
+    failure: Option<Error>,
+) -> Result<String, Error> {
+    if let Some(l) = logger {
+        match l.join() {
+            Ok(r) => r.map_err(Error::Log)?,
+            Err(_) => return Err(Error::LogPanicked),
+        }
+    }
+    let summary = metrics::summary(metrics);
+    if let Some(e) = failure {
+        eprint!("{summary}");
+        return Err(e);
+    }
+    Ok(summary)
+}
+
+/// Forwards between two interfaces through AF_XDP: one thread does it all.
+fn run_xdp(control: Arc<Control>, opts: InlineOptions, pair: XdpPair) -> Result<String, Error> {
+    let names = opts.ports.clone().map(|p| match p {
+        Port::Iface(n) | Port::Tap(n) => n,
+    });
+    let (metrics, log_tx, logger) = start_common(&control, &opts, 1)?;
+    let counters: [Arc<SideCounters>; 2] = Default::default();
+    let (_idle_tx, input) = channel::bounded::<Batch>(1);
+    let (recycle, _) = channel::unbounded::<Batch>();
+    let ctx = WorkerCtx {
+        id: 0,
+        control: Arc::clone(&control),
+        metrics: Arc::clone(&metrics),
+        input,
+        recycle: [recycle.clone(), recycle],
+        sinks: None,
+        log: log_tx,
+        counters: Some(counters.clone()),
+    };
+    let how = pair.describe();
+    let thread = std::thread::Builder::new()
+        .name("worker-0".into())
+        .spawn(move || xdp::forward(ctx, pair, counters))
+        .map_err(Error::Spawn)?;
+    eprintln!(
+        "sgplane: forwarding between {} and {} through AF_XDP ({how}), one thread; SIGHUP reloads the policy, SIGINT/SIGTERM stops",
+        names[0], names[1],
+    );
+    let failure = match thread.join() {
+        Ok(Ok(())) => None,
+        Ok(Err((side, source))) => {
+            tracing::error!(error = %source, side = %names[side], "stopping: a side failed");
+            Some(Error::Read {
+                side: names[side].clone(),
+                source,
+            })
+        }
+        Err(_) => Some(Error::WorkerPanicked),
+    };
+    finish(&metrics, logger, failure)
+}
+
+/// Forwards frames until stopped; returns the final summary.
+pub fn run(control: Arc<Control>, opts: InlineOptions) -> Result<String, Error> {
+    if let Some(pair) = open_xdp(&opts)? {
+        return run_xdp(control, opts, pair);
+    }
+    let n = opts.workers.max(1);
+    let sides = [
+        open_side(&opts.ports[0], 0, opts.io_uring)?,
+        open_side(&opts.ports[1], 1, opts.io_uring)?,
+    ];
+    let names = [sides[0].name.clone(), sides[1].name.clone()];
+    let (metrics, log_tx, logger) = start_common(&control, &opts, n)?;
 
     let counters: [Arc<SideCounters>; 2] = Default::default();
     let mut work_tx = Vec::with_capacity(n);
@@ -275,7 +410,7 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> Result<String, Error> 
     for w in 0..n {
         let (tx, rx) = channel::bounded::<Batch>(QUEUE_BATCHES);
         work_tx.push(tx);
-        let sinks = [sides[0].sink.make()?, sides[1].sink.make()?];
+        let sinks = Some([sides[0].sink.make()?, sides[1].sink.make()?]);
         contexts.push(WorkerCtx {
             id: w,
             control: Arc::clone(&control),
@@ -340,8 +475,12 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> Result<String, Error> 
             );
         }
     }
+    let through = match &opts.ports[0] {
+        Port::Tap(_) => "TAP devices",
+        Port::Iface(_) => "AF_PACKET",
+    };
     eprintln!(
-        "sgplane: forwarding between {} and {} with {n} worker{}; SIGHUP reloads the policy, SIGINT/SIGTERM stops",
+        "sgplane: forwarding between {} and {} through {through} with {n} worker{}; SIGHUP reloads the policy, SIGINT/SIGTERM stops",
         names[0],
         names[1],
         if n == 1 { "" } else { "s" }
@@ -376,18 +515,7 @@ pub fn run(control: Arc<Control>, opts: InlineOptions) -> Result<String, Error> 
             Err(_) => failure = Some(Error::WorkerPanicked),
         }
     }
-    if let Some(l) = logger {
-        match l.join() {
-            Ok(r) => r.map_err(Error::Log)?,
-            Err(_) => return Err(Error::LogPanicked),
-        }
-    }
-    let summary = metrics::summary(&metrics);
-    if let Some(e) = failure {
-        eprint!("{summary}");
-        return Err(e);
-    }
-    Ok(summary)
+    finish(&metrics, logger, failure)
 }
 
 /// Reads one side and deals its frames out to the workers.

@@ -25,8 +25,8 @@ pub(super) struct WorkerCtx {
     pub input: Receiver<Batch>,
     /// Where emptied batches go back to, by side.
     pub recycle: [Sender<Batch>; 2],
-    /// How to send to each side.
-    pub sinks: [Box<dyn FrameSink + Send>; 2],
+    /// How to send to each side (none when the caller sends, AF_XDP).
+    pub sinks: Option<[Box<dyn FrameSink + Send>; 2]>,
     pub log: Option<Sender<LogBatch>>,
     /// The sides' shared counters, published by worker 0 only.
     pub counters: Option<[Arc<SideCounters>; 2]>,
@@ -51,6 +51,8 @@ pub(super) struct Worker {
     allowed: Vec<u32>,
     last_publish: Instant,
     last_expire: Instant,
+    /// Counters of the device published with the worker's (AF_XDP).
+    pub device_counters: Vec<(&'static str, u64)>,
 }
 
 impl WorkerCtx {
@@ -70,6 +72,7 @@ impl WorkerCtx {
             allowed: Vec::with_capacity(BATCH_FRAMES),
             last_publish: Instant::now(),
             last_expire: Instant::now(),
+            device_counters: Vec::new(),
         }
     }
 }
@@ -114,19 +117,48 @@ impl Worker {
 
     /// Judges a batch and forwards what is allowed.
     fn judge(&mut self, b: &Batch) {
+        let frames = (0..b.frames.len()).map(|i| {
+            let (data, meta) = b.frames.get(i);
+            (meta.link.unwrap_or(LinkType::Ethernet), data)
+        });
+        self.judge_frames(frames);
+        let Some(sinks) = &mut self.ctx.sinks else {
+            return;
+        };
+        let sent = sinks[1 - b.side].send_burst(&b.frames, &self.allowed);
+        self.own.forwarded += sent as u64;
+        self.own.send_errors += (self.allowed.len() - sent) as u64;
+    }
+
+    /// Judges frames that came in together (in order), logs their verdicts,
+    /// and returns the positions of those allowed.
+    pub fn judge_frames<'f>(
+        &mut self,
+        frames: impl Iterator<Item = (LinkType, &'f [u8])>,
+    ) -> &[u32] {
         let now = control::now();
         let mut inputs = reuse_inputs(std::mem::take(&mut self.inputs));
-        for i in 0..b.frames.len() {
-            let (data, meta) = b.frames.get(i);
-            inputs.push(Input {
-                link: meta.link.unwrap_or(LinkType::Ethernet),
-                data,
-                orig_len: data.len(),
-                ts: now,
-            });
-        }
+        inputs.extend(frames.map(|(link, data)| Input {
+            link,
+            data,
+            orig_len: data.len(),
+            ts: now,
+        }));
         self.judged.clear();
         self.engine.process_batch(&inputs, &mut self.judged);
+        if let Some(log) = &self.ctx.log {
+            let items = self
+                .judged
+                .iter()
+                .zip(&inputs)
+                .map(|(j, i)| (*j, i.data.len() as u32))
+                .collect();
+            let _ = log.send(LogBatch {
+                rules: Arc::clone(self.engine.rules()),
+                ts: now,
+                items,
+            });
+        }
         self.inputs = reuse_inputs(inputs);
         self.allowed.clear();
         self.allowed.extend(
@@ -136,22 +168,13 @@ impl Worker {
                 .filter(|(_, j)| j.verdict == Verdict::Allow)
                 .map(|(i, _)| i as u32),
         );
-        let sent = self.ctx.sinks[1 - b.side].send_burst(&b.frames, &self.allowed);
+        &self.allowed
+    }
+
+    /// Counts frames sent by a device the worker does not own (AF_XDP).
+    pub fn count_forwarded(&mut self, sent: usize, failed: usize) {
         self.own.forwarded += sent as u64;
-        self.own.send_errors += (self.allowed.len() - sent) as u64;
-        if let Some(log) = &self.ctx.log {
-            let items = self
-                .judged
-                .iter()
-                .enumerate()
-                .map(|(i, j)| (*j, b.frames.frame(i).len() as u32))
-                .collect();
-            let _ = log.send(LogBatch {
-                rules: Arc::clone(self.engine.rules()),
-                ts: now,
-                items,
-            });
-        }
+        self.own.send_errors += failed as u64;
     }
 
     pub fn publish(&self) {
@@ -175,6 +198,7 @@ impl Worker {
                 ("dropped_truncated_frames", 0),
             ]);
         }
+        extra.extend_from_slice(&self.device_counters);
         self.ctx.metrics.publish(self.ctx.id, &self.engine, &extra);
     }
 }
