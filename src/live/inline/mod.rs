@@ -296,20 +296,21 @@ fn open_xdp(opts: &InlineOptions) -> Result<Option<XdpPair>, Error> {
     }
 }
 
+/// What every layout has running besides its own threads: the metrics,
+/// and the log writer with its input.
+type Common = (
+    Arc<Metrics>,
+    Option<Sender<log::LogBatch>>,
+    Option<JoinHandle<io::Result<()>>>,
+);
+
 /// What every layout starts: the metrics endpoint, the policy watcher, the
 /// verdict and flow log writer.
 fn start_common(
     control: &Arc<Control>,
     opts: &InlineOptions,
     workers: usize,
-) -> Result<
-    (
-        Arc<Metrics>,
-        Option<Sender<log::LogBatch>>,
-        Option<JoinHandle<io::Result<()>>>,
-    ),
-    Error,
-> {
+) -> Result<Common, Error> {
     let metrics = Metrics::new(workers, Arc::clone(control), "inline");
     if let Some(addr) = opts.metrics {
         metrics::serve_metrics(addr, Arc::clone(&metrics))?;
