@@ -5,7 +5,9 @@
 #
 #   ns src ──veth── [ DUT ] ──veth── ns dst
 #
-#   DUT = sgplane run --iface (AF_PACKET rings) in a namespace of its own
+#   DUT = sgplane run --iface --io af-packet (AF_PACKET rings) in a namespace of its own
+#       = sgplane run --iface --io af-xdp (an XDP program on each veth hands
+#         frames to AF_XDP sockets sharing one UMEM; copy mode on veth)
 #       = sgplane run --tap   (TAP devices moved into src and dst)
 #       = a router namespace: ip_forward, `sgplane export nftables | nft -f -`,
 #         conntrack (the kernel's forward path)
@@ -38,7 +40,8 @@
 #
 # Usage (root): benches/inline-vs-kernel.sh [SECONDS]
 #   env: SGPLANE=path (default target/release/sgplane, built if missing),
-#        DUT_CPUS=1, SENDER_CPU=0, WORKERS=1, MODES="iface iface-rt tap tap-rt tap-syscalls kernel", ROUNDS=3,
+#        DUT_CPUS=1, SENDER_CPU=0, WORKERS=1, ROUNDS=3,
+#        MODES="iface iface-rt iface-xdp iface-xdp-rt tap tap-rt tap-syscalls kernel",
 #        PROFILE=1 to record a perf profile of the DUT CPU in each mode into $OUT/perf-MODE.data,
 #        OUT=directory for logs, rulesets and profiles (default target/bench-inline).
 # Needs: iproute2, nftables, ethtool, taskset; perf for PROFILE=1.
@@ -50,7 +53,7 @@ ROUNDS=${ROUNDS:-3}
 SENDER_CPU=${SENDER_CPU:-0}
 DUT_CPUS=${DUT_CPUS:-1}
 WORKERS=${WORKERS:-1}
-MODES=${MODES:-"iface iface-rt tap tap-rt tap-syscalls kernel"}
+MODES=${MODES:-"iface iface-rt iface-xdp iface-xdp-rt tap tap-rt tap-syscalls kernel"}
 OUT=${OUT:-target/bench-inline}
 TAG=sgb$$
 mkdir -p "$OUT"
@@ -121,8 +124,11 @@ rx_packets() { ip netns exec $TAG-dst cat /sys/class/net/"$1"/statistics/rx_pack
 # GRO: with TSO on the sending device, only a socket's frames are, and only
 # when the receiver forwards UDP GRO; without `tso off` on src's end the whole
 # DUT's work would run in the sender's context, on the sender's CPU.
+# The sender also computes its checksums (`tx off`): AF_XDP cannot carry a
+# checksum left to the hardware across (AF_PACKET and TAP can); done for
+# every DUT alike.
 napi_on_dut() {
-  ip netns exec $TAG-src ethtool -K eth0 tso off >/dev/null
+  ip netns exec $TAG-src ethtool -K eth0 tso off tx off >/dev/null
   ip netns exec "$1" ethtool -K "$2" gro on >/dev/null
   ip netns exec "$1" sh -c "echo 1 > /sys/class/net/$2/threaded"
   sleep 0.2
@@ -152,8 +158,8 @@ measure() { # $1: src device, $2: dst device, $3: next-hop MAC, $4: mode, $5: ne
 
 declare -A RESULT
 
-run_iface() { # $1: mode name, $2...: command the DUT runs under (e.g. chrt -f 1)
-  local mode=$1; shift
+run_iface() { # $1: mode name, $2: af-packet|af-xdp, $3...: command the DUT runs under (e.g. chrt -f 1)
+  local mode=$1 io=$2; shift 2
   hosts; ip netns add $TAG-dut
   ip link add eth0 netns $TAG-src type veth peer name side-a netns $TAG-dut
   ip link add eth0 netns $TAG-dst type veth peer name side-b netns $TAG-dut
@@ -164,7 +170,7 @@ run_iface() { # $1: mode name, $2...: command the DUT runs under (e.g. chrt -f 1
   address_hosts eth0 eth0 inline
   napi_on_dut $TAG-dut side-a
   ip netns exec $TAG-dut taskset -c "$DUT_CPUS" "$@" "$SGPLANE" -c "$OUT/policy.toml" run \
-    --iface side-a --iface side-b --workers "$WORKERS" >"$OUT/sgplane-$mode.out" 2>"$OUT/sgplane-$mode.err" &
+    --iface side-a --iface side-b --io "$io" --workers "$WORKERS" >"$OUT/sgplane-$mode.out" 2>"$OUT/sgplane-$mode.err" &
   local pid=$!; PIDS+=($pid)
   sleep 1
   RESULT[$mode]+="$(measure eth0 eth0 "$(mac_of $TAG-dst eth0)" "$mode" 10.80.2.20);"
@@ -221,9 +227,11 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
   for m in $MODES; do
     case $m in
-      iface) run_iface iface env ;;
+      iface) run_iface iface af-packet env ;;
+      iface-xdp) run_iface iface-xdp af-xdp env ;;
+      iface-xdp-rt) run_iface iface-xdp-rt af-xdp chrt -f 1 ;;
       tap) run_tap tap env ;;
-      iface-rt) run_iface iface-rt chrt -f 1 ;;
+      iface-rt) run_iface iface-rt af-packet chrt -f 1 ;;
       tap-rt) run_tap tap-rt chrt -f 1 ;;
       tap-syscalls) run_tap tap-syscalls env ;;
       kernel) run_kernel ;;
@@ -239,7 +247,7 @@ done
 
 read -r kf _ <<<"${RESULT[kernel]:-0 0}"
 printf '%-38s %10s %6s %12s\n' "DUT" "frames/s" "ratio" "offered/s"
-for m in kernel iface iface-rt tap tap-rt tap-syscalls; do
+for m in kernel iface iface-rt iface-xdp iface-xdp-rt tap tap-rt tap-syscalls; do
   [ -n "${RESULT[$m]:-}" ] || continue
   read -r f sent <<<"${RESULT[$m]}"
   case $m in
@@ -247,6 +255,8 @@ for m in kernel iface iface-rt tap tap-rt tap-syscalls; do
     iface) label="sgplane run --iface (AF_PACKET)";;
     tap) label="sgplane run --tap";;
     iface-rt) label="chrt -f 1 sgplane run --iface";;
+    iface-xdp) label="sgplane run --iface --io af-xdp";;
+    iface-xdp-rt) label="chrt -f 1 sgplane --io af-xdp";;
     tap-rt) label="chrt -f 1 sgplane run --tap";;
     tap-syscalls) label="sgplane run --tap --no-io-uring";;
   esac

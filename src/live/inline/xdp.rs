@@ -11,10 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::worker::WorkerCtx;
-use super::{SideCounters, BATCH_FRAMES, TICK};
+use super::{SideCounters, TICK};
 use crate::io::sys;
 use crate::io::xdp::{Desc, XdpCounters, XdpPair};
 use crate::wire::LinkType;
+
+/// Frames taken off an RX ring at a time.
+const BATCH_FRAMES: usize = 256;
 
 /// How long to wait for a busy TX ring before kicking it again.
 const TX_RETRY: Duration = Duration::from_millis(1);
