@@ -893,7 +893,28 @@ fn iface_case(test: &str, io: &[&str], through: &str) {
     sg.signal("TERM");
     let (ok, out) = sg.finish(Duration::from_secs(5));
     assert!(ok, "{out}");
-    assert!(out.contains("forwarded_frames"), "{out}");
+    // Every frame received was judged, and every allowed one forwarded.
+    let count = |name: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `{name}` in the summary:\n{out}"))
+    };
+    let allowed: u64 = out
+        .lines()
+        .find_map(|l| l.split_once("(allowed ")?.1.split(',').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no allowed count:\n{out}"));
+    assert!(count("packets ") > 0);
+    assert_eq!(count("packets "), count("received_frames "), "{out}");
+    assert_eq!(allowed, count("forwarded_frames "), "{out}");
+    if through.starts_with("AF_XDP") {
+        assert!(
+            out.contains("note: side-c and side-s are virtual"),
+            "no note on veth checksums:\n{out}"
+        );
+        assert_eq!(count("xdp_invalid_descs_total "), 0, "{out}");
+    }
     let v = std::fs::read_to_string(&verdicts).unwrap();
     assert!(
         v.lines()
@@ -1003,6 +1024,19 @@ fn afxdp_leaves_no_program_behind_and_refuses_what_it_cannot_serve() {
     sg.signal("TERM");
     let (ok, out) = sg.finish(Duration::from_secs(5));
     assert!(ok, "{out}");
+
+    // An interface deleted under AF_XDP stops sgplane with the reason (its
+    // socket would otherwise just go quiet).
+    let mut sg = Proc::spawn(
+        run(&["--iface", "side-c", "--iface", "side-s", "--io", "af-xdp"]),
+        true,
+    );
+    sg.expect("through AF_XDP", Duration::from_secs(10));
+    ip(&["-n", &dut, "link", "del", "side-c"]);
+    let (ok, out) = sg.finish(Duration::from_secs(5));
+    assert!(!ok, "{out}");
+    assert!(out.contains("side-c: the interface went away"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
 }
 
 /// SPEC §9.3, issue 15: with a table of 1,000 entries, spoofed SYNs to an

@@ -274,6 +274,26 @@ impl XdpPair {
         )
     }
 
+    /// What a user should know about these interfaces in this mode.
+    pub fn notes(&self) -> Vec<String> {
+        let virtual_: Vec<&str> = self
+            .sides
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| !std::path::Path::new(&format!("/sys/class/net/{n}/device")).exists())
+            .collect();
+        if virtual_.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "{} {} virtual (veth or the like): AF_XDP forwards frames as they are, so a checksum \
+             a host on the far end left to its \"hardware\" stays unfinished; turn that off there \
+             (ethtool -K DEV tx off) or use --io af-packet, which carries the note across",
+            virtual_.join(" and "),
+            if virtual_.len() == 1 { "is" } else { "are" }
+        )]
+    }
+
     /// The sockets, to wait on (readable: RX has frames).
     pub fn fds(&self) -> [BorrowedFd<'_>; 2] {
         [self.sides[0].fd.as_fd(), self.sides[1].fd.as_fd()]
@@ -403,6 +423,26 @@ impl XdpPair {
     /// zero-copy drivers); a `poll` of the sockets is that call.
     pub fn needs_wakeup(&self) -> bool {
         self.sides.iter().any(|s| s.fill.needs_wakeup())
+    }
+
+    /// Whether both sockets are still bound: an interface deleted or moved
+    /// away unbinds its socket, which then receives nothing, silently.
+    /// On failure, which side failed and why.
+    pub fn check(&self) -> Result<(), (usize, io::Error)> {
+        for (i, s) in self.sides.iter().enumerate() {
+            let err: libc::c_int = sys::get_option(s.fd.as_fd(), libc::SOL_SOCKET, libc::SO_ERROR)
+                .map_err(|e| (i, e))?;
+            if err != 0 {
+                return Err((
+                    i,
+                    sys::annotate(
+                        io::Error::from_raw_os_error(err),
+                        "the interface went away (deleted or moved to another namespace?)",
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Each side's counters, the kernel's statistics read afresh.

@@ -368,6 +368,7 @@ fn run_xdp(control: Arc<Control>, opts: InlineOptions, pair: XdpPair) -> Result<
         counters: Some(counters.clone()),
     };
     let how = pair.describe();
+    let notes = pair.notes();
     let thread = std::thread::Builder::new()
         .name("worker-0".into())
         .spawn(move || xdp::forward(ctx, pair, counters))
@@ -376,6 +377,9 @@ fn run_xdp(control: Arc<Control>, opts: InlineOptions, pair: XdpPair) -> Result<
         "sgplane: forwarding between {} and {} through AF_XDP ({how}), one thread; SIGHUP reloads the policy, SIGINT/SIGTERM stops",
         names[0], names[1],
     );
+    for n in notes {
+        eprintln!("sgplane: note: {n}");
+    }
     let failure = match thread.join() {
         Ok(Ok(())) => None,
         Ok(Err((side, source))) => {

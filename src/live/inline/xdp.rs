@@ -84,6 +84,11 @@ pub(super) fn forward(
         }
         if !any || last_counters.elapsed() >= TICK {
             last_counters = Instant::now();
+            if let Err(e) = pair.check() {
+                worker.ctx.control.stop();
+                worker.publish();
+                return Err(e);
+            }
             publish_counters(
                 &mut worker.device_counters,
                 &sides,
