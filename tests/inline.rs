@@ -858,6 +858,8 @@ fn iface_case(test: &str, io: &[&str], through: &str) {
     assert!(start.contains(&format!("through {through}")), "{start}");
 
     lab.server(&server, 8080);
+    let held = lab.hold(&client, "10.77.0.20", 8080);
+    assert_eq!(lab.go(held), "ok");
     assert_eq!(lab.tcp(&client, "10.77.0.20", 8080), "ok");
     assert_eq!(lab.tcp(&client, "fd77::20", 8080), "ok");
     assert!(lab.tcp(&server, "10.77.0.10", 8080).starts_with("fail"));
@@ -888,6 +890,11 @@ fn iface_case(test: &str, io: &[&str], through: &str) {
             .tcp(&client, "10.77.0.20", 8080)
             .starts_with("fail")),
         "the watched policy was not reloaded"
+    );
+    assert_eq!(
+        lab.go(held),
+        "ok",
+        "the established connection must keep flowing"
     );
 
     sg.signal("TERM");
