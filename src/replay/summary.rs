@@ -176,7 +176,7 @@ impl DenyKey {
 }
 
 /// The seed of the denied flows' key hash (any value will do).
-const DENY_SEED: u64 = 0x5eed_0f_de_71_ed;
+const DENY_SEED: u64 = 0x5eed_0fde_71ed;
 
 /// The full hash of a denied flow's key from [`DenyKey::partial_hash`].
 #[inline]
