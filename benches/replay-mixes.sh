@@ -33,8 +33,9 @@ done
 command -v tcpdump >/dev/null || { apt-get update -qq && apt-get install -y -qq tcpdump >/dev/null; }
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 cargo build --release --quiet --bin sgplane --example traffic_mix
-sg=./target/release/sgplane
-gen=./target/release/examples/traffic_mix
+bin=${CARGO_TARGET_DIR:-target}/release
+sg=$bin/sgplane
+gen=$bin/examples/traffic_mix
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 

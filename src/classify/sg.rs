@@ -44,6 +44,10 @@ pub struct SgClassifier {
     bounds4: Vec<u32>,
     bounds6: Vec<u128>,
     tables: Vec<Classifier>,
+    /// Per classifier, what a key must have for any of its rules to match:
+    /// a port scan or a flood to closed ports skips the lookup (and the
+    /// address search) of nearly every packet ([`Screen`]).
+    screens: Vec<Screen>,
     /// `[zone context][policy set * 2 + direction]` → index into `tables`.
     index: Vec<Vec<u32>>,
     /// Named zones → zone context (0 is "no named zone").
@@ -63,6 +67,7 @@ impl SgClassifier {
             .map(|g| g.members.iter().any(|m| m.zone.is_some()))
             .collect();
         let mut tables = Vec::new();
+        let mut screens = Vec::new();
         let mut index = vec![Vec::with_capacity(policy.policy_sets().len() * 2); zones.len() + 1];
         let cx = Compiler {
             policy,
@@ -79,12 +84,16 @@ impl SgClassifier {
                         .any(|x| matches!(x, Remote::Sg(g) if zoned_sg[*g as usize]))
                 });
                 let shared = tables.len() as u32;
-                tables.push(Classifier::build(&cx.rules(rules, None)));
+                let compiled = cx.rules(rules, None);
+                screens.push(Screen::of(&compiled));
+                tables.push(Classifier::build(&compiled));
                 index[0].push(shared);
                 for (i, &z) in zones.iter().enumerate() {
                     if by_zone {
                         index[i + 1].push(tables.len() as u32);
-                        tables.push(Classifier::build(&cx.rules(rules, Some(z))));
+                        let compiled = cx.rules(rules, Some(z));
+                        screens.push(Screen::of(&compiled));
+                        tables.push(Classifier::build(&compiled));
                     } else {
                         index[i + 1].push(shared);
                     }
@@ -97,6 +106,7 @@ impl SgClassifier {
             bounds4,
             bounds6,
             tables,
+            screens,
             index,
             zones: zone_ctx,
         }
@@ -214,49 +224,75 @@ impl Decide for SgClassifier {
         out.clear();
         BATCH.with_borrow_mut(|b| {
             b.clear();
-            // Intervals: slot n * 2 is the source's, n * 2 + 1 the destination's.
+            // One lookup per layer of each end that is an interface, keyed
+            // by slot n * stride + direction index (+ 2 for the subnet
+            // layer, whose slots exist only when some interface has one),
+            // unless the classifier's screen says no rule can match: then
+            // its hit stays `None`, what the lookup would give.
+            let stride = if policy.layered() { 4 } else { 2 };
+            b.hits.resize(flows.len() * stride, None);
             b.interval.resize(flows.len() * 2, 0);
+            // The last source and destination looked up, with their
+            // interfaces: a flood or a scan sends flow after flow to one
+            // address (often from one).
+            type Memo = Option<(IpAddr, Option<ZoneId>, Option<IfaceId>)>;
+            let interface_of = |memo: &mut Memo, a: IpAddr, zone: Option<ZoneId>| match *memo {
+                Some((l, z, i)) if l == a && z == zone => i,
+                _ => {
+                    let i = policy.interface_of(a, zone);
+                    *memo = Some((a, zone, i));
+                    i
+                }
+            };
+            let (mut last_src, mut last_dst): (Memo, Memo) = (None, None);
             for (n, f) in flows.iter().enumerate() {
-                for (k, a) in [f.src, f.dst].into_iter().enumerate() {
-                    match a {
-                        IpAddr::V4(a) => b.v4.push((u32::from(a), (n * 2 + k) as u32)),
-                        IpAddr::V6(a) => b.v6.push((u128::from(a), (n * 2 + k) as u32)),
+                // As `Policy::ends_of`.
+                let s = interface_of(&mut last_src, f.src, f.zone);
+                let d = interface_of(&mut last_dst, f.dst, f.zone);
+                b.ends.push((s, d));
+                let (sport, last, proto) = rest_of_key(f);
+                let probe: Key = [0, 0, sport, last, proto];
+                let mut wanted = false;
+                for (end, dir) in [(d, Direction::Ingress), (s, Direction::Egress)] {
+                    let Some(iface) = end else { continue };
+                    let i = policy.interface(iface);
+                    let slot = n * stride + dir_index(dir);
+                    for (set, at) in [(Some(i.policy_set), slot), (i.subnet_policy_set, slot + 2)] {
+                        let Some(set) = set else { continue };
+                        let t = self.table(set, dir, f.zone);
+                        if self.screens[t as usize].may_match(&probe) {
+                            b.lookups.push((t, at as u32));
+                            wanted = true;
+                        }
+                    }
+                }
+                // Intervals (slot n * 2 is the source's, n * 2 + 1 the
+                // destination's) only for the flows with a lookup.
+                if wanted {
+                    for (k, a) in [f.src, f.dst].into_iter().enumerate() {
+                        match a {
+                            IpAddr::V4(a) => b.v4.push((u32::from(a), (n * 2 + k) as u32)),
+                            IpAddr::V6(a) => b.v6.push((u128::from(a), (n * 2 + k) as u32)),
+                        }
                     }
                 }
             }
             let base6 = self.bounds4.len() as u32;
             place(&self.bounds4, &b.v4, 0, &mut b.interval, &mut b.found);
             place(&self.bounds6, &b.v6, base6, &mut b.interval, &mut b.found);
-
-            // One lookup per layer of each end that is an interface, keyed
-            // by slot n * stride + direction index (+ 2 for the subnet
-            // layer, whose slots exist only when some interface has one).
-            let stride = if policy.layered() { 4 } else { 2 };
             b.keys.resize(flows.len() * stride, [0; 5]);
-            for (n, f) in flows.iter().enumerate() {
-                let (s, d) = policy.ends_of(f);
-                let (ingress, egress) = keys_of(f, b.interval[n * 2], b.interval[n * 2 + 1]);
-                for (end, dir, key) in [
-                    (d, Direction::Ingress, ingress),
-                    (s, Direction::Egress, egress),
-                ] {
-                    if let Some(iface) = end {
-                        let i = policy.interface(iface);
-                        let slot = n * stride + dir_index(dir);
-                        b.keys[slot] = key;
-                        b.lookups
-                            .push((self.table(i.policy_set, dir, f.zone), slot as u32));
-                        if let Some(set) = i.subnet_policy_set {
-                            b.keys[slot + 2] = key;
-                            b.lookups
-                                .push((self.table(set, dir, f.zone), (slot + 2) as u32));
-                        }
-                    }
-                }
-                b.ends.push((s, d));
+            for &(_, slot) in &b.lookups {
+                let slot = slot as usize;
+                let n = slot / stride;
+                let (ingress, egress) =
+                    keys_of(&flows[n], b.interval[n * 2], b.interval[n * 2 + 1]);
+                b.keys[slot] = if (slot % stride) % 2 == 0 {
+                    ingress
+                } else {
+                    egress
+                };
             }
             b.group(self.tables.len());
-            b.hits.resize(flows.len() * stride, None);
             let Batch {
                 order,
                 groups,
@@ -347,6 +383,42 @@ fn place<T: Copy + Ord>(
         // start is the family's first address, so there is one).
         for (&at, &(_, slot)) in found.iter().zip(chunk) {
             interval[slot as usize] = base + at as u32;
+        }
+    }
+}
+
+/// The destination ports (ICMP type/code) that some rule of a classifier
+/// can match, for TCP and for UDP: a key of those protocols with another
+/// matches none of its rules. Other protocols are not screened.
+struct Screen {
+    tcp: RangeSet,
+    udp: RangeSet,
+}
+
+impl Screen {
+    fn of(rules: &[ClassRule]) -> Screen {
+        let last = |p: u32| {
+            RangeSet::from_ranges(
+                rules
+                    .iter()
+                    .filter(|r| r.fields[4].contains(p))
+                    .flat_map(|r| r.fields[3].ranges().iter().copied())
+                    .collect(),
+            )
+        };
+        Screen {
+            tcp: last(u32::from(IpProto::TCP.0)),
+            udp: last(u32::from(IpProto::UDP.0)),
+        }
+    }
+
+    /// False when no rule can match `key` (its addresses are not looked at).
+    #[inline]
+    fn may_match(&self, key: &Key) -> bool {
+        match key[4] {
+            6 => self.tcp.contains(key[3]),
+            17 => self.udp.contains(key[3]),
+            _ => true,
         }
     }
 }

@@ -882,6 +882,17 @@ pub struct Staged {
     decided: Option<Evaluation>,
 }
 
+impl Staged {
+    /// The parsed packet, when the frame is IP: the packet its judgement
+    /// carries.
+    pub fn packet(&self) -> Option<&IpPacket> {
+        match &self.parsed {
+            Ok(Frame::Ip(p)) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// Stages frames for an engine, on any thread: replay parses and decides
 /// new flows on its reading thread while the engine's thread does the
 /// connection table, so a capture of new flows (a scan, a flood) is judged

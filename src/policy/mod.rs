@@ -305,6 +305,27 @@ struct AddressIndex {
     hosts: HashMap<HostKey, IfaceId, foldhash::fast::FixedState>,
     /// Non-host blocks: (zone, first address) → (last address, interface).
     blocks: BTreeMap<(Option<ZoneId>, AddrKey), (AddrKey, IfaceId)>,
+    /// Outside any zone, the same answers as sorted elementary intervals
+    /// (start, interface) per family, for one binary search instead of a
+    /// hash and a tree lookup (built by [`AddressIndex::seal`]).
+    flat4: Flat<u32>,
+    flat6: Flat<u128>,
+}
+
+/// Sorted interval starts and each interval's interface; the first start
+/// is the family's first address.
+#[derive(Debug, Clone, Default)]
+struct Flat<T> {
+    starts: Vec<T>,
+    owners: Vec<Option<IfaceId>>,
+}
+
+impl<T: Copy + Ord> Flat<T> {
+    #[inline]
+    fn find(&self, a: T) -> Option<IfaceId> {
+        let i = self.starts.partition_point(|&s| s <= a);
+        self.owners.get(i.checked_sub(1)?).copied().flatten()
+    }
 }
 
 /// An address as an ordered key: IPv4 addresses sort before IPv6 ones, and
@@ -344,7 +365,61 @@ impl AddressIndex {
         self.hosts.insert(HostKey(zone, addr), iface);
     }
 
+    /// Builds the flat intervals once every host and block is in.
+    fn seal(&mut self) {
+        let mut starts4: Vec<u32> = vec![0];
+        let mut starts6: Vec<u128> = vec![0];
+        let mut bounds = |(v6, lo): AddrKey, (_, hi): AddrKey| {
+            if v6 {
+                starts6.push(lo);
+                starts6.extend(hi.checked_add(1));
+            } else {
+                // IPv4 keys hold 32-bit values.
+                starts4.push(lo as u32);
+                starts4.extend((hi as u32).checked_add(1));
+            }
+        };
+        for k in self.hosts.keys().filter(|k| k.0.is_none()) {
+            let a = addr_key(k.1);
+            bounds(a, a);
+        }
+        for (&(z, lo), &(hi, _)) in &self.blocks {
+            if z.is_none() {
+                bounds(lo, hi);
+            }
+        }
+        starts4.sort_unstable();
+        starts4.dedup();
+        starts6.sort_unstable();
+        starts6.dedup();
+        let owners4 = starts4
+            .iter()
+            .map(|&a| self.find_indexed(None, IpAddr::V4(a.into())))
+            .collect();
+        let owners6 = starts6
+            .iter()
+            .map(|&a| self.find_indexed(None, IpAddr::V6(a.into())))
+            .collect();
+        self.flat4 = Flat {
+            starts: starts4,
+            owners: owners4,
+        };
+        self.flat6 = Flat {
+            starts: starts6,
+            owners: owners6,
+        };
+    }
+
+    #[inline]
     fn find(&self, zone: Option<ZoneId>, addr: IpAddr) -> Option<IfaceId> {
+        match (zone, addr) {
+            (None, IpAddr::V4(a)) => self.flat4.find(u32::from(a)),
+            (None, IpAddr::V6(a)) => self.flat6.find(u128::from(a)),
+            _ => self.find_indexed(zone, addr),
+        }
+    }
+
+    fn find_indexed(&self, zone: Option<ZoneId>, addr: IpAddr) -> Option<IfaceId> {
         if let Some(&i) = self.hosts.get(&HostKey(zone, addr)) {
             return Some(i);
         }
@@ -569,6 +644,7 @@ impl Policy {
     /// The interface that owns `addr` as seen from `zone`: a GWLB zone's
     /// or a VPC space's own interfaces first (then, for a VPC, its peers'
     /// and PrivateLink neighbours'), then the zoneless ones.
+    #[inline]
     pub fn interface_of(&self, addr: IpAddr, zone: Option<ZoneId>) -> Option<IfaceId> {
         if let Some(z) = zone {
             if let Some(i) = self.index.find(Some(z), addr) {

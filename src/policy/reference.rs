@@ -164,6 +164,7 @@ impl Policy {
     }
 
     /// The interfaces owning a flow's source and destination, in its zone.
+    #[inline]
     pub fn ends_of(&self, flow: &Flow) -> (Option<IfaceId>, Option<IfaceId>) {
         (
             self.interface_of(flow.src, flow.zone),

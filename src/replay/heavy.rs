@@ -108,9 +108,17 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
     /// a counter (first seen, or back after an eviction).
     #[inline]
     pub fn observe(&mut self, key: K, value: impl FnOnce() -> V) {
+        let hash = self.hasher.hash_one(&key);
+        self.observe_hashed(key, hash, value);
+    }
+
+    /// [`SpaceSaving::observe`] with the key's hash computed by the caller:
+    /// any function of the key alone, uniform over its bits (equal keys must
+    /// have equal hashes; the counts do not depend on which function).
+    #[inline]
+    pub fn observe_hashed(&mut self, key: K, hash: u64, value: impl FnOnce() -> V) {
         let seq = self.total;
         self.total += 1;
-        let hash = self.hasher.hash_one(&key);
         if let Ok(at) = self.find(hash, &key) {
             let c = counter_of(self.index[at]);
             self.increment(self.pos[c] as usize);
@@ -120,14 +128,15 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
         let c = self.at[0] as usize;
         let min = self.counts[0];
         if let Some(old) = &self.slots[c] {
-            if let Ok(at) = self.find(old.hash, &old.key) {
-                self.remove_index(at);
-            }
+            // Its index entry is the one naming counter c on its probe path:
+            // found without comparing keys.
+            let at = self.entry_of(old.hash, c);
+            self.remove_index(at);
             self.evictions += 1;
         }
-        let at = match self.find(hash, &key) {
-            Ok(at) | Err(at) => at,
-        };
+        // The key is not indexed: its place is the first empty slot of its
+        // probe path (the removal may have opened one before the one found).
+        let at = self.vacancy(hash);
         self.index[at] = entry(c, hash);
         self.slots[c] = Some(Slot {
             key,
@@ -234,6 +243,30 @@ impl<K: Hash + Eq, V> SpaceSaving<K, V> {
             }
             at = (at + 1) & mask;
         }
+    }
+
+    /// The index slot of counter `c`, whose key hashes to `hash`.
+    #[inline]
+    fn entry_of(&self, hash: u64, c: usize) -> usize {
+        let mask = self.index.len() - 1;
+        let mut at = hash as usize & mask;
+        // Every held counter is indexed on its probe path, so the loop ends
+        // (an empty slot names no counter: c < 2^30).
+        while counter_of(self.index[at]) != c {
+            at = (at + 1) & mask;
+        }
+        at
+    }
+
+    /// The first empty index slot on the probe path of `hash`.
+    #[inline]
+    fn vacancy(&self, hash: u64) -> usize {
+        let mask = self.index.len() - 1;
+        let mut at = hash as usize & mask;
+        while self.index[at] != EMPTY {
+            at = (at + 1) & mask;
+        }
+        at
     }
 
     /// Empties an index slot, moving later entries of its probe run back.

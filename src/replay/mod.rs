@@ -31,6 +31,7 @@ use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
 pub use compare::{CompareWith, Compared};
 pub use flowlogs::{replay_flow_log, FlowLogReport};
 use report::CaptureHtml;
+use summary::Ahead;
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
@@ -365,6 +366,7 @@ pub fn replay<R: Read + Send + 'static>(
             c.judge(buf, &chunk.records);
         }
         let mut judgements = judged.iter();
+        let mut ahead = chunk.ahead.iter();
         for info in &chunk.records {
             let rec = info.resolve(buf);
             let Some(p) = rec.packet else {
@@ -378,7 +380,8 @@ pub fn replay<R: Read + Send + 'static>(
                 continue;
             };
             let j = judgements.next().expect("one judgement per packet");
-            report.observe(j, p.ts, engine.policy());
+            let a = ahead.next().and_then(Option::as_ref);
+            report.observe_ahead(j, p.ts, engine.policy(), a);
             if let Some(c) = compared.as_mut() {
                 c.observe(index, p.ts, j, engine.policy());
             }
@@ -468,6 +471,10 @@ struct Chunk {
     records: Vec<RecordInfo>,
     /// The packets of `records` that have a known link type, staged.
     staged: Vec<Staged>,
+    /// With `staged`: what the summary computes ahead of each packet's
+    /// judgement, one for every packet of `records` (`None` for those of
+    /// other link types or not IP); without, empty.
+    ahead: Vec<Option<Ahead>>,
     /// Bytes of the capture read up to the end of this chunk.
     offset: u64,
     /// Why reading stopped after these records, if it did.
@@ -480,6 +487,7 @@ impl Default for Chunk {
             buf: Vec::new(),
             records: Vec::new(),
             staged: Vec::new(),
+            ahead: Vec::new(),
             offset: 0,
             status: Ok(()),
         }
@@ -548,8 +556,16 @@ fn spawn_reader<R: Read + Send + 'static>(
                 // Staging is work taken off the judging thread: worth it
                 // only while that thread has chunks waiting (it is the slower
                 // one); otherwise it would wait for this one.
+                c.ahead.clear();
                 if waiting.load(Ordering::Relaxed) >= STAGE_WHEN_QUEUED {
                     stager.stage(&inputs, &mut c.staged);
+                    let policy = &stager.rules().policy;
+                    let mut staged = c.staged.iter();
+                    for r in c.records.iter().filter_map(|r| r.packet) {
+                        let s = r.link.and_then(|_| staged.next());
+                        c.ahead
+                            .push(s.and_then(Staged::packet).map(|p| Ahead::of(p, policy)));
+                    }
                 } else {
                     c.staged.clear();
                 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -19,7 +19,9 @@ use super::distinct::{self, DistinctCount};
 use super::heavy::SpaceSaving;
 use crate::engine::{Engine, Judgement};
 use crate::policy::nacl::AclDecision;
-use crate::policy::{Direction, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId};
+use crate::policy::{
+    addr_key, Direction, IfaceId, IpProto, Policy, Reason, RuleId, Verdict, ZoneId,
+};
 use crate::wire::packet::{Fragment, IpPacket};
 use crate::wire::L4;
 
@@ -135,6 +137,75 @@ struct DenyKey {
     reason: Reason,
 }
 
+impl DenyKey {
+    fn of(p: &IpPacket, zone: Option<ZoneId>, reason: Reason) -> DenyKey {
+        let (dport, icmp) = match p.l4 {
+            L4::Tcp { dport, .. } | L4::Udp { dport, .. } => (Some(dport), None),
+            L4::Icmp { typ, .. } => (None, Some(typ)),
+            L4::None => (None, None),
+        };
+        DenyKey {
+            zone,
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto.0,
+            dport,
+            icmp,
+            reason,
+        }
+    }
+
+    /// A hash of everything but the reason, as three words (the derived
+    /// hash would feed the hasher a dozen pieces, and a scan hashes a new
+    /// key for every packet); keys that share the words are told apart by
+    /// `Eq`.
+    fn partial_hash(&self) -> u64 {
+        let ((s6, s), (d6, d)) = (addr_key(self.src), addr_key(self.dst));
+        let small = u64::from(self.proto)
+            | u64::from(self.dport.map_or(0x1_0000, u32::from)) << 8
+            | u64::from(self.icmp.map_or(0x100, u16::from)) << 25
+            | u64::from(s6) << 42
+            | u64::from(d6) << 43;
+        // IPv4 addresses fill the low 32 bits: the first word holds both.
+        let mut h = foldhash::fast::FixedState::with_seed(DENY_SEED).build_hasher();
+        h.write_u64(s as u64 ^ (d as u64).rotate_left(32));
+        h.write_u64((s >> 64) as u64 ^ ((d >> 64) as u64).rotate_left(32) ^ self.zone.unwrap_or(0));
+        h.write_u64(small);
+        h.finish()
+    }
+}
+
+/// The seed of the denied flows' key hash (any value will do).
+const DENY_SEED: u64 = 0x5eed_0fde_71ed;
+
+/// The full hash of a denied flow's key from [`DenyKey::partial_hash`].
+#[inline]
+fn with_reason(partial: u64, reason: Reason) -> u64 {
+    partial ^ (reason.index() as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// What the summary computes of a packet before its judgement, which
+/// replay's reading thread can do ahead (for the chunks it stages): the
+/// zone the packet is judged in, its flow's hash, and the hash of its
+/// denied-flow key but for the reason.
+#[derive(Debug, Clone, Copy)]
+pub struct Ahead {
+    zone: Option<ZoneId>,
+    flow: Option<u64>,
+    deny: u64,
+}
+
+impl Ahead {
+    pub fn of(p: &IpPacket, policy: &Policy) -> Ahead {
+        let zone = policy.packet_zone(p);
+        Ahead {
+            zone,
+            flow: flow_hash(p, zone),
+            deny: DenyKey::of(p, zone, Reason::Rule).partial_hash(),
+        }
+    }
+}
+
 /// The replay's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -243,38 +314,49 @@ impl Report {
 
     /// Notes one packet's judgement (the engine counts verdicts itself).
     pub fn observe(&mut self, j: &Judgement, ts: u64, policy: &Policy) {
+        self.observe_ahead(j, ts, policy, None);
+    }
+
+    /// [`Report::observe`] with what [`Ahead::of`] gave for the
+    /// judgement's packet, if it was computed ahead.
+    #[inline]
+    pub fn observe_ahead(
+        &mut self,
+        j: &Judgement,
+        ts: u64,
+        policy: &Policy,
+        ahead: Option<&Ahead>,
+    ) {
         if self.first_ns == 0 {
             self.first_ns = ts.max(1);
         }
         self.last_ns = ts;
         let Some(p) = j.packet else { return };
         // The zone the engine judged it in: a GWLB zone, or a VPC space.
-        let zone = policy.packet_zone(&p);
-        if let Some(h) = flow_hash(&p, zone) {
+        let (zone, flow) = match ahead {
+            Some(a) => (a.zone, a.flow),
+            None => {
+                let zone = policy.packet_zone(&p);
+                (zone, flow_hash(&p, zone))
+            }
+        };
+        if let Some(h) = flow {
             self.flows.insert(h);
         }
         if j.verdict != Verdict::Deny {
             return;
         }
-        let (dport, icmp) = match p.l4 {
-            L4::Tcp { dport, .. } | L4::Udp { dport, .. } => (Some(dport), None),
-            L4::Icmp { typ, .. } => (None, Some(typ)),
-            L4::None => (None, None),
+        let k = DenyKey::of(&p, zone, j.reason);
+        let partial = match ahead {
+            Some(a) => a.deny,
+            None => k.partial_hash(),
         };
-        let k = DenyKey {
-            zone,
-            src: p.src,
-            dst: p.dst,
-            proto: p.proto.0,
-            dport,
-            icmp,
-            reason: j.reason,
-        };
-        self.denied_flows.observe(k, || Decided {
-            rule: j.rule,
-            decision: j.decision,
-            nacl: j.nacl,
-        });
+        self.denied_flows
+            .observe_hashed(k, with_reason(partial, j.reason), || Decided {
+                rule: j.rule,
+                decision: j.decision,
+                nacl: j.nacl,
+            });
     }
 
     /// Fills in the totals from the engine once the capture is done.
@@ -632,15 +714,25 @@ fn flow_hash(p: &IpPacket, zone: Option<ZoneId>) -> Option<u64> {
         }
         L4::None => (0, 0),
     };
-    let bits = |a: IpAddr| match a {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    };
-    let (a, b) = ((bits(p.src), sport), (bits(p.dst), dport));
+    let (a, b) = ((addr_key(p.src).1, sport), (addr_key(p.dst).1, dport));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let zone = zone.unwrap_or(0);
-    let family = u8::from(p.src.is_ipv6());
-    Some(foldhash::quality::FixedState::default().hash_one((zone, p.proto.0, family, lo, hi)))
+    let family = u64::from(p.src.is_ipv6());
+    // The ends as words (an IPv4 end is one: address and port side by
+    // side), each fed to the hasher as it is.
+    let mut h = foldhash::quality::FixedState::default().build_hasher();
+    h.write_u64(zone);
+    h.write_u64(u64::from(p.proto.0) | family << 8);
+    for (addr, port) in [lo, hi] {
+        if family == 0 {
+            h.write_u64((addr as u64) << 16 | u64::from(port));
+        } else {
+            h.write_u64(addr as u64);
+            h.write_u64((addr >> 64) as u64);
+            h.write_u64(u64::from(port));
+        }
+    }
+    Some(h.finish())
 }
 
 #[cfg(test)]
@@ -693,6 +785,73 @@ mod tests {
     fn finished(r: &mut Report) {
         let engine = Engine::with_policy(Policy::builtin());
         r.finish(&engine, Duration::from_secs(1), None);
+    }
+
+    /// What the reading thread computes ahead gives the report the
+    /// judging thread alone gives: the same distinct count and the same
+    /// top denied flows with the same counts, over IPv4 and IPv6, zones,
+    /// several reasons and a scan that evicts counters all along.
+    #[test]
+    fn observing_with_what_was_computed_ahead_changes_nothing() {
+        let policy = Policy::builtin();
+        let v6 = |n: u32| {
+            IpAddr::V6(std::net::Ipv6Addr::from(
+                0x2001_0db8_u128 << 96 | u128::from(n),
+            ))
+        };
+        let mut stream = Vec::new();
+        for i in 0..20_000u32 {
+            let (src, dst) = if i % 3 == 0 {
+                (v6(i % 700), v6(1))
+            } else {
+                (v4(0x6440_0000 + i % 900), v4(0x0a00_0a0b))
+            };
+            let mut p = tcp(
+                src,
+                dst,
+                40_000,
+                (i.wrapping_mul(2_654_435_761) >> 16) as u16,
+            );
+            if i % 7 == 0 {
+                // A heavy flow among the scan.
+                p = tcp(v4(0x0a00_0001), v4(0x0a00_0002), 1, 22);
+            }
+            if i % 11 == 0 {
+                p.tunnel = Some(Tunnel {
+                    outer_ip_offset: Some(0),
+                    header_offset: 28,
+                    inner_offset: 44,
+                    zone: Some(u64::from(i % 2) + 5),
+                    encap: Encap::Geneve,
+                });
+            }
+            let (verdict, reason) = match i % 5 {
+                0 => (Verdict::Allow, Reason::Rule),
+                1 => (Verdict::Deny, Reason::Invalid),
+                _ => (Verdict::Deny, Reason::NoRule),
+            };
+            stream.push(judged(verdict, reason, p));
+        }
+        let mut plain = Report::new("t", "pcap");
+        let mut ahead = Report::new("t", "pcap");
+        for (i, j) in stream.iter().enumerate() {
+            plain.observe(j, i as u64 + 1, &policy);
+            let a = Ahead::of(&j.packet.unwrap(), &policy);
+            ahead.observe_ahead(j, i as u64 + 1, &policy, Some(&a));
+        }
+        finished(&mut plain);
+        finished(&mut ahead);
+        assert!(!plain.top_denied_bound.exact, "the scan evicted counters");
+        assert_eq!(plain.distinct_flows, ahead.distinct_flows);
+        let top = |r: &Report| -> Vec<String> {
+            r.denied_flows
+                .top(usize::MAX)
+                .iter()
+                .map(|c| format!("{:?} {} {} {}", c.key, c.count, c.error, c.first))
+                .collect()
+        };
+        assert_eq!(top(&plain), top(&ahead));
+        assert_eq!(plain.to_text(), ahead.to_text());
     }
 
     #[test]

@@ -845,6 +845,7 @@ fn address_index(
             idx.blocks.insert((zone, lo), (hi, id));
         }
     }
+    idx.seal();
     idx
 }
 

@@ -497,6 +497,47 @@ addresses = ["10.0.8.16"]
     assert_eq!(p.interface_of(ip("2001:db8:8::ffff"), None), Some(0));
 }
 
+/// The flat intervals outside zones answer as the hash of hosts and the
+/// tree of blocks do, at and around every boundary of either family.
+#[test]
+fn flat_address_intervals_equal_the_indexed_lookup() {
+    let p = policy(
+        r#"
+[interfaces.prefix]
+addresses = ["10.0.8.0/28", "2001:db8:8::/64", "255.255.255.0/24"]
+[interfaces.host]
+addresses = ["10.0.8.16", "0.0.0.0", "2001:db8:8:1::1"]
+[interfaces.other]
+addresses = ["10.0.8.17", "192.168.0.0/16", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]
+"#,
+    );
+    let mut probes: Vec<IpAddr> = Vec::new();
+    for v in [0u32, 1, u32::MAX, u32::MAX - 1] {
+        probes.push(IpAddr::V4(v.into()));
+    }
+    for v in [0u128, 1, u128::MAX, u128::MAX - 1] {
+        probes.push(IpAddr::V6(v.into()));
+    }
+    for &s in &p.index.flat4.starts {
+        for d in [-1i64, 0, 1] {
+            let v = (i64::from(s) + d).clamp(0, i64::from(u32::MAX)) as u32;
+            probes.push(IpAddr::V4(v.into()));
+        }
+    }
+    for &s in &p.index.flat6.starts {
+        for v in [s.saturating_sub(1), s, s.saturating_add(1)] {
+            probes.push(IpAddr::V6(v.into()));
+        }
+    }
+    let mut found = 0;
+    for a in probes {
+        let want = p.index.find_indexed(None, a);
+        assert_eq!(p.index.find(None, a), want, "{a}");
+        found += usize::from(want.is_some());
+    }
+    assert!(found > 10, "the probes hit interfaces: {found}");
+}
+
 fn error_of(text: &str) -> Diagnostic {
     match Policy::from_toml(text, "bad.toml") {
         Ok(_) => panic!("policy should be rejected:\n{text}"),
