@@ -442,8 +442,11 @@ impl Format {
 pub(crate) enum Value<'a> {
     #[default]
     Absent,
-    /// A word's bytes (UTF-8: a text line is checked, an arrow string is).
+    /// A word of a text line (checked to be UTF-8 only where it is read
+    /// as text).
     Text(&'a [u8]),
+    /// A Parquet string (UTF-8 already).
+    Str(&'a str),
     Int(i64),
 }
 
@@ -460,10 +463,19 @@ impl<'a> Fields<'a> {
         self.0[c as usize]
     }
 
+    /// A field with a string's value as its bytes.
+    fn bytes(&self, c: Column) -> Value<'a> {
+        match self.get(c) {
+            Value::Str(s) => Value::Text(s.as_bytes()),
+            v => v,
+        }
+    }
+
     /// The bytes of a word field; an integer is no word.
     fn word(&self, c: Column) -> Option<&'a [u8]> {
         match self.get(c) {
             Value::Text(s) => Some(s),
+            Value::Str(s) => Some(s.as_bytes()),
             _ => None,
         }
     }
@@ -476,6 +488,7 @@ impl<'a> Fields<'a> {
         match self.get(c) {
             Value::Absent => Ok(None),
             Value::Text(s) => parse_uint(s, max).map(Some).ok_or(bad(name)),
+            Value::Str(s) => parse_uint(s.as_bytes(), max).map(Some).ok_or(bad(name)),
             Value::Int(n) => u64::try_from(n)
                 .ok()
                 .filter(|&n| n <= max)
@@ -491,7 +504,7 @@ impl<'a> Fields<'a> {
 
     /// What the fields make: a record, NODATA, SKIPDATA, or why none.
     pub(crate) fn entry(&self) -> Result<Entry<'a>, Malformed> {
-        match self.get(Column::LogStatus) {
+        match self.bytes(Column::LogStatus) {
             Value::Text(b"NODATA") => return Ok(Entry::NoData),
             Value::Text(b"SKIPDATA") => return Ok(Entry::SkipData),
             // A custom format without log-status has records only.
@@ -530,12 +543,12 @@ impl<'a> Fields<'a> {
             (false, ..) => (None, None),
         };
         let start = self.number(Column::Start, "start", u64::MAX)?;
-        let action = match self.get(Column::Action) {
+        let action = match self.bytes(Column::Action) {
             Value::Text(b"ACCEPT") => Action::Accept,
             Value::Text(b"REJECT") => Action::Reject,
             _ => return Err(bad("action")),
         };
-        let direction = match self.get(Column::FlowDirection) {
+        let direction = match self.bytes(Column::FlowDirection) {
             Value::Absent => None,
             Value::Text(b"ingress") => Some(FlowDirection::Ingress),
             Value::Text(b"egress") => Some(FlowDirection::Egress),
@@ -544,6 +557,7 @@ impl<'a> Fields<'a> {
         let interface = match self.get(Column::Interface) {
             Value::Absent => None,
             // Text lines and arrow strings are UTF-8 already.
+            Value::Str(s) => Some(s),
             Value::Text(s) => Some(std::str::from_utf8(s).map_err(|_| Malformed::NotText)?),
             Value::Int(_) => return Err(bad("interface-id")),
         };
