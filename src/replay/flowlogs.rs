@@ -18,7 +18,8 @@ use serde::Serialize;
 use crate::engine::{Judgement, Ruleset};
 use crate::io::flowlog::{Action, Entry, FlowDirection, Reader, Record};
 use crate::output::{VerdictFormat, VerdictWriter};
-use crate::policy::{Direction, Flow, IfaceId, Policy, Reason, Verdict, ZoneId};
+use crate::policy::nacl::AclDecision;
+use crate::policy::{Direction, Flow, IfaceId, Policy, Reason, RuleId, Verdict, ZoneId};
 
 use super::judge_memo::JudgeMemo;
 use super::report::FlowLogHtml;
@@ -28,6 +29,10 @@ use super::{open_text, writing, Outputs, Result};
 pub const LISTED: usize = 20;
 /// Malformed lines whose numbers the summary gives.
 pub const MALFORMED_LISTED: usize = 10;
+/// Deciding judgements whose names are kept while judging.
+const RULE_NAMES: usize = 16;
+/// Deciding judgements (rule, ACL decision, reason) and their names.
+type RuleNames = Vec<((Option<RuleId>, Option<AclDecision>, Reason), String)>;
 /// Records between looks at the interrupt flag.
 const CHECK_EVERY: u64 = 4096;
 
@@ -268,11 +273,12 @@ impl FlowLogReport {
     }
 
     /// Counts one judged record; a differing one is listed while there is room.
-    /// `scratch`: a buffer for the deciding rule's name, kept between calls.
+    /// `names`: the names of the rules (or reasons) that decided differing
+    /// records lately, kept between calls.
     fn observe(
         &mut self,
         memo: &mut JudgeMemo,
-        scratch: &mut String,
+        names: &mut RuleNames,
         line: u64,
         r: &Record,
         rj: &RecordJudgement,
@@ -299,20 +305,33 @@ impl FlowLogReport {
             Action::Reject => self.recorded_reject_allowed += 1,
         }
         let policy = &memo.rules().policy;
-        // By the rule's name, or the reason where no rule decided; named
-        // into the kept buffer, so only a new name allocates.
-        scratch.clear();
-        let _ = match (j.nacl, policy.nacls()) {
-            (Some(d), Some(n)) => write!(scratch, "{}", n.rule_name(&d)),
-            _ => match j.rule {
-                Some(id) => write!(scratch, "{}", policy.rule_name(id)),
-                None => write!(scratch, "{}", j.reason),
-            },
+        // By the rule's name, or the reason where no rule decided; the
+        // names of the last few deciding judgements are kept, so a name is
+        // formatted (and allocated) only when new.
+        let key = (j.rule, j.nacl, j.reason);
+        let name = match names.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let mut s = String::new();
+                let _ = match (j.nacl, policy.nacls()) {
+                    (Some(d), Some(n)) => write!(s, "{}", n.rule_name(&d)),
+                    _ => match j.rule {
+                        Some(id) => write!(s, "{}", policy.rule_name(id)),
+                        None => write!(s, "{}", j.reason),
+                    },
+                };
+                if names.len() == RULE_NAMES {
+                    names.remove(0);
+                }
+                names.push((key, s));
+                names.len() - 1
+            }
         };
-        match self.differing_by_rule.get_mut(scratch.as_str()) {
+        let name = names[name].1.as_str();
+        match self.differing_by_rule.get_mut(name) {
             Some(n) => *n += 1,
             None => {
-                self.differing_by_rule.insert(scratch.clone(), 1);
+                self.differing_by_rule.insert(name.to_string(), 1);
             }
         }
         if self.differences.len() < LISTED {
@@ -498,7 +517,7 @@ pub fn replay_flow_log(
         None => None,
     };
     let mut memo = JudgeMemo::new(rules);
-    let mut scratch = String::new();
+    let mut names = RuleNames::new();
     let mut compared = out.compare.as_ref().map(|c| {
         let unit = if reader.parquet() {
             super::compare::Unit::Rows
@@ -540,7 +559,7 @@ pub fn replay_flow_log(
         match entry {
             Entry::Record(r) => {
                 let rj = memo.judge(&r);
-                report.observe(&mut memo, &mut scratch, line, &r, &rj);
+                report.observe(&mut memo, &mut names, line, &r, &rj);
                 if let Some((new, c)) = compared.as_mut() {
                     let nj = judge(new, &r).judgement;
                     c.observe_record(index, line, &r, rj.zone, &rj.judgement, &nj);

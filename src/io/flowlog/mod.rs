@@ -338,36 +338,14 @@ impl Format {
     }
 
     fn fields_of<'a>(&self, line: &'a [u8]) -> Result<Entry<'a>, Malformed> {
-        let line = std::str::from_utf8(line).map_err(|_| Malformed::NotText)?;
         let mut raw = Fields::default();
-        // Words between ASCII whitespace, as `split_ascii_whitespace` gives
-        // them, by one pass over the bytes.
-        let b = line.as_bytes();
-        let (mut i, mut n) = (0, 0);
-        loop {
-            while i < b.len() && b[i].is_ascii_whitespace() {
-                i += 1;
+        let n = match self.split_spaced(line, &mut raw) {
+            Some(n) => n,
+            None => {
+                raw = Fields::default();
+                self.split_any(line, &mut raw)?
             }
-            if i == b.len() {
-                break;
-            }
-            let start = i;
-            while i < b.len() && !b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            // ASCII bytes bound the word: it is whole characters.
-            let field = &line[start..i];
-            if let Some(&c) = self.columns.get(n) {
-                if c != Column::Other {
-                    raw.0[c as usize] = if field == "-" {
-                        Value::Absent
-                    } else {
-                        Value::Text(field)
-                    };
-                }
-            }
-            n += 1;
-        }
+        };
         if n != self.columns.len() {
             return Err(Malformed::FieldCount {
                 expected: self.columns.len(),
@@ -375,6 +353,85 @@ impl Format {
             });
         }
         raw.entry()
+    }
+
+    /// Puts a word into its column's place.
+    #[inline]
+    fn put<'a>(&self, raw: &mut Fields<'a>, n: usize, field: &'a [u8]) {
+        if let Some(&c) = self.columns.get(n) {
+            if c != Column::Other {
+                raw.0[c as usize] = if field == b"-" {
+                    Value::Absent
+                } else {
+                    Value::Text(field)
+                };
+            }
+        }
+    }
+
+    /// The words of a line of printable ASCII between spaces (as flow logs
+    /// are written), eight bytes at a time; returns how many. `None`: the
+    /// line has another byte (a tab, a control or a non-ASCII byte), for
+    /// [`Format::split_any`] to read.
+    #[inline]
+    fn split_spaced<'a>(&self, b: &'a [u8], raw: &mut Fields<'a>) -> Option<usize> {
+        const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        const PAST_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f;
+        let (mut i, mut n) = (0, 0);
+        loop {
+            while i < b.len() && b[i] == b' ' {
+                i += 1;
+            }
+            if i == b.len() {
+                return Some(n);
+            }
+            let start = i;
+            // A byte is of a word when it is printable ASCII (0x21-0x7e, or
+            // DEL): its high bit clear and its low seven bits past 0x20.
+            while let Some(w) = b.get(i..i + 8) {
+                let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+                let word = ((w & LOW) + PAST_SPACE) & !w & HIGH;
+                let stop = !word & HIGH;
+                if stop != 0 {
+                    i += (stop.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                i += 8;
+            }
+            if b.len() - i < 8 {
+                while i < b.len() && (b[i] as i8) > 0x20 {
+                    i += 1;
+                }
+            }
+            if i < b.len() && b[i] != b' ' {
+                return None;
+            }
+            self.put(raw, n, &b[start..i]);
+            n += 1;
+        }
+    }
+
+    /// The words of any line between ASCII whitespace, as
+    /// `split_ascii_whitespace` gives them; the line must be UTF-8.
+    fn split_any<'a>(&self, line: &'a [u8], raw: &mut Fields<'a>) -> Result<usize, Malformed> {
+        std::str::from_utf8(line).map_err(|_| Malformed::NotText)?;
+        let b = line;
+        let (mut i, mut n) = (0, 0);
+        loop {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i == b.len() {
+                return Ok(n);
+            }
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            self.put(raw, n, &b[start..i]);
+            n += 1;
+        }
     }
 }
 
@@ -385,7 +442,11 @@ impl Format {
 pub(crate) enum Value<'a> {
     #[default]
     Absent,
-    Text(&'a str),
+    /// A word of a text line (checked to be UTF-8 only where it is read
+    /// as text).
+    Text(&'a [u8]),
+    /// A Parquet string (UTF-8 already).
+    Str(&'a str),
     Int(i64),
 }
 
@@ -402,38 +463,52 @@ impl<'a> Fields<'a> {
         self.0[c as usize]
     }
 
-    /// The text of a word field; an integer is no word.
-    fn word(&self, c: Column) -> Option<&'a str> {
+    /// A field with a string's value as its bytes.
+    fn bytes(&self, c: Column) -> Value<'a> {
+        match self.get(c) {
+            Value::Str(s) => Value::Text(s.as_bytes()),
+            v => v,
+        }
+    }
+
+    /// The bytes of a word field; an integer is no word.
+    fn word(&self, c: Column) -> Option<&'a [u8]> {
         match self.get(c) {
             Value::Text(s) => Some(s),
+            Value::Str(s) => Some(s.as_bytes()),
             _ => None,
         }
     }
 
-    /// An integer field from its digits or its integer, `None` when absent.
-    fn number<T: std::str::FromStr + TryFrom<i64>>(
-        &self,
-        c: Column,
-        name: &'static str,
-    ) -> Result<Option<T>, Malformed> {
+    /// An unsigned integer field up to `max` from its digits (as
+    /// `str::parse` reads them: an optional `+`, decimal digits) or its
+    /// integer, `None` when absent.
+    #[inline]
+    fn number(&self, c: Column, name: &'static str, max: u64) -> Result<Option<u64>, Malformed> {
         match self.get(c) {
             Value::Absent => Ok(None),
-            Value::Text(s) => s.parse().map(Some).map_err(|_| bad(name)),
-            Value::Int(n) => T::try_from(n).map(Some).map_err(|_| bad(name)),
+            Value::Text(s) => parse_uint(s, max).map(Some).ok_or(bad(name)),
+            Value::Str(s) => parse_uint(s.as_bytes(), max).map(Some).ok_or(bad(name)),
+            Value::Int(n) => u64::try_from(n)
+                .ok()
+                .filter(|&n| n <= max)
+                .map(Some)
+                .ok_or(bad(name)),
         }
     }
 
+    #[inline]
     fn addr(&self, c: Column, name: &'static str) -> Result<IpAddr, Malformed> {
         self.word(c).and_then(parse_addr).ok_or(bad(name))
     }
 
     /// What the fields make: a record, NODATA, SKIPDATA, or why none.
     pub(crate) fn entry(&self) -> Result<Entry<'a>, Malformed> {
-        match self.get(Column::LogStatus) {
-            Value::Text("NODATA") => return Ok(Entry::NoData),
-            Value::Text("SKIPDATA") => return Ok(Entry::SkipData),
+        match self.bytes(Column::LogStatus) {
+            Value::Text(b"NODATA") => return Ok(Entry::NoData),
+            Value::Text(b"SKIPDATA") => return Ok(Entry::SkipData),
             // A custom format without log-status has records only.
-            Value::Text("OK") | Value::Absent => {}
+            Value::Text(b"OK") | Value::Absent => {}
             _ => return Err(bad("log-status")),
         }
         let pkt = |c: Column, name, or: IpAddr| match self.get(c) {
@@ -450,34 +525,40 @@ impl<'a> Fields<'a> {
             "pkt-dstaddr",
             self.addr(Column::DstAddr, "dstaddr")?,
         )?;
-        let proto = IpProto(
-            self.number(Column::Protocol, "protocol")?
-                .ok_or(bad("protocol"))?,
-        );
+        let proto = self
+            .number(Column::Protocol, "protocol", u8::MAX.into())?
+            .ok_or(bad("protocol"))?;
+        let proto = IpProto(proto as u8);
+        let port = |c, name| {
+            self.number(c, name, u16::MAX.into())
+                .map(|p| p.map(|p| p as u16))
+        };
         let (sport, dport) = (
-            self.number::<u16>(Column::SrcPort, "srcport")?,
-            self.number::<u16>(Column::DstPort, "dstport")?,
+            port(Column::SrcPort, "srcport")?,
+            port(Column::DstPort, "dstport")?,
         );
         let (sport, dport) = match (proto.has_ports(), sport, dport) {
             (true, Some(s), Some(d)) => (Some(s), Some(d)),
             (true, ..) => return Err(bad("srcport/dstport")),
             (false, ..) => (None, None),
         };
-        let start = self.number(Column::Start, "start")?;
-        let action = match self.get(Column::Action) {
-            Value::Text("ACCEPT") => Action::Accept,
-            Value::Text("REJECT") => Action::Reject,
+        let start = self.number(Column::Start, "start", u64::MAX)?;
+        let action = match self.bytes(Column::Action) {
+            Value::Text(b"ACCEPT") => Action::Accept,
+            Value::Text(b"REJECT") => Action::Reject,
             _ => return Err(bad("action")),
         };
-        let direction = match self.get(Column::FlowDirection) {
+        let direction = match self.bytes(Column::FlowDirection) {
             Value::Absent => None,
-            Value::Text("ingress") => Some(FlowDirection::Ingress),
-            Value::Text("egress") => Some(FlowDirection::Egress),
+            Value::Text(b"ingress") => Some(FlowDirection::Ingress),
+            Value::Text(b"egress") => Some(FlowDirection::Egress),
             _ => return Err(bad("flow-direction")),
         };
         let interface = match self.get(Column::Interface) {
             Value::Absent => None,
-            Value::Text(s) => Some(s),
+            // Text lines and arrow strings are UTF-8 already.
+            Value::Str(s) => Some(s),
+            Value::Text(s) => Some(std::str::from_utf8(s).map_err(|_| Malformed::NotText)?),
             Value::Int(_) => return Err(bad("interface-id")),
         };
         Ok(Entry::Record(Record {
@@ -494,33 +575,69 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// An unsigned integer up to `max` as `str::parse` reads one: an
+/// optional `+`, then at least one decimal digit.
+#[inline]
+fn parse_uint(s: &[u8], max: u64) -> Option<u64> {
+    let digits = match s {
+        [b'+', rest @ ..] => rest,
+        _ => s,
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    (v <= max).then_some(v)
+}
+
 /// An address as `str::parse` reads it, dotted IPv4 the quick way (what
 /// it takes, std takes alike; anything else goes to std).
 #[inline]
-fn parse_addr(s: &str) -> Option<IpAddr> {
+fn parse_addr(s: &[u8]) -> Option<IpAddr> {
+    #[inline]
     fn v4(b: &[u8]) -> Option<[u8; 4]> {
+        if !(7..=15).contains(&b.len()) {
+            return None;
+        }
         let mut out = [0u8; 4];
-        let mut parts = b.split(|&c| c == b'.');
-        for o in &mut out {
-            let p = parts.next()?;
-            // 1-3 digits, no leading zero (std refuses those).
-            if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
-                return None;
-            }
-            let mut v = 0u16;
-            for &d in p {
-                if !d.is_ascii_digit() {
+        let (mut k, mut v, mut len, mut first) = (0, 0u32, 0, 0u8);
+        // A part: 1-3 digits, no leading zero (std refuses those), at most 255.
+        let part = |v: u32, len: usize, first: u8| len > 0 && v <= 255 && (len == 1 || first != 0);
+        for &c in b {
+            if c == b'.' {
+                if k == 3 || !part(v, len, first) {
                     return None;
                 }
-                v = v * 10 + u16::from(d - b'0');
+                out[k] = v as u8;
+                (k, v, len) = (k + 1, 0, 0);
+            } else {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 || len == 3 {
+                    return None;
+                }
+                if len == 0 {
+                    first = d;
+                }
+                v = v * 10 + u32::from(d);
+                len += 1;
             }
-            *o = u8::try_from(v).ok()?;
         }
-        parts.next().is_none().then_some(out)
+        if k != 3 || !part(v, len, first) {
+            return None;
+        }
+        out[3] = v as u8;
+        Some(out)
     }
-    match v4(s.as_bytes()) {
+    match v4(s) {
         Some(o) => Some(IpAddr::from(o)),
-        None => s.parse().ok(),
+        None => std::str::from_utf8(s).ok()?.parse().ok(),
     }
 }
 
@@ -535,13 +652,64 @@ pub struct Reader {
 }
 
 enum Source {
-    Text {
-        input: Box<dyn BufRead + Send>,
-        line: Vec<u8>,
-        /// The first line, when it is a record (no header), still to be given.
-        pending_first: bool,
-    },
+    Text(Lines),
     Parquet(Box<parquet::Rows>),
+}
+
+/// Bytes read ahead into one block, lines found in it where they lie.
+const BLOCK: usize = 1 << 18;
+
+/// The lines of a text input, read a block at a time into a buffer the
+/// reader keeps; a line is given where it lies in the block.
+struct Lines {
+    input: Box<dyn BufRead + Send>,
+    buf: Vec<u8>,
+    /// The bytes not yet given are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// Where in `buf[start..end]` no line end has been found.
+    searched: usize,
+    eof: bool,
+}
+
+impl Lines {
+    /// The next line, without its line end: its place in `buf`.
+    fn next(&mut self) -> io::Result<Option<(usize, usize)>> {
+        loop {
+            let from = self.start.max(self.searched);
+            if let Some(p) = memchr::memchr(b'\n', &self.buf[from..self.end]) {
+                let line = (self.start, from + p);
+                self.start = from + p + 1;
+                return Ok(Some(line));
+            }
+            self.searched = self.end;
+            if self.eof {
+                if self.start < self.end {
+                    let line = (self.start, self.end);
+                    self.start = self.end;
+                    return Ok(Some(line));
+                }
+                return Ok(None);
+            }
+            // The partial line to the front, then read after it (a line
+            // longer than the buffer doubles it).
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.searched -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 impl Reader {
@@ -562,26 +730,17 @@ impl Reader {
     /// blank lines are skipped. `None` at the end.
     pub fn next_entry(&mut self) -> io::Result<Option<(u64, Entry<'_>)>> {
         match &mut self.source {
-            Source::Text {
-                input,
-                line,
-                pending_first,
-            } => {
-                if *pending_first {
-                    *pending_first = false;
-                } else {
-                    loop {
-                        line.clear();
-                        if input.read_until(b'\n', line)? == 0 {
-                            return Ok(None);
-                        }
-                        self.number += 1;
-                        if !line.trim_ascii().is_empty() {
-                            break;
-                        }
+            Source::Text(lines) => {
+                let (a, b) = loop {
+                    let Some((a, b)) = lines.next()? else {
+                        return Ok(None);
+                    };
+                    self.number += 1;
+                    if !lines.buf[a..b].trim_ascii().is_empty() {
+                        break (a, b);
                     }
-                }
-                let line = line.trim_ascii_end();
+                };
+                let line = lines.buf[a..b].trim_ascii_end();
                 Ok(Some((self.number, self.format.parse(line))))
             }
             Source::Parquet(rows) => match rows.next_entry()? {
@@ -715,13 +874,25 @@ impl Reader {
         first: Vec<u8>,
         number: u64,
     ) -> Reader {
+        // The first line, when it is a record (no header), is read again
+        // from the block (an empty input has no first line to give).
+        let again = !format.header && !first.trim_ascii().is_empty();
+        let mut buf = vec![0; BLOCK.max(first.len() * 2)];
+        let (end, number) = if again {
+            buf[..first.len()].copy_from_slice(&first);
+            (first.len(), number - 1)
+        } else {
+            (0, number)
+        };
         Reader {
-            source: Source::Text {
-                // An empty input has no first line to give.
-                pending_first: !format.header && !first.trim_ascii().is_empty(),
+            source: Source::Text(Lines {
                 input: Box::new(input),
-                line: first,
-            },
+                buf,
+                start: 0,
+                end,
+                searched: 0,
+                eof: false,
+            }),
             format,
             gzip,
             number,

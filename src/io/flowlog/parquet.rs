@@ -264,9 +264,9 @@ impl Col {
             };
         }
         match self {
-            Col::Str(a) => get!(a, Value::Text(a.value(row))),
-            Col::LargeStr(a) => get!(a, Value::Text(a.value(row))),
-            Col::View(a) => get!(a, Value::Text(a.value(row))),
+            Col::Str(a) => get!(a, Value::Str(a.value(row))),
+            Col::LargeStr(a) => get!(a, Value::Str(a.value(row))),
+            Col::View(a) => get!(a, Value::Str(a.value(row))),
             Col::Int(a) => get!(a, Value::Int(a.value(row))),
         }
     }

@@ -219,14 +219,14 @@ fn quick_ipv4_parsing_agrees_with_std() {
         "99.99.99.99",
     ];
     for c in cases {
-        assert_eq!(super::parse_addr(c), c.parse().ok(), "{c:?}");
+        assert_eq!(super::parse_addr(c.as_bytes()), c.parse().ok(), "{c:?}");
     }
     let mut n = 1u32;
     for _ in 0..20_000 {
         n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         let b = n.to_be_bytes();
         let s = format!("{}.{}.{}.{}", b[0], b[1] as u16 * 2, b[2], b[3]);
-        assert_eq!(super::parse_addr(&s), s.parse().ok(), "{s:?}");
+        assert_eq!(super::parse_addr(s.as_bytes()), s.parse().ok(), "{s:?}");
     }
 }
 
@@ -297,4 +297,106 @@ fn a_log_format_string_gives_the_fields_and_knows_its_header() {
         Format::from_log_format("${srcaddr} ${dstaddr} ${protocol}"),
         Err(FormatError::Missing("action"))
     );
+}
+
+#[test]
+fn integers_read_as_str_parse_reads_them() {
+    let cases = [
+        "0",
+        "7",
+        "+7",
+        "+",
+        "",
+        "-",
+        "-0",
+        "-7",
+        "++7",
+        "+-7",
+        "007",
+        "255",
+        "256",
+        "65535",
+        "65536",
+        "4294967296",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999999",
+        "1a",
+        "a1",
+        " 1",
+        "1 ",
+        "1.0",
+        "\u{663}",
+    ];
+    for c in cases {
+        let b = c.as_bytes();
+        let max8 = u64::from(u8::MAX);
+        let max16 = u64::from(u16::MAX);
+        assert_eq!(
+            super::parse_uint(b, max8),
+            c.parse::<u8>().ok().map(u64::from),
+            "{c:?} u8"
+        );
+        assert_eq!(
+            super::parse_uint(b, max16),
+            c.parse::<u16>().ok().map(u64::from),
+            "{c:?} u16"
+        );
+        assert_eq!(
+            super::parse_uint(b, u64::MAX),
+            c.parse::<u64>().ok(),
+            "{c:?} u64"
+        );
+    }
+}
+
+/// Lines with tabs, other control bytes, DEL and non-ASCII words are split
+/// as `split_ascii_whitespace` splits them, whichever way the reader takes.
+#[test]
+fn lines_split_as_split_ascii_whitespace_does() {
+    let f = Format::default_v2();
+    let base = "2 123456789010 eni-web 10.0.0.1 10.0.1.10 40000 443 6 3 180 1700000000 1700000060 ACCEPT OK";
+    let words: Vec<&str> = base.split(' ').collect();
+    let seps = [
+        " ", "  ", "\t", " \t ", "\r", "\x0c", "\x0b", "\x00", "\x7f",
+    ];
+    let mut n = 5u32;
+    for _ in 0..4000 {
+        n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let mut line = String::new();
+        for (k, w) in words.iter().enumerate() {
+            if k > 0 {
+                line.push_str(seps[(n as usize >> (k % 16)) % seps.len()]);
+            }
+            // Now and then a word of another shape in a field read past.
+            match (k, (n >> 20) % 7) {
+                (1, 0) => line.push_str("12345é"),
+                (9, 1) => line.push_str("1\x7f8"),
+                (11, 2) => line.push_str("17000000600000000"),
+                _ => line.push_str(w),
+            }
+        }
+        let got = f.parse(line.as_bytes());
+        let split: Vec<&str> = line.split_ascii_whitespace().collect();
+        if split.len() == 14 {
+            let Entry::Record(r) = got else {
+                panic!("{line:?}: {got:?}")
+            };
+            assert_eq!(r.src, "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
+            assert_eq!(r.dport, Some(443));
+        } else {
+            assert_eq!(
+                got,
+                Entry::Malformed(Malformed::FieldCount {
+                    expected: 14,
+                    got: split.len()
+                }),
+                "{line:?}"
+            );
+        }
+    }
+    assert!(matches!(
+        f.parse(b"2 12\xff 3"),
+        Entry::Malformed(Malformed::NotText)
+    ));
 }
