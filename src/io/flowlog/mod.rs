@@ -360,7 +360,9 @@ impl Format {
     fn put<'a>(&self, raw: &mut Fields<'a>, n: usize, field: &'a [u8]) {
         if let Some(&c) = self.columns.get(n) {
             if c != Column::Other {
-                raw.0[c as usize] = if field == b"-" {
+                // "-" is a field with no value, but never a log-status:
+                // only a format without that field has records by default.
+                raw.0[c as usize] = if field == b"-" && c != Column::LogStatus {
                     Value::Absent
                 } else {
                     Value::Text(field)

@@ -32,6 +32,23 @@ fn nodata_and_skipdata_are_entries_of_their_own() {
     assert_eq!(default_record(skip), Entry::SkipData);
 }
 
+/// Found by the `flowlog` fuzz target: a log-status of "-" (no value) was
+/// read as a record, as if the format had no log-status at all.
+#[test]
+fn a_log_status_without_a_value_is_malformed() {
+    let e = default_record(
+        "2 123456789010 eni-1 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT -",
+    );
+    assert!(matches!(e, Entry::Malformed(_)), "{e:?}");
+    // A format without the field still has records.
+    let f = Format::from_log_format(
+        "version interface-id srcaddr dstaddr srcport dstport protocol action",
+    )
+    .unwrap();
+    let e = f.parse(b"2 eni-1 172.31.16.139 172.31.16.21 20641 22 6 ACCEPT");
+    assert!(matches!(e, Entry::Record(_)), "{e:?}");
+}
+
 #[test]
 fn icmp_has_no_ports() {
     let e = default_record(
