@@ -350,6 +350,41 @@ impl Mmap {
         if locked {
             flags |= libc::MAP_LOCKED;
         }
+        Mmap::new(len, flags, fd.as_raw_fd(), 0)
+    }
+
+    /// Maps `len` bytes of `fd` from `offset`, read-write, shared and
+    /// populated (an AF_XDP ring).
+    pub fn shared_at(fd: BorrowedFd, len: usize, offset: u64) -> io::Result<Mmap> {
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mmap offset too large"))?;
+        Mmap::new(
+            len,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd.as_raw_fd(),
+            offset,
+        )
+    }
+
+    /// `len` bytes of new zeroed memory, page-aligned and populated, private
+    /// to this process (an AF_XDP UMEM, which the kernel pins).
+    pub fn anonymous(len: usize) -> io::Result<Mmap> {
+        Mmap::new(
+            len,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    }
+
+    /// A new read-write mapping of `len` bytes with `flags`, of `fd` from
+    /// `offset` (or anonymous: `fd` -1).
+    fn new(
+        len: usize,
+        flags: libc::c_int,
+        fd: libc::c_int,
+        offset: libc::off_t,
+    ) -> io::Result<Mmap> {
         // SAFETY: a new mapping at an address the kernel picks: no memory of
         // ours is affected; the result is checked, and unmapped in Drop.
         let p = unsafe {
@@ -358,52 +393,10 @@ impl Mmap {
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 flags,
-                fd.as_raw_fd(),
-                0,
+                fd,
+                offset,
             )
         };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
-        Ok(Mmap { ptr, len })
-    }
-
-    /// Maps `len` bytes of `fd` from `offset`, read-write, shared and
-    /// populated (an AF_XDP ring).
-    pub fn shared_at(fd: BorrowedFd, len: usize, offset: u64) -> io::Result<Mmap> {
-        // SAFETY: as in `shared`.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                offset as libc::off_t,
-            )
-        };
-        Mmap::checked(p, len)
-    }
-
-    /// `len` bytes of new zeroed memory, page-aligned and populated, private
-    /// to this process (an AF_XDP UMEM, which the kernel pins).
-    pub fn anonymous(len: usize) -> io::Result<Mmap> {
-        // SAFETY: a new anonymous mapping: no memory of ours is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        Mmap::checked(p, len)
-    }
-
-    fn checked(p: *mut libc::c_void, len: usize) -> io::Result<Mmap> {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }

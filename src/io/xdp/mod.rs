@@ -531,54 +531,54 @@ fn map_rings(name: &str, fd: &OwnedFd, size: u32) -> io::Result<Rings> {
             format!("{name}: this kernel's AF_XDP rings have no flags (Linux 5.4 or later needed)"),
         ));
     }
-    let map = |o: libc::xdp_ring_offset, entry: usize, pgoff: u64, what: &str| {
-        let len = o.desc as usize + size as usize * entry;
-        Mmap::shared_at(fd.as_fd(), len, pgoff).map_err(annotate(name, what))
-    };
-    let desc = std::mem::size_of::<libc::xdp_desc>();
-    let rx = Ring::new(
-        map(
-            off.rx,
-            desc,
-            libc::XDP_PGOFF_RX_RING as u64,
-            "mapping the RX ring",
-        )?,
-        Offsets::from(off.rx),
+    fn ring<T: ring::Entry>(
+        name: &str,
+        fd: &OwnedFd,
+        o: libc::xdp_ring_offset,
+        size: u32,
+        pgoff: u64,
+        produce: bool,
+        what: &str,
+    ) -> io::Result<Ring<T>> {
+        let len = o.desc as usize + size as usize * std::mem::size_of::<T>();
+        let map = Mmap::shared_at(fd.as_fd(), len, pgoff).map_err(annotate(name, what))?;
+        Ring::new(map, Offsets::from(o), size, produce)
+    }
+    let rx = ring(
+        name,
+        fd,
+        off.rx,
         size,
+        libc::XDP_PGOFF_RX_RING as u64,
         false,
+        "mapping the RX ring",
     )?;
-    let tx = Ring::new(
-        map(
-            off.tx,
-            desc,
-            libc::XDP_PGOFF_TX_RING as u64,
-            "mapping the TX ring",
-        )?,
-        Offsets::from(off.tx),
+    let tx = ring(
+        name,
+        fd,
+        off.tx,
         size,
+        libc::XDP_PGOFF_TX_RING as u64,
         true,
+        "mapping the TX ring",
     )?;
-    let fill = Ring::new(
-        map(
-            off.fr,
-            8,
-            libc::XDP_UMEM_PGOFF_FILL_RING,
-            "mapping the FILL ring",
-        )?,
-        Offsets::from(off.fr),
+    let fill = ring(
+        name,
+        fd,
+        off.fr,
         size,
+        libc::XDP_UMEM_PGOFF_FILL_RING,
         true,
+        "mapping the FILL ring",
     )?;
-    let comp = Ring::new(
-        map(
-            off.cr,
-            8,
-            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
-            "mapping the COMPLETION ring",
-        )?,
-        Offsets::from(off.cr),
+    let comp = ring(
+        name,
+        fd,
+        off.cr,
         size,
+        libc::XDP_UMEM_PGOFF_COMPLETION_RING,
         false,
+        "mapping the COMPLETION ring",
     )?;
     Ok((rx, tx, fill, comp))
 }
