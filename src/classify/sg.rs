@@ -333,10 +333,24 @@ impl Decide for SgClassifier {
                         .map(|set| decision(policy, i, dir, (set, Layer::Subnet), hits[slot + 2])),
                 }
             };
+            // The evaluation follows from the ends and the hits alone, and
+            // runs of flows share them (a scan's every flow hits nothing).
+            let mut last: Option<(usize, Evaluation)> = None;
             out.extend(b.ends.iter().enumerate().map(|(n, &(s, d))| {
+                let same = |m: usize| {
+                    b.ends[m] == (s, d)
+                        && hits[m * stride..(m + 1) * stride] == hits[n * stride..(n + 1) * stride]
+                };
+                if let Some((m, e)) = last {
+                    if same(m) {
+                        return e;
+                    }
+                }
                 let egress = s.map(|i| end(n, i, Direction::Egress));
                 let ingress = d.map(|i| end(n, i, Direction::Ingress));
-                Evaluation::combine(unknown, egress, ingress)
+                let e = Evaluation::combine(unknown, egress, ingress);
+                last = Some((n, e));
+                e
             }));
         });
     }

@@ -767,11 +767,12 @@ impl Engine {
         prepared: Option<&Prepared>,
         now: Nanos,
     ) -> Judgement {
+        let deciding = e.deciding();
         let mut j = Judgement {
             verdict: e.verdict,
             reason: e.reason,
-            rule: e.rule(),
-            decision: e.deciding().map(|d| (d.interface, d.direction)),
+            rule: deciding.and_then(|d| d.rule),
+            decision: deciding.map(|d| (d.interface, d.direction)),
             nacl: None,
             packet: Some(*p),
         };

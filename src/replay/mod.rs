@@ -365,6 +365,7 @@ pub fn replay<R: Read + Send + 'static>(
         if let Some(c) = compared.as_mut() {
             c.judge(buf, &chunk.records);
         }
+        report.observe_flows(&chunk.ahead);
         let mut judgements = judged.iter();
         let mut ahead = chunk.ahead.iter();
         for info in &chunk.records {

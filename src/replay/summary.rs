@@ -317,8 +317,19 @@ impl Report {
         self.observe_ahead(j, ts, policy, None);
     }
 
+    /// Counts the flows of packets computed ahead, before their
+    /// judgements are observed: a flow is counted whatever its verdict, and
+    /// one pass over a chunk's hashes keeps their memory loads in flight
+    /// together.
+    pub fn observe_flows(&mut self, ahead: &[Option<Ahead>]) {
+        for h in ahead.iter().flatten().filter_map(|a| a.flow) {
+            self.flows.insert(h);
+        }
+    }
+
     /// [`Report::observe`] with what [`Ahead::of`] gave for the
-    /// judgement's packet, if it was computed ahead.
+    /// judgement's packet, if it was computed ahead (its flow then counted
+    /// by [`Report::observe_flows`]).
     #[inline]
     pub fn observe_ahead(
         &mut self,
@@ -333,16 +344,17 @@ impl Report {
         self.last_ns = ts;
         let Some(p) = j.packet else { return };
         // The zone the engine judged it in: a GWLB zone, or a VPC space.
-        let (zone, flow) = match ahead {
-            Some(a) => (a.zone, a.flow),
+        // A packet computed ahead had its flow counted by `observe_flows`.
+        let zone = match ahead {
+            Some(a) => a.zone,
             None => {
                 let zone = policy.packet_zone(&p);
-                (zone, flow_hash(&p, zone))
+                if let Some(h) = flow_hash(&p, zone) {
+                    self.flows.insert(h);
+                }
+                zone
             }
         };
-        if let Some(h) = flow {
-            self.flows.insert(h);
-        }
         if j.verdict != Verdict::Deny {
             return;
         }
@@ -352,7 +364,7 @@ impl Report {
             None => k.partial_hash(),
         };
         self.denied_flows
-            .observe_hashed(k, with_reason(partial, j.reason), || Decided {
+            .observe_hashed(&k, with_reason(partial, j.reason), || Decided {
                 rule: j.rule,
                 decision: j.decision,
                 nacl: j.nacl,
@@ -836,8 +848,17 @@ mod tests {
         let mut ahead = Report::new("t", "pcap");
         for (i, j) in stream.iter().enumerate() {
             plain.observe(j, i as u64 + 1, &policy);
-            let a = Ahead::of(&j.packet.unwrap(), &policy);
-            ahead.observe_ahead(j, i as u64 + 1, &policy, Some(&a));
+        }
+        // As replay does: a chunk's flows, then its judgements.
+        for (c, chunk) in stream.chunks(1000).enumerate() {
+            let computed: Vec<Option<Ahead>> = chunk
+                .iter()
+                .map(|j| Some(Ahead::of(&j.packet.unwrap(), &policy)))
+                .collect();
+            ahead.observe_flows(&computed);
+            for (k, (j, a)) in chunk.iter().zip(&computed).enumerate() {
+                ahead.observe_ahead(j, (c * 1000 + k) as u64 + 1, &policy, a.as_ref());
+            }
         }
         finished(&mut plain);
         finished(&mut ahead);

@@ -501,16 +501,31 @@ addresses = ["10.0.8.16"]
 /// tree of blocks do, at and around every boundary of either family.
 #[test]
 fn flat_address_intervals_equal_the_indexed_lookup() {
-    let p = policy(
-        r#"
+    let few = r#"
 [interfaces.prefix]
 addresses = ["10.0.8.0/28", "2001:db8:8::/64", "255.255.255.0/24"]
 [interfaces.host]
 addresses = ["10.0.8.16", "0.0.0.0", "2001:db8:8:1::1"]
 [interfaces.other]
 addresses = ["10.0.8.17", "192.168.0.0/16", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]
-"#,
-    );
+"#
+    .to_string();
+    // Past 16 interval starts the lookup is a binary search, not a count.
+    let mut many = few.clone();
+    for i in 0..40 {
+        many += &format!(
+            "[interfaces.n{i}]\naddresses = [\"172.16.{i}.0/25\", \"2001:db9:{i:x}::/48\"]\n"
+        );
+    }
+    let p = policy(&few);
+    assert!(p.index.flat4.starts.len() <= 16);
+    flat_equals_indexed(&p);
+    let p = policy(&many);
+    assert!(p.index.flat4.starts.len() > 16 && p.index.flat6.starts.len() > 16);
+    flat_equals_indexed(&p);
+}
+
+fn flat_equals_indexed(p: &Policy) {
     let mut probes: Vec<IpAddr> = Vec::new();
     for v in [0u32, 1, u32::MAX, u32::MAX - 1] {
         probes.push(IpAddr::V4(v.into()));
