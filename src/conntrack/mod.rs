@@ -572,12 +572,14 @@ impl Conntrack {
     /// have returned `New` for this packet.
     ///
     /// An interface whose allowance is used up refuses the flow, naming
-    /// itself. A full table first evicts an expired entry or, with
+    /// itself. A full table (or one above its limit, after a reload lowered
+    /// it) first evicts an expired entry or, with
     /// `when_full = "early_drop"`, the oldest unassured one among the
     /// [`EARLY_DROP_SAMPLE`] entries from the flow's home slot (looking on up
     /// to [`EARLY_DROP_REACH`] if those are all assured; in its own address
-    /// family's table, then the other's); failing that it is swept, and if
-    /// still full the flow is refused. An assured entry is never evicted.
+    /// family's table, then the other's) and takes the flow; failing that
+    /// it is swept, and if still full the flow is refused. An assured entry
+    /// is never evicted.
     pub fn open_at(
         &mut self,
         p: &Prepared,
@@ -605,13 +607,17 @@ impl Conntrack {
             PKey::V6(_) => (self.v6.len() + 1) * 4 > self.v6.capacity() * 3,
         };
         let mut early_drop = false;
-        // Only a table at exactly its limit makes room by evicting one entry
-        // (one above it, after a reload lowered the limit, refuses).
-        if len == self.max_entries {
+        // A full table makes room by evicting one entry, and then takes the
+        // new flow. So does one above its limit (a reload lowered it), as
+        // Linux does: it stays at its size and comes down to the limit as
+        // entries expire, rather than refusing every new flow until then.
+        let mut evicted = false;
+        if len >= self.max_entries {
             match self.victim(p, now_rel) {
                 Some(v) if v.expired || self.when_full == WhenFull::EarlyDrop => {
                     self.evict(v);
                     early_drop = !v.expired;
+                    evicted = true;
                     len -= 1;
                 }
                 _ => {}
@@ -621,7 +627,7 @@ impl Conntrack {
             self.sweep(now_rel);
             len = self.len();
         }
-        if len >= self.max_entries {
+        if len >= self.max_entries && !evicted {
             return Err(Full { interface: None });
         }
         let last = Stamp::new(now_rel);

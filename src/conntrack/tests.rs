@@ -167,3 +167,65 @@ fn time_never_goes_backwards() {
     // A time before the first packet's is the latest time too.
     assert_eq!(packet(&mut ct, &a, udp, 0), Outcome::Tracked);
 }
+
+/// `n` SYNs of distinct flows from `base` on, 1 ms apart from `t`: entries
+/// nobody answered.
+fn syns(ct: &mut Conntrack, base: u16, n: u16, t: Nanos) -> Vec<Result<Opened, Full>> {
+    (0..n)
+        .map(|i| {
+            let k = flow(base + i, 443, 6);
+            let p = ct.prepare(&k);
+            let now = t + Nanos::from(i) * MS;
+            assert_eq!(ct.track(&p, Class::Tcp { flags: SYN }, now), Outcome::New);
+            ct.open(&p, Class::Tcp { flags: SYN }, now)
+        })
+        .collect()
+}
+
+#[test]
+fn a_table_above_a_lowered_limit_evicts_for_new_flows_instead_of_refusing() {
+    let mut ct = table(|s| s.max_entries = 100);
+    assert!(syns(&mut ct, 1000, 100, T0).iter().all(Result::is_ok));
+    assert_eq!(ct.len(), 100);
+    // A reload halves the limit: the table holds twice what it may.
+    ct.reconfigure(&Config {
+        max_entries: 50,
+        ..Config::default()
+    });
+    // Every new flow evicts an unassured entry and is taken (SPEC §2.8:
+    // conntrack-full only when every entry is assured); the table keeps
+    // its size, and holds no more than before.
+    let opened = syns(&mut ct, 2000, 100, T0 + SEC);
+    assert!(
+        opened.iter().all(|o| o == &Ok(Opened { early_drop: true })),
+        "{opened:?}"
+    );
+    assert_eq!(ct.len(), 100);
+    // As entries expire the table comes down to the new limit and keeps it.
+    let later = T0 + 122 * SEC;
+    assert_eq!(ct.expire(later), 100);
+    assert!(syns(&mut ct, 3000, 80, later).iter().all(Result::is_ok));
+    assert_eq!(ct.len(), 50);
+}
+
+#[test]
+fn a_table_above_a_lowered_limit_with_only_assured_entries_refuses() {
+    let mut ct = table(|s| s.max_entries = 4);
+    for port in 0..4 {
+        let k = flow(40000 + port, 443, 6);
+        let tcp = |flags| Class::Tcp { flags };
+        assert_eq!(packet(&mut ct, &k, tcp(SYN), T0), Outcome::New);
+        packet(&mut ct, &reply(&k), tcp(SYN | ACK), T0);
+        packet(&mut ct, &k, tcp(ACK), T0);
+    }
+    assert!(ct.entries().iter().all(|e| e.2));
+    ct.reconfigure(&Config {
+        max_entries: 2,
+        ..Config::default()
+    });
+    assert_eq!(
+        syns(&mut ct, 1000, 1, T0 + SEC),
+        [Err(Full { interface: None })]
+    );
+    assert_eq!(ct.len(), 4);
+}
