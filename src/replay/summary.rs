@@ -521,8 +521,9 @@ impl Report {
         } else {
             format!(
                 "{k} counters over {n} denied packets: a count ±E is at most E above \
-                 the true count (±0 is exact); every flow with more than {listed_above} \
-                 denied packets is counted"
+                 the true count (±0 is exact); every flow with more than {} denied \
+                 packets is counted (at most N/K = {listed_above})",
+                ss.min_count()
             )
         };
         TopDeniedBound {
@@ -1050,7 +1051,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("every flow with more than 292 denied packets is counted"),
+            text.contains(&format!(
+                "every flow with more than {} denied packets is counted (at most N/K = 292)",
+                b.min_count
+            )),
             "{text}"
         );
         let json = serde_json::to_value(&r).unwrap();
