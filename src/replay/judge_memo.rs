@@ -26,6 +26,8 @@ use super::flowlogs::{judge_at, RecordJudgement};
 
 /// Entries of the table (a power of two).
 const SLOTS: usize = 1 << 14;
+/// Interface names looked up last, compared before the name table.
+const RECENT: usize = 4;
 /// Interface names remembered before the name table starts anew.
 const NAMES: usize = 1 << 16;
 
@@ -160,9 +162,10 @@ pub(super) struct JudgeMemo<'r> {
     slots: Vec<Option<(Key, Kept)>>,
     /// `interface-id` values seen, and the policy's interface each names.
     names: std::collections::HashMap<Box<str>, Option<IfaceId>, foldhash::fast::FixedState>,
-    /// The name last looked up and its interface (a buffer kept, so no
-    /// allocation per record).
-    last: (String, Option<IfaceId>),
+    /// The names last looked up and their interfaces (buffers kept, so no
+    /// allocation per record), replaced in turn.
+    recent: [(String, Option<IfaceId>); RECENT],
+    next_recent: usize,
 }
 
 impl<'r> JudgeMemo<'r> {
@@ -177,7 +180,8 @@ impl<'r> JudgeMemo<'r> {
             ports: PortClasses::of(&rules.policy),
             slots: vec![None; SLOTS],
             names: Default::default(),
-            last: (String::from("\0"), None),
+            recent: std::array::from_fn(|_| (String::from("\0"), None)),
+            next_recent: 0,
         }
     }
 
@@ -186,13 +190,15 @@ impl<'r> JudgeMemo<'r> {
     }
 
     fn interface(&mut self, name: &str) -> Option<IfaceId> {
-        if self.last.0 == name {
-            return self.last.1;
+        if let Some((_, i)) = self.recent.iter().find(|(n, _)| n == name) {
+            return *i;
         }
         let i = self.named(name);
-        self.last.0.clear();
-        self.last.0.push_str(name);
-        self.last.1 = i;
+        let (n, at) = &mut self.recent[self.next_recent];
+        n.clear();
+        n.push_str(name);
+        *at = i;
+        self.next_recent = (self.next_recent + 1) % RECENT;
         i
     }
 
