@@ -11,7 +11,7 @@
 //! their class ([`PortClasses`]): the ports no rule or ACL entry tells
 //! apart, so the reverse of a connection (whose destination is the
 //! client's ever-new ephemeral port) is judged once too. The memo is a
-//! table of two places per key (two-choice, like a 2-way cache): a
+//! table of four places per key (like a 4-way cache): a
 //! colliding key replaces an entry, so memory is
 //! fixed and a miss costs one judgement, as without the memo.
 
@@ -26,6 +26,8 @@ use super::flowlogs::{judge_at, RecordJudgement};
 
 /// Entries of the table (a power of two).
 const SLOTS: usize = 1 << 14;
+/// The places one key may be in (a power of two).
+const WAYS: usize = 4;
 /// Interface names looked up last, compared before the name table.
 const RECENT: usize = 4;
 /// Interface names remembered before the name table starts anew.
@@ -234,25 +236,20 @@ impl<'r> JudgeMemo<'r> {
                 Some(FlowDirection::Egress) => 2,
             },
         };
-        // Two neighbouring places a key may be in (one memory fetch); a new
-        // key takes an empty one, else the first, whose entry moves on.
-        let a = key.hash() as usize & (SLOTS - 1);
-        let b = a ^ 1;
-        for slot in [a, b] {
-            if let Some((k, j)) = &self.slots[slot] {
+        // Four neighbouring places a key may be in (a line or two of
+        // memory); a new key takes the first, the others' entries move on
+        // (the last one's is dropped).
+        let at = key.hash() as usize & (SLOTS - WAYS);
+        for slot in &self.slots[at..at + WAYS] {
+            if let Some((k, j)) = slot {
                 if *k == key {
                     return j.judgement();
                 }
             }
         }
         let j = judge_at(self.rules, iface, r);
-        let kept = Some((key, Kept::of(&j)));
-        if self.slots[b].is_none() {
-            self.slots[b] = kept;
-        } else {
-            self.slots[b] = self.slots[a].take();
-            self.slots[a] = kept;
-        }
+        self.slots[at..at + WAYS].rotate_right(1);
+        self.slots[at] = Some((key, Kept::of(&j)));
         j
     }
 }
