@@ -240,11 +240,9 @@ impl<'r> JudgeMemo<'r> {
         // memory); a new key takes the first, the others' entries move on
         // (the last one's is dropped).
         let at = key.hash() as usize & (SLOTS - WAYS);
-        for slot in &self.slots[at..at + WAYS] {
-            if let Some((k, j)) = slot {
-                if *k == key {
-                    return j.judgement();
-                }
+        for (k, j) in self.slots[at..at + WAYS].iter().flatten() {
+            if *k == key {
+                return j.judgement();
             }
         }
         let j = judge_at(self.rules, iface, r);
