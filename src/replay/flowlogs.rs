@@ -131,7 +131,7 @@ fn direction_at(policy: &Policy, i: IfaceId, r: &Record, flow: &Flow) -> Option<
 }
 
 /// The record the other way: its reply.
-fn reply_of<'a>(r: &Record<'a>) -> Record<'a> {
+pub(super) fn reply_of<'a>(r: &Record<'a>) -> Record<'a> {
     Record {
         src: r.dst,
         dst: r.src,

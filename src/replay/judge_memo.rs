@@ -7,8 +7,11 @@
 //! time. Those are the key, less the source port when no security-group
 //! rule of the policy names source ports (network ACL entries never do):
 //! then every source port is judged alike, and a client's connections
-//! from ever-new ephemeral ports share one entry. The memo is a
-//! table of two places per key (two-choice, like a 2-way cache): a
+//! from ever-new ephemeral ports share one entry. Ports are keyed by
+//! their class ([`PortClasses`]): the ports no rule or ACL entry tells
+//! apart, so the reverse of a connection (whose destination is the
+//! client's ever-new ephemeral port) is judged once too. The memo is a
+//! table of four places per key (like a 4-way cache): a
 //! colliding key replaces an entry, so memory is
 //! fixed and a miss costs one judgement, as without the memo.
 
@@ -17,12 +20,16 @@ use std::net::IpAddr;
 use crate::engine::{Judgement, Ruleset};
 use crate::io::flowlog::{FlowDirection, Record};
 use crate::policy::nacl::AclDecision;
-use crate::policy::{Direction, IfaceId, Reason, RuleId, Verdict, ZoneId};
+use crate::policy::{Direction, IfaceId, Policy, PortSet, Reason, RuleId, Verdict, ZoneId};
 
 use super::flowlogs::{judge_at, RecordJudgement};
 
 /// Entries of the table (a power of two).
 const SLOTS: usize = 1 << 14;
+/// The places one key may be in (a power of two).
+const WAYS: usize = 4;
+/// Interface names looked up last, compared before the name table.
+const RECENT: usize = 4;
 /// Interface names remembered before the name table starts anew.
 const NAMES: usize = 1 << 16;
 
@@ -32,8 +39,9 @@ struct Key {
     src: IpAddr,
     dst: IpAddr,
     proto: u8,
-    sport: Option<u16>,
-    dport: Option<u16>,
+    /// Port classes ([`PortClasses::of`]), not ports.
+    sport: Option<u32>,
+    dport: Option<u32>,
     /// 0 none, 1 ingress, 2 egress.
     direction: u8,
 }
@@ -48,8 +56,8 @@ impl Key {
             }
         }
         let (s, d) = (bits(self.src), bits(self.dst));
-        let ports = u64::from(self.sport.map_or(0x1_0000, u32::from))
-            | u64::from(self.dport.map_or(0x1_0000, u32::from)) << 17;
+        let ports = u64::from(self.sport.unwrap_or(0x1_ffff))
+            | u64::from(self.dport.unwrap_or(0x1_ffff)) << 17;
         let rest = u64::from(self.iface.unwrap_or(u32::MAX)) << 32
             | u64::from(self.proto) << 8
             | u64::from(self.direction);
@@ -58,6 +66,52 @@ impl Key {
             .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         h = (h ^ ports ^ rest.rotate_left(7)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         h ^ (h >> 31)
+    }
+}
+
+/// The ports' equivalence classes under a policy: the ports every
+/// security-group rule (destination and source ports) and every network
+/// ACL entry takes alike. A judgement reads a port only as whether each of
+/// those port sets holds it, so two ports of one class are judged alike:
+/// the class stands for the port in the memo's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PortClasses {
+    /// Sorted, distinct: the first ports of the classes after the first
+    /// (each a range's first port, or the port after a range's last).
+    starts: Vec<u16>,
+}
+
+impl PortClasses {
+    pub(super) fn of(policy: &Policy) -> PortClasses {
+        let mut starts = Vec::new();
+        let mut add = |set: &PortSet| {
+            for r in set.ranges() {
+                starts.push(r.lo);
+                starts.extend(r.hi.checked_add(1));
+            }
+        };
+        for r in policy.rules() {
+            add(&r.ports);
+            add(&r.source_ports);
+        }
+        if let Some(n) = policy.nacls() {
+            for acl in &n.acls {
+                acl.ingress
+                    .iter()
+                    .chain(&acl.egress)
+                    .for_each(|e| add(&e.ports));
+            }
+        }
+        starts.retain(|&p| p > 0);
+        starts.sort_unstable();
+        starts.dedup();
+        PortClasses { starts }
+    }
+
+    /// The class of a port: how many class starts are at or below it.
+    #[inline]
+    pub(super) fn class(&self, port: u16) -> u32 {
+        self.starts.partition_point(|&s| s <= port) as u32
     }
 }
 
@@ -106,12 +160,14 @@ impl Kept {
 pub(super) struct JudgeMemo<'r> {
     rules: &'r Ruleset,
     sport_matters: bool,
+    ports: PortClasses,
     slots: Vec<Option<(Key, Kept)>>,
     /// `interface-id` values seen, and the policy's interface each names.
     names: std::collections::HashMap<Box<str>, Option<IfaceId>, foldhash::fast::FixedState>,
-    /// The name last looked up and its interface (a buffer kept, so no
-    /// allocation per record).
-    last: (String, Option<IfaceId>),
+    /// The names last looked up and their interfaces (buffers kept, so no
+    /// allocation per record), replaced in turn.
+    recent: [(String, Option<IfaceId>); RECENT],
+    next_recent: usize,
 }
 
 impl<'r> JudgeMemo<'r> {
@@ -123,9 +179,11 @@ impl<'r> JudgeMemo<'r> {
                 .rules()
                 .iter()
                 .any(|r| !r.source_ports.is_all()),
+            ports: PortClasses::of(&rules.policy),
             slots: vec![None; SLOTS],
             names: Default::default(),
-            last: (String::from("\0"), None),
+            recent: std::array::from_fn(|_| (String::from("\0"), None)),
+            next_recent: 0,
         }
     }
 
@@ -134,13 +192,15 @@ impl<'r> JudgeMemo<'r> {
     }
 
     fn interface(&mut self, name: &str) -> Option<IfaceId> {
-        if self.last.0 == name {
-            return self.last.1;
+        if let Some((_, i)) = self.recent.iter().find(|(n, _)| n == name) {
+            return *i;
         }
         let i = self.named(name);
-        self.last.0.clear();
-        self.last.0.push_str(name);
-        self.last.1 = i;
+        let (n, at) = &mut self.recent[self.next_recent];
+        n.clear();
+        n.push_str(name);
+        *at = i;
+        self.next_recent = (self.next_recent + 1) % RECENT;
         i
     }
 
@@ -164,33 +224,30 @@ impl<'r> JudgeMemo<'r> {
             src: r.src,
             dst: r.dst,
             proto: r.proto.0,
-            sport: if self.sport_matters { r.sport } else { None },
-            dport: r.dport,
+            sport: if self.sport_matters {
+                r.sport.map(|p| self.ports.class(p))
+            } else {
+                None
+            },
+            dport: r.dport.map(|p| self.ports.class(p)),
             direction: match r.direction {
                 None => 0,
                 Some(FlowDirection::Ingress) => 1,
                 Some(FlowDirection::Egress) => 2,
             },
         };
-        // Two neighbouring places a key may be in (one memory fetch); a new
-        // key takes an empty one, else the first, whose entry moves on.
-        let a = key.hash() as usize & (SLOTS - 1);
-        let b = a ^ 1;
-        for slot in [a, b] {
-            if let Some((k, j)) = &self.slots[slot] {
-                if *k == key {
-                    return j.judgement();
-                }
+        // Four neighbouring places a key may be in (a line or two of
+        // memory); a new key takes the first, the others' entries move on
+        // (the last one's is dropped).
+        let at = key.hash() as usize & (SLOTS - WAYS);
+        for (k, j) in self.slots[at..at + WAYS].iter().flatten() {
+            if *k == key {
+                return j.judgement();
             }
         }
         let j = judge_at(self.rules, iface, r);
-        let kept = Some((key, Kept::of(&j)));
-        if self.slots[b].is_none() {
-            self.slots[b] = kept;
-        } else {
-            self.slots[b] = self.slots[a].take();
-            self.slots[a] = kept;
-        }
+        self.slots[at..at + WAYS].rotate_right(1);
+        self.slots[at] = Some((key, Kept::of(&j)));
         j
     }
 }
@@ -200,7 +257,6 @@ mod tests {
     use super::*;
     use crate::base::IpProto;
     use crate::io::flowlog::Action;
-    use crate::policy::{Policy, Verdict};
     use crate::replay::flowlogs::judge;
 
     const POLICY: &str = r#"
@@ -284,5 +340,151 @@ security_groups = ["sg-db"]
             r#"{ proto = "tcp", ports = "5432", from = "sg-web", source_ports = "40000" }"#,
         );
         assert!(same_as_judge(&with_sports));
+    }
+}
+
+#[cfg(test)]
+mod port_class_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::base::IpProto;
+    use crate::io::flowlog::Action;
+    use crate::replay::flowlogs::judge;
+
+    /// A policy with network ACLs whose every port set is drawn: security
+    /// group destination and source ports, ACL entries both ways.
+    fn policy(r: &[(u16, u16)]) -> String {
+        let p = |i: usize| {
+            let (lo, len) = r[i];
+            format!("{lo}-{}", lo.saturating_add(len))
+        };
+        format!(
+            r#"
+[vpcs.vpc-a]
+cidrs = ["10.0.0.0/16"]
+
+[subnets.s-web]
+vpc = "vpc-a"
+cidr = "10.0.1.0/24"
+network_acl = "acl-web"
+
+[subnets.s-db]
+vpc = "vpc-a"
+cidr = "10.0.2.0/24"
+network_acl = "acl-db"
+
+[network_acls.acl-web]
+ingress = [
+  {{ rule = 100, proto = "tcp", ports = "{}", from = "0.0.0.0/0", action = "deny" }},
+  {{ rule = 200, proto = "all", from = "0.0.0.0/0", action = "allow" }},
+]
+egress = [
+  {{ rule = 100, proto = "udp", ports = "{}", to = "0.0.0.0/0", action = "deny" }},
+  {{ rule = 200, proto = "all", to = "0.0.0.0/0", action = "allow" }},
+]
+
+[network_acls.acl-db]
+ingress = [ {{ rule = 100, proto = "tcp", ports = "{}", from = "10.0.0.0/16", action = "allow" }} ]
+egress = [ {{ rule = 100, proto = "all", to = "10.0.0.0/16", action = "allow" }} ]
+
+[security_groups.sg-web]
+ingress = [
+  {{ proto = "tcp", ports = "{}", from = "0.0.0.0/0" }},
+  {{ proto = "udp", ports = "{}", from = "10.0.0.0/16", source_ports = "{}" }},
+]
+egress = [ {{ proto = "tcp", ports = "{}", to = "0.0.0.0/0" }} ]
+
+[security_groups.sg-db]
+ingress = [ {{ proto = "tcp", ports = "{}", from = "sg-web" }} ]
+egress = [ {{ proto = "all", to = "0.0.0.0/0" }} ]
+
+[interfaces.eni-web]
+addresses = ["10.0.1.10"]
+security_groups = ["sg-web"]
+subnet = "s-web"
+
+[interfaces.eni-db]
+addresses = ["10.0.2.20"]
+security_groups = ["sg-db"]
+subnet = "s-db"
+"#,
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7)
+        )
+    }
+
+    #[test]
+    fn classes_split_at_range_ends() {
+        let rules = Ruleset::compile(Policy::from_toml(&policy(&[(22, 0); 8]), "p.toml").unwrap());
+        let c = PortClasses::of(&rules.policy);
+        assert_eq!(c.starts, vec![22, 23]);
+        assert_eq!([0, 21, 22, 23, 65535].map(|p| c.class(p)), [0, 0, 1, 2, 2]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// Whatever the policy's port ranges, the memo (keyed by port class)
+        /// gives every record, and the record the other way, the judgement
+        /// `judge` gives it: ports at, next to and between the ranges' ends.
+        #[test]
+        fn memo_by_port_class_is_judge(
+            ranges in proptest::collection::vec((0u16..=65535, prop_oneof![Just(0u16), 0u16..50, 0u16..=65535]), 8),
+            seed in any::<u64>(),
+        ) {
+            let rules = Ruleset::compile(Policy::from_toml(&policy(&ranges), "p.toml").unwrap());
+            let mut memo = JudgeMemo::new(&rules);
+            let mut ports: Vec<u16> = vec![0, 1, 1023, 1024, 65534, 65535];
+            for &(lo, len) in &ranges {
+                let hi = lo.saturating_add(len);
+                ports.extend([lo.wrapping_sub(1), lo, lo.wrapping_add(1), hi.wrapping_sub(1), hi, hi.wrapping_add(1)]);
+            }
+            let addrs: [IpAddr; 5] = [
+                "10.0.1.10".parse().unwrap(),
+                "10.0.2.20".parse().unwrap(),
+                "10.0.1.11".parse().unwrap(),
+                "203.0.113.5".parse().unwrap(),
+                "10.0.2.99".parse().unwrap(),
+            ];
+            let ifaces = [Some("eni-web"), Some("eni-db"), None];
+            let mut n = seed;
+            let (mut allowed, mut total) = (0, 0);
+            for _ in 0..3000 {
+                n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let pick = |k: u32, m: usize| ((n >> k) as usize) % m;
+                let port = |k: u32| match pick(k, 3) {
+                    0 => (n >> (k + 2)) as u16,
+                    _ => ports[pick(k + 2, ports.len())],
+                };
+                let proto = [6u8, 17, 1][pick(1, 3)];
+                let r = Record {
+                    interface: ifaces[pick(4, 3)],
+                    src: addrs[pick(7, 5)],
+                    dst: addrs[pick(10, 5)],
+                    proto: IpProto(proto),
+                    sport: (proto != 1).then(|| port(13)),
+                    dport: (proto != 1).then(|| port(33)),
+                    start: None,
+                    action: Action::Accept,
+                    direction: [None, Some(FlowDirection::Ingress), Some(FlowDirection::Egress)][pick(60, 3)],
+                };
+                let reverse = super::super::flowlogs::reply_of(&r);
+                for r in [r, reverse] {
+                    let (a, b) = (memo.judge(&r), judge(&rules, &r));
+                    prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "{:?}", r);
+                    allowed += usize::from(a.judgement.verdict == Verdict::Allow);
+                    total += 1;
+                }
+            }
+            // Not a policy that decides everything one way only.
+            prop_assert!(allowed < total);
+        }
     }
 }

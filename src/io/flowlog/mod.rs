@@ -380,38 +380,50 @@ impl Format {
         const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
         const HIGH: u64 = 0x8080_8080_8080_8080;
         const PAST_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f;
-        let (mut i, mut n) = (0, 0);
-        loop {
-            while i < b.len() && b[i] == b' ' {
-                i += 1;
-            }
-            if i == b.len() {
-                return Some(n);
-            }
-            let start = i;
+        const SPACES: u64 = 0x2020_2020_2020_2020;
+        let (mut n, mut start) = (0, 0);
+        // Whether the byte before the chunk is of a word (0x80) or not (0).
+        let mut carry = 0u64;
+        let mut base = 0;
+        while base < b.len() {
+            let w = match b.get(base..base + 8) {
+                Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+                None => {
+                    // The last bytes, spaces after them.
+                    let mut tail = [b' '; 8];
+                    tail[..b.len() - base].copy_from_slice(&b[base..]);
+                    u64::from_le_bytes(tail)
+                }
+            };
             // A byte is of a word when it is printable ASCII (0x21-0x7e, or
             // DEL): its high bit clear and its low seven bits past 0x20.
-            while let Some(w) = b.get(i..i + 8) {
-                let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-                let word = ((w & LOW) + PAST_SPACE) & !w & HIGH;
-                let stop = !word & HIGH;
-                if stop != 0 {
-                    i += (stop.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                i += 8;
-            }
-            if b.len() - i < 8 {
-                while i < b.len() && (b[i] as i8) > 0x20 {
-                    i += 1;
-                }
-            }
-            if i < b.len() && b[i] != b' ' {
+            let word = ((w & LOW) + PAST_SPACE) & !w & HIGH;
+            let x = w ^ SPACES;
+            let space = !(((x & LOW) + LOW) | x) & HIGH;
+            if word | space != HIGH {
                 return None;
             }
-            self.put(raw, n, &b[start..i]);
+            // Where words start and where they end (at the space after).
+            let before = (word << 8) | carry;
+            let mut edges = (word ^ before) & HIGH;
+            while edges != 0 {
+                let at = base + (edges.trailing_zeros() / 8) as usize;
+                if word & (edges & edges.wrapping_neg()) != 0 {
+                    start = at;
+                } else {
+                    self.put(raw, n, &b[start..at]);
+                    n += 1;
+                }
+                edges &= edges - 1;
+            }
+            carry = (word >> 63) << 7;
+            base += 8;
+        }
+        if carry != 0 {
+            self.put(raw, n, &b[start..]);
             n += 1;
         }
+        Some(n)
     }
 
     /// The words of any line between ASCII whitespace, as
@@ -589,12 +601,23 @@ fn parse_uint(s: &[u8], max: u64) -> Option<u64> {
         return None;
     }
     let mut v = 0u64;
-    for &c in digits {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
+    if digits.len() <= 19 {
+        // Nineteen digits fit a u64: no overflow to check for.
+        for &c in digits {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
         }
-        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+    } else {
+        for &c in digits {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+        }
     }
     (v <= max).then_some(v)
 }
@@ -603,39 +626,43 @@ fn parse_uint(s: &[u8], max: u64) -> Option<u64> {
 /// it takes, std takes alike; anything else goes to std).
 #[inline]
 fn parse_addr(s: &[u8]) -> Option<IpAddr> {
+    /// Four parts of 1-3 digits between dots, none with a leading zero
+    /// (std refuses those), each at most 255; anything else is std's.
     #[inline]
     fn v4(b: &[u8]) -> Option<[u8; 4]> {
         if !(7..=15).contains(&b.len()) {
             return None;
         }
+        let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9);
         let mut out = [0u8; 4];
-        let (mut k, mut v, mut len, mut first) = (0, 0u32, 0, 0u8);
-        // A part: 1-3 digits, no leading zero (std refuses those), at most 255.
-        let part = |v: u32, len: usize, first: u8| len > 0 && v <= 255 && (len == 1 || first != 0);
-        for &c in b {
-            if c == b'.' {
-                if k == 3 || !part(v, len, first) {
+        let mut i = 0;
+        for (k, o) in out.iter_mut().enumerate() {
+            if k > 0 {
+                if b.get(i) != Some(&b'.') {
                     return None;
                 }
-                out[k] = v as u8;
-                (k, v, len) = (k + 1, 0, 0);
-            } else {
-                let d = c.wrapping_sub(b'0');
-                if d > 9 || len == 3 {
+                i += 1;
+            }
+            let first = digit(i)?;
+            let mut v = u32::from(first);
+            i += 1;
+            if let Some(d) = digit(i) {
+                if first == 0 {
                     return None;
-                }
-                if len == 0 {
-                    first = d;
                 }
                 v = v * 10 + u32::from(d);
-                len += 1;
+                i += 1;
+                if let Some(d) = digit(i) {
+                    v = v * 10 + u32::from(d);
+                    i += 1;
+                    if v > 255 {
+                        return None;
+                    }
+                }
             }
+            *o = v as u8;
         }
-        if k != 3 || !part(v, len, first) {
-            return None;
-        }
-        out[3] = v as u8;
-        Some(out)
+        (i == b.len()).then_some(out)
     }
     match v4(s) {
         Some(o) => Some(IpAddr::from(o)),

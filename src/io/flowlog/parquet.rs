@@ -25,7 +25,10 @@ use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
-use ::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use ::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
 use ::parquet::arrow::ArrowWriter;
 use ::parquet::arrow::ProjectionMask;
 use ::parquet::basic::{Compression, GzipLevel};
@@ -38,12 +41,18 @@ use arrow_array::types::{
     Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{
-    Array, ArrayRef, GenericStringArray, Int64Array, PrimitiveArray, RecordBatch, StringViewArray,
+    Array, ArrayRef, GenericStringArray, Int32Array, Int64Array, PrimitiveArray, RecordBatch,
+    StringArray, StringViewArray,
 };
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 
-use super::{Column, Entry, Fields, Format, FormatError, Reader, Source, Value, JUDGED};
+use super::{
+    parse_addr, Action, Column, Entry, Fields, FlowDirection, Format, FormatError, Reader, Record,
+    Source, Value, JUDGED,
+};
+use crate::base::IpProto;
+use std::net::IpAddr;
 
 /// The first (and last) four bytes of a Parquet file.
 pub const MAGIC: &[u8; 4] = b"PAR1";
@@ -72,10 +81,34 @@ pub fn open_file(file: File) -> io::Result<Result<Reader, FormatError>> {
 /// columns cannot be a flow log judged (no `srcaddr`, a column of floats).
 pub fn open<T: ChunkReader + 'static>(input: T) -> io::Result<Result<Reader, FormatError>> {
     let file_len = input.len();
-    let builder =
-        contained(|| ParquetRecordBatchReaderBuilder::try_new(input))?.map_err(invalid)?;
-    inside(builder.metadata(), file_len)?;
-    let schema = builder.schema().clone();
+    let meta = contained(|| ArrowReaderMetadata::load(&input, ArrowReaderOptions::new()))?
+        .map_err(invalid)?;
+    inside(meta.metadata(), file_len)?;
+    let schema = meta.schema().clone();
+    // String columns are read as dictionaries where the reader can (a
+    // Parquet string column is dictionary-encoded unless it grew past the
+    // writer's dictionary): a value (an address, an interface) is then
+    // read once per dictionary entry, not once per row.
+    let hint = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(DataType::Utf8),
+                )),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let options = ArrowReaderOptions::new().with_schema(hint);
+    let meta = match contained(|| ArrowReaderMetadata::try_new(meta.metadata().clone(), options)) {
+        Ok(Ok(hinted)) => hinted,
+        // Strings as they are, where a dictionary cannot be had.
+        _ => meta,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(input, meta);
     let names: Vec<String> = schema
         .fields()
         .iter()
@@ -109,9 +142,15 @@ pub fn open<T: ChunkReader + 'static>(input: T) -> io::Result<Result<Reader, For
         batches,
         judged: judged.into_iter().map(|(_, c)| c).collect(),
         cols: Vec::new(),
+        fast: None,
+        tables: Tables::default(),
         len: 0,
         row: 0,
         failed: false,
+        #[cfg(test)]
+        fast_rows: 0,
+        #[cfg(test)]
+        row_wise: false,
     };
     Ok(Ok(Reader {
         format,
@@ -217,6 +256,8 @@ fn readable(t: &DataType) -> bool {
 
 /// One judged column of the batch at hand, typed.
 enum Col {
+    /// Strings as a dictionary: each row's key into the values.
+    Dict(Int32Array, StringArray),
     Str(GenericStringArray<i32>),
     LargeStr(GenericStringArray<i64>),
     View(StringViewArray),
@@ -234,6 +275,10 @@ impl Col {
             Col::Int(a.unary(f))
         }
         match a.data_type() {
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d = a.as_dictionary::<Int32Type>();
+                Col::Dict(d.keys().clone(), d.values().as_string::<i32>().clone())
+            }
             DataType::Utf8 => Col::Str(a.as_string::<i32>().clone()),
             DataType::LargeUtf8 => Col::LargeStr(a.as_string::<i64>().clone()),
             DataType::Utf8View => Col::View(a.as_string_view().clone()),
@@ -256,7 +301,10 @@ impl Col {
     fn value(&self, row: usize) -> Value<'_> {
         macro_rules! get {
             ($a:expr, $v:expr) => {
-                if $a.is_null(row) {
+                get!($a, $v, row)
+            };
+            ($a:expr, $v:expr, $at:expr) => {
+                if $a.is_null($at) {
                     Value::Absent
                 } else {
                     $v
@@ -264,11 +312,244 @@ impl Col {
             };
         }
         match self {
+            Col::Dict(keys, values) => get!(keys, {
+                // The reader checks keys against the dictionary; one that
+                // is not in it would make the row malformed, not a panic.
+                match usize::try_from(keys.value(row)) {
+                    Ok(k) if k < values.len() => get!(values, Value::Str(values.value(k)), k),
+                    _ => Value::Int(-1),
+                }
+            }),
             Col::Str(a) => get!(a, Value::Str(a.value(row))),
             Col::LargeStr(a) => get!(a, Value::Str(a.value(row))),
             Col::View(a) => get!(a, Value::Str(a.value(row))),
             Col::Int(a) => get!(a, Value::Int(a.value(row))),
         }
+    }
+}
+
+/// A word column's values as [`Fast`] reads them.
+const OK: u8 = 0;
+const NODATA: u8 = 1;
+const SKIPDATA: u8 = 2;
+const ACCEPT: u8 = 0;
+const REJECT: u8 = 1;
+const INGRESS: u8 = 0;
+const EGRESS: u8 = 1;
+/// A value [`Fast`] leaves to the row-wise reading (which names what is
+/// wrong with it, or reads it as the text line would).
+const OTHER: u8 = u8::MAX;
+
+/// What a dictionary's values read as, kept while a column chunk's
+/// dictionary lasts (batches of one chunk share it).
+struct Table<T> {
+    /// The dictionary read: its values' buffers, kept so that the same
+    /// addresses are the same values.
+    values: Option<StringArray>,
+    read: Arc<[T]>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            values: None,
+            read: Arc::new([]),
+        }
+    }
+}
+
+impl<T: Copy> Table<T> {
+    /// Each value of `values` read by `f` (again only for another dictionary).
+    fn of(&mut self, values: &StringArray, f: impl Fn(Option<&str>) -> T) -> Arc<[T]> {
+        let same = self.values.as_ref().is_some_and(|v| {
+            v.len() == values.len()
+                && v.values().as_ptr() == values.values().as_ptr()
+                && v.offsets().inner().inner().as_ptr() == values.offsets().inner().inner().as_ptr()
+                && v.nulls() == values.nulls()
+        });
+        if !same {
+            self.read = (0..values.len())
+                .map(|i| f((!values.is_null(i)).then(|| values.value(i))))
+                .collect();
+            self.values = Some(values.clone());
+        }
+        self.read.clone()
+    }
+}
+
+/// The tables of the columns read by dictionary.
+#[derive(Default)]
+struct Tables {
+    addrs: [Table<Option<IpAddr>>; 4],
+    words: [Table<u8>; 3],
+}
+
+/// A dictionary column read through its table: each row's key.
+struct Keyed<T> {
+    keys: Int32Array,
+    read: Arc<[T]>,
+}
+
+impl<T: Copy> Keyed<T> {
+    /// The row's value as read; `None` for null (or a key outside the
+    /// dictionary, which the reader does not give).
+    #[inline]
+    fn get(&self, row: usize) -> Option<T> {
+        if self.keys.is_null(row) {
+            return None;
+        }
+        self.read.get(self.keys.value(row) as usize).copied()
+    }
+}
+
+/// A batch whose string columns are all dictionaries and whose number
+/// columns are all integers, read column-wise: a row of the usual kind
+/// becomes its record from the dictionaries' readings without its fields
+/// being built; any other row (a null or bad value, a word that is not
+/// the usual) is left to the row-wise reading, which reads it exactly as
+/// before.
+struct Fast {
+    /// srcaddr, dstaddr, pkt-srcaddr, pkt-dstaddr.
+    src: Keyed<Option<IpAddr>>,
+    dst: Keyed<Option<IpAddr>>,
+    pkt_src: Option<Keyed<Option<IpAddr>>>,
+    pkt_dst: Option<Keyed<Option<IpAddr>>>,
+    proto: Int64Array,
+    sport: Option<Int64Array>,
+    dport: Option<Int64Array>,
+    start: Option<Int64Array>,
+    action: Keyed<u8>,
+    status: Option<Keyed<u8>>,
+    direction: Option<Keyed<u8>>,
+    interface: Option<(Int32Array, StringArray)>,
+}
+
+impl Fast {
+    fn of(judged: &[Column], cols: &[Col], tables: &mut Tables) -> Option<Fast> {
+        let col = |c: Column| judged.iter().position(|&j| j == c).map(|i| &cols[i]);
+        let int = |c: Column| match col(c) {
+            None => Ok(None),
+            Some(Col::Int(a)) => Ok(Some(a.clone())),
+            Some(_) => Err(()),
+        };
+        let dict = |c: Column| match col(c) {
+            None => Ok(None),
+            Some(Col::Dict(k, v)) => Ok(Some((k.clone(), v.clone()))),
+            Some(_) => Err(()),
+        };
+        let [t_src, t_dst, t_psrc, t_pdst] = &mut tables.addrs;
+        let [t_action, t_status, t_dir] = &mut tables.words;
+        let addr = |c: Column, t: &mut Table<Option<IpAddr>>| {
+            dict(c).map(|d| {
+                d.map(|(keys, values)| Keyed {
+                    read: t.of(&values, |v| v.and_then(|v| parse_addr(v.as_bytes()))),
+                    keys,
+                })
+            })
+        };
+        let word = |c: Column, t: &mut Table<u8>, words: [&str; 3]| {
+            dict(c).map(|d| {
+                d.map(|(keys, values)| Keyed {
+                    read: t.of(&values, |v| {
+                        v.and_then(|v| words.iter().position(|&w| w == v))
+                            .map_or(OTHER, |i| i as u8)
+                    }),
+                    keys,
+                })
+            })
+        };
+        Some(Fast {
+            src: addr(Column::SrcAddr, t_src).ok()??,
+            dst: addr(Column::DstAddr, t_dst).ok()??,
+            pkt_src: addr(Column::PktSrcAddr, t_psrc).ok()?,
+            pkt_dst: addr(Column::PktDstAddr, t_pdst).ok()?,
+            proto: int(Column::Protocol).ok()??,
+            sport: int(Column::SrcPort).ok()?,
+            dport: int(Column::DstPort).ok()?,
+            start: int(Column::Start).ok()?,
+            action: word(Column::Action, t_action, ["ACCEPT", "REJECT", "\0"]).ok()??,
+            status: word(Column::LogStatus, t_status, ["OK", "NODATA", "SKIPDATA"]).ok()?,
+            direction: word(Column::FlowDirection, t_dir, ["ingress", "egress", "\0"]).ok()?,
+            interface: dict(Column::Interface).ok()?,
+        })
+    }
+
+    /// The row's entry as the row-wise reading gives it; `None`: a row for
+    /// that reading.
+    #[inline]
+    fn entry(&self, row: usize) -> Option<Entry<'_>> {
+        match self.status.as_ref().map(|s| s.get(row)) {
+            None => {}
+            Some(Some(OK)) => {}
+            Some(Some(NODATA)) => return Some(Entry::NoData),
+            Some(Some(SKIPDATA)) => return Some(Entry::SkipData),
+            Some(_) => return None,
+        }
+        let addr = |c: &Keyed<Option<IpAddr>>| c.get(row).flatten();
+        let pkt = |c: &Option<Keyed<Option<IpAddr>>>, or: IpAddr| match c {
+            Some(c) if !c.keys.is_null(row) => addr(c),
+            _ => Some(or),
+        };
+        let src = pkt(&self.pkt_src, addr(&self.src)?)?;
+        let dst = pkt(&self.pkt_dst, addr(&self.dst)?)?;
+        let number = |a: &Int64Array, max: i64| -> Option<Option<i64>> {
+            if a.is_null(row) {
+                return Some(None);
+            }
+            let v = a.value(row);
+            (0..=max).contains(&v).then_some(Some(v))
+        };
+        let proto = IpProto(number(&self.proto, 255)?? as u8);
+        let port = |a: &Option<Int64Array>| match a {
+            None => Some(None),
+            Some(a) => number(a, 65535).map(|p| p.map(|p| p as u16)),
+        };
+        let (sport, dport) = (port(&self.sport)?, port(&self.dport)?);
+        let (sport, dport) = match (proto.has_ports(), sport, dport) {
+            (true, Some(s), Some(d)) => (Some(s), Some(d)),
+            (true, ..) => return None,
+            (false, ..) => (None, None),
+        };
+        let start = match &self.start {
+            None => None,
+            Some(a) => number(a, i64::MAX)?.map(|s| s as u64),
+        };
+        let action = match self.action.get(row)? {
+            ACCEPT => Action::Accept,
+            REJECT => Action::Reject,
+            _ => return None,
+        };
+        let direction = match &self.direction {
+            None => None,
+            Some(d) if d.keys.is_null(row) => None,
+            Some(d) => match d.get(row)? {
+                INGRESS => Some(FlowDirection::Ingress),
+                EGRESS => Some(FlowDirection::Egress),
+                _ => return None,
+            },
+        };
+        let interface = match &self.interface {
+            None => None,
+            Some((keys, _)) if keys.is_null(row) => None,
+            Some((keys, values)) => {
+                let k = usize::try_from(keys.value(row)).ok()?;
+                if k >= values.len() {
+                    return None;
+                }
+                (!values.is_null(k)).then(|| values.value(k))
+            }
+        };
+        Some(Entry::Record(Record {
+            interface,
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            start,
+            action,
+            direction,
+        }))
     }
 }
 
@@ -278,16 +559,30 @@ pub(super) struct Rows {
     /// What each column of a batch is.
     judged: Vec<Column>,
     cols: Vec<Col>,
+    /// The batch read column-wise, when its columns allow.
+    fast: Option<Fast>,
+    tables: Tables,
     len: usize,
     /// The next row of the batch.
     row: usize,
     /// The decoder failed: no row comes after the error.
     failed: bool,
+    /// Rows read column-wise (for the tests that the two readings agree).
+    #[cfg(test)]
+    fast_rows: u64,
+    /// Every row read row-wise (the reading the column-wise one must equal).
+    #[cfg(test)]
+    row_wise: bool,
 }
 
 impl Rows {
     fn load(&mut self, batch: RecordBatch) {
         self.cols = batch.columns().iter().map(Col::of).collect();
+        self.fast = Fast::of(&self.judged, &self.cols, &mut self.tables);
+        #[cfg(test)]
+        if self.row_wise {
+            self.fast = None;
+        }
         self.len = batch.num_rows();
         self.row = 0;
     }
@@ -307,6 +602,13 @@ impl Rows {
         }
         let row = self.row;
         self.row += 1;
+        if let Some(e) = self.fast.as_ref().and_then(|f| f.entry(row)) {
+            #[cfg(test)]
+            {
+                self.fast_rows += 1;
+            }
+            return Ok(Some(e));
+        }
         let mut fields = Fields([Value::Absent; JUDGED]);
         for (col, &c) in self.cols.iter().zip(&self.judged) {
             fields.0[c as usize] = col.value(row);
@@ -435,4 +737,195 @@ pub fn write_from_text<W: Write + Send>(text: impl BufRead, out: W) -> io::Resul
     }
     writer.close().map_err(invalid)?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::parquet::file::properties::EnabledStatistics;
+
+    /// A small generator (the same rows every run).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, m: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) as usize) % m
+        }
+    }
+
+    /// Rows of every kind: usual ones mostly, and nulls, `-`, bad and
+    /// odd words, numbers out of range, NODATA and SKIPDATA among them.
+    fn file(rows: usize, dictionary: bool, seed: u64) -> Bytes {
+        let mut g = Lcg(seed);
+        let strs = |g: &mut Lcg, usual: &[&str], odd: &[Option<&str>]| -> ArrayRef {
+            let v: Vec<Option<String>> = (0..rows)
+                .map(|_| {
+                    if g.next(10) == 0 {
+                        odd[g.next(odd.len())].map(str::to_string)
+                    } else {
+                        Some(usual[g.next(usual.len())].to_string())
+                    }
+                })
+                .collect();
+            Arc::new(StringArray::from(v))
+        };
+        let ints = |g: &mut Lcg, usual: &[i32], odd: &[Option<i32>]| -> ArrayRef {
+            let v: Vec<Option<i32>> = (0..rows)
+                .map(|_| {
+                    if g.next(10) == 0 {
+                        odd[g.next(odd.len())]
+                    } else {
+                        Some(usual[g.next(usual.len())])
+                    }
+                })
+                .collect();
+            Arc::new(Int32Array::from(v))
+        };
+        let addrs = [
+            "10.0.1.10",
+            "10.0.2.20",
+            "192.0.2.1",
+            "2001:db8::1",
+            "10.9.8.7",
+        ];
+        let bad_addr = [None, Some("-"), Some("10.0.1"), Some("010.0.1.1"), Some("")];
+        let cols: Vec<(&str, ArrayRef)> = vec![
+            (
+                "interface_id",
+                strs(
+                    &mut g,
+                    &["eni-web", "eni-db", "eni-x"],
+                    &[None, Some("-"), Some("")],
+                ),
+            ),
+            ("srcaddr", strs(&mut g, &addrs, &bad_addr)),
+            ("dstaddr", strs(&mut g, &addrs, &bad_addr)),
+            ("pkt_srcaddr", strs(&mut g, &addrs, &bad_addr)),
+            ("pkt_dstaddr", strs(&mut g, &addrs, &bad_addr[..1])),
+            (
+                "srcport",
+                ints(
+                    &mut g,
+                    &[443, 40000, 0, 65535],
+                    &[None, Some(-1), Some(65536)],
+                ),
+            ),
+            (
+                "dstport",
+                ints(&mut g, &[22, 443, 5432], &[None, Some(-5), Some(70000)]),
+            ),
+            (
+                "protocol",
+                ints(
+                    &mut g,
+                    &[6, 17, 1, 6, 6],
+                    &[None, Some(256), Some(-1), Some(0)],
+                ),
+            ),
+            (
+                "start",
+                ints(&mut g, &[1_700_000_000], &[None, Some(-1), Some(0)]),
+            ),
+            (
+                "action",
+                strs(
+                    &mut g,
+                    &["ACCEPT", "REJECT"],
+                    &[None, Some("-"), Some("accept")],
+                ),
+            ),
+            (
+                "log_status",
+                strs(
+                    &mut g,
+                    &["OK", "OK", "NODATA", "SKIPDATA"],
+                    &[None, Some("-"), Some("ok")],
+                ),
+            ),
+            (
+                "flow_direction",
+                strs(
+                    &mut g,
+                    &["ingress", "egress"],
+                    &[None, Some("-"), Some("in")],
+                ),
+            ),
+        ];
+        // pkt_dstaddr: null but for the odd rows (no usual value).
+        let cols: Vec<(&str, ArrayRef)> = cols
+            .into_iter()
+            .map(|(n, a)| {
+                if n == "pkt_dstaddr" {
+                    let v: Vec<Option<&str>> = (0..rows)
+                        .map(|i| (i % 7 == 3).then_some(addrs[i % addrs.len()]))
+                        .collect();
+                    (n, Arc::new(StringArray::from(v)) as ArrayRef)
+                } else {
+                    (n, a)
+                }
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(
+            cols.iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let batch =
+            RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect())
+                .unwrap();
+        // A small dictionary page: the writer falls back to plain pages
+        // part-way, which the reader turns into dictionaries of its own.
+        let props = WriterProperties::builder()
+            .set_dictionary_enabled(dictionary)
+            .set_dictionary_page_size_limit(64)
+            .set_data_page_row_count_limit(500)
+            .set_write_batch_size(250)
+            .set_max_row_group_row_count(Some(3000))
+            .set_statistics_enabled(EnabledStatistics::None)
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        Bytes::from(out)
+    }
+
+    fn entries(bytes: Bytes, row_wise: bool) -> (Vec<String>, u64) {
+        let Ok(Reader {
+            source: Source::Parquet(mut rows),
+            ..
+        }) = open_bytes(bytes).unwrap()
+        else {
+            panic!("not a flow log")
+        };
+        rows.row_wise = row_wise;
+        let mut out = Vec::new();
+        while let Some(e) = rows.next_entry().unwrap() {
+            out.push(format!("{e:?}"));
+        }
+        (out, rows.fast_rows)
+    }
+
+    /// Read column-wise, every row gives the entry the row-wise reading
+    /// gives it (records, NODATA, SKIPDATA, malformed and why), with
+    /// dictionaries written or not, and most rows are read column-wise.
+    #[test]
+    fn column_wise_rows_are_row_wise_rows() {
+        for (dictionary, seed) in [(true, 1), (false, 2), (true, 3)] {
+            let bytes = file(10_000, dictionary, seed);
+            let (fast, hits) = entries(bytes.clone(), false);
+            let (slow, none) = entries(bytes, true);
+            assert_eq!(none, 0);
+            assert_eq!(fast.len(), 10_000);
+            assert_eq!(fast, slow);
+            let records = slow.iter().filter(|e| e.starts_with("Record")).count();
+            let malformed = slow.iter().filter(|e| e.starts_with("Malformed")).count();
+            assert!(records > 1500 && malformed > 1000, "{records} {malformed}");
+            assert!(hits > 2000, "{hits} rows read column-wise");
+        }
+    }
 }

@@ -234,6 +234,20 @@ fn quick_ipv4_parsing_agrees_with_std() {
         "1.2.3.0400",
         "1.2.3.04",
         "99.99.99.99",
+        "1.2.3.4.",
+        ".1.2.3.4",
+        "1.2.3.4a",
+        "1.2.3.",
+        "255.255.255.2555",
+        "100.200.250.255",
+        "0.0.0.00",
+        "1.2.3.400",
+        "1.2.3.1000",
+        "1.2.3.256",
+        "1.2.3.260",
+        "1.2.3.300",
+        "1.02.3.4",
+        "1.2.3:4",
     ];
     for c in cases {
         assert_eq!(super::parse_addr(c.as_bytes()), c.parse().ok(), "{c:?}");
@@ -337,6 +351,9 @@ fn integers_read_as_str_parse_reads_them() {
         "4294967296",
         "18446744073709551615",
         "18446744073709551616",
+        "9999999999999999999",
+        "+9999999999999999999",
+        "00000000000000000001",
         "99999999999999999999999",
         "1a",
         "a1",
@@ -416,4 +433,71 @@ fn lines_split_as_split_ascii_whitespace_does() {
         f.parse(b"2 12\xff 3"),
         Entry::Malformed(Malformed::NotText)
     ));
+}
+
+/// The eight-bytes-at-a-time split gives the words `split_ascii_whitespace`
+/// gives, wherever they start and end in the eight-byte chunks: words of
+/// every length, runs of spaces, spaces first and last, and lines of other
+/// bytes refused (for the byte-wise split).
+#[test]
+fn spaced_words_split_at_any_place_in_a_chunk() {
+    let names = [
+        "interface-id",
+        "srcaddr",
+        "dstaddr",
+        "pkt-srcaddr",
+        "pkt-dstaddr",
+        "srcport",
+        "dstport",
+        "protocol",
+        "start",
+        "action",
+        "log-status",
+        "flow-direction",
+    ];
+    let f = Format::from_names(names.iter().copied()).unwrap();
+    let chars = b"abc-.:019XZ~!\x7f";
+    let mut n = 11u64;
+    let mut next = |m: u64| {
+        n = n
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (n >> 33) % m
+    };
+    for _ in 0..20_000 {
+        let mut line = Vec::new();
+        let words = next(14);
+        for _ in 0..words {
+            line.extend(std::iter::repeat_n(b' ', next(4) as usize));
+            for _ in 0..1 + next(19) {
+                line.push(chars[next(chars.len() as u64) as usize]);
+            }
+        }
+        line.extend(std::iter::repeat_n(b' ', next(3) as usize));
+        let other = next(8) == 0 && !line.is_empty();
+        if other {
+            let at = next(line.len() as u64) as usize;
+            line[at] = [b'\t', 0, 0x80, b'\r'][next(4) as usize];
+        }
+        let mut raw = Fields::default();
+        let got = f.split_spaced(&line, &mut raw);
+        if other {
+            assert_eq!(got, None, "{line:?}");
+            continue;
+        }
+        let want: Vec<&[u8]> = line
+            .split(|&b| b == b' ')
+            .filter(|w| !w.is_empty())
+            .collect();
+        assert_eq!(got, Some(want.len()), "{line:?}");
+        for (i, w) in want.iter().enumerate().take(names.len()) {
+            let c = Column::of(names[i]);
+            let expect = if *w == b"-" && c != Column::LogStatus {
+                Value::Absent
+            } else {
+                Value::Text(w)
+            };
+            assert_eq!(raw.0[c as usize], expect, "{line:?} word {i}");
+        }
+    }
 }
