@@ -611,7 +611,13 @@ impl Rows {
         }
         let mut fields = Fields([Value::Absent; JUDGED]);
         for (col, &c) in self.cols.iter().zip(&self.judged) {
-            fields.0[c as usize] = col.value(row);
+            fields.0[c as usize] = match (c, col.value(row)) {
+                // A null log-status is text's "-": no value, and never a
+                // log-status (only a format without the field has records
+                // by default), so the row is malformed as its line is.
+                (Column::LogStatus, Value::Absent) => Value::Text(b"-"),
+                (_, v) => v,
+            };
         }
         Ok(Some(match fields.entry() {
             Ok(e) => e,
