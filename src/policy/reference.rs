@@ -97,16 +97,9 @@ impl Evaluation {
     /// order the packet meets them ([`Evaluation::decisions`]); if all
     /// allow, the destination interface's own ingress one (the rule that
     /// let the flow in, as without layers), else the source's own egress.
-    #[inline]
     pub fn deciding(&self) -> Option<&Decision> {
-        // As `decisions().find(deny)`, spelled out: every new flow asks.
-        fn denies(d: &Option<Decision>) -> Option<&Decision> {
-            d.as_ref().filter(|d| d.verdict == Verdict::Deny)
-        }
-        denies(&self.egress)
-            .or_else(|| denies(&self.subnet_egress))
-            .or_else(|| denies(&self.subnet_ingress))
-            .or_else(|| denies(&self.ingress))
+        self.decisions()
+            .find(|d| d.verdict == Verdict::Deny)
             .or(self.ingress.as_ref())
             .or(self.egress.as_ref())
     }
