@@ -19,7 +19,7 @@ pub use frames::CaptureWriter;
 
 use std::io::{self, Read};
 
-use pcap_file::pcap::{PcapHeader, PcapParser, RawPcapPacket};
+use pcap_file::pcap::{PcapHeader, PcapParser};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{Endianness, PcapError, TsResolution};
@@ -144,7 +144,8 @@ pub struct CaptureReader<R> {
     /// Stream offset of `buf[start]`.
     offset: u64,
     format: Format,
-    pcap: Option<PcapParser>,
+    /// How the records read, for pcap.
+    pcap: Option<PcapLayout>,
     ng: Option<PcapNgParser>,
     ng_endian: Endianness,
     interfaces: Vec<Interface>,
@@ -201,8 +202,8 @@ impl<R: Read> CaptureReader<R> {
                 r.format = Format::Pcap {
                     header: parser.header(),
                 };
+                r.pcap = Some(PcapLayout::of(&parser.header()));
                 r.preamble = head[..24].to_vec();
-                r.pcap = Some(parser);
                 r.start = 24;
                 r.offset = 24;
             }
@@ -320,6 +321,9 @@ impl<R: Read> CaptureReader<R> {
     ) -> Result<(), CaptureError> {
         out.clear();
         let mut next = self.wait_for_record()?;
+        if let (Some(layout), Some(_)) = (self.pcap, next) {
+            return self.pcap_batch(layout, max, out);
+        }
         while let Some(len) = next {
             out.push(self.take_record(len)?);
             if out.len() == max {
@@ -330,9 +334,60 @@ impl<R: Read> CaptureReader<R> {
         Ok(())
     }
 
+    /// [`CaptureReader::fill_batch`] for pcap, a record at the head of the
+    /// buffer: the records complete in the buffer, at most `max`, in one
+    /// pass over their headers.
+    fn pcap_batch(
+        &mut self,
+        layout: PcapLayout,
+        max: usize,
+        out: &mut Vec<RecordInfo>,
+    ) -> Result<(), CaptureError> {
+        let (mut at, end) = (self.start, self.end);
+        let mut result = Ok(());
+        while out.len() < max {
+            if end - at < 16 {
+                break;
+            }
+            let len = 16 + layout.field(&self.buf[at..at + 16], 8) as usize;
+            if len > MAX_RECORD {
+                result = Err(CaptureError::Corrupt {
+                    offset: self.offset + (at - self.start) as u64,
+                    what: format!(
+                        "a record claims {len} bytes (at most {MAX_RECORD} are accepted)"
+                    ),
+                });
+                break;
+            }
+            if len > end - at {
+                break;
+            }
+            out.push(layout.record(&self.buf, at, at + len));
+            at += len;
+        }
+        self.offset += (at - self.start) as u64;
+        self.start = at;
+        result
+    }
+
     /// The bytes the ranges of [`RecordInfo`] point into.
     pub fn buffer(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// Hands over the buffer the ranges of the last batch point into (they
+    /// stay valid in it) and goes on in `spare`, whose bytes are reused:
+    /// only what is not yet consumed, at most a record, is moved there. A
+    /// reader that passes its batches to another thread so copies nothing.
+    pub fn take_buffer(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
+        let rest = self.end - self.start;
+        if spare.len() < self.buf.len() {
+            spare.resize(self.buf.len(), 0);
+        }
+        spare[..rest].copy_from_slice(&self.buf[self.start..self.end]);
+        self.start = 0;
+        self.end = rest;
+        std::mem::replace(&mut self.buf, spare)
     }
 
     /// The length of the record at the head of the buffer if all of it is there.
@@ -382,32 +437,10 @@ impl<R: Read> CaptureReader<R> {
         let (start, end) = (self.start, self.start + len);
         self.start = end;
         self.offset += len as u64;
-        let corrupt = |e: PcapError| CaptureError::Corrupt {
-            offset: at,
-            what: e.to_string(),
-        };
         match self.format {
-            Format::Pcap { header } => {
-                let raw = &self.buf[start..end];
-                let (_, p) = self
-                    .pcap
-                    .as_ref()
-                    .expect("pcap parser")
-                    .next_raw_packet(raw)
-                    .map_err(corrupt)?;
-                let linktype = u32::from(header.datalink);
-                let packet = PacketInfo {
-                    ts: pcap_ts(&p, header.ts_resolution),
-                    orig_len: p.orig_len.max(p.incl_len),
-                    data: (start + 16, end),
-                    linktype,
-                    link: LinkType::from_pcap(linktype),
-                    interface: 0,
-                };
-                Ok(RecordInfo {
-                    raw: (start, end),
-                    packet: Some(packet),
-                })
+            Format::Pcap { .. } => {
+                let layout = self.pcap.expect("a pcap capture has its layout");
+                Ok(layout.record(&self.buf, start, end))
             }
             Format::PcapNg => self.ng_record(start, end, at),
         }
@@ -553,12 +586,56 @@ fn data_range(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
     (hi <= whole.len()).then_some((lo, hi))
 }
 
-fn pcap_ts(p: &RawPcapPacket, res: TsResolution) -> Nanos {
-    let frac = match res {
-        TsResolution::MicroSecond => u64::from(p.ts_frac) * 1000,
-        TsResolution::NanoSecond => u64::from(p.ts_frac),
-    };
-    u64::from(p.ts_sec) * 1_000_000_000 + frac
+/// How a pcap file's record headers read (from its file header).
+#[derive(Debug, Clone, Copy)]
+struct PcapLayout {
+    big: bool,
+    nano: bool,
+    linktype: u32,
+    link: Option<LinkType>,
+}
+
+impl PcapLayout {
+    fn of(header: &PcapHeader) -> PcapLayout {
+        let linktype = u32::from(header.datalink);
+        PcapLayout {
+            big: header.endianness == Endianness::Big,
+            nano: header.ts_resolution == TsResolution::NanoSecond,
+            linktype,
+            link: LinkType::from_pcap(linktype),
+        }
+    }
+
+    /// The 32-bit field at `i` of a record header `h`.
+    #[inline]
+    fn field(&self, h: &[u8], i: usize) -> u32 {
+        let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+        if self.big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    /// The record at `start..end` of `buf`: its 16-byte header (seconds,
+    /// fraction, captured and original lengths), then the packet.
+    #[inline]
+    fn record(&self, buf: &[u8], start: usize, end: usize) -> RecordInfo {
+        let h = &buf[start..start + 16];
+        let frac = u64::from(self.field(h, 4));
+        let frac = if self.nano { frac } else { frac * 1000 };
+        RecordInfo {
+            raw: (start, end),
+            packet: Some(PacketInfo {
+                ts: u64::from(self.field(h, 0)) * 1_000_000_000 + frac,
+                orig_len: self.field(h, 12).max(self.field(h, 8)),
+                data: (start + 16, end),
+                linktype: self.linktype,
+                link: self.link,
+                interface: 0,
+            }),
+        }
+    }
 }
 
 /// A pcapng timestamp in ticks of `tsresol` (RFC: 10^-n, or 2^-n when the

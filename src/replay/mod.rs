@@ -35,7 +35,7 @@ use summary::Ahead;
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
-use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};
+use crate::io::capture::{CaptureError, CaptureReader, Format, RecordInfo};
 use crate::io::flowlog::{self, Sniffed};
 use crate::policy::Verdict;
 use crate::wire::packet::geneve_return;
@@ -331,6 +331,7 @@ pub fn replay<R: Read + Send + 'static>(
         thread: read_thread,
     } = spawn_reader(reader, stager.clone())?;
     let mut judged = Vec::with_capacity(BATCH);
+    let mut inputs = Vec::new();
     // An allowed GENEVE record as the appliance returns it (reused).
     let mut returned: Vec<u8> = Vec::new();
     let mut next_tick = PROGRESS_EVERY;
@@ -361,6 +362,7 @@ pub fn replay<R: Read + Send + 'static>(
             &chunk.staged,
             &mut judged,
             &mut report,
+            &mut inputs,
         );
         if let Some(c) = compared.as_mut() {
             c.judge(buf, &chunk.records);
@@ -465,7 +467,7 @@ pub fn replay<R: Read + Send + 'static>(
     Ok(report)
 }
 
-/// Whole records copied out of the reader's buffer, with the ranges of
+/// Whole records in a buffer taken from the reader, with the ranges of
 /// [`RecordInfo`] pointing into `buf`.
 struct Chunk {
     buf: Vec<u8>,
@@ -495,27 +497,6 @@ impl Default for Chunk {
     }
 }
 
-impl Chunk {
-    /// Takes the records of `batch`, which lie one after another in `buf`.
-    fn fill(&mut self, buf: &[u8], batch: &[RecordInfo]) {
-        self.buf.clear();
-        self.records.clear();
-        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-            return;
-        };
-        let base = first.raw.0;
-        self.buf.extend_from_slice(&buf[base..last.raw.1]);
-        let at = |r: (usize, usize)| (r.0 - base, r.1 - base);
-        self.records.extend(batch.iter().map(|r| RecordInfo {
-            raw: at(r.raw),
-            packet: r.packet.map(|p| PacketInfo {
-                data: at(p.data),
-                ..p
-            }),
-        }));
-    }
-}
-
 /// The reading thread and its channels.
 struct ReadThread {
     /// Chunks read, in input order.
@@ -541,19 +522,16 @@ fn spawn_reader<R: Read + Send + 'static>(
     let thread = std::thread::Builder::new()
         .name("sgplane-read".into())
         .spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
+            let mut spare = Vec::new();
             loop {
-                let status = reader.fill_batch(BATCH, &mut batch);
-                if batch.is_empty() && status.is_ok() {
+                let mut c = back.try_recv().unwrap_or_default();
+                let status = reader.fill_batch(BATCH, &mut c.records);
+                if c.records.is_empty() && status.is_ok() {
                     return;
                 }
-                let mut c = back.try_recv().unwrap_or_default();
-                c.fill(reader.buffer(), &batch);
-                let inputs: Vec<Input> = c
-                    .records
-                    .iter()
-                    .filter_map(|r| input_of(&c.buf, r))
-                    .collect();
+                c.buf = reader.take_buffer(std::mem::take(&mut c.buf));
+                let mut inputs = reuse(std::mem::take(&mut spare));
+                inputs.extend(c.records.iter().filter_map(|r| input_of(&c.buf, r)));
                 // Staging is work taken off the judging thread: worth it
                 // only while that thread has chunks waiting (it is the slower
                 // one); otherwise it would wait for this one.
@@ -570,7 +548,7 @@ fn spawn_reader<R: Read + Send + 'static>(
                 } else {
                     c.staged.clear();
                 }
-                drop(inputs);
+                spare = reuse(inputs);
                 c.offset = reader.offset();
                 c.status = status;
                 let last = c.status.is_err();
@@ -589,18 +567,25 @@ fn spawn_reader<R: Read + Send + 'static>(
     })
 }
 
-/// Records read and judged at a time (fewer when the reader's buffer holds
-/// fewer): large enough that handing a chunk to the judging thread costs
-/// little per packet.
-const BATCH: usize = 1024;
+/// The most records read and judged at a time. A chunk is the records
+/// complete in the reader's buffer (256 KiB: some 3,000 small packets, 170
+/// of 1,500 bytes): large enough that handing it to the judging thread
+/// costs little per packet, and taken whole, so nothing is copied.
+const BATCH: usize = 4096;
 /// The reading thread stages a chunk when at least this many wait to be judged.
 const STAGE_WHEN_QUEUED: usize = 2;
 /// Chunks read ahead of the one being judged.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 3;
 /// How often a replay waiting for input looks at its interrupt flag.
 const POLL_INTERRUPT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Packets between progress updates.
 const PROGRESS_EVERY: u64 = 65_536;
+
+/// `v` emptied, for inputs of another chunk: its allocation is kept
+/// (collecting from a vector into one of the same layout reuses it).
+fn reuse<'b>(v: Vec<Input<'_>>) -> Vec<Input<'b>> {
+    v.into_iter().filter_map(|_| None).collect()
+}
 
 /// The engine's input for a packet record of a link type it can parse.
 fn input_of<'a>(buf: &'a [u8], r: &RecordInfo) -> Option<Input<'a>> {
@@ -624,9 +609,10 @@ fn judge_batch(
     staged: &[Staged],
     out: &mut Vec<Judgement>,
     report: &mut Report,
+    scratch: &mut Vec<Input<'static>>,
 ) {
     out.clear();
-    let mut inputs: Vec<Input> = Vec::with_capacity(batch.len());
+    let mut inputs = reuse(std::mem::take(scratch));
     let mut done = 0;
     let mut flush = |engine: &mut Engine, inputs: &mut Vec<Input>, out: &mut Vec<Judgement>| {
         let n = inputs.len();
@@ -651,6 +637,7 @@ fn judge_batch(
         }
     }
     flush(engine, &mut inputs, out);
+    *scratch = reuse(inputs);
 }
 
 fn stop_note(e: &CaptureError) -> (u64, String) {
