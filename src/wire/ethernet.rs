@@ -67,20 +67,24 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         mac
     }
 
+    #[inline]
     pub fn dst_addr(&self) -> [u8; 6] {
         self.mac(field::DESTINATION)
     }
 
+    #[inline]
     pub fn src_addr(&self) -> [u8; 6] {
         self.mac(field::SOURCE)
     }
 
     /// The EtherType ([`ether_type`]), or the length of an 802.3 frame.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         super::read_u16(self.buffer.as_ref(), field::ETHERTYPE)
     }
 
     /// What follows the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }

@@ -107,78 +107,95 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buffer.as_ref()
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.data()[field::VER_IHL] >> 4
     }
 
     /// The header length in bytes, options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.data()[field::VER_IHL] & IHL_MASK) * 4
     }
 
+    #[inline]
     pub fn dscp_ecn(&self) -> u8 {
         self.data()[field::DSCP_ECN]
     }
 
     /// The length of the packet, header included.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         read_u16(self.data(), field::LENGTH)
     }
 
+    #[inline]
     pub fn ident(&self) -> u16 {
         read_u16(self.data(), field::IDENT)
     }
 
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         read_u16(self.data(), field::FLG_OFF) & DONT_FRAGMENT != 0
     }
 
+    #[inline]
     pub fn more_frags(&self) -> bool {
         read_u16(self.data(), field::FLG_OFF) & MORE_FRAGMENTS != 0
     }
 
     /// The fragment offset in bytes.
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         (read_u16(self.data(), field::FLG_OFF) & FRAGMENT_OFFSET) << 3
     }
 
     /// Whether this is a fragment: more follow, or it is not the first.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         read_u16(self.data(), field::FLG_OFF) & (MORE_FRAGMENTS | FRAGMENT_OFFSET) != 0
     }
 
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.data()[field::TTL]
     }
 
     /// The protocol of the payload.
+    #[inline]
     pub fn protocol(&self) -> IpProto {
         IpProto(self.data()[field::PROTOCOL])
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.data(), field::CHECKSUM)
     }
 
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(super::read_u32(self.data(), field::SRC_ADDR))
     }
 
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(super::read_u32(self.data(), field::DST_ADDR))
     }
 
     /// Whether the header checksum is right.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::checksum(&self.data()[..self.header_len()]) == 0
     }
 
     /// The options, between the fixed header and the payload.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.data()[HEADER_LEN..self.header_len()]
     }
 
     /// The payload: from the end of the header to the total length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.data()[self.header_len()..usize::from(self.total_len())]
     }

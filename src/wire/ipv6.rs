@@ -107,33 +107,40 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         super::read_u32(self.data(), field::VER_TC_FLOW)
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.data()[field::VER_TC_FLOW.start] >> 4
     }
 
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         (self.ver_tc_flow() >> 20) as u8
     }
 
+    #[inline]
     pub fn flow_label(&self) -> u32 {
         self.ver_tc_flow() & FLOW_LABEL_MASK
     }
 
     /// The length of what follows the fixed header, extension headers included.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         read_u16(self.data(), field::PAYLOAD_LEN)
     }
 
     /// The length of the packet, the fixed header included.
+    #[inline]
     pub fn total_len(&self) -> usize {
         HEADER_LEN + usize::from(self.payload_len())
     }
 
     /// The first extension header's type or the upper-layer protocol.
+    #[inline]
     pub fn next_header(&self) -> IpProto {
         IpProto(self.data()[field::NEXT_HEADER])
     }
 
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.data()[field::HOP_LIMIT]
     }
@@ -144,15 +151,18 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ipv6Addr::from(octets)
     }
 
+    #[inline]
     pub fn src_addr(&self) -> Ipv6Addr {
         self.addr(field::SRC_ADDR)
     }
 
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
         self.addr(field::DST_ADDR)
     }
 
     /// What follows the fixed header, up to the payload length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.data()[HEADER_LEN..self.total_len()]
     }

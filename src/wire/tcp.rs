@@ -87,65 +87,80 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         self.buffer.as_ref()
     }
 
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.data(), field::SRC_PORT)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.data(), field::DST_PORT)
     }
 
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.data(), field::SEQ_NUM)
     }
 
+    #[inline]
     pub fn ack_number(&self) -> u32 {
         read_u32(self.data(), field::ACK_NUM)
     }
 
     /// The header length in bytes, options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.data()[field::DATA_OFFSET] >> 4) * 4
     }
 
     /// The flags byte ([`flags`]).
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.data()[field::FLAGS]
     }
 
+    #[inline]
     pub fn syn(&self) -> bool {
         self.flags() & flags::SYN != 0
     }
 
+    #[inline]
     pub fn ack(&self) -> bool {
         self.flags() & flags::ACK != 0
     }
 
+    #[inline]
     pub fn fin(&self) -> bool {
         self.flags() & flags::FIN != 0
     }
 
+    #[inline]
     pub fn rst(&self) -> bool {
         self.flags() & flags::RST != 0
     }
 
+    #[inline]
     pub fn window_len(&self) -> u16 {
         read_u16(self.data(), field::WINDOW)
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.data(), field::CHECKSUM)
     }
 
+    #[inline]
     pub fn urgent_at(&self) -> u16 {
         read_u16(self.data(), field::URGENT)
     }
 
     /// The options, between the fixed header and the payload.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.data()[HEADER_LEN..self.header_len()]
     }
 
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.data()[self.header_len()..]
     }

@@ -68,20 +68,24 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         self.buffer.as_ref()
     }
 
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.data(), field::SRC_PORT)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.data(), field::DST_PORT)
     }
 
     /// The length of the datagram, header included.
+    #[inline]
     #[allow(clippy::len_without_is_empty)] // a header field, never empty
     pub fn len(&self) -> u16 {
         read_u16(self.data(), field::LENGTH)
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.data(), field::CHECKSUM)
     }
@@ -91,6 +95,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         &self.data()[..usize::from(self.len())]
     }
 
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.datagram()[HEADER_LEN..]
     }
