@@ -15,6 +15,10 @@ pub struct RangeSet {
     ranges: Vec<(u32, u32)>,
 }
 
+/// Up to this many ranges, [`RangeSet::contains`] counts the starts at or
+/// below a value instead of searching for the last one.
+const COUNTED: usize = 16;
+
 impl RangeSet {
     /// Every value: `0..=u32::MAX`.
     pub fn any() -> RangeSet {
@@ -83,8 +87,14 @@ impl RangeSet {
             [] => false,
             [(lo, hi)] => *lo <= value && value <= *hi,
             ranges => {
-                // The last range starting at or before `value` is the only candidate.
-                let i = ranges.partition_point(|&(lo, _)| lo <= value);
+                // The last range starting at or before `value` is the only
+                // candidate. A few starts are counted in one branch-free
+                // pass: a binary search waits on each load in turn.
+                let i = if ranges.len() <= COUNTED {
+                    ranges.iter().map(|&(lo, _)| usize::from(lo <= value)).sum()
+                } else {
+                    ranges.partition_point(|&(lo, _)| lo <= value)
+                };
                 i > 0 && value <= ranges[i - 1].1
             }
         }
@@ -190,6 +200,16 @@ mod tests {
         for v in 0..60 {
             let want = (10..=20).contains(&v) || (30..=40).contains(&v) || v == 50;
             assert_eq!(set.contains(v), want, "{v}");
+        }
+        // Past `COUNTED` ranges the last start is searched for, not counted.
+        let many = RangeSet::from_ranges((0..40).map(|i| (i * 10 + 2, i * 10 + 5)).collect());
+        assert!(many.ranges().len() > COUNTED);
+        for v in 0..420 {
+            assert_eq!(
+                many.contains(v),
+                v < 400 && (2..=5).contains(&(v % 10)),
+                "{v}"
+            );
         }
         assert_eq!(
             set.clipped(15, 35).collect::<Vec<_>>(),

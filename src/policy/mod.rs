@@ -321,11 +321,18 @@ struct Flat<T> {
 }
 
 impl<T: Copy + Ord> Flat<T> {
+    /// Whether lookups count the starts (up to 64 IPv4 ones, 16 IPv6)
+    /// rather than search for the last one at or below an address.
+    #[inline]
+    fn counted(&self) -> bool {
+        self.starts.len() * std::mem::size_of::<T>() <= 256
+    }
+
     #[inline]
     fn find(&self, a: T) -> Option<IfaceId> {
         // A few intervals are counted in one branch-free pass, which the
         // compiler vectorises: a binary search waits on each load in turn.
-        let i = if self.starts.len() <= 16 {
+        let i = if self.counted() {
             self.starts.iter().map(|&s| usize::from(s <= a)).sum()
         } else {
             self.starts.partition_point(|&s| s <= a)
