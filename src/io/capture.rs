@@ -29,7 +29,7 @@ use crate::wire::LinkType;
 
 /// The largest record accepted (a pcap record or a pcapng block).
 pub const MAX_RECORD: usize = 16 << 20;
-const CHUNK: usize = 64 << 10;
+const CHUNK: usize = 256 << 10;
 
 /// Why a capture could not be read to its end.
 #[derive(Debug, thiserror::Error)]
