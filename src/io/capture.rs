@@ -375,21 +375,6 @@ impl<R: Read> CaptureReader<R> {
         &self.buf
     }
 
-    /// Hands over the buffer the ranges of the last batch point into (they
-    /// stay valid in it) and goes on in `spare`, whose bytes are reused:
-    /// only what is not yet consumed, at most a record, is moved there. A
-    /// reader that passes its batches to another thread so copies nothing.
-    pub fn take_buffer(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
-        let rest = self.end - self.start;
-        if spare.len() < self.buf.len() {
-            spare.resize(self.buf.len(), 0);
-        }
-        spare[..rest].copy_from_slice(&self.buf[self.start..self.end]);
-        self.start = 0;
-        self.end = rest;
-        std::mem::replace(&mut self.buf, spare)
-    }
-
     /// The length of the record at the head of the buffer if all of it is there.
     fn complete_len(&self) -> Result<Option<usize>, CaptureError> {
         match self.record_len() {

@@ -35,7 +35,7 @@ use summary::Ahead;
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
-use crate::io::capture::{CaptureError, CaptureReader, Format, RecordInfo};
+use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};
 use crate::io::flowlog::{self, Sniffed};
 use crate::policy::Verdict;
 use crate::wire::packet::geneve_return;
@@ -467,7 +467,7 @@ pub fn replay<R: Read + Send + 'static>(
     Ok(report)
 }
 
-/// Whole records in a buffer taken from the reader, with the ranges of
+/// Whole records copied out of the reader's buffer, with the ranges of
 /// [`RecordInfo`] pointing into `buf`.
 struct Chunk {
     buf: Vec<u8>,
@@ -497,6 +497,30 @@ impl Default for Chunk {
     }
 }
 
+impl Chunk {
+    /// Takes the records of `batch`, which lie one after another in `buf`.
+    /// Copying them keeps the reader's one buffer warm in the cache: a chunk
+    /// that took the buffer whole instead left the reader to fill a cold one
+    /// each time, and reading then cost more than the copy did.
+    fn fill(&mut self, buf: &[u8], batch: &[RecordInfo]) {
+        self.buf.clear();
+        self.records.clear();
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return;
+        };
+        let base = first.raw.0;
+        self.buf.extend_from_slice(&buf[base..last.raw.1]);
+        let at = |r: (usize, usize)| (r.0 - base, r.1 - base);
+        self.records.extend(batch.iter().map(|r| RecordInfo {
+            raw: at(r.raw),
+            packet: r.packet.map(|p| PacketInfo {
+                data: at(p.data),
+                ..p
+            }),
+        }));
+    }
+}
+
 /// The reading thread and its channels.
 struct ReadThread {
     /// Chunks read, in input order.
@@ -522,14 +546,15 @@ fn spawn_reader<R: Read + Send + 'static>(
     let thread = std::thread::Builder::new()
         .name("sgplane-read".into())
         .spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
             let mut spare = Vec::new();
             loop {
-                let mut c = back.try_recv().unwrap_or_default();
-                let status = reader.fill_batch(BATCH, &mut c.records);
-                if c.records.is_empty() && status.is_ok() {
+                let status = reader.fill_batch(BATCH, &mut batch);
+                if batch.is_empty() && status.is_ok() {
                     return;
                 }
-                c.buf = reader.take_buffer(std::mem::take(&mut c.buf));
+                let mut c = back.try_recv().unwrap_or_default();
+                c.fill(reader.buffer(), &batch);
                 let mut inputs = reuse(std::mem::take(&mut spare));
                 inputs.extend(c.records.iter().filter_map(|r| input_of(&c.buf, r)));
                 // Staging is work taken off the judging thread: worth it
@@ -567,15 +592,14 @@ fn spawn_reader<R: Read + Send + 'static>(
     })
 }
 
-/// The most records read and judged at a time. A chunk is the records
-/// complete in the reader's buffer (256 KiB: some 3,000 small packets, 170
-/// of 1,500 bytes): large enough that handing it to the judging thread
-/// costs little per packet, and taken whole, so nothing is copied.
-const BATCH: usize = 4096;
+/// Records read and judged at a time (fewer when the reader's buffer holds
+/// fewer): large enough that handing a chunk to the judging thread costs
+/// little per packet.
+const BATCH: usize = 1024;
 /// The reading thread stages a chunk when at least this many wait to be judged.
 const STAGE_WHEN_QUEUED: usize = 2;
 /// Chunks read ahead of the one being judged.
-const IN_FLIGHT: usize = 3;
+const IN_FLIGHT: usize = 8;
 /// How often a replay waiting for input looks at its interrupt flag.
 const POLL_INTERRUPT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Packets between progress updates.
