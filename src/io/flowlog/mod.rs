@@ -377,49 +377,45 @@ impl Format {
     /// [`Format::split_any`] to read.
     #[inline]
     fn split_spaced<'a>(&self, b: &'a [u8], raw: &mut Fields<'a>) -> Option<usize> {
-        const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
         const HIGH: u64 = 0x8080_8080_8080_8080;
-        const PAST_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f;
+        const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        /// Added to a byte below 0x80, sets its high bit when it is 0x20 or more.
+        const TO_SPACE: u64 = 0x6060_6060_6060_6060;
         const SPACES: u64 = 0x2020_2020_2020_2020;
+        // A word ends at each space (the bytes after the last space, at
+        // the line's end); a space right after another ends none.
         let (mut n, mut start) = (0, 0);
-        // Whether the byte before the chunk is of a word (0x80) or not (0).
-        let mut carry = 0u64;
         let mut base = 0;
         while base < b.len() {
             let w = match b.get(base..base + 8) {
                 Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
                 None => {
-                    // The last bytes, spaces after them.
+                    // The last bytes, spaces after them: the first of those
+                    // ends the last word, the others none.
                     let mut tail = [b' '; 8];
                     tail[..b.len() - base].copy_from_slice(&b[base..]);
                     u64::from_le_bytes(tail)
                 }
             };
-            // A byte is of a word when it is printable ASCII (0x21-0x7e, or
-            // DEL): its high bit clear and its low seven bits past 0x20.
-            let word = ((w & LOW) + PAST_SPACE) & !w & HIGH;
-            let x = w ^ SPACES;
-            let space = !(((x & LOW) + LOW) | x) & HIGH;
-            if word | space != HIGH {
+            // Every byte 0x20-0x7f: its high bit clear, and set by adding 0x60.
+            if w & HIGH != 0 || (w + TO_SPACE) & HIGH != HIGH {
                 return None;
             }
-            // Where words start and where they end (at the space after).
-            let before = (word << 8) | carry;
-            let mut edges = (word ^ before) & HIGH;
-            while edges != 0 {
-                let at = base + (edges.trailing_zeros() / 8) as usize;
-                if word & (edges & edges.wrapping_neg()) != 0 {
-                    start = at;
-                } else {
+            // Spaces: the bytes that are 0 when xored with spaces (every
+            // byte is below 0x80, so adding 0x7f carries into no other).
+            let mut spaces = !((w ^ SPACES) + LOW) & HIGH;
+            while spaces != 0 {
+                let at = base + (spaces.trailing_zeros() / 8) as usize;
+                if at > start {
                     self.put(raw, n, &b[start..at]);
                     n += 1;
                 }
-                edges &= edges - 1;
+                start = at + 1;
+                spaces &= spaces - 1;
             }
-            carry = (word >> 63) << 7;
             base += 8;
         }
-        if carry != 0 {
+        if start < b.len() {
             self.put(raw, n, &b[start..]);
             n += 1;
         }

@@ -477,7 +477,7 @@ fn spaced_words_split_at_any_place_in_a_chunk() {
         let other = next(8) == 0 && !line.is_empty();
         if other {
             let at = next(line.len() as u64) as usize;
-            line[at] = [b'\t', 0, 0x80, b'\r'][next(4) as usize];
+            line[at] = [b'\t', 0, 0x80, b'\r', 0x1f, 0xff][next(6) as usize];
         }
         let mut raw = Fields::default();
         let got = f.split_spaced(&line, &mut raw);
