@@ -551,6 +551,82 @@ security_groups = ["sg-db"]
         memo.sport_matters
     }
 
+    /// Keys that differ in one field pack differently, and none packs as
+    /// an empty place; a key that cannot be packed is kept whole.
+    #[test]
+    fn packed_keys_tell_every_field_apart() {
+        let a: IpAddr = "10.0.1.10".parse().unwrap();
+        let b: IpAddr = "255.255.255.255".parse().unwrap();
+        let base = Key {
+            iface: Some(3),
+            src: a,
+            dst: b,
+            proto: 6,
+            sport: None,
+            dport: Some(65535),
+            direction: 2,
+        };
+        let variants = [
+            Key {
+                iface: None,
+                ..base
+            },
+            Key {
+                iface: Some(0),
+                ..base
+            },
+            Key {
+                iface: Some(0xf_fffe),
+                ..base
+            },
+            Key { src: b, ..base },
+            Key { dst: a, ..base },
+            Key { proto: 17, ..base },
+            Key { proto: 255, ..base },
+            Key {
+                sport: Some(0),
+                ..base
+            },
+            Key {
+                sport: Some(65535),
+                ..base
+            },
+            Key {
+                dport: None,
+                ..base
+            },
+            Key {
+                dport: Some(0),
+                ..base
+            },
+            Key {
+                direction: 0,
+                ..base
+            },
+            Key {
+                direction: 1,
+                ..base
+            },
+        ];
+        let mut packed = vec![base.packed().unwrap()];
+        for k in variants {
+            let p = k.packed().unwrap();
+            assert!(!packed.contains(&p), "{k:?}");
+            packed.push(p);
+        }
+        assert!(!packed.contains(&Packed::EMPTY));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(Key { src: v6, ..base }.packed(), None);
+        assert_eq!(
+            Key {
+                iface: Some(0xf_ffff),
+                ..base
+            }
+            .packed(),
+            None
+        );
+    }
+
     #[test]
     fn remembered_judgements_are_judge_s() {
         assert!(!same_as_judge(POLICY));
