@@ -14,6 +14,12 @@
 //! table of four places per key (like a 4-way cache): a
 //! colliding key replaces an entry, so memory is
 //! fixed and a miss costs one judgement, as without the memo.
+//!
+//! A place holds a key and the number of its judgement in a side table
+//! of the distinct judgements (few: a judgement names no address), so a
+//! place is small and the table stays in cache. Keys of IPv4 addresses
+//! (most records') are packed into two words ([`Packed`]) in a table of
+//! their own; other keys go to a table of whole keys.
 
 use std::net::IpAddr;
 
@@ -24,8 +30,13 @@ use crate::policy::{Direction, IfaceId, Policy, PortSet, Reason, RuleId, Verdict
 
 use super::flowlogs::{judge_at, RecordJudgement};
 
-/// Entries of the table (a power of two).
+/// Entries of each table (a power of two).
 const SLOTS: usize = 1 << 14;
+/// Distinct judgements kept before the tables start anew (in tests, a
+/// few: the tests go through starting anew too).
+const JUDGEMENTS: usize = if cfg!(test) { 5 } else { 1 << 16 };
+/// Places of the judgements' numbers by hint (a power of two).
+const HINTS: usize = 64;
 /// The places one key may be in (a power of two).
 const WAYS: usize = 4;
 /// Interface names looked up last, compared before the name table.
@@ -47,7 +58,42 @@ struct Key {
 }
 
 impl Key {
-    /// A quick mix of every field (the table's index is its low bits).
+    /// A key no record has (no direction is 3): an empty place.
+    const EMPTY: Key = Key {
+        iface: None,
+        src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        proto: 0,
+        sport: None,
+        dport: None,
+        direction: 3,
+    };
+
+    /// The key packed, when its addresses are IPv4 and its interface's
+    /// number fits.
+    #[inline]
+    fn packed(&self) -> Option<Packed> {
+        let (IpAddr::V4(s), IpAddr::V4(d)) = (self.src, self.dst) else {
+            return None;
+        };
+        let iface = match self.iface {
+            None => Packed::NO_IFACE,
+            Some(i) if u64::from(i) < Packed::NO_IFACE => u64::from(i),
+            Some(_) => return None,
+        };
+        // A class is at most 65535 (the starts are distinct ports above 0).
+        let port = |p: Option<u32>| p.map_or(Packed::NO_PORT, u64::from);
+        Some(Packed {
+            addrs: u64::from(s.to_bits()) << 32 | u64::from(d.to_bits()),
+            rest: iface
+                | u64::from(self.proto) << 20
+                | u64::from(self.direction) << 28
+                | port(self.sport) << 30
+                | port(self.dport) << 47,
+        })
+    }
+
+    /// A quick mix of every field.
     fn hash(&self) -> u64 {
         fn bits(a: IpAddr) -> u128 {
             match a {
@@ -115,8 +161,93 @@ impl PortClasses {
     }
 }
 
+/// A [`Key`] of IPv4 addresses and an interface numbered below 2^20, in
+/// two words: the addresses, then the interface (20 bits), protocol (8),
+/// direction (2) and the two port classes (17 each, all ones for none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed {
+    addrs: u64,
+    rest: u64,
+}
+
+impl Packed {
+    const NO_IFACE: u64 = 0xf_ffff;
+    const NO_PORT: u64 = 0x1_ffff;
+    /// A key no record has (no direction is 3): an empty place.
+    const EMPTY: Packed = Packed {
+        addrs: 0,
+        rest: 3 << 28,
+    };
+
+    fn hash(&self) -> u64 {
+        let h = (self.addrs ^ self.rest.rotate_left(23)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h ^ (h >> 29) ^ self.rest).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+    }
+}
+
+/// Keys and, for each, the number of its judgement in the memo's side
+/// table; four places a key may be in, neighbours.
+struct Places<K> {
+    keys: Vec<K>,
+    judgements: Vec<u32>,
+    empty: K,
+}
+
+impl<K: Copy + PartialEq> Places<K> {
+    fn new(empty: K) -> Places<K> {
+        Places {
+            keys: vec![empty; SLOTS],
+            judgements: vec![0; SLOTS],
+            empty,
+        }
+    }
+
+    /// The first of the places of a key of hash `h`.
+    #[inline]
+    fn at(h: u64) -> usize {
+        (h >> 32) as usize & (SLOTS - WAYS)
+    }
+
+    #[inline]
+    fn get(&self, at: usize, key: &K) -> Option<u32> {
+        let keys = &self.keys[at..at + WAYS];
+        let i = keys.iter().position(|k| k == key)?;
+        Some(self.judgements[at + i])
+    }
+
+    /// A new key takes the first place, the others' entries move on (the
+    /// last one's is dropped).
+    fn put(&mut self, at: usize, key: K, judgement: u32) {
+        let (keys, judgements) = (
+            &mut self.keys[at..at + WAYS],
+            &mut self.judgements[at..at + WAYS],
+        );
+        for i in (1..WAYS).rev() {
+            keys[i] = keys[i - 1];
+            judgements[i] = judgements[i - 1];
+        }
+        keys[0] = key;
+        judgements[0] = judgement;
+    }
+
+    fn clear(&mut self) {
+        self.keys.fill(self.empty);
+    }
+}
+
+/// Every field of a [`Kept`], the ACL decision's spelled out.
+type KeptId = (
+    Verdict,
+    Reason,
+    Option<RuleId>,
+    Option<(IfaceId, Direction)>,
+    Option<(u32, u32, Direction, Option<u16>, Verdict)>,
+    bool,
+    Option<ZoneId>,
+);
+
 /// A judgement as remembered: a record's has no packet.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Kept {
     verdict: Verdict,
     reason: Reason,
@@ -141,6 +272,41 @@ impl Kept {
         }
     }
 
+    /// A quick mix of what most often tells judgements apart, below [`HINTS`].
+    #[inline]
+    fn hint(&self) -> usize {
+        let h = self
+            .rule
+            .map_or(0, |r| r.wrapping_add(1))
+            .wrapping_mul(0x9e37_79b9)
+            ^ self
+                .decision
+                .map_or(0, |(i, d)| i.wrapping_mul(2).wrapping_add(d as u32 + 1))
+                .wrapping_mul(0x85eb_ca6b)
+            ^ (self.reason as u32) << 8
+            ^ (self.verdict as u32) << 16
+            ^ u32::from(self.at_named_interface) << 24
+            ^ self.zone.map_or(0, |z| z as u32 ^ 0x5bd1_e995)
+            ^ self
+                .nacl
+                .map_or(0, |d| d.subnet ^ u32::from(d.entry.unwrap_or(0xffff)) << 11);
+        (h.wrapping_mul(0x2545_f491) >> 26) as usize & (HINTS - 1)
+    }
+
+    /// What tells kept judgements apart: all of it.
+    fn id(&self) -> KeptId {
+        (
+            self.verdict,
+            self.reason,
+            self.rule,
+            self.decision,
+            self.nacl
+                .map(|d| (d.subnet, d.acl, d.direction, d.entry, d.verdict)),
+            self.at_named_interface,
+            self.zone,
+        )
+    }
+
     fn judgement(&self) -> RecordJudgement {
         RecordJudgement {
             judgement: Judgement {
@@ -161,7 +327,13 @@ pub(super) struct JudgeMemo<'r> {
     rules: &'r Ruleset,
     sport_matters: bool,
     ports: PortClasses,
-    slots: Vec<Option<(Key, Kept)>>,
+    packed: Places<Packed>,
+    wide: Places<Key>,
+    /// The distinct judgements the places number, and their numbers.
+    kept: Vec<Kept>,
+    numbers: std::collections::HashMap<KeptId, u32, foldhash::fast::FixedState>,
+    /// By [`Kept::hint`], the number given last (checked before `numbers`).
+    hints: [u32; HINTS],
     /// `interface-id` values seen, and the policy's interface each names.
     names: std::collections::HashMap<Box<str>, Option<IfaceId>, foldhash::fast::FixedState>,
     /// The names last looked up and their interfaces (buffers kept, so no
@@ -180,7 +352,11 @@ impl<'r> JudgeMemo<'r> {
                 .iter()
                 .any(|r| !r.source_ports.is_all()),
             ports: PortClasses::of(&rules.policy),
-            slots: vec![None; SLOTS],
+            packed: Places::new(Packed::EMPTY),
+            wide: Places::new(Key::EMPTY),
+            kept: Vec::new(),
+            numbers: Default::default(),
+            hints: [u32::MAX; HINTS],
             names: Default::default(),
             recent: std::array::from_fn(|_| (String::from("\0"), None)),
             next_recent: 0,
@@ -236,19 +412,62 @@ impl<'r> JudgeMemo<'r> {
                 Some(FlowDirection::Egress) => 2,
             },
         };
-        // Four neighbouring places a key may be in (a line or two of
-        // memory); a new key takes the first, the others' entries move on
-        // (the last one's is dropped).
-        let at = key.hash() as usize & (SLOTS - WAYS);
-        for (k, j) in self.slots[at..at + WAYS].iter().flatten() {
-            if *k == key {
-                return j.judgement();
+        match key.packed() {
+            Some(p) => {
+                let at = Places::<Packed>::at(p.hash());
+                if let Some(n) = self.packed.get(at, &p) {
+                    return self.kept[n as usize].judgement();
+                }
+                let j = judge_at(self.rules, iface, r);
+                let n = self.number(&j);
+                self.packed.put(at, p, n);
+                j
+            }
+            None => {
+                let at = Places::<Key>::at(key.hash());
+                if let Some(n) = self.wide.get(at, &key) {
+                    return self.kept[n as usize].judgement();
+                }
+                let j = judge_at(self.rules, iface, r);
+                let n = self.number(&j);
+                self.wide.put(at, key, n);
+                j
             }
         }
-        let j = judge_at(self.rules, iface, r);
-        self.slots[at..at + WAYS].rotate_right(1);
-        self.slots[at] = Some((key, Kept::of(&j)));
-        j
+    }
+
+    /// The number of a judgement in the side table, added if new. A full
+    /// table starts anew, and so do the places that number it.
+    fn number(&mut self, j: &RecordJudgement) -> u32 {
+        let kept = Kept::of(j);
+        // Most often one given before (a new host, judged as others): the
+        // number last given for its hint, checked before the map.
+        let hint = kept.hint();
+        let n = self.hints[hint];
+        if self.kept.get(n as usize) == Some(&kept) {
+            return n;
+        }
+        let id = kept.id();
+        let n = match self.numbers.get(&id) {
+            Some(&n) => n,
+            None => self.add(kept, id),
+        };
+        self.hints[hint] = n;
+        n
+    }
+
+    fn add(&mut self, kept: Kept, id: KeptId) -> u32 {
+        if self.kept.len() >= JUDGEMENTS {
+            self.kept.clear();
+            self.numbers.clear();
+            self.packed.clear();
+            self.wide.clear();
+            self.hints = [u32::MAX; HINTS];
+        }
+        let n = self.kept.len() as u32;
+        self.kept.push(kept);
+        self.numbers.insert(id, n);
+        n
     }
 }
 
@@ -282,12 +501,13 @@ security_groups = ["sg-db"]
 
     fn records() -> Vec<Record<'static>> {
         let ifaces = [Some("eni-web"), Some("eni-db"), Some("eni-other"), None];
-        let addrs: [IpAddr; 5] = [
+        let addrs: [IpAddr; 6] = [
             "10.0.1.10".parse().unwrap(),
             "10.0.2.20".parse().unwrap(),
             "10.0.9.9".parse().unwrap(),
             "203.0.113.5".parse().unwrap(),
             "10.0.1.11".parse().unwrap(),
+            "2001:db8::5".parse().unwrap(),
         ];
         let mut out = Vec::new();
         let mut n = 7u32;
@@ -299,8 +519,8 @@ security_groups = ["sg-db"]
             let ports = proto != 1;
             out.push(Record {
                 interface: ifaces[pick(5, 4)],
-                src: addrs[pick(8, 5)],
-                dst: addrs[pick(11, 5)],
+                src: addrs[pick(8, 6)],
+                dst: addrs[pick(11, 6)],
                 proto: IpProto(proto),
                 sport: ports.then(|| [1024u16, 40000, 5432, 443][pick(14, 4)]),
                 dport: ports.then(|| [443u16, 22, 5432, 80, 1023][pick(17, 5)]),
@@ -329,6 +549,82 @@ security_groups = ["sg-db"]
         }
         assert!(allowed > 0 && allowed < 20_000);
         memo.sport_matters
+    }
+
+    /// Keys that differ in one field pack differently, and none packs as
+    /// an empty place; a key that cannot be packed is kept whole.
+    #[test]
+    fn packed_keys_tell_every_field_apart() {
+        let a: IpAddr = "10.0.1.10".parse().unwrap();
+        let b: IpAddr = "255.255.255.255".parse().unwrap();
+        let base = Key {
+            iface: Some(3),
+            src: a,
+            dst: b,
+            proto: 6,
+            sport: None,
+            dport: Some(65535),
+            direction: 2,
+        };
+        let variants = [
+            Key {
+                iface: None,
+                ..base
+            },
+            Key {
+                iface: Some(0),
+                ..base
+            },
+            Key {
+                iface: Some(0xf_fffe),
+                ..base
+            },
+            Key { src: b, ..base },
+            Key { dst: a, ..base },
+            Key { proto: 17, ..base },
+            Key { proto: 255, ..base },
+            Key {
+                sport: Some(0),
+                ..base
+            },
+            Key {
+                sport: Some(65535),
+                ..base
+            },
+            Key {
+                dport: None,
+                ..base
+            },
+            Key {
+                dport: Some(0),
+                ..base
+            },
+            Key {
+                direction: 0,
+                ..base
+            },
+            Key {
+                direction: 1,
+                ..base
+            },
+        ];
+        let mut packed = vec![base.packed().unwrap()];
+        for k in variants {
+            let p = k.packed().unwrap();
+            assert!(!packed.contains(&p), "{k:?}");
+            packed.push(p);
+        }
+        assert!(!packed.contains(&Packed::EMPTY));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(Key { src: v6, ..base }.packed(), None);
+        assert_eq!(
+            Key {
+                iface: Some(0xf_ffff),
+                ..base
+            }
+            .packed(),
+            None
+        );
     }
 
     #[test]
@@ -446,12 +742,13 @@ subnet = "s-db"
                 let hi = lo.saturating_add(len);
                 ports.extend([lo.wrapping_sub(1), lo, lo.wrapping_add(1), hi.wrapping_sub(1), hi, hi.wrapping_add(1)]);
             }
-            let addrs: [IpAddr; 5] = [
+            let addrs: [IpAddr; 6] = [
                 "10.0.1.10".parse().unwrap(),
                 "10.0.2.20".parse().unwrap(),
                 "10.0.1.11".parse().unwrap(),
                 "203.0.113.5".parse().unwrap(),
                 "10.0.2.99".parse().unwrap(),
+                "2001:db8::9".parse().unwrap(),
             ];
             let ifaces = [Some("eni-web"), Some("eni-db"), None];
             let mut n = seed;
@@ -466,8 +763,8 @@ subnet = "s-db"
                 let proto = [6u8, 17, 1][pick(1, 3)];
                 let r = Record {
                     interface: ifaces[pick(4, 3)],
-                    src: addrs[pick(7, 5)],
-                    dst: addrs[pick(10, 5)],
+                    src: addrs[pick(7, 6)],
+                    dst: addrs[pick(10, 6)],
                     proto: IpProto(proto),
                     sport: (proto != 1).then(|| port(13)),
                     dport: (proto != 1).then(|| port(33)),

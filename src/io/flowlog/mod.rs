@@ -377,49 +377,45 @@ impl Format {
     /// [`Format::split_any`] to read.
     #[inline]
     fn split_spaced<'a>(&self, b: &'a [u8], raw: &mut Fields<'a>) -> Option<usize> {
-        const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
         const HIGH: u64 = 0x8080_8080_8080_8080;
-        const PAST_SPACE: u64 = 0x5f5f_5f5f_5f5f_5f5f;
+        const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        /// Added to a byte below 0x80, sets its high bit when it is 0x20 or more.
+        const TO_SPACE: u64 = 0x6060_6060_6060_6060;
         const SPACES: u64 = 0x2020_2020_2020_2020;
+        // A word ends at each space (the bytes after the last space, at
+        // the line's end); a space right after another ends none.
         let (mut n, mut start) = (0, 0);
-        // Whether the byte before the chunk is of a word (0x80) or not (0).
-        let mut carry = 0u64;
         let mut base = 0;
         while base < b.len() {
             let w = match b.get(base..base + 8) {
                 Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
                 None => {
-                    // The last bytes, spaces after them.
+                    // The last bytes, spaces after them: the first of those
+                    // ends the last word, the others none.
                     let mut tail = [b' '; 8];
                     tail[..b.len() - base].copy_from_slice(&b[base..]);
                     u64::from_le_bytes(tail)
                 }
             };
-            // A byte is of a word when it is printable ASCII (0x21-0x7e, or
-            // DEL): its high bit clear and its low seven bits past 0x20.
-            let word = ((w & LOW) + PAST_SPACE) & !w & HIGH;
-            let x = w ^ SPACES;
-            let space = !(((x & LOW) + LOW) | x) & HIGH;
-            if word | space != HIGH {
+            // Every byte 0x20-0x7f: its high bit clear, and set by adding 0x60.
+            if w & HIGH != 0 || (w + TO_SPACE) & HIGH != HIGH {
                 return None;
             }
-            // Where words start and where they end (at the space after).
-            let before = (word << 8) | carry;
-            let mut edges = (word ^ before) & HIGH;
-            while edges != 0 {
-                let at = base + (edges.trailing_zeros() / 8) as usize;
-                if word & (edges & edges.wrapping_neg()) != 0 {
-                    start = at;
-                } else {
+            // Spaces: the bytes that are 0 when xored with spaces (every
+            // byte is below 0x80, so adding 0x7f carries into no other).
+            let mut spaces = !((w ^ SPACES) + LOW) & HIGH;
+            while spaces != 0 {
+                let at = base + (spaces.trailing_zeros() / 8) as usize;
+                if at > start {
                     self.put(raw, n, &b[start..at]);
                     n += 1;
                 }
-                edges &= edges - 1;
+                start = at + 1;
+                spaces &= spaces - 1;
             }
-            carry = (word >> 63) << 7;
             base += 8;
         }
-        if carry != 0 {
+        if start < b.len() {
             self.put(raw, n, &b[start..]);
             n += 1;
         }
@@ -499,15 +495,18 @@ impl<'a> Fields<'a> {
     /// integer, `None` when absent.
     #[inline]
     fn number(&self, c: Column, name: &'static str, max: u64) -> Result<Option<u64>, Malformed> {
+        self.number_up_to(c, max).ok_or(bad(name))
+    }
+
+    /// [`Fields::number`] with a small result (in registers): `None` for a
+    /// bad field, `Some(None)` for an absent one.
+    #[inline(always)]
+    fn number_up_to(&self, c: Column, max: u64) -> Option<Option<u64>> {
         match self.get(c) {
-            Value::Absent => Ok(None),
-            Value::Text(s) => parse_uint(s, max).map(Some).ok_or(bad(name)),
-            Value::Str(s) => parse_uint(s.as_bytes(), max).map(Some).ok_or(bad(name)),
-            Value::Int(n) => u64::try_from(n)
-                .ok()
-                .filter(|&n| n <= max)
-                .map(Some)
-                .ok_or(bad(name)),
+            Value::Absent => Some(None),
+            Value::Text(s) => parse_uint(s, max).map(Some),
+            Value::Str(s) => parse_uint(s.as_bytes(), max).map(Some),
+            Value::Int(n) => u64::try_from(n).ok().filter(|&n| n <= max).map(Some),
         }
     }
 
@@ -540,12 +539,14 @@ impl<'a> Fields<'a> {
             self.addr(Column::DstAddr, "dstaddr")?,
         )?;
         let proto = self
-            .number(Column::Protocol, "protocol", u8::MAX.into())?
+            .number_up_to(Column::Protocol, u8::MAX.into())
+            .flatten()
             .ok_or(bad("protocol"))?;
         let proto = IpProto(proto as u8);
         let port = |c, name| {
-            self.number(c, name, u16::MAX.into())
+            self.number_up_to(c, u16::MAX.into())
                 .map(|p| p.map(|p| p as u16))
+                .ok_or(bad(name))
         };
         let (sport, dport) = (
             port(Column::SrcPort, "srcport")?,
@@ -603,6 +604,9 @@ fn parse_uint(s: &[u8], max: u64) -> Option<u64> {
     let mut v = 0u64;
     if digits.len() <= 19 {
         // Nineteen digits fit a u64: no overflow to check for.
+        if digits.len() >= 8 {
+            return long_uint(digits).filter(|&v| v <= max);
+        }
         for &c in digits {
             let d = c.wrapping_sub(b'0');
             if d > 9 {
@@ -620,6 +624,47 @@ fn parse_uint(s: &[u8], max: u64) -> Option<u64> {
         }
     }
     (v <= max).then_some(v)
+}
+
+/// 8 to 19 digits (a `start` has ten) as their number, eight at a time
+/// while there are, then one at a time. Not inlined: the short numbers'
+/// parse stays small.
+#[inline(never)]
+fn long_uint(digits: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    let mut rest = digits;
+    while let Some((eight, tail)) = rest.split_first_chunk::<8>() {
+        v = v * 100_000_000 + eight_digits(u64::from_le_bytes(*eight))?;
+        rest = tail;
+    }
+    for &c in rest {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
+}
+
+/// Eight ASCII digits, the first in the lowest byte, as their number;
+/// `None` when a byte is not a digit.
+#[inline]
+fn eight_digits(w: u64) -> Option<u64> {
+    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    // A digit's high nibble is 3, and still 3 with 6 added (a byte that
+    // carries into the next fails its own test first).
+    let nibbles =
+        (w & HIGH_NIBBLES) | ((w.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES) >> 4);
+    if nibbles != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    // Digits to pairs, fours, eight: no lane carries into the next.
+    let mut d = w - 0x3030_3030_3030_3030;
+    d = (d * 10 + (d >> 8)) & 0x00ff_00ff_00ff_00ff;
+    d = (d * 100 + (d >> 16)) & 0x0000_ffff_0000_ffff;
+    d = (d * 10_000 + (d >> 32)) & 0xffff_ffff;
+    Some(d)
 }
 
 /// An address as `str::parse` reads it, dotted IPv4 the quick way (what

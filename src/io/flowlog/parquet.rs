@@ -41,8 +41,8 @@ use arrow_array::types::{
     Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{
-    Array, ArrayRef, GenericStringArray, Int32Array, Int64Array, PrimitiveArray, RecordBatch,
-    StringArray, StringViewArray,
+    Array, ArrayRef, ArrowPrimitiveType, GenericStringArray, Int32Array, Int64Array,
+    PrimitiveArray, RecordBatch, StringArray, StringViewArray,
 };
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
@@ -386,8 +386,39 @@ struct Tables {
 
 /// A dictionary column read through its table: each row's key.
 struct Keyed<T> {
-    keys: Int32Array,
+    keys: Plain<Int32Type>,
     read: Arc<[T]>,
+}
+
+/// A column of integers as [`Fast`] reads it: its values, looked up as
+/// null only when some are (a nullable column of none comes with every
+/// row marked valid, which need not be looked at each time).
+struct Plain<P: ArrowPrimitiveType> {
+    array: PrimitiveArray<P>,
+    has_nulls: bool,
+}
+
+impl<P: ArrowPrimitiveType> Plain<P> {
+    fn of(a: &PrimitiveArray<P>) -> Plain<P> {
+        Plain {
+            array: a.clone(),
+            has_nulls: a.null_count() > 0,
+        }
+    }
+
+    #[inline]
+    fn is_null(&self, row: usize) -> bool {
+        self.has_nulls && self.array.is_null(row)
+    }
+
+    /// The row's value; `None` for null.
+    #[inline]
+    fn get(&self, row: usize) -> Option<P::Native> {
+        if self.is_null(row) {
+            return None;
+        }
+        self.array.values().get(row).copied()
+    }
 }
 
 impl<T: Copy> Keyed<T> {
@@ -395,10 +426,7 @@ impl<T: Copy> Keyed<T> {
     /// dictionary, which the reader does not give).
     #[inline]
     fn get(&self, row: usize) -> Option<T> {
-        if self.keys.is_null(row) {
-            return None;
-        }
-        self.read.get(self.keys.value(row) as usize).copied()
+        self.read.get(self.keys.get(row)? as usize).copied()
     }
 }
 
@@ -414,14 +442,14 @@ struct Fast {
     dst: Keyed<Option<IpAddr>>,
     pkt_src: Option<Keyed<Option<IpAddr>>>,
     pkt_dst: Option<Keyed<Option<IpAddr>>>,
-    proto: Int64Array,
-    sport: Option<Int64Array>,
-    dport: Option<Int64Array>,
-    start: Option<Int64Array>,
+    proto: Plain<Int64Type>,
+    sport: Option<Plain<Int64Type>>,
+    dport: Option<Plain<Int64Type>>,
+    start: Option<Plain<Int64Type>>,
     action: Keyed<u8>,
     status: Option<Keyed<u8>>,
     direction: Option<Keyed<u8>>,
-    interface: Option<(Int32Array, StringArray)>,
+    interface: Option<(Plain<Int32Type>, StringArray)>,
 }
 
 impl Fast {
@@ -429,12 +457,12 @@ impl Fast {
         let col = |c: Column| judged.iter().position(|&j| j == c).map(|i| &cols[i]);
         let int = |c: Column| match col(c) {
             None => Ok(None),
-            Some(Col::Int(a)) => Ok(Some(a.clone())),
+            Some(Col::Int(a)) => Ok(Some(Plain::of(a))),
             Some(_) => Err(()),
         };
         let dict = |c: Column| match col(c) {
             None => Ok(None),
-            Some(Col::Dict(k, v)) => Ok(Some((k.clone(), v.clone()))),
+            Some(Col::Dict(k, v)) => Ok(Some((Plain::of(k), v.clone()))),
             Some(_) => Err(()),
         };
         let [t_src, t_dst, t_psrc, t_pdst] = &mut tables.addrs;
@@ -492,15 +520,14 @@ impl Fast {
         };
         let src = pkt(&self.pkt_src, addr(&self.src)?)?;
         let dst = pkt(&self.pkt_dst, addr(&self.dst)?)?;
-        let number = |a: &Int64Array, max: i64| -> Option<Option<i64>> {
-            if a.is_null(row) {
-                return Some(None);
+        let number = |a: &Plain<Int64Type>, max: i64| -> Option<Option<i64>> {
+            match a.get(row) {
+                None => Some(None),
+                Some(v) => (0..=max).contains(&v).then_some(Some(v)),
             }
-            let v = a.value(row);
-            (0..=max).contains(&v).then_some(Some(v))
         };
         let proto = IpProto(number(&self.proto, 255)?? as u8);
-        let port = |a: &Option<Int64Array>| match a {
+        let port = |a: &Option<Plain<Int64Type>>| match a {
             None => Some(None),
             Some(a) => number(a, 65535).map(|p| p.map(|p| p as u16)),
         };
@@ -532,7 +559,7 @@ impl Fast {
             None => None,
             Some((keys, _)) if keys.is_null(row) => None,
             Some((keys, values)) => {
-                let k = usize::try_from(keys.value(row)).ok()?;
+                let k = usize::try_from(keys.get(row)?).ok()?;
                 if k >= values.len() {
                     return None;
                 }

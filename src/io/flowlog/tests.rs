@@ -382,6 +382,25 @@ fn integers_read_as_str_parse_reads_them() {
             "{c:?} u64"
         );
     }
+    // Digits of every length to 21, one byte now and then not a digit (the
+    // bytes next to the digits, and ones that carry), at every place of
+    // the eight-digit chunks.
+    for len in 1..=21usize {
+        for at in 0..=len {
+            for odd in [b'/', b':', b'?', b'@', 0x7f, 0xf9, 0xfa, 0xff, b'0' + 10] {
+                let mut b: Vec<u8> = (0..len)
+                    .map(|i| b"9876543210"[(i * 7 + len) % 10])
+                    .collect();
+                if at < len {
+                    b[at] = odd;
+                }
+                let want = std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+                assert_eq!(super::parse_uint(&b, u64::MAX), want, "{b:?}");
+            }
+        }
+    }
 }
 
 /// Lines with tabs, other control bytes, DEL and non-ASCII words are split
@@ -477,7 +496,7 @@ fn spaced_words_split_at_any_place_in_a_chunk() {
         let other = next(8) == 0 && !line.is_empty();
         if other {
             let at = next(line.len() as u64) as usize;
-            line[at] = [b'\t', 0, 0x80, b'\r'][next(4) as usize];
+            line[at] = [b'\t', 0, 0x80, b'\r', 0x1f, 0xff][next(6) as usize];
         }
         let mut raw = Fields::default();
         let got = f.split_spaced(&line, &mut raw);
