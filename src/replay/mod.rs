@@ -357,9 +357,7 @@ pub fn replay<R: Read + Send + 'static>(
         judge_batch(
             engine,
             stager.rules(),
-            buf,
-            &chunk.records,
-            &chunk.staged,
+            &chunk,
             &mut judged,
             &mut report,
             &mut inputs,
@@ -606,7 +604,9 @@ const POLL_INTERRUPT: std::time::Duration = std::time::Duration::from_millis(50)
 const PROGRESS_EVERY: u64 = 65_536;
 
 /// `v` emptied, for inputs of another chunk: its allocation is kept
-/// (collecting from a vector into one of the same layout reuses it).
+/// (collecting from a vector into one of the same layout reuses it). The
+/// `filter_map` is what lets the items' lifetime change.
+#[allow(clippy::unnecessary_filter_map)]
 fn reuse<'b>(v: Vec<Input<'_>>) -> Vec<Input<'b>> {
     v.into_iter().filter_map(|_| None).collect()
 }
@@ -622,19 +622,19 @@ fn input_of<'a>(buf: &'a [u8], r: &RecordInfo) -> Option<Input<'a>> {
     })
 }
 
-/// Judges the packets of a chunk, in order, into `out`; `staged` holds the
-/// packets of known link types staged by `rules`' stager, or nothing when
-/// the chunk was not staged.
+/// Judges the packets of a chunk, in order, into `out`; the chunk's
+/// `staged` holds the packets of known link types staged by `rules`'
+/// stager, or nothing when the chunk was not staged. `scratch` lends its
+/// allocation to the chunk's inputs.
 fn judge_batch(
     engine: &mut Engine,
     rules: &Arc<Ruleset>,
-    buf: &[u8],
-    batch: &[RecordInfo],
-    staged: &[Staged],
+    chunk: &Chunk,
     out: &mut Vec<Judgement>,
     report: &mut Report,
     scratch: &mut Vec<Input<'static>>,
 ) {
+    let (buf, batch, staged) = (&chunk.buf[..], &chunk.records, &chunk.staged);
     out.clear();
     let mut inputs = reuse(std::mem::take(scratch));
     let mut done = 0;
