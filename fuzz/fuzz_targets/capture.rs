@@ -1,4 +1,5 @@
-//! Any bytes as a pcap or pcapng stream: `CaptureReader` never panics, record
+//! Any bytes as a pcap or pcapng stream: `CaptureReader` never panics, reading
+//! in batches gives what reading record by record gives, record
 //! offsets strictly increase and never pass the input's end, each record is
 //! the input's bytes at its offset (`invariants::check_capture`).
 #![no_main]

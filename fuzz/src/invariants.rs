@@ -630,6 +630,7 @@ pub fn check_geneve_roundtrip(vni: u32, protocol: u16, options: &[OptionSpec], p
 /// increase and stay inside the input, each record's bytes are the input's
 /// bytes at its offset, and a clean end is the end of the input.
 pub fn check_capture(data: &[u8]) {
+    batches_agree(data);
     let len = data.len() as u64;
     let mut r = match CaptureReader::new(data) {
         Ok(r) => r,
@@ -698,6 +699,88 @@ pub fn check_capture(data: &[u8]) {
         last = now;
     }
     panic!("more records than the input can hold");
+}
+
+/// A record as both ways of reading give it: its bytes and packet fields.
+type Seen = (Vec<u8>, Option<(u64, u32, u32, u32, Vec<u8>)>);
+
+/// Everything a capture gives, record by record with `next_record`: the
+/// records, then the error's offset and message (`None` at a clean end).
+fn records_one_by_one(data: &[u8]) -> (Vec<Seen>, Option<(u64, String)>) {
+    let mut seen = Vec::new();
+    let Ok(mut r) = CaptureReader::new(data) else {
+        return (seen, None);
+    };
+    for _ in 0..=data.len() / 12 + 1 {
+        match r.next_record() {
+            Ok(None) => return (seen, None),
+            Err(e) => return (seen, Some((e.offset(), e.to_string()))),
+            Ok(Some(rec)) => seen.push((
+                rec.raw.to_vec(),
+                rec.packet
+                    .map(|p| (p.ts, p.orig_len, p.linktype, p.interface, p.data.to_vec())),
+            )),
+        }
+    }
+    (seen, None)
+}
+
+/// A source that gives at most `step` bytes a read, so records straddle
+/// the reader's refills.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// `fill_batch` (what replay reads with), in batches of any size from a
+/// source that trickles, gives the records and the end `next_record` gives.
+fn batches_agree(data: &[u8]) {
+    let (want, want_end) = records_one_by_one(data);
+    let step = 1 + usize::from(data.last().copied().unwrap_or(0)) * 37;
+    let max = 1 + usize::from(data.first().copied().unwrap_or(0) % 9);
+    let Ok(mut r) = CaptureReader::new(Trickle { data, step }) else {
+        assert!(want.is_empty() && want_end.is_none());
+        return;
+    };
+    let mut got = Vec::new();
+    let mut batch = Vec::new();
+    let end = loop {
+        let status = r.fill_batch(max, &mut batch);
+        assert!(
+            batch.len() <= max,
+            "{} records in a batch of {max}",
+            batch.len()
+        );
+        for info in &batch {
+            let rec = info.resolve(r.buffer());
+            got.push((
+                rec.raw.to_vec(),
+                rec.packet
+                    .map(|p| (p.ts, p.orig_len, p.linktype, p.interface, p.data.to_vec())),
+            ));
+        }
+        match status {
+            Err(e) => break Some((e.offset(), e.to_string())),
+            Ok(()) if batch.is_empty() => break None,
+            Ok(()) => {}
+        }
+        assert!(
+            got.len() <= data.len() / 12 + 1,
+            "more records than the input holds"
+        );
+    };
+    assert_eq!(got.len(), want.len(), "records read in batches");
+    assert!(got == want, "a record read in batches differs");
+    assert_eq!(end, want_end, "how the batches end");
 }
 
 // ---------------------------------------------------------------- policy
