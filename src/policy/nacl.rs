@@ -260,7 +260,7 @@ impl NetworkAcl {
 }
 
 /// One subnet's ACL judging a packet in one direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AclDecision {
     pub subnet: SubnetId,
     pub acl: AclId,

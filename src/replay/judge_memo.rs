@@ -185,6 +185,12 @@ impl Packed {
     }
 }
 
+/// The first of the places of a key of hash `h`, in either table.
+#[inline]
+fn place_of(h: u64) -> usize {
+    (h >> 32) as usize & (SLOTS - WAYS)
+}
+
 /// Keys and, for each, the number of its judgement in the memo's side
 /// table; four places a key may be in, neighbours.
 struct Places<K> {
@@ -200,12 +206,6 @@ impl<K: Copy + PartialEq> Places<K> {
             judgements: vec![0; SLOTS],
             empty,
         }
-    }
-
-    /// The first of the places of a key of hash `h`.
-    #[inline]
-    fn at(h: u64) -> usize {
-        (h >> 32) as usize & (SLOTS - WAYS)
     }
 
     #[inline]
@@ -235,19 +235,8 @@ impl<K: Copy + PartialEq> Places<K> {
     }
 }
 
-/// Every field of a [`Kept`], the ACL decision's spelled out.
-type KeptId = (
-    Verdict,
-    Reason,
-    Option<RuleId>,
-    Option<(IfaceId, Direction)>,
-    Option<(u32, u32, Direction, Option<u16>, Verdict)>,
-    bool,
-    Option<ZoneId>,
-);
-
 /// A judgement as remembered: a record's has no packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Kept {
     verdict: Verdict,
     reason: Reason,
@@ -293,20 +282,6 @@ impl Kept {
         (h.wrapping_mul(0x2545_f491) >> 26) as usize & (HINTS - 1)
     }
 
-    /// What tells kept judgements apart: all of it.
-    fn id(&self) -> KeptId {
-        (
-            self.verdict,
-            self.reason,
-            self.rule,
-            self.decision,
-            self.nacl
-                .map(|d| (d.subnet, d.acl, d.direction, d.entry, d.verdict)),
-            self.at_named_interface,
-            self.zone,
-        )
-    }
-
     fn judgement(&self) -> RecordJudgement {
         RecordJudgement {
             judgement: Judgement {
@@ -331,7 +306,7 @@ pub(super) struct JudgeMemo<'r> {
     wide: Places<Key>,
     /// The distinct judgements the places number, and their numbers.
     kept: Vec<Kept>,
-    numbers: std::collections::HashMap<KeptId, u32, foldhash::fast::FixedState>,
+    numbers: std::collections::HashMap<Kept, u32, foldhash::fast::FixedState>,
     /// By [`Kept::hint`], the number given last (checked before `numbers`).
     hints: [u32; HINTS],
     /// `interface-id` values seen, and the policy's interface each names.
@@ -412,28 +387,23 @@ impl<'r> JudgeMemo<'r> {
                 Some(FlowDirection::Egress) => 2,
             },
         };
-        match key.packed() {
-            Some(p) => {
-                let at = Places::<Packed>::at(p.hash());
-                if let Some(n) = self.packed.get(at, &p) {
-                    return self.kept[n as usize].judgement();
-                }
-                let j = judge_at(self.rules, iface, r);
-                let n = self.number(&j);
-                self.packed.put(at, p, n);
-                j
-            }
-            None => {
-                let at = Places::<Key>::at(key.hash());
-                if let Some(n) = self.wide.get(at, &key) {
-                    return self.kept[n as usize].judgement();
-                }
-                let j = judge_at(self.rules, iface, r);
-                let n = self.number(&j);
-                self.wide.put(at, key, n);
-                j
-            }
+        // An IPv4 key packed in its table, any other whole in its own.
+        let packed = key.packed();
+        let at = place_of(packed.map_or_else(|| key.hash(), |p| p.hash()));
+        let found = match packed {
+            Some(p) => self.packed.get(at, &p),
+            None => self.wide.get(at, &key),
+        };
+        if let Some(n) = found {
+            return self.kept[n as usize].judgement();
         }
+        let j = judge_at(self.rules, iface, r);
+        let n = self.number(&j);
+        match packed {
+            Some(p) => self.packed.put(at, p, n),
+            None => self.wide.put(at, key, n),
+        }
+        j
     }
 
     /// The number of a judgement in the side table, added if new. A full
@@ -447,16 +417,15 @@ impl<'r> JudgeMemo<'r> {
         if self.kept.get(n as usize) == Some(&kept) {
             return n;
         }
-        let id = kept.id();
-        let n = match self.numbers.get(&id) {
+        let n = match self.numbers.get(&kept) {
             Some(&n) => n,
-            None => self.add(kept, id),
+            None => self.add(kept),
         };
         self.hints[hint] = n;
         n
     }
 
-    fn add(&mut self, kept: Kept, id: KeptId) -> u32 {
+    fn add(&mut self, kept: Kept) -> u32 {
         if self.kept.len() >= JUDGEMENTS {
             self.kept.clear();
             self.numbers.clear();
@@ -466,7 +435,7 @@ impl<'r> JudgeMemo<'r> {
         }
         let n = self.kept.len() as u32;
         self.kept.push(kept);
-        self.numbers.insert(id, n);
+        self.numbers.insert(kept, n);
         n
     }
 }
