@@ -257,7 +257,7 @@ pub struct Engine {
     /// older than that is judged at that time (conntrack and fragments alike).
     latest: Nanos,
     /// The staged frames of the batch being judged.
-    staged: Vec<Staged>,
+    staged: StagedBatch,
     /// The prepared flow keys of the staged frames being judged.
     keys: Vec<Option<(Prepared, Class)>>,
     stage_scratch: StageScratch,
@@ -282,7 +282,7 @@ impl Engine {
             parse: ParseOptions::default(),
             stats,
             latest: 0,
-            staged: Vec::new(),
+            staged: StagedBatch::default(),
             keys: Vec::new(),
             stage_scratch: StageScratch::default(),
             aws_tracking: false,
@@ -433,23 +433,24 @@ impl Engine {
                 &mut staged,
                 &mut self.stage_scratch,
             );
-            self.judge_staged(chunk, &staged, true, out);
+            self.judge_staged(chunk, staged.slice(0..chunk.len()), true, out);
         }
         self.staged = staged;
     }
 
-    /// Judges frames staged ahead by a [`Stager`] (`staged[i]` is
-    /// `frames[i]` staged), appending one judgement per frame to `out`: the
-    /// same judgements [`Engine::process_batch`] gives. Decisions staged with
-    /// other rules than the engine's (`rules`, the stager's) are not used.
+    /// Judges frames staged ahead by a [`Stager`] (`staged`'s i-th frame
+    /// is `frames[i]` staged), appending one judgement per frame to `out`:
+    /// the same judgements [`Engine::process_batch`] gives. Decisions staged
+    /// with other rules than the engine's (`rules`, the stager's) are not
+    /// used.
     pub fn process_staged(
         &mut self,
         rules: &Arc<Ruleset>,
         frames: &[Input],
-        staged: &[Staged],
+        staged: StagedSlice,
         out: &mut Vec<Judgement>,
     ) {
-        debug_assert_eq!(frames.len(), staged.len());
+        debug_assert_eq!(frames.len(), staged.frames.len());
         let same_rules = Arc::ptr_eq(rules, &self.rules);
         self.judge_staged(frames, staged, same_rules, out);
     }
@@ -469,16 +470,21 @@ impl Engine {
     fn judge_staged<A: Arrival>(
         &mut self,
         frames: &[A],
-        staged: &[Staged],
+        staged: StagedSlice,
         decided: bool,
         out: &mut Vec<Judgement>,
     ) {
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
-        for (i, (f, s)) in frames.iter().zip(staged).enumerate() {
+        let n = staged.frames.len();
+        for (i, (f, s)) in frames.iter().zip(staged.frames).enumerate() {
             // Prepare and prefetch the conntrack slots AHEAD frames on.
-            while keys.len() < staged.len() && keys.len() <= i + AHEAD {
-                let k = staged[keys.len()].key.map(|(k, class)| {
+            while keys.len() < n && keys.len() <= i + AHEAD {
+                let key = match &staged.frames[keys.len()].parsed {
+                    Ok(Frame::Ip(p)) => flow_key(&self.rules.policy, p),
+                    _ => None,
+                };
+                let k = key.map(|(k, class)| {
                     let prep = self.conntrack.prepare(&k);
                     self.conntrack.prefetch(&prep);
                     (prep, class)
@@ -486,7 +492,7 @@ impl Engine {
                 keys.push(k);
             }
             let now = self.clock(f.ts());
-            let decided = s.decided.as_ref().filter(|_| decided);
+            let decided = staged.decisions.get(s.decided as usize).filter(|_| decided);
             let j = self.judge(&s.parsed, keys[i].as_ref(), f.bytes(), now, decided);
             self.count(&j, f.wire_len() as u64);
             out.push(j);
@@ -872,15 +878,65 @@ impl EndsTracking {
 }
 
 /// A frame parsed ahead of judging, with what its judgement needs that does
-/// not depend on the connection table: its flow key and, for a packet likely
-/// to be a new flow, the rules' decision (SPEC §2 steps 3-4 depend on the
-/// policy and the packet alone). Made by a [`Stager`], used by
+/// not depend on the connection table: for a packet likely to be a new
+/// flow, the rules' decision (SPEC §2 steps 3-4 depend on the policy and
+/// the packet alone). Made by a [`Stager`], used by
 /// [`Engine::process_staged`].
 #[derive(Debug, Clone, Copy)]
 pub struct Staged {
     parsed: Result<Frame, ParseError>,
-    key: Option<(FlowKey, Class)>,
-    decided: Option<Evaluation>,
+    /// Its decision in the batch's `decisions`, or [`UNDECIDED`].
+    decided: u32,
+}
+
+/// A [`Staged`] frame with no decision made ahead.
+const UNDECIDED: u32 = u32::MAX;
+
+/// Frames staged together ([`Stager::stage`]). A decision is kept once for
+/// each run of frames that share it (a scan's flows do), and each frame
+/// names its own: staged on one thread and judged on another, every byte
+/// of a batch crosses between the cores' caches, twice (there and back for
+/// the next batch), and that costs more than the staging saves when the
+/// batch is large.
+#[derive(Debug, Clone, Default)]
+pub struct StagedBatch {
+    frames: Vec<Staged>,
+    decisions: Vec<Evaluation>,
+}
+
+impl StagedBatch {
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.decisions.clear();
+    }
+
+    /// The staged frames, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Staged> {
+        self.frames.iter()
+    }
+
+    /// The frames of `range`, to judge ([`Engine::process_staged`]).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> StagedSlice<'_> {
+        StagedSlice {
+            frames: &self.frames[range],
+            decisions: &self.decisions,
+        }
+    }
+}
+
+/// Some consecutive frames of a [`StagedBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct StagedSlice<'a> {
+    frames: &'a [Staged],
+    decisions: &'a [Evaluation],
 }
 
 impl Staged {
@@ -912,7 +968,7 @@ impl Stager {
     }
 
     /// Stages `frames` into `out` (cleared first), one per frame.
-    pub fn stage(&mut self, frames: &[Input], out: &mut Vec<Staged>) {
+    pub fn stage(&mut self, frames: &[Input], out: &mut StagedBatch) {
         stage(&self.rules, self.parse, frames, out, &mut self.scratch);
     }
 }
@@ -925,13 +981,13 @@ struct StageScratch {
     decided: Vec<Evaluation>,
 }
 
-/// Stages `frames` into `out` (cleared first): each parsed with its flow
-/// key, and those likely to be new flows decided by `rules` in one batch.
+/// Stages `frames` into `out` (cleared first): each parsed, and those
+/// likely to be new flows decided by `rules` in one batch.
 fn stage<A: Arrival>(
     rules: &Ruleset,
     parse_options: ParseOptions,
     frames: &[A],
-    out: &mut Vec<Staged>,
+    out: &mut StagedBatch,
     scratch: &mut StageScratch,
 ) {
     out.clear();
@@ -939,21 +995,15 @@ fn stage<A: Arrival>(
     scratch.at.clear();
     for f in frames {
         let parsed = f.parse(parse_options);
-        let key = match &parsed {
-            Ok(Frame::Ip(p)) => {
-                let key = flow_key(&rules.policy, p);
-                if key.is_some_and(|(_, c)| likely_new(c)) {
-                    scratch.at.push(out.len());
-                    scratch.flows.push(flow_of(p, zone_of(&rules.policy, p)));
-                }
-                key
+        if let Ok(Frame::Ip(p)) = &parsed {
+            if flow_class(p).is_some_and(|(_, _, c)| likely_new(c)) {
+                scratch.at.push(out.frames.len());
+                scratch.flows.push(flow_of(p, zone_of(&rules.policy, p)));
             }
-            _ => None,
-        };
-        out.push(Staged {
+        }
+        out.frames.push(Staged {
             parsed,
-            key,
-            decided: None,
+            decided: UNDECIDED,
         });
     }
     if scratch.flows.is_empty() {
@@ -962,8 +1012,11 @@ fn stage<A: Arrival>(
     rules
         .decider
         .decide_batch(&rules.policy, &scratch.flows, &mut scratch.decided);
-    for (&i, &e) in scratch.at.iter().zip(&scratch.decided) {
-        out[i].decided = Some(e);
+    for (&i, e) in scratch.at.iter().zip(&scratch.decided) {
+        if out.decisions.last() != Some(e) {
+            out.decisions.push(*e);
+        }
+        out.frames[i].decided = (out.decisions.len() - 1) as u32;
     }
 }
 
@@ -1029,10 +1082,29 @@ fn zone_of(policy: &Policy, p: &IpPacket) -> Option<ZoneId> {
 /// other ICMP messages (errors, neighbour discovery, …).
 #[inline]
 fn flow_key(policy: &Policy, p: &IpPacket) -> Option<(FlowKey, Class)> {
+    let (sport, dport, class) = flow_class(p)?;
+    let zone = zone_of(policy, p).unwrap_or(0);
+    Some((
+        FlowKey {
+            zone,
+            src: p.src,
+            dst: p.dst,
+            sport,
+            dport,
+            proto: p.proto.0,
+        },
+        class,
+    ))
+}
+
+/// The ports (echo identifier) and class of the conntrack key of a packet
+/// looked up as a flow of its own ([`flow_key`]).
+#[inline]
+fn flow_class(p: &IpPacket) -> Option<(u16, u16, Class)> {
     if let Fragment::Later { .. } = p.fragment {
         return None;
     }
-    let (sport, dport, class) = match p.l4 {
+    Some(match p.l4 {
         L4::Tcp {
             sport,
             dport,
@@ -1049,19 +1121,7 @@ fn flow_key(policy: &Policy, p: &IpPacket) -> Option<(FlowKey, Class)> {
             (ident, ident, Class::Echo { request })
         }
         L4::None => (0, 0, Class::Other),
-    };
-    let zone = zone_of(policy, p).unwrap_or(0);
-    Some((
-        FlowKey {
-            zone,
-            src: p.src,
-            dst: p.dst,
-            sport,
-            dport,
-            proto: p.proto.0,
-        },
-        class,
-    ))
+    })
 }
 
 /// The flow the rules see for a packet: ports and ICMP fields when known.

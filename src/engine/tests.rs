@@ -686,12 +686,22 @@ fn staged_frames_are_judged_as_a_batch_is() {
     let mut other = engine();
     let mut foreign = engine_with(&roomy.replace("ports = \"80\"", "ports = \"1-65535\"")).stager();
     let (mut got_same, mut got_other) = (Vec::new(), Vec::new());
-    let mut staged = Vec::new();
+    let mut staged = StagedBatch::default();
     for chunk in inputs.chunks(37) {
         stager.stage(chunk, &mut staged);
-        same.process_staged(stager.rules(), chunk, &staged, &mut got_same);
+        same.process_staged(
+            stager.rules(),
+            chunk,
+            staged.slice(0..chunk.len()),
+            &mut got_same,
+        );
         foreign.stage(chunk, &mut staged);
-        other.process_staged(foreign.rules(), chunk, &staged, &mut got_other);
+        other.process_staged(
+            foreign.rules(),
+            chunk,
+            staged.slice(0..chunk.len()),
+            &mut got_other,
+        );
     }
     assert_eq!(got_same.len(), frames.len());
     assert_eq!(got_same, want);

@@ -34,7 +34,7 @@ use report::CaptureHtml;
 use summary::Ahead;
 pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
 
-use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, Stager};
+use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, StagedBatch, Stager};
 use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};
 use crate::io::flowlog::{self, Sniffed};
 use crate::policy::Verdict;
@@ -471,7 +471,7 @@ struct Chunk {
     buf: Vec<u8>,
     records: Vec<RecordInfo>,
     /// The packets of `records` that have a known link type, staged.
-    staged: Vec<Staged>,
+    staged: StagedBatch,
     /// With `staged`: what the summary computes ahead of each packet's
     /// judgement, one for every packet of `records` (`None` for those of
     /// other link types or not IP); without, empty.
@@ -487,7 +487,7 @@ impl Default for Chunk {
         Chunk {
             buf: Vec::new(),
             records: Vec::new(),
-            staged: Vec::new(),
+            staged: StagedBatch::default(),
             ahead: Vec::new(),
             offset: 0,
             status: Ok(()),
@@ -643,7 +643,7 @@ fn judge_batch(
         if staged.is_empty() {
             engine.process_batch(inputs, out);
         } else {
-            engine.process_staged(rules, inputs, &staged[done..done + n], out);
+            engine.process_staged(rules, inputs, staged.slice(done..done + n), out);
         }
         done += n;
         inputs.clear();
