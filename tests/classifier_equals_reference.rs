@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use proptest::prelude::*;
 use sgplane::classify::sg::SgClassifier;
-use sgplane::classify::Decide;
+use sgplane::classify::{Decide, Decisions};
 use sgplane::policy::{Flow, IpProto, Policy};
 
 const V4: [&str; 10] = [
@@ -334,11 +334,23 @@ proptest! {
         // lanes: the flows repeated up to 100, so several lanes per
         // classifier.
         let batch: Vec<Flow> = flows.iter().cycle().take(100.max(flows.len())).copied().collect();
-        let mut got = Vec::new();
+        let mut got = Decisions::default();
         fast.decide_batch(&policy, &batch, &mut got);
         prop_assert_eq!(got.len(), batch.len());
-        for (f, g) in batch.iter().zip(&got) {
+        for (f, g) in batch.iter().zip(got.iter()) {
             prop_assert_eq!(*g, policy.evaluate(f), "batch, flow {:?}\npolicy:\n{}", f, text);
         }
+        // Each flow twice in a row: a run of equal decisions is kept once.
+        let twice: Vec<Flow> = flows.iter().flat_map(|&f| [f, f]).collect();
+        fast.decide_batch(&policy, &twice, &mut got);
+        prop_assert_eq!(got.len(), twice.len());
+        for (f, g) in twice.iter().zip(got.iter()) {
+            prop_assert_eq!(*g, policy.evaluate(f), "twice, flow {:?}\npolicy:\n{}", f, text);
+        }
+        for pair in got.of_flow.chunks(2) {
+            prop_assert_eq!(pair[0], pair[1]);
+        }
+        prop_assert!(got.distinct.windows(2).all(|w| w[0] != w[1]));
+        prop_assert!(got.distinct.len() <= flows.len());
     }
 }

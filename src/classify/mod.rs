@@ -94,7 +94,7 @@ pub mod classbench;
 mod decide;
 pub mod sg;
 
-pub use decide::{Decide, Reference};
+pub use decide::{Decide, Decisions, Reference};
 pub use rangeset::RangeSet;
 pub use tree::TreeStats;
 

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::{ClassRule, Classifier, Decide, Key, RangeSet};
+use super::{ClassRule, Classifier, Decide, Decisions, Key, RangeSet};
 use crate::policy::reference::{Decision, EndDecision};
 use crate::policy::{
     net_bounds, Action, AddrKey, Direction, Evaluation, Flow, IfaceId, IpProto, Layer, Policy,
@@ -220,7 +220,7 @@ impl Decide for SgClassifier {
     /// batch lookup (16 keys at a time on AVX2), then each flow's two
     /// decisions (four with subnet layers) combined by
     /// [`Evaluation::combine`], as [`Policy::judge_ends`] does for one flow.
-    fn decide_batch(&self, policy: &Policy, flows: &[Flow], out: &mut Vec<Evaluation>) {
+    fn decide_batch(&self, policy: &Policy, flows: &[Flow], out: &mut Decisions) {
         out.clear();
         BATCH.with_borrow_mut(|b| {
             b.clear();
@@ -268,34 +268,33 @@ impl Decide for SgClassifier {
             let base6 = self.bounds4.len() as u32;
             place(&self.bounds4, &b.v4, 0, &mut b.interval, &mut b.found);
             place(&self.bounds6, &b.v6, base6, &mut b.interval, &mut b.found);
-            b.keys.resize(flows.len() * stride, [0; 5]);
-            for &(_, slot) in &b.lookups {
-                let slot = slot as usize;
-                let n = slot / stride;
-                let (ingress, egress) =
-                    keys_of(&flows[n], b.interval[n * 2], b.interval[n * 2 + 1]);
-                b.keys[slot] = if (slot % stride) % 2 == 0 {
-                    ingress
-                } else {
-                    egress
-                };
-            }
             b.group(self.tables.len());
             let Batch {
                 order,
                 groups,
-                keys,
+                interval,
                 hits,
                 group_keys,
                 group_hits,
                 ..
             } = b;
+            // The key of a lookup's slot: its flow's, seen from the end the
+            // slot's direction says.
+            let key = |slot: usize| {
+                let n = slot / stride;
+                let (ingress, egress) = keys_of(&flows[n], interval[n * 2], interval[n * 2 + 1]);
+                if (slot % stride) % 2 == 0 {
+                    ingress
+                } else {
+                    egress
+                }
+            };
             let mut at = 0;
             for &(table, len) in groups.iter() {
                 let slots = &order[at..at + len as usize];
                 at += len as usize;
                 group_keys.clear();
-                group_keys.extend(slots.iter().map(|&slot| keys[slot as usize]));
+                group_keys.extend(slots.iter().map(|&slot| key(slot as usize)));
                 group_hits.clear();
                 group_hits.resize(slots.len(), None);
                 self.tables[table as usize].lookup_batch(group_keys, group_hits);
@@ -322,24 +321,23 @@ impl Decide for SgClassifier {
                 }
             };
             // The evaluation follows from the ends and the hits alone, and
-            // runs of flows share them (a scan's every flow hits nothing).
-            let mut last: Option<(usize, Evaluation)> = None;
-            out.extend(b.ends.iter().enumerate().map(|(n, &(s, d))| {
+            // runs of flows share them (a scan's every flow hits nothing):
+            // `last` is the flow whose evaluation was made last.
+            let mut last: Option<usize> = None;
+            for (n, &(s, d)) in b.ends.iter().enumerate() {
                 let same = |m: usize| {
                     b.ends[m] == (s, d)
                         && hits[m * stride..(m + 1) * stride] == hits[n * stride..(n + 1) * stride]
                 };
-                if let Some((m, e)) = last {
-                    if same(m) {
-                        return e;
-                    }
+                if last.is_some_and(same) {
+                    out.push_last();
+                    continue;
                 }
                 let egress = s.map(|i| end(n, i, Direction::Egress));
                 let ingress = d.map(|i| end(n, i, Direction::Ingress));
-                let e = Evaluation::combine(unknown, egress, ingress);
-                last = Some((n, e));
-                e
-            }));
+                out.push(Evaluation::combine(unknown, egress, ingress));
+                last = Some(n);
+            }
         });
     }
 }
@@ -465,7 +463,6 @@ struct Batch {
     v6: Vec<(u128, u32)>,
     found: Vec<usize>,
     interval: Vec<u32>,
-    keys: Vec<Key>,
     ends: Vec<(Option<IfaceId>, Option<IfaceId>)>,
     /// (classifier, slot) of each lookup, in flow order.
     lookups: Vec<(u32, u32)>,
@@ -485,7 +482,6 @@ impl Batch {
         self.v4.clear();
         self.v6.clear();
         self.interval.clear();
-        self.keys.clear();
         self.ends.clear();
         self.lookups.clear();
         self.groups.clear();

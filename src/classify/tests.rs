@@ -378,9 +378,10 @@ security_groups = ["sg-nic"]
         layers_decided += usize::from(want.deciding().is_some_and(|d| d.layer == Layer::Subnet));
     }
     assert!(layers_decided > 0);
-    let mut got = Vec::new();
+    let mut got = Decisions::default();
     fast.decide_batch(&policy, &flows, &mut got);
-    for (f, g) in flows.iter().zip(&got) {
+    assert_eq!(got.len(), flows.len());
+    for (f, g) in flows.iter().zip(got.iter()) {
         assert_eq!(*g, policy.evaluate(f), "batch {f}");
     }
 }

@@ -44,7 +44,7 @@
 
 use std::sync::Arc;
 
-pub use crate::classify::{Decide, Reference};
+pub use crate::classify::{Decide, Decisions, Reference};
 
 use crate::classify::sg::SgClassifier;
 use crate::conntrack::{
@@ -901,7 +901,8 @@ const UNDECIDED: u32 = u32::MAX;
 #[derive(Debug, Clone, Default)]
 pub struct StagedBatch {
     frames: Vec<Staged>,
-    decisions: Vec<Evaluation>,
+    /// The decisions of the frames decided ahead, in their order.
+    decided: Decisions,
 }
 
 impl StagedBatch {
@@ -915,7 +916,7 @@ impl StagedBatch {
 
     pub fn clear(&mut self) {
         self.frames.clear();
-        self.decisions.clear();
+        self.decided.clear();
     }
 
     /// The staged frames, in order.
@@ -927,7 +928,7 @@ impl StagedBatch {
     pub fn slice(&self, range: std::ops::Range<usize>) -> StagedSlice<'_> {
         StagedSlice {
             frames: &self.frames[range],
-            decisions: &self.decisions,
+            decisions: &self.decided.distinct,
         }
     }
 }
@@ -978,7 +979,6 @@ impl Stager {
 struct StageScratch {
     flows: Vec<Flow>,
     at: Vec<usize>,
-    decided: Vec<Evaluation>,
 }
 
 /// Stages `frames` into `out` (cleared first): each parsed, and those
@@ -1011,12 +1011,9 @@ fn stage<A: Arrival>(
     }
     rules
         .decider
-        .decide_batch(&rules.policy, &scratch.flows, &mut scratch.decided);
-    for (&i, e) in scratch.at.iter().zip(&scratch.decided) {
-        if out.decisions.last() != Some(e) {
-            out.decisions.push(*e);
-        }
-        out.frames[i].decided = (out.decisions.len() - 1) as u32;
+        .decide_batch(&rules.policy, &scratch.flows, &mut out.decided);
+    for (&i, &d) in scratch.at.iter().zip(&out.decided.of_flow) {
+        out.frames[i].decided = d;
     }
 }
 

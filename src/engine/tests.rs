@@ -731,7 +731,7 @@ impl Decide for Counting {
         policy.evaluate(flow)
     }
 
-    fn decide_batch(&self, policy: &Policy, flows: &[Flow], out: &mut Vec<Evaluation>) {
+    fn decide_batch(&self, policy: &Policy, flows: &[Flow], out: &mut Decisions) {
         self.0
             .batches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -739,7 +739,9 @@ impl Decide for Counting {
             .flows
             .fetch_add(flows.len(), std::sync::atomic::Ordering::Relaxed);
         out.clear();
-        out.extend(flows.iter().map(|f| policy.evaluate(f)));
+        for f in flows {
+            out.push(policy.evaluate(f));
+        }
     }
 }
 
