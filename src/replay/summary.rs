@@ -187,22 +187,39 @@ fn with_reason(partial: u64, reason: Reason) -> u64 {
 /// What the summary computes of a packet before its judgement, which
 /// replay's reading thread can do ahead (for the chunks it stages): the
 /// zone the packet is judged in, its flow's hash, and the hash of its
-/// denied-flow key but for the reason.
+/// denied-flow key but for the reason. Packed (32 bytes, an `Option` of it
+/// too, where the plain options made 48): it crosses from the reading
+/// thread's core to the judging one's.
 #[derive(Debug, Clone, Copy)]
 pub struct Ahead {
-    zone: Option<ZoneId>,
-    flow: Option<u64>,
+    zone: ZoneId,
+    flow: u64,
     deny: u64,
+    has_zone: bool,
+    has_flow: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Option<Ahead>>() == 32);
 
 impl Ahead {
     pub fn of(p: &IpPacket, policy: &Policy) -> Ahead {
         let zone = policy.packet_zone(p);
+        let flow = flow_hash(p, zone);
         Ahead {
-            zone,
-            flow: flow_hash(p, zone),
+            zone: zone.unwrap_or(0),
+            flow: flow.unwrap_or(0),
             deny: DenyKey::of(p, zone, Reason::Rule).partial_hash(),
+            has_zone: zone.is_some(),
+            has_flow: flow.is_some(),
         }
+    }
+
+    fn zone(&self) -> Option<ZoneId> {
+        self.has_zone.then_some(self.zone)
+    }
+
+    fn flow(&self) -> Option<u64> {
+        self.has_flow.then_some(self.flow)
     }
 }
 
@@ -322,7 +339,7 @@ impl Report {
     /// one pass over a chunk's hashes keeps their memory loads in flight
     /// together.
     pub fn observe_flows(&mut self, ahead: &[Option<Ahead>]) {
-        for h in ahead.iter().flatten().filter_map(|a| a.flow) {
+        for h in ahead.iter().flatten().filter_map(Ahead::flow) {
             self.flows.insert(h);
         }
     }
@@ -346,7 +363,7 @@ impl Report {
         // The zone the engine judged it in: a GWLB zone, or a VPC space.
         // A packet computed ahead had its flow counted by `observe_flows`.
         let zone = match ahead {
-            Some(a) => a.zone,
+            Some(a) => a.zone(),
             None => {
                 let zone = policy.packet_zone(&p);
                 if let Some(h) = flow_hash(&p, zone) {
