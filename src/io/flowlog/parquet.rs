@@ -143,6 +143,7 @@ pub fn open<T: ChunkReader + 'static>(input: T) -> io::Result<Result<Reader, For
         judged: judged.into_iter().map(|(_, c)| c).collect(),
         cols: Vec::new(),
         fast: None,
+        decoded: Vec::new(),
         tables: Tables::default(),
         len: 0,
         row: 0,
@@ -406,27 +407,85 @@ impl<P: ArrowPrimitiveType> Plain<P> {
         }
     }
 
+    /// `f` on each row with its value; `None` for null. The nulls are
+    /// looked at only when the column has some.
     #[inline]
-    fn is_null(&self, row: usize) -> bool {
-        self.has_nulls && self.array.is_null(row)
-    }
-
-    /// The row's value; `None` for null.
-    #[inline]
-    fn get(&self, row: usize) -> Option<P::Native> {
-        if self.is_null(row) {
-            return None;
+    fn each(&self, rows: &mut [Row], mut f: impl FnMut(&mut Row, Option<P::Native>)) {
+        let values = self.array.values();
+        if self.has_nulls {
+            for (i, (r, &v)) in rows.iter_mut().zip(values.iter()).enumerate() {
+                f(r, (!self.array.is_null(i)).then_some(v));
+            }
+        } else {
+            for (r, &v) in rows.iter_mut().zip(values.iter()) {
+                f(r, Some(v));
+            }
         }
-        self.array.values().get(row).copied()
     }
 }
 
 impl<T: Copy> Keyed<T> {
-    /// The row's value as read; `None` for null (or a key outside the
-    /// dictionary, which the reader does not give).
+    /// `f` on each row with its value as read: `None` for a null key,
+    /// `Some(None)` for a key outside the dictionary (which the reader
+    /// does not give).
     #[inline]
-    fn get(&self, row: usize) -> Option<T> {
-        self.read.get(self.keys.get(row)? as usize).copied()
+    fn each(&self, rows: &mut [Row], mut f: impl FnMut(&mut Row, Option<Option<T>>)) {
+        let read = &self.read[..];
+        self.keys
+            .each(rows, |r, k| f(r, k.map(|k| read.get(k as usize).copied())));
+    }
+}
+
+/// What a row read column-wise is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Record,
+    NoData,
+    SkipData,
+    /// Left to the row-wise reading.
+    RowWise,
+}
+
+/// A row of a batch read column-wise ([`Fast::decode`]): what it is and,
+/// for a record, its fields.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    kind: Kind,
+    src: IpAddr,
+    dst: IpAddr,
+    start: Option<u64>,
+    /// The dictionary key of its `interface-id`; [`Row::NO_INTERFACE`]: none.
+    interface: u32,
+    sport: Option<u16>,
+    dport: Option<u16>,
+    proto: u8,
+    action: Action,
+    direction: Option<FlowDirection>,
+}
+
+impl Row {
+    const NO_INTERFACE: u32 = u32::MAX;
+    /// A record of a format without `log-status`, before its columns are read.
+    const RECORD: Row = Row {
+        kind: Kind::Record,
+        src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        start: None,
+        interface: Row::NO_INTERFACE,
+        sport: None,
+        dport: None,
+        proto: 0,
+        action: Action::Accept,
+        direction: None,
+    };
+
+    /// A value of a record is not the usual: the row-wise reading reads it
+    /// (NODATA and SKIPDATA are that whatever their other columns hold).
+    #[inline]
+    fn unusual(&mut self) {
+        if self.kind == Kind::Record {
+            self.kind = Kind::RowWise;
+        }
     }
 }
 
@@ -502,80 +561,127 @@ impl Fast {
         })
     }
 
-    /// The row's entry as the row-wise reading gives it; `None`: a row for
-    /// that reading.
-    #[inline]
-    fn entry(&self, row: usize) -> Option<Entry<'_>> {
-        match self.status.as_ref().map(|s| s.get(row)) {
-            None => {}
-            Some(Some(OK)) => {}
-            Some(Some(NODATA)) => return Some(Entry::NoData),
-            Some(Some(SKIPDATA)) => return Some(Entry::SkipData),
-            Some(_) => return None,
-        }
-        let addr = |c: &Keyed<Option<IpAddr>>| c.get(row).flatten();
-        let pkt = |c: &Option<Keyed<Option<IpAddr>>>, or: IpAddr| match c {
-            Some(c) if !c.keys.is_null(row) => addr(c),
-            _ => Some(or),
-        };
-        let src = pkt(&self.pkt_src, addr(&self.src)?)?;
-        let dst = pkt(&self.pkt_dst, addr(&self.dst)?)?;
-        let number = |a: &Plain<Int64Type>, max: i64| -> Option<Option<i64>> {
-            match a.get(row) {
-                None => Some(None),
-                Some(v) => (0..=max).contains(&v).then_some(Some(v)),
-            }
-        };
-        let proto = IpProto(number(&self.proto, 255)?? as u8);
-        let port = |a: &Option<Plain<Int64Type>>| match a {
-            None => Some(None),
-            Some(a) => number(a, 65535).map(|p| p.map(|p| p as u16)),
-        };
-        let (sport, dport) = (port(&self.sport)?, port(&self.dport)?);
-        let (sport, dport) = match (proto.has_ports(), sport, dport) {
-            (true, Some(s), Some(d)) => (Some(s), Some(d)),
-            (true, ..) => return None,
-            (false, ..) => (None, None),
-        };
-        let start = match &self.start {
-            None => None,
-            Some(a) => number(a, i64::MAX)?.map(|s| s as u64),
-        };
-        let action = match self.action.get(row)? {
-            ACCEPT => Action::Accept,
-            REJECT => Action::Reject,
-            _ => return None,
-        };
-        let direction = match &self.direction {
-            None => None,
-            Some(d) if d.keys.is_null(row) => None,
-            Some(d) => match d.get(row)? {
-                INGRESS => Some(FlowDirection::Ingress),
-                EGRESS => Some(FlowDirection::Egress),
-                _ => return None,
-            },
-        };
-        let interface = match &self.interface {
-            None => None,
-            Some((keys, _)) if keys.is_null(row) => None,
-            Some((keys, values)) => {
-                let k = usize::try_from(keys.get(row)?).ok()?;
-                if k >= values.len() {
-                    return None;
+    /// The batch's `len` rows, a column at a time, as the row-wise reading
+    /// reads them; a row it would find anything wrong with, or not the
+    /// usual, is left to it ([`Kind::RowWise`]).
+    fn decode(&self, rows: &mut Vec<Row>, len: usize) {
+        rows.clear();
+        rows.resize(len, Row::RECORD);
+        if let Some(s) = &self.status {
+            s.each(rows, |r, v| {
+                r.kind = match v {
+                    Some(Some(OK)) => Kind::Record,
+                    Some(Some(NODATA)) => Kind::NoData,
+                    Some(Some(SKIPDATA)) => Kind::SkipData,
+                    _ => Kind::RowWise,
                 }
-                (!values.is_null(k)).then(|| values.value(k))
+            });
+        }
+        let addr = |to: fn(&mut Row) -> &mut IpAddr| {
+            move |r: &mut Row, v: Option<Option<Option<IpAddr>>>| match v.flatten().flatten() {
+                Some(a) => *to(r) = a,
+                None => r.unusual(),
             }
+        };
+        self.src.each(rows, addr(|r| &mut r.src));
+        self.dst.each(rows, addr(|r| &mut r.dst));
+        // A packet address, where there is one, stands for the address.
+        let pkt = |to: fn(&mut Row) -> &mut IpAddr| {
+            move |r: &mut Row, v: Option<Option<Option<IpAddr>>>| match v {
+                None => {}
+                Some(Some(Some(a))) => *to(r) = a,
+                Some(_) => r.unusual(),
+            }
+        };
+        if let Some(c) = &self.pkt_src {
+            c.each(rows, pkt(|r| &mut r.src));
+        }
+        if let Some(c) = &self.pkt_dst {
+            c.each(rows, pkt(|r| &mut r.dst));
+        }
+        self.proto
+            .each(rows, |r, v| match v.and_then(|v| u8::try_from(v).ok()) {
+                Some(p) => r.proto = p,
+                None => r.unusual(),
+            });
+        let port = |to: fn(&mut Row) -> &mut Option<u16>| {
+            move |r: &mut Row, v: Option<i64>| match v.map(u16::try_from) {
+                None => {}
+                Some(Ok(p)) => *to(r) = Some(p),
+                Some(Err(_)) => r.unusual(),
+            }
+        };
+        if let Some(c) = &self.sport {
+            c.each(rows, port(|r| &mut r.sport));
+        }
+        if let Some(c) = &self.dport {
+            c.each(rows, port(|r| &mut r.dport));
+        }
+        for r in rows.iter_mut() {
+            if !IpProto(r.proto).has_ports() {
+                (r.sport, r.dport) = (None, None);
+            } else if r.sport.is_none() || r.dport.is_none() {
+                r.unusual();
+            }
+        }
+        if let Some(c) = &self.start {
+            c.each(rows, |r, v| match v.map(u64::try_from) {
+                None => {}
+                Some(Ok(s)) => r.start = Some(s),
+                Some(Err(_)) => r.unusual(),
+            });
+        }
+        self.action.each(rows, |r, v| match v {
+            Some(Some(ACCEPT)) => r.action = Action::Accept,
+            Some(Some(REJECT)) => r.action = Action::Reject,
+            _ => r.unusual(),
+        });
+        if let Some(c) = &self.direction {
+            c.each(rows, |r, v| match v {
+                None => {}
+                Some(Some(INGRESS)) => r.direction = Some(FlowDirection::Ingress),
+                Some(Some(EGRESS)) => r.direction = Some(FlowDirection::Egress),
+                Some(_) => r.unusual(),
+            });
+        }
+        if let Some((keys, values)) = &self.interface {
+            keys.each(rows, |r, k| match k.map(|k| usize::try_from(k).ok()) {
+                None => {}
+                Some(Some(k)) if k < values.len() => {
+                    if !values.is_null(k) {
+                        r.interface = k as u32;
+                    }
+                }
+                Some(_) => r.unusual(),
+            });
+        }
+    }
+
+    /// A decoded row's entry; `None`: a row for the row-wise reading.
+    #[inline]
+    fn entry(&self, r: &Row) -> Option<Entry<'_>> {
+        match r.kind {
+            Kind::Record => {}
+            Kind::NoData => return Some(Entry::NoData),
+            Kind::SkipData => return Some(Entry::SkipData),
+            Kind::RowWise => return None,
+        }
+        let interface = match &self.interface {
+            Some((_, values)) if r.interface != Row::NO_INTERFACE => {
+                Some(values.value(r.interface as usize))
+            }
+            _ => None,
         };
         Some(Entry::Record(Record {
             interface,
-            src,
-            dst,
-            proto,
-            sport,
-            dport,
-            start,
-            action,
-            direction,
+            src: r.src,
+            dst: r.dst,
+            proto: IpProto(r.proto),
+            sport: r.sport,
+            dport: r.dport,
+            start: r.start,
+            action: r.action,
+            direction: r.direction,
         }))
     }
 }
@@ -588,6 +694,8 @@ pub(super) struct Rows {
     cols: Vec<Col>,
     /// The batch read column-wise, when its columns allow.
     fast: Option<Fast>,
+    /// Its rows so read (the buffer kept from batch to batch).
+    decoded: Vec<Row>,
     tables: Tables,
     len: usize,
     /// The next row of the batch.
@@ -611,6 +719,9 @@ impl Rows {
             self.fast = None;
         }
         self.len = batch.num_rows();
+        if let Some(f) = &self.fast {
+            f.decode(&mut self.decoded, self.len);
+        }
         self.row = 0;
     }
 
@@ -629,7 +740,8 @@ impl Rows {
         }
         let row = self.row;
         self.row += 1;
-        if let Some(e) = self.fast.as_ref().and_then(|f| f.entry(row)) {
+        let fast = self.fast.as_ref().zip(self.decoded.get(row));
+        if let Some(e) = fast.and_then(|(f, r)| f.entry(r)) {
             #[cfg(test)]
             {
                 self.fast_rows += 1;
