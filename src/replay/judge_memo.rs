@@ -125,6 +125,8 @@ pub(super) struct PortClasses {
     /// Sorted, distinct: the first ports of the classes after the first
     /// (each a range's first port, or the port after a range's last).
     starts: Vec<u16>,
+    /// Each port's class, looked up rather than searched for (128 KiB).
+    table: Box<[u16]>,
 }
 
 impl PortClasses {
@@ -151,13 +153,22 @@ impl PortClasses {
         starts.retain(|&p| p > 0);
         starts.sort_unstable();
         starts.dedup();
-        PortClasses { starts }
+        PortClasses::new(starts)
+    }
+
+    /// The classes of sorted, distinct starts above 0 (at most 65535 of
+    /// them: a class fits 16 bits).
+    fn new(starts: Vec<u16>) -> PortClasses {
+        let table = (0..=u16::MAX)
+            .map(|p| starts.partition_point(|&s| s <= p) as u16)
+            .collect();
+        PortClasses { starts, table }
     }
 
     /// The class of a port: how many class starts are at or below it.
     #[inline]
     pub(super) fn class(&self, port: u16) -> u32 {
-        self.starts.partition_point(|&s| s <= port) as u32
+        u32::from(self.table[usize::from(port)])
     }
 }
 
@@ -298,6 +309,26 @@ impl Kept {
     }
 }
 
+/// Whether two interface names are the same, eight bytes at a time (a
+/// call of `memcmp` costs more than comparing a name of twenty bytes).
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
+    // The last eight bytes overlap the words before them where the
+    // length is no multiple of eight.
+    (0..n - 8).step_by(8).all(|at| word(a, at) == word(b, at)) && word(a, n - 8) == word(b, n - 8)
+}
+
 pub(super) struct JudgeMemo<'r> {
     rules: &'r Ruleset,
     sport_matters: bool,
@@ -343,7 +374,8 @@ impl<'r> JudgeMemo<'r> {
     }
 
     fn interface(&mut self, name: &str) -> Option<IfaceId> {
-        if let Some((_, i)) = self.recent.iter().find(|(n, _)| n == name) {
+        let found = (self.recent.iter()).find(|(n, _)| same_name(n.as_bytes(), name.as_bytes()));
+        if let Some((_, i)) = found {
             return *i;
         }
         let i = self.named(name);
@@ -596,6 +628,24 @@ security_groups = ["sg-db"]
         );
     }
 
+    /// Names are the same exactly when their bytes are, of every length
+    /// up to past three words, differing at any place.
+    #[test]
+    fn names_compare_as_bytes() {
+        for n in 0..30 {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_name(&a, &a.clone()));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 1;
+                assert!(!same_name(&a, &b), "{n} {i}");
+            }
+            let mut longer = a.clone();
+            longer.push(b'x');
+            assert!(!same_name(&a, &longer));
+        }
+    }
+
     #[test]
     fn remembered_judgements_are_judge_s() {
         assert!(!same_as_judge(POLICY));
@@ -691,6 +741,27 @@ subnet = "s-db"
         let c = PortClasses::of(&rules.policy);
         assert_eq!(c.starts, vec![22, 23]);
         assert_eq!([0, 21, 22, 23, 65535].map(|p| c.class(p)), [0, 0, 1, 2, 2]);
+    }
+
+    proptest! {
+        /// The class looked up is the count of starts at or below the port,
+        /// for ports at, next to and between the starts.
+        #[test]
+        fn looked_up_classes_count_the_starts(
+            mut starts in proptest::collection::vec(1u16..=65535, 0..40),
+        ) {
+            starts.sort_unstable();
+            starts.dedup();
+            let c = PortClasses::new(starts.clone());
+            let mut ports = vec![0, 1, 65534, 65535];
+            for &s in &starts {
+                ports.extend([s - 1, s, s.saturating_add(1)]);
+            }
+            for p in ports {
+                let below = starts.iter().filter(|&&s| s <= p).count() as u32;
+                prop_assert_eq!(c.class(p), below, "port {}", p);
+            }
+        }
     }
 
     proptest! {
