@@ -31,8 +31,10 @@ pub const LISTED: usize = 20;
 pub const MALFORMED_LISTED: usize = 10;
 /// Deciding judgements whose names are kept while judging.
 const RULE_NAMES: usize = 16;
-/// Deciding judgements (rule, ACL decision, reason) and their names.
-type RuleNames = Vec<((Option<RuleId>, Option<AclDecision>, Reason), String)>;
+/// Deciding judgements (rule, ACL decision, reason), their names, and how
+/// many differing records each decided that `differing_by_rule` does not
+/// count yet (counted there when the name is dropped, and at the end).
+type RuleNames = Vec<((Option<RuleId>, Option<AclDecision>, Reason), String, u64)>;
 /// Records between looks at the interrupt flag.
 const CHECK_EVERY: u64 = 4096;
 
@@ -307,9 +309,10 @@ impl FlowLogReport {
         let policy = &memo.rules().policy;
         // By the rule's name, or the reason where no rule decided; the
         // names of the last few deciding judgements are kept, so a name is
-        // formatted (and allocated) only when new.
+        // formatted (and allocated) only when new, with their counts, so
+        // the map is looked up only when a name is dropped.
         let key = (j.rule, j.nacl, j.reason);
-        let name = match names.iter().position(|(k, _)| *k == key) {
+        let name = match names.iter().position(|(k, ..)| *k == key) {
             Some(i) => i,
             None => {
                 let mut s = String::new();
@@ -321,19 +324,14 @@ impl FlowLogReport {
                     },
                 };
                 if names.len() == RULE_NAMES {
-                    names.remove(0);
+                    let (_, name, n) = names.remove(0);
+                    self.count_differing(name, n);
                 }
-                names.push((key, s));
+                names.push((key, s, 0));
                 names.len() - 1
             }
         };
-        let name = names[name].1.as_str();
-        match self.differing_by_rule.get_mut(name) {
-            Some(n) => *n += 1,
-            None => {
-                self.differing_by_rule.insert(name.to_string(), 1);
-            }
-        }
+        names[name].2 += 1;
         if self.differences.len() < LISTED {
             let (rule, interface, direction) = named(policy, j);
             self.differences.push(Difference {
@@ -352,6 +350,11 @@ impl FlowLogReport {
                 reverse_allowed,
             });
         }
+    }
+
+    /// Counts `n` differing records decided by the rule (or reason) `name`.
+    fn count_differing(&mut self, name: String, n: u64) {
+        *self.differing_by_rule.entry(name).or_insert(0) += n;
     }
 
     fn malformed(&mut self, line: u64, why: String) {
@@ -577,6 +580,9 @@ pub fn replay_flow_log(
             Entry::SkipData => report.skipdata += 1,
             Entry::Malformed(m) => report.malformed(line, m.to_string()),
         }
+    }
+    for (_, name, n) in names {
+        report.count_differing(name, n);
     }
     if let Some((w, path)) = verdicts {
         w.finish().map_err(writing(path))?;
