@@ -259,6 +259,18 @@ fn quick_ipv4_parsing_agrees_with_std() {
         let s = format!("{}.{}.{}.{}", b[0], b[1] as u16 * 2, b[2], b[3]);
         assert_eq!(super::parse_addr(s.as_bytes()), s.parse().ok(), "{s:?}");
     }
+    // Digits and dots in any order and number, up to past the longest.
+    for _ in 0..100_000 {
+        n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let len = (n >> 8) % 18;
+        let s: String = (0..len)
+            .map(|_| {
+                n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                b"0123456789.....0125"[(n >> 16) as usize % 19] as char
+            })
+            .collect();
+        assert_eq!(super::parse_addr(s.as_bytes()), s.parse().ok(), "{s:?}");
+    }
 }
 
 #[test]
