@@ -646,12 +646,10 @@ impl Fast {
         }
         if let Some((keys, values)) = &self.interface {
             keys.each(rows, |r, k| match k.map(|k| usize::try_from(k).ok()) {
+                // A null key, or a key to a null value: no interface.
                 None => {}
-                Some(Some(k)) if k < values.len() => {
-                    if !values.is_null(k) {
-                        r.interface = k as u32;
-                    }
-                }
+                Some(Some(k)) if k < values.len() && values.is_null(k) => {}
+                Some(Some(k)) if k < values.len() => r.interface = k as u32,
                 Some(_) => r.unusual(),
             });
         }
