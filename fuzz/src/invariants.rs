@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use sgplane::engine::{Engine, Input, Judgement};
-use sgplane::io::capture::CaptureReader;
+use sgplane::io::capture::{CaptureReader, Record};
 use sgplane::policy::{Direction, Flow, IpProto, Policy, Reason, Verdict};
 use sgplane::wire::ethernet::{self, ether_type};
 use sgplane::wire::geneve::{self, GeneveError, GenevePacket};
@@ -704,25 +704,29 @@ pub fn check_capture(data: &[u8]) {
 /// A record as both ways of reading give it: its bytes and packet fields.
 type Seen = (Vec<u8>, Option<(u64, u32, u32, u32, Vec<u8>)>);
 
+fn seen(rec: &Record) -> Seen {
+    (
+        rec.raw.to_vec(),
+        rec.packet
+            .map(|p| (p.ts, p.orig_len, p.linktype, p.interface, p.data.to_vec())),
+    )
+}
+
 /// Everything a capture gives, record by record with `next_record`: the
 /// records, then the error's offset and message (`None` at a clean end).
 fn records_one_by_one(data: &[u8]) -> (Vec<Seen>, Option<(u64, String)>) {
-    let mut seen = Vec::new();
+    let mut all = Vec::new();
     let Ok(mut r) = CaptureReader::new(data) else {
-        return (seen, None);
+        return (all, None);
     };
     for _ in 0..=data.len() / 12 + 1 {
         match r.next_record() {
-            Ok(None) => return (seen, None),
-            Err(e) => return (seen, Some((e.offset(), e.to_string()))),
-            Ok(Some(rec)) => seen.push((
-                rec.raw.to_vec(),
-                rec.packet
-                    .map(|p| (p.ts, p.orig_len, p.linktype, p.interface, p.data.to_vec())),
-            )),
+            Ok(None) => return (all, None),
+            Err(e) => return (all, Some((e.offset(), e.to_string()))),
+            Ok(Some(rec)) => all.push(seen(&rec)),
         }
     }
-    (seen, None)
+    (all, None)
 }
 
 /// A source that gives at most `step` bytes a read, so records straddle
@@ -760,14 +764,7 @@ fn batches_agree(data: &[u8]) {
             "{} records in a batch of {max}",
             batch.len()
         );
-        for info in &batch {
-            let rec = info.resolve(r.buffer());
-            got.push((
-                rec.raw.to_vec(),
-                rec.packet
-                    .map(|p| (p.ts, p.orig_len, p.linktype, p.interface, p.data.to_vec())),
-            ));
-        }
+        got.extend(batch.iter().map(|info| seen(&info.resolve(r.buffer()))));
         match status {
             Err(e) => break Some((e.offset(), e.to_string())),
             Ok(()) if batch.is_empty() => break None,

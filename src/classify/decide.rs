@@ -45,11 +45,6 @@ impl Decisions {
         self.of_flow.push(self.distinct.len() as u32 - 1);
     }
 
-    /// Flow `i`'s decision.
-    pub fn get(&self, i: usize) -> Option<&Evaluation> {
-        self.distinct.get(*self.of_flow.get(i)? as usize)
-    }
-
     /// The flows' decisions, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Evaluation> + '_ {
         self.of_flow.iter().map(|&d| &self.distinct[d as usize])

@@ -273,12 +273,8 @@ impl<R: Read> CaptureReader<R> {
     fn record_len(&self) -> Option<usize> {
         let d = &self.buf[self.start..self.end];
         match self.format {
-            Format::Pcap { header } => {
-                let b = d.get(8..12)?;
-                let incl = match header.endianness {
-                    Endianness::Big => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-                    Endianness::Little => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                };
+            Format::Pcap { .. } => {
+                let incl = self.pcap?.field(d.get(..12)?, 8);
                 Some(16usize.saturating_add(incl as usize))
             }
             Format::PcapNg => {
@@ -351,12 +347,7 @@ impl<R: Read> CaptureReader<R> {
             }
             let len = 16 + layout.field(&self.buf[at..at + 16], 8) as usize;
             if len > MAX_RECORD {
-                result = Err(CaptureError::Corrupt {
-                    offset: self.offset + (at - self.start) as u64,
-                    what: format!(
-                        "a record claims {len} bytes (at most {MAX_RECORD} are accepted)"
-                    ),
-                });
+                result = Err(too_long(self.offset + (at - self.start) as u64, len));
                 break;
             }
             if len > end - at {
@@ -378,10 +369,7 @@ impl<R: Read> CaptureReader<R> {
     /// The length of the record at the head of the buffer if all of it is there.
     fn complete_len(&self) -> Result<Option<usize>, CaptureError> {
         match self.record_len() {
-            Some(n) if n > MAX_RECORD => Err(CaptureError::Corrupt {
-                offset: self.offset,
-                what: format!("a record claims {n} bytes (at most {MAX_RECORD} are accepted)"),
-            }),
+            Some(n) if n > MAX_RECORD => Err(too_long(self.offset, n)),
             Some(n) if matches!(self.format, Format::PcapNg) && (n < 12 || n % 4 != 0) => {
                 Err(CaptureError::Corrupt {
                     offset: self.offset,
@@ -569,6 +557,14 @@ fn data_range(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
     let lo = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
     let hi = lo.checked_add(part.len())?;
     (hi <= whole.len()).then_some((lo, hi))
+}
+
+/// A record at `offset` claiming `len` bytes, more than [`MAX_RECORD`].
+fn too_long(offset: u64, len: usize) -> CaptureError {
+    CaptureError::Corrupt {
+        offset,
+        what: format!("a record claims {len} bytes (at most {MAX_RECORD} are accepted)"),
+    }
 }
 
 /// How a pcap file's record headers read (from its file header).

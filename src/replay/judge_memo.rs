@@ -122,10 +122,10 @@ impl Key {
 /// the class stands for the port in the memo's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct PortClasses {
-    /// Sorted, distinct: the first ports of the classes after the first
-    /// (each a range's first port, or the port after a range's last).
-    starts: Vec<u16>,
-    /// Each port's class, looked up rather than searched for (128 KiB).
+    /// Each port's class: how many class starts are at or below it, the
+    /// starts being the first ports of the classes after the first (each a
+    /// range's first port, or the port after a range's last). Looked up
+    /// rather than searched for (128 KiB).
     table: Box<[u16]>,
 }
 
@@ -162,13 +162,21 @@ impl PortClasses {
         let table = (0..=u16::MAX)
             .map(|p| starts.partition_point(|&s| s <= p) as u16)
             .collect();
-        PortClasses { starts, table }
+        PortClasses { table }
     }
 
     /// The class of a port: how many class starts are at or below it.
     #[inline]
     pub(super) fn class(&self, port: u16) -> u32 {
         u32::from(self.table[usize::from(port)])
+    }
+
+    /// The class starts: the ports whose class is not the port before's.
+    #[cfg(test)]
+    fn starts(&self) -> Vec<u16> {
+        (1..=u16::MAX)
+            .filter(|&p| self.table[usize::from(p)] != self.table[usize::from(p - 1)])
+            .collect()
     }
 }
 
@@ -739,7 +747,7 @@ subnet = "s-db"
     fn classes_split_at_range_ends() {
         let rules = Ruleset::compile(Policy::from_toml(&policy(&[(22, 0); 8]), "p.toml").unwrap());
         let c = PortClasses::of(&rules.policy);
-        assert_eq!(c.starts, vec![22, 23]);
+        assert_eq!(c.starts(), vec![22, 23]);
         assert_eq!([0, 21, 22, 23, 65535].map(|p| c.class(p)), [0, 0, 1, 2, 2]);
     }
 
