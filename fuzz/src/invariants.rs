@@ -1574,7 +1574,11 @@ pub fn flowlog_line(
             "protocol" => r.proto.0.to_string(),
             "action" => r.action.as_str().to_string(),
             "log-status" => "OK".into(),
-            "interface-id" => r.interface.unwrap_or("-").to_string(),
+            // A line of bytes that are not UTF-8 is no record, so a
+            // record's interface (kept as bytes) is always UTF-8.
+            "interface-id" => std::str::from_utf8(r.interface.unwrap_or(b"-"))
+                .expect("a record's interface-id is UTF-8")
+                .to_string(),
             "start" => r.start.map_or("-".into(), |s| s.to_string()),
             "flow-direction" => match r.direction {
                 None => "-".into(),
@@ -1845,7 +1849,10 @@ fn check_record_judgement(
     let rj = sgplane::replay::flowlogs::judge(rules, r);
     let j = rj.judgement;
     let policy = &rules.policy;
-    let named = r.interface.and_then(|n| policy.interface_id(n)).is_some();
+    let named = r
+        .interface
+        .and_then(|n| policy.interface_named(n))
+        .is_some();
     assert!(!rj.at_named_interface || named, "{r:?}: {rj:?}");
     assert_eq!(j.nacl.is_some(), j.reason == Reason::Nacl, "{r:?}: {j:?}");
     if j.reason == Reason::Nacl || j.reason == Reason::NoRule {

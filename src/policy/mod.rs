@@ -797,6 +797,14 @@ impl Policy {
         self.iface_by_name.get(name).copied()
     }
 
+    /// [`Policy::interface_id`] of a name as bytes (a flow log's
+    /// `interface-id`): bytes that are not UTF-8 name no interface.
+    pub fn interface_named(&self, name: &[u8]) -> Option<IfaceId> {
+        std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| self.interface_id(n))
+    }
+
     pub fn interface(&self, id: IfaceId) -> &Interface {
         &self.interfaces[id as usize]
     }

@@ -1180,7 +1180,7 @@ security_groups = ["sg-web"]
         let p = policy();
         let mut c = Comparison::new("new", Unit::Records);
         let rec = |src: &str, sport, dst: &str, dport| Record {
-            interface: Some("eni-web"),
+            interface: Some(b"eni-web"),
             src: v4(src),
             dst: v4(dst),
             proto: IpProto::TCP,

@@ -55,7 +55,7 @@ pub struct RecordJudgement {
 /// interface's decision, and the ACL of its subnet in that direction.
 /// Otherwise both ends, as for a packet's new flow.
 pub fn judge(rules: &Ruleset, r: &Record) -> RecordJudgement {
-    let iface = r.interface.and_then(|n| rules.policy.interface_id(n));
+    let iface = r.interface.and_then(|n| rules.policy.interface_named(n));
     judge_at(rules, iface, r)
 }
 

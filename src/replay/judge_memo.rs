@@ -349,10 +349,10 @@ pub(super) struct JudgeMemo<'r> {
     /// By [`Kept::hint`], the number given last (checked before `numbers`).
     hints: [u32; HINTS],
     /// `interface-id` values seen, and the policy's interface each names.
-    names: std::collections::HashMap<Box<str>, Option<IfaceId>, foldhash::fast::FixedState>,
+    names: std::collections::HashMap<Box<[u8]>, Option<IfaceId>, foldhash::fast::FixedState>,
     /// The names last looked up and their interfaces (buffers kept, so no
     /// allocation per record), replaced in turn.
-    recent: [(String, Option<IfaceId>); RECENT],
+    recent: [(Vec<u8>, Option<IfaceId>); RECENT],
     next_recent: usize,
 }
 
@@ -372,7 +372,7 @@ impl<'r> JudgeMemo<'r> {
             numbers: Default::default(),
             hints: [u32::MAX; HINTS],
             names: Default::default(),
-            recent: std::array::from_fn(|_| (String::from("\0"), None)),
+            recent: std::array::from_fn(|_| (vec![0], None)),
             next_recent: 0,
         }
     }
@@ -381,25 +381,25 @@ impl<'r> JudgeMemo<'r> {
         self.rules
     }
 
-    fn interface(&mut self, name: &str) -> Option<IfaceId> {
-        let found = (self.recent.iter()).find(|(n, _)| same_name(n.as_bytes(), name.as_bytes()));
+    fn interface(&mut self, name: &[u8]) -> Option<IfaceId> {
+        let found = (self.recent.iter()).find(|(n, _)| same_name(n, name));
         if let Some((_, i)) = found {
             return *i;
         }
         let i = self.named(name);
         let (n, at) = &mut self.recent[self.next_recent];
         n.clear();
-        n.push_str(name);
+        n.extend_from_slice(name);
         *at = i;
         self.next_recent = (self.next_recent + 1) % RECENT;
         i
     }
 
-    fn named(&mut self, name: &str) -> Option<IfaceId> {
+    fn named(&mut self, name: &[u8]) -> Option<IfaceId> {
         if let Some(&i) = self.names.get(name) {
             return i;
         }
-        let i = self.rules.policy.interface_id(name);
+        let i = self.rules.policy.interface_named(name);
         if self.names.len() >= NAMES {
             self.names.clear();
         }
@@ -527,7 +527,7 @@ security_groups = ["sg-db"]
             let proto = [6u8, 17, 1][pick(3, 3)];
             let ports = proto != 1;
             out.push(Record {
-                interface: ifaces[pick(5, 4)],
+                interface: ifaces[pick(5, 4)].map(str::as_bytes),
                 src: addrs[pick(8, 6)],
                 dst: addrs[pick(11, 6)],
                 proto: IpProto(proto),
@@ -810,7 +810,7 @@ subnet = "s-db"
                 };
                 let proto = [6u8, 17, 1][pick(1, 3)];
                 let r = Record {
-                    interface: ifaces[pick(4, 3)],
+                    interface: ifaces[pick(4, 3)].map(str::as_bytes),
                     src: addrs[pick(7, 6)],
                     dst: addrs[pick(10, 6)],
                     proto: IpProto(proto),

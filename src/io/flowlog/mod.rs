@@ -285,8 +285,10 @@ pub enum FlowDirection {
 /// One flow at one interface in one aggregation window (`log-status` OK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
-    /// `interface-id`, when the format has it and it is not `-`.
-    pub interface: Option<&'a str>,
+    /// `interface-id`, when the format has it and it is not `-`: its
+    /// bytes, which are UTF-8 (a line of other bytes is no record) but
+    /// are compared as bytes, not checked again for each record.
+    pub interface: Option<&'a [u8]>,
     /// `pkt-srcaddr` when present, else `srcaddr`: the packet's own
     /// address, which the security groups see (`srcaddr` is the
     /// interface's primary address for traffic of its secondary ones).
@@ -571,9 +573,9 @@ impl<'a> Fields<'a> {
         };
         let interface = match self.get(Column::Interface) {
             Value::Absent => None,
-            // Text lines and arrow strings are UTF-8 already.
-            Value::Str(s) => Some(s),
-            Value::Text(s) => Some(std::str::from_utf8(s).map_err(|_| Malformed::NotText)?),
+            // A text line is UTF-8 (checked whole), an arrow string too.
+            Value::Str(s) => Some(s.as_bytes()),
+            Value::Text(s) => Some(s),
             Value::Int(_) => return Err(bad("interface-id")),
         };
         Ok(Entry::Record(Record {

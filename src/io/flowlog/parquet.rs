@@ -666,7 +666,7 @@ impl Fast {
         }
         let interface = match &self.interface {
             Some((_, values)) if r.interface != Row::NO_INTERFACE => {
-                Some(values.value(r.interface as usize))
+                Some(values.value(r.interface as usize).as_bytes())
             }
             _ => None,
         };

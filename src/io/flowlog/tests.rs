@@ -10,7 +10,7 @@ fn a_default_record_is_read() {
         "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK",
     );
     let Entry::Record(r) = e else { panic!("{e:?}") };
-    assert_eq!(r.interface, Some("eni-1235b8ca123456789"));
+    assert_eq!(r.interface, Some(&b"eni-1235b8ca123456789"[..]));
     assert_eq!(r.src, "172.31.16.139".parse::<IpAddr>().unwrap());
     assert_eq!(r.dst, "172.31.16.21".parse::<IpAddr>().unwrap());
     assert_eq!(
@@ -71,7 +71,7 @@ fn a_custom_header_gives_the_order_and_pkt_addresses_win() {
     assert_eq!(r.src, "10.0.2.77".parse::<IpAddr>().unwrap());
     assert_eq!(r.dst, "10.0.1.99".parse::<IpAddr>().unwrap());
     assert_eq!(r.direction, Some(FlowDirection::Ingress));
-    assert_eq!(r.interface, Some("eni-9"));
+    assert_eq!(r.interface, Some(&b"eni-9"[..]));
     // `-` in pkt-srcaddr falls back to srcaddr.
     let line = b"vpc-1 eni-9 - ACCEPT 10.0.1.5 10.0.2.5 6 - 40000 443 egress 2";
     let Entry::Record(r) = f.parse(line) else {

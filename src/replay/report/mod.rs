@@ -611,7 +611,7 @@ impl FlowLogHtml {
         // judged (its groups' decision, or the subnet ACL's that denied it).
         let at = rj
             .at_named_interface
-            .then(|| r.interface.and_then(|n| policy.interface_id(n)))
+            .then(|| r.interface.and_then(|n| policy.interface_named(n)))
             .flatten();
         let dir = j.decision.map(|(_, d)| d).or(j.nacl.map(|a| a.direction));
         match at.zip(dir) {
