@@ -98,6 +98,11 @@ fn the_same_cidr_in_two_vpcs_compiles_and_each_vpc_owns_its_addresses() {
     let x = ip("10.0.1.10");
     assert_eq!(p.interface_of(x, sa), p.interface_id("eni-a"));
     assert_eq!(p.interface_of(x, sb), p.interface_id("eni-b"));
+    // A flow log's name as bytes finds the same; bytes that are no
+    // UTF-8 (nor any name) find none.
+    let eni_b = p.interface_id("eni-b").unwrap();
+    assert_eq!(p.interface_named(b"eni-b"), Some(eni_b));
+    assert_eq!(p.interface_named(b"eni-\xffb"), None);
     // The addresses alone do not say which VPC: neither end is known.
     assert_eq!(p.zone_of(None, ip("10.0.1.20"), x), None);
     let e = p.evaluate(&tcp80("10.0.1.20", "10.0.1.10", None));
