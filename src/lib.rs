@@ -31,8 +31,9 @@
 //! `main.rs`, the command line, sits on top and may use any of them.
 //!
 //! `unsafe` is denied but where a module says why it needs it: the system
-//! calls and the memory shared with the kernel in [`io`], the AVX2 lookups
-//! in [`classify`], a prefetch and `madvise` in [`conntrack`].
+//! calls and the memory shared with the kernel in [`io`] (and SSE2 byte
+//! compares of flow-log lines), the AVX2 lookups in [`classify`], a
+//! prefetch and `madvise` in [`conntrack`].
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -14,7 +14,8 @@
 //!
 //! [`sys`] wraps the system calls they make; the `unsafe` of this crate's
 //! I/O is there, and where memory is shared with the kernel beyond a call
-//! (`tap::uring`, the AF_PACKET ring, the AF_XDP rings and UMEM).
+//! (`tap::uring`, the AF_PACKET ring, the AF_XDP rings and UMEM), and
+//! the SSE2 compares that find a flow-log line's spaces (`flowlog::spaces`).
 
 pub mod afpacket;
 pub mod capture;

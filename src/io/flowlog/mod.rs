@@ -13,6 +13,8 @@ use std::net::IpAddr;
 use crate::base::IpProto;
 
 pub mod parquet;
+#[allow(unsafe_code)] // SSE2 byte compares of a line (spaces::marks, SAFETY there)
+mod spaces;
 #[cfg(test)]
 mod tests;
 
@@ -374,40 +376,19 @@ impl Format {
     }
 
     /// The words of a line of printable ASCII between spaces (as flow logs
-    /// are written), eight bytes at a time; returns how many. `None`: the
-    /// line has another byte (a tab, a control or a non-ASCII byte), for
-    /// [`Format::split_any`] to read.
+    /// are written), its spaces found 64 bytes at a time ([`spaces::block`]);
+    /// returns how many. `None`: the line has another byte (a tab, a
+    /// control or a non-ASCII byte), for [`Format::split_any`] to read.
     #[inline]
     fn split_spaced<'a>(&self, b: &'a [u8], raw: &mut Fields<'a>) -> Option<usize> {
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-        /// Added to a byte below 0x80, sets its high bit when it is 0x20 or more.
-        const TO_SPACE: u64 = 0x6060_6060_6060_6060;
-        const SPACES: u64 = 0x2020_2020_2020_2020;
         // A word ends at each space (the bytes after the last space, at
         // the line's end); a space right after another ends none.
         let (mut n, mut start) = (0, 0);
         let mut base = 0;
         while base < b.len() {
-            let w = match b.get(base..base + 8) {
-                Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
-                None => {
-                    // The last bytes, spaces after them: the first of those
-                    // ends the last word, the others none.
-                    let mut tail = [b' '; 8];
-                    tail[..b.len() - base].copy_from_slice(&b[base..]);
-                    u64::from_le_bytes(tail)
-                }
-            };
-            // Every byte 0x20-0x7f: its high bit clear, and set by adding 0x60.
-            if w & HIGH != 0 || (w + TO_SPACE) & HIGH != HIGH {
-                return None;
-            }
-            // Spaces: the bytes that are 0 when xored with spaces (every
-            // byte is below 0x80, so adding 0x7f carries into no other).
-            let mut spaces = !((w ^ SPACES) + LOW) & HIGH;
+            let mut spaces = spaces::block(b, base)?;
             while spaces != 0 {
-                let at = base + (spaces.trailing_zeros() / 8) as usize;
+                let at = base + spaces.trailing_zeros() as usize;
                 if at > start {
                     self.put(raw, n, &b[start..at]);
                     n += 1;
@@ -415,7 +396,7 @@ impl Format {
                 start = at + 1;
                 spaces &= spaces - 1;
             }
-            base += 8;
+            base += 64;
         }
         if start < b.len() {
             self.put(raw, n, &b[start..]);
