@@ -35,7 +35,7 @@ pub(super) fn block(b: &[u8], base: usize) -> Option<u64> {
 
 /// The spaces of sixteen bytes as bits, and the bytes below 0x20 or from
 /// 0x80: SSE2's byte compares (every x86-64 has them).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn marks(c: &[u8; 16]) -> (u16, u16) {
     use std::arch::x86_64::{
@@ -43,8 +43,8 @@ fn marks(c: &[u8; 16]) -> (u16, u16) {
     };
     let half = |h: &[u8]| i64::from_le_bytes(h.try_into().unwrap_or_default());
     let (lo, hi) = (half(&c[..8]), half(&c[8..]));
-    // SAFETY: SSE2 is part of x86-64, which every target of this arch
-    // enables; the intrinsics read no memory (the bytes are passed by value).
+    // SAFETY: the target has SSE2 (the cfg above; every x86-64 has it);
+    // the intrinsics read no memory (the bytes are passed by value).
     let (space, other) = unsafe {
         let v = _mm_set_epi64x(hi, lo);
         (
@@ -58,7 +58,7 @@ fn marks(c: &[u8; 16]) -> (u16, u16) {
 
 /// [`marks`] a byte at a time: where SSE2 is not, and the reference the
 /// tests hold it to.
-#[cfg(any(test, not(target_arch = "x86_64")))]
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
 #[inline(always)]
 fn marks_bytewise(c: &[u8; 16]) -> (u16, u16) {
     let (mut space, mut other) = (0u16, 0u16);
@@ -69,7 +69,7 @@ fn marks_bytewise(c: &[u8; 16]) -> (u16, u16) {
     (space, other)
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 use marks_bytewise as marks;
 
 #[cfg(test)]
