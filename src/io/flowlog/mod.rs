@@ -575,7 +575,7 @@ impl<'a> Fields<'a> {
 
 /// An unsigned integer up to `max` as `str::parse` reads one: an
 /// optional `+`, then at least one decimal digit.
-#[inline]
+#[inline(always)]
 fn parse_uint(s: &[u8], max: u64) -> Option<u64> {
     let digits = match s {
         [b'+', rest @ ..] => rest,
@@ -652,7 +652,7 @@ fn eight_digits(w: u64) -> Option<u64> {
 
 /// An address as `str::parse` reads it, dotted IPv4 the quick way (what
 /// it takes, std takes alike; anything else goes to std).
-#[inline]
+#[inline(always)]
 fn parse_addr(s: &[u8]) -> Option<IpAddr> {
     /// Four parts of 1-3 digits between dots, none with a leading zero
     /// (std refuses those), each at most 255; anything else is std's.
