@@ -869,10 +869,16 @@ impl InProcess {
         };
         let c = Arc::clone(&control);
         let thread = std::thread::spawn(move || gwlb::run_tuned(c, opts, &tuning));
-        // Bound once a plain socket can no longer take the address.
-        wait_until("the appliance to listen", Duration::from_secs(5), || {
-            UdpSocket::bind(listen).is_err()
+        // Bound once the kernel lists the address. (Not by trying to bind
+        // it: a probe holding the port for a moment would make the
+        // appliance's own bind fail.) An appliance that stopped says why.
+        wait_until("the appliance to listen", Duration::from_secs(10), || {
+            udp_bound(listen) || thread.is_finished()
         });
+        if thread.is_finished() {
+            let why = thread.join().map(|r| r.map(|_| ()));
+            panic!("the appliance stopped before listening: {why:?}");
+        }
         InProcess {
             control,
             thread: Some(thread),
@@ -894,6 +900,25 @@ impl Drop for InProcess {
             let _ = t.join();
         }
     }
+}
+
+/// Whether a UDP socket is bound to `addr` (an IPv4 address), as
+/// `/proc/net/udp` lists them: the address as its four bytes read as one
+/// native-endian word, and the port, in hex.
+fn udp_bound(addr: SocketAddr) -> bool {
+    let SocketAddr::V4(a) = addr else {
+        panic!("udp_bound reads IPv4 sockets only: {addr}")
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(a.ip().octets()),
+        a.port()
+    );
+    std::fs::read_to_string("/proc/net/udp")
+        .expect("/proc/net/udp")
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
 }
 
 /// A counter of an appliance summary, 0 if absent.
