@@ -33,7 +33,8 @@
 //! `unsafe` is denied but where a module says why it needs it: the system
 //! calls and the memory shared with the kernel in [`io`] (and SSE2 byte
 //! compares of flow-log lines), the AVX2 lookups in [`classify`], a
-//! prefetch and `madvise` in [`conntrack`].
+//! prefetch and `madvise` in [`conntrack`], a prefetch of the flow-log
+//! judgement memo in [`replay`].
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

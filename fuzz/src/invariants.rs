@@ -1731,7 +1731,8 @@ fn check_entries(mut reader: sgplane::io::flowlog::Reader, data: &[u8]) {
 /// how) is read to its end: never a panic, an error says something, and
 /// every row read is an entry.
 pub fn check_flowlog_parquet(data: &[u8]) {
-    use sgplane::io::flowlog::{parquet, sniff, Format, Sniffed};
+    use sgplane::io::flowlog::{parquet, sniff, Entry, Format, Sniffed};
+    const AHEAD: usize = 3;
     let Some((edits, text)) = data.split_first_chunk::<8>() else {
         return;
     };
@@ -1764,7 +1765,21 @@ pub fn check_flowlog_parquet(data: &[u8]) {
     assert!(reader.parquet());
     assert_eq!(reader.format().fields, format.fields);
     let mut rows = 0usize;
-    while let Some((number, entry)) = reader.next_entry().expect("a file we wrote reads") {
+    // Read as the replay reads: a record read column-wise taken first,
+    // any other row as an entry; the addresses `ahead` gives for a row to
+    // come are that row's.
+    let mut promised = std::collections::VecDeque::new();
+    loop {
+        if let Some(addrs) = reader.ahead(AHEAD) {
+            promised.push_back((rows + 1 + AHEAD, addrs));
+        }
+        let (number, entry) = match reader.next_record_read() {
+            Some((n, r)) => (n, Entry::Record(r)),
+            None => match reader.next_entry().expect("a file we wrote reads") {
+                Some(e) => e,
+                None => break,
+            },
+        };
         rows += 1;
         assert_eq!(number as usize, rows, "rows are numbered from 1");
         let line = lines[rows - 1];
@@ -1774,8 +1789,19 @@ pub fn check_flowlog_parquet(data: &[u8]) {
             "row {rows} and its line {:?}",
             String::from_utf8_lossy(line)
         );
+        while promised.front().is_some_and(|&(at, _)| at <= rows) {
+            let (at, addrs) = promised.pop_front().unwrap();
+            match &entry {
+                Entry::Record(r) if at == rows => assert_eq!((r.src, r.dst), addrs, "row {rows}"),
+                _ => panic!("ahead gave {addrs:?} for row {at}, which is {entry:?}"),
+            }
+        }
     }
     assert_eq!(rows, lines.len(), "every row read");
+    assert!(
+        promised.is_empty(),
+        "ahead gave rows past the end: {promised:?}"
+    );
 
     // Damaged: up to four bytes replaced (position from two bytes, value
     // from one; a zero position byte pair leaves the rest alone).

@@ -37,6 +37,9 @@ const RULE_NAMES: usize = 16;
 type RuleNames = Vec<((Option<RuleId>, Option<AclDecision>, Reason), String, u64)>;
 /// Records between looks at the interrupt flag.
 const CHECK_EVERY: u64 = 4096;
+/// Records ahead whose memo places are brought into the cache before they
+/// are judged (where the reader has them at hand).
+const AHEAD: usize = 8;
 
 /// The judgement of one record and where it was judged.
 #[derive(Debug, Clone, Copy)]
@@ -546,16 +549,22 @@ pub fn replay_flow_log(
                 break;
             }
         }
-        let (line, entry) = match reader.next_entry() {
-            Ok(Some(e)) => e,
-            Ok(None) => break,
-            Err(e) => {
-                report.stopped = Some(StoppedAt {
-                    line: last_line,
-                    error: e.to_string(),
-                });
-                break;
-            }
+        if let Some((s, d)) = reader.ahead(AHEAD) {
+            memo.prefetch(s, d);
+        }
+        let (line, entry) = match reader.next_record_read() {
+            Some((line, r)) => (line, Entry::Record(r)),
+            None => match reader.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => {
+                    report.stopped = Some(StoppedAt {
+                        line: last_line,
+                        error: e.to_string(),
+                    });
+                    break;
+                }
+            },
         };
         last_line = line;
         report.records += 1;

@@ -11,15 +11,20 @@
 //! their class ([`PortClasses`]): the ports no rule or ACL entry tells
 //! apart, so the reverse of a connection (whose destination is the
 //! client's ever-new ephemeral port) is judged once too. The memo is a
-//! table of four places per key (like a 4-way cache): a
-//! colliding key replaces an entry, so memory is
-//! fixed and a miss costs one judgement, as without the memo.
+//! table of sets of four places (like a 4-way cache): a colliding key
+//! replaces an entry, so memory is fixed and a miss costs one judgement,
+//! as without the memo.
 //!
 //! A place holds a key and the number of its judgement in a side table
 //! of the distinct judgements (few: a judgement names no address), so a
 //! place is small and the table stays in cache. Keys of IPv4 addresses
 //! (most records') are packed into two words ([`Packed`]) in a table of
-//! their own; other keys go to a table of whole keys.
+//! their own, a set to a cache line; other keys go to a table of whole
+//! keys. An IPv4 key's places are the two sets its addresses pick (the
+//! second holds what the first pushes out), so they are known before the
+//! record is read in full: the replay fetches them into the cache a few
+//! records ahead ([`JudgeMemo::prefetch`]), and a lookup seldom waits for
+//! memory, however many hosts a log has.
 
 use std::net::IpAddr;
 
@@ -30,14 +35,14 @@ use crate::policy::{Direction, IfaceId, Policy, PortSet, Reason, RuleId, Verdict
 
 use super::flowlogs::{judge_at, RecordJudgement};
 
-/// Entries of each table (a power of two).
-const SLOTS: usize = 1 << 14;
+/// Sets of places of each table (a power of two).
+const SETS: usize = 1 << 12;
 /// Distinct judgements kept before the tables start anew (in tests, a
 /// few: the tests go through starting anew too).
 const JUDGEMENTS: usize = if cfg!(test) { 5 } else { 1 << 16 };
 /// Places of the judgements' numbers by hint (a power of two).
 const HINTS: usize = 64;
-/// The places one key may be in (a power of two).
+/// The places of a set.
 const WAYS: usize = 4;
 /// Interface names looked up last, compared before the name table.
 const RECENT: usize = 4;
@@ -198,59 +203,101 @@ impl Packed {
         rest: 3 << 28,
     };
 
-    fn hash(&self) -> u64 {
-        let h = (self.addrs ^ self.rest.rotate_left(23)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (h ^ (h >> 29) ^ self.rest).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+    /// The first of the two sets of keys of these addresses (so a record's
+    /// sets are known, and fetched, from its addresses alone): keys are
+    /// put in the first, and the one they push out goes to the second.
+    #[inline]
+    fn pair(addrs: u64) -> usize {
+        let h = addrs.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        (h >> 32) as usize & (SETS - 2)
     }
 }
 
-/// The first of the places of a key of hash `h`, in either table.
+/// The set of a key of hash `h`, in either table.
 #[inline]
-fn place_of(h: u64) -> usize {
-    (h >> 32) as usize & (SLOTS - WAYS)
+fn set_of(h: u64) -> usize {
+    (h >> 32) as usize & (SETS - 1)
 }
 
+/// The places of one set, aligned to a cache line (a set of [`Packed`]
+/// keys is one line).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Set<K>([K; WAYS]);
+
 /// Keys and, for each, the number of its judgement in the memo's side
-/// table; four places a key may be in, neighbours.
+/// table; a key may be in the four places of its set.
 struct Places<K> {
-    keys: Vec<K>,
-    judgements: Vec<u32>,
+    keys: Vec<Set<K>>,
+    judgements: Vec<[u32; WAYS]>,
     empty: K,
 }
 
 impl<K: Copy + PartialEq> Places<K> {
     fn new(empty: K) -> Places<K> {
         Places {
-            keys: vec![empty; SLOTS],
-            judgements: vec![0; SLOTS],
+            keys: vec![Set([empty; WAYS]); SETS],
+            judgements: vec![[0; WAYS]; SETS],
             empty,
         }
     }
 
     #[inline]
-    fn get(&self, at: usize, key: &K) -> Option<u32> {
-        let keys = &self.keys[at..at + WAYS];
-        let i = keys.iter().position(|k| k == key)?;
-        Some(self.judgements[at + i])
+    fn get(&self, set: usize, key: &K) -> Option<u32> {
+        let i = self.keys[set].0.iter().position(|k| k == key)?;
+        Some(self.judgements[set][i])
     }
 
     /// A new key takes the first place, the others' entries move on (the
     /// last one's is dropped).
-    fn put(&mut self, at: usize, key: K, judgement: u32) {
-        let (keys, judgements) = (
-            &mut self.keys[at..at + WAYS],
-            &mut self.judgements[at..at + WAYS],
-        );
-        for i in (1..WAYS).rev() {
-            keys[i] = keys[i - 1];
-            judgements[i] = judgements[i - 1];
-        }
+    /// Returns the entry pushed out.
+    fn put(&mut self, set: usize, key: K, judgement: u32) -> (K, u32) {
+        let (keys, judgements) = (&mut self.keys[set].0, &mut self.judgements[set]);
+        let out = (keys[WAYS - 1], judgements[WAYS - 1]);
+        keys.copy_within(..WAYS - 1, 1);
+        judgements.copy_within(..WAYS - 1, 1);
         keys[0] = key;
         judgements[0] = judgement;
+        out
+    }
+
+    /// A key's number in the pair of sets from `pair` (the first, then the
+    /// second).
+    #[inline]
+    fn get_pair(&self, pair: usize, key: &K) -> Option<u32> {
+        self.get(pair, key).or_else(|| self.get(pair + 1, key))
+    }
+
+    /// A new key takes the first place of the first set of the pair; the
+    /// entry it pushes out, the first place of the second.
+    fn put_pair(&mut self, pair: usize, key: K, judgement: u32) {
+        let (out, n) = self.put(pair, key, judgement);
+        if out != self.empty {
+            self.put(pair + 1, out, n);
+        }
+    }
+
+    /// Brings a set's keys and numbers into the cache ahead of a lookup.
+    #[inline]
+    fn prefetch(&self, set: usize) {
+        let (Some(keys), Some(judgements)) = (self.keys.get(set), self.judgements.get(set)) else {
+            return;
+        };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the pointers are to elements of `keys` and `judgements`,
+        // and a prefetch neither reads nor faults.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch(std::ptr::from_ref(keys).cast::<i8>(), _MM_HINT_T0);
+            _mm_prefetch(std::ptr::from_ref(judgements).cast::<i8>(), _MM_HINT_T0);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (keys, judgements);
     }
 
     fn clear(&mut self) {
-        self.keys.fill(self.empty);
+        self.keys.fill(Set([self.empty; WAYS]));
     }
 }
 
@@ -348,6 +395,12 @@ pub(super) struct JudgeMemo<'r> {
     numbers: std::collections::HashMap<Kept, u32, foldhash::fast::FixedState>,
     /// By [`Kept::hint`], the number given last (checked before `numbers`).
     hints: [u32; HINTS],
+    /// Distinct judgements kept before the tables start anew
+    /// ([`JUDGEMENTS`]; a test may give more).
+    room: usize,
+    /// Records judged in full (not found in the places).
+    #[cfg(test)]
+    judged: u64,
     /// `interface-id` values seen, and the policy's interface each names.
     names: std::collections::HashMap<Box<[u8]>, Option<IfaceId>, foldhash::fast::FixedState>,
     /// The names last looked up and their interfaces (buffers kept, so no
@@ -371,6 +424,9 @@ impl<'r> JudgeMemo<'r> {
             kept: Vec::new(),
             numbers: Default::default(),
             hints: [u32::MAX; HINTS],
+            room: JUDGEMENTS,
+            #[cfg(test)]
+            judged: 0,
             names: Default::default(),
             recent: std::array::from_fn(|_| (vec![0], None)),
             next_recent: 0,
@@ -407,10 +463,11 @@ impl<'r> JudgeMemo<'r> {
         i
     }
 
-    /// The record's judgement: [`super::flowlogs::judge`]'s, remembered.
-    pub(super) fn judge(&mut self, r: &Record) -> RecordJudgement {
+    /// The key a record is remembered by.
+    #[inline]
+    fn key(&mut self, r: &Record) -> Key {
         let iface = r.interface.and_then(|n| self.interface(n));
-        let key = Key {
+        Key {
             iface,
             src: r.src,
             dst: r.dst,
@@ -426,22 +483,47 @@ impl<'r> JudgeMemo<'r> {
                 Some(FlowDirection::Ingress) => 1,
                 Some(FlowDirection::Egress) => 2,
             },
-        };
+        }
+    }
+
+    /// Brings the places of a record judged soon into the cache, so that
+    /// its lookup does not wait for them (a log's hosts are many, their
+    /// places far apart): an IPv4 key's places follow from its addresses.
+    #[inline]
+    pub(super) fn prefetch(&self, src: IpAddr, dst: IpAddr) {
+        if let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) {
+            let addrs = u64::from(s.to_bits()) << 32 | u64::from(d.to_bits());
+            let pair = Packed::pair(addrs);
+            self.packed.prefetch(pair);
+            self.packed.prefetch(pair + 1);
+        }
+    }
+
+    /// The record's judgement: [`super::flowlogs::judge`]'s, remembered.
+    pub(super) fn judge(&mut self, r: &Record) -> RecordJudgement {
+        let key = self.key(r);
+        let iface = key.iface;
         // An IPv4 key packed in its table, any other whole in its own.
         let packed = key.packed();
-        let at = place_of(packed.map_or_else(|| key.hash(), |p| p.hash()));
+        let set = packed.map_or_else(|| set_of(key.hash()), |p| Packed::pair(p.addrs));
         let found = match packed {
-            Some(p) => self.packed.get(at, &p),
-            None => self.wide.get(at, &key),
+            Some(p) => self.packed.get_pair(set, &p),
+            None => self.wide.get(set, &key),
         };
         if let Some(n) = found {
             return self.kept[n as usize].judgement();
         }
         let j = judge_at(self.rules, iface, r);
+        #[cfg(test)]
+        {
+            self.judged += 1;
+        }
         let n = self.number(&j);
         match packed {
-            Some(p) => self.packed.put(at, p, n),
-            None => self.wide.put(at, key, n),
+            Some(p) => self.packed.put_pair(set, p, n),
+            None => {
+                self.wide.put(set, key, n);
+            }
         }
         j
     }
@@ -466,7 +548,7 @@ impl<'r> JudgeMemo<'r> {
     }
 
     fn add(&mut self, kept: Kept) -> u32 {
-        if self.kept.len() >= JUDGEMENTS {
+        if self.kept.len() >= self.room {
             self.kept.clear();
             self.numbers.clear();
             self.packed.clear();
@@ -652,6 +734,80 @@ security_groups = ["sg-db"]
             longer.push(b'x');
             assert!(!same_name(&a, &longer));
         }
+    }
+
+    /// With far more keys than places, and more keys between two hosts
+    /// than the two sets their addresses pick hold, a key pushed out of
+    /// its set is judged again, and every record (prefetched ahead or not)
+    /// still gets `judge`'s judgement, in a first pass and a second.
+    #[test]
+    fn keys_past_the_places_are_judged_again() {
+        let rules = Ruleset::compile(Policy::from_toml(POLICY, "p.toml").unwrap());
+        let mut memo = JudgeMemo::new(&rules);
+        // Room for every judgement: the tables never start anew, so only
+        // the places decide what is remembered.
+        memo.room = 1 << 16;
+        let mut records = Vec::new();
+        for host in 0..12_000u32 {
+            let src = IpAddr::V4(std::net::Ipv4Addr::from_bits(0x0a00_0000 | host));
+            let (dst, iface) = match host % 3 {
+                0 => ("10.0.1.10", Some("eni-web")),
+                1 => ("10.0.2.20", Some("eni-db")),
+                _ => ("192.0.2.1", None),
+            };
+            let ports: &[u16] = if host % 100 == 0 {
+                // Ten keys between these two hosts (with their directions).
+                &[22, 80, 443, 5432, 1]
+            } else {
+                &[443]
+            };
+            for &dport in ports {
+                for direction in [Some(FlowDirection::Ingress), Some(FlowDirection::Egress)] {
+                    records.push(Record {
+                        interface: iface.map(str::as_bytes),
+                        src,
+                        dst: dst.parse().unwrap(),
+                        proto: IpProto(6),
+                        sport: Some(40_000),
+                        dport: Some(dport),
+                        start: None,
+                        action: Action::Accept,
+                        direction,
+                    });
+                }
+            }
+        }
+        let (mut allowed, mut denied) = (0, 0);
+        for _ in 0..2 {
+            for (i, r) in records.iter().enumerate() {
+                if let Some(ahead) = records.get(i + 8) {
+                    memo.prefetch(ahead.src, ahead.dst);
+                }
+                let (a, b) = (memo.judge(r), judge(&rules, r));
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{r:?}");
+                match a.judgement.verdict {
+                    Verdict::Allow => allowed += 1,
+                    _ => denied += 1,
+                }
+            }
+        }
+        assert!(allowed > 1000 && denied > 1000, "{allowed} {denied}");
+        // Far fewer keys than places, two hosts' keys fewer than their two
+        // sets hold: once seen, each is remembered.
+        let few: Vec<&Record> = (records.iter())
+            .filter(|r| matches!(r.src, IpAddr::V4(a) if (a.to_bits() & 0xff_ffff) % 100 != 0))
+            .take(1_000)
+            .collect();
+        for r in &few {
+            memo.judge(r);
+        }
+        let judged = memo.judged;
+        for r in &few {
+            memo.judge(r);
+        }
+        // (A few may share a set past its four places, as hashing goes.)
+        let again = memo.judged - judged;
+        assert!(again < 20, "{again} of {} judged again", few.len());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod compare;
 mod distinct;
 pub mod flowlogs;
 mod heavy;
+#[allow(unsafe_code)] // a prefetch of a record's places (SAFETY there)
 mod judge_memo;
 mod report;
 mod summary;

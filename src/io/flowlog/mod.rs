@@ -783,6 +783,32 @@ impl Reader {
         matches!(self.source, Source::Parquet(_))
     }
 
+    /// The record `d` places after the next one, where it is at hand
+    /// without reading on (a Parquet row of the batch decoded, of the
+    /// usual kind): for bringing what judges it into the cache ahead.
+    /// `None` otherwise, and always for text.
+    #[inline]
+    pub fn ahead(&self, d: usize) -> Option<(IpAddr, IpAddr)> {
+        match &self.source {
+            Source::Text(_) => None,
+            Source::Parquet(rows) => rows.ahead(d),
+        }
+    }
+
+    /// The next row's record and its row number, where the row is a
+    /// record read column-wise (a Parquet log's usual row): inlined into
+    /// the caller, so the record is built where it is used. `None`
+    /// otherwise, and nothing read: [`Reader::next_entry`] reads it.
+    #[inline(always)]
+    pub fn next_record_read(&mut self) -> Option<(u64, Record<'_>)> {
+        let Source::Parquet(rows) = &mut self.source else {
+            return None;
+        };
+        let r = rows.take_record()?;
+        self.number += 1;
+        Some((self.number, r))
+    }
+
     /// The next record and its 1-based line number (Parquet: row number);
     /// blank lines are skipped. `None` at the end.
     pub fn next_entry(&mut self) -> io::Result<Option<(u64, Entry<'_>)>> {

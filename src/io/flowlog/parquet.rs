@@ -659,10 +659,18 @@ impl Fast {
     #[inline]
     fn entry(&self, r: &Row) -> Option<Entry<'_>> {
         match r.kind {
-            Kind::Record => {}
-            Kind::NoData => return Some(Entry::NoData),
-            Kind::SkipData => return Some(Entry::SkipData),
-            Kind::RowWise => return None,
+            Kind::Record => self.record(r).map(Entry::Record),
+            Kind::NoData => Some(Entry::NoData),
+            Kind::SkipData => Some(Entry::SkipData),
+            Kind::RowWise => None,
+        }
+    }
+
+    /// A decoded row's record; `None`: a row of another kind.
+    #[inline(always)]
+    fn record(&self, r: &Row) -> Option<Record<'_>> {
+        if r.kind != Kind::Record {
+            return None;
         }
         let interface = match &self.interface {
             Some((_, values)) if r.interface != Row::NO_INTERFACE => {
@@ -670,7 +678,7 @@ impl Fast {
             }
             _ => None,
         };
-        Some(Entry::Record(Record {
+        Some(Record {
             interface,
             src: r.src,
             dst: r.dst,
@@ -680,7 +688,7 @@ impl Fast {
             start: r.start,
             action: r.action,
             direction: r.direction,
-        }))
+        })
     }
 }
 
@@ -721,6 +729,31 @@ impl Rows {
             f.decode(&mut self.decoded, self.len);
         }
         self.row = 0;
+    }
+
+    /// The record `d` rows after the next, when it is in the batch at
+    /// hand and read column-wise as a record.
+    #[inline]
+    pub(super) fn ahead(&self, d: usize) -> Option<(IpAddr, IpAddr)> {
+        let r = self.decoded.get(self.row + d)?;
+        (self.fast.is_some() && r.kind == Kind::Record).then_some((r.src, r.dst))
+    }
+
+    /// The next row's record where the row is a record read column-wise,
+    /// taken; `None` otherwise, and nothing taken.
+    #[inline(always)]
+    pub(super) fn take_record(&mut self) -> Option<Record<'_>> {
+        if self.row >= self.len {
+            return None;
+        }
+        let r = self.decoded.get(self.row)?;
+        let record = self.fast.as_ref()?.record(r)?;
+        self.row += 1;
+        #[cfg(test)]
+        {
+            self.fast_rows += 1;
+        }
+        Some(record)
     }
 
     /// The next row as an entry; `None` at the end.
@@ -1037,19 +1070,31 @@ mod tests {
         Bytes::from(out)
     }
 
+    /// Every row's entry, read as the replay reads them: a record read
+    /// column-wise taken first, any other row as an entry; the row numbers
+    /// checked to count every row once.
     fn entries(bytes: Bytes, row_wise: bool) -> (Vec<String>, u64) {
-        let Ok(Reader {
-            source: Source::Parquet(mut rows),
-            ..
-        }) = open_bytes(bytes).unwrap()
-        else {
+        let Ok(mut reader) = open_bytes(bytes).unwrap() else {
             panic!("not a flow log")
         };
-        rows.row_wise = row_wise;
-        let mut out = Vec::new();
-        while let Some(e) = rows.next_entry().unwrap() {
-            out.push(format!("{e:?}"));
+        if let Source::Parquet(rows) = &mut reader.source {
+            rows.row_wise = row_wise;
         }
+        let mut out = Vec::new();
+        loop {
+            let (n, e) = match reader.next_record_read() {
+                Some((n, r)) => (n, format!("{:?}", Entry::Record(r))),
+                None => match reader.next_entry().unwrap() {
+                    Some((n, e)) => (n, format!("{e:?}")),
+                    None => break,
+                },
+            };
+            assert_eq!(n, out.len() as u64 + 1);
+            out.push(e);
+        }
+        let Source::Parquet(rows) = &reader.source else {
+            panic!("not Parquet")
+        };
         (out, rows.fast_rows)
     }
 
