@@ -26,7 +26,7 @@
 //! records ahead ([`JudgeMemo::prefetch`]), and a lookup seldom waits for
 //! memory, however many hosts a log has.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::engine::{Judgement, Ruleset};
 use crate::io::flowlog::{FlowDirection, Record};
@@ -89,7 +89,7 @@ impl Key {
         // A class is at most 65535 (the starts are distinct ports above 0).
         let port = |p: Option<u32>| p.map_or(Packed::NO_PORT, u64::from);
         Some(Packed {
-            addrs: u64::from(s.to_bits()) << 32 | u64::from(d.to_bits()),
+            addrs: Packed::addrs(s, d),
             rest: iface
                 | u64::from(self.proto) << 20
                 | u64::from(self.direction) << 28
@@ -202,6 +202,12 @@ impl Packed {
         addrs: 0,
         rest: 3 << 28,
     };
+
+    /// The addresses' word.
+    #[inline]
+    fn addrs(src: Ipv4Addr, dst: Ipv4Addr) -> u64 {
+        u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits())
+    }
 
     /// The first of the two sets of keys of these addresses (so a record's
     /// sets are known, and fetched, from its addresses alone): keys are
@@ -492,8 +498,7 @@ impl<'r> JudgeMemo<'r> {
     #[inline]
     pub(super) fn prefetch(&self, src: IpAddr, dst: IpAddr) {
         if let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) {
-            let addrs = u64::from(s.to_bits()) << 32 | u64::from(d.to_bits());
-            let pair = Packed::pair(addrs);
+            let pair = Packed::pair(Packed::addrs(s, d));
             self.packed.prefetch(pair);
             self.packed.prefetch(pair + 1);
         }

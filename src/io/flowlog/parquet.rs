@@ -743,9 +743,7 @@ impl Rows {
     /// taken; `None` otherwise, and nothing taken.
     #[inline(always)]
     pub(super) fn take_record(&mut self) -> Option<Record<'_>> {
-        if self.row >= self.len {
-            return None;
-        }
+        // With `fast`, `decoded` holds the batch's rows, no more.
         let r = self.decoded.get(self.row)?;
         let record = self.fast.as_ref()?.record(r)?;
         self.row += 1;
