@@ -808,13 +808,13 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
     Ok(compare_exit(report.compare.as_ref()))
 }
 
-/// The policy of `--compare`, loaded as `-c` is and prepared alike
-/// (`--vpc`, `--mirror`).
 /// `--log-format`: a flow log's fields, as its LogFormat writes them.
 fn log_format(text: &str) -> std::result::Result<sgplane::io::flowlog::Format, String> {
     sgplane::io::flowlog::Format::from_log_format(text).map_err(|e| e.to_string())
 }
 
+/// The policy of `--compare`, loaded as `-c` is and prepared alike
+/// (`--vpc`, `--mirror`).
 fn compare_with(a: &ReplayArgs) -> Result<Option<sgplane::replay::CompareWith>> {
     let Some(path) = &a.compare else {
         return Ok(None);

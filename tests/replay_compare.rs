@@ -578,3 +578,73 @@ fn a_second_c_is_the_policy_to_compare_with() {
         );
     }
 }
+
+/// Runs sgplane in `dir` with `stdin` written to its standard input.
+fn sgplane_fed(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sgplane"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sgplane");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// A policy from a pipe (`--compare <(git show main:policy.toml)`, or
+/// /dev/stdin) is read once: looking at its first bytes to tell JSON from
+/// a policy file must not leave the rest to be read as the whole policy.
+#[test]
+fn a_policy_from_a_pipe_is_read_whole() {
+    let dir = setup(&removed());
+    let o = sgplane_fed(
+        dir.path(),
+        &[
+            "-c",
+            "old.toml",
+            "replay",
+            "web.pcap",
+            "--no-progress",
+            "--json",
+            "--compare",
+            "/dev/stdin",
+        ],
+        &removed(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let s: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&o)));
+    let (_, from_file) = compare_json(dir.path(), &[]);
+    assert_eq!(s["compare"]["newly_denied_flows"], 2, "{s:#}");
+    assert_eq!(
+        s["compare"]["newly_denied"],
+        from_file["compare"]["newly_denied"]
+    );
+
+    // The same as -c: the removed rule's flows denied there too.
+    let o = sgplane_fed(
+        dir.path(),
+        &[
+            "-c",
+            "/dev/stdin",
+            "replay",
+            "web.pcap",
+            "--no-progress",
+            "--json",
+        ],
+        &removed(),
+    );
+    let s: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&o)));
+    assert_eq!(
+        (s["packets"].as_u64(), s["allowed"].as_u64()),
+        (Some(21), Some(8)),
+        "{s:#}"
+    );
+}

@@ -260,6 +260,26 @@ pub fn import(provider: Provider, paths: &[PathBuf], strict: bool) -> Result<Imp
         Provider::Alibaba => alibaba::import(paths)?,
         Provider::Azure => azure::import(paths)?,
     };
+    strictly(import, strict)
+}
+
+/// Imports JSON documents already read, each named by its file, from
+/// `provider`; `strict` as for [`import`].
+pub fn import_values(
+    provider: Provider,
+    docs: &[(String, serde_json::Value)],
+    strict: bool,
+) -> Result<Import, ImportError> {
+    let import = match provider {
+        Provider::Aws => aws::import_values(docs)?,
+        Provider::Alibaba => alibaba::import_values(docs)?,
+        Provider::Azure => azure::import_values(docs)?,
+    };
+    strictly(import, strict)
+}
+
+/// The import, or with `strict` an error when it skipped anything.
+fn strictly(import: Import, strict: bool) -> Result<Import, ImportError> {
     if strict && !import.skipped.is_empty() {
         return Err(ImportError::Strict {
             count: import.skipped.len(),
@@ -269,7 +289,6 @@ pub fn import(provider: Provider, paths: &[PathBuf], strict: bool) -> Result<Imp
     Ok(import)
 }
 
-/// Why a policy could not be loaded from a path.
 #[cfg(test)]
 mod tests {
     use super::looks_like_json;
@@ -299,6 +318,7 @@ mod tests {
     }
 }
 
+/// Why a policy could not be loaded from a path.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]
@@ -343,22 +363,73 @@ fn looks_like_json(head: &[u8]) -> bool {
 /// file imported on the fly (SPEC §7; the provider recognised from the
 /// files' content). Returns what the import skipped beside the policy.
 pub fn load_policy(path: &Path) -> Result<(crate::policy::Policy, Vec<Skipped>), LoadError> {
-    if !is_importable(path) {
-        return Ok((crate::policy::Policy::load(path)?, Vec::new()));
+    match read_input(path)? {
+        Input::Policy(text) => Ok((
+            crate::policy::Policy::from_toml(&text, &path.display().to_string())?,
+            Vec::new(),
+        )),
+        Input::Import(import) => {
+            let policy = crate::policy::Policy::compile(&import.model)?;
+            Ok((policy, import.skipped))
+        }
     }
-    let paths = [path.to_path_buf()];
-    let import = import(Provider::detect(&paths)?, &paths, false)?;
-    let policy = crate::policy::Policy::compile(&import.model)?;
-    Ok((policy, import.skipped))
 }
 
 /// Like [`load_policy`], keeping the [`Model`] the policy was compiled
 /// from (what `path` changes to check a fix).
 pub fn load_model(path: &Path) -> Result<(Model, Vec<Skipped>), LoadError> {
-    if !is_importable(path) {
-        return Ok((Model::load(path)?, Vec::new()));
+    match read_input(path)? {
+        Input::Policy(text) => Ok((
+            Model::from_toml(&text, &path.display().to_string())?,
+            Vec::new(),
+        )),
+        Input::Import(import) => {
+            let import = *import;
+            Ok((import.model, import.skipped))
+        }
     }
-    let paths = [path.to_path_buf()];
-    let import = import(Provider::detect(&paths)?, &paths, false)?;
-    Ok((import.model, import.skipped))
+}
+
+/// What `-c` names, read.
+enum Input {
+    /// A policy file's text.
+    Policy(String),
+    /// JSON imported on the fly.
+    Import(Box<Import>),
+}
+
+/// Reads what `-c` names. A file is looked at before it is read, to tell
+/// JSON from a policy file; a pipe (`<(…)`, `/dev/stdin`) cannot be read
+/// twice, so it is read once, whole, and told apart from its bytes.
+fn read_input(path: &Path) -> Result<Input, LoadError> {
+    let name = path.display().to_string();
+    let io = |e| crate::policy::PolicyError::Io {
+        path: name.clone(),
+        source: e,
+    };
+    let stream = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if !stream {
+        if is_importable(path) {
+            let paths = [path.to_path_buf()];
+            return Ok(Input::Import(Box::new(import(
+                Provider::detect(&paths)?,
+                &paths,
+                false,
+            )?)));
+        }
+        return Ok(Input::Policy(std::fs::read_to_string(path).map_err(io)?));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    if looks_like_json(&bytes) {
+        let value = json::parse(&bytes, &name)?;
+        let provider = Provider::of_document(&value).unwrap_or(Provider::Aws);
+        return Ok(Input::Import(Box::new(import_values(
+            provider,
+            &[(name.clone(), value)],
+            false,
+        )?)));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    Ok(Input::Policy(text))
 }
