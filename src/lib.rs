@@ -35,6 +35,9 @@
 //! compares of flow-log lines), the AVX2 lookups in [`classify`], a
 //! prefetch and `madvise` in [`conntrack`], a prefetch of the flow-log
 //! judgement memo in [`replay`].
+// The modules' documentation walks through their private stages and parts
+// by name; `cargo doc --document-private-items` makes those links.
+#![allow(rustdoc::private_intra_doc_links)]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -29,7 +29,7 @@ const GROUP: usize = 8;
 const GROUPS: usize = LANES / GROUP;
 const _: () = assert!(GROUPS * GROUP == LANES);
 
-/// [`Tree::lookup`] over all trees for one key.
+/// [`Tree::lookup`](super::scalar::Tree::lookup) over all trees for one key.
 ///
 /// # Safety
 /// The CPU must support AVX2.
@@ -236,7 +236,7 @@ unsafe fn node<'a>(nodes: *const u8, at: u64) -> &'a Node {
     unsafe { &*nodes.add(at as usize).cast::<Node>() }
 }
 
-/// [`Node::next`] in bytes: all seven tests at once.
+/// One step down a packed [`Node`]: all seven of its tests at once.
 ///
 /// # Safety
 /// As [`node`].

@@ -6,7 +6,7 @@
 //! responses, and hands Terraform's `show -json` files to [`terraform`].
 //! Every input file is recognised by its content. Nothing is dropped
 //! silently: what cannot be represented is a [`Skipped`] entry with its id
-//! and why. [`write`] renders a model as the TOML of SPEC §1 and §6, stable
+//! and why. [`write`](mod@write) renders a model as the TOML of SPEC §1 and §6, stable
 //! byte for byte for the same input.
 
 pub mod alibaba;

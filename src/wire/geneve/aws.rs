@@ -129,7 +129,7 @@ impl AwsOptions {
     }
 
     /// The three options as TLVs (types 1, 2, 3, critical bit clear), ready
-    /// for [`emit`](super::emit).
+    /// for [`emit`](super::emit()).
     pub fn to_option_bytes(&self) -> [u8; AWS_OPTIONS_LEN] {
         let mut out = [0; AWS_OPTIONS_LEN];
         let options: [(u8, &[u8]); 3] = [

@@ -1,6 +1,6 @@
 //! GENEVE (RFC 8926): a zero-copy view of the header; its option TLVs
 //! (`option`); the AWS Gateway Load Balancer options (class 0x0108) and the
-//! zones named after their endpoint ids (`aws`); and [`emit`] to write a
+//! zones named after their endpoint ids (`aws`); and [`emit()`] to write a
 //! header.
 //!
 //! [`GenevePacket::new_checked`] validates the fixed header, the options length
