@@ -39,6 +39,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("5k-sgs-50k-rules-20k-enis", |b| {
         b.iter(|| import(Provider::Aws, &paths, false).unwrap())
     });
+    // `-c DIR`: the provider found from the files, then imported and
+    // compiled, every file read and parsed once.
+    g.bench_function("load-policy/5k-sgs-50k-rules-20k-enis", |b| {
+        b.iter(|| sgplane::import::load_policy(dir.path()).unwrap())
+    });
     g.bench_function("compile/5k-sgs-50k-rules-20k-enis", |b| {
         b.iter(|| Policy::compile(&first.model).unwrap())
     });

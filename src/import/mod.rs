@@ -64,6 +64,13 @@ impl Provider {
         }
         Ok(Provider::Aws)
     }
+
+    /// [`Provider::detect`] of documents already read.
+    fn of_documents(docs: &[(PathBuf, serde_json::Value)]) -> Provider {
+        docs.iter()
+            .find_map(|(_, v)| Provider::of_document(v))
+            .unwrap_or(Provider::Aws)
+    }
 }
 
 impl std::str::FromStr for Provider {
@@ -255,11 +262,52 @@ fn is_json_file(p: &Path) -> bool {
 /// Imports `paths` from `provider`. `strict` turns anything skipped into an
 /// error.
 pub fn import(provider: Provider, paths: &[PathBuf], strict: bool) -> Result<Import, ImportError> {
-    let import = match provider {
-        Provider::Aws => aws::import(paths)?,
-        Provider::Alibaba => alibaba::import(paths)?,
-        Provider::Azure => azure::import(paths)?,
+    import_loaded(provider, paths, load_documents(paths)?, strict)
+}
+
+/// Imports `paths` from the provider their content names (as
+/// [`Provider::detect`] finds it), each file read and parsed once.
+pub fn import_detected(paths: &[PathBuf], strict: bool) -> Result<Import, ImportError> {
+    let docs = load_documents(paths)?;
+    import_loaded(Provider::of_documents(&docs), paths, docs, strict)
+}
+
+/// Every JSON document under `paths` (see [`input_files`]), read and
+/// parsed, with its file.
+pub fn load_documents(paths: &[PathBuf]) -> Result<Vec<(PathBuf, serde_json::Value)>, ImportError> {
+    input_files(paths)?
+        .into_iter()
+        .map(|f| {
+            let v = json::load(&f)?;
+            Ok((f, v))
+        })
+        .collect()
+}
+
+/// Documents read from files, named by their paths as importers name them.
+fn named(docs: Vec<(PathBuf, serde_json::Value)>) -> Vec<(String, serde_json::Value)> {
+    docs.into_iter()
+        .map(|(f, v)| (f.display().to_string(), v))
+        .collect()
+}
+
+/// The import of the documents read from `paths`; `Model::source` is the
+/// first path.
+fn import_loaded(
+    provider: Provider,
+    paths: &[PathBuf],
+    docs: Vec<(PathBuf, serde_json::Value)>,
+    strict: bool,
+) -> Result<Import, ImportError> {
+    let mut import = match provider {
+        Provider::Aws => aws::import_files(docs)?,
+        Provider::Alibaba => alibaba::import_values(&named(docs))?,
+        Provider::Azure => azure::import_values(&named(docs))?,
     };
+    import.model.source = paths
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     strictly(import, strict)
 }
 
@@ -411,11 +459,7 @@ fn read_input(path: &Path) -> Result<Input, LoadError> {
     if !stream {
         if is_importable(path) {
             let paths = [path.to_path_buf()];
-            return Ok(Input::Import(Box::new(import(
-                Provider::detect(&paths)?,
-                &paths,
-                false,
-            )?)));
+            return Ok(Input::Import(Box::new(import_detected(&paths, false)?)));
         }
         return Ok(Input::Policy(std::fs::read_to_string(path).map_err(io)?));
     }

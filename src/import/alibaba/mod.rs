@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::json::{self, Node};
+use super::json::Node;
 use super::{Import, ImportError, Skipped};
 use crate::policy::model::{
     At, ExternalGroup, Imported, Interface, Model, NetworkAcl, Origin, PrefixList, SecurityGroup,
@@ -42,11 +42,7 @@ pub fn recognises(value: &serde_json::Value) -> bool {
 /// Imports every file under `paths` (directories walked, see
 /// [`super::input_files`]).
 pub fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
-    let files = super::input_files(paths)?;
-    let mut docs = Vec::with_capacity(files.len());
-    for f in &files {
-        docs.push((f.display().to_string(), json::load(f)?));
-    }
+    let docs = super::named(super::load_documents(paths)?);
     let mut import = import_values(&docs)?;
     import.model.source = paths
         .first()

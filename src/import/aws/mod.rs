@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use ipnet::IpNet;
 
-use super::json::{self, Node};
+use super::json::Node;
 use super::{Import, ImportError, Skipped};
 use crate::policy::model::{
     At, Endpoint, EndpointService, ExternalGroup, Imported, Interface, LoadBalancer, Model,
@@ -38,21 +38,28 @@ use recognise::{Document, Inputs, Kind, Source};
 /// Imports every file under `paths` (directories walked, see
 /// [`super::input_files`]).
 pub fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
-    let files = super::input_files(paths)?;
-    let mut docs = Vec::with_capacity(files.len());
-    for f in &files {
-        docs.push(Document {
-            file: f.display().to_string(),
-            value: json::load(f)?,
-            src: Rc::new(Source::of(f)),
-        });
-    }
-    let mut import = import_documents(&docs)?;
+    let mut import = import_files(super::load_documents(paths)?)?;
     import.model.source = paths
         .first()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     Ok(import)
+}
+
+/// Imports the documents read from files (see [`super::load_documents`]);
+/// `Model::source` is left empty.
+pub(super) fn import_files(
+    files: Vec<(PathBuf, serde_json::Value)>,
+) -> Result<Import, ImportError> {
+    let docs: Vec<Document> = files
+        .into_iter()
+        .map(|(f, value)| Document {
+            file: f.display().to_string(),
+            value,
+            src: Rc::new(Source::of(&f)),
+        })
+        .collect();
+    import_documents(&docs)
 }
 
 /// Imports JSON documents already parsed, each named by the path it would

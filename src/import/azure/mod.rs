@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::json::{self, Node};
+use super::json::Node;
 use super::{Import, ImportError, Skipped};
 use crate::policy::model::{
     At, Imported, Interface, InterfacePlace, Model, Origin, PrefixList, Remote, Rule,
@@ -92,11 +92,7 @@ fn unwrap_recorded(root: Node<'_>) -> Node<'_> {
 
 /// Imports every file under `paths`.
 pub fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
-    let files = super::input_files(paths)?;
-    let mut docs = Vec::with_capacity(files.len());
-    for f in &files {
-        docs.push((f.display().to_string(), json::load(f)?));
-    }
+    let docs = super::named(super::load_documents(paths)?);
     let mut import = import_values(&docs)?;
     import.model.source = paths
         .first()
