@@ -13,7 +13,7 @@ pub struct Warning {
     /// Line in the policy file, 0 when there is none.
     pub line: u32,
     /// A short stable tag: `shadowed`, `unattached-sg`, `port-zero`, `no-sg`,
-    /// `allow-deny-overlap`, `never-matches`.
+    /// `no-interfaces`, `allow-deny-overlap`, `never-matches`.
     pub kind: &'static str,
     pub message: String,
 }
@@ -108,6 +108,17 @@ impl Policy {
                 line: 0,
                 kind: "unknown-reference",
                 message: d.clone(),
+            });
+        }
+        if self.interfaces.is_empty() {
+            let verdict = match self.settings.unknown_address {
+                Verdict::Allow => "allowed",
+                Verdict::Deny => "denied",
+            };
+            w.insert(Warning {
+                line: 0,
+                kind: "no-interfaces",
+                message: format!("the policy has no interface: no security group applies to any packet, and every IP packet is {verdict} unknown-address (is this the policy meant?)"),
             });
         }
         for iface in &self.interfaces {

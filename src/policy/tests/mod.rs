@@ -614,6 +614,24 @@ fn ports_minus_one_is_accepted_on_portless_protocols() {
 }
 
 #[test]
+fn a_policy_without_interfaces_is_warned_of_with_what_it_judges() {
+    for (text, verdict) in [
+        ("", "denied"),
+        ("[settings]\nunknown_address = \"allow\"\n[security_groups.sg-a]\n", "allowed"),
+    ] {
+        let w = policy(text).warnings();
+        let found: Vec<_> = w.iter().filter(|w| w.kind == "no-interfaces").collect();
+        assert_eq!(found.len(), 1, "{text:?}: {w:#?}");
+        assert!(
+            found[0].message.contains(&format!("{verdict} unknown-address")),
+            "{found:#?}"
+        );
+    }
+    let one = policy("[interfaces.a]\naddresses = [\"10.0.0.1\"]\n");
+    assert!(one.warnings().iter().all(|w| w.kind != "no-interfaces"));
+}
+
+#[test]
 fn warnings_cover_the_spec_list() {
     let p = policy(
         r#"
