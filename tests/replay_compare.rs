@@ -3,6 +3,8 @@
 //! pass, the flows whose verdict changes following from the difference
 //! between the policies, and the exit code that gates a change in CI.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -579,43 +581,27 @@ fn a_second_c_is_the_policy_to_compare_with() {
     }
 }
 
-/// Runs sgplane in `dir` with `stdin` written to its standard input.
-fn sgplane_fed(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sgplane"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sgplane");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
 /// A policy from a pipe (`--compare <(git show main:policy.toml)`, or
 /// /dev/stdin) is read once: looking at its first bytes to tell JSON from
 /// a policy file must not leave the rest to be read as the whole policy.
 #[test]
 fn a_policy_from_a_pipe_is_read_whole() {
     let dir = setup(&removed());
-    let o = sgplane_fed(
-        dir.path(),
+    let (old, pcap) = (dir.path().join("old.toml"), dir.path().join("web.pcap"));
+    let (old, pcap) = (old.to_str().unwrap(), pcap.to_str().unwrap());
+    let o = common::sgplane_with_stdin(
+        None,
         &[
             "-c",
-            "old.toml",
+            old,
             "replay",
-            "web.pcap",
+            pcap,
             "--no-progress",
             "--json",
             "--compare",
             "/dev/stdin",
         ],
-        &removed(),
+        removed().as_bytes(),
     );
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     let s: Value =
@@ -628,17 +614,17 @@ fn a_policy_from_a_pipe_is_read_whole() {
     );
 
     // The same as -c: the removed rule's flows denied there too.
-    let o = sgplane_fed(
-        dir.path(),
+    let o = common::sgplane_with_stdin(
+        None,
         &[
             "-c",
             "/dev/stdin",
             "replay",
-            "web.pcap",
+            pcap,
             "--no-progress",
             "--json",
         ],
-        &removed(),
+        removed().as_bytes(),
     );
     let s: Value =
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{}", show(&o)));

@@ -617,13 +617,18 @@ fn ports_minus_one_is_accepted_on_portless_protocols() {
 fn a_policy_without_interfaces_is_warned_of_with_what_it_judges() {
     for (text, verdict) in [
         ("", "denied"),
-        ("[settings]\nunknown_address = \"allow\"\n[security_groups.sg-a]\n", "allowed"),
+        (
+            "[settings]\nunknown_address = \"allow\"\n[security_groups.sg-a]\n",
+            "allowed",
+        ),
     ] {
         let w = policy(text).warnings();
         let found: Vec<_> = w.iter().filter(|w| w.kind == "no-interfaces").collect();
         assert_eq!(found.len(), 1, "{text:?}: {w:#?}");
         assert!(
-            found[0].message.contains(&format!("{verdict} unknown-address")),
+            found[0]
+                .message
+                .contains(&format!("{verdict} unknown-address")),
             "{found:#?}"
         );
     }
