@@ -705,6 +705,9 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
     use std::io::IsTerminal;
 
     let mut policy = load_policy(config)?;
+    if let Some(w) = policy.no_interfaces_warning() {
+        eprintln!("{}: warning[{}]: {}", policy.source(), w.kind, w.message);
+    }
     if let Some(v) = &a.vpc {
         policy.judge_in_vpc(v)?;
     }

@@ -506,3 +506,34 @@ fn config_flag_works_after_the_subcommand_too() {
     assert_eq!(summary(&a), summary(&b));
     assert!(text(&a).contains("mse-gateway"));
 }
+
+/// A policy without any interface (an empty file, the wrong file) is a
+/// valid policy under which every IP packet is `unknown-address`: `check`
+/// warns of it, and `replay` says so on stderr before judging.
+#[test]
+fn a_policy_without_interfaces_is_warned_of_by_check_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_str().unwrap();
+
+    let o = sgplane(&["-c", empty, "check", "--strict"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("warning[no-interfaces]"), "{}", text(&o));
+
+    let o = sgplane(&["-c", empty, "replay", "pcaps/demo.pcap", "--no-progress"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("warning[no-interfaces]") && stderr.contains("denied unknown-address"),
+        "{stderr}"
+    );
+
+    // The built-in policy has interfaces: nothing to warn of.
+    let o = sgplane(&["replay", "pcaps/demo.pcap", "--no-progress"]);
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("no-interfaces"),
+        "{}",
+        text(&o)
+    );
+}

@@ -23,6 +23,25 @@ const MAX_PAIRS: usize = 4_000_000;
 
 impl Policy {
     /// Every warning, in file order.
+    /// The `no-interfaces` warning, when the policy has no interface: then
+    /// no group applies to any packet, and every IP packet is judged
+    /// `unknown-address`, seldom what was meant (an empty or wrong file).
+    /// Cheap, unlike [`Policy::warnings`]: `replay` prints it too.
+    pub fn no_interfaces_warning(&self) -> Option<Warning> {
+        if !self.interfaces.is_empty() {
+            return None;
+        }
+        let verdict = match self.settings.unknown_address {
+            Verdict::Allow => "allowed",
+            Verdict::Deny => "denied",
+        };
+        Some(Warning {
+            line: 0,
+            kind: "no-interfaces",
+            message: format!("the policy has no interface: no security group applies to any packet, and every IP packet is {verdict} unknown-address (is this the policy meant?)"),
+        })
+    }
+
     pub fn warnings(&self) -> Vec<Warning> {
         let mut w = BTreeSet::new();
         for (id, r) in self.rules.iter().enumerate() {
@@ -110,17 +129,7 @@ impl Policy {
                 message: d.clone(),
             });
         }
-        if self.interfaces.is_empty() {
-            let verdict = match self.settings.unknown_address {
-                Verdict::Allow => "allowed",
-                Verdict::Deny => "denied",
-            };
-            w.insert(Warning {
-                line: 0,
-                kind: "no-interfaces",
-                message: format!("the policy has no interface: no security group applies to any packet, and every IP packet is {verdict} unknown-address (is this the policy meant?)"),
-            });
-        }
+        w.extend(self.no_interfaces_warning());
         for iface in &self.interfaces {
             if iface.security_groups.is_empty() {
                 w.insert(Warning {
