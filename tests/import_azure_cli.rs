@@ -6,6 +6,8 @@
 //! semantics), `check` naming the service tags it cannot resolve, stable
 //! bytes and `--strict`.
 
+mod common;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -319,4 +321,30 @@ fn azure_rest_spec_examples_import_as_published() {
         "--strict",
     ]);
     assert_eq!(strict.status.code(), Some(2), "{}", show(&strict));
+}
+
+/// `-c` from a pipe (`-c <(az network nsg list)`, /dev/stdin): the JSON is
+/// read once and recognised as Azure's from its bytes, and `check` says
+/// what it says of the same file.
+#[test]
+fn azure_json_from_a_pipe_is_recognised_and_checked_as_the_file_is() {
+    let file = root().join("tests/data/azure/demo/nsg-list.json");
+    let from_file = sgplane([OsString::from("-c"), file.clone().into(), "check".into()]);
+    assert_eq!(from_file.status.code(), Some(0), "{}", show(&from_file));
+    let json = std::fs::read(&file).unwrap();
+    let piped = common::sgplane_with_stdin(None, &["-c", "/dev/stdin", "check"], &json);
+    assert_eq!(piped.status.code(), Some(0), "{}", show(&piped));
+    let name = file.to_str().unwrap();
+    let same = |o: &Output| {
+        format!("{}{}", text(&o.stdout), text(&o.stderr))
+            .replace(name, "NSGS")
+            .replace("/dev/stdin", "NSGS")
+    };
+    assert_eq!(same(&piped), same(&from_file));
+    // Azure's: its NSGs' default rules, the VirtualNetwork service tag.
+    assert!(
+        same(&piped).contains("pl-tag.VirtualNetwork"),
+        "{}",
+        show(&piped)
+    );
 }

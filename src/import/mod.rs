@@ -311,21 +311,6 @@ fn import_loaded(
     strictly(import, strict)
 }
 
-/// Imports JSON documents already read, each named by its file, from
-/// `provider`; `strict` as for [`import`].
-pub fn import_values(
-    provider: Provider,
-    docs: &[(String, serde_json::Value)],
-    strict: bool,
-) -> Result<Import, ImportError> {
-    let import = match provider {
-        Provider::Aws => aws::import_values(docs)?,
-        Provider::Alibaba => alibaba::import_values(docs)?,
-        Provider::Azure => azure::import_values(docs)?,
-    };
-    strictly(import, strict)
-}
-
 /// The import, or with `strict` an error when it skipped anything.
 fn strictly(import: Import, strict: bool) -> Result<Import, ImportError> {
     if strict && !import.skipped.is_empty() {
@@ -466,12 +451,14 @@ fn read_input(path: &Path) -> Result<Input, LoadError> {
     let bytes = std::fs::read(path).map_err(io)?;
     if looks_like_json(&bytes) {
         let value = json::parse(&bytes, &name)?;
-        let provider = Provider::of_document(&value).unwrap_or(Provider::Aws);
-        return Ok(Input::Import(Box::new(import_values(
-            provider,
-            &[(name.clone(), value)],
+        let docs = vec![(path.to_path_buf(), value)];
+        let import = import_loaded(
+            Provider::of_documents(&docs),
+            &[path.to_path_buf()],
+            docs,
             false,
-        )?)));
+        )?;
+        return Ok(Input::Import(Box::new(import)));
     }
     let text = String::from_utf8(bytes)
         .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
