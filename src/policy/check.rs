@@ -22,7 +22,6 @@ pub struct Warning {
 const MAX_PAIRS: usize = 4_000_000;
 
 impl Policy {
-    /// Every warning, in file order.
     /// The `no-interfaces` warning, when the policy has no interface: then
     /// no group applies to any packet, and every IP packet is judged
     /// `unknown-address`, seldom what was meant (an empty or wrong file).
@@ -42,6 +41,7 @@ impl Policy {
         })
     }
 
+    /// Every warning, in file order.
     pub fn warnings(&self) -> Vec<Warning> {
         let mut w = BTreeSet::new();
         for (id, r) in self.rules.iter().enumerate() {

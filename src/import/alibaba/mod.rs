@@ -14,7 +14,6 @@
 //! and the JSON path, never guessed at.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use ipnet::IpNet;
 
@@ -37,18 +36,6 @@ mod tests;
 /// reads (`-c DIR` uses it to pick the provider).
 pub fn recognises(value: &serde_json::Value) -> bool {
     recognise::is_response(value)
-}
-
-/// Imports every file under `paths` (directories walked, see
-/// [`super::input_files`]).
-pub fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
-    let docs = super::named(super::load_documents(paths)?);
-    let mut import = import_values(&docs)?;
-    import.model.source = paths
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    Ok(import)
 }
 
 /// Imports JSON documents already parsed, each named by its file: tests

@@ -38,12 +38,7 @@ use recognise::{Document, Inputs, Kind, Source};
 /// Imports every file under `paths` (directories walked, see
 /// [`super::input_files`]).
 pub fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
-    let mut import = import_files(super::load_documents(paths)?)?;
-    import.model.source = paths
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    Ok(import)
+    super::import(super::Provider::Aws, paths, false)
 }
 
 /// Imports the documents read from files (see [`super::load_documents`]);

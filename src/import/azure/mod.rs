@@ -16,7 +16,6 @@
 //! description.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde_json::Value;
@@ -88,17 +87,6 @@ fn unwrap_recorded(root: Node<'_>) -> Node<'_> {
         }
     }
     root
-}
-
-/// Imports every file under `paths`.
-pub fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
-    let docs = super::named(super::load_documents(paths)?);
-    let mut import = import_values(&docs)?;
-    import.model.source = paths
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    Ok(import)
 }
 
 /// Imports documents already parsed, each named by its file; `Model::source`

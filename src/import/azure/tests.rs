@@ -15,6 +15,11 @@ fn demo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/azure/demo")
 }
 
+/// `paths` imported as Azure's.
+fn import(paths: &[PathBuf]) -> Result<Import, ImportError> {
+    crate::import::import(crate::import::Provider::Azure, paths, false)
+}
+
 fn demo() -> Import {
     import(&[demo_dir()]).unwrap_or_else(|e| panic!("the demo imports: {e}"))
 }
