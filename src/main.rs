@@ -188,6 +188,12 @@ struct RunArgs {
     /// Flow log aggregation interval: 60 or 600 seconds, as AWS allows.
     #[arg(long, value_name = "SECONDS", default_value = "600")]
     flow_log_interval: sgplane::output::AggregationInterval,
+    /// The most flow log records held at once (what bounds its memory, about
+    /// 200 bytes a record); the packets of flows past them are counted in a
+    /// SKIPDATA record per window and interface, as AWS does past its capacity.
+    #[arg(long, value_name = "N", default_value_t = sgplane::output::DEFAULT_MAX_RECORDS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    flow_log_max_records: usize,
     /// Read and write TAP devices one frame per system call instead of in
     /// bursts through io_uring (used anyway where io_uring is unavailable).
     #[arg(long)]
@@ -288,6 +294,12 @@ struct ReplayArgs {
     /// Flow log aggregation interval: 60 or 600 seconds of capture time, as AWS allows.
     #[arg(long, value_name = "SECONDS", default_value = "600")]
     flow_log_interval: sgplane::output::AggregationInterval,
+    /// The most flow log records held at once (what bounds its memory, about
+    /// 200 bytes a record); the packets of flows past them are counted in a
+    /// SKIPDATA record per window and interface, as AWS does past its capacity.
+    #[arg(long, value_name = "N", default_value_t = sgplane::output::DEFAULT_MAX_RECORDS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    flow_log_max_records: usize,
     /// The account id written in flow log lines.
     #[arg(long, value_name = "ID", default_value = "123456789012")]
     account_id: String,
@@ -751,6 +763,7 @@ fn replay(config: &Option<PathBuf>, a: ReplayArgs) -> Result<u8> {
         denied: a.denied,
         flow_log: a.flow_log,
         flow_log_interval: a.flow_log_interval,
+        flow_log_max_records: Some(a.flow_log_max_records),
         account_id: a.account_id,
         annotate: a.annotate,
         compare,
@@ -975,6 +988,7 @@ fn run_inline(config: &Option<PathBuf>, a: RunArgs) -> Result<u8> {
         verdicts: a.verdicts,
         flow_log: a.flow_log,
         flow_log_interval: a.flow_log_interval,
+        flow_log_max_records: a.flow_log_max_records,
         io_uring: !a.no_io_uring,
         iface_io: a.iface_io,
         xdp: sgplane::io::xdp::XdpOptions {

@@ -189,3 +189,86 @@ fn a_scan_is_summarised_with_its_bounds() {
         "{text}"
     );
 }
+
+#[test]
+fn a_flow_log_past_its_record_limit_writes_skipdata_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // Minute 0: 300 UDP flows from the client to a port the server does
+    // not open (ACCEPT leaving the client, REJECT at the server: two
+    // records a flow), the first one repeated; minute 1: 10 more flows.
+    let flow = |sport: u16| build::udp(v4(CLIENT), v4(SERVER), sport, 54, b"x");
+    let mut frames: Vec<(u64, Vec<u8>)> = (0..300u16)
+        .map(|i| (u64::from(i) * 100, flow(1000 + i)))
+        .collect();
+    frames.push((40_000, flow(1000)));
+    frames.extend((0..10u16).map(|i| (60_000 + u64::from(i), flow(2000 + i))));
+    let packets = frames.len() as u64;
+    write_pcap(&dir.path().join("in.pcap"), frames);
+    let args = [
+        "replay",
+        "in.pcap",
+        "--flow-log",
+        "flows.log",
+        "--flow-log-interval",
+        "60",
+        "--flow-log-max-records",
+        "100",
+        "--json",
+    ];
+    let report: Value = serde_json::from_str(&ok(&sgplane(dir.path(), &args))).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("flows.log")).unwrap();
+    let lines: Vec<Vec<&str>> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(' ').collect())
+        .collect();
+    let minute = |l: &Vec<&str>| (l[10].parse::<u64>().unwrap() - T0) / 60;
+    let (ok_lines, skip_lines): (Vec<_>, Vec<_>) = lines.iter().partition(|l| l[13] == "OK");
+    // Minute 0 holds 100 records (50 flows at two interfaces); the first
+    // flow, recorded, counts its repeat.
+    assert_eq!(
+        ok_lines.iter().filter(|l| minute(l) == 0).count(),
+        100,
+        "{log}"
+    );
+    let first: Vec<_> = ok_lines.iter().filter(|l| l[5] == "1000").collect();
+    assert_eq!(first.len(), 2, "{log}");
+    assert!(first.iter().all(|l| l[8] == "2"), "{log}");
+    // The other 250 flows: one SKIPDATA record per interface, after the
+    // window's records, with the times of their packets.
+    assert_eq!(skip_lines.len(), 2, "{log}");
+    for l in &skip_lines {
+        assert_eq!(&l[3..10], ["-"; 7], "{log}");
+        assert_eq!(l[12], "-", "{log}");
+        assert_eq!(minute(l), 0, "{log}");
+        assert_eq!(l[10].parse::<u64>().unwrap(), T0 + 5, "{log}");
+        assert_eq!(l[11].parse::<u64>().unwrap(), T0 + 29, "{log}");
+    }
+    let last_of_minute_0 = lines.iter().rposition(|l| minute(l) == 0).unwrap();
+    assert_eq!(lines[last_of_minute_0][13], "SKIPDATA", "{log}");
+    // Minute 1 has room again once minute 0 is written.
+    assert_eq!(
+        ok_lines.iter().filter(|l| minute(l) == 1).count(),
+        20,
+        "{log}"
+    );
+    // Every packet is in a record or counted as skipped, at both interfaces.
+    let recorded: u64 = ok_lines.iter().map(|l| l[8].parse::<u64>().unwrap()).sum();
+    let skipped = report["flow_log_skipped"]["packets"].as_u64().unwrap();
+    assert_eq!(skipped, 500, "{report}");
+    assert_eq!(recorded + skipped, 2 * packets, "{log}");
+    assert_eq!(report["flow_log_skipped"]["max_records"], 100);
+    // The text summary says it and how to change it.
+    let text = ok(&sgplane(dir.path(), &args[..8]));
+    assert!(
+        text.contains("500  packets of flows past its 100 records held went to SKIPDATA records (--flow-log-max-records)"),
+        "{text}"
+    );
+    // Without a limit reached nothing is said.
+    let args = ["replay", "in.pcap", "--flow-log", "flows.log", "--json"];
+    let report: Value = serde_json::from_str(&ok(&sgplane(dir.path(), &args))).unwrap();
+    assert!(report.get("flow_log_skipped").is_none(), "{report}");
+    assert!(!std::fs::read_to_string(dir.path().join("flows.log"))
+        .unwrap()
+        .contains("SKIPDATA"));
+}

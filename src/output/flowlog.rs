@@ -16,6 +16,15 @@
 //! seen, so memory holds one window, not the capture. A packet older than a
 //! window already written (capture time going back) gets a record of its
 //! own window, written with the next ones.
+//!
+//! As AWS skips records "when it can't capture flow log data during an
+//! aggregation interval because it exceeds internal capacity", a log holds
+//! at most [`FlowLog::max_records`] records at once (a scan or a flood
+//! makes a new flow of nearly every packet): the packets of a flow that
+//! finds no room are counted, per window and interface, in one `SKIPDATA`
+//! record (`2 ACCOUNT IFACE - - - - - - - START END - SKIPDATA`, start and
+//! end the times of the first and last of them), written after that
+//! window's records. Flows already recorded go on counting.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -84,6 +93,13 @@ struct Key {
     accept: bool,
 }
 
+/// The skipped packets of one window and interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct SkipKey {
+    window: u64,
+    iface: IfaceId,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Counts {
     packets: u64,
@@ -97,6 +113,13 @@ struct Counts {
 pub struct FlowLog {
     interval: u64,
     flows: HashMap<Key, Counts, foldhash::fast::RandomState>,
+    /// Records held at most ([`FlowLog::max_records`]).
+    max_records: usize,
+    /// Packets of flows that found no room, by window and interface (their
+    /// `SKIPDATA` records): at most one a window and interface held.
+    skipped: HashMap<SkipKey, Counts, foldhash::fast::RandomState>,
+    /// Packets counted in `SKIPDATA` records since the log began.
+    skipped_packets: u64,
     /// End of the earliest window holding records (u64::MAX: none).
     next_end: u64,
     /// The latest time seen, seconds.
@@ -114,9 +137,32 @@ impl FlowLog {
         FlowLog {
             interval: interval.seconds(),
             flows: HashMap::default(),
+            max_records: DEFAULT_MAX_RECORDS,
+            skipped: HashMap::default(),
+            skipped_packets: 0,
             next_end: u64::MAX,
             latest: 0,
         }
+    }
+
+    /// This log holding at most `n` records at once (at least 1); the
+    /// packets of flows past them go to `SKIPDATA` records.
+    pub fn with_max_records(mut self, n: usize) -> FlowLog {
+        self.max_records = n.max(1);
+        self
+    }
+
+    /// The most records held at once: memory is bounded by them (about a
+    /// hundred bytes each, twice that while a window is written), not by
+    /// the flows of a window.
+    pub fn max_records(&self) -> usize {
+        self.max_records
+    }
+
+    /// Packets whose flows found no room and were counted in `SKIPDATA`
+    /// records, since the log began.
+    pub fn skipped_packets(&self) -> u64 {
+        self.skipped_packets
     }
 
     /// Writes the header line, once per file.
@@ -150,16 +196,16 @@ impl FlowLog {
                 proto: p.proto.0,
                 accept,
             };
-            let c = self.flows.entry(k).or_insert(Counts {
-                packets: 0,
-                bytes: 0,
-                start: secs,
-                end: secs,
-            });
-            c.packets += 1;
-            c.bytes += u64::from(bytes);
-            c.start = c.start.min(secs);
-            c.end = c.end.max(secs);
+            let room = self.flows.len() < self.max_records || self.flows.contains_key(&k);
+            let c = if room {
+                self.flows.entry(k).or_insert_with(|| Counts::first(secs))
+            } else {
+                self.skipped_packets += 1;
+                self.skipped
+                    .entry(SkipKey { window, iface })
+                    .or_insert_with(|| Counts::first(secs))
+            };
+            c.add(bytes, secs);
         };
         // A network ACL's denial is where the packet stopped: at the source
         // leaving its subnet, or at the destination entering its own.
@@ -213,20 +259,33 @@ impl FlowLog {
             return Ok(());
         }
         let (latest, interval) = (self.latest, self.interval);
-        let mut ended = Vec::new();
-        let mut next_end = u64::MAX;
+        let ended = |window: u64| window.saturating_add(interval) <= latest;
+        // Sized once: the records of a window may be all the log holds.
+        let n = self.flows.iter().filter(|(k, _)| ended(k.window)).count();
+        let mut rows = Vec::with_capacity(n);
         self.flows.retain(|k, c| {
-            let end = k.window.saturating_add(interval);
-            if end <= latest {
-                ended.push((*k, *c));
-                false
-            } else {
-                next_end = next_end.min(end);
-                true
+            let end = ended(k.window);
+            if end {
+                rows.push((*k, *c));
             }
+            !end
         });
-        self.next_end = next_end;
-        write_records(w, ended, account_id, policy)
+        let mut skips = Vec::new();
+        self.skipped.retain(|k, c| {
+            let end = ended(k.window);
+            if end {
+                skips.push((*k, *c));
+            }
+            !end
+        });
+        let windows = self.flows.keys().map(|k| k.window);
+        let skipped_windows = self.skipped.keys().map(|k| k.window);
+        self.next_end = windows
+            .chain(skipped_windows)
+            .map(|w| w.saturating_add(interval))
+            .min()
+            .unwrap_or(u64::MAX);
+        write_records(w, rows, skips, account_id, policy)
     }
 
     /// Writes every record left, window by window, and forgets them.
@@ -237,29 +296,70 @@ impl FlowLog {
         policy: &Policy,
     ) -> io::Result<()> {
         let all: Vec<(Key, Counts)> = self.flows.drain().collect();
+        let skips: Vec<(SkipKey, Counts)> = self.skipped.drain().collect();
         self.next_end = u64::MAX;
-        write_records(w, all, account_id, policy)
+        write_records(w, all, skips, account_id, policy)
     }
 
-    /// Number of records.
+    /// Number of records held (`SKIPDATA` ones not counted).
     pub fn len(&self) -> usize {
         self.flows.len()
     }
 
+    /// True when nothing is left to write (no record, no `SKIPDATA` one).
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.flows.is_empty() && self.skipped.is_empty()
     }
 }
 
-/// Writes records window by window, each sorted by start then key.
+/// Records held at most by default: with a window's records copied out
+/// to be sorted, about 40 MB, so a scan or a flood stays bounded.
+pub const DEFAULT_MAX_RECORDS: usize = 200_000;
+
+impl Counts {
+    fn first(secs: u64) -> Counts {
+        Counts {
+            packets: 0,
+            bytes: 0,
+            start: secs,
+            end: secs,
+        }
+    }
+
+    fn add(&mut self, bytes: u32, secs: u64) {
+        self.packets += 1;
+        self.bytes += u64::from(bytes);
+        self.start = self.start.min(secs);
+        self.end = self.end.max(secs);
+    }
+}
+
+/// Writes records window by window, each window's sorted by start then
+/// key, then its `SKIPDATA` records by interface.
 fn write_records(
     w: &mut dyn Write,
     mut rows: Vec<(Key, Counts)>,
+    mut skips: Vec<(SkipKey, Counts)>,
     account_id: &str,
     policy: &Policy,
 ) -> io::Result<()> {
-    rows.sort_by_key(|(k, c)| (k.window, c.start, *k));
+    rows.sort_unstable_by_key(|(k, c)| (k.window, c.start, *k));
+    skips.sort_unstable_by_key(|(k, _)| *k);
+    let mut skips = skips.into_iter().peekable();
+    let mut write_skips = |w: &mut dyn Write, before: u64| -> io::Result<()> {
+        while let Some((k, c)) = skips.next_if(|(k, _)| k.window < before) {
+            writeln!(
+                w,
+                "2 {account_id} {} - - - - - - - {} {} - SKIPDATA",
+                policy.interface(k.iface).name,
+                c.start,
+                c.end,
+            )?;
+        }
+        Ok(())
+    };
     for (k, c) in rows {
+        write_skips(w, k.window)?;
         writeln!(
             w,
             "2 {account_id} {} {} {} {} {} {} {} {} {} {} {} OK",
@@ -276,7 +376,7 @@ fn write_records(
             if k.accept { "ACCEPT" } else { "REJECT" }
         )?;
     }
-    Ok(())
+    write_skips(w, u64::MAX)
 }
 
 #[cfg(test)]
@@ -434,6 +534,79 @@ security_groups = ["sg-all"]
         log.advance(60 * SEC);
         assert_eq!(written(&mut log, &policy, false).len(), 2);
         assert!(log.is_empty());
+    }
+
+    #[test]
+    fn a_full_log_counts_new_flows_in_a_skipdata_record_per_window_and_interface() {
+        let policy = Policy::from_toml(POLICY, "t.toml").unwrap();
+        // Two records: one flow, seen at both interfaces.
+        let mut log = FlowLog::new(AggregationInterval::OneMinute).with_max_records(2);
+        assert_eq!(log.max_records(), 2);
+        log.observe(&allowed(1), 10, 5 * SEC, &policy);
+        assert_eq!(log.len(), 2);
+        // New flows find no room: counted per interface, times kept.
+        for (sport, t) in [(2, 7), (3, 9), (2, 30)] {
+            log.observe(&allowed(sport), 10, t * SEC, &policy);
+        }
+        // The recorded flow goes on counting.
+        log.observe(&allowed(1), 10, 40 * SEC, &policy);
+        assert_eq!(log.len(), 2, "no record added past the limit");
+        assert_eq!(
+            log.skipped_packets(),
+            6,
+            "3 packets at each of 2 interfaces"
+        );
+        assert!(!log.is_empty());
+        // Time passing the window's end writes it and leaves room for the
+        // next window's records.
+        log.advance(61 * SEC);
+        assert_eq!(
+            written(&mut log, &policy, false),
+            [
+                "2 1 eni-a 10.0.0.1 10.0.0.2 1 53 17 2 20 5 40 ACCEPT OK",
+                "2 1 eni-b 10.0.0.1 10.0.0.2 1 53 17 2 20 5 40 ACCEPT OK",
+                "2 1 eni-a - - - - - - - 7 30 - SKIPDATA",
+                "2 1 eni-b - - - - - - - 7 30 - SKIPDATA",
+            ]
+        );
+        log.observe(&allowed(4), 10, 61 * SEC, &policy);
+        assert_eq!(
+            written(&mut log, &policy, true),
+            [
+                "2 1 eni-a 10.0.0.1 10.0.0.2 4 53 17 1 10 61 61 ACCEPT OK",
+                "2 1 eni-b 10.0.0.1 10.0.0.2 4 53 17 1 10 61 61 ACCEPT OK",
+            ]
+        );
+        assert!(log.is_empty());
+        assert_eq!(log.skipped_packets(), 6, "a running total");
+    }
+
+    #[test]
+    fn a_skipdata_record_alone_ends_its_window_and_is_written_in_order() {
+        let policy = Policy::from_toml(POLICY, "t.toml").unwrap();
+        let mut log = FlowLog::new(AggregationInterval::OneMinute).with_max_records(2);
+        // Window [0, 60): flow 1 recorded, flow 2 skipped.
+        log.observe(&allowed(1), 10, SEC, &policy);
+        log.observe(&allowed(2), 10, 2 * SEC, &policy);
+        assert!(written(&mut log, &policy, false).is_empty());
+        // Window [0, 60) written when time passes it; then window
+        // [60, 120) is full of flow 3.
+        log.advance(70 * SEC);
+        assert_eq!(written(&mut log, &policy, false).len(), 4);
+        log.observe(&allowed(3), 10, 70 * SEC, &policy);
+        // Flow 4 finds window [60, 120) full: only a SKIPDATA record is
+        // held for its window besides flow 3's, and time past the
+        // window's end writes both.
+        log.observe(&allowed(4), 10, 80 * SEC, &policy);
+        log.advance(130 * SEC);
+        let lines = written(&mut log, &policy, false);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(
+            lines[0].ends_with(" 3 53 17 1 10 70 70 ACCEPT OK"),
+            "{lines:?}"
+        );
+        assert_eq!(lines[2], "2 1 eni-a - - - - - - - 80 80 - SKIPDATA");
+        assert_eq!(log.skipped_packets(), 4);
     }
 
     #[test]

@@ -9,5 +9,5 @@ mod verdicts;
 mod verdicts_parquet;
 
 pub use annotate::{comment, AnnotatedCapture};
-pub use flowlog::{AggregationInterval, FlowLog};
+pub use flowlog::{AggregationInterval, FlowLog, DEFAULT_MAX_RECORDS};
 pub use verdicts::{VerdictFormat, VerdictWriter};

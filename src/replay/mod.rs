@@ -33,7 +33,7 @@ pub use compare::{CompareWith, Compared};
 pub use flowlogs::{replay_flow_log, FlowLogReport};
 use report::CaptureHtml;
 use summary::Ahead;
-pub use summary::{DeniedFlow, Report, RuleHit, TopDeniedBound};
+pub use summary::{DeniedFlow, FlowLogSkipped, Report, RuleHit, TopDeniedBound};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, StagedBatch, Stager};
 use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};
@@ -51,6 +51,9 @@ pub struct Outputs {
     pub flow_log: Option<PathBuf>,
     /// The flow log's aggregation window.
     pub flow_log_interval: AggregationInterval,
+    /// The most records the flow log holds at once (`None`: its default);
+    /// the packets of flows past them go to `SKIPDATA` records.
+    pub flow_log_max_records: Option<usize>,
     /// The account id written in flow log lines.
     pub account_id: String,
     /// Every packet as pcapng with its verdict in a packet comment.
@@ -226,7 +229,10 @@ impl FlowLogOut {
         FlowLog::write_header(&mut w).map_err(writing(path))?;
         let stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
         Ok(FlowLogOut {
-            log: FlowLog::new(out.flow_log_interval),
+            log: match out.flow_log_max_records {
+                Some(n) => FlowLog::new(out.flow_log_interval).with_max_records(n),
+                None => FlowLog::new(out.flow_log_interval),
+            },
             path: path.to_path_buf(),
             w,
             stream: !(stdout(&out.flow_log) && stdout(&out.verdicts)),
@@ -242,11 +248,18 @@ impl FlowLogOut {
         Ok(())
     }
 
-    fn finish(mut self, out: &Outputs, engine: &Engine) -> Result<()> {
+    /// Writes the records left; says how many packets went to `SKIPDATA`
+    /// records, if any did.
+    fn finish(mut self, out: &Outputs, engine: &Engine) -> Result<Option<FlowLogSkipped>> {
         self.log
             .write_all(&mut self.w, &out.account_id, engine.policy())
             .map_err(writing(&self.path))?;
-        self.w.flush().map_err(writing(&self.path))
+        self.w.flush().map_err(writing(&self.path))?;
+        let packets = self.log.skipped_packets();
+        Ok((packets > 0).then(|| FlowLogSkipped {
+            packets,
+            max_records: self.log.max_records(),
+        }))
     }
 }
 
@@ -395,6 +408,10 @@ pub fn replay<R: Read + Send + 'static>(
                     .map_err(writing(path))?;
             }
             if let Some(f) = flow_log.as_mut() {
+                // Windows this packet ends are written before it is
+                // counted: their records leave room for its window's.
+                f.log.advance(p.ts);
+                f.write_ended(out, engine)?;
                 f.log.observe(j, p.orig_len, p.ts, engine.policy());
             }
             if let Some((a, path)) = annotated.as_mut() {
@@ -416,9 +433,6 @@ pub fn replay<R: Read + Send + 'static>(
                 _ => {}
             }
             index += 1;
-        }
-        if let Some(f) = flow_log.as_mut() {
-            f.write_ended(out, engine)?;
         }
         if index >= next_tick {
             next_tick = index + PROGRESS_EVERY;
@@ -449,13 +463,15 @@ pub fn replay<R: Read + Send + 'static>(
     for o in [allowed_out, denied_out].into_iter().flatten() {
         o.finish()?;
     }
-    if let Some(f) = flow_log {
-        f.finish(out, engine)?;
-    }
+    let flow_log_skipped = match flow_log {
+        Some(f) => f.finish(out, engine)?,
+        None => None,
+    };
     if let Some((a, path)) = annotated {
         a.finish().map_err(writing(path))?;
     }
     report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
+    report.flow_log_skipped = flow_log_skipped;
     report.compare = compared.map(|c| c.finish(engine.policy()));
     if let Some(signal) = interrupted {
         report.interrupt(signal as i32, offset);

@@ -223,6 +223,15 @@ impl Ahead {
     }
 }
 
+/// Packets the flow log counted in `SKIPDATA` records, its record limit
+/// reached.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowLogSkipped {
+    pub packets: u64,
+    /// The records it holds at most (`--flow-log-max-records`).
+    pub max_records: usize,
+}
+
 /// The replay's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -245,6 +254,10 @@ pub struct Report {
     pub flows_opened: u64,
     /// Unassured entries a full table evicted for new flows (SPEC §2.8).
     pub early_drops: u64,
+    /// With `--flow-log`: packets whose flows found the log full (its
+    /// record limit) and were counted in `SKIPDATA` records instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_log_skipped: Option<FlowLogSkipped>,
     pub conntrack_entries: usize,
     /// Per-interface allowances (interfaces with one or with refusals).
     pub allowances: Vec<Allowance>,
@@ -296,6 +309,7 @@ impl Report {
             new_flows: 0,
             flows_opened: 0,
             early_drops: 0,
+            flow_log_skipped: None,
             conntrack_entries: 0,
             allowances: Vec::new(),
             first_ts: None,
@@ -613,6 +627,13 @@ impl Report {
                 s,
                 "  early drops     {:>10}  unassured entries evicted from the full table for new flows",
                 self.early_drops
+            );
+        }
+        if let Some(f) = &self.flow_log_skipped {
+            let _ = writeln!(
+                s,
+                "  flow log        {:>10}  packets of flows past its {} records held went to SKIPDATA records (--flow-log-max-records)",
+                f.packets, f.max_records
             );
         }
         for a in &self.allowances {

@@ -43,10 +43,11 @@ pub(super) fn start(opts: &InlineOptions) -> Result<Option<LogThread>, Error> {
         None => None,
     };
     let interval = opts.flow_log_interval;
+    let max_records = opts.flow_log_max_records;
     let (tx, rx) = channel::bounded::<LogBatch>(4096);
     let handle = std::thread::Builder::new()
         .name("log".into())
-        .spawn(move || write_logs(rx, verdicts, flow_log, interval))
+        .spawn(move || write_logs(rx, verdicts, flow_log, interval, max_records))
         .map_err(Error::Spawn)?;
     Ok(Some((tx, handle)))
 }
@@ -67,6 +68,7 @@ fn write_logs(
     verdicts: Option<(Box<dyn Write + Send>, VerdictFormat)>,
     flow_log: Option<(Box<dyn Write + Send>, PathBuf)>,
     interval: AggregationInterval,
+    max_records: usize,
 ) -> io::Result<()> {
     let mut verdicts = match verdicts {
         // Microseconds, as the SPEC's example line.
@@ -81,6 +83,8 @@ fn write_logs(
         None => None,
     };
     let mut index = 0u64;
+    // Packets counted in SKIPDATA records by the logs let go of.
+    let mut skipped = 0u64;
     // One flow log per policy in force: rule and interface ids belong to it.
     let mut logs: Vec<(Arc<Ruleset>, FlowLog)> = Vec::new();
     loop {
@@ -89,7 +93,7 @@ fn write_logs(
             Ok(b) => b,
             Err(channel::RecvTimeoutError::Timeout) => {
                 if let Some((w, _)) = flow_log.as_mut() {
-                    write_ended(&mut logs, w, control::now())?;
+                    write_ended(&mut logs, w, control::now(), &mut skipped)?;
                 }
                 continue;
             }
@@ -102,7 +106,10 @@ fn write_logs(
                     let l = logs.remove(i);
                     logs.push(l);
                 }
-                None => logs.push((Arc::clone(&b.rules), FlowLog::new(interval))),
+                None => logs.push((
+                    Arc::clone(&b.rules),
+                    FlowLog::new(interval).with_max_records(max_records),
+                )),
             }
         }
         for (j, len) in &b.items {
@@ -115,7 +122,7 @@ fn write_logs(
             index += 1;
         }
         if let Some((w, _)) = flow_log.as_mut() {
-            write_ended(&mut logs, w, b.ts)?;
+            write_ended(&mut logs, w, b.ts, &mut skipped)?;
         }
     }
     if let Some(v) = verdicts {
@@ -124,19 +131,28 @@ fn write_logs(
     if let Some((mut w, path)) = flow_log {
         for (rules, log) in &mut logs {
             log.write_all(&mut w, ACCOUNT_ID, &rules.policy)?;
+            skipped += log.skipped_packets();
         }
         w.flush()?;
+        if skipped > 0 {
+            eprintln!(
+                "sgplane: flow log: {skipped} packets of flows past its {max_records} records held \
+                 went to SKIPDATA records (--flow-log-max-records)"
+            );
+        }
         tracing::info!(file = %path.display(), "flow log written");
     }
     Ok(())
 }
 
 /// Writes the flow log windows that ended by `now`, and lets go of the logs
-/// of replaced policies once they hold nothing.
+/// of replaced policies once they hold nothing (adding the packets they
+/// counted in SKIPDATA records to `skipped`).
 fn write_ended(
     logs: &mut Vec<(Arc<Ruleset>, FlowLog)>,
     w: &mut Box<dyn Write + Send>,
     now: u64,
+    skipped: &mut u64,
 ) -> io::Result<()> {
     for (rules, log) in logs.iter_mut() {
         log.advance(now);
@@ -146,7 +162,11 @@ fn write_ended(
     let mut i = 0;
     logs.retain(|(_, log)| {
         i += 1;
-        i - 1 == current || !log.is_empty()
+        let keep = i - 1 == current || !log.is_empty();
+        if !keep {
+            *skipped += log.skipped_packets();
+        }
+        keep
     });
     Ok(())
 }

@@ -95,6 +95,9 @@ pub struct InlineOptions {
     pub flow_log: Option<PathBuf>,
     /// The flow log's aggregation window.
     pub flow_log_interval: AggregationInterval,
+    /// The most records the flow log holds at once (see
+    /// [`crate::output::FlowLog::with_max_records`]).
+    pub flow_log_max_records: usize,
     /// TAP frames read and written in bursts through io_uring, where the
     /// kernel allows it.
     pub io_uring: bool,
