@@ -14,17 +14,20 @@
 # best times (above 1: sgplane is faster), the range of the per-round
 # ratios, and sgplane's peak RSS.
 #
-#   benches/replay-mixes.sh --memory [PACKETS]
+#   benches/replay-mixes.sh --memory [PACKETS] [--flow-log]
 #
 # instead writes one port scan of PACKETS packets (default 10,000,000, every
-# packet a distinct denied flow) and prints sgplane's peak RSS replaying it.
+# packet a distinct denied flow) and prints sgplane's peak RSS replaying it
+# (with --flow-log, also writing a flow log: every packet a new record,
+# held up to --flow-log-max-records).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-memory=0; v6=""; pos=()
+memory=0; v6=""; flowlog=0; pos=()
 for a in "$@"; do
   case "$a" in
     --memory) memory=1 ;;
+    --flow-log) flowlog=1 ;;
     --v6) v6="--v6" ;;
     *) pos+=("$a") ;;
   esac
@@ -55,9 +58,12 @@ measure() {
 if [ "$memory" = 1 ]; then
   packets=${pos[0]:-10000000}
   "$gen" scan "$dir/scan.pcap" "$packets" $v6 2>/dev/null
-  read -r t kb < <(measure "$sg" replay "$dir/scan.pcap")
+  extra=()
+  [ "$flowlog" = 1 ] && extra=(--flow-log "$dir/flows.log")
+  read -r t kb < <(measure "$sg" replay "$dir/scan.pcap" "${extra[@]}")
   size=$(stat -c %s "$dir/scan.pcap")
   printf 'port scan: %d packets (%d bytes), every one a new denied flow\n' "$packets" "$size"
+  [ "$flowlog" = 1 ] && printf 'with --flow-log: %d lines written\n' "$(wc -l < "$dir/flows.log")"
   awk -v t="$t" -v kb="$kb" -v n="$packets" 'BEGIN {
     printf "sgplane replay: %.2f s, %.2f Mpps, peak RSS %.1f MB\n", t, n / t / 1e6, kb / 1024
   }'
