@@ -380,13 +380,14 @@ fn write_records(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::policy::{IpProto, Reason};
     use crate::wire::packet::{Fragment, IpPacket};
 
-    const SEC: u64 = 1_000_000_000;
-    const POLICY: &str = r#"
+    pub(crate) const SEC: u64 = 1_000_000_000;
+    /// Two interfaces that allow everything.
+    pub(crate) const POLICY: &str = r#"
 [security_groups.sg-all]
 ingress = [ { proto = "all", from = "0.0.0.0/0" } ]
 egress = [ { proto = "all", to = "0.0.0.0/0" } ]
@@ -398,7 +399,8 @@ addresses = ["10.0.0.2"]
 security_groups = ["sg-all"]
 "#;
 
-    fn allowed(sport: u16) -> Judgement {
+    /// An allowed UDP packet from eni-a to eni-b's port 53.
+    pub(crate) fn allowed(sport: u16) -> Judgement {
         Judgement {
             verdict: Verdict::Allow,
             reason: Reason::Rule,

@@ -5,6 +5,8 @@
 
 mod annotate;
 mod flowlog;
+#[cfg(test)]
+pub(crate) use flowlog::tests as flowlog_tests;
 mod verdicts;
 mod verdicts_parquet;
 
