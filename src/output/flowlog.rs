@@ -26,7 +26,7 @@
 //! end the times of the first and last of them), written after that
 //! window's records. Flows already recorded go on counting.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -82,8 +82,6 @@ const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport ds
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
-    /// Start of the window, seconds.
-    window: u64,
     iface: IfaceId,
     src: IpAddr,
     dst: IpAddr,
@@ -93,11 +91,12 @@ struct Key {
     accept: bool,
 }
 
-/// The skipped packets of one window and interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct SkipKey {
-    window: u64,
-    iface: IfaceId,
+/// One aggregation window's records, and its packets counted in
+/// `SKIPDATA` records, by interface.
+#[derive(Debug, Default)]
+struct Window {
+    flows: HashMap<Key, Counts, foldhash::fast::RandomState>,
+    skipped: BTreeMap<IfaceId, Counts>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,16 +111,15 @@ struct Counts {
 #[derive(Debug)]
 pub struct FlowLog {
     interval: u64,
-    flows: HashMap<Key, Counts, foldhash::fast::RandomState>,
+    /// The windows held, by their start (seconds): writing one costs its
+    /// own records, however many the others hold.
+    windows: BTreeMap<u64, Window>,
+    /// Records held, in all windows.
+    held: usize,
     /// Records held at most ([`FlowLog::max_records`]).
     max_records: usize,
-    /// Packets of flows that found no room, by window and interface (their
-    /// `SKIPDATA` records): at most one a window and interface held.
-    skipped: HashMap<SkipKey, Counts, foldhash::fast::RandomState>,
     /// Packets counted in `SKIPDATA` records since the log began.
     skipped_packets: u64,
-    /// End of the earliest window holding records (u64::MAX: none).
-    next_end: u64,
     /// The latest time seen, seconds.
     latest: u64,
 }
@@ -136,11 +134,10 @@ impl FlowLog {
     pub fn new(interval: AggregationInterval) -> FlowLog {
         FlowLog {
             interval: interval.seconds(),
-            flows: HashMap::default(),
+            windows: BTreeMap::new(),
+            held: 0,
             max_records: DEFAULT_MAX_RECORDS,
-            skipped: HashMap::default(),
             skipped_packets: 0,
-            next_end: u64::MAX,
             latest: 0,
         }
     }
@@ -175,7 +172,6 @@ impl FlowLog {
         self.latest = self.latest.max(secs);
         let Some(p) = j.packet else { return };
         let window = secs - secs % self.interval;
-        let mut logged = false;
         let zone = policy.packet_zone(&p);
         let s_if = policy.interface_of(p.src, zone);
         let d_if = policy.interface_of(p.dst, zone);
@@ -183,11 +179,12 @@ impl FlowLog {
             L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
             _ => (0, 0),
         };
+        let (max_records, held, skipped_packets) =
+            (self.max_records, &mut self.held, &mut self.skipped_packets);
+        let windows = &mut self.windows;
         let mut add = |iface: Option<IfaceId>, accept: bool| {
             let Some(iface) = iface else { return };
-            logged = true;
             let k = Key {
-                window,
                 iface,
                 src: p.src,
                 dst: p.dst,
@@ -196,14 +193,17 @@ impl FlowLog {
                 proto: p.proto.0,
                 accept,
             };
-            let room = self.flows.len() < self.max_records || self.flows.contains_key(&k);
-            let c = if room {
-                self.flows.entry(k).or_insert_with(|| Counts::first(secs))
-            } else {
-                self.skipped_packets += 1;
-                self.skipped
-                    .entry(SkipKey { window, iface })
-                    .or_insert_with(|| Counts::first(secs))
+            let w = windows.entry(window).or_default();
+            let c = match w.flows.get_mut(&k) {
+                Some(c) => c,
+                None if *held < max_records => {
+                    *held += 1;
+                    w.flows.entry(k).or_insert(Counts::first(secs))
+                }
+                None => {
+                    *skipped_packets += 1;
+                    w.skipped.entry(iface).or_insert(Counts::first(secs))
+                }
             };
             c.add(bytes, secs);
         };
@@ -230,15 +230,14 @@ impl FlowLog {
             }
             (Verdict::Deny, None) => add(d_if.or(s_if), false),
         }
-        if logged {
-            self.next_end = self.next_end.min(window.saturating_add(self.interval));
-        }
     }
 
     /// True when a window holding records has ended: a packet at or past
     /// its end was seen.
     pub fn window_ended(&self) -> bool {
-        self.latest >= self.next_end
+        self.windows
+            .first_key_value()
+            .is_some_and(|(&w, _)| w.saturating_add(self.interval) <= self.latest)
     }
 
     /// Notes that time `now` has come without a packet (live modes: the
@@ -255,37 +254,14 @@ impl FlowLog {
         account_id: &str,
         policy: &Policy,
     ) -> io::Result<()> {
-        if !self.window_ended() {
-            return Ok(());
+        while self.window_ended() {
+            let Some((_, window)) = self.windows.pop_first() else {
+                break;
+            };
+            self.held -= window.flows.len();
+            write_window(w, window, account_id, policy)?;
         }
-        let (latest, interval) = (self.latest, self.interval);
-        let ended = |window: u64| window.saturating_add(interval) <= latest;
-        // Sized once: the records of a window may be all the log holds.
-        let n = self.flows.iter().filter(|(k, _)| ended(k.window)).count();
-        let mut rows = Vec::with_capacity(n);
-        self.flows.retain(|k, c| {
-            let end = ended(k.window);
-            if end {
-                rows.push((*k, *c));
-            }
-            !end
-        });
-        let mut skips = Vec::new();
-        self.skipped.retain(|k, c| {
-            let end = ended(k.window);
-            if end {
-                skips.push((*k, *c));
-            }
-            !end
-        });
-        let windows = self.flows.keys().map(|k| k.window);
-        let skipped_windows = self.skipped.keys().map(|k| k.window);
-        self.next_end = windows
-            .chain(skipped_windows)
-            .map(|w| w.saturating_add(interval))
-            .min()
-            .unwrap_or(u64::MAX);
-        write_records(w, rows, skips, account_id, policy)
+        Ok(())
     }
 
     /// Writes every record left, window by window, and forgets them.
@@ -295,20 +271,21 @@ impl FlowLog {
         account_id: &str,
         policy: &Policy,
     ) -> io::Result<()> {
-        let all: Vec<(Key, Counts)> = self.flows.drain().collect();
-        let skips: Vec<(SkipKey, Counts)> = self.skipped.drain().collect();
-        self.next_end = u64::MAX;
-        write_records(w, all, skips, account_id, policy)
+        while let Some((_, window)) = self.windows.pop_first() {
+            self.held -= window.flows.len();
+            write_window(w, window, account_id, policy)?;
+        }
+        Ok(())
     }
 
     /// Number of records held (`SKIPDATA` ones not counted).
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.held
     }
 
     /// True when nothing is left to write (no record, no `SKIPDATA` one).
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty() && self.skipped.is_empty()
+        self.windows.is_empty()
     }
 }
 
@@ -334,32 +311,17 @@ impl Counts {
     }
 }
 
-/// Writes records window by window, each window's sorted by start then
-/// key, then its `SKIPDATA` records by interface.
-fn write_records(
+/// Writes a window's records, sorted by start then key, then its
+/// `SKIPDATA` records by interface.
+fn write_window(
     w: &mut dyn Write,
-    mut rows: Vec<(Key, Counts)>,
-    mut skips: Vec<(SkipKey, Counts)>,
+    window: Window,
     account_id: &str,
     policy: &Policy,
 ) -> io::Result<()> {
-    rows.sort_unstable_by_key(|(k, c)| (k.window, c.start, *k));
-    skips.sort_unstable_by_key(|(k, _)| *k);
-    let mut skips = skips.into_iter().peekable();
-    let mut write_skips = |w: &mut dyn Write, before: u64| -> io::Result<()> {
-        while let Some((k, c)) = skips.next_if(|(k, _)| k.window < before) {
-            writeln!(
-                w,
-                "2 {account_id} {} - - - - - - - {} {} - SKIPDATA",
-                policy.interface(k.iface).name,
-                c.start,
-                c.end,
-            )?;
-        }
-        Ok(())
-    };
+    let mut rows: Vec<(Key, Counts)> = window.flows.into_iter().collect();
+    rows.sort_unstable_by_key(|(k, c)| (c.start, *k));
     for (k, c) in rows {
-        write_skips(w, k.window)?;
         writeln!(
             w,
             "2 {account_id} {} {} {} {} {} {} {} {} {} {} {} OK",
@@ -376,7 +338,16 @@ fn write_records(
             if k.accept { "ACCEPT" } else { "REJECT" }
         )?;
     }
-    write_skips(w, u64::MAX)
+    for (iface, c) in window.skipped {
+        writeln!(
+            w,
+            "2 {account_id} {} - - - - - - - {} {} - SKIPDATA",
+            policy.interface(iface).name,
+            c.start,
+            c.end,
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
