@@ -229,10 +229,10 @@ impl FlowLogOut {
         FlowLog::write_header(&mut w).map_err(writing(path))?;
         let stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
         Ok(FlowLogOut {
-            log: match out.flow_log_max_records {
-                Some(n) => FlowLog::new(out.flow_log_interval).with_max_records(n),
-                None => FlowLog::new(out.flow_log_interval),
-            },
+            log: FlowLog::new(out.flow_log_interval).with_max_records(
+                out.flow_log_max_records
+                    .unwrap_or(crate::output::DEFAULT_MAX_RECORDS),
+            ),
             path: path.to_path_buf(),
             w,
             stream: !(stdout(&out.flow_log) && stdout(&out.verdicts)),
