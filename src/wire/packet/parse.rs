@@ -65,6 +65,9 @@ pub fn parse(
         if let Some(p) = fast_ipv4(data, orig_len, opts) {
             return Ok(Frame::Ip(p));
         }
+        if let Some(p) = fast_ipv6(data, orig_len, opts) {
+            return Ok(Frame::Ip(p));
+        }
     }
     parse_general(link, data, orig_len, opts)
 }
@@ -138,10 +141,53 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
     {
         return None;
     }
-    // The transport header's bytes on the wire.
-    let l4_len = total - ipv4::HEADER_LEN;
-    let l4 = &d[L4..];
-    let l4 = match ip.protocol() {
+    Some(IpPacket {
+        src: IpAddr::V4(ip.src_addr()),
+        dst: IpAddr::V4(ip.dst_addr()),
+        proto: ip.protocol(),
+        ip_len: total as u32,
+        fragment: Fragment::Whole,
+        l4: fast_l4(ip.protocol(), &d[L4..], total - ipv4::HEADER_LEN, opts)?,
+        tunnel: None,
+        l4_offset: L4 as u32,
+    })
+}
+
+/// [`fast_ipv4`]'s IPv6 twin: Ethernet without VLAN tags, IPv6 without
+/// extension headers, TCP or UDP (not a tunnel); `None` for anything else.
+/// A scan of IPv6 addresses spent a tenth of its time in the general parser.
+#[inline]
+fn fast_ipv6(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
+    const IP: usize = ethernet::HEADER_LEN;
+    const L4: usize = IP + ipv6::HEADER_LEN;
+    if d.len() < L4 + udp::HEADER_LEN || read_u16(d, ethernet::field::ETHERTYPE) != ether_type::IPV6
+    {
+        return None;
+    }
+    let ip = Ipv6Packet::new_unchecked(&d[IP..]);
+    let total = ip.total_len();
+    let on_wire = orig_len.max(d.len()) - IP;
+    if ip.version() != 6 || total < ipv6::HEADER_LEN + udp::HEADER_LEN || total > on_wire {
+        return None;
+    }
+    let proto = ip.next_header();
+    Some(IpPacket {
+        src: IpAddr::V6(ip.src_addr()),
+        dst: IpAddr::V6(ip.dst_addr()),
+        proto,
+        ip_len: total as u32,
+        fragment: Fragment::Whole,
+        l4: fast_l4(proto, &d[L4..], total - ipv6::HEADER_LEN, opts)?,
+        tunnel: None,
+        l4_offset: L4 as u32,
+    })
+}
+
+/// The fast paths' transport header: TCP or UDP that is whole (`l4_len`
+/// bytes of it on the wire) and no tunnel to open; `None` for anything else.
+#[inline(always)]
+fn fast_l4(proto: IpProto, l4: &[u8], l4_len: usize, opts: ParseOptions) -> Option<L4> {
+    match proto {
         IpProto::TCP => {
             if l4.len() < tcp::HEADER_LEN {
                 return None;
@@ -150,11 +196,11 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
             if t.header_len() < tcp::HEADER_LEN || t.header_len() > l4_len {
                 return None;
             }
-            L4::Tcp {
+            Some(L4::Tcp {
                 sport: t.src_port(),
                 dport: t.dst_port(),
                 flags: t.flags(),
-            }
+            })
         }
         IpProto::UDP => {
             let u = UdpPacket::new_unchecked(l4);
@@ -167,23 +213,13 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
             {
                 return None;
             }
-            L4::Udp {
+            Some(L4::Udp {
                 sport: u.src_port(),
                 dport,
-            }
+            })
         }
-        _ => return None,
-    };
-    Some(IpPacket {
-        src: IpAddr::V4(ip.src_addr()),
-        dst: IpAddr::V4(ip.dst_addr()),
-        proto: ip.protocol(),
-        ip_len: total as u32,
-        fragment: Fragment::Whole,
-        l4,
-        tunnel: None,
-        l4_offset: L4 as u32,
-    })
+        _ => None,
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -623,14 +659,23 @@ mod tests {
             build::udp(ip("10.0.0.1"), ip("10.0.0.2"), 5353, 6081, &[0u8; 40]),
             build::tcp(ip("2001:db8::1"), ip("2001:db8::2"), 1, 2, 0x02, 0, 0, b""),
             build::echo(ip("10.0.0.1"), ip("10.0.0.2"), true, 3, 4),
+            build::udp(ip("2001:db8::1"), ip("2001:db8::2"), 5353, 53, b"query"),
+            build::udp(ip("2001:db8::1"), ip("2001:db8::2"), 5353, 6081, &[0u8; 40]),
+            build::echo(ip("2001:db8::1"), ip("2001:db8::2"), true, 3, 4),
         ]
+    }
+
+    /// What the fast paths make of a frame, if either takes it.
+    fn fast(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
+        fast_ipv4(d, orig_len, opts).or_else(|| fast_ipv6(d, orig_len, opts))
     }
 
     #[test]
     fn fast_path_takes_the_common_frames() {
         let f = &frames();
-        for (i, taken) in [(0, true), (1, true), (2, false), (3, false), (4, false)] {
-            let fast = fast_ipv4(&f[i], f[i].len(), ParseOptions::default());
+        let takes = [true, true, false, true, false, true, false, false];
+        for (i, &taken) in takes.iter().enumerate() {
+            let fast = fast(&f[i], f[i].len(), ParseOptions::default());
             assert_eq!(fast.is_some(), taken, "frame {i}");
             if let Some(p) = fast {
                 assert_eq!(
@@ -650,7 +695,7 @@ mod tests {
         /// Mutated and cut frames: whenever the fast path answers, the general
         /// parser gives the same answer.
         #[test]
-        fn fast_path_agrees(which in 0usize..5, flips in prop::collection::vec((0usize..80, any::<u8>()), 0..4),
+        fn fast_path_agrees(which in 0usize..8, flips in prop::collection::vec((0usize..80, any::<u8>()), 0..4),
                             cut in 0usize..100, extra in 0usize..3000, decap in any::<bool>()) {
             let mut f = frames()[which].clone();
             for (at, v) in flips {
@@ -661,7 +706,7 @@ mod tests {
             let len = f.len().saturating_sub(cut);
             let orig = len + extra;
             let opts = ParseOptions { decap_geneve: decap, decap_vxlan: decap, gwlb_strict: false };
-            if let Some(p) = fast_ipv4(&f[..len], orig, opts) {
+            if let Some(p) = fast(&f[..len], orig, opts) {
                 prop_assert_eq!(Ok(Frame::Ip(p)), parse_general(LinkType::Ethernet, &f[..len], orig, opts));
             }
             // And the public entry point never disagrees with the general parser.
