@@ -1,6 +1,6 @@
 //! The parser: link layer, VLAN tags, IPv4 or IPv6 with extension headers,
 //! the transport header, and one tunnel (GENEVE, or VXLAN with its inner
-//! Ethernet frame), with a fast path for the most common frame.
+//! Ethernet frame), with fast paths for the most common frames (IPv4 and IPv6).
 //!
 //! Written by hand rather than with etherparse's slicers because the hot path
 //! needs those length rules and only a handful of fields; `benches/parse.rs`
