@@ -255,11 +255,7 @@ impl FlowLog {
         policy: &Policy,
     ) -> io::Result<()> {
         while self.window_ended() {
-            let Some((_, window)) = self.windows.pop_first() else {
-                break;
-            };
-            self.held -= window.flows.len();
-            write_window(w, window, account_id, policy)?;
+            self.write_first(w, account_id, policy)?;
         }
         Ok(())
     }
@@ -271,11 +267,23 @@ impl FlowLog {
         account_id: &str,
         policy: &Policy,
     ) -> io::Result<()> {
-        while let Some((_, window)) = self.windows.pop_first() {
-            self.held -= window.flows.len();
-            write_window(w, window, account_id, policy)?;
-        }
+        while self.write_first(w, account_id, policy)? {}
         Ok(())
+    }
+
+    /// Writes the earliest window held and forgets it; false when none is.
+    fn write_first(
+        &mut self,
+        w: &mut dyn Write,
+        account_id: &str,
+        policy: &Policy,
+    ) -> io::Result<bool> {
+        let Some((_, window)) = self.windows.pop_first() else {
+            return Ok(false);
+        };
+        self.held -= window.flows.len();
+        write_window(w, window, account_id, policy)?;
+        Ok(true)
     }
 
     /// Number of records held (`SKIPDATA` ones not counted).
