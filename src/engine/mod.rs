@@ -411,7 +411,15 @@ impl Engine {
     /// decided together through the classifier's batch lookup), then judged
     /// with each frame's conntrack slot fetched [`AHEAD`] frames before.
     pub fn process_batch(&mut self, frames: &[Input], out: &mut Vec<Judgement>) {
-        self.stage_and_judge(frames, out);
+        self.stage_and_judge(frames, &mut |j| out.push(*j));
+    }
+
+    /// [`Engine::process_batch`] handing each judgement to `judged` as it
+    /// is made, in order, instead of collecting them: a caller that uses
+    /// each at once (replay writes and counts it) keeps it in the cache
+    /// rather than writing out a batch of them and reading it back.
+    pub fn process_batch_each(&mut self, frames: &[Input], judged: &mut impl FnMut(&Judgement)) {
+        self.stage_and_judge(frames, judged);
     }
 
     /// Judges a batch of GENEVE datagrams in order, appending one judgement
@@ -419,11 +427,11 @@ impl Engine {
     /// packets that carried them (the GWLB appliance's way in: no outer
     /// header is built or parsed).
     pub fn process_geneve_batch(&mut self, datagrams: &[GeneveInput], out: &mut Vec<Judgement>) {
-        self.stage_and_judge(datagrams, out);
+        self.stage_and_judge(datagrams, &mut |j| out.push(*j));
     }
 
     /// Stages `arrivals` [`STAGE`] at a time and judges each staged chunk.
-    fn stage_and_judge<A: Arrival>(&mut self, arrivals: &[A], out: &mut Vec<Judgement>) {
+    fn stage_and_judge<A: Arrival>(&mut self, arrivals: &[A], judged: &mut impl FnMut(&Judgement)) {
         let mut staged = std::mem::take(&mut self.staged);
         for chunk in arrivals.chunks(STAGE) {
             stage(
@@ -433,26 +441,26 @@ impl Engine {
                 &mut staged,
                 &mut self.stage_scratch,
             );
-            self.judge_staged(chunk, staged.slice(0..chunk.len()), true, out);
+            self.judge_staged(chunk, staged.slice(0..chunk.len()), true, judged);
         }
         self.staged = staged;
     }
 
     /// Judges frames staged ahead by a [`Stager`] (`staged`'s i-th frame
-    /// is `frames[i]` staged), appending one judgement per frame to `out`:
-    /// the same judgements [`Engine::process_batch`] gives. Decisions staged
-    /// with other rules than the engine's (`rules`, the stager's) are not
-    /// used.
+    /// is `frames[i]` staged), handing one judgement per frame to `judged`
+    /// in order: the same judgements [`Engine::process_batch`] gives.
+    /// Decisions staged with other rules than the engine's (`rules`, the
+    /// stager's) are not used.
     pub fn process_staged(
         &mut self,
         rules: &Arc<Ruleset>,
         frames: &[Input],
         staged: StagedSlice,
-        out: &mut Vec<Judgement>,
+        judged: &mut impl FnMut(&Judgement),
     ) {
         debug_assert_eq!(frames.len(), staged.frames.len());
         let same_rules = Arc::ptr_eq(rules, &self.rules);
-        self.judge_staged(frames, staged, same_rules, out);
+        self.judge_staged(frames, staged, same_rules, judged);
     }
 
     /// A stager for this engine's rules and parse options, to stage frames
@@ -465,14 +473,15 @@ impl Engine {
         }
     }
 
-    /// Judges staged frames in order; `decided` says whether the staged
-    /// decisions were made with this engine's rules.
+    /// Judges staged frames in order, handing each judgement to `judged`;
+    /// `decided` says whether the staged decisions were made with this
+    /// engine's rules.
     fn judge_staged<A: Arrival>(
         &mut self,
         frames: &[A],
         staged: StagedSlice,
         decided: bool,
-        out: &mut Vec<Judgement>,
+        judged: &mut impl FnMut(&Judgement),
     ) {
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
@@ -495,7 +504,7 @@ impl Engine {
             let decided = staged.decisions.get(s.decided as usize).filter(|_| decided);
             let j = self.judge(&s.parsed, keys[i].as_ref(), f.bytes(), now, decided);
             self.count(&j, f.wire_len() as u64);
-            out.push(j);
+            judged(&j);
         }
         self.keys = keys;
     }

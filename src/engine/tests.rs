@@ -693,14 +693,14 @@ fn staged_frames_are_judged_as_a_batch_is() {
             stager.rules(),
             chunk,
             staged.slice(0..chunk.len()),
-            &mut got_same,
+            &mut |j| got_same.push(*j),
         );
         foreign.stage(chunk, &mut staged);
         other.process_staged(
             foreign.rules(),
             chunk,
             staged.slice(0..chunk.len()),
-            &mut got_other,
+            &mut |j| got_other.push(*j),
         );
     }
     assert_eq!(got_same.len(), frames.len());

@@ -17,6 +17,7 @@ mod heavy;
 #[allow(unsafe_code)] // a prefetch of a record's places (SAFETY there)
 mod judge_memo;
 mod report;
+mod sinks;
 mod summary;
 
 use std::fs::File;
@@ -27,19 +28,16 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::output::AnnotatedCapture;
-use crate::output::{AggregationInterval, FlowLog, VerdictFormat, VerdictWriter};
+use crate::output::AggregationInterval;
 pub use compare::{CompareWith, Compared};
 pub use flowlogs::{replay_flow_log, FlowLogReport};
-use report::CaptureHtml;
+use sinks::Sinks;
 use summary::Ahead;
 pub use summary::{DeniedFlow, FlowLogSkipped, Report, RuleHit, TopDeniedBound};
 
 use crate::engine::{Engine, Input, Judgement, Ruleset, Staged, StagedBatch, Stager};
 use crate::io::capture::{CaptureError, CaptureReader, Format, PacketInfo, RecordInfo};
 use crate::io::flowlog::{self, Sniffed};
-use crate::policy::Verdict;
-use crate::wire::packet::geneve_return;
 
 /// What to write besides the summary.
 #[derive(Debug, Default, Clone)]
@@ -179,88 +177,12 @@ fn creating(path: &Path) -> impl FnOnce(io::Error) -> ReplayError + '_ {
 /// Called every so often with (bytes read, packets) for a progress display.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
-/// A capture file being written with the input's format and link types.
-struct CaptureOut {
-    path: PathBuf,
-    w: BufWriter<File>,
-}
-
-impl CaptureOut {
-    fn create(path: &Path, preamble: &[u8]) -> Result<CaptureOut> {
-        let f = File::create(path).map_err(creating(path))?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        w.write_all(preamble).map_err(writing(path))?;
-        Ok(CaptureOut {
-            path: path.to_path_buf(),
-            w,
-        })
-    }
-
-    fn write(&mut self, raw: &[u8]) -> Result<()> {
-        self.w.write_all(raw).map_err(writing(&self.path))
-    }
-
-    fn finish(mut self) -> Result<()> {
-        self.w.flush().map_err(writing(&self.path))
-    }
-}
-
 fn open_text(path: &Path) -> Result<Box<dyn Write>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(BufWriter::with_capacity(1 << 20, io::stdout())));
     }
     let f = File::create(path).map_err(creating(path))?;
     Ok(Box::new(BufWriter::with_capacity(1 << 20, f)))
-}
-
-/// The flow log, its windows written as they end.
-struct FlowLogOut {
-    log: FlowLog,
-    path: PathBuf,
-    w: Box<dyn Write>,
-    /// False when the verdict lines also go to stdout: the records are then
-    /// written after them, all at the end, rather than mixed in.
-    stream: bool,
-}
-
-impl FlowLogOut {
-    fn create(path: &Path, out: &Outputs) -> Result<FlowLogOut> {
-        let mut w = open_text(path)?;
-        FlowLog::write_header(&mut w).map_err(writing(path))?;
-        let stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
-        Ok(FlowLogOut {
-            log: FlowLog::new(out.flow_log_interval).with_max_records(
-                out.flow_log_max_records
-                    .unwrap_or(crate::output::DEFAULT_MAX_RECORDS),
-            ),
-            path: path.to_path_buf(),
-            w,
-            stream: !(stdout(&out.flow_log) && stdout(&out.verdicts)),
-        })
-    }
-
-    fn write_ended(&mut self, out: &Outputs, engine: &Engine) -> Result<()> {
-        if self.stream && self.log.window_ended() {
-            self.log
-                .write_ended(&mut self.w, &out.account_id, engine.policy())
-                .map_err(writing(&self.path))?;
-        }
-        Ok(())
-    }
-
-    /// Writes the records left; says how many packets went to `SKIPDATA`
-    /// records, if any did.
-    fn finish(mut self, out: &Outputs, engine: &Engine) -> Result<Option<FlowLogSkipped>> {
-        self.log
-            .write_all(&mut self.w, &out.account_id, engine.policy())
-            .map_err(writing(&self.path))?;
-        self.w.flush().map_err(writing(&self.path))?;
-        let packets = self.log.skipped_packets();
-        Ok((packets > 0).then(|| FlowLogSkipped {
-            packets,
-            max_records: self.log.max_records(),
-        }))
-    }
 }
 
 /// Replays a capture through `engine`. A capture that ends early still gives
@@ -293,61 +215,19 @@ pub fn replay<R: Read + Send + 'static>(
         Format::Pcap { .. } => "pcap",
         Format::PcapNg => "pcapng",
     };
-    let mut verdict_out = match &out.verdicts {
-        Some(p) => Some((
-            VerdictWriter::new(
-                open_text(p)?,
-                VerdictFormat::for_path(p),
-                reader.nanosecond(),
-            )
-            .map_err(writing(p))?,
-            p.as_path(),
-        )),
-        None => None,
-    };
-    let mut allowed_out = out
-        .allowed
-        .as_deref()
-        .map(|p| CaptureOut::create(p, reader.preamble()))
-        .transpose()?;
-    let mut denied_out = out
-        .denied
-        .as_deref()
-        .map(|p| CaptureOut::create(p, reader.preamble()))
-        .transpose()?;
-    let mut flow_log = match &out.flow_log {
-        Some(p) => Some(FlowLogOut::create(p, out)?),
-        None => None,
-    };
-    let mut annotated = match &out.annotate {
-        Some(p) => {
-            let f = BufWriter::with_capacity(1 << 20, File::create(p).map_err(creating(p))?);
-            Some((AnnotatedCapture::new(f).map_err(writing(p))?, p.as_path()))
-        }
-        None => None,
-    };
-    let mut report = Report::new(input_name, format);
-    let mut compared = out.compare.as_ref().map(compare::CapturePass::new);
-    let mut html = out
-        .report
-        .as_deref()
-        .map(|p| CaptureHtml::create(p, engine.policy()))
-        .transpose()?;
+    let mut sinks = Sinks::create(out, &reader, input_name, format, engine.policy())?;
     let mut progress = progress;
-    let mut index: u64 = 0;
     let mut offset: u64 = 0;
 
     let stager = engine.stager();
+    let rules = Arc::clone(stager.rules());
     let ReadThread {
         chunks,
         recycled,
         queued,
         thread: read_thread,
-    } = spawn_reader(reader, stager.clone())?;
-    let mut judged = Vec::with_capacity(BATCH);
+    } = spawn_reader(reader, stager)?;
     let mut inputs = Vec::new();
-    // An allowed GENEVE record as the appliance returns it (reused).
-    let mut returned: Vec<u8> = Vec::new();
     let mut next_tick = PROGRESS_EVERY;
     let mut interrupted = None;
     let stopped = loop {
@@ -367,73 +247,8 @@ pub fn replay<R: Read + Send + 'static>(
             Err(RecvTimeoutError::Disconnected) => break None,
         };
         offset = chunk.offset;
-        let buf = &chunk.buf[..];
-        judge_batch(
-            engine,
-            stager.rules(),
-            &chunk,
-            &mut judged,
-            &mut report,
-            &mut inputs,
-        );
-        if let Some(c) = compared.as_mut() {
-            c.judge(buf, &chunk.records);
-        }
-        report.observe_flows(&chunk.ahead);
-        let mut judgements = judged.iter();
-        let mut ahead = chunk.ahead.iter();
-        for info in &chunk.records {
-            let rec = info.resolve(buf);
-            let Some(p) = rec.packet else {
-                // pcapng section and interface blocks go to both outputs.
-                for o in [allowed_out.as_mut(), denied_out.as_mut()]
-                    .into_iter()
-                    .flatten()
-                {
-                    o.write(rec.raw)?;
-                }
-                continue;
-            };
-            let j = judgements.next().expect("one judgement per packet");
-            let a = ahead.next().and_then(Option::as_ref);
-            report.observe_ahead(j, p.ts, engine.policy(), a);
-            if let Some(c) = compared.as_mut() {
-                c.observe(index, p.ts, j, engine.policy());
-            }
-            if let Some(h) = html.as_mut() {
-                h.observe(j, p.ts, engine.policy());
-            }
-            if let Some((v, path)) = verdict_out.as_mut() {
-                v.write(index, p.ts, j, engine.policy())
-                    .map_err(writing(path))?;
-            }
-            if let Some(f) = flow_log.as_mut() {
-                // Windows this packet ends are written before it is
-                // counted: their records leave room for its window's.
-                f.log.advance(p.ts);
-                f.write_ended(out, engine)?;
-                f.log.observe(j, p.orig_len, p.ts, engine.policy());
-            }
-            if let Some((a, path)) = annotated.as_mut() {
-                a.write(&p, j, engine.policy()).map_err(writing(path))?;
-            }
-            match (j.verdict, allowed_out.as_mut(), denied_out.as_mut()) {
-                (Verdict::Allow, Some(o), _) => match (j.packet.and_then(|p| p.tunnel), p.link) {
-                    // An allowed GENEVE packet is written as the appliance returns it.
-                    (Some(t), Some(link)) => {
-                        let at = p.data.as_ptr() as usize - rec.raw.as_ptr() as usize;
-                        returned.clear();
-                        returned.extend_from_slice(rec.raw);
-                        geneve_return(&mut returned[at..at + p.data.len()], link, &t);
-                        o.write(&returned)?;
-                    }
-                    _ => o.write(rec.raw)?,
-                },
-                (Verdict::Deny, _, Some(o)) => o.write(rec.raw)?,
-                _ => {}
-            }
-            index += 1;
-        }
+        judge_chunk(engine, &rules, &chunk, &mut inputs, &mut sinks)?;
+        let index = sinks.packets();
         if index >= next_tick {
             next_tick = index + PROGRESS_EVERY;
             if let Some(cb) = progress.as_mut() {
@@ -455,31 +270,14 @@ pub fn replay<R: Read + Send + 'static>(
         let _ = read_thread.join();
     }
     if let Some(cb) = progress.as_mut() {
-        cb(offset, index);
+        cb(offset, sinks.packets());
     }
-    if let Some((v, path)) = verdict_out {
-        v.finish().map_err(writing(path))?;
-    }
-    for o in [allowed_out, denied_out].into_iter().flatten() {
-        o.finish()?;
-    }
-    let flow_log_skipped = match flow_log {
-        Some(f) => f.finish(out, engine)?,
-        None => None,
-    };
-    if let Some((a, path)) = annotated {
-        a.finish().map_err(writing(path))?;
-    }
-    report.finish(engine, started.elapsed(), stopped.as_ref().map(stop_note));
-    report.flow_log_skipped = flow_log_skipped;
-    report.compare = compared.map(|c| c.finish(engine.policy()));
-    if let Some(signal) = interrupted {
-        report.interrupt(signal as i32, offset);
-    }
-    if let Some(h) = html {
-        h.finish(&report, engine)?;
-    }
-    Ok(report)
+    sinks.finish(
+        engine,
+        started.elapsed(),
+        stopped.as_ref().map(stop_note),
+        interrupted.map(|sig| (sig as i32, offset)),
+    )
 }
 
 /// Whole records copied out of the reader's buffer, with the ranges of
@@ -639,46 +437,72 @@ fn input_of<'a>(buf: &'a [u8], r: &RecordInfo) -> Option<Input<'a>> {
     })
 }
 
-/// Judges the packets of a chunk, in order, into `out`; the chunk's
-/// `staged` holds the packets of known link types staged by `rules`'
-/// stager, or nothing when the chunk was not staged. `scratch` lends its
-/// allocation to the chunk's inputs.
-fn judge_batch(
+/// Judges the packets of a chunk, in order, handing each judgement with its
+/// record to `sinks` as it is made. The chunk's `staged` holds the packets
+/// of known link types staged by `rules`' stager, or nothing when the chunk
+/// was not staged. `scratch` lends its allocation to the chunk's inputs.
+fn judge_chunk(
     engine: &mut Engine,
     rules: &Arc<Ruleset>,
     chunk: &Chunk,
-    out: &mut Vec<Judgement>,
-    report: &mut Report,
     scratch: &mut Vec<Input<'static>>,
-) {
-    let (buf, batch, staged) = (&chunk.buf[..], &chunk.records, &chunk.staged);
-    out.clear();
+    sinks: &mut Sinks,
+) -> Result<()> {
+    let buf = &chunk.buf[..];
+    sinks.chunk(buf, &chunk.records, &chunk.ahead);
+    let mut records = chunk.records.iter();
+    let mut ahead = chunk.ahead.iter();
+    let mut failed = None;
+    let mut judged = |j: &Judgement| {
+        if failed.is_none() {
+            if let Err(e) = sinks.packet(buf, &mut records, &mut ahead, j, &rules.policy) {
+                failed = Some(e);
+            }
+        }
+    };
     let mut inputs = reuse(std::mem::take(scratch));
     let mut done = 0;
-    let mut flush = |engine: &mut Engine, inputs: &mut Vec<Input>, out: &mut Vec<Judgement>| {
-        let n = inputs.len();
-        if staged.is_empty() {
-            engine.process_batch(inputs, out);
-        } else {
-            engine.process_staged(rules, inputs, staged.slice(done..done + n), out);
-        }
-        done += n;
-        inputs.clear();
-    };
-    for info in batch {
+    for info in &chunk.records {
         let Some(p) = info.packet else { continue };
         match input_of(buf, info) {
             Some(i) => inputs.push(i),
             None => {
                 // Keep the order: judge what is queued before this packet.
-                flush(engine, &mut inputs, out);
-                report.unsupported_link(p.linktype);
-                out.push(engine.process_unknown_link(p.orig_len as usize));
+                judge_inputs(engine, rules, chunk, &mut done, &mut inputs, &mut judged);
+                judged(&engine.process_unknown_link(p.orig_len as usize));
             }
         }
     }
-    flush(engine, &mut inputs, out);
+    judge_inputs(engine, rules, chunk, &mut done, &mut inputs, &mut judged);
     *scratch = reuse(inputs);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    // Records after the last packet that are not packets.
+    for info in records {
+        sinks.block(info.resolve(buf).raw)?;
+    }
+    Ok(())
+}
+
+/// Judges `inputs`, the chunk's packets from the `done`-th staged one on,
+/// and empties it.
+fn judge_inputs(
+    engine: &mut Engine,
+    rules: &Arc<Ruleset>,
+    chunk: &Chunk,
+    done: &mut usize,
+    inputs: &mut Vec<Input>,
+    judged: &mut impl FnMut(&Judgement),
+) {
+    let n = inputs.len();
+    if chunk.staged.is_empty() {
+        engine.process_batch_each(inputs, judged);
+    } else {
+        engine.process_staged(rules, inputs, chunk.staged.slice(*done..*done + n), judged);
+    }
+    *done += n;
+    inputs.clear();
 }
 
 fn stop_note(e: &CaptureError) -> (u64, String) {
