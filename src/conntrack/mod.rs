@@ -442,7 +442,7 @@ impl Conntrack {
     }
 
     /// Canonicalises and hashes a packet's key.
-    #[inline]
+    #[inline(always)]
     pub fn prepare(&self, k: &FlowKey) -> Prepared {
         match (k.src, k.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {

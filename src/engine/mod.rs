@@ -243,6 +243,20 @@ struct NewFlow {
     unopenable: bool,
 }
 
+/// How the conntrack stage settled a packet the rules need not decide as a
+/// new flow.
+#[derive(Debug, Clone, Copy)]
+enum Settled {
+    /// Of a tracked flow.
+    Established,
+    /// An ICMP error quoting a tracked flow.
+    Related,
+    /// TCP that cannot open a flow, where no flow is untracked.
+    Invalid,
+    /// Of a flow only some of its ends track: the others judge it.
+    Partly(Ends),
+}
+
 /// The data plane's decision core.
 pub struct Engine {
     rules: Arc<Ruleset>,
@@ -566,7 +580,7 @@ impl Engine {
                     let e = self.rules_stage(p, decided);
                     self.open(p, &e, new, key.map(|k| &k.0), now)
                 }
-                Err(j) => j,
+                Err(settled) => self.settled(p, settled),
             },
         };
         self.remember(p, j.verdict, now);
@@ -658,9 +672,12 @@ impl Engine {
     /// TCP that cannot open a flow is `invalid`, an ICMP error quoting a
     /// tracked flow passes (`related`); anything else is a new flow for the
     /// rules.
-    // A judgement is 136 bytes since it carries the ACL decision; these
-    // stages return it by value on purpose (no allocation per packet).
-    #[allow(clippy::result_large_err)]
+    ///
+    /// It says how it settled a packet ([`Settled`]) rather than returning
+    /// the judgement: a `Result` holding a judgement lives in memory, and
+    /// the new flow read back from it as one word right after it was
+    /// written byte by byte stalled every new flow (the load cannot be
+    /// forwarded from the stores; a tenth of the judging thread on a scan).
     #[inline]
     fn conntrack_stage(
         &mut self,
@@ -668,14 +685,14 @@ impl Engine {
         key: Option<&(Prepared, Class)>,
         frame: &[u8],
         now: Nanos,
-    ) -> Result<NewFlow, Judgement> {
+    ) -> Result<NewFlow, Settled> {
         let Some(&(ref prepared, class)) = key else {
             return self.related(p, frame, now);
         };
         match self.conntrack.track(prepared, class, now) {
-            Outcome::Tracked => Err(Judgement::of(*p, Verdict::Allow, Reason::Established)),
-            Outcome::Partly(ends) => Err(self.untracked_ends(p, ends)),
-            Outcome::Invalid => Err(Judgement::of(*p, Verdict::Deny, Reason::Invalid)),
+            Outcome::Tracked => Err(Settled::Established),
+            Outcome::Partly(ends) => Err(Settled::Partly(ends)),
+            Outcome::Invalid => Err(Settled::Invalid),
             outcome => {
                 let opening = match class {
                     Class::Tcp { flags } => tcp::open(flags).is_some(),
@@ -686,7 +703,7 @@ impl Engine {
                 // Without untracked flows there is nothing the rules could
                 // let through.
                 if unopenable && !self.aws_tracking {
-                    return Err(Judgement::of(*p, Verdict::Deny, Reason::Invalid));
+                    return Err(Settled::Invalid);
                 }
                 Ok(NewFlow {
                     class,
@@ -694,6 +711,16 @@ impl Engine {
                     unopenable,
                 })
             }
+        }
+    }
+
+    /// The judgement of a packet the conntrack stage settled.
+    fn settled(&mut self, p: &IpPacket, settled: Settled) -> Judgement {
+        match settled {
+            Settled::Established => Judgement::of(*p, Verdict::Allow, Reason::Established),
+            Settled::Related => Judgement::of(*p, Verdict::Allow, Reason::Related),
+            Settled::Invalid => Judgement::of(*p, Verdict::Deny, Reason::Invalid),
+            Settled::Partly(ends) => self.untracked_ends(p, ends),
         }
     }
 
@@ -727,7 +754,7 @@ impl Engine {
     // A judgement is 136 bytes since it carries the ACL decision; these
     // stages return it by value on purpose (no allocation per packet).
     #[allow(clippy::result_large_err)]
-    fn related(&mut self, p: &IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Judgement> {
+    fn related(&mut self, p: &IpPacket, frame: &[u8], now: Nanos) -> Result<NewFlow, Settled> {
         if let Some(q) = p.quoted(frame).filter(|q| q.src == p.dst) {
             let zone = self.rules.policy.zone_of(
                 p.tunnel.and_then(|t| self.rules.policy.tunnel_zone(&t)),
@@ -744,7 +771,7 @@ impl Engine {
             };
             let prepared = self.conntrack.prepare(&k);
             if self.conntrack.is_tracked(&prepared, now) {
-                return Err(Judgement::of(*p, Verdict::Allow, Reason::Related));
+                return Err(Settled::Related);
             }
         }
         Ok(NewFlow {

@@ -30,7 +30,7 @@ pub fn dispatch_hash(link: LinkType, data: &[u8], opts: ParseOptions) -> u64 {
     };
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let mut h = foldhash::fast::FixedState::with_seed(0x0053_4750_4c41_4e45).build_hasher();
-    h.write_u64(p.tunnel.and_then(|t| t.zone).unwrap_or(0));
+    h.write_u64(p.tunnel.as_ref().and_then(|t| t.zone).unwrap_or(0));
     write_addr(&mut h, lo);
     write_addr(&mut h, hi);
     h.finish()

@@ -733,7 +733,7 @@ impl Policy {
     /// addresses give ([`Policy::zone_of`]).
     #[inline]
     pub fn packet_zone(&self, p: &IpPacket) -> Option<ZoneId> {
-        let tunnel = p.tunnel.and_then(|t| self.tunnel_zone(&t));
+        let tunnel = p.tunnel.as_ref().and_then(|t| self.tunnel_zone(t));
         self.zone_of(tunnel, p.src, p.dst)
     }
 
