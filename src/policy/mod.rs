@@ -734,7 +734,13 @@ impl Policy {
     #[inline]
     pub fn packet_zone(&self, p: &IpPacket) -> Option<ZoneId> {
         let tunnel = p.tunnel.as_ref().and_then(|t| self.tunnel_zone(t));
-        self.zone_of(tunnel, p.src, p.dst)
+        if tunnel.is_some() || !self.topology.spaced() {
+            return tunnel;
+        }
+        // As `zone_of`, the addresses copied only here: a packet just
+        // parsed has them written field by field, and a wider copy of them
+        // waits for those stores (`zone_of`'s arguments were copied first).
+        self.topology.space_of(p.src, p.dst)
     }
 
     /// Judges every packet without a GWLB zone in this VPC (`--vpc`).

@@ -17,7 +17,7 @@ mod parse;
 mod quoted;
 mod tunnel;
 
-pub use self::parse::{parse, parse_general, parse_geneve};
+pub use self::parse::{fast_ipv4, fast_ipv6, parse, parse_general, parse_geneve};
 pub use self::quoted::is_icmp_error;
 pub use self::tunnel::{geneve_return, Encap, OuterEnds, Tunnel, OUTER_HEADERS_MAX};
 /// The Internet checksum, where it was before [`crate::wire::checksum`].

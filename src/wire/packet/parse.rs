@@ -122,7 +122,7 @@ pub fn parse_geneve(
 /// for anything else, including anything malformed: the general parser then
 /// decides, so both paths always agree (`tests::fast_path_agrees`).
 #[inline]
-fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
+pub fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
     const IP: usize = ethernet::HEADER_LEN;
     const L4: usize = IP + ipv4::HEADER_LEN;
     if d.len() < L4 + udp::HEADER_LEN
@@ -157,7 +157,7 @@ fn fast_ipv4(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> 
 /// extension headers, TCP or UDP (not a tunnel); `None` for anything else.
 /// A scan of IPv6 addresses spent a tenth of its time in the general parser.
 #[inline]
-fn fast_ipv6(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
+pub fn fast_ipv6(d: &[u8], orig_len: usize, opts: ParseOptions) -> Option<IpPacket> {
     const IP: usize = ethernet::HEADER_LEN;
     const L4: usize = IP + ipv6::HEADER_LEN;
     if d.len() < L4 + udp::HEADER_LEN || read_u16(d, ethernet::field::ETHERTYPE) != ether_type::IPV6
