@@ -104,6 +104,11 @@ impl FlowLogOut {
     }
 }
 
+/// How many packets ahead the summary's counters for a packet are fetched
+/// into the cache: about the time a packet takes to judge and count, in
+/// packets, for a second-level-cache load.
+const PREFETCH_AHEAD: usize = 4;
+
 /// The summary and every output a replay was asked for.
 pub(super) struct Sinks<'o> {
     out: &'o Outputs,
@@ -232,6 +237,9 @@ impl<'o> Sinks<'o> {
         let Some(p) = rec.packet else { return Ok(()) };
         if p.link.is_none() {
             self.report.unsupported_link(p.linktype);
+        }
+        if let Some(Some(later)) = ahead.as_slice().get(PREFETCH_AHEAD) {
+            self.report.prefetch_denied(later);
         }
         let a = ahead.next().and_then(Option::as_ref);
         self.report.observe_ahead(j, p.ts, policy, a);
