@@ -33,8 +33,9 @@
 //! `unsafe` is denied but where a module says why it needs it: the system
 //! calls and the memory shared with the kernel in [`io`] (and SSE2 byte
 //! compares of flow-log lines), the AVX2 lookups in [`classify`], a
-//! prefetch and `madvise` in [`conntrack`], a prefetch of the flow-log
-//! judgement memo in [`replay`].
+//! prefetch and `madvise` in [`conntrack`], and the one function that
+//! asks for a cache line ahead of a read, [`base::prefetch`] (replay's
+//! flow-log judgement memo and denied-flow counters).
 // The modules' documentation walks through their private stages and parts
 // by name; `cargo doc --document-private-items` makes those links.
 #![allow(rustdoc::private_intra_doc_links)]

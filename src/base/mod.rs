@@ -251,6 +251,22 @@ pub fn parse_zone(s: &str) -> Result<ZoneId, BadZone> {
     s.parse::<ZoneName>().map(|z| z.0)
 }
 
+/// Asks for the cache line holding `r` ahead of a read of it: a hint,
+/// which neither reads nor faults (nothing on targets other than x86-64).
+#[inline(always)]
+#[allow(unsafe_code)] // the prefetch intrinsic (SAFETY below)
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the pointer is to a live `T`, and a prefetch neither reads
+    // nor faults.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch(std::ptr::from_ref(r).cast::<i8>(), _MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,22 +188,12 @@ impl<K: Hash + Eq + Clone, V> SpaceSaving<K, V> {
     /// ahead of [`SpaceSaving::observe_hashed`] with that hash.
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        let (Some(slot), Some(bucket)) = (
-            self.index.get(hash as usize & (self.index.len() - 1)),
-            self.filter.get(self.bucket(hash)),
-        ) else {
-            return;
-        };
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the pointers are to elements of `index` and `filter`, and
-        // a prefetch neither reads nor faults.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch(std::ptr::from_ref(slot).cast::<i8>(), _MM_HINT_T0);
-            _mm_prefetch(std::ptr::from_ref(bucket).cast::<i8>(), _MM_HINT_T0);
+        if let Some(slot) = self.index.get(hash as usize & (self.index.len() - 1)) {
+            crate::base::prefetch(slot);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (slot, bucket);
+        if let Some(bucket) = self.filter.get(self.bucket(hash)) {
+            crate::base::prefetch(bucket);
+        }
     }
 
     /// Adds one to the count at position `p`, keeping the counts sorted.

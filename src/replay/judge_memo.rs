@@ -290,16 +290,8 @@ impl<K: Copy + PartialEq> Places<K> {
         let (Some(keys), Some(judgements)) = (self.keys.get(set), self.judgements.get(set)) else {
             return;
         };
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the pointers are to elements of `keys` and `judgements`,
-        // and a prefetch neither reads nor faults.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch(std::ptr::from_ref(keys).cast::<i8>(), _MM_HINT_T0);
-            _mm_prefetch(std::ptr::from_ref(judgements).cast::<i8>(), _MM_HINT_T0);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (keys, judgements);
+        crate::base::prefetch(keys);
+        crate::base::prefetch(judgements);
     }
 
     fn clear(&mut self) {

@@ -13,9 +13,7 @@
 pub mod compare;
 mod distinct;
 pub mod flowlogs;
-#[allow(unsafe_code)] // a prefetch of a counter's places (SAFETY there)
 mod heavy;
-#[allow(unsafe_code)] // a prefetch of a record's places (SAFETY there)
 mod judge_memo;
 mod report;
 mod sinks;
