@@ -2,7 +2,10 @@
 # sgplane replay vs. tcpdump on the traffic mixes of examples/traffic_mix.rs,
 # side by side in one run.
 #
-#   benches/replay-mixes.sh [PACKETS] [RUNS] [--v6]
+#   benches/replay-mixes.sh [PACKETS] [RUNS] [--v6] [--vlan]
+#
+# (`--v6`: the policy's IPv6 addresses; `--vlan`: every frame 802.1Q-tagged,
+# as on a trunk port, which takes the parser off its fast path.)
 #
 # Writes the four mixes (allowed HTTPS, a port scan, unknown addresses, and
 # 70/20/10 of the three) of PACKETS packets each (default 1,000,000) to a
@@ -23,12 +26,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-memory=0; v6=""; flowlog=0; pos=()
+memory=0; v6=""; vlan=""; flowlog=0; pos=()
 for a in "$@"; do
   case "$a" in
     --memory) memory=1 ;;
     --flow-log) flowlog=1 ;;
     --v6) v6="--v6" ;;
+    --vlan) vlan="--vlan" ;;
     *) pos+=("$a") ;;
   esac
 done
@@ -57,7 +61,7 @@ measure() {
 
 if [ "$memory" = 1 ]; then
   packets=${pos[0]:-10000000}
-  "$gen" scan "$dir/scan.pcap" "$packets" $v6 2>/dev/null
+  "$gen" scan "$dir/scan.pcap" "$packets" $v6 $vlan 2>/dev/null
   extra=()
   [ "$flowlog" = 1 ] && extra=(--flow-log "$dir/flows.log")
   read -r t kb < <(measure "$sg" replay "$dir/scan.pcap" "${extra[@]}")
@@ -75,7 +79,7 @@ runs=${pos[1]:-5}
 printf 'mix       packets  tcpdump best  sgplane best  ratio  (rounds)     sgplane peak RSS\n'
 for mix in allowed scan unknown mixed; do
   cap=$dir/$mix.pcap
-  "$gen" "$mix" "$cap" "$packets" $v6 2>/dev/null
+  "$gen" "$mix" "$cap" "$packets" $v6 $vlan 2>/dev/null
   cat "$cap" >/dev/null
   bt=""; bs=""; ratios=(); rss=0
   for _ in $(seq "$runs"); do

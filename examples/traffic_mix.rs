@@ -14,10 +14,12 @@
 //!   interleaved in time.
 //!
 //! ```text
-//! cargo run --release --example traffic_mix -- MIX OUT.pcap [PACKETS] [--v6]
+//! cargo run --release --example traffic_mix -- MIX OUT.pcap [PACKETS] [--v6] [--vlan]
 //! ```
 //!
-//! PACKETS defaults to 1,000,000; `--v6` uses the policy's IPv6 addresses.
+//! PACKETS defaults to 1,000,000; `--v6` uses the policy's IPv6 addresses;
+//! `--vlan` tags every frame 802.1Q (VLAN 100), as a capture on a trunk
+//! port has them (frames replay's parser takes off its fast path).
 //! Deterministic: the same arguments give the same bytes.
 
 use std::cmp::Reverse;
@@ -193,13 +195,14 @@ fn packets_of(kind: Kind) -> u64 {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: traffic_mix allowed|scan|unknown|mixed OUT.pcap [PACKETS] [--v6]");
+    eprintln!("usage: traffic_mix allowed|scan|unknown|mixed OUT.pcap [PACKETS] [--v6] [--vlan]");
     std::process::exit(2);
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let v6 = args.iter().any(|a| a == "--v6");
+    let vlan = args.iter().any(|a| a == "--vlan");
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let (Some(mix), Some(path)) = (pos.first(), pos.get(1)) else {
         usage()
@@ -245,7 +248,11 @@ fn main() {
             if *t > until {
                 break;
             }
-            let Reverse((t, _, frame)) = pending.pop().expect("peeked");
+            let Reverse((t, _, mut frame)) = pending.pop().expect("peeked");
+            if vlan {
+                // After the two MAC addresses: TPID 0x8100, VLAN 100.
+                frame.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+            }
             let p = PcapPacket::new(Duration::from_nanos(t), frame.len() as u32, &frame);
             w.write_packet(&p).expect("write a packet");
             written += 1;
