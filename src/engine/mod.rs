@@ -109,7 +109,10 @@ trait Arrival {
     fn parse(&self, opts: ParseOptions) -> Result<Frame, ParseError>;
     /// [`Arrival::parse`] in three steps, each packet written where it
     /// goes (see [`stage`]): the IPv4 fast path, the IPv6 one, and the
-    /// parse of a frame neither takes.
+    /// parse of a frame neither takes. This repeats `parse`'s order of
+    /// paths on purpose: a `parse` handing its result to a closure from
+    /// each path was tried, and the compiler merged the three calls back
+    /// into one, the stall with them.
     fn fast_ipv4(&self, _opts: ParseOptions) -> Option<IpPacket> {
         None
     }

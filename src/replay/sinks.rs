@@ -223,18 +223,17 @@ impl<'o> Sinks<'o> {
         j: &Judgement,
         policy: &Policy,
     ) -> Result<()> {
-        let rec = loop {
+        let (rec, p) = loop {
             let Some(info) = records.next() else {
                 debug_assert!(false, "a judgement for every packet record");
                 return Ok(());
             };
             let rec = info.resolve(buf);
-            if rec.packet.is_some() {
-                break rec;
+            match rec.packet {
+                Some(p) => break (rec, p),
+                None => self.block(rec.raw)?,
             }
-            self.block(rec.raw)?;
         };
-        let Some(p) = rec.packet else { return Ok(()) };
         if p.link.is_none() {
             self.report.unsupported_link(p.linktype);
         }
